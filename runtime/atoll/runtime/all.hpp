@@ -1,0 +1,10 @@
+// Umbrella header of atl::runtime.
+#pragma once
+
+#include "atoll/runtime/atoms.hpp"
+#include "atoll/runtime/error.hpp"
+#include "atoll/runtime/reactor.hpp"
+#include "atoll/runtime/span.hpp"
+#include "atoll/runtime/supervisor.hpp"
+#include "atoll/runtime/telemetry.hpp"
+#include "atoll/runtime/types.hpp"

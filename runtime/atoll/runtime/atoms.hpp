@@ -1,0 +1,38 @@
+// Message atoms of Atoll's actor protocols (CAF 0.17 atom constants).
+#pragma once
+
+#include <caf/atom.hpp>
+
+namespace atl {
+
+// -- supervisor protocol --------------------------------------------------------
+
+/// `which_children` request: replies `std::vector<child_info>`.
+using which_children_atom = caf::atom_constant<caf::atom("whichchld")>;
+/// `count_children` request: replies `child_counts`.
+using count_children_atom = caf::atom_constant<caf::atom("countchld")>;
+/// `start_child` request: replies the new child's `caf::actor` or an error.
+using start_child_atom = caf::atom_constant<caf::atom("startchld")>;
+/// `terminate_child` request: replies `caf::unit` or an error.
+using terminate_child_atom = caf::atom_constant<caf::atom("termchld")>;
+/// `restart_child` request: replies the new child's `caf::actor` or an error.
+using restart_child_atom = caf::atom_constant<caf::atom("restchld")>;
+/// `delete_child` request: replies `caf::unit` or an error.
+using delete_child_atom = caf::atom_constant<caf::atom("delchld")>;
+/// Replies once the supervisor started all its initial children (or failed).
+using await_started_atom = caf::atom_constant<caf::atom("awaitstart")>;
+/// Asks a supervisor to stop all children (reverse order) and exit.
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+/// `tree` request: replies a recursive `tree_node` snapshot.
+using tree_atom = caf::atom_constant<caf::atom("tree")>;
+/// Internal: shutdown timer of a terminating child.
+using shutdown_timer_atom = caf::atom_constant<caf::atom("shuttimer")>;
+/// Internal: retry a restart that failed.
+using try_again_atom = caf::atom_constant<caf::atom("tryagain")>;
+
+// -- reactor --------------------------------------------------------------------
+
+/// `(socket_ready_atom, fd, events, token)`: the registered fd is ready.
+using socket_ready_atom = caf::atom_constant<caf::atom("sockready")>;
+
+} // namespace atl

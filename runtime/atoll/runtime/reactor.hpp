@@ -1,0 +1,113 @@
+// The reactor: epoll poller threads that turn file-descriptor readiness into
+// `socket_ready` messages to the owning actor.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include <caf/actor_control_block.hpp>
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+namespace atl {
+
+/// Interest and event bits (numerically equal to epoll's).
+namespace io_events {
+/// The fd is readable (or a listen socket has a pending connection).
+inline constexpr uint32_t readable = 0x001;
+/// The fd is writable.
+inline constexpr uint32_t writable = 0x004;
+/// An error condition is pending (always reported).
+inline constexpr uint32_t error = 0x008;
+/// The peer hung up (always reported).
+inline constexpr uint32_t hangup = 0x010;
+/// The peer shut down its writing half.
+inline constexpr uint32_t peer_shutdown = 0x2000;
+} // namespace io_events
+
+/// Identifies one registration of an fd: the fd and a generation token that
+/// is unique for the reactor's lifetime. Events carry both; an event whose
+/// token no longer matches the fd's current registration is dropped, so a
+/// stale event never reaches the owner of a reused fd number.
+struct fd_registration {
+  /// The registered file descriptor, -1 if none.
+  int fd = -1;
+  /// The registration's generation token, 0 if none.
+  uint32_t token = 0;
+
+  /// True if this denotes a registration.
+  explicit operator bool() const noexcept {
+    return fd >= 0 && token != 0;
+  }
+};
+
+/// A set of epoll poller threads. A poller never runs user code: for a ready
+/// fd it sends `(socket_ready_atom, int fd, uint32_t events, uint32_t token)`
+/// to the fd's owner with normal priority. Interest is one-shot: after an
+/// event the fd stays silent until its owner calls `rearm`, which mirrors
+/// Erlang's `{active, once}` and gives per-connection back-pressure.
+///
+/// All member functions are thread-safe. The reactor holds a strong
+/// reference to each owner only while the fd is registered; owners must call
+/// `remove` before closing the fd. Destroying the last `shared_ptr` stops the
+/// pollers (joining them unless it happens on a poller thread itself).
+class reactor {
+public:
+  /// Construction options.
+  struct options {
+    /// Number of poller threads (each with its own epoll instance); fds are
+    /// spread over them by fd number.
+    size_t num_pollers = 1;
+  };
+
+  /// Creates a reactor and starts its pollers. Errors:
+  /// `errc::reactor_unavailable` (epoll_create1 / eventfd / thread failure).
+  static caf::expected<std::shared_ptr<reactor>> make(options opts);
+
+  /// Creates a reactor with default options.
+  static caf::expected<std::shared_ptr<reactor>> make();
+
+  /// Returns the process-wide shared reactor, creating it on first use; it
+  /// lives as long as someone holds it. Errors as `make`.
+  static caf::expected<std::shared_ptr<reactor>> shared();
+
+  ~reactor();
+
+  reactor(const reactor&) = delete;
+  reactor& operator=(const reactor&) = delete;
+
+  /// Registers `fd` for `owner` with one-shot `interest`
+  /// (`io_events::readable` and/or `io_events::writable`). Errors:
+  /// `errc::registration_failed` (fd already registered, epoll_ctl failed),
+  /// `errc::reactor_unavailable` (stopped).
+  caf::expected<fd_registration> add(int fd, caf::strong_actor_ptr owner, uint32_t interest);
+
+  /// Re-enables the one-shot interest of a registration. Errors:
+  /// `errc::registration_failed` (stale registration or epoll_ctl failed).
+  caf::error rearm(const fd_registration& reg, uint32_t interest);
+
+  /// Removes a registration (no-op if it is stale). After it returns, no new
+  /// event for it is sent; one already in the owner's mailbox may remain and
+  /// is recognized by its token. Call it before closing the fd.
+  void remove(const fd_registration& reg);
+
+  /// Number of currently registered fds.
+  size_t size() const;
+
+  /// Number of poller threads.
+  size_t num_pollers() const noexcept;
+
+  /// Stops the pollers and drops all registrations. Idempotent.
+  void stop();
+
+  /// Opaque implementation shared with the poller threads.
+  struct core;
+
+private:
+  explicit reactor(std::shared_ptr<core> impl);
+
+  std::shared_ptr<core> core_;
+};
+
+} // namespace atl

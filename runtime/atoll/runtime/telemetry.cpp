@@ -1,0 +1,142 @@
+#include "atoll/runtime/telemetry.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include <fmt/format.h>
+
+namespace atl::telemetry {
+
+std::string to_string(const value& x) {
+  struct visitor {
+    std::string operator()(std::monostate) const {
+      return "nil";
+    }
+    std::string operator()(bool v) const {
+      return v ? "true" : "false";
+    }
+    std::string operator()(int64_t v) const {
+      return std::to_string(v);
+    }
+    std::string operator()(uint64_t v) const {
+      return std::to_string(v);
+    }
+    std::string operator()(double v) const {
+      return fmt::format("{}", v);
+    }
+    std::string operator()(const std::string& v) const {
+      return v;
+    }
+  };
+  return std::visit(visitor{}, x);
+}
+
+std::string to_string(const event_name& name) {
+  std::string out;
+  for (const auto& part : name) {
+    if (!out.empty())
+      out += '.';
+    out += part;
+  }
+  return out;
+}
+
+fields& fields::set(std::string key, value val) {
+  for (auto& kv : items_) {
+    if (kv.first == key) {
+      kv.second = std::move(val);
+      return *this;
+    }
+  }
+  items_.emplace_back(std::move(key), std::move(val));
+  return *this;
+}
+
+const value* fields::find(const std::string& key) const noexcept {
+  for (const auto& kv : items_)
+    if (kv.first == key)
+      return &kv.second;
+  return nullptr;
+}
+
+void fields::merge(const fields& other) {
+  for (const auto& kv : other.items_)
+    set(kv.first, kv.second);
+}
+
+namespace {
+
+bool has_prefix(const event_name& name, const event_name& prefix) {
+  return prefix.size() <= name.size() && std::equal(prefix.begin(), prefix.end(), name.begin());
+}
+
+} // namespace
+
+std::shared_ptr<const bus::table> bus::snapshot() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return table_;
+}
+
+subscription bus::attach(event_name prefix, handler fn) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto copy = std::make_shared<table>(*table_);
+  auto id = next_id_++;
+  copy->push_back(entry{id, std::move(prefix), std::make_shared<handler>(std::move(fn))});
+  table_ = std::move(copy);
+  active_.store(table_->size(), std::memory_order_relaxed);
+  return id;
+}
+
+bool bus::detach(subscription id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto copy = std::make_shared<table>(*table_);
+  auto i = std::find_if(copy->begin(), copy->end(), [id](const entry& e) { return e.id == id; });
+  if (i == copy->end())
+    return false;
+  copy->erase(i);
+  table_ = std::move(copy);
+  active_.store(table_->size(), std::memory_order_relaxed);
+  return true;
+}
+
+bool bus::enabled(const event_name& name) const {
+  if (!enabled())
+    return false;
+  auto tbl = snapshot();
+  return std::any_of(tbl->begin(), tbl->end(),
+                     [&](const entry& e) { return has_prefix(name, e.prefix); });
+}
+
+void bus::emit(event_name name, fields measurements, fields metadata) const {
+  if (!enabled())
+    return;
+  auto tbl = snapshot();
+  const event ev{std::move(name), std::move(measurements), std::move(metadata)};
+  for (const auto& e : *tbl) {
+    if (!has_prefix(ev.name, e.prefix))
+      continue;
+    try {
+      (*e.fn)(ev);
+    } catch (...) {
+      // A faulty subscriber must not break the emitter (often an actor).
+    }
+  }
+}
+
+const std::shared_ptr<bus>& default_bus() {
+  static const std::shared_ptr<bus> instance = std::make_shared<bus>();
+  return instance;
+}
+
+int64_t monotonic_time() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+uint64_t make_span_context() noexcept {
+  static std::atomic<uint64_t> next{0};
+  return ++next;
+}
+
+} // namespace atl::telemetry

@@ -1,0 +1,154 @@
+// The telemetry event bus: named events with measurements and metadata,
+// delivered synchronously to subscribers attached by event-name prefix.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace atl::telemetry {
+
+/// A measurement or metadata value.
+using value = std::variant<std::monostate, bool, int64_t, uint64_t, double, std::string>;
+
+/// Renders a value as text (strings verbatim, numbers in decimal).
+std::string to_string(const value& x);
+
+/// An ordered list of key/value pairs: an event's measurements or metadata.
+class fields {
+public:
+  fields() = default;
+
+  /// Builds fields from `{{"key", value}, ...}`.
+  fields(std::initializer_list<std::pair<std::string, value>> init) : items_(init) {
+  }
+
+  /// Sets `key` (replacing an existing value).
+  fields& set(std::string key, value val);
+
+  /// Returns the value of `key`, or nullptr.
+  const value* find(const std::string& key) const noexcept;
+
+  /// True if `key` is present.
+  bool contains(const std::string& key) const noexcept {
+    return find(key) != nullptr;
+  }
+
+  /// Returns the value of `key` as T, or `fallback` if absent or of another type.
+  template <class T>
+  T get_or(const std::string& key, T fallback) const {
+    if (auto ptr = find(key))
+      if (auto typed = std::get_if<T>(ptr))
+        return *typed;
+    return fallback;
+  }
+
+  /// Appends all pairs of `other` (replacing duplicates).
+  void merge(const fields& other);
+
+  /// The pairs in insertion order.
+  const std::vector<std::pair<std::string, value>>& items() const noexcept {
+    return items_;
+  }
+
+  /// Number of pairs.
+  size_t size() const noexcept {
+    return items_.size();
+  }
+
+private:
+  std::vector<std::pair<std::string, value>> items_;
+};
+
+/// An event name such as `{"atoll", "connection", "start"}`.
+using event_name = std::vector<std::string>;
+
+/// Joins an event name with dots: "atoll.connection.start".
+std::string to_string(const event_name& name);
+
+/// One emitted event.
+struct event {
+  /// Its name.
+  event_name name;
+  /// Numbers describing it (e.g. monotonic_time, duration, byte counters).
+  fields measurements;
+  /// Context (e.g. telemetry_span_context, remote_address, error).
+  fields metadata;
+};
+
+/// A subscriber callback. It runs synchronously on the emitting thread (often
+/// an actor's scheduler thread): keep it short and never block in it.
+using handler = std::function<void(const event&)>;
+
+/// Identifies an attached subscriber.
+using subscription = uint64_t;
+
+/// The event bus. Emitting costs one relaxed atomic load when nobody listens;
+/// callers check `enabled()` before they build an event's fields. Attaching
+/// and detaching are safe at any time from any thread, also while events are
+/// emitted; a detached handler is not called after `detach` returns unless an
+/// emit already in progress on another thread holds it.
+class bus {
+public:
+  bus() = default;
+  bus(const bus&) = delete;
+  bus& operator=(const bus&) = delete;
+
+  /// Attaches `fn` to every event whose name starts with `prefix` (an empty
+  /// prefix matches all events). Returns the subscription's id.
+  subscription attach(event_name prefix, handler fn);
+
+  /// Detaches a subscription. Returns false if it was not attached.
+  bool detach(subscription id);
+
+  /// True if any subscriber is attached (one atomic load).
+  bool enabled() const noexcept {
+    return active_.load(std::memory_order_relaxed) != 0;
+  }
+
+  /// True if a subscriber's prefix matches `name`.
+  bool enabled(const event_name& name) const;
+
+  /// Delivers an event to every matching subscriber, in attach order.
+  /// Exceptions thrown by subscribers are caught and dropped.
+  void emit(event_name name, fields measurements, fields metadata) const;
+
+  /// Number of attached subscribers.
+  size_t size() const noexcept {
+    return active_.load(std::memory_order_relaxed);
+  }
+
+private:
+  struct entry {
+    subscription id;
+    event_name prefix;
+    std::shared_ptr<handler> fn;
+  };
+  using table = std::vector<entry>;
+
+  std::shared_ptr<const table> snapshot() const;
+
+  mutable std::mutex mtx_;
+  std::shared_ptr<const table> table_ = std::make_shared<const table>();
+  std::atomic<size_t> active_{0};
+  subscription next_id_ = 1;
+};
+
+/// The process-wide default bus, used by servers unless their options name
+/// another. Never null.
+const std::shared_ptr<bus>& default_bus();
+
+/// Nanoseconds on the monotonic clock (telemetry's `monotonic_time`).
+int64_t monotonic_time() noexcept;
+
+/// A fresh process-unique span context id (never 0).
+uint64_t make_span_context() noexcept;
+
+} // namespace atl::telemetry

@@ -1,0 +1,83 @@
+#include "atoll/runtime/types.hpp"
+
+#include <caf/actor_system_config.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace atl {
+
+std::string to_string(restart_type x) {
+  switch (x) {
+    case restart_type::permanent: return "permanent";
+    case restart_type::transient: return "transient";
+    case restart_type::temporary: return "temporary";
+  }
+  return "?";
+}
+
+std::string to_string(child_type x) {
+  return x == child_type::supervisor ? "supervisor" : "worker";
+}
+
+namespace {
+
+void format_node(const tree_node& node, const std::string& prefix, bool last,
+                 bool root, std::string& out) {
+  std::string line = root ? std::string{} : prefix + (last ? "└─ " : "├─ ");
+  line += node.role;
+  line += fmt::format("  <{}, {}>", to_string(node.type), to_string(node.restart));
+  if (node.running)
+    line += fmt::format("  #{}", node.id);
+  else
+    line += "  (not running)";
+  if (node.restart_count > 0)
+    line += fmt::format("  restarts={}", node.restart_count);
+  out += line;
+  out += '\n';
+  auto child_prefix = root ? std::string{} : prefix + (last ? "   " : "│  ");
+  for (size_t i = 0; i < node.children.size(); ++i)
+    format_node(node.children[i], child_prefix, i + 1 == node.children.size(),
+                false, out);
+}
+
+nlohmann::ordered_json node_to_json(const tree_node& node) {
+  nlohmann::ordered_json j;
+  j["role"] = node.role;
+  j["id"] = node.id;
+  j["type"] = to_string(node.type);
+  j["restart"] = to_string(node.restart);
+  j["restart_count"] = node.restart_count;
+  j["running"] = node.running;
+  auto children = nlohmann::ordered_json::array();
+  for (const auto& child : node.children)
+    children.push_back(node_to_json(child));
+  j["children"] = std::move(children);
+  return j;
+}
+
+} // namespace
+
+std::string format_tree(const tree_node& root) {
+  std::string out;
+  format_node(root, {}, true, true, out);
+  return out;
+}
+
+std::string tree_to_json(const tree_node& root, int indent) {
+  return node_to_json(root).dump(indent);
+}
+
+size_t tree_size(const tree_node& root) {
+  size_t n = 1;
+  for (const auto& child : root.children)
+    n += tree_size(child);
+  return n;
+}
+
+void register_runtime_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<child_info>("atl::child_info");
+  cfg.add_message_type<child_counts>("atl::child_counts");
+  cfg.add_message_type<tree_node>("atl::tree_node");
+}
+
+} // namespace atl

@@ -1,0 +1,117 @@
+// Value types of the supervision protocol: restart/child types, child
+// information, counts and the recursive tree snapshot.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+#include <caf/meta/type_name.hpp>
+
+namespace atl {
+
+/// When a terminated child is restarted (OTP's restart types).
+enum class restart_type : uint8_t {
+  /// Always restarted.
+  permanent,
+  /// Restarted only after an abnormal exit.
+  transient,
+  /// Never restarted; its spec is dropped when it terminates.
+  temporary,
+};
+
+/// Whether a child is a worker or itself a supervisor. Supervisor children
+/// answer the supervisor protocol (tree snapshots, start acknowledgement).
+enum class child_type : uint8_t { worker, supervisor };
+
+/// Returns "permanent", "transient" or "temporary".
+std::string to_string(restart_type x);
+
+/// Returns "worker" or "supervisor".
+std::string to_string(child_type x);
+
+/// One child as reported by `which_children`.
+struct child_info {
+  /// The child spec's id (dynamic children: the template's id).
+  std::string id;
+  /// The running actor, or an invalid handle if the child is not running.
+  caf::actor handle;
+  /// Worker or supervisor.
+  child_type type = child_type::worker;
+  /// The child's restart type.
+  restart_type restart = restart_type::permanent;
+  /// How often the supervisor restarted this child.
+  uint32_t restart_count = 0;
+};
+
+/// Serializes a `child_info` (CAF inspection; also gives `deep_to_string`).
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, child_info& x) {
+  return f(caf::meta::type_name("child_info"), x.id, x.handle, x.type, x.restart,
+           x.restart_count);
+}
+
+/// Child counts as reported by `count_children` (OTP's count_children).
+struct child_counts {
+  /// Number of child specs (dynamic supervisors: number of children).
+  uint32_t specs = 0;
+  /// Number of running children.
+  uint32_t active = 0;
+  /// Number of children of type supervisor.
+  uint32_t supervisors = 0;
+  /// Number of children of type worker.
+  uint32_t workers = 0;
+};
+
+/// Serializes a `child_counts`.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, child_counts& x) {
+  return f(caf::meta::type_name("child_counts"), x.specs, x.active, x.supervisors,
+           x.workers);
+}
+
+/// A recursive snapshot of a supervision tree, produced by any Atoll
+/// supervisor on a `tree_atom` request. Plain data: it can be printed,
+/// exported as JSON and sent across CAF nodes.
+struct tree_node {
+  /// Role name: the child id in the parent (root: the supervisor's name).
+  std::string role;
+  /// The actor's id, 0 when the child is not running.
+  caf::actor_id id = 0;
+  /// Worker or supervisor.
+  child_type type = child_type::worker;
+  /// Restart type in the parent (root: permanent).
+  restart_type restart = restart_type::permanent;
+  /// How often the parent restarted this child.
+  uint32_t restart_count = 0;
+  /// Whether the child is running.
+  bool running = false;
+  /// Children, in the supervisor's order (supervisors only).
+  std::vector<tree_node> children;
+};
+
+/// Serializes a `tree_node` recursively.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tree_node& x) {
+  return f(caf::meta::type_name("tree_node"), x.role, x.id, x.type, x.restart,
+           x.restart_count, x.running, x.children);
+}
+
+/// Renders a snapshot as an indented, human-readable tree, one node per line:
+/// `role  <type, restart>  #actor-id  restarts=N`. Thread-safe.
+std::string format_tree(const tree_node& root);
+
+/// Renders a snapshot as a JSON document (nested objects with the fields of
+/// `tree_node`). Thread-safe.
+std::string tree_to_json(const tree_node& root, int indent = 2);
+
+/// Counts the nodes of a snapshot (the root included). Thread-safe.
+size_t tree_size(const tree_node& root);
+
+/// Registers the runtime's message types with a config (called by
+/// `atl::register_types`).
+void register_runtime_types(caf::actor_system_config& cfg);
+
+} // namespace atl

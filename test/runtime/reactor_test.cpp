@@ -1,0 +1,332 @@
+// Tests of the reactor with socketpairs: readiness delivered as messages,
+// one-shot re-arm, removal, 1,000 fds, fd reuse and shutdown.
+#include <boost/test/unit_test.hpp>
+
+#include <future>
+#include <set>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <caf/all.hpp>
+
+#include "atoll/runtime/all.hpp"
+#include "support/test_support.hpp"
+
+using namespace atl;
+using namespace atl::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct socket_pair {
+  int fds[2] = {-1, -1};
+
+  socket_pair() {
+    BOOST_REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds)
+                  == 0);
+  }
+
+  ~socket_pair() {
+    close_both();
+  }
+
+  void close_both() {
+    for (auto& fd : fds)
+      if (fd >= 0) {
+        ::close(fd);
+        fd = -1;
+      }
+  }
+
+  int reader() const {
+    return fds[0];
+  }
+
+  void poke() const {
+    char c = 'x';
+    BOOST_REQUIRE_EQUAL(::write(fds[1], &c, 1), 1);
+  }
+
+  void drain() const {
+    char buf[256];
+    while (::read(fds[0], buf, sizeof(buf)) > 0) {
+    }
+  }
+};
+
+struct ready_event {
+  int fd = -1;
+  uint32_t events = 0;
+  uint32_t token = 0;
+};
+
+/// Receives one socket_ready message, or nothing within `timeout`.
+std::optional<ready_event> next_ready(caf::scoped_actor& self,
+                                      std::chrono::milliseconds timeout) {
+  std::optional<ready_event> result;
+  self->receive(
+    [&](socket_ready_atom, int fd, uint32_t events, uint32_t token) {
+      result = ready_event{fd, events, token};
+    },
+    caf::after(timeout) >> [] {});
+  return result;
+}
+
+caf::strong_actor_ptr owner_of(caf::scoped_actor& self) {
+  return caf::actor_cast<caf::strong_actor_ptr>(self);
+}
+
+// A negative check needs a window; this one is short and only used to show
+// that something does NOT happen, right before showing that it then does.
+constexpr auto quiet_window = 150ms;
+
+/// A reactor, an owner and a socketpair whose reading end is registered.
+struct registered_pair {
+  std::shared_ptr<atl::reactor> r;
+  caf::scoped_actor self;
+  socket_pair sp;
+  fd_registration reg;
+
+  registered_pair(caf::actor_system& sys, uint32_t interest) : self(sys) {
+    auto made = atl::reactor::make();
+    BOOST_REQUIRE(made);
+    r = *made;
+    auto added = r->add(sp.reader(), owner_of(self), interest);
+    BOOST_REQUIRE(added);
+    reg = *added;
+  }
+
+  ~registered_pair() {
+    r->remove(reg);
+  }
+
+  std::optional<ready_event> next(std::chrono::milliseconds timeout = 5000ms) {
+    return next_ready(self, timeout);
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(reactor, system_fixture)
+
+BOOST_AUTO_TEST_CASE(readiness_is_delivered_to_the_owner) {
+  registered_pair rp{sys, io_events::readable};
+  BOOST_CHECK_EQUAL(rp.r->size(), 1u);
+  rp.sp.poke();
+  auto ev = rp.next();
+  BOOST_REQUIRE(ev);
+  BOOST_CHECK_EQUAL(ev->fd, rp.sp.reader());
+  BOOST_CHECK_EQUAL(ev->token, rp.reg.token);
+  BOOST_CHECK(ev->events & io_events::readable);
+  rp.r->remove(rp.reg);
+  BOOST_CHECK_EQUAL(rp.r->size(), 0u);
+}
+
+BOOST_AUTO_TEST_CASE(interest_is_one_shot_until_rearmed) {
+  registered_pair rp{sys, io_events::readable};
+  rp.sp.poke();
+  BOOST_REQUIRE(rp.next());
+  rp.sp.drain();
+  rp.sp.poke();
+  BOOST_CHECK(!rp.next(quiet_window)); // not re-armed: silent
+  BOOST_REQUIRE(!rp.r->rearm(rp.reg, io_events::readable));
+  auto ev = rp.next(); // data already pending: fires at once
+  BOOST_REQUIRE(ev);
+  BOOST_CHECK_EQUAL(ev->token, rp.reg.token);
+}
+
+BOOST_AUTO_TEST_CASE(writable_interest_reports_a_writable_socket) {
+  registered_pair rp{sys, io_events::writable};
+  auto ev = rp.next();
+  BOOST_REQUIRE(ev);
+  BOOST_CHECK(ev->events & io_events::writable);
+}
+
+BOOST_AUTO_TEST_CASE(peer_close_is_reported_as_hangup) {
+  registered_pair rp{sys, io_events::readable};
+  ::close(rp.sp.fds[1]);
+  rp.sp.fds[1] = -1;
+  auto ev = rp.next();
+  BOOST_REQUIRE(ev);
+  BOOST_CHECK(ev->events & (io_events::peer_shutdown | io_events::hangup));
+}
+
+BOOST_AUTO_TEST_CASE(removal_stops_delivery) {
+  registered_pair rp{sys, io_events::readable};
+  rp.r->remove(rp.reg);
+  rp.sp.poke();
+  BOOST_CHECK(!rp.next(quiet_window));
+  // A removed registration cannot be re-armed.
+  BOOST_CHECK(rp.r->rearm(rp.reg, io_events::readable) == errc::registration_failed);
+  // The fd can be registered again, with a new token, and then delivers.
+  auto again = rp.r->add(rp.sp.reader(), owner_of(rp.self), io_events::readable);
+  BOOST_REQUIRE(again);
+  BOOST_CHECK_NE(again->token, rp.reg.token);
+  auto ev = rp.next();
+  BOOST_REQUIRE(ev);
+  BOOST_CHECK_EQUAL(ev->token, again->token);
+  rp.r->remove(*again);
+}
+
+BOOST_AUTO_TEST_CASE(a_registered_fd_cannot_be_registered_twice) {
+  registered_pair rp{sys, io_events::readable};
+  auto dup = rp.r->add(rp.sp.reader(), owner_of(rp.self), io_events::readable);
+  BOOST_REQUIRE(!dup);
+  BOOST_CHECK(dup.error() == errc::registration_failed);
+  auto bad = rp.r->add(-1, owner_of(rp.self), io_events::readable);
+  BOOST_CHECK(!bad && bad.error() == errc::registration_failed);
+}
+
+BOOST_AUTO_TEST_CASE(a_thousand_fds_each_deliver_once) {
+  atl::reactor::options opts;
+  opts.num_pollers = 2;
+  auto r = atl::reactor::make(opts);
+  BOOST_REQUIRE(r);
+  BOOST_CHECK_EQUAL((*r)->num_pollers(), 2u);
+  caf::scoped_actor self{sys};
+  std::vector<std::unique_ptr<socket_pair>> pairs;
+  std::vector<fd_registration> regs;
+  for (int i = 0; i < 1000; ++i) {
+    pairs.push_back(std::make_unique<socket_pair>());
+    auto reg = (*r)->add(pairs.back()->reader(), owner_of(self), io_events::readable);
+    BOOST_REQUIRE(reg);
+    regs.push_back(*reg);
+  }
+  BOOST_CHECK_EQUAL((*r)->size(), 1000u);
+  for (auto& p : pairs)
+    p->poke();
+  std::set<int> seen;
+  for (int i = 0; i < 1000; ++i) {
+    auto ev = next_ready(self, 5000ms);
+    BOOST_REQUIRE_MESSAGE(ev, "only " << seen.size() << " events");
+    BOOST_CHECK(seen.insert(ev->fd).second);
+  }
+  BOOST_CHECK_EQUAL(seen.size(), 1000u);
+  BOOST_CHECK(!next_ready(self, quiet_window)); // one-shot: no duplicates
+  for (auto& reg : regs)
+    (*r)->remove(reg);
+  BOOST_CHECK_EQUAL((*r)->size(), 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_reused_fd_number_never_reaches_the_old_owner) {
+  auto r = atl::reactor::make();
+  BOOST_REQUIRE(r);
+  caf::scoped_actor old_owner{sys};
+  caf::scoped_actor new_owner{sys};
+  auto first = std::make_unique<socket_pair>();
+  int fd = first->reader();
+  auto old_reg = (*r)->add(fd, owner_of(old_owner), io_events::readable);
+  BOOST_REQUIRE(old_reg);
+  // The old owner gets an event, leaves it unread, removes and closes.
+  first->poke();
+  auto stale = next_ready(old_owner, 5000ms);
+  BOOST_REQUIRE(stale);
+  (*r)->remove(*old_reg);
+  first.reset();
+  // The kernel hands out the lowest free numbers, so the new pair reuses fd.
+  socket_pair second;
+  BOOST_REQUIRE_EQUAL(second.reader(), fd);
+  auto new_reg = (*r)->add(second.reader(), owner_of(new_owner), io_events::readable);
+  BOOST_REQUIRE(new_reg);
+  BOOST_CHECK_NE(new_reg->token, old_reg->token);
+  // The stale registration cannot arm the new owner's fd.
+  BOOST_CHECK((*r)->rearm(*old_reg, io_events::readable) == errc::registration_failed);
+  second.poke();
+  auto fresh = next_ready(new_owner, 5000ms);
+  BOOST_REQUIRE(fresh);
+  BOOST_CHECK_EQUAL(fresh->token, new_reg->token);
+  BOOST_CHECK(!next_ready(old_owner, quiet_window));
+  // An owner tells a stale event by its token.
+  BOOST_CHECK_NE(stale->token, new_reg->token);
+  (*r)->remove(*new_reg);
+}
+
+BOOST_AUTO_TEST_CASE(the_shared_reactor_lives_while_someone_holds_it) {
+  auto a = atl::reactor::shared();
+  auto b = atl::reactor::shared();
+  BOOST_REQUIRE(a && b);
+  BOOST_CHECK_EQUAL(a->get(), b->get());
+}
+
+BOOST_AUTO_TEST_CASE(stop_drops_registrations_and_refuses_new_ones) {
+  registered_pair rp{sys, io_events::readable};
+  rp.r->stop();
+  BOOST_CHECK_EQUAL(rp.r->size(), 0u);
+  auto late = rp.r->add(rp.sp.reader(), owner_of(rp.self), io_events::readable);
+  BOOST_CHECK(!late && late.error() == errc::reactor_unavailable);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+/// An actor owning a registered socketpair end; it removes the registration
+/// and closes the fds when it terminates, whatever the reason.
+caf::behavior fd_owner(caf::event_based_actor* self, std::shared_ptr<atl::reactor> r,
+                       std::shared_ptr<event_log> log) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0)
+    return {};
+  auto reg = r->add(fds[0], caf::actor_cast<caf::strong_actor_ptr>(self), io_events::readable);
+  if (!reg) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return {};
+  }
+  self->attach_functor([r, reg{*reg}, a{fds[0]}, b{fds[1]}] {
+    r->remove(reg);
+    ::close(a);
+    ::close(b);
+  });
+  char c = 'x';
+  [[maybe_unused]] auto n = ::write(fds[1], &c, 1);
+  return {
+    [self, log](socket_ready_atom, int, uint32_t, uint32_t) {
+      log->add("ready");
+      self->quit();
+    },
+  };
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(reactor)
+
+BOOST_AUTO_TEST_CASE(the_actor_system_shuts_down_without_hanging) {
+  auto r = atl::reactor::make();
+  BOOST_REQUIRE(r);
+  auto log = std::make_shared<event_log>();
+  auto done = std::async(std::launch::async, [&] {
+    caf::actor_system_config own_cfg;
+    auto own_sys = system_fixture::make_system(own_cfg);
+    for (int i = 0; i < 50; ++i)
+      own_sys->spawn(fd_owner, *r, log);
+    // Some actors stay registered and blocked: killed at shutdown.
+    std::vector<caf::actor> idle;
+    for (int i = 0; i < 50; ++i)
+      idle.push_back(own_sys->spawn([r{*r}](caf::event_based_actor* self) -> caf::behavior {
+        int fds[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) != 0)
+          return {};
+        auto reg = r->add(fds[0], caf::actor_cast<caf::strong_actor_ptr>(self),
+                          io_events::readable);
+        self->attach_functor([r, reg, a{fds[0]}, b{fds[1]}] {
+          if (reg)
+            r->remove(*reg);
+          ::close(a);
+          ::close(b);
+        });
+        return {[](int) {}};
+      }));
+    BOOST_CHECK(log->wait_for("ready", 50));
+    for (auto& a : idle)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    idle.clear();
+    // ~actor_system waits for every actor; it must return.
+  });
+  BOOST_REQUIRE(done.wait_for(10s) == std::future_status::ready);
+  BOOST_CHECK_EQUAL((*r)->size(), 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
