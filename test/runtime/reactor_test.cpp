@@ -257,6 +257,72 @@ BOOST_AUTO_TEST_CASE(stop_drops_registrations_and_refuses_new_ones) {
   BOOST_CHECK(!late && late.error() == errc::reactor_unavailable);
 }
 
+BOOST_AUTO_TEST_CASE(shared_registrations_rotate_events_over_their_owners) {
+  auto r = atl::reactor::make();
+  BOOST_REQUIRE(r);
+  socket_pair sp;
+  auto reg = (*r)->add_shared(sp.reader(), io_events::readable);
+  BOOST_REQUIRE(reg);
+  std::vector<std::unique_ptr<caf::scoped_actor>> owners;
+  for (int i = 0; i < 3; ++i) {
+    owners.push_back(std::make_unique<caf::scoped_actor>(sys));
+    BOOST_REQUIRE(!(*r)->join(*reg, owner_of(*owners.back())));
+  }
+  sp.poke(); // stays readable: every re-arm fires again
+  for (int round = 0; round < 2; ++round) {
+    for (auto& owner : owners) {
+      auto ev = next_ready(*owner, 5000ms);
+      BOOST_REQUIRE_MESSAGE(ev, "round " << round);
+      BOOST_CHECK_EQUAL(ev->token, reg->token);
+      BOOST_REQUIRE(!(*r)->rearm(*reg, io_events::readable));
+    }
+  }
+  for (auto& owner : owners)
+    (*r)->leave(*reg, (*owner)->address());
+  (*r)->remove(*reg);
+}
+
+BOOST_AUTO_TEST_CASE(an_owner_leaving_with_an_unhandled_event_passes_it_on) {
+  auto r = atl::reactor::make();
+  BOOST_REQUIRE(r);
+  socket_pair sp;
+  auto reg = (*r)->add_shared(sp.reader(), io_events::readable);
+  BOOST_REQUIRE(reg);
+  caf::scoped_actor a{sys};
+  caf::scoped_actor b{sys};
+  BOOST_REQUIRE(!(*r)->join(*reg, owner_of(a)));
+  BOOST_REQUIRE(!(*r)->join(*reg, owner_of(b)));
+  sp.poke();
+  BOOST_REQUIRE(next_ready(a, 5000ms)); // a got it and "dies" without re-arming
+  (*r)->leave(*reg, a->address());
+  auto ev = next_ready(b, 5000ms);
+  BOOST_REQUIRE(ev);
+  BOOST_CHECK_EQUAL(ev->token, reg->token);
+  (*r)->leave(*reg, b->address());
+  (*r)->remove(*reg);
+}
+
+BOOST_AUTO_TEST_CASE(an_event_waits_for_the_first_owner_of_a_shared_registration) {
+  auto r = atl::reactor::make();
+  BOOST_REQUIRE(r);
+  socket_pair sp;
+  auto reg = (*r)->add_shared(sp.reader(), io_events::readable);
+  BOOST_REQUIRE(reg);
+  sp.poke(); // fires with no owner: the event waits, disarmed
+  caf::scoped_actor late{sys};
+  BOOST_REQUIRE(!(*r)->join(*reg, owner_of(late)));
+  BOOST_CHECK(next_ready(late, 5000ms));
+  // join is for shared registrations only.
+  caf::scoped_actor other{sys};
+  socket_pair plain_pair;
+  auto plain = (*r)->add(plain_pair.reader(), owner_of(other), io_events::readable);
+  BOOST_REQUIRE(plain);
+  BOOST_CHECK((*r)->join(*plain, owner_of(other)) == errc::registration_failed);
+  (*r)->remove(*plain);
+  (*r)->leave(*reg, late->address());
+  (*r)->remove(*reg);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 namespace {

@@ -1,5 +1,6 @@
 #include "atoll/runtime/reactor.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -36,9 +37,23 @@ uint64_t pack(int fd, uint32_t token) {
   return (static_cast<uint64_t>(token) << 32) | static_cast<uint32_t>(fd);
 }
 
+} // namespace
+
+/// The owners of a shared registration.
+struct reactor::shared_owners {
+  std::vector<caf::strong_actor_ptr> owners;
+  size_t next = 0;
+  caf::actor_id outstanding = 0; // got the last event, has not re-armed yet
+  bool waiting = false;          // an event fired while nobody owned the fd
+  uint32_t interest = 0;
+};
+
+namespace {
+
 struct slot {
   caf::strong_actor_ptr owner;
   uint32_t token = 0;
+  std::unique_ptr<reactor::shared_owners> shared;
 };
 
 struct poller {
@@ -101,7 +116,7 @@ struct reactor::core {
           std::lock_guard<std::mutex> guard{mtx};
           auto ufd = static_cast<size_t>(fd);
           if (ufd < table.size() && table[ufd].token == token)
-            owner = table[ufd].owner;
+            owner = pick_owner(table[ufd]);
         }
         if (owner)
           owner->enqueue(nullptr, caf::make_message_id(),
@@ -110,6 +125,28 @@ struct reactor::core {
                          nullptr);
       }
     }
+  }
+
+  /// The owner of the next event (call with `mtx` held).
+  static caf::strong_actor_ptr pick_owner(slot& s) {
+    if (!s.shared)
+      return s.owner;
+    auto& sh = *s.shared;
+    if (sh.owners.empty()) {
+      sh.waiting = true;
+      return nullptr;
+    }
+    auto& owner = sh.owners[sh.next++ % sh.owners.size()];
+    sh.outstanding = owner->id();
+    return owner;
+  }
+
+  /// Re-arms a registration's one-shot interest (no locking).
+  int arm(int fd, uint32_t token, uint32_t interest) {
+    epoll_event ev{};
+    ev.events = interest | EPOLLONESHOT | EPOLLRDHUP;
+    ev.data.u64 = pack(fd, token);
+    return epoll_ctl(poller_for(fd).epfd, EPOLL_CTL_MOD, fd, &ev);
   }
 
   void stop_threads() {
@@ -205,8 +242,22 @@ void reactor::stop() {
 
 caf::expected<fd_registration> reactor::add(int fd, caf::strong_actor_ptr owner,
                                             uint32_t interest) {
-  if (fd < 0 || !owner)
-    return caf::make_error(errc::registration_failed, "invalid fd or owner");
+  if (!owner)
+    return caf::make_error(errc::registration_failed, "invalid owner");
+  return add_impl(fd, std::move(owner), nullptr, interest);
+}
+
+caf::expected<fd_registration> reactor::add_shared(int fd, uint32_t interest) {
+  auto sh = std::make_unique<shared_owners>();
+  sh->interest = interest;
+  return add_impl(fd, nullptr, std::move(sh), interest);
+}
+
+caf::expected<fd_registration> reactor::add_impl(int fd, caf::strong_actor_ptr owner,
+                                                 std::unique_ptr<shared_owners> shared,
+                                                 uint32_t interest) {
+  if (fd < 0)
+    return caf::make_error(errc::registration_failed, "invalid fd");
   if (core_->stopping.load())
     return caf::make_error(errc::reactor_unavailable, "reactor stopped");
   auto token = core_->make_token();
@@ -216,8 +267,10 @@ caf::expected<fd_registration> reactor::add(int fd, caf::strong_actor_ptr owner,
     if (ufd >= core_->table.size())
       core_->table.resize(std::max(ufd + 1, core_->table.size() * 2));
     if (core_->table[ufd].token != 0)
-      return caf::make_error(errc::registration_failed, "fd already registered", std::to_string(fd));
+      return caf::make_error(errc::registration_failed, "fd already registered",
+                             std::to_string(fd));
     core_->table[ufd].owner = std::move(owner);
+    core_->table[ufd].shared = std::move(shared);
     core_->table[ufd].token = token;
     ++core_->count;
   }
@@ -235,6 +288,50 @@ caf::expected<fd_registration> reactor::add(int fd, caf::strong_actor_ptr owner,
   return fd_registration{fd, token};
 }
 
+caf::error reactor::join(const fd_registration& reg, caf::strong_actor_ptr owner) {
+  if (!reg || !owner)
+    return caf::make_error(errc::registration_failed, "invalid registration or owner");
+  std::lock_guard<std::mutex> guard{core_->mtx};
+  auto ufd = static_cast<size_t>(reg.fd);
+  if (ufd >= core_->table.size() || core_->table[ufd].token != reg.token
+      || !core_->table[ufd].shared)
+    return caf::make_error(errc::registration_failed, "stale or not a shared registration");
+  auto& sh = *core_->table[ufd].shared;
+  sh.owners.push_back(std::move(owner));
+  if (sh.waiting) {
+    sh.waiting = false;
+    if (core_->arm(reg.fd, reg.token, sh.interest) != 0)
+      return caf::make_error(errc::registration_failed, "epoll_ctl(MOD)",
+                             std::string{std::strerror(errno)});
+  }
+  return caf::none;
+}
+
+void reactor::leave(const fd_registration& reg, const caf::actor_addr& owner) {
+  caf::strong_actor_ptr released; // dropped outside the lock
+  std::lock_guard<std::mutex> guard{core_->mtx};
+  auto ufd = static_cast<size_t>(reg.fd);
+  if (!reg || ufd >= core_->table.size() || core_->table[ufd].token != reg.token
+      || !core_->table[ufd].shared)
+    return;
+  auto& sh = *core_->table[ufd].shared;
+  auto id = owner.id();
+  auto i = std::find_if(sh.owners.begin(), sh.owners.end(),
+                        [id](const caf::strong_actor_ptr& p) { return p->id() == id; });
+  if (i == sh.owners.end())
+    return;
+  released = std::move(*i);
+  sh.owners.erase(i);
+  if (sh.outstanding == id) {
+    // Its event is lost with it: hand the readiness to the others.
+    sh.outstanding = 0;
+    if (sh.owners.empty())
+      sh.waiting = true;
+    else
+      core_->arm(reg.fd, reg.token, sh.interest);
+  }
+}
+
 caf::error reactor::rearm(const fd_registration& reg, uint32_t interest) {
   if (!reg)
     return caf::make_error(errc::registration_failed, "invalid registration");
@@ -247,6 +344,10 @@ caf::error reactor::rearm(const fd_registration& reg, uint32_t interest) {
     auto ufd = static_cast<size_t>(reg.fd);
     if (ufd >= core_->table.size() || core_->table[ufd].token != reg.token)
       return caf::make_error(errc::registration_failed, "stale registration");
+    if (auto& sh = core_->table[ufd].shared) {
+      sh->outstanding = 0;
+      sh->interest = interest;
+    }
   }
   if (epoll_ctl(core_->poller_for(reg.fd).epfd, EPOLL_CTL_MOD, reg.fd, &ev) != 0)
     return caf::make_error(errc::registration_failed, "epoll_ctl(MOD)",
@@ -257,13 +358,13 @@ caf::error reactor::rearm(const fd_registration& reg, uint32_t interest) {
 void reactor::remove(const fd_registration& reg) {
   if (!reg)
     return;
-  caf::strong_actor_ptr released; // dropped outside the lock
+  slot released; // dropped outside the lock
   {
     std::lock_guard<std::mutex> guard{core_->mtx};
     auto ufd = static_cast<size_t>(reg.fd);
     if (ufd >= core_->table.size() || core_->table[ufd].token != reg.token)
       return;
-    released = std::move(core_->table[ufd].owner);
+    released = std::move(core_->table[ufd]);
     core_->table[ufd] = slot{};
     --core_->count;
     // DEL under the lock: a concurrent add of the same fd number must come

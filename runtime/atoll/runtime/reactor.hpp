@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 
+#include <caf/actor_addr.hpp>
 #include <caf/actor_control_block.hpp>
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
@@ -83,6 +84,22 @@ public:
   /// `errc::reactor_unavailable` (stopped).
   caf::expected<fd_registration> add(int fd, caf::strong_actor_ptr owner, uint32_t interest);
 
+  /// Registers `fd` to be shared by several owners (e.g. the acceptors of one
+  /// listen socket): each one-shot event goes to one owner, round-robin, and
+  /// only that owner re-arms. Owners come and go with `join` and `leave`;
+  /// while there is none, an event waits (disarmed) for the next to join.
+  /// Errors as `add`.
+  caf::expected<fd_registration> add_shared(int fd, uint32_t interest);
+
+  /// Adds an owner to a shared registration and arms it if an event is
+  /// waiting. Errors: `errc::registration_failed` (stale or not shared).
+  caf::error join(const fd_registration& reg, caf::strong_actor_ptr owner);
+
+  /// Removes an owner from a shared registration. If the last event went to
+  /// this owner and it did not re-arm, the fd is re-armed so that another
+  /// owner gets it: an event is never lost with an owner that died.
+  void leave(const fd_registration& reg, const caf::actor_addr& owner);
+
   /// Re-enables the one-shot interest of a registration. Errors:
   /// `errc::registration_failed` (stale registration or epoll_ctl failed).
   caf::error rearm(const fd_registration& reg, uint32_t interest);
@@ -104,8 +121,15 @@ public:
   /// Opaque implementation shared with the poller threads.
   struct core;
 
+  /// Opaque owner list of a shared registration.
+  struct shared_owners;
+
 private:
   explicit reactor(std::shared_ptr<core> impl);
+
+  caf::expected<fd_registration> add_impl(int fd, caf::strong_actor_ptr owner,
+                                           std::unique_ptr<shared_owners> shared,
+                                           uint32_t interest);
 
   std::shared_ptr<core> core_;
 };

@@ -1,0 +1,8 @@
+// Umbrella header of atoll::transports.
+#pragma once
+
+#include "atoll/transports/endpoint.hpp"
+#include "atoll/transports/listen_socket.hpp"
+#include "atoll/transports/output_queue.hpp"
+#include "atoll/transports/tcp_options.hpp"
+#include "atoll/transports/transport.hpp"

@@ -1,0 +1,74 @@
+// TCP socket options for listen and accepted sockets (Thousand Island's
+// transport_options), and the get/set option subset handlers may use.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+namespace atl {
+
+/// A timeout that may be infinite.
+inline constexpr std::chrono::milliseconds infinity = std::chrono::milliseconds::max();
+
+/// Options of listen sockets and of the connections they accept. The defaults
+/// are Thousand Island's. Every socket is non-blocking whatever is set here.
+struct tcp_options {
+  /// listen(2) backlog.
+  int backlog = 1024;
+  /// TCP_NODELAY on accepted sockets.
+  bool nodelay = true;
+  /// How long queued output may stay unsent before the send fails
+  /// (`atl::infinity` to wait forever).
+  std::chrono::milliseconds send_timeout{30000};
+  /// Close the connection when a send times out.
+  bool send_timeout_close = true;
+  /// SO_REUSEADDR on listen sockets.
+  bool reuseaddr = true;
+  /// SO_REUSEPORT on listen sockets (required for several listen sockets).
+  bool reuseport = false;
+  /// SO_KEEPALIVE on accepted sockets (unset: the kernel's default).
+  std::optional<bool> keepalive;
+  /// SO_RCVBUF in bytes (unset: the kernel's default).
+  std::optional<int> recbuf;
+  /// SO_SNDBUF in bytes (unset: the kernel's default).
+  std::optional<int> sndbuf;
+  /// SO_LINGER: close blocks up to this long (seconds) to send queued data;
+  /// 0 resets the connection on close (unset: no linger, the default).
+  std::optional<int> linger;
+  /// IPV6_V6ONLY on IPv6 listen sockets (unset: the kernel's default).
+  std::optional<bool> ipv6_v6only;
+};
+
+/// Checks the options. Errors: `errc::invalid_option` naming the option.
+caf::error validate(const tcp_options& opts);
+
+/// Applies the per-connection options (nodelay, keepalive, buffers, linger)
+/// to an accepted socket. Errors: `errc::system_error` naming the option.
+caf::error configure_connection(int fd, const tcp_options& opts);
+
+/// The socket options a handler may read and change on its connection.
+enum class socket_option : uint8_t {
+  nodelay,   ///< TCP_NODELAY (0 or 1)
+  keepalive, ///< SO_KEEPALIVE (0 or 1)
+  recbuf,    ///< SO_RCVBUF (bytes)
+  sndbuf,    ///< SO_SNDBUF (bytes)
+  linger,    ///< SO_LINGER seconds, -1 when off
+  tos,       ///< IP_TOS
+};
+
+/// Returns "nodelay", "keepalive", ...
+std::string to_string(socket_option opt);
+
+/// Reads an option of a connected socket. Errors: `errc::system_error`.
+caf::expected<int> get_socket_option(int fd, socket_option opt);
+
+/// Sets an option of a connected socket. Errors: `errc::invalid_option` for
+/// a value out of range, `errc::system_error` from setsockopt.
+caf::error set_socket_option(int fd, socket_option opt, int value);
+
+} // namespace atl

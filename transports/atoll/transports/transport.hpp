@@ -1,0 +1,157 @@
+// The transport interface of one connection (clear TCP, TLS, ...): a
+// non-blocking byte stream that reports when it needs to wait.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <sys/uio.h>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+namespace atl {
+
+/// Which direction `shutdown` closes.
+enum class shutdown_way : uint8_t { read, write, read_write };
+
+/// Returns "read", "write" or "read_write".
+std::string to_string(shutdown_way way);
+
+/// Connection statistics as reported by `getstat`: application bytes and the
+/// number of successful read/write calls ("packets") in each direction.
+struct socket_stats {
+  /// Bytes received.
+  uint64_t recv_oct = 0;
+  /// Successful receive calls.
+  uint64_t recv_cnt = 0;
+  /// Bytes sent.
+  uint64_t send_oct = 0;
+  /// Successful send calls.
+  uint64_t send_cnt = 0;
+};
+
+/// What a TLS connection negotiated (see `transport::connection_information`).
+struct connection_info {
+  /// Protocol version, e.g. "TLSv1.3".
+  std::string protocol;
+  /// Cipher suite, e.g. "TLS_AES_256_GCM_SHA384".
+  std::string cipher;
+  /// The server name the client asked for (SNI), empty if none.
+  std::string sni_hostname;
+};
+
+/// How a non-blocking operation ended.
+enum class io_status : uint8_t {
+  /// Finished (possibly partially: see `bytes`).
+  done,
+  /// Wait until the fd is readable, then retry.
+  want_read,
+  /// Wait until the fd is writable, then retry.
+  want_write,
+  /// The peer closed the connection.
+  closed,
+  /// Failed; see `error`.
+  failed,
+};
+
+/// The result of a non-blocking transport operation.
+struct io_result {
+  /// Bytes transferred (possibly fewer than asked).
+  size_t bytes = 0;
+  /// How it ended.
+  io_status status = io_status::done;
+  /// The error when `status` is `failed`.
+  caf::error error;
+};
+
+/// One connection's byte stream. Implementations do non-blocking I/O on the
+/// fd they own and never block. A transport is used by one actor (or thread)
+/// at a time.
+class transport {
+public:
+  virtual ~transport();
+
+  /// The socket fd (-1 once closed).
+  virtual int fd() const noexcept = 0;
+
+  /// "tcp", "tls", ...
+  virtual const char* name() const noexcept = 0;
+
+  /// True if the stream is encrypted.
+  virtual bool secure() const noexcept = 0;
+
+  /// Advances the connection handshake (TCP: nothing to do). `done` when it
+  /// is complete; `want_read`/`want_write` to be called again when ready.
+  virtual io_result handshake() = 0;
+
+  /// Reads up to `len` bytes. `closed` on end of stream.
+  virtual io_result read(char* buf, size_t len) = 0;
+
+  /// Writes from `count` buffers, possibly partially.
+  virtual io_result write(const iovec* iov, size_t count) = 0;
+
+  /// Sends up to `count` bytes of `file_fd` from `offset`, possibly partially.
+  virtual io_result sendfile(int file_fd, uint64_t offset, size_t count) = 0;
+
+  /// True if decrypted input is buffered inside the transport (so the fd may
+  /// not become readable again although data is available).
+  virtual bool has_buffered_input() const noexcept;
+
+  /// Shuts the stream down in one or both directions.
+  virtual caf::error shutdown(shutdown_way way) = 0;
+
+  /// Closes the connection (idempotent).
+  virtual void close() noexcept = 0;
+
+  /// The ALPN protocol. Errors: `errc::protocol_not_negotiated`.
+  virtual caf::expected<std::string> negotiated_protocol() const;
+
+  /// TLS parameters. Errors: `errc::not_secure` for clear transports.
+  virtual caf::expected<connection_info> connection_information() const;
+
+  /// The peer's certificate in DER. Errors: `errc::not_secure`, or
+  /// `errc::not_found` when the peer sent none.
+  virtual caf::expected<std::string> peercert() const;
+
+  /// Gives up the fd without closing it (for a transport upgrade); the
+  /// transport is unusable afterwards. Returns -1 if not supported.
+  virtual int release() noexcept;
+};
+
+/// A clear TCP (or Unix stream) connection.
+class tcp_transport final : public transport {
+public:
+  /// Takes ownership of a connected, non-blocking socket.
+  explicit tcp_transport(int fd) noexcept : fd_(fd) {
+  }
+
+  ~tcp_transport() override;
+
+  int fd() const noexcept override {
+    return fd_;
+  }
+
+  const char* name() const noexcept override {
+    return "tcp";
+  }
+
+  bool secure() const noexcept override {
+    return false;
+  }
+
+  io_result handshake() override;
+  io_result read(char* buf, size_t len) override;
+  io_result write(const iovec* iov, size_t count) override;
+  io_result sendfile(int file_fd, uint64_t offset, size_t count) override;
+  caf::error shutdown(shutdown_way way) override;
+  void close() noexcept override;
+  int release() noexcept override;
+
+private:
+  int fd_;
+};
+
+} // namespace atl
