@@ -71,8 +71,7 @@ inline std::string format_address(const sockaddr* addr, socklen_t length) {
   char host[NI_MAXHOST];
   char service[NI_MAXSERV];
   if (getnameinfo(addr, length, host, sizeof host, service, sizeof service,
-                  NI_NUMERICHOST | NI_NUMERICSERV)
-      != 0)
+                  NI_NUMERICHOST | NI_NUMERICSERV) != 0)
     return "?";
   if (addr->sa_family == AF_INET6)
     return fmt::format("[{}]:{}", host, service);

@@ -558,6 +558,40 @@ BOOST_AUTO_TEST_CASE(simple_one_for_one_stops_children_concurrently) {
   BOOST_CHECK(log->wait_for("stop:slow:kill", 5));
 }
 
+BOOST_AUTO_TEST_CASE(drain_stops_all_children_and_refuses_new_ones) {
+  auto log = std::make_shared<event_log>();
+  auto sup = start_supervisor(sys, flags_of(strategy::simple_one_for_one),
+                              {worker(log, "conn", restart_type::temporary)});
+  BOOST_REQUIRE(sup);
+  for (int i = 0; i < 3; ++i)
+    BOOST_REQUIRE(start_child(sys, *sup, caf::make_message(i)));
+  BOOST_REQUIRE(!drain(sys, *sup));
+  BOOST_CHECK_EQUAL(log->count("stop:conn:user_shutdown"), 3u);
+  BOOST_CHECK_EQUAL(count_children(sys, *sup)->specs, 0u);
+  auto refused = start_child(sys, *sup, caf::make_message(4));
+  BOOST_REQUIRE(!refused);
+  BOOST_CHECK(refused.error() == errc::shutting_down);
+  BOOST_CHECK(!stop_supervisor(sys, *sup)); // still alive until stopped
+}
+
+BOOST_AUTO_TEST_CASE(on_stop_runs_when_stopping_but_not_on_restarts) {
+  auto log = std::make_shared<event_log>();
+  auto flags = flags_of(strategy::rest_for_one);
+  flags.on_stop = [log] { log->add("on_stop"); };
+  auto sup = start_supervisor(sys, flags, {worker(log, "a"), worker(log, "b")});
+  BOOST_REQUIRE(sup);
+  auto a = child_of(sys, *sup, "a");
+  caf::anon_send(a, crash_atom::value);
+  BOOST_REQUIRE(wait_for_new_child(sys, *sup, "a", a.id()));
+  BOOST_CHECK_EQUAL(log->count("on_stop"), 0u);
+  auto before_stop = log->size();
+  BOOST_REQUIRE(!stop_supervisor(sys, *sup));
+  // The hook runs first, before any child stops.
+  BOOST_CHECK((log->since(before_stop)
+               == std::vector<std::string>{"on_stop", "stop:b:user_shutdown",
+                                           "stop:a:user_shutdown"}));
+}
+
 BOOST_AUTO_TEST_CASE(exits_while_busy_are_processed_afterwards) {
   // A child crashes while the supervisor waits for a stubborn sibling during
   // a rest_for_one restart; the crash must still lead to a restart.

@@ -158,3 +158,65 @@ BOOST_AUTO_TEST_CASE(values_render_as_text) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+#include "atoll/runtime/error.hpp"
+#include "atoll/runtime/logger.hpp"
+
+namespace {
+
+/// Captures log lines for the duration of a test.
+struct captured_log {
+  std::mutex mtx;
+  std::vector<std::pair<atl::log_level, std::string>> lines;
+
+  captured_log() {
+    atl::set_log_sink([this](atl::log_level level, const std::string& line) {
+      std::lock_guard<std::mutex> guard{mtx};
+      lines.emplace_back(level, line);
+    });
+  }
+
+  ~captured_log() {
+    atl::set_log_sink({});
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(telemetry)
+
+BOOST_AUTO_TEST_CASE(the_logger_maps_events_to_cumulative_levels) {
+  using atl::log_level;
+  BOOST_CHECK(atl::level_of({"atoll", "acceptor", "spawn_error"}) == log_level::error);
+  BOOST_CHECK(atl::level_of({"atoll", "connection", "send_error"}) == log_level::error);
+  BOOST_CHECK(atl::level_of({"atoll", "listener", "start"}) == log_level::info);
+  BOOST_CHECK(atl::level_of({"atoll", "connection", "stop"}) == log_level::debug);
+  BOOST_CHECK(atl::level_of({"atoll", "connection", "recv"}) == log_level::trace);
+  captured_log captured;
+  bus b;
+  BOOST_REQUIRE(!atl::attach_logger(b, log_level::info)); // error + info
+  BOOST_CHECK(atl::attach_logger(b, log_level::info) == atl::errc::already_present);
+  BOOST_CHECK(atl::attach_logger(b, log_level::error) == atl::errc::already_present);
+  b.emit({"atoll", "acceptor", "emfile"}, {{"error", std::string{"emfile"}}}, {});
+  b.emit({"atoll", "listener", "start"}, {}, {{"local_port", uint64_t{4000}}});
+  b.emit({"atoll", "connection", "start"}, {}, {});
+  BOOST_REQUIRE_EQUAL(captured.lines.size(), 2u);
+  BOOST_CHECK(captured.lines[0].first == log_level::error);
+  BOOST_CHECK_EQUAL(captured.lines[0].second, "atoll.acceptor.emfile error=emfile");
+  BOOST_CHECK_EQUAL(captured.lines[1].second, "atoll.listener.start local_port=4000");
+  // Detaching info leaves error attached.
+  BOOST_REQUIRE(!atl::detach_logger(b, log_level::info));
+  BOOST_CHECK(atl::detach_logger(b, log_level::info) == atl::errc::not_found);
+  b.emit({"atoll", "listener", "stop"}, {}, {});
+  b.emit({"atoll", "acceptor", "einval"}, {}, {});
+  BOOST_REQUIRE_EQUAL(captured.lines.size(), 3u);
+  BOOST_CHECK_EQUAL(captured.lines[2].second, "atoll.acceptor.einval");
+  // Trace attaches everything; detaching error detaches all.
+  BOOST_REQUIRE(!atl::attach_logger(b, log_level::trace));
+  b.emit({"atoll", "connection", "recv"}, {{"data", std::string{"hi"}}}, {});
+  BOOST_REQUIRE_EQUAL(captured.lines.size(), 4u);
+  BOOST_REQUIRE(!atl::detach_logger(b, log_level::error));
+  BOOST_CHECK(!b.enabled());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -21,6 +21,8 @@ using restart_child_atom = caf::atom_constant<caf::atom("restchld")>;
 using delete_child_atom = caf::atom_constant<caf::atom("delchld")>;
 /// Replies once the supervisor started all its initial children (or failed).
 using await_started_atom = caf::atom_constant<caf::atom("awaitstart")>;
+/// `drain` request: stop all children, refuse new ones, reply `ok_atom`.
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
 /// Asks a supervisor to stop all children (reverse order) and exit.
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 /// `tree` request: replies a recursive `tree_node` snapshot.

@@ -181,6 +181,12 @@ public:
           rp.deliver(caf::make_error(errc::shutting_down));
         return rp;
       },
+      [this](drain_atom) -> caf::result<caf::ok_atom> {
+        auto rp = make_response_promise<caf::ok_atom>();
+        draining_ = true;
+        when_idle([this, rp]() mutable { drain_children(rp); });
+        return rp;
+      },
       [this](stop_atom) -> caf::result<caf::ok_atom> {
         auto rp = make_response_promise<caf::ok_atom>();
         stop_waiters_.push_back(rp);
@@ -449,9 +455,32 @@ private:
     return out;
   }
 
+  void drain_children(caf::typed_response_promise<caf::ok_atom> rp) {
+    if (phase_ == phase::stopping) {
+      rp.deliver(caf::make_error(errc::shutting_down));
+      return;
+    }
+    busy_ = true;
+    auto finish = [this, rp]() mutable {
+      rp.deliver(caf::ok_atom::value);
+      set_idle();
+    };
+    if (dynamic())
+      terminate_all_concurrently(std::move(finish));
+    else
+      terminate_sequence(running_in_reverse(), std::move(finish));
+  }
+
   void begin_shutdown(caf::error reason) {
     if (phase_ == phase::stopping)
       return;
+    if (flags_.on_stop) {
+      try {
+        flags_.on_stop();
+      } catch (...) {
+        // A faulty hook must not keep the supervisor from stopping.
+      }
+    }
     phase_ = phase::stopping;
     exit_reason_ = std::move(reason);
     busy_ = true;
@@ -668,7 +697,7 @@ private:
 
   template <class Promise>
   bool refuse_when_stopping(Promise& rp) {
-    if (phase_ == phase::stopping) {
+    if (phase_ == phase::stopping || draining_) {
       rp.deliver(caf::make_error(errc::shutting_down));
       return true;
     }
@@ -898,6 +927,7 @@ private:
   uint64_t next_seq_ = 1;
   uint64_t timer_seq_ = 0;
   bool busy_ = false;
+  bool draining_ = false; // after `drain`: no new children
   phase phase_ = phase::starting;
 };
 
@@ -1014,6 +1044,11 @@ caf::expected<caf::actor> restart_child(caf::actor_system& sys, const caf::actor
 caf::error delete_child(caf::actor_system& sys, const caf::actor& sup, const std::string& id,
                         std::chrono::milliseconds timeout) {
   return blocking_ok(sys, sup, timeout, caf::make_message(delete_child_atom::value, id));
+}
+
+caf::error drain(caf::actor_system& sys, const caf::actor& sup,
+                 std::chrono::milliseconds timeout) {
+  return blocking_ok(sys, sup, timeout, caf::make_message(drain_atom::value));
 }
 
 caf::expected<tree_node> snapshot_tree(caf::actor_system& sys, const caf::actor& sup,

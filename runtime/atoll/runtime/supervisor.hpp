@@ -143,6 +143,10 @@ struct supervisor_flags {
   std::optional<uint32_t> max_children;
   /// The name of the supervisor, used as the root role in tree snapshots.
   std::string name = "supervisor";
+  /// Called on the supervisor's thread when it begins to stop (asked to stop,
+  /// or giving up on restart intensity), before any child is stopped; never
+  /// for the restarts of its children. Must not block.
+  std::function<void()> on_stop;
 };
 
 /// Checks flags and specs: unique non-empty ids, a start function for every
@@ -220,6 +224,13 @@ restart_child(caf::actor_system& sys, const caf::actor& sup, const std::string& 
 /// Deletes the spec of a terminated child. Errors: `not_found`, `running`.
 caf::error delete_child(caf::actor_system& sys, const caf::actor& sup, const std::string& id,
                         std::chrono::milliseconds timeout = default_call_timeout);
+
+/// Stops all children of `sup` (a dynamic supervisor stops them concurrently)
+/// with their shutdown policies, and from then on refuses `start_child` with
+/// `errc::shutting_down`; the supervisor itself keeps running. Returns once
+/// the children are gone (or `timeout` passed).
+caf::error drain(caf::actor_system& sys, const caf::actor& sup,
+                 std::chrono::milliseconds timeout = std::chrono::milliseconds{60000});
 
 /// Returns a recursive snapshot of the tree rooted at `sup`.
 caf::expected<tree_node> snapshot_tree(caf::actor_system& sys, const caf::actor& sup,

@@ -1,0 +1,726 @@
+// atoll_loadgen: a single-threaded epoll TCP load generator for echo servers.
+//
+// Modes (see README.md in this folder):
+//   pingpong  N connections, each in a strict request/response loop with
+//             --size byte messages; reports req/s and latency percentiles.
+//   bulk      the same with large messages (default 64 KiB); also MB/s.
+//   idle      opens N connections, echoes --size bytes once on each, holds
+//             them silently for --hold seconds, optionally checks them again.
+//
+// Every request sends a window of a pseudo-random pattern that starts at a
+// different offset for each request, and every echoed byte is compared with
+// what was sent, so lost, duplicated or reordered bytes are detected without
+// per-connection buffers.
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "bench_common.hpp"
+
+namespace {
+
+using namespace atl::bench;
+using clock_type = std::chrono::steady_clock;
+
+/// Exit code when no connection could be established.
+constexpr int exit_no_connection = 1;
+
+/// At most this many connections are between connect() and their first echo
+/// at any time, so that set-up never overflows the server's listen queue.
+constexpr size_t max_pending_setup = 256;
+
+/// Extra pattern bytes beyond --size; the window offset cycles through them.
+/// A prime, so consecutive requests of one connection use distinct offsets.
+constexpr size_t pattern_slack = 251;
+
+/// Maximum number of events taken from one epoll_wait().
+constexpr int max_events = 1024;
+
+/// Number of individual error messages printed to stderr per run.
+constexpr int max_printed_errors = 5;
+
+/// The workload.
+enum class mode_type { pingpong, bulk, idle };
+
+/// Command-line options.
+struct options {
+  std::string host = "127.0.0.1";
+  int port = 0;
+  std::string mode_name = "pingpong";
+  mode_type mode = mode_type::pingpong;
+  size_t connections = 50;
+  size_t size = 64;
+  double warmup = 1.0;
+  double duration = 5.0;
+  double hold = 3.0;
+  double timeout = 30.0;
+  bool check = false;
+  bool json = false;
+};
+
+/// Seconds as a clock duration.
+clock_type::duration seconds(double s) {
+  return std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(s));
+}
+
+/// Clock duration as seconds.
+double to_seconds(clock_type::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+/// A latency histogram with log-linear buckets (like HdrHistogram): exact
+/// below 256 ns, above that 128 buckets per power of two, i.e. a relative
+/// error below 0.4% when reporting a bucket's midpoint. Fixed size (58 KiB),
+/// O(1) recording.
+class latency_histogram {
+public:
+  /// Records one latency in nanoseconds.
+  void record(uint64_t ns) {
+    ++counts_[bucket_of(ns)];
+    ++total_;
+  }
+
+  /// Number of recorded values.
+  uint64_t count() const noexcept {
+    return total_;
+  }
+
+  /// Returns the value at quantile `q` (0 < q <= 1) in nanoseconds: the
+  /// smallest recorded value that at least q * count() values do not exceed
+  /// (0 if empty).
+  uint64_t quantile(double q) const {
+    if (total_ == 0)
+      return 0;
+    auto rank = std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(q * double(total_))));
+    uint64_t seen = 0;
+    for (size_t i = 0; i < counts_.size(); ++i) {
+      seen += counts_[i];
+      if (seen >= rank)
+        return bucket_value(i);
+    }
+    return bucket_value(counts_.size() - 1);
+  }
+
+  /// Forgets all recorded values.
+  void clear() {
+    std::fill(counts_.begin(), counts_.end(), 0);
+    total_ = 0;
+  }
+
+private:
+  static constexpr unsigned sub_bits = 7;
+  static constexpr uint64_t sub_buckets = uint64_t{1} << sub_bits;
+  static constexpr size_t num_buckets = (64 - sub_bits + 1) * sub_buckets;
+
+  /// Values below 2 * sub_buckets map to themselves; a larger value v with
+  /// highest set bit e maps to shift * sub_buckets + (v >> shift), where
+  /// shift = e - sub_bits keeps the top 8 bits of v.
+  static size_t bucket_of(uint64_t v) {
+    if (v < 2 * sub_buckets)
+      return v;
+    unsigned shift = 63 - static_cast<unsigned>(__builtin_clzll(v)) - sub_bits;
+    return shift * sub_buckets + (v >> shift);
+  }
+
+  /// The midpoint of the values that map to bucket `index`.
+  static uint64_t bucket_value(size_t index) {
+    if (index < 2 * sub_buckets)
+      return index;
+    uint64_t shift = index / sub_buckets - 1;
+    uint64_t low = (index - shift * sub_buckets) << shift;
+    return low + ((uint64_t{1} << shift) >> 1);
+  }
+
+  std::vector<uint64_t> counts_ = std::vector<uint64_t>(num_buckets);
+  uint64_t total_ = 0;
+};
+
+/// Kinds of errors a run counts.
+enum class error_kind { connect_failed, unexpected_close, mismatch, timeout, count };
+
+/// Name of an error kind, as printed and in the JSON output.
+const char* error_name(error_kind kind) {
+  switch (kind) {
+    case error_kind::connect_failed: return "connect_failed";
+    case error_kind::unexpected_close: return "unexpected_close";
+    case error_kind::mismatch: return "mismatch";
+    case error_kind::timeout: return "timeout";
+    case error_kind::count: break;
+  }
+  return "?";
+}
+
+/// Life cycle of a connection.
+enum class conn_state {
+  unopened,   // not yet opened
+  connecting, // non-blocking connect() in progress
+  busy,       // a request is being sent or its echo received
+  quiet,      // open, no request in flight
+  closed,     // closed (after an error or at the end of the run)
+};
+
+/// One client connection.
+struct connection {
+  uint32_t id = 0;
+  int fd = -1;
+  conn_state state = conn_state::unopened;
+  /// True once the first echo arrived.
+  bool set_up = false;
+  /// Events currently registered with epoll.
+  uint32_t interest = 0;
+  /// Number of requests started, selects the pattern window.
+  uint64_t sequence = 0;
+  /// The current request: its size, its bytes, progress and start time.
+  size_t request_size = 0;
+  const char* expected = nullptr;
+  size_t sent = 0;
+  size_t received = 0;
+  clock_type::time_point started;
+};
+
+/// The result of one run, printed as text and JSON.
+struct report {
+  uint64_t requests = 0;
+  double seconds = 0;
+  double req_per_s = 0;
+  double mb_per_s = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+  double p999_us = 0;
+  size_t established = 0;
+  size_t alive = 0;
+  std::array<uint64_t, static_cast<size_t>(error_kind::count)> errors{};
+
+  uint64_t total_errors() const {
+    uint64_t sum = 0;
+    for (auto n : errors)
+      sum += n;
+    return sum;
+  }
+};
+
+/// Rounds to `digits` decimals, for readable JSON numbers.
+double round_to(double value, int digits) {
+  double scale = std::pow(10.0, digits);
+  return std::round(value * scale) / scale;
+}
+
+/// The load generator: owns the epoll instance and all connections, and
+/// drives them through the phases of the selected mode.
+class load_generator {
+public:
+  load_generator(const options& opts, const socket_address& addr)
+    : opts_(opts), addr_(addr), connections_(opts.connections) {
+    for (size_t i = 0; i < connections_.size(); ++i)
+      connections_[i].id = static_cast<uint32_t>(i);
+    // Pseudo-random bytes (xorshift64), so that shifted windows differ.
+    pattern_.resize(opts.size + pattern_slack);
+    uint64_t state = 0x9e3779b97f4a7c15;
+    for (auto& byte : pattern_) {
+      state ^= state << 13;
+      state ^= state >> 7;
+      state ^= state << 17;
+      byte = static_cast<char>(state >> 56);
+    }
+  }
+
+  load_generator(const load_generator&) = delete;
+  load_generator& operator=(const load_generator&) = delete;
+
+  ~load_generator() {
+    close_all();
+    if (epoll_fd_ >= 0)
+      close(epoll_fd_);
+  }
+
+  /// Creates the epoll instance; returns false (after printing why) on error.
+  bool init() {
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0) {
+      fmt::print(stderr, "atoll_loadgen: epoll_create1: {}\n", errno_text(errno));
+      return false;
+    }
+    return true;
+  }
+
+  /// Runs the selected mode and returns its report.
+  report run() {
+    return opts_.mode == mode_type::idle ? run_idle() : run_traffic();
+  }
+
+  /// Number of connections whose connect() succeeded.
+  size_t connected() const noexcept {
+    return connected_;
+  }
+
+private:
+  // -- phases -----------------------------------------------------------------
+
+  /// pingpong and bulk: every connection loops request/echo; the first
+  /// --warmup seconds are not measured, then --duration seconds are.
+  report run_traffic() {
+    keep_sending_ = true;
+    auto all_closed = [this] { return live_ == 0 && next_to_open_ == connections_.size(); };
+    run_until(clock_type::now() + seconds(opts_.warmup), all_closed);
+    reset_measurements();
+    auto start = clock_type::now();
+    run_until(start + seconds(opts_.duration), all_closed);
+    auto result = make_report(to_seconds(clock_type::now() - start));
+    fail_unfinished_setups();
+    result.alive = live_;
+    close_all();
+    result.errors = errors_;
+    return result;
+  }
+
+  /// idle: set every connection up with one echo, announce it on stdout,
+  /// hold the connections silently, optionally check them with a one-byte
+  /// echo each, then close them.
+  report run_idle() {
+    keep_sending_ = false;
+    auto start = clock_type::now();
+    run_until(start + seconds(opts_.timeout),
+              [this] { return next_to_open_ == connections_.size() && pending_setup_ == 0; });
+    auto result = make_report(to_seconds(clock_type::now() - start));
+    fail_unfinished_setups();
+    fmt::print("idle: {} connections established\n", established_);
+    std::fflush(stdout);
+
+    run_until(clock_type::now() + seconds(opts_.hold), [this] { return live_ == 0; });
+    if (opts_.check) {
+      auto before = requests_;
+      for (auto& conn : connections_)
+        if (conn.state == conn_state::quiet)
+          start_request(conn, 1);
+      run_until(clock_type::now() + seconds(opts_.timeout), [this] { return in_flight_ == 0; });
+      for (auto& conn : connections_)
+        if (conn.state == conn_state::busy)
+          fail(conn, error_kind::timeout, "no echo for the check byte");
+      result.alive = requests_ - before;
+    } else {
+      result.alive = live_;
+    }
+    close_all();
+    result.errors = errors_;
+    return result;
+  }
+
+  /// Counts the connections that are not yet opened, still connecting or
+  /// waiting for their first echo as timed out, closes them and opens no
+  /// further ones.
+  void fail_unfinished_setups() {
+    for (auto& conn : connections_) {
+      if (conn.state == conn_state::unopened) {
+        conn.state = conn_state::closed;
+        count_error(conn, error_kind::timeout, "not opened: set-up too slow");
+      } else if (conn.fd >= 0 && !conn.set_up) {
+        fail(conn, error_kind::timeout, "not set up in time");
+      }
+    }
+    next_to_open_ = connections_.size();
+  }
+
+  /// Starts a new measurement interval.
+  void reset_measurements() {
+    requests_ = 0;
+    bytes_ = 0;
+    histogram_.clear();
+  }
+
+  /// Summarizes the measurement interval of `secs` seconds.
+  report make_report(double secs) const {
+    report r;
+    r.requests = requests_;
+    r.seconds = secs;
+    if (secs > 0) {
+      r.req_per_s = double(requests_) / secs;
+      r.mb_per_s = double(bytes_) / secs / 1e6;
+    }
+    r.p50_us = double(histogram_.quantile(0.5)) / 1e3;
+    r.p99_us = double(histogram_.quantile(0.99)) / 1e3;
+    r.p999_us = double(histogram_.quantile(0.999)) / 1e3;
+    r.established = established_;
+    return r;
+  }
+
+  // -- event loop -------------------------------------------------------------
+
+  /// Processes events (and opens connections as set-up capacity frees up)
+  /// until `done()` holds or `deadline` passes. Returns whether `done()` held.
+  template <class Predicate> bool run_until(clock_type::time_point deadline, Predicate done) {
+    for (;;) {
+      open_more();
+      if (done())
+        return true;
+      auto now = clock_type::now();
+      if (now >= deadline)
+        return false;
+      // Round up so that we never spin with a zero timeout before a deadline.
+      auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+      poll(static_cast<int>(std::min<long long>(wait.count(), 1000)));
+    }
+  }
+
+  /// Waits up to `timeout_ms` for events and handles them.
+  void poll(int timeout_ms) {
+    std::array<epoll_event, max_events> events;
+    int n = epoll_wait(epoll_fd_, events.data(), max_events, timeout_ms);
+    if (n < 0 && errno != EINTR) {
+      fmt::print(stderr, "atoll_loadgen: epoll_wait: {}\n", errno_text(errno));
+      return;
+    }
+    for (int i = 0; i < n; ++i)
+      handle_event(connections_[events[i].data.u64], events[i].events);
+  }
+
+  /// Dispatches one epoll event of a connection.
+  void handle_event(connection& conn, uint32_t events) {
+    switch (conn.state) {
+      case conn_state::connecting: finish_connect(conn); return;
+      case conn_state::busy:
+        if ((events & EPOLLOUT) != 0 && conn.sent < conn.request_size)
+          flush_send(conn);
+        break;
+      case conn_state::quiet: break;
+      case conn_state::unopened:
+      case conn_state::closed: return; // stale event
+    }
+    if (conn.state != conn_state::closed && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0)
+      handle_readable(conn);
+  }
+
+  // -- connections ------------------------------------------------------------
+
+  /// Opens further connections while fewer than `max_pending_setup` are
+  /// being set up.
+  void open_more() {
+    while (next_to_open_ < connections_.size() && pending_setup_ < max_pending_setup)
+      open_connection(connections_[next_to_open_++]);
+  }
+
+  /// Starts a non-blocking connect() on a new TCP_NODELAY socket.
+  void open_connection(connection& conn) {
+    conn.fd = socket(addr_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (conn.fd < 0) {
+      conn.state = conn_state::closed;
+      count_error(conn, error_kind::connect_failed, "socket: " + errno_text(errno));
+      return;
+    }
+    ++live_;
+    ++pending_setup_;
+    conn.state = conn_state::connecting;
+    set_tcp_nodelay(conn.fd);
+    epoll_event ev{};
+    ev.events = conn.interest = EPOLLOUT;
+    ev.data.u64 = conn.id;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, conn.fd, &ev) != 0) {
+      fail(conn, error_kind::connect_failed, "epoll_ctl: " + errno_text(errno));
+      return;
+    }
+    if (connect(conn.fd, addr_.get(), addr_.length) == 0)
+      finish_connect(conn);
+    else if (errno != EINPROGRESS)
+      fail(conn, error_kind::connect_failed, "connect: " + errno_text(errno));
+  }
+
+  /// Completes a connect() and starts the first request.
+  void finish_connect(connection& conn) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(conn.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+      err = errno;
+    if (err != 0) {
+      fail(conn, error_kind::connect_failed, "connect: " + errno_text(err));
+      return;
+    }
+    ++connected_;
+    start_request(conn, opts_.size);
+  }
+
+  /// Starts a request of `size` bytes and sends as much of it as possible.
+  void start_request(connection& conn, size_t size) {
+    conn.request_size = size;
+    conn.expected = pattern_.data() + (conn.id * 7 + conn.sequence++) % pattern_slack;
+    conn.sent = 0;
+    conn.received = 0;
+    conn.started = clock_type::now();
+    conn.state = conn_state::busy;
+    ++in_flight_;
+    flush_send(conn);
+  }
+
+  /// Sends the unsent rest of the current request until the socket is full.
+  void flush_send(connection& conn) {
+    while (conn.sent < conn.request_size) {
+      ssize_t n =
+          send(conn.fd, conn.expected + conn.sent, conn.request_size - conn.sent, MSG_NOSIGNAL);
+      if (n >= 0) {
+        conn.sent += static_cast<size_t>(n);
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        break;
+      } else if (errno != EINTR) {
+        fail(conn, error_kind::unexpected_close, "send: " + errno_text(errno));
+        return;
+      }
+    }
+    update_interest(conn);
+  }
+
+  /// Reads once and checks the bytes against what was sent.
+  void handle_readable(connection& conn) {
+    ssize_t n = recv(conn.fd, read_buffer_.data(), read_buffer_.size(), 0);
+    if (n == 0) {
+      fail(conn, error_kind::unexpected_close, "closed by the server");
+      return;
+    }
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        fail(conn, error_kind::unexpected_close, "recv: " + errno_text(errno));
+      return;
+    }
+    auto got = static_cast<size_t>(n);
+    if (conn.state != conn_state::busy || conn.received + got > conn.sent) {
+      fail(conn, error_kind::mismatch, "received more bytes than were sent");
+      return;
+    }
+    if (std::memcmp(read_buffer_.data(), conn.expected + conn.received, got) != 0) {
+      fail(conn, error_kind::mismatch, "echoed bytes differ from the sent ones");
+      return;
+    }
+    conn.received += got;
+    if (conn.received == conn.request_size)
+      complete_request(conn);
+  }
+
+  /// Records a completed request; in pingpong and bulk starts the next one.
+  void complete_request(connection& conn) {
+    auto latency = clock_type::now() - conn.started;
+    histogram_.record(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count()));
+    ++requests_;
+    bytes_ += conn.request_size;
+    --in_flight_;
+    conn.state = conn_state::quiet;
+    if (!conn.set_up) {
+      conn.set_up = true;
+      --pending_setup_;
+      ++established_;
+    }
+    if (keep_sending_)
+      start_request(conn, opts_.size);
+    else
+      update_interest(conn);
+  }
+
+  /// Registers the events the connection's state needs: EPOLLOUT while
+  /// connecting or while request bytes are unsent, EPOLLIN otherwise (also
+  /// when quiet, to notice a close by the server).
+  void update_interest(connection& conn) {
+    uint32_t wanted = EPOLLIN;
+    if (conn.state == conn_state::connecting)
+      wanted = EPOLLOUT;
+    else if (conn.state == conn_state::busy && conn.sent < conn.request_size)
+      wanted |= EPOLLOUT;
+    if (wanted == conn.interest)
+      return;
+    epoll_event ev{};
+    ev.events = wanted;
+    ev.data.u64 = conn.id;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, conn.fd, &ev) != 0) {
+      fail(conn, error_kind::unexpected_close, "epoll_ctl: " + errno_text(errno));
+      return;
+    }
+    conn.interest = wanted;
+  }
+
+  /// Counts an error of a connection and closes it.
+  void fail(connection& conn, error_kind kind, const std::string& what) {
+    count_error(conn, kind, what);
+    close_connection(conn);
+  }
+
+  /// Counts an error and prints the first few to stderr.
+  void count_error(const connection& conn, error_kind kind, const std::string& what) {
+    ++errors_[static_cast<size_t>(kind)];
+    if (printed_errors_ < max_printed_errors)
+      fmt::print(stderr, "atoll_loadgen: connection {}: {}: {}\n", conn.id, error_name(kind), what);
+    else if (printed_errors_ == max_printed_errors)
+      fmt::print(stderr, "atoll_loadgen: further errors are only counted\n");
+    ++printed_errors_;
+  }
+
+  /// Closes a connection (gracefully: the server sees an orderly EOF).
+  void close_connection(connection& conn) {
+    if (conn.fd < 0)
+      return;
+    close(conn.fd);
+    conn.fd = -1;
+    --live_;
+    if (!conn.set_up)
+      --pending_setup_;
+    if (conn.state == conn_state::busy)
+      --in_flight_;
+    conn.state = conn_state::closed;
+  }
+
+  /// Closes all open connections (not an error).
+  void close_all() {
+    for (auto& conn : connections_)
+      close_connection(conn);
+  }
+
+  const options& opts_;
+  socket_address addr_;
+  int epoll_fd_ = -1;
+  std::vector<connection> connections_;
+  std::vector<char> pattern_;
+  std::array<char, 64 * 1024> read_buffer_{};
+  /// Whether a completed request is followed by the next one.
+  bool keep_sending_ = true;
+  /// Index of the next connection to open.
+  size_t next_to_open_ = 0;
+  /// Open connections; those not yet set up; requests in flight.
+  size_t live_ = 0;
+  size_t pending_setup_ = 0;
+  size_t in_flight_ = 0;
+  /// Connections whose connect() succeeded; that got their first echo.
+  size_t connected_ = 0;
+  size_t established_ = 0;
+  /// Measurements of the current interval.
+  uint64_t requests_ = 0;
+  uint64_t bytes_ = 0;
+  latency_histogram histogram_;
+  /// Errors of the whole run, by kind.
+  std::array<uint64_t, static_cast<size_t>(error_kind::count)> errors_{};
+  int printed_errors_ = 0;
+};
+
+/// Prints the report as one human-readable line, and as one JSON object on
+/// its own line if --json was given.
+void print_report(const options& opts, const report& r) {
+  std::string errors = fmt::format("errors {}", r.total_errors());
+  if (r.total_errors() > 0) {
+    std::vector<std::string> parts;
+    for (size_t i = 0; i < r.errors.size(); ++i)
+      if (r.errors[i] > 0)
+        parts.push_back(fmt::format("{} {}", error_name(static_cast<error_kind>(i)), r.errors[i]));
+    errors += fmt::format(" ({})", fmt::join(parts, ", "));
+  }
+  auto latency =
+      fmt::format("p50 {:.1f} us, p99 {:.1f} us, p99.9 {:.1f} us", r.p50_us, r.p99_us, r.p999_us);
+  if (opts.mode == mode_type::idle) {
+    fmt::print("idle: {}/{} connections set up in {:.2f} s ({:.0f} conn/s; echo {}), {} alive "
+               "after {:.1f} s hold{}, {}\n",
+               r.established, opts.connections, r.seconds, r.req_per_s, latency, r.alive, opts.hold,
+               opts.check ? " (checked)" : "", errors);
+  } else {
+    fmt::print("{}: {} connections x {} B, {:.2f} s: {} requests, {:.0f} req/s, {:.2f} MB/s, {}, "
+               "{}\n",
+               opts.mode_name, opts.connections, opts.size, r.seconds, r.requests, r.req_per_s,
+               r.mb_per_s, latency, errors);
+  }
+  if (opts.json) {
+    nlohmann::ordered_json error_kinds;
+    for (size_t i = 0; i < r.errors.size(); ++i)
+      error_kinds[error_name(static_cast<error_kind>(i))] = r.errors[i];
+    nlohmann::ordered_json j = {
+        {"mode", opts.mode_name},
+        {"connections", opts.connections},
+        {"size", opts.size},
+        {"requests", r.requests},
+        {"seconds", round_to(r.seconds, 3)},
+        {"req_per_s", round_to(r.req_per_s, 1)},
+        {"mb_per_s", round_to(r.mb_per_s, 3)},
+        {"p50_us", round_to(r.p50_us, 1)},
+        {"p99_us", round_to(r.p99_us, 1)},
+        {"p999_us", round_to(r.p999_us, 1)},
+        {"errors", r.total_errors()},
+        {"error_kinds", error_kinds},
+        {"established", r.established},
+        {"alive", r.alive},
+    };
+    fmt::print("{}\n", j.dump());
+  }
+  std::fflush(stdout);
+}
+
+} // namespace
+
+/// Parses the options, runs one workload against --host:--port and prints
+/// its report. Exit codes: 0 the run completed (even with errors, which are
+/// reported), 1 no connection could be established (or set-up failed),
+/// 2 invalid arguments.
+int main(int argc, char** argv) {
+  options opts;
+  CLI::App app{"Load generator for echo servers (single-threaded, epoll)."};
+  app.add_option("--host", opts.host, "Server address")->capture_default_str();
+  app.add_option("--port", opts.port, "Server port")->required()->check(CLI::Range(1, 65535));
+  app.add_option("--mode", opts.mode_name, "Workload: pingpong, bulk or idle")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"pingpong", "bulk", "idle"}));
+  app.add_option("--connections", opts.connections, "Number of connections")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1000000}));
+  auto* size_opt =
+      app.add_option("--size", opts.size, "Bytes per request (default 64; 65536 in bulk mode)")
+          ->check(CLI::Range(size_t{1}, size_t{64} << 20));
+  app.add_option("--warmup", opts.warmup, "Unmeasured seconds before measuring (pingpong, bulk)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--duration", opts.duration, "Measured seconds (pingpong, bulk)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--hold", opts.hold, "Seconds to hold the idle connections (idle)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--check", opts.check, "After holding, require a one-byte echo on each (idle)");
+  app.add_option("--timeout", opts.timeout,
+                 "Seconds allowed for setting up all connections, and for the check (idle)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--json", opts.json, "Also print the report as one JSON object");
+  if (auto rc = parse_command_line(app, argc, argv))
+    return *rc;
+  opts.mode = opts.mode_name == "idle"   ? mode_type::idle
+              : opts.mode_name == "bulk" ? mode_type::bulk
+                                         : mode_type::pingpong;
+  if (opts.mode == mode_type::bulk && size_opt->count() == 0)
+    opts.size = 64 * 1024;
+
+  std::signal(SIGPIPE, SIG_IGN);
+  auto fd_limit = raise_fd_limit();
+  if (fd_limit < opts.connections + 16)
+    fmt::print(stderr,
+               "atoll_loadgen: warning: the open-file limit ({}) is too low for {} "
+               "connections; the excess will fail\n",
+               fd_limit, opts.connections);
+  std::string error;
+  auto addr = resolve_address(opts.host, static_cast<uint16_t>(opts.port), false, error);
+  if (!addr) {
+    fmt::print(stderr, "atoll_loadgen: {}\n", error);
+    return exit_bad_arguments;
+  }
+  load_generator gen{opts, *addr};
+  if (!gen.init())
+    return exit_no_connection;
+  auto result = gen.run();
+  print_report(opts, result);
+  if (gen.connected() == 0) {
+    fmt::print(stderr, "atoll_loadgen: could not connect to {}\n",
+               format_address(addr->get(), addr->length));
+    return exit_no_connection;
+  }
+  return 0;
+}
