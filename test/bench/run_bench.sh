@@ -46,7 +46,7 @@ quick=0
 build_dir=build
 server_cmd=""
 
-# Prints the value of option $1, given as "$1=VALUE" or as the next word $2.
+# Fails unless option $1 is followed by a non-empty value $2.
 need_value() {
   [[ $# -ge 2 && -n $2 ]] || die "option $1 needs a value (see --help)"
 }
@@ -82,8 +82,10 @@ else
   : "${duration:=5}"
   warmup=1 idle_connections=10000 hold=3
 fi
-[[ $duration =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ ]] && [[ ! $duration =~ ^[0.]+$ ]] ||
+if ! [[ $duration =~ ^([0-9]+(\.[0-9]*)?|\.[0-9]+)$ ]] ||
+  ! awk -v d="$duration" 'BEGIN { exit !(d > 0) }'; then
   die "--duration must be a positive number of seconds"
+fi
 : "${server_cmd:=$build_dir/examples/echo --port=0}"
 
 loadgen=$build_dir/test/bench/atoll_loadgen
@@ -102,36 +104,40 @@ command -v python3 >/dev/null || die "python3 is required"
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/atoll-bench.XXXXXX")
 results=$workdir/results.jsonl
 declare -A command_of=([baseline]=$baseline_cmd [server]=$server_cmd)
+# Running server processes by key: "baseline" and "server" for the
+# long-running instances, "baseline-idle" and "server-idle" for the fresh
+# ones of the idle measurement.
 declare -A server_pid=() server_host=() server_port=()
 loadgen_pid=""
 file_counter=0
 
-# Stops the server labelled $1 (SIGTERM, SIGKILL after 5 s) if it runs.
+# Stops the server process with key $1 (SIGTERM, SIGKILL after 5 s) if it
+# runs.
 stop_server() {
-  local label=$1 pid=${server_pid[$1]:-} i
+  local key=$1 pid=${server_pid[$1]:-} i
   [[ -n $pid ]] || return 0
-  unset "server_pid[$label]"
+  unset "server_pid[$key]"
   kill -TERM "$pid" 2>/dev/null || return 0
   for ((i = 0; i < 100; i++)); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
   done
   if kill -0 "$pid" 2>/dev/null; then
-    echo "run_bench.sh: warning: $label server ignored SIGTERM for 5 s; killing it" >&2
+    echo "run_bench.sh: warning: server $key ignored SIGTERM for 5 s; killing it" >&2
     kill -KILL "$pid" 2>/dev/null || true
   fi
   wait "$pid" 2>/dev/null || true
 }
 
 cleanup() {
-  local rc=$? label
+  local rc=$? key
   trap - EXIT INT TERM
   if [[ -n $loadgen_pid ]]; then
     kill -TERM "$loadgen_pid" 2>/dev/null || true
     wait "$loadgen_pid" 2>/dev/null || true
   fi
-  for label in "${!server_pid[@]}"; do
-    stop_server "$label"
+  for key in "${!server_pid[@]}"; do
+    stop_server "$key"
   done
   if ((rc == 0)); then
     rm -rf "$workdir"
@@ -155,30 +161,31 @@ now_us() {
 
 # -- servers ------------------------------------------------------------------
 
-# Starts the server labelled $1 and waits up to 10 s for its line
-# "listening on HOST:PORT"; sets server_pid/server_host/server_port[$1].
+# Starts server $2 (baseline or server) as process key $1 and waits up to
+# 10 s for its line "listening on HOST:PORT"; sets server_pid[$1],
+# server_host[$1] and server_port[$1].
 start_server() {
-  local label=$1 cmd=${command_of[$1]} pid line="" addr host port deadline
-  next_file "$label"
+  local key=$1 label=$2 cmd=${command_of[$2]} pid line="" addr host port deadline
+  next_file "$key"
   local out=$new_file.out err=$new_file.err
   # exec: the PID is the server's own, so /proc/PID/status is its RSS.
   bash -c "exec $cmd" >"$out" 2>"$err" &
   pid=$!
-  server_pid[$label]=$pid
+  server_pid[$key]=$pid
   deadline=$(($(now_us) + 10000000))
   while :; do
     line=$(grep -m1 -o 'listening on [^[:space:]]*' "$out" || true)
     [[ -z $line ]] || break
     if ! kill -0 "$pid" 2>/dev/null; then
-      unset "server_pid[$label]"
-      die "$label server exited before listening: $cmd
+      unset "server_pid[$key]"
+      die "$label: '$cmd' exited before printing 'listening on HOST:PORT'
 --- stdout:
 $(cat "$out")
 --- stderr:
 $(cat "$err")"
     fi
     (($(now_us) < deadline)) ||
-      die "$label server did not print 'listening on HOST:PORT' within 10 s: $cmd"
+      die "$label: '$cmd' did not print 'listening on HOST:PORT' within 10 s"
     sleep 0.05
   done
   addr=${line#listening on }
@@ -191,11 +198,11 @@ $(cat "$err")"
     ::) host=::1 ;;
   esac
   [[ $port =~ ^[0-9]+$ ]] || die "$label server printed an unreadable address: '$line'"
-  server_host[$label]=$host
-  server_port[$label]=$port
+  server_host[$key]=$host
+  server_port[$key]=$port
 }
 
-# Prints the VmRSS (KiB) of the server labelled $1.
+# Prints the VmRSS (KiB) of the server process with key $1.
 rss_kb() {
   awk '/^VmRSS:/ { print $2 }' "/proc/${server_pid[$1]}/status"
 }
@@ -208,9 +215,9 @@ take_loadgen_result() {
   local out=$1 rc=$2 label=$3
   case $rc in
     0) ;;
-    1) die "loadgen could not connect to the $label server:
+    1) die "loadgen could not connect to $label ('${command_of[$label]}'):
 $(cat "$out.err")" ;;
-    *) die "loadgen failed with exit code $rc against the $label server:
+    *) die "loadgen failed with exit code $rc against $label ('${command_of[$label]}'):
 $(cat "$out.err")" ;;
   esac
   json=$(grep -m1 '^{' "$out") || die "loadgen printed no JSON result (see $out)"
@@ -239,13 +246,14 @@ run_throughput() {
 # Measures the idle memory of a fresh process of server $1 in round $2: RSS
 # before connecting and while $idle_connections connections are held.
 run_idle() {
-  local label=$1 round=$2 rc=0 before held=null established
-  start_server "$label"
+  local label=$1 round=$2 key=$1-idle rc=0 before held=null established
+  start_server "$key" "$label"
   sleep 0.5 # let the server finish its start-up before the first sample
-  before=$(rss_kb "$label")
+  before=$(rss_kb "$key")
   next_file loadgen
   local out=$new_file
-  "$loadgen" --host "${server_host[$label]}" --port "${server_port[$label]}" --mode idle \
+  : >"$out" # exists before the wait loop below reads it
+  "$loadgen" --host "${server_host[$key]}" --port "${server_port[$key]}" --mode idle \
     --connections "$idle_connections" --size 64 --hold "$hold" --check --json \
     >"$out" 2>"$out.err" &
   loadgen_pid=$!
@@ -257,18 +265,19 @@ run_idle() {
   done
   if grep -q ' connections established$' "$out"; then
     sleep 0.3
-    held=$(rss_kb "$label")
+    held=$(rss_kb "$key")
   fi
   wait "$loadgen_pid" || rc=$?
   loadgen_pid=""
   take_loadgen_result "$out" "$rc" "$label"
   established=$(sed -n 's/^idle: \([0-9]*\) connections established$/\1/p' "$out")
   if ((established > 0)); then
-    printf '    %-8s RSS %d KiB -> %d KiB: %d bytes/connection\n' "$label" "$before" "$held" \
-      $(((held - before) * 1024 / established))
+    awk -v label="$label" -v before="$before" -v held="$held" -v n="$established" 'BEGIN {
+      printf "    %-8s RSS %d KiB -> %d KiB: %.1f bytes/connection\n", label, before, held,
+        (held - before) * 1024 / n }'
   fi
   record "$round" "$label" idle "$before" "$held"
-  stop_server "$label"
+  stop_server "$key"
 }
 
 # -- main ---------------------------------------------------------------------
@@ -278,8 +287,8 @@ echo "server:   $server_cmd"
 echo "rounds: $rounds, throughput runs: ${warmup} s warm-up + ${duration} s," \
   "idle: $idle_connections connections held ${hold} s"
 
-start_server baseline
-start_server server
+start_server baseline baseline
+start_server server server
 for ((round = 1; round <= rounds; round++)); do
   if ((round % 2 == 1)); then order=(baseline server); else order=(server baseline); fi
   echo "== round $round/$rounds (${order[*]})"
@@ -293,8 +302,6 @@ for ((round = 1; round <= rounds; round++)); do
   done
   echo "  idle: $idle_connections connections (fresh server processes)"
   for label in "${order[@]}"; do
-    # The long-running instance is stopped meanwhile so that only one
-    # server's memory is in play; it is restarted afterwards.
     run_idle "$label" "$round"
   done
 done
@@ -313,6 +320,12 @@ server_cmd = sys.argv[2]
 rounds = sorted({r["round"] for r in rows})
 
 
+# RSS is counted in 4 KiB pages and moves a little for reasons unrelated to
+# connections; a baseline growth below this is noise, and a ratio against it
+# meaningless.
+RSS_NOISE_KIB = 64
+
+
 def bytes_per_connection(row):
     established = row["result"]["established"]
     if row["rss_held_kb"] is None or established == 0:
@@ -320,12 +333,21 @@ def bytes_per_connection(row):
     return (row["rss_held_kb"] - row["rss_before_kb"]) * 1024 / established
 
 
-# (workload, metric label, value of a row, number format)
+def memory_noise_floor(row):
+    return RSS_NOISE_KIB * 1024 / max(row["result"]["established"], 1)
+
+
+# (workload, metric label, value of a row, number format, smallest baseline
+# value of a row that a ratio may divide by)
 metrics = [
-    ("pingpong", "req/s (higher is better)", lambda r: r["result"]["req_per_s"], "{:,.0f}"),
-    ("pingpong", "p99 latency us (lower is better)", lambda r: r["result"]["p99_us"], "{:,.1f}"),
-    ("bulk", "MB/s (higher is better)", lambda r: r["result"]["mb_per_s"], "{:,.1f}"),
-    ("idle", "RSS bytes/connection (lower is better)", bytes_per_connection, "{:,.0f}"),
+    ("pingpong", "req/s (higher is better)", lambda r: r["result"]["req_per_s"], "{:,.0f}",
+     lambda r: 0),
+    ("pingpong", "p99 latency us (lower is better)", lambda r: r["result"]["p99_us"], "{:,.1f}",
+     lambda r: 0),
+    ("bulk", "MB/s (higher is better)", lambda r: r["result"]["mb_per_s"], "{:,.1f}",
+     lambda r: 0),
+    ("idle", "RSS bytes/connection (lower is better)", bytes_per_connection, "{:,.1f}",
+     memory_noise_floor),
 ]
 
 
@@ -340,8 +362,8 @@ def fmt(number, pattern):
     return "n/a" if number is None else pattern.format(number)
 
 
-def ratio(server, baseline):
-    if server is None or baseline is None or baseline <= 0:
+def ratio(server, baseline, floor=0):
+    if server is None or baseline is None or baseline <= floor:
         return None
     return server / baseline
 
@@ -364,22 +386,20 @@ print("\n## Per round\n")
 print("| round | workload | metric | baseline | server | server/baseline |")
 print("|---|---|---|---:|---:|---:|")
 summary = []
-for workload, label, get, pattern in metrics:
+for workload, label, get, pattern, get_floor in metrics:
     base_values, server_values, ratios = [], [], []
     for rnd in rounds:
         b = value(workload, "baseline", rnd, get)
         s = value(workload, "server", rnd, get)
         base_values.append(b)
         server_values.append(s)
-        ratios.append(ratio(s, b))
+        ratios.append(ratio(s, b, value(workload, "baseline", rnd, get_floor)))
         print(f"| {rnd} | {workload} | {label} | {fmt(b, pattern)} | {fmt(s, pattern)} "
               f"| {fmt(ratios[-1], '{:.2f}')} |")
     b, s = median(base_values), median(server_values)
     # The ratio is the median of the per-round ratios (robust to a round
-    # disturbed by other load); without any, the ratio of the medians.
+    # disturbed by other load).
     r = median(ratios)
-    if r is None:
-        r = ratio(s, b)
     summary.append((workload_name(workload), label, fmt(b, pattern), fmt(s, pattern),
                     fmt(r, "{:.2f}"), b, s))
 
@@ -394,10 +414,14 @@ for name, label, b, s, r, _, _ in summary:
     print(f"| {name} | {label} | {b} | {s} | {r} |")
 print(f"| all | loadgen errors (total) | {errors['baseline']} | {errors['server']} | |")
 
-name, _, _, _, r, b, s = summary[-1]
-if r == "n/a" and b is not None and s is not None:
-    print(f"\nThe baseline's RSS hardly grows with idle connections, so the memory ratio is "
-          f"undefined; the server needs {s - b:,.0f} more bytes/connection.")
+_, _, _, _, r, b, s = summary[-1]
+if b is not None and s is not None:
+    print(f"\nIdle memory: the server needs {s - b:,.1f} bytes/connection more than the "
+          f"baseline (medians).")
+    if r == "n/a":
+        print(f"No memory ratio: the baseline's RSS grew by less than {RSS_NOISE_KIB} KiB "
+              f"(measurement noise); a raw epoll server keeps no user-space state for an "
+              f"idle connection.")
 if any(errors.values()):
     print("\nWARNING: the load generator counted errors; see the per-run lines above.")
 EOF

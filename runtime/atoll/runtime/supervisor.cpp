@@ -578,9 +578,23 @@ private:
     auto signal = is_normal_exit(reason) ? caf::error{caf::exit_reason::user_shutdown} : reason;
     for (auto& kv : records_)
       if (kv.second.handle)
-        send_exit(kv.second.handle, signal);
+        exit_anonymously(kv.second.handle, signal);
     for (auto& kv : terminating_)
-      send_exit(kv.second.handle, caf::exit_reason::kill);
+      exit_anonymously(kv.second.handle, caf::exit_reason::kill);
+    // Drop the specs now, not when the actor object goes: their start
+    // functions may hold references back to this supervisor.
+    records_.clear();
+    by_actor_.clear();
+    terminating_.clear();
+    template_.reset();
+  }
+
+  /// Sends an exit signal whose source is the receiver itself (like CAF's
+  /// anon_send_exit). Used while this actor is being destroyed: a receiver
+  /// unlinks from an exit's source, which must not be a dying actor.
+  static void exit_anonymously(const caf::actor& dest, caf::error reason) {
+    dest->enqueue(nullptr, caf::make_message_id(),
+                  caf::make_message(caf::exit_msg{dest.address(), std::move(reason)}), nullptr);
   }
 
   /// Records a restart; false if it exceeds the restart intensity.

@@ -17,7 +17,7 @@ caf::error validate(const tcp_options& opts) {
                            std::to_string(opts.backlog));
   if (opts.send_timeout.count() <= 0)
     return caf::make_error(errc::invalid_option,
-                           "transport.send_timeout must be positive or infinity");
+                           "transport.send_timeout must be positive or infinite");
   if (opts.recbuf && *opts.recbuf <= 0)
     return caf::make_error(errc::invalid_option, "transport.recbuf must be positive");
   if (opts.sndbuf && *opts.sndbuf <= 0)

@@ -13,7 +13,7 @@
 namespace atl {
 
 /// A timeout that may be infinite.
-inline constexpr std::chrono::milliseconds infinity = std::chrono::milliseconds::max();
+inline constexpr std::chrono::milliseconds infinite = std::chrono::milliseconds::max();
 
 /// Options of listen sockets and of the connections they accept. The defaults
 /// are Thousand Island's. Every socket is non-blocking whatever is set here.
@@ -23,7 +23,7 @@ struct tcp_options {
   /// TCP_NODELAY on accepted sockets.
   bool nodelay = true;
   /// How long queued output may stay unsent before the send fails
-  /// (`atl::infinity` to wait forever).
+  /// (`atl::infinite` to wait forever).
   std::chrono::milliseconds send_timeout{30000};
   /// Close the connection when a send times out.
   bool send_timeout_close = true;

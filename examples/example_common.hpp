@@ -1,0 +1,175 @@
+// What Atoll's example servers share: CAF-style command-line options, the
+// "listening on ADDRESS:PORT" line, and a graceful stop on SIGINT/SIGTERM.
+// Uses the public API only.
+#pragma once
+
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include <pthread.h>
+
+#include <caf/all.hpp>
+
+#include "atoll/all.hpp"
+
+namespace example {
+
+/// Options every example server accepts (`--help` lists them).
+class server_config : public caf::actor_system_config {
+public:
+  int port = 4000;
+  std::string host = "any";
+  int num_acceptors = 100;
+  int num_listen_sockets = 1;
+  int num_connections = 16384;
+  int read_timeout = 60000;
+  int shutdown_timeout = 15000;
+  bool reuseport = false;
+  bool detached = false;
+  std::string log_level;
+
+  server_config() {
+    atl::register_server_types(*this);
+    opt_group{custom_options_, "global"}
+      .add(port, "port,p", "TCP port (0: pick a free port)")
+      .add(host, "host", "bind address: any, any6, loopback, loopback6, an IP, or unix:PATH")
+      .add(num_acceptors, "num-acceptors", "number of acceptors")
+      .add(num_listen_sockets, "num-listen-sockets", "listen sockets (>1 needs --reuseport)")
+      .add(num_connections, "num-connections", "connections per acceptor (0: unlimited)")
+      .add(read_timeout, "read-timeout", "client silence limit in ms (0: none)")
+      .add(shutdown_timeout, "shutdown-timeout", "drain limit at stop in ms (-1: infinity)")
+      .add(reuseport, "reuseport", "set SO_REUSEPORT on listen sockets")
+      .add(detached, "detached", "run each connection actor on its own thread")
+      .add(log_level, "log", "log telemetry at error, info, debug or trace");
+  }
+
+  /// Turns the command line into server options (validated by the server).
+  caf::expected<atl::server_options> options() const {
+    atl::server_options opts;
+    if (port < 0)
+      return caf::make_error(atl::errc::invalid_option, "port must not be negative");
+    opts.port = static_cast<uint32_t>(port);
+    auto addr = atl::bind_address::parse(host);
+    if (!addr)
+      return addr.error();
+    opts.address = *addr;
+    if (num_acceptors < 1 || num_listen_sockets < 1)
+      return caf::make_error(atl::errc::invalid_option,
+                             "num-acceptors and num-listen-sockets must be at least 1");
+    opts.num_acceptors = static_cast<uint32_t>(num_acceptors);
+    opts.num_listen_sockets = static_cast<uint32_t>(num_listen_sockets);
+    if (num_connections < 0)
+      return caf::make_error(atl::errc::invalid_option, "num-connections must not be negative");
+    if (num_connections == 0)
+      opts.num_connections.reset();
+    else
+      opts.num_connections = static_cast<uint32_t>(num_connections);
+    opts.read_timeout =
+      read_timeout == 0 ? atl::infinite : std::chrono::milliseconds{read_timeout};
+    if (shutdown_timeout < 0)
+      opts.shutdown_timeout = atl::shutdown_policy::infinity();
+    else
+      opts.shutdown_timeout =
+        atl::shutdown_policy::timeout(std::chrono::milliseconds{shutdown_timeout});
+    opts.transport.reuseport = reuseport;
+    opts.detached_connections = detached;
+    return opts;
+  }
+};
+
+/// Parses the command line; returns false (and sets `exit_code`) when the
+/// program should exit right away (bad options or --help).
+inline bool parse(server_config& cfg, int argc, char** argv, int& exit_code) {
+  if (auto err = cfg.parse(argc, argv)) {
+    std::cerr << "invalid options: " << caf::to_string(err) << '\n';
+    exit_code = EXIT_FAILURE;
+    return false;
+  }
+  if (cfg.cli_helptext_printed) {
+    exit_code = EXIT_SUCCESS;
+    return false;
+  }
+  return true;
+}
+
+/// Blocks SIGINT and SIGTERM in this thread and every thread started after,
+/// so that `wait_for_stop_signal` can take them synchronously.
+inline void block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+/// Waits for SIGINT or SIGTERM; returns its number.
+inline int wait_for_stop_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+/// Starts the server with `opts`, prints "listening on ADDRESS:PORT", runs
+/// until SIGINT/SIGTERM, stops it gracefully. Returns the exit code.
+inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::server_options opts) {
+  if (!cfg.log_level.empty()) {
+    auto bus = opts.telemetry ? opts.telemetry : atl::telemetry::default_bus();
+    static const std::map<std::string, atl::log_level> levels{
+      {"error", atl::log_level::error},
+      {"info", atl::log_level::info},
+      {"debug", atl::log_level::debug},
+      {"trace", atl::log_level::trace}};
+    auto i = levels.find(cfg.log_level);
+    if (i == levels.end()) {
+      std::cerr << "invalid --log level: " << cfg.log_level << '\n';
+      return EXIT_FAILURE;
+    }
+    static_cast<void>(atl::attach_logger(*bus, i->second));
+  }
+  auto srv = atl::start_server(sys, std::move(opts));
+  if (!srv) {
+    std::cerr << "cannot start the server: " << atl::describe(srv.error()) << '\n';
+    return EXIT_FAILURE;
+  }
+  auto local = srv->listener_info();
+  if (!local) {
+    std::cerr << "cannot read the listener address: " << atl::describe(local.error()) << '\n';
+    return EXIT_FAILURE;
+  }
+  std::cout << "listening on " << atl::to_string(*local) << std::endl;
+  auto sig = wait_for_stop_signal();
+  std::cerr << "received " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", stopping\n";
+  if (auto err = srv->stop()) {
+    std::cerr << "stop: " << atl::describe(err) << '\n';
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
+}
+
+/// The whole main() of an example: parse, start, run, stop. `customize`
+/// adds the example's handler to the options.
+template <class Config, class Customize>
+int main_of(int argc, char** argv, Customize customize) {
+  block_stop_signals();
+  Config cfg;
+  int exit_code = 0;
+  if (!parse(cfg, argc, argv, exit_code))
+    return exit_code;
+  auto opts = cfg.options();
+  if (!opts) {
+    std::cerr << "invalid options: " << atl::describe(opts.error()) << '\n';
+    return EXIT_FAILURE;
+  }
+  caf::actor_system sys{cfg};
+  if (!customize(sys, cfg, *opts))
+    return EXIT_FAILURE;
+  return run_server(sys, cfg, std::move(*opts));
+}
+
+} // namespace example

@@ -1,0 +1,699 @@
+#include "atoll/handlers/connection_actor.hpp"
+
+#include <optional>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/system_messages.hpp>
+
+#include "atoll/runtime/atoms.hpp"
+#include "atoll/runtime/error.hpp"
+#include "atoll/runtime/logger.hpp"
+#include "atoll/runtime/span.hpp"
+#include "atoll/transports/endpoint.hpp"
+
+namespace atl {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using init_atom = caf::atom_constant<caf::atom("connready")>;
+using read_timer_atom = caf::atom_constant<caf::atom("readtimer")>;
+using send_timer_atom = caf::atom_constant<caf::atom("sendtimer")>;
+using handshake_timer_atom = caf::atom_constant<caf::atom("hstimer")>;
+
+/// Stop reading while this much output waits (back-pressure).
+constexpr uint64_t output_high_watermark = 1 << 20;
+/// Reads per socket event before yielding to other messages.
+constexpr int max_reads_per_event = 16;
+constexpr size_t read_buffer_size = 65536;
+
+std::string exception_text(std::exception_ptr ep) {
+  try {
+    if (ep)
+      std::rethrow_exception(ep);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "non-standard exception";
+  }
+  return "unknown exception";
+}
+
+} // namespace
+
+/// See connection_actor.hpp. The class is in namespace atl (not anonymous) as
+/// the handler's friend.
+class connection_actor final : public caf::event_based_actor,
+                               public detail::socket_host,
+                               public detail::handler_host {
+public:
+  connection_actor(caf::actor_config& cfg, std::shared_ptr<const connection_config> conf,
+                   accepted_connection hand_off)
+    : caf::event_based_actor(cfg), conf_(std::move(conf)), hand_off_(std::move(hand_off)) {
+  }
+
+  const char* name() const override {
+    return "atoll.connection";
+  }
+
+  caf::behavior make_behavior() override {
+    set_exit_handler([this](caf::exit_msg& msg) { on_exit(msg); });
+    set_exception_handler([this](std::exception_ptr& ep) { return on_uncaught(ep); });
+    set_default_handler(caf::drop);
+    attach_functor([this](const caf::error& reason) { cleanup(reason); });
+    send(this, init_atom::value);
+    return internal_handlers();
+  }
+
+  // -- socket_host / handler_host -----------------------------------------------
+
+  void output_pending() override {
+    note_send_progress();
+    if (!in_io_)
+      arm();
+  }
+
+  void apply_verdict(verdict v) override {
+    apply(std::move(v));
+  }
+
+  caf::event_based_actor* actor() noexcept override {
+    return this;
+  }
+
+private:
+  enum class phase : uint8_t { starting, handshaking, open, lingering, finished };
+  enum class end_kind : uint8_t {
+    peer_closed,
+    local_closed,
+    handler_closed,
+    timeout,
+    shutdown,
+    error,
+    exception,
+  };
+
+  caf::message_handler internal_handlers() {
+    return {
+      [this](init_atom) { on_init(); },
+      [this](socket_ready_atom, int, uint32_t events, uint32_t token) {
+        on_socket_ready(events, token);
+      },
+      [this](read_timer_atom, uint64_t generation) { on_read_timer(generation); },
+      [this](send_timer_atom) { on_send_timer(); },
+      [this](handshake_timer_atom, uint64_t generation) { on_handshake_timer(generation); },
+    };
+  }
+
+  // -- start-up -------------------------------------------------------------------
+
+  void on_init() {
+    int fd = hand_off_.fd ? hand_off_.fd->release() : -1;
+    hand_off_.fd.reset();
+    if (fd < 0 || phase_ != phase::starting) {
+      quit();
+      return;
+    }
+    // A client that is already gone gets no callback and no span.
+    auto peer = remote_endpoint(fd);
+    if (!peer) {
+      ::close(fd);
+      phase_ = phase::finished;
+      quit();
+      return;
+    }
+    // Best effort: a connection works without these options.
+    static_cast<void>(configure_connection(fd, conf_->transport));
+    caf::expected<std::unique_ptr<transport>> stream{caf::error{}};
+    if (conf_->make_transport)
+      stream = conf_->make_transport(fd);
+    else
+      stream = std::unique_ptr<transport>{new tcp_transport(fd)};
+    try {
+      handler_ = conf_->factory();
+    } catch (const std::exception& ex) {
+      log(log_level::error, "atoll: handler factory of " + conf_->handler_name
+                              + " threw: " + ex.what());
+    }
+    if (!stream || !handler_) {
+      if (!stream)
+        log(log_level::error, "atoll: cannot set up the transport of a connection from "
+                                + to_string(*peer) + ": " + describe(stream.error()));
+      else
+        (*stream)->close();
+      phase_ = phase::finished;
+      quit(stream ? caf::make_error(errc::start_failed, "handler factory failed")
+                  : stream.error());
+      return;
+    }
+    handler_->host_ = this;
+    sock_ = std::make_unique<socket>(std::move(*stream), *peer, &conf_->transport,
+                                     conf_->read_timeout, this);
+    telemetry::fields meta;
+    if (conf_->events->enabled()) {
+      meta.set("remote_address", peer->address);
+      meta.set("remote_port", uint64_t{peer->port});
+      meta.set("handler", conf_->handler_name);
+    }
+    sock_->span() = telemetry::span::start(conf_->events, conf_->span_prefix, {},
+                                           std::move(meta), hand_off_.acceptor_span,
+                                           hand_off_.start_time);
+    if (sock_->span().enabled())
+      sock_->span().emit("ready", {{"monotonic_time", telemetry::monotonic_time()}});
+    phase_ = phase::handshaking;
+    drive_handshake();
+  }
+
+  void drive_handshake() {
+    auto res = sock_->stream().handshake();
+    switch (res.status) {
+      case io_status::done:
+        handshake_done();
+        return;
+      case io_status::want_read:
+      case io_status::want_write:
+        handshake_interest_ = res.status == io_status::want_read ? io_events::readable
+                                                                 : io_events::writable;
+        if (!handshake_timer_armed_ && conf_->handshake_timeout != infinite) {
+          handshake_timer_armed_ = true; // bounds this handshake (and an upgrade's)
+          delayed_send(this, conf_->handshake_timeout, handshake_timer_atom::value,
+                       ++handshake_generation_);
+        }
+        if (!in_io_)
+          arm();
+        return;
+      case io_status::closed:
+        finish(end_kind::error, caf::make_error(errc::closed, "handshake: peer closed"));
+        return;
+      case io_status::failed:
+        finish(end_kind::error, res.error);
+        return;
+    }
+  }
+
+  void handshake_done() {
+    phase_ = phase::open;
+    handshake_interest_ = 0;
+    handshake_timer_armed_ = false;
+    ++handshake_generation_; // a pending handshake timer is now stale
+    if (upgrade_then_) {
+      // After a transport upgrade: continue as the switch verdict said.
+      auto then = std::move(*upgrade_then_);
+      upgrade_then_.reset();
+      apply(std::move(then));
+      return;
+    }
+    // The handler's own message handlers sit behind the internal ones.
+    caf::message_handler user;
+    try {
+      user = handler_->message_handlers(*sock_);
+    } catch (const std::exception& ex) {
+      on_callback_exception(ex.what());
+      return;
+    }
+    become(internal_handlers().or_else(user));
+    if (auto v = guarded([&] { return handler_->handle_connection(*sock_); }))
+      apply(std::move(*v));
+  }
+
+  void on_handshake_timer(uint64_t generation) {
+    if (phase_ == phase::handshaking && generation == handshake_generation_)
+      finish(end_kind::error, caf::make_error(errc::timeout, "handshake timeout"));
+  }
+
+  // -- socket events ----------------------------------------------------------------
+
+  void on_socket_ready(uint32_t events, uint32_t token) {
+    if (token != reg_.token || phase_ == phase::finished || phase_ == phase::starting)
+      return; // stale event of an earlier registration
+    armed_interest_ = 0;
+    in_io_ = true;
+    if (phase_ == phase::handshaking) {
+      drive_handshake();
+    } else {
+      if (!sock_->pending().empty())
+        flush_output();
+      if (phase_ == phase::open && reading_
+          && (events & (io_events::readable | io_events::hangup | io_events::error
+                        | io_events::peer_shutdown)))
+        read_loop();
+    }
+    in_io_ = false;
+    arm();
+  }
+
+  void read_loop() {
+    static thread_local char buf[read_buffer_size];
+    auto& stream = sock_->stream();
+    for (int i = 0; i < max_reads_per_event && phase_ == phase::open && reading_; ++i) {
+      if (backpressured())
+        return;
+      auto res = stream.read(buf, sizeof(buf));
+      if (res.bytes > 0) {
+        auto& stats = sock_->stats();
+        stats.recv_oct += res.bytes;
+        ++stats.recv_cnt;
+        if (sock_->span().enabled())
+          sock_->span().emit("async_recv", {{"data", std::string{buf, res.bytes}}});
+        reading_ = false; // until the verdict says proceed
+        auto v = guarded([&] { return handler_->handle_data({buf, res.bytes}, *sock_); });
+        if (!v)
+          return;
+        apply(std::move(*v));
+        if (res.bytes < sizeof(buf) && !stream.has_buffered_input())
+          return; // most likely drained: the re-armed event tells otherwise
+        continue;
+      }
+      switch (res.status) {
+        case io_status::done:
+        case io_status::want_read:
+        case io_status::want_write:
+          return;
+        case io_status::closed:
+          finish(end_kind::peer_closed);
+          return;
+        case io_status::failed:
+          finish(end_kind::error, res.error);
+          return;
+      }
+    }
+    // Input buffered inside the transport does not make the fd readable.
+    if (phase_ == phase::open && reading_ && stream.has_buffered_input())
+      send(this, socket_ready_atom::value, reg_.fd, io_events::readable, reg_.token);
+  }
+
+  void flush_output() {
+    auto& out = sock_->pending();
+    auto before = out.pending_bytes();
+    auto res = out.flush(sock_->stream(), sock_->stats());
+    if (out.pending_bytes() < before)
+      note_send_progress();
+    switch (res.status) {
+      case io_status::done:
+        if (phase_ == phase::lingering)
+          complete_close();
+        return;
+      case io_status::want_read:
+      case io_status::want_write:
+        return;
+      case io_status::closed:
+        if (phase_ == phase::lingering)
+          complete_close();
+        else
+          finish(end_kind::peer_closed);
+        return;
+      case io_status::failed:
+        if (phase_ == phase::lingering)
+          complete_close();
+        else
+          finish(end_kind::error, res.error);
+        return;
+    }
+  }
+
+  bool backpressured() const noexcept {
+    return sock_->pending().pending_bytes() > output_high_watermark;
+  }
+
+  /// Registers or re-arms the fd with the interest the state calls for.
+  void arm() {
+    if (phase_ == phase::finished || phase_ == phase::starting || !sock_ || sock_->closed())
+      return;
+    uint32_t interest = 0;
+    if (phase_ == phase::handshaking)
+      interest = handshake_interest_;
+    else if (phase_ == phase::open && reading_ && !backpressured())
+      interest |= io_events::readable;
+    if (!sock_->pending().empty())
+      interest |= io_events::writable;
+    if (interest == 0 || interest == armed_interest_)
+      return;
+    caf::error err;
+    if (!reg_) {
+      auto reg = conf_->io->add(sock_->stream().fd(), caf::actor_cast<caf::strong_actor_ptr>(this),
+                                interest);
+      if (reg)
+        reg_ = *reg;
+      else
+        err = reg.error();
+    } else {
+      err = conf_->io->rearm(reg_, interest);
+    }
+    if (err) {
+      finish(end_kind::error, err);
+      return;
+    }
+    armed_interest_ = interest;
+  }
+
+  // -- verdicts and timeouts --------------------------------------------------------
+
+  /// Runs a handler callback; an exception ends the connection.
+  template <class F>
+  auto guarded(F&& fn) -> std::optional<decltype(fn())> {
+    try {
+      return fn();
+    } catch (const std::exception& ex) {
+      on_callback_exception(ex.what());
+    } catch (...) {
+      on_callback_exception("non-standard exception");
+    }
+    return std::nullopt;
+  }
+
+  void apply(verdict v) {
+    if (phase_ != phase::open && phase_ != phase::handshaking)
+      return;
+    if (sock_->closed_by_handler()) {
+      // The handler closed its socket: done, without handle_close.
+      finish(end_kind::handler_closed);
+      return;
+    }
+    switch (v.which()) {
+      case verdict::kind::proceed:
+        proceed(v);
+        return;
+      case verdict::kind::close:
+        finish(end_kind::local_closed);
+        return;
+      case verdict::kind::error:
+        if (v.reason() == errc::timeout)
+          finish(end_kind::timeout, v.reason());
+        else
+          finish(end_kind::error, v.reason());
+        return;
+      case verdict::kind::switch_transport:
+        switch_transport(std::move(v));
+        return;
+    }
+  }
+
+  void proceed(const verdict& v) {
+    switch (v.timeout_variant()) {
+      case verdict::timeout_kind::standard:
+        set_deadline(sock_->read_timeout());
+        break;
+      case verdict::timeout_kind::once:
+        set_deadline(v.timeout());
+        break;
+      case verdict::timeout_kind::persistent:
+        sock_->set_read_timeout(v.timeout());
+        set_deadline(v.timeout());
+        break;
+    }
+    reading_ = true;
+    if (auto step = v.step()) {
+      auto arg = *step;
+      if (auto next = guarded([&] { return handler_->handle_continue(arg, *sock_); }))
+        apply(std::move(*next));
+      return;
+    }
+    if (!in_io_)
+      arm();
+  }
+
+  void switch_transport(verdict v) {
+    if (auto err = sock_->flush_blocking()) {
+      finish(end_kind::error, err);
+      return;
+    }
+    auto next = (*v.upgrade())(sock_->stream_ptr());
+    if (!next) {
+      finish(end_kind::error, next.error());
+      return;
+    }
+    sock_->replace_stream(std::move(*next));
+    upgrade_then_ = proceed_part(v);
+    phase_ = phase::handshaking;
+    reading_ = false;
+    drive_handshake();
+  }
+
+  /// The proceed verdict a switch verdict continues with.
+  static verdict proceed_part(const verdict& v) {
+    switch (v.timeout_variant()) {
+      case verdict::timeout_kind::once:
+        return verdict::proceed(v.timeout());
+      case verdict::timeout_kind::persistent:
+        return verdict::proceed(persistent{v.timeout()});
+      default:
+        if (auto step = v.step())
+          return verdict::proceed(continue_step{*step});
+        return verdict::proceed();
+    }
+  }
+
+  /// Client silence is measured from now on (lazy timer: at most one live
+  /// timer; it is re-armed for the remainder when it fires early).
+  void set_deadline(std::chrono::milliseconds timeout) {
+    if (timeout == infinite) {
+      deadline_.reset();
+      return;
+    }
+    auto now = clock_type::now();
+    deadline_ = now + timeout;
+    if (!timer_due_ || *deadline_ < *timer_due_)
+      arm_read_timer(timeout);
+  }
+
+  void arm_read_timer(std::chrono::milliseconds delay) {
+    timer_due_ = clock_type::now() + delay;
+    delayed_send(this, delay, read_timer_atom::value, ++timer_generation_);
+  }
+
+  void on_read_timer(uint64_t generation) {
+    if (generation != timer_generation_)
+      return; // superseded by an earlier deadline
+    timer_due_.reset();
+    if (phase_ != phase::open || !deadline_)
+      return;
+    auto now = clock_type::now();
+    if (now >= *deadline_) {
+      finish(end_kind::timeout, caf::make_error(errc::timeout));
+      return;
+    }
+    arm_read_timer(std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - now));
+  }
+
+  void note_send_progress() {
+    send_progress_ = clock_type::now();
+    auto timeout = conf_->transport.send_timeout;
+    if (!send_timer_armed_ && timeout != infinite && !sock_->pending().empty()) {
+      send_timer_armed_ = true;
+      delayed_send(this, timeout, send_timer_atom::value);
+    }
+  }
+
+  void on_send_timer() {
+    send_timer_armed_ = false;
+    if (phase_ == phase::finished || sock_->pending().empty())
+      return;
+    auto timeout = conf_->transport.send_timeout;
+    auto idle = clock_type::now() - send_progress_;
+    if (idle < timeout) {
+      send_timer_armed_ = true;
+      delayed_send(this, std::chrono::ceil<std::chrono::milliseconds>(timeout - idle),
+                   send_timer_atom::value);
+      return;
+    }
+    if (phase_ == phase::lingering) {
+      complete_close();
+      return;
+    }
+    if (conf_->transport.send_timeout_close)
+      finish(end_kind::error, caf::make_error(errc::timeout, "send timeout"));
+  }
+
+  // -- ending -------------------------------------------------------------------------
+
+  void on_exit(caf::exit_msg& msg) {
+    if (!msg.reason || msg.reason == caf::exit_reason::normal)
+      return; // normal exits of linked actors do not concern us
+    if (phase_ == phase::starting) {
+      quit(msg.reason);
+      return;
+    }
+    if (msg.reason == caf::exit_reason::user_shutdown)
+      finish(end_kind::shutdown);
+    else
+      finish(end_kind::error, msg.reason);
+  }
+
+  caf::error on_uncaught(std::exception_ptr& ep) {
+    auto what = exception_text(ep);
+    log_exception(what);
+    auto reason = caf::make_error(errc::handler_exception, what);
+    if (phase_ == phase::open || phase_ == phase::handshaking) {
+      dispatch(end_kind::exception, reason);
+      close_now(end_kind::exception, reason);
+    }
+    return reason;
+  }
+
+  void on_callback_exception(const std::string& what) {
+    log_exception(what);
+    auto reason = caf::make_error(errc::handler_exception, what);
+    if (phase_ != phase::open && phase_ != phase::handshaking)
+      return; // thrown by a final callback: nothing more to end
+    dispatch(end_kind::exception, reason);
+    close_now(end_kind::exception, reason);
+    quit(reason);
+  }
+
+  void log_exception(const std::string& what) {
+    std::string peer = "?";
+    if (sock_)
+      if (auto ep = sock_->peername())
+        peer = to_string(*ep);
+    log(log_level::error, "atoll: handler " + conf_->handler_name + " raised an exception ("
+                            + what + "); closing its connection from " + peer);
+  }
+
+  /// Ends the connection: runs the one final callback for `kind`, then
+  /// closes (after writing queued output, unless the stream is broken).
+  void finish(end_kind kind, caf::error reason = {}) {
+    if (phase_ != phase::open && phase_ != phase::handshaking)
+      return;
+    dispatch(kind, reason);
+    end_kind_ = kind;
+    end_reason_ = reason;
+    auto broken = kind == end_kind::peer_closed || kind == end_kind::error
+                  || kind == end_kind::exception;
+    if (!broken && !sock_->closed() && !sock_->pending().empty()) {
+      // Write the goodbye first; the send timeout bounds the wait.
+      phase_ = phase::lingering;
+      reading_ = false;
+      note_send_progress();
+      if (!in_io_)
+        arm();
+      return;
+    }
+    complete_close();
+  }
+
+  /// Runs the final callback (exceptions in it are logged and ignored).
+  void dispatch(end_kind kind, const caf::error& reason) {
+    phase_ = phase::lingering; // no further verdicts
+    reading_ = false;
+    deadline_.reset();
+    try {
+      switch (kind) {
+        case end_kind::peer_closed:
+        case end_kind::local_closed:
+          handler_->handle_close(*sock_);
+          break;
+        case end_kind::handler_closed:
+          break;
+        case end_kind::timeout:
+          handler_->handle_timeout(*sock_);
+          break;
+        case end_kind::shutdown:
+          handler_->handle_shutdown(*sock_);
+          break;
+        case end_kind::error:
+          if (!conf_->silent_terminate_on_error)
+            log(log_level::error, "atoll: connection of " + conf_->handler_name
+                                    + " ends with an error: " + describe(reason));
+          handler_->handle_error(reason, *sock_);
+          break;
+        case end_kind::exception:
+          handler_->handle_error(reason, *sock_);
+          break;
+      }
+    } catch (const std::exception& ex) {
+      log_exception(ex.what());
+    } catch (...) {
+      log_exception("non-standard exception");
+    }
+  }
+
+  void complete_close() {
+    close_now(end_kind_, end_reason_);
+    switch (end_kind_) {
+      case end_kind::shutdown:
+        quit(caf::exit_reason::user_shutdown);
+        break;
+      case end_kind::error:
+      case end_kind::exception:
+        quit(end_reason_);
+        break;
+      default:
+        quit();
+    }
+  }
+
+  /// Closes the socket and emits the stop event (once).
+  void close_now(end_kind kind, const caf::error& reason) {
+    phase_ = phase::finished;
+    if (reg_) {
+      conf_->io->remove(reg_);
+      reg_ = fd_registration{};
+    }
+    sock_->close_now();
+    auto& span = sock_->span();
+    if (!span.active())
+      return;
+    auto stats = sock_->getstat();
+    telemetry::fields m{{"send_oct", stats.send_oct},
+                        {"send_cnt", stats.send_cnt},
+                        {"recv_oct", stats.recv_oct},
+                        {"recv_cnt", stats.recv_cnt}};
+    telemetry::fields meta;
+    switch (kind) {
+      case end_kind::timeout:
+        meta.set("error", std::string{"timeout"});
+        break;
+      case end_kind::error:
+      case end_kind::exception:
+        meta.set("error", describe(reason));
+        break;
+      default:
+        break;
+    }
+    span.stop(std::move(m), std::move(meta));
+  }
+
+  /// Runs for every exit, kill included: nothing leaks, one stop event.
+  void cleanup(const caf::error& reason) {
+    hand_off_.fd.reset();
+    if (!sock_)
+      return;
+    if (phase_ != phase::finished)
+      close_now(end_kind::error,
+                reason ? reason : caf::make_error(errc::closed, "connection actor ended"));
+  }
+
+  // -- state ----------------------------------------------------------------------------
+
+  std::shared_ptr<const connection_config> conf_;
+  accepted_connection hand_off_;
+  std::unique_ptr<handler> handler_;
+  std::unique_ptr<socket> sock_;
+  fd_registration reg_;
+  std::optional<clock_type::time_point> deadline_;
+  std::optional<clock_type::time_point> timer_due_;
+  clock_type::time_point send_progress_;
+  std::optional<verdict> upgrade_then_;
+  caf::error end_reason_;
+  uint64_t timer_generation_ = 0;
+  uint64_t handshake_generation_ = 0;
+  uint32_t armed_interest_ = 0;
+  uint32_t handshake_interest_ = 0;
+  phase phase_ = phase::starting;
+  end_kind end_kind_ = end_kind::local_closed;
+  bool reading_ = false;
+  bool in_io_ = false;
+  bool send_timer_armed_ = false;
+  bool handshake_timer_armed_ = false;
+};
+
+caf::actor spawn_connection(caf::event_based_actor* parent,
+                            std::shared_ptr<const connection_config> config,
+                            accepted_connection hand_off, bool detached) {
+  if (detached)
+    return parent->spawn<connection_actor, caf::detached>(std::move(config), std::move(hand_off));
+  return parent->spawn<connection_actor>(std::move(config), std::move(hand_off));
+}
+
+} // namespace atl

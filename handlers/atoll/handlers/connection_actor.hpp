@@ -1,0 +1,74 @@
+// The connection actor: one per client connection; drives a handler with
+// socket events and mailbox messages.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/fwd.hpp>
+
+#include "atoll/handlers/handler.hpp"
+#include "atoll/runtime/reactor.hpp"
+#include "atoll/runtime/telemetry.hpp"
+#include "atoll/transports/owned_fd.hpp"
+#include "atoll/transports/tcp_options.hpp"
+#include "atoll/transports/transport.hpp"
+
+namespace atl {
+
+/// Wraps an accepted fd in a transport (TCP, TLS, ...). Takes ownership of
+/// the fd also on failure.
+using transport_factory = std::function<caf::expected<std::unique_ptr<transport>>(int fd)>;
+
+/// Settings shared by all connections of a server (Thousand Island's handler
+/// config). Immutable once connections run.
+struct connection_config {
+  /// Creates each connection's handler. Required.
+  handler_factory factory;
+  /// The handler's name in telemetry metadata (`handler`).
+  std::string handler_name;
+  /// The reactor delivering socket events. Required.
+  std::shared_ptr<reactor> io;
+  /// Where telemetry goes. Required.
+  std::shared_ptr<telemetry::bus> events;
+  /// The connection span's event prefix, e.g. {"atoll", "connection"}.
+  std::shared_ptr<const telemetry::event_name> span_prefix;
+  /// Socket options (nodelay, send timeout, ...).
+  tcp_options transport;
+  /// The default read timeout (`atl::infinite` for none).
+  std::chrono::milliseconds read_timeout{60000};
+  /// Bound of the transport handshake (`atl::infinite` for none).
+  std::chrono::milliseconds handshake_timeout{5000};
+  /// Do not log error verdicts (exceptions are always logged).
+  bool silent_terminate_on_error = false;
+  /// Makes the transport of an accepted fd; empty: clear TCP.
+  transport_factory make_transport;
+};
+
+/// The hand-off from an acceptor to a new connection actor (Thousand
+/// Island's ready message): the socket, when it was accepted and the
+/// acceptor's span.
+struct accepted_connection {
+  /// The accepted socket; the connection actor takes it.
+  std::shared_ptr<owned_fd> fd;
+  /// Accept time (monotonic ns): the connection span's start.
+  int64_t start_time = 0;
+  /// The acceptor span's context (the connection span's parent).
+  uint64_t acceptor_span = 0;
+};
+
+/// Spawns a connection actor from inside `parent` (normally the connection
+/// supervisor's start function). With `detached`, the actor gets its own
+/// thread (for handlers that block, e.g. in `socket::recv`).
+caf::actor spawn_connection(caf::event_based_actor* parent,
+                            std::shared_ptr<const connection_config> config,
+                            accepted_connection hand_off, bool detached);
+
+} // namespace atl
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(atl::accepted_connection)

@@ -1,0 +1,116 @@
+// The handler behaviour: per-connection callbacks with defaults, plus the
+// handler's own CAF message handlers (GenServer call/cast/info analogues).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <typeinfo>
+
+#include <caf/error.hpp>
+#include <caf/fwd.hpp>
+#include <caf/message.hpp>
+#include <caf/message_handler.hpp>
+
+#include "atoll/handlers/socket.hpp"
+#include "atoll/handlers/verdict.hpp"
+
+namespace atl {
+
+namespace detail {
+
+/// What a handler needs from the connection actor running it.
+class handler_host {
+public:
+  virtual ~handler_host();
+
+  /// Applies a verdict from outside a network callback.
+  virtual void apply_verdict(verdict v) = 0;
+
+  /// The connection actor.
+  virtual caf::event_based_actor* actor() noexcept = 0;
+};
+
+} // namespace detail
+
+/// A connection handler. Derive from it, override the callbacks you need, and
+/// keep the connection's state in members: one handler object lives per
+/// connection, created by the server's handler factory. Every callback runs
+/// inside the connection actor (never concurrently), with the connection's
+/// socket.
+///
+/// Dispatch (Thousand Island's): `handle_connection` once the connection is
+/// set up; `handle_data` for each chunk of client data after a `proceed`
+/// verdict; then exactly one of `handle_close` (close verdict or peer close),
+/// `handle_timeout` (read timeout, socket still open), `handle_shutdown`
+/// (server stop, socket still open: a goodbye may be sent), `handle_error`
+/// (error verdict, exception, failed handshake or upgrade, socket error).
+/// An exception thrown by a callback or a message handler ends this
+/// connection only: it is logged and `handle_error` runs with
+/// `errc::handler_exception`.
+class handler {
+public:
+  virtual ~handler();
+
+  /// The connection is ready (after the TLS handshake, if any).
+  /// Default: `verdict::proceed()`.
+  virtual verdict handle_connection(socket& sock);
+
+  /// Client data arrived. `data` is valid during the call only.
+  /// Default: `verdict::proceed()`.
+  virtual verdict handle_data(std::string_view data, socket& sock);
+
+  /// The connection was closed (close verdict or peer close). Last callback.
+  virtual void handle_close(socket& sock);
+
+  /// The connection ends with an error. Last callback.
+  virtual void handle_error(const caf::error& reason, socket& sock);
+
+  /// The server is stopping; the socket is still open. Last callback.
+  virtual void handle_shutdown(socket& sock);
+
+  /// The client was silent for the read timeout; the socket is still open.
+  /// Last callback.
+  virtual void handle_timeout(socket& sock);
+
+  /// Runs for a `proceed(continue_step{arg})` verdict before any other
+  /// message. Default: `verdict::proceed()`.
+  virtual verdict handle_continue(const caf::message& arg, socket& sock);
+
+  /// The handler's own message handlers, matched after the connection's
+  /// internal messages (messages nobody matches are dropped; requests get
+  /// `sec::unexpected_message`). Called once, after `handle_connection`'s
+  /// setup; the returned lambdas may capture `this` and `sock`. Mailbox
+  /// messages do not reset the read timeout; call `apply` for that.
+  virtual caf::message_handler message_handlers(socket& sock);
+
+protected:
+  /// Applies a verdict now, from a message handler: close or end the
+  /// connection, re-arm the read timeout, request a continue step (Thousand
+  /// Island's `handle_continuation`).
+  void apply(verdict v);
+
+  /// The connection actor (e.g. to send messages, spawn, monitor).
+  caf::event_based_actor* self() const noexcept;
+
+private:
+  friend class connection_actor;
+  detail::handler_host* host_ = nullptr;
+};
+
+/// Creates one handler per connection (the initial state travels in the
+/// factory, like Thousand Island's handler options).
+using handler_factory = std::function<std::unique_ptr<handler>()>;
+
+/// A factory constructing `Handler` from copies of `args` for each connection.
+template <class Handler, class... Ts>
+handler_factory make_handler_factory(Ts... args) {
+  static_assert(std::is_base_of_v<handler, Handler>, "Handler must derive from atl::handler");
+  return [args...]() -> std::unique_ptr<handler> { return std::make_unique<Handler>(args...); };
+}
+
+/// A readable name for a handler type (demangled), used in telemetry.
+std::string handler_type_name(const std::type_info& type);
+
+} // namespace atl

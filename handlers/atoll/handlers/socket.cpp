@@ -1,0 +1,345 @@
+#include "atoll/handlers/socket.hpp"
+
+#include <cerrno>
+#include <chrono>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "atoll/runtime/error.hpp"
+
+namespace atl {
+
+namespace detail {
+
+socket_host::~socket_host() = default;
+
+} // namespace detail
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+/// Milliseconds left until `deadline` for poll(2); -1 for no deadline.
+int poll_timeout(const std::optional<clock_type::time_point>& deadline) {
+  if (!deadline)
+    return -1;
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - clock_type::now());
+  return left.count() > 0 ? static_cast<int>(std::min<int64_t>(left.count(), INT32_MAX)) : 0;
+}
+
+std::optional<clock_type::time_point> deadline_after(std::chrono::milliseconds timeout) {
+  if (timeout == infinite)
+    return std::nullopt;
+  return clock_type::now() + timeout;
+}
+
+/// Waits until `fd` is ready for `status` (want_read / want_write). Returns
+/// false on timeout.
+bool wait_ready(int fd, io_status status, const std::optional<clock_type::time_point>& deadline) {
+  pollfd pfd{};
+  pfd.fd = fd;
+  pfd.events = status == io_status::want_write ? POLLOUT : POLLIN;
+  for (;;) {
+    auto n = ::poll(&pfd, 1, poll_timeout(deadline));
+    if (n > 0)
+      return true;
+    if (n == 0)
+      return false;
+    if (errno != EINTR)
+      return true; // let the next I/O call report the error
+  }
+}
+
+} // namespace
+
+socket::socket(std::unique_ptr<transport> stream, endpoint peer, const tcp_options* opts,
+               std::chrono::milliseconds read_timeout, detail::socket_host* host)
+  : stream_(std::move(stream)),
+    peer_(std::move(peer)),
+    opts_(opts),
+    read_timeout_(read_timeout),
+    host_(host) {
+}
+
+socket::~socket() {
+  close_now();
+}
+
+caf::error socket::closed_error() const {
+  return caf::make_error(errc::closed);
+}
+
+void socket::emit_error(const char* event, const caf::error& err, telemetry::fields m) {
+  if (!span_.enabled())
+    return;
+  m.set("monotonic_time", telemetry::monotonic_time());
+  m.set("error", describe(err));
+  span_.emit(event, std::move(m));
+}
+
+caf::error socket::send(std::string_view data) {
+  iovec iov{const_cast<char*>(data.data()), data.size()};
+  return send_iov(&iov, 1, data.size());
+}
+
+caf::error socket::send(std::initializer_list<std::string_view> parts) {
+  return send(std::vector<std::string_view>(parts));
+}
+
+caf::error socket::send(const std::vector<std::string_view>& parts) {
+  std::vector<iovec> iov;
+  iov.reserve(parts.size());
+  size_t total = 0;
+  for (auto part : parts) {
+    if (part.empty())
+      continue;
+    iov.push_back(iovec{const_cast<char*>(part.data()), part.size()});
+    total += part.size();
+  }
+  return send_iov(iov.data(), iov.size(), total);
+}
+
+caf::error socket::send_iov(const iovec* iov, size_t count, size_t total) {
+  auto emit_sent = [&] {
+    if (!span_.enabled())
+      return;
+    std::string data;
+    data.reserve(total);
+    for (size_t i = 0; i < count; ++i)
+      data.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+    span_.emit("send", {{"data", std::move(data)}});
+  };
+  if (closed()) {
+    auto err = closed_error();
+    emit_error("send_error", err);
+    return err;
+  }
+  if (total == 0)
+    return caf::none;
+  size_t written = 0;
+  if (out_.empty()) {
+    // Limit a single gathered write to what sendmsg takes (IOV_MAX).
+    size_t batch = std::min<size_t>(count, 1024);
+    auto res = stream_->write(iov, batch);
+    if (res.status == io_status::closed || res.status == io_status::failed) {
+      auto err = res.status == io_status::closed ? closed_error() : res.error;
+      emit_error("send_error", err);
+      return err;
+    }
+    written = res.bytes;
+    if (written > 0) {
+      stats_.send_oct += written;
+      ++stats_.send_cnt;
+    }
+  }
+  if (written < total) {
+    // Queue the rest in order.
+    size_t skip = written;
+    for (size_t i = 0; i < count; ++i) {
+      auto len = iov[i].iov_len;
+      if (skip >= len) {
+        skip -= len;
+        continue;
+      }
+      out_.append({static_cast<const char*>(iov[i].iov_base) + skip, len - skip});
+      skip = 0;
+    }
+    host_->output_pending();
+  }
+  emit_sent();
+  return caf::none;
+}
+
+caf::error socket::flush_blocking() {
+  if (out_.empty() || closed())
+    return caf::none;
+  auto deadline = deadline_after(opts_->send_timeout);
+  for (;;) {
+    auto res = out_.flush(*stream_, stats_);
+    switch (res.status) {
+      case io_status::done:
+        return caf::none;
+      case io_status::want_read:
+      case io_status::want_write:
+        if (!wait_ready(stream_->fd(), res.status, deadline))
+          return caf::make_error(errc::timeout, "send timeout");
+        break;
+      case io_status::closed:
+        return closed_error();
+      case io_status::failed:
+        return res.error;
+    }
+  }
+}
+
+caf::expected<std::string> socket::recv(size_t length,
+                                        std::optional<std::chrono::milliseconds> timeout) {
+  if (closed()) {
+    auto err = closed_error();
+    emit_error("recv_error", err);
+    return err;
+  }
+  if (auto err = flush_blocking()) {
+    emit_error("recv_error", err);
+    return err;
+  }
+  auto deadline = deadline_after(timeout ? *timeout : read_timeout_);
+  std::string result;
+  constexpr size_t chunk = 65536;
+  for (;;) {
+    auto want = length == 0 ? chunk : length - result.size();
+    auto old_size = result.size();
+    result.resize(old_size + want);
+    auto res = stream_->read(result.data() + old_size, want);
+    result.resize(old_size + res.bytes);
+    if (res.bytes > 0) {
+      stats_.recv_oct += res.bytes;
+      ++stats_.recv_cnt;
+    }
+    if (res.status == io_status::done && res.bytes > 0) {
+      if (length == 0 || result.size() == length) {
+        if (span_.enabled())
+          span_.emit("recv", {{"data", result}});
+        return result;
+      }
+      continue;
+    }
+    caf::error err;
+    switch (res.status) {
+      case io_status::done: // zero bytes: treat like would-block
+      case io_status::want_read:
+      case io_status::want_write:
+        if (wait_ready(stream_->fd(), res.status == io_status::want_write ? res.status
+                                                                          : io_status::want_read,
+                       deadline))
+          continue;
+        err = caf::make_error(errc::timeout, "recv timeout");
+        break;
+      case io_status::closed:
+        err = closed_error();
+        break;
+      case io_status::failed:
+        err = res.error;
+        break;
+    }
+    emit_error("recv_error", err);
+    return err;
+  }
+}
+
+caf::expected<uint64_t> socket::sendfile(const std::string& path, uint64_t offset,
+                                         uint64_t length) {
+  auto fail = [&](caf::error err) -> caf::expected<uint64_t> {
+    emit_error("sendfile_error", err,
+               {{"filename", path}, {"offset", offset}, {"length", length}});
+    return err;
+  };
+  if (closed())
+    return fail(closed_error());
+  auto file = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (file < 0)
+    return fail(make_system_error(("open " + path).c_str(), errno));
+  struct stat st {};
+  if (::fstat(file, &st) != 0) {
+    auto err = make_system_error(("fstat " + path).c_str(), errno);
+    ::close(file);
+    return fail(err);
+  }
+  auto size = static_cast<uint64_t>(st.st_size);
+  if (offset > size) {
+    ::close(file);
+    return fail(caf::make_error(errc::invalid_option, "sendfile offset past the end of " + path));
+  }
+  auto count = length == 0 ? size - offset : std::min(length, size - offset);
+  out_.append_file(file, offset, count); // the queue owns the file now
+  auto res = out_.flush(*stream_, stats_);
+  if (res.status == io_status::closed || res.status == io_status::failed) {
+    out_.clear();
+    return fail(res.status == io_status::closed ? closed_error() : res.error);
+  }
+  if (!out_.empty())
+    host_->output_pending();
+  if (span_.enabled())
+    span_.emit("sendfile", {{"filename", path}, {"offset", offset}, {"bytes_written", count}});
+  return count;
+}
+
+caf::error socket::shutdown(shutdown_way way) {
+  if (closed())
+    return closed_error();
+  if (way != shutdown_way::read)
+    if (auto err = flush_blocking())
+      return err;
+  if (auto err = stream_->shutdown(way))
+    return err;
+  if (span_.enabled())
+    span_.emit("socket_shutdown", {{"monotonic_time", telemetry::monotonic_time()},
+                                   {"way", to_string(way)}});
+  return caf::none;
+}
+
+caf::error socket::close() {
+  if (closed())
+    return caf::none;
+  auto err = flush_blocking();
+  closed_by_handler_ = true;
+  close_now();
+  return err;
+}
+
+void socket::close_now() noexcept {
+  out_.clear();
+  if (stream_)
+    stream_->close();
+}
+
+caf::expected<endpoint> socket::peername() const {
+  if (closed())
+    return closed_error();
+  return peer_;
+}
+
+caf::expected<endpoint> socket::sockname() const {
+  if (closed())
+    return closed_error();
+  return local_endpoint(stream_->fd());
+}
+
+caf::expected<int> socket::getopt(socket_option opt) const {
+  if (closed())
+    return closed_error();
+  return get_socket_option(stream_->fd(), opt);
+}
+
+caf::error socket::setopt(socket_option opt, int value) {
+  if (closed())
+    return closed_error();
+  return set_socket_option(stream_->fd(), opt, value);
+}
+
+bool socket::secure() const noexcept {
+  return stream_ && stream_->secure();
+}
+
+caf::expected<std::string> socket::negotiated_protocol() const {
+  if (!stream_)
+    return closed_error();
+  return stream_->negotiated_protocol();
+}
+
+caf::expected<connection_info> socket::connection_information() const {
+  if (!stream_)
+    return closed_error();
+  return stream_->connection_information();
+}
+
+caf::expected<std::string> socket::peercert() const {
+  if (!stream_)
+    return closed_error();
+  return stream_->peercert();
+}
+
+} // namespace atl

@@ -1,0 +1,215 @@
+// The socket a handler uses: send, receive, sendfile, shutdown, close,
+// addresses, statistics, options and TLS information of its connection.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include "atoll/runtime/span.hpp"
+#include "atoll/transports/endpoint.hpp"
+#include "atoll/transports/output_queue.hpp"
+#include "atoll/transports/tcp_options.hpp"
+#include "atoll/transports/transport.hpp"
+
+namespace atl {
+
+namespace detail {
+
+/// What the socket needs from the connection actor that owns it.
+class socket_host {
+public:
+  virtual ~socket_host();
+
+  /// Output is queued: watch for writability.
+  virtual void output_pending() = 0;
+};
+
+} // namespace detail
+
+/// One connection's socket, owned by its connection actor and handed to the
+/// handler's callbacks. All member functions run on the connection actor
+/// (never share the reference with other actors or threads).
+///
+/// `send` and `sendfile` never block: what the kernel does not take at once
+/// is queued and written when the socket becomes writable; if queued output
+/// makes no progress for the transport's `send_timeout`, the connection ends
+/// with `errc::timeout`. `recv` blocks the actor's thread (run connections
+/// detached when handlers use it heavily).
+class socket {
+public:
+  /// Creates the socket of a connection (used by the connection actor);
+  /// `opts` must outlive the socket.
+  socket(std::unique_ptr<transport> stream, endpoint peer, const tcp_options* opts,
+         std::chrono::milliseconds read_timeout, detail::socket_host* host);
+
+  socket(const socket&) = delete;
+  socket& operator=(const socket&) = delete;
+  ~socket();
+
+  // -- I/O ----------------------------------------------------------------------
+
+  /// Sends `data`. Errors: `errc::closed` (socket or peer closed),
+  /// `errc::system_error`. Emits `send` (or `send_error`).
+  caf::error send(std::string_view data);
+
+  /// Sends several buffers in one gathered write (scatter/gather I/O).
+  caf::error send(std::initializer_list<std::string_view> parts);
+
+  /// Sends several buffers in one gathered write.
+  caf::error send(const std::vector<std::string_view>& parts);
+
+  /// Receives data synchronously, blocking the actor's thread: `length` 0
+  /// returns the next available bytes; otherwise exactly `length` bytes.
+  /// Waits up to `timeout` (default: the read timeout; `atl::infinite` for
+  /// none). Queued output is written first. Errors: `errc::timeout` (a handler
+  /// returning it as an error verdict gets `handle_timeout`), `errc::closed`,
+  /// `errc::system_error`. Emits `recv` (or `recv_error`).
+  caf::expected<std::string> recv(size_t length = 0,
+                                  std::optional<std::chrono::milliseconds> timeout = {});
+
+  /// Sends `length` bytes of the file at `path` from `offset` (`length` 0:
+  /// up to the end of the file) with sendfile(2) on clear TCP. Returns the
+  /// number of bytes that will be sent (written now or queued). Errors:
+  /// `errc::system_error` (cannot open), `errc::invalid_option` (offset past
+  /// the end), `errc::closed`. Emits `sendfile` (or `sendfile_error`).
+  caf::expected<uint64_t> sendfile(const std::string& path, uint64_t offset = 0,
+                                   uint64_t length = 0);
+
+  /// Shuts the connection down in one or both directions; queued output is
+  /// written first when shutting down writing. Emits `socket_shutdown`.
+  caf::error shutdown(shutdown_way way);
+
+  /// Closes the socket. The connection ends after the current callback,
+  /// without `handle_close`. Queued output is written first (bounded by the
+  /// send timeout).
+  caf::error close();
+
+  /// True once closed (by `close` or when the connection ends).
+  bool closed() const noexcept {
+    return !stream_ || stream_->fd() < 0;
+  }
+
+  // -- information -------------------------------------------------------------
+
+  /// The remote address (taken when the connection started). Errors:
+  /// `errc::closed`.
+  caf::expected<endpoint> peername() const;
+
+  /// The local address. Errors: `errc::closed`, `errc::system_error`.
+  caf::expected<endpoint> sockname() const;
+
+  /// Bytes and calls each way so far (application data; TLS records not
+  /// counted).
+  socket_stats getstat() const noexcept {
+    return stats_;
+  }
+
+  /// Reads a socket option. Errors: `errc::closed`, `errc::system_error`.
+  caf::expected<int> getopt(socket_option opt) const;
+
+  /// Sets a socket option. Errors: `errc::closed`, `errc::invalid_option`,
+  /// `errc::system_error`.
+  caf::error setopt(socket_option opt, int value);
+
+  /// True on TLS connections.
+  bool secure() const noexcept;
+
+  /// The ALPN protocol. Errors: `errc::protocol_not_negotiated`.
+  caf::expected<std::string> negotiated_protocol() const;
+
+  /// TLS protocol, cipher and SNI name. Errors: `errc::not_secure`.
+  caf::expected<connection_info> connection_information() const;
+
+  /// The peer certificate (DER). Errors: `errc::not_secure`, `errc::not_found`.
+  caf::expected<std::string> peercert() const;
+
+  /// The connection's telemetry span.
+  const telemetry::span& telemetry_span() const noexcept {
+    return span_;
+  }
+
+  /// The current read timeout (`atl::infinite` for none).
+  std::chrono::milliseconds read_timeout() const noexcept {
+    return read_timeout_;
+  }
+
+  // -- used by the connection actor --------------------------------------------
+
+  /// The connection's span (the actor starts and stops it).
+  telemetry::span& span() noexcept {
+    return span_;
+  }
+
+  /// Replaces the read timeout (persistent verdicts).
+  void set_read_timeout(std::chrono::milliseconds timeout) noexcept {
+    read_timeout_ = timeout;
+  }
+
+  /// The transport.
+  transport& stream() noexcept {
+    return *stream_;
+  }
+
+  /// Swaps in another transport (upgrades).
+  void replace_stream(std::unique_ptr<transport> next) noexcept {
+    stream_ = std::move(next);
+  }
+
+  /// The transport's owner (for upgrades).
+  std::unique_ptr<transport>& stream_ptr() noexcept {
+    return stream_;
+  }
+
+  /// Counters, updated by the actor's reads.
+  socket_stats& stats() noexcept {
+    return stats_;
+  }
+
+  /// Pending output.
+  output_queue& pending() noexcept {
+    return out_;
+  }
+
+  /// The options the connection runs with.
+  const tcp_options& options() const noexcept {
+    return *opts_;
+  }
+
+  /// Writes queued output now, waiting for writability up to the send
+  /// timeout (blocking). Used before blocking reads and when closing.
+  caf::error flush_blocking();
+
+  /// Closes the transport without flushing (idempotent).
+  void close_now() noexcept;
+
+  /// True if `close` was called by the handler.
+  bool closed_by_handler() const noexcept {
+    return closed_by_handler_;
+  }
+
+private:
+  caf::error send_iov(const iovec* iov, size_t count, size_t total);
+  caf::error closed_error() const;
+  void emit_error(const char* event, const caf::error& err, telemetry::fields m = {});
+
+  std::unique_ptr<transport> stream_;
+  output_queue out_;
+  socket_stats stats_;
+  telemetry::span span_;
+  endpoint peer_;
+  const tcp_options* opts_;
+  std::chrono::milliseconds read_timeout_;
+  detail::socket_host* host_;
+  bool closed_by_handler_ = false;
+};
+
+} // namespace atl

@@ -1,0 +1,8 @@
+// Atoll's umbrella header: the whole public API.
+#pragma once
+
+#include "atoll/handlers/all.hpp"
+#include "atoll/runtime/all.hpp"
+#include "atoll/supervisors/server.hpp"
+#include "atoll/supervisors/server_options.hpp"
+#include "atoll/transports/all.hpp"

@@ -1,0 +1,207 @@
+#include "atoll/supervisors/acceptor.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/system_messages.hpp>
+
+#include "atoll/runtime/atoms.hpp"
+#include "atoll/runtime/error.hpp"
+#include "atoll/runtime/span.hpp"
+
+namespace atl::detail {
+
+namespace {
+
+using retry_atom = caf::atom_constant<caf::atom("retryconn")>;
+using resume_atom = caf::atom_constant<caf::atom("resumeacc")>;
+
+/// Connections accepted per socket event before yielding to other messages.
+constexpr int accept_batch = 64;
+/// The back-off after EMFILE/ENFILE.
+constexpr std::chrono::milliseconds fd_limit_backoff{100};
+
+class acceptor_actor final : public caf::event_based_actor {
+public:
+  acceptor_actor(caf::actor_config& cfg, std::shared_ptr<server_context> ctx,
+                 std::shared_ptr<listen_endpoint> sock, caf::actor listener,
+                 uint64_t listener_span, caf::actor conn_sup)
+    : caf::event_based_actor(cfg),
+      ctx_(std::move(ctx)),
+      sock_(std::move(sock)),
+      listener_(std::move(listener)),
+      listener_span_(listener_span),
+      conn_sup_(std::move(conn_sup)) {
+  }
+
+  const char* name() const override {
+    return "atoll.acceptor";
+  }
+
+  caf::behavior make_behavior() override {
+    span_ = telemetry::span::start(ctx_->events(), ctx_->acceptor_prefix(), {}, {},
+                                   listener_span_);
+    attach_functor([this](const caf::error& reason) { cleanup(reason); });
+    // The listener owns the port: when it goes, accepting is over.
+    set_down_handler([this](caf::down_msg& msg) {
+      if (msg.source == listener_.address())
+        end_normally();
+    });
+    monitor(listener_);
+    if (auto err = sock_->io().join(sock_->registration(),
+                                    caf::actor_cast<caf::strong_actor_ptr>(this))) {
+      quit(err);
+      return {};
+    }
+    joined_ = true;
+    return {
+      [this](socket_ready_atom, int, uint32_t, uint32_t token) {
+        if (token == sock_->registration().token)
+          accept_batch_now();
+      },
+      [this](retry_atom, accepted_connection& conn, uint32_t retries_left) {
+        start_connection(std::move(conn), retries_left);
+      },
+      [this](resume_atom) { rearm(); },
+    };
+  }
+
+private:
+  void accept_batch_now() {
+    for (int i = 0; i < accept_batch; ++i) {
+      if (sock_->closed()) {
+        end_normally();
+        return;
+      }
+      auto res = accept_connection(sock_->fd(), ctx_->options().accept_hook);
+      if (res.outcome == accept_outcome::would_block)
+        break;
+      ++count_;
+      switch (res.outcome) {
+        case accept_outcome::accepted: {
+          accepted_connection conn;
+          conn.fd = std::make_shared<owned_fd>(res.fd);
+          conn.start_time = telemetry::monotonic_time();
+          conn.acceptor_span = span_.context();
+          start_connection(std::move(conn), ctx_->options().max_connections_retry_count);
+          break;
+        }
+        case accept_outcome::aborted:
+          emit("econnaborted");
+          break;
+        case accept_outcome::invalid:
+          if (sock_->closed()) {
+            end_normally();
+            return;
+          }
+          emit("einval");
+          break;
+        case accept_outcome::transient:
+          emit("accept_error", make_system_error("accept", res.error_number));
+          break;
+        case accept_outcome::fd_limit:
+          // Out of descriptors: retrying at once would spin. Pause this
+          // listen socket for all acceptors (nobody re-arms it meanwhile).
+          emit("emfile", make_system_error("accept", res.error_number));
+          delayed_send(this, fd_limit_backoff, resume_atom::value);
+          return;
+        case accept_outcome::closed:
+          end_normally();
+          return;
+        case accept_outcome::fatal:
+          quit(make_system_error("accept", res.error_number)); // crash: restarted
+          return;
+        case accept_outcome::would_block:
+          break;
+      }
+    }
+    rearm();
+  }
+
+  void rearm() {
+    if (sock_->closed()) {
+      end_normally();
+      return;
+    }
+    if (auto err = sock_->io().rearm(sock_->registration(), io_events::readable)) {
+      if (sock_->closed())
+        end_normally();
+      else
+        quit(err);
+    }
+  }
+
+  /// Asks the connection supervisor for a connection actor; at the limit,
+  /// retries later (this acceptor keeps accepting meanwhile) and finally
+  /// closes the client.
+  void start_connection(accepted_connection conn, uint32_t retries_left) {
+    request(conn_sup_, caf::infinite, start_child_atom::value, caf::make_message(conn))
+      .then([](const caf::actor&) {},
+            [this, conn, retries_left](caf::error& err) mutable {
+              if (err == errc::max_children && retries_left > 0) {
+                delayed_send(this, ctx_->options().max_connections_retry_wait,
+                             retry_atom::value, std::move(conn), retries_left - 1);
+                return;
+              }
+              conn.fd->reset(); // close the client (no-op if a connection took it)
+              if (err == errc::max_children)
+                emit("spawn_error");
+              else
+                emit("spawn_error", err);
+            });
+  }
+
+  void emit(const char* event, const caf::error& err = {}) {
+    if (!span_.enabled())
+      return;
+    telemetry::fields m{{"monotonic_time", telemetry::monotonic_time()}};
+    if (err)
+      m.set("error", describe(err));
+    span_.emit(event, std::move(m));
+  }
+
+  void end_normally() {
+    quit();
+  }
+
+  void cleanup(const caf::error& reason) {
+    if (joined_)
+      sock_->io().leave(sock_->registration(), address());
+    telemetry::fields meta;
+    if (reason && reason != caf::exit_reason::user_shutdown)
+      meta.set("error", describe(reason));
+    span_.stop({{"connections", count_}}, std::move(meta));
+  }
+
+  std::shared_ptr<server_context> ctx_;
+  std::shared_ptr<listen_endpoint> sock_;
+  caf::actor listener_;
+  uint64_t listener_span_;
+  caf::actor conn_sup_;
+  telemetry::span span_;
+  uint64_t count_ = 0;
+  bool joined_ = false;
+};
+
+} // namespace
+
+child_spec acceptor_spec(std::shared_ptr<server_context> ctx, uint32_t id,
+                         std::shared_ptr<acceptor_group> group) {
+  child_spec spec;
+  spec.id = "acceptor";
+  spec.restart = restart_type::transient;
+  spec.shutdown = shutdown_policy::timeout(std::chrono::milliseconds{5000});
+  spec.start = [ctx, id, group](start_context& sc) -> caf::expected<caf::actor> {
+    auto listener = ctx->listener();
+    if (!listener)
+      return caf::make_error(errc::suspended, "no listener to accept on");
+    auto conn_sup = group->connection_supervisor();
+    if (!conn_sup)
+      return caf::make_error(errc::start_failed, "acceptor without connection supervisor");
+    auto& sockets = listener->sockets;
+    auto sock = sockets[(id - 1) % sockets.size()];
+    return sc.self()->spawn<acceptor_actor>(ctx, sock, listener->actor, listener->span_context,
+                                            conn_sup);
+  };
+  return spec;
+}
+
+} // namespace atl::detail

@@ -1,0 +1,46 @@
+// The acceptor role: accepts connections on one listen socket and hands
+// them to its connection supervisor.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+
+#include <caf/actor.hpp>
+
+#include "atoll/runtime/supervisor.hpp"
+#include "atoll/supervisors/server_context.hpp"
+
+namespace atl::detail {
+
+/// What an acceptor and its sibling connection supervisor share inside one
+/// acceptor supervisor. Thread-safe.
+class acceptor_group {
+public:
+  /// Records the (re)started connection supervisor.
+  void set_connection_supervisor(caf::actor sup) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    conn_sup_ = std::move(sup);
+  }
+
+  /// The current connection supervisor.
+  caf::actor connection_supervisor() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return conn_sup_;
+  }
+
+private:
+  mutable std::mutex mtx_;
+  caf::actor conn_sup_;
+};
+
+/// The acceptor's child spec (worker, transient). Acceptor `id` (from 1)
+/// accepts on listen socket ((id - 1) mod num_listen_sockets). It survives
+/// every per-connection failure (aborted, einval, transient errors, EMFILE
+/// and ENFILE with a 100 ms back-off, a handler that fails to start) and ends
+/// normally when the listener goes away; anything unexpected crashes it, so
+/// that its supervisor restarts it. Emits the acceptor span and its events.
+child_spec acceptor_spec(std::shared_ptr<server_context> ctx, uint32_t id,
+                         std::shared_ptr<acceptor_group> group);
+
+} // namespace atl::detail

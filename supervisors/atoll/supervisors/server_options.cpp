@@ -1,0 +1,61 @@
+#include "atoll/supervisors/server_options.hpp"
+
+#include "atoll/runtime/error.hpp"
+
+namespace atl {
+
+namespace {
+
+caf::error invalid(const char* option, const std::string& why) {
+  return caf::make_error(errc::invalid_option, std::string{option} + " " + why);
+}
+
+bool positive_or_infinite(std::chrono::milliseconds t) {
+  return t == infinite || t.count() > 0;
+}
+
+} // namespace
+
+caf::error validate(const server_options& opts) {
+  if (!opts.handler)
+    return caf::make_error(errc::missing_option, "handler: a handler factory is required");
+  if (opts.port > 65535)
+    return invalid("port", "must be within 0..65535, got " + std::to_string(opts.port));
+  if (opts.address.which() == bind_address::kind::local && opts.port != 0)
+    return invalid("port", "must be 0 with a Unix socket address");
+  {
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (auto err = opts.address.resolve(static_cast<uint16_t>(opts.port), ss, len))
+      return err;
+  }
+  if (auto err = validate(opts.transport))
+    return err;
+  if (opts.num_acceptors == 0)
+    return invalid("num_acceptors", "must be at least 1");
+  if (opts.num_listen_sockets == 0)
+    return invalid("num_listen_sockets", "must be at least 1");
+  if (opts.num_listen_sockets > opts.num_acceptors)
+    return invalid("num_listen_sockets", "must not exceed num_acceptors ("
+                                           + std::to_string(opts.num_acceptors) + ")");
+  if (opts.num_listen_sockets > 1 && !opts.transport.reuseport)
+    return invalid("num_listen_sockets", "above 1 requires transport.reuseport");
+  if (opts.num_listen_sockets > 1 && opts.address.which() == bind_address::kind::local)
+    return invalid("num_listen_sockets", "must be 1 with a Unix socket address");
+  if (opts.num_connections && *opts.num_connections == 0)
+    return invalid("num_connections", "must be at least 1 (or unlimited)");
+  if (opts.max_connections_retry_wait.count() < 0)
+    return invalid("max_connections_retry_wait", "must not be negative");
+  if (!positive_or_infinite(opts.read_timeout))
+    return invalid("read_timeout", "must be positive or infinite");
+  if (!positive_or_infinite(opts.handshake_timeout))
+    return invalid("handshake_timeout", "must be positive or infinite");
+  if (opts.shutdown_timeout.which() == shutdown_policy::kind::timeout
+      && opts.shutdown_timeout.time().count() < 0)
+    return invalid("shutdown_timeout", "must not be negative");
+  if (opts.name.empty())
+    return invalid("name", "must not be empty");
+  return caf::none;
+}
+
+} // namespace atl

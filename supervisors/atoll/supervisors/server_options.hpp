@@ -1,0 +1,89 @@
+// Everything a server can be configured with (Thousand Island's options),
+// with its defaults, and the validation that runs when a server starts.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <caf/error.hpp>
+
+#include "atoll/handlers/connection_actor.hpp"
+#include "atoll/handlers/handler.hpp"
+#include "atoll/runtime/reactor.hpp"
+#include "atoll/runtime/supervisor.hpp"
+#include "atoll/runtime/telemetry.hpp"
+#include "atoll/transports/endpoint.hpp"
+#include "atoll/transports/listen_socket.hpp"
+#include "atoll/transports/tcp_options.hpp"
+
+namespace atl {
+
+/// A server's configuration. Defaults are Thousand Island's.
+struct server_options {
+  /// Creates each connection's handler (and its initial state). Required;
+  /// `set_handler<H>(args...)` fills it and `handler_name`.
+  handler_factory handler;
+  /// The handler's name in telemetry and logs.
+  std::string handler_name = "handler";
+  /// TCP port; 0 picks a free port (see `server::listener_info`). Must be 0
+  /// for Unix domain sockets.
+  uint32_t port = 4000;
+  /// Where to listen: any IPv4 interface by default, loopback, an address, or
+  /// a Unix socket path.
+  bind_address address = bind_address::any();
+  /// Socket options (backlog 1024, nodelay, send timeout 30 s closing the
+  /// connection, reuseaddr).
+  tcp_options transport;
+  /// Makes each connection's transport; empty: clear TCP.
+  transport_factory transport_layer;
+  /// The transport's name in telemetry (`transport_module`).
+  std::string transport_name = "tcp";
+  /// Number of acceptors.
+  uint32_t num_acceptors = 100;
+  /// Number of listen sockets (more than 1 needs `transport.reuseport` and
+  /// at most `num_acceptors`); all bind the same port.
+  uint32_t num_listen_sockets = 1;
+  /// The most connections per acceptor at once; empty: unlimited.
+  std::optional<uint32_t> num_connections = 16384;
+  /// How often an acceptor at its limit retries before it closes the client.
+  uint32_t max_connections_retry_count = 5;
+  /// The wait between those retries.
+  std::chrono::milliseconds max_connections_retry_wait{1000};
+  /// How long a client may stay silent (`atl::infinite` for no limit).
+  std::chrono::milliseconds read_timeout{60000};
+  /// How long a transport handshake may take (`atl::infinite` for no limit).
+  std::chrono::milliseconds handshake_timeout{5000};
+  /// How stopping the server treats connections: `handle_shutdown` then
+  /// force-close after this timeout (default 15 s), wait forever, or kill at
+  /// once (`shutdown_policy::brutal_kill()`).
+  shutdown_policy shutdown_timeout = shutdown_policy::timeout(std::chrono::milliseconds{15000});
+  /// Do not log error verdicts (exceptions are always logged).
+  bool silent_terminate_on_error = false;
+  /// Run each connection actor on its own thread (for handlers that block).
+  bool detached_connections = false;
+  /// The server's name: the root of its tree snapshots.
+  std::string name = "server";
+  /// Where telemetry goes (default: `telemetry::default_bus()`).
+  std::shared_ptr<telemetry::bus> telemetry;
+  /// The reactor (default: `reactor::shared()`).
+  std::shared_ptr<reactor> io;
+  /// Test seam: replaces accept4(2) in the acceptors.
+  accept_function accept_hook;
+
+  /// Uses `Handler` built from copies of `args` for every connection.
+  template <class Handler, class... Ts>
+  server_options& set_handler(Ts... args) {
+    handler = make_handler_factory<Handler>(std::move(args)...);
+    handler_name = handler_type_name(typeid(Handler));
+    return *this;
+  }
+};
+
+/// Checks every option. Errors: `errc::missing_option` (no handler),
+/// `errc::invalid_option` naming the option and the reason.
+caf::error validate(const server_options& opts);
+
+} // namespace atl
