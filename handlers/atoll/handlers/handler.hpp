@@ -51,6 +51,10 @@ public:
 /// `errc::handler_exception`.
 class handler {
 public:
+  /// Lets derived handlers write `socket` (plain `socket` would otherwise
+  /// find the POSIX function socket(2)).
+  using socket = atl::socket;
+
   virtual ~handler();
 
   /// The connection is ready (after the TLS handshake, if any).

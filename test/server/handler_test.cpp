@@ -1,0 +1,437 @@
+// The handler lifecycle over real sockets: callback dispatch, verdicts, each
+// timeout rule, continue steps, mailbox messages, exceptions.
+#include <boost/test/unit_test.hpp>
+
+#include "support/server_support.hpp"
+
+using namespace atl;
+using namespace atl::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+using ping_atom = caf::atom_constant<caf::atom("ping")>;
+using push_atom = caf::atom_constant<caf::atom("push")>;
+using close_atom = caf::atom_constant<caf::atom("closeconn")>;
+using boom_atom = caf::atom_constant<caf::atom("boom")>;
+
+/// Captures log lines while alive.
+struct log_capture {
+  std::shared_ptr<event_log> lines = std::make_shared<event_log>();
+
+  log_capture() {
+    set_log_sink([l{lines}](log_level, const std::string& line) { l->add(line); });
+  }
+
+  ~log_capture() {
+    set_log_sink({});
+  }
+
+  bool contains(const std::string& part) const {
+    for (auto& line : lines->entries())
+      if (line.find(part) != std::string::npos)
+        return true;
+    return false;
+  }
+};
+
+/// The single connection actor of `srv` (waits for it to appear).
+caf::actor only_connection(server& srv) {
+  caf::actor result;
+  BOOST_REQUIRE(wait_until([&] {
+    auto conns = srv.connections();
+    if (!conns || conns->size() != 1)
+      return false;
+    result = conns->front();
+    return true;
+  }));
+  return result;
+}
+
+verdict echo(std::string_view data, atl::socket& sock) {
+  sock.send(data);
+  return verdict::proceed();
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(handler_lifecycle, server_fixture)
+
+BOOST_AUTO_TEST_CASE(callbacks_run_in_order_and_peer_close_calls_handle_close) {
+  auto script = std::make_shared<probe_script>();
+  script->on_data = echo;
+  auto& srv = start(probe_options(script));
+  auto client = connect(srv);
+  client.send("hi");
+  BOOST_CHECK_EQUAL(client.recv_exact(2), "hi");
+  client.close();
+  BOOST_REQUIRE(script->log->wait_for("close"));
+  BOOST_CHECK((script->log->entries() == std::vector<std::string>{"connection", "data:hi", "close"}));
+}
+
+BOOST_AUTO_TEST_CASE(a_close_verdict_closes_after_the_reply_and_calls_handle_close) {
+  auto script = std::make_shared<probe_script>();
+  script->on_data = [](std::string_view data, atl::socket& sock) {
+    sock.send("bye:" + std::string{data});
+    return verdict::close();
+  };
+  auto& srv = start(probe_options(script));
+  auto client = connect(srv);
+  client.send("x");
+  BOOST_CHECK_EQUAL(client.recv_until_closed(), "bye:x");
+  BOOST_REQUIRE(script->log->wait_for("close"));
+  BOOST_CHECK((script->log->entries() == std::vector<std::string>{"connection", "data:x", "close"}));
+}
+
+BOOST_AUTO_TEST_CASE(hello_world_sends_from_handle_connection_and_closes) {
+  auto script = std::make_shared<probe_script>();
+  script->on_connection = [](atl::socket& sock) {
+    sock.send("Hello, World");
+    return verdict::close();
+  };
+  auto& srv = start(probe_options(script));
+  auto client = connect(srv);
+  BOOST_CHECK_EQUAL(client.recv_until_closed(), "Hello, World");
+  BOOST_REQUIRE(script->log->wait_for("close"));
+}
+
+BOOST_AUTO_TEST_CASE(an_error_verdict_calls_handle_error_with_the_reason) {
+  log_capture logs;
+  auto script = std::make_shared<probe_script>();
+  script->on_data = [](std::string_view, atl::socket&) {
+    return verdict::error(caf::make_error(errc::handler_error, "bad request"));
+  };
+  auto& srv = start(probe_options(script));
+  auto client = connect(srv);
+  client.send("?");
+  BOOST_CHECK(client.closed_within(5000ms));
+  BOOST_REQUIRE(script->log->wait_for("error:atoll error handler_error: bad request"));
+  BOOST_CHECK_EQUAL(script->log->count("close"), 0u);
+  BOOST_CHECK(logs.contains("bad request")); // not silent: logged
+}
+
+BOOST_AUTO_TEST_CASE(silent_terminate_on_error_does_not_log_error_verdicts) {
+  log_capture logs;
+  auto script = std::make_shared<probe_script>();
+  script->on_data = [](std::string_view, atl::socket&) {
+    return verdict::error(caf::make_error(errc::handler_error, "quietly"));
+  };
+  auto opts = probe_options(script);
+  opts.silent_terminate_on_error = true;
+  auto& srv = start(opts);
+  auto client = connect(srv);
+  client.send("?");
+  BOOST_REQUIRE(script->log->wait_for("error:atoll error handler_error: quietly"));
+  BOOST_CHECK(!logs.contains("quietly"));
+}
+
+BOOST_AUTO_TEST_CASE(an_error_verdict_of_timeout_calls_handle_timeout) {
+  auto script = std::make_shared<probe_script>();
+  script->on_data = [](std::string_view, atl::socket&) {
+    return verdict::error(caf::make_error(errc::timeout));
+  };
+  auto& srv = start(probe_options(script));
+  auto client = connect(srv);
+  client.send("t");
+  BOOST_REQUIRE(script->log->wait_for("timeout"));
+  BOOST_CHECK_EQUAL(script->log->count("error:atoll error timeout"), 0u);
+}
+
+BOOST_AUTO_TEST_CASE(the_read_timeout_calls_handle_timeout_with_the_socket_open) {
+  auto script = std::make_shared<probe_script>();
+  script->on_timeout = [](atl::socket& sock) { sock.send("idle, bye"); };
+  auto opts = probe_options(script);
+  opts.read_timeout = 200ms;
+  auto& srv = start(opts);
+  auto started = std::chrono::steady_clock::now();
+  auto client = connect(srv);
+  BOOST_CHECK_EQUAL(client.recv_until_closed(), "idle, bye"); // sent from handle_timeout
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  BOOST_CHECK(elapsed >= 200ms);
+  BOOST_CHECK(elapsed < 2000ms);
+  BOOST_CHECK((script->log->entries() == std::vector<std::string>{"connection", "timeout"}));
+}
+
+BOOST_AUTO_TEST_CASE(client_data_restarts_the_read_timeout) {
+  auto script = std::make_shared<probe_script>();
+  script->on_data = echo;
+  auto opts = probe_options(script);
+  opts.read_timeout = 300ms;
+  auto& srv = start(opts);
+  auto client = connect(srv);
+  // Data every 100 ms for ~1 s keeps the connection alive well past 300 ms.
+  for (int i = 0; i < 10; ++i) {
+    client.send("k");
+    BOOST_REQUIRE_EQUAL(client.recv_exact(1), "k");
+    std::this_thread::sleep_for(100ms);
+  }
+  BOOST_CHECK_EQUAL(script->log->count("timeout"), 0u);
+  BOOST_CHECK(client.closed_within(2000ms)); // then silence times out
+  BOOST_CHECK(script->log->wait_for("timeout"));
+}
+
+BOOST_AUTO_TEST_CASE(mailbox_messages_do_not_reset_the_read_timeout) {
+  auto script = std::make_shared<probe_script>();
+  script->messages = [log{script->log}](atl::handler&, atl::socket&) -> caf::message_handler {
+    return {[log](ping_atom) { log->add("ping"); }};
+  };
+  auto opts = probe_options(script);
+  opts.read_timeout = 400ms;
+  auto& srv = start(opts);
+  auto started = std::chrono::steady_clock::now();
+  auto client = connect(srv);
+  auto conn = only_connection(srv);
+  // Messages every 50 ms must not keep the silent client alive.
+  while (!script->log->count("timeout")
+         && std::chrono::steady_clock::now() - started < 3000ms) {
+    caf::anon_send(conn, ping_atom::value);
+    std::this_thread::sleep_for(50ms);
+  }
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  BOOST_REQUIRE_EQUAL(script->log->count("timeout"), 1u);
+  BOOST_CHECK(elapsed < 1500ms);
+  BOOST_CHECK_GT(script->log->count("ping"), 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_one_shot_timeout_applies_once) {
+  auto script = std::make_shared<probe_script>();
+  script->on_connection = [](atl::socket&) { return verdict::proceed(150ms); };
+  script->on_data = [](std::string_view, atl::socket&) { return verdict::proceed(); };
+  auto opts = probe_options(script);
+  opts.read_timeout = 60000ms;
+  auto& srv = start(opts);
+  // Silent: the one-shot 150 ms applies.
+  auto silent = connect(srv);
+  BOOST_CHECK(silent.closed_within(3000ms));
+  BOOST_REQUIRE(script->log->wait_for("timeout"));
+  // Talkative: after the first data the 60 s read timeout is back.
+  auto talker = connect(srv);
+  talker.send("a");
+  BOOST_REQUIRE(script->log->wait_for("data:a"));
+  BOOST_CHECK(talker.silent_for(500ms));
+  BOOST_CHECK_EQUAL(script->log->count("timeout"), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_persistent_timeout_replaces_the_read_timeout) {
+  auto script = std::make_shared<probe_script>();
+  script->on_connection = [](atl::socket& sock) {
+    BOOST_CHECK(sock.read_timeout() == 60000ms);
+    return verdict::proceed(persistent{200ms});
+  };
+  script->on_data = [](std::string_view, atl::socket& sock) {
+    BOOST_CHECK(sock.read_timeout() == 200ms);
+    return verdict::proceed(); // plain proceed keeps the persistent 200 ms
+  };
+  auto opts = probe_options(script);
+  opts.read_timeout = 60000ms;
+  auto& srv = start(opts);
+  auto client = connect(srv);
+  client.send("a");
+  BOOST_REQUIRE(script->log->wait_for("data:a"));
+  auto after_data = std::chrono::steady_clock::now();
+  BOOST_CHECK(client.closed_within(3000ms));
+  BOOST_CHECK(std::chrono::steady_clock::now() - after_data < 2000ms);
+  BOOST_CHECK(script->log->wait_for("timeout"));
+}
+
+BOOST_AUTO_TEST_CASE(an_infinite_timeout_never_fires) {
+  auto script = std::make_shared<probe_script>();
+  script->on_connection = [](atl::socket&) { return verdict::proceed(infinite); };
+  auto opts = probe_options(script);
+  opts.read_timeout = 100ms;
+  auto& srv = start(opts);
+  auto client = connect(srv);
+  BOOST_CHECK(client.silent_for(600ms)); // six read timeouts long
+  client.close();
+  BOOST_REQUIRE(script->log->wait_for("close"));
+  BOOST_CHECK_EQUAL(script->log->count("timeout"), 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_synchronous_recv_works_and_its_timeout_leads_to_handle_timeout) {
+  auto script = std::make_shared<probe_script>();
+  script->on_connection = [](atl::socket& sock) {
+    sock.send("name? ");
+    auto name = sock.recv(5, 2000ms);
+    if (!name)
+      return verdict::error(name.error());
+    sock.send("hi " + *name + "\n");
+    auto more = sock.recv(0, 150ms); // the client says nothing more
+    if (!more)
+      return verdict::error(more.error());
+    return verdict::proceed();
+  };
+  auto& srv = start(probe_options(script));
+  auto client = connect(srv);
+  BOOST_CHECK_EQUAL(client.recv_exact(6), "name? ");
+  client.send("alice");
+  BOOST_CHECK_EQUAL(client.recv_exact(9), "hi alice\n");
+  BOOST_CHECK(client.closed_within(3000ms));
+  BOOST_REQUIRE(script->log->wait_for("timeout"));
+}
+
+BOOST_AUTO_TEST_CASE(a_continue_step_runs_before_other_messages) {
+  auto script = std::make_shared<probe_script>();
+  script->on_connection = [](atl::socket&) {
+    return verdict::proceed(continue_step{caf::make_message(42)});
+  };
+  script->on_continue = [](const caf::message&, atl::socket& sock) {
+    sock.send("ready");
+    return verdict::proceed();
+  };
+  script->on_data = echo;
+  auto& srv = start(probe_options(script));
+  auto client = connect(srv);
+  BOOST_CHECK_EQUAL(client.recv_exact(5), "ready");
+  client.send("z");
+  BOOST_CHECK_EQUAL(client.recv_exact(1), "z");
+  BOOST_CHECK((script->log->since(0)
+               == std::vector<std::string>{"connection", "continue:(42)", "data:z"}));
+}
+
+BOOST_AUTO_TEST_CASE(message_handlers_answer_requests_and_use_the_socket) {
+  auto script = std::make_shared<probe_script>();
+  script->messages = [](atl::handler&, atl::socket& sock) -> caf::message_handler {
+    return {
+      [&sock](ping_atom) { return std::string{"pong"}; },          // call
+      [&sock](push_atom, const std::string& msg) { sock.send(msg); }, // cast / info
+    };
+  };
+  auto& srv = start(probe_options(script));
+  auto client = connect(srv);
+  auto conn = only_connection(srv);
+  caf::scoped_actor self{sys};
+  std::string reply;
+  self->request(conn, 5s, ping_atom::value)
+    .receive([&](const std::string& r) { reply = r; },
+             [&](caf::error& err) { BOOST_FAIL(describe(err)); });
+  BOOST_CHECK_EQUAL(reply, "pong");
+  caf::anon_send(conn, push_atom::value, std::string{"news\n"});
+  BOOST_CHECK_EQUAL(client.recv_exact(5), "news\n");
+  // A message no handler matches is dropped; a request gets an error.
+  bool got_error = false;
+  self->request(conn, 5s, 3.14).receive([](double) {}, [&](caf::error&) { got_error = true; });
+  BOOST_CHECK(got_error);
+  client.send("still here");
+  BOOST_REQUIRE(script->log->wait_for("data:still here"));
+}
+
+BOOST_AUTO_TEST_CASE(apply_lets_a_message_handler_end_the_connection) {
+  auto script = std::make_shared<probe_script>();
+  script->messages = [](atl::handler& h, atl::socket& sock) -> caf::message_handler {
+    auto* probe = static_cast<probe_handler*>(&h);
+    return {[probe, &sock](close_atom) {
+      sock.send("closing");
+      probe->apply_now(verdict::close());
+    }};
+  };
+  auto& srv = start(probe_options(script));
+  auto client = connect(srv);
+  caf::anon_send(only_connection(srv), close_atom::value);
+  BOOST_CHECK_EQUAL(client.recv_until_closed(), "closing");
+  BOOST_REQUIRE(script->log->wait_for("close"));
+}
+
+BOOST_AUTO_TEST_CASE(an_exception_ends_only_its_own_connection_and_is_logged) {
+  log_capture logs;
+  auto script = std::make_shared<probe_script>();
+  script->on_data = [](std::string_view data, atl::socket& sock) {
+    if (data == "crash")
+      throw std::runtime_error("handler blew up");
+    sock.send(data);
+    return verdict::proceed();
+  };
+  auto opts = probe_options(script);
+  opts.silent_terminate_on_error = true; // exceptions are logged regardless
+  auto& srv = start(opts);
+  auto neighbour = connect(srv);
+  auto victim = connect(srv);
+  neighbour.send("a");
+  BOOST_REQUIRE_EQUAL(neighbour.recv_exact(1), "a");
+  victim.send("crash");
+  BOOST_CHECK(victim.closed_within(5000ms));
+  BOOST_REQUIRE(
+    script->log->wait_for("error:atoll error handler_exception: handler blew up"));
+  BOOST_CHECK(logs.contains("handler blew up"));
+  neighbour.send("b");
+  BOOST_CHECK_EQUAL(neighbour.recv_exact(1), "b");
+  // The server is unharmed: new connections work.
+  auto fresh = connect(srv);
+  fresh.send("c");
+  BOOST_CHECK_EQUAL(fresh.recv_exact(1), "c");
+}
+
+BOOST_AUTO_TEST_CASE(an_exception_in_a_message_handler_ends_only_its_connection) {
+  log_capture logs;
+  auto script = std::make_shared<probe_script>();
+  script->on_data = echo;
+  script->messages = [](atl::handler&, atl::socket&) -> caf::message_handler {
+    return {[](boom_atom) { throw std::logic_error("mailbox boom"); }};
+  };
+  auto& srv = start(probe_options(script));
+  auto neighbour = connect(srv);
+  neighbour.send("n");
+  BOOST_REQUIRE_EQUAL(neighbour.recv_exact(1), "n");
+  auto victim = connect(srv);
+  victim.send("v");
+  BOOST_REQUIRE_EQUAL(victim.recv_exact(1), "v");
+  BOOST_REQUIRE(wait_until([&] {
+    auto conns = srv.connections();
+    return conns && conns->size() == 2;
+  }));
+  auto conns = srv.connections();
+  BOOST_REQUIRE(conns);
+  for (auto& conn : *conns)
+    caf::anon_send(conn, boom_atom::value); // both get it; both end
+  BOOST_CHECK(victim.closed_within(5000ms));
+  BOOST_CHECK(neighbour.closed_within(5000ms));
+  BOOST_REQUIRE(script->log->wait_for("error:atoll error handler_exception: mailbox boom", 2));
+  BOOST_CHECK(logs.contains("mailbox boom"));
+  auto fresh = connect(srv);
+  fresh.send("f");
+  BOOST_CHECK_EQUAL(fresh.recv_exact(1), "f");
+}
+
+BOOST_AUTO_TEST_CASE(closing_the_socket_in_a_callback_ends_without_handle_close) {
+  auto script = std::make_shared<probe_script>();
+  script->on_data = [](std::string_view, atl::socket& sock) {
+    sock.send("done");
+    sock.close();
+    return verdict::proceed(); // ignored: the socket is closed
+  };
+  auto opts = probe_options(script);
+  opts.read_timeout = 60000ms;
+  auto& srv = start(opts);
+  auto client = connect(srv);
+  client.send("q");
+  BOOST_CHECK_EQUAL(client.recv_until_closed(2000ms), "done");
+  BOOST_REQUIRE(wait_until([&] { return srv.info()->active_connections == 0; }));
+  BOOST_CHECK((script->log->entries() == std::vector<std::string>{"connection", "data:q"}));
+}
+
+BOOST_AUTO_TEST_CASE(a_reset_by_the_peer_calls_handle_close) {
+  auto script = std::make_shared<probe_script>();
+  auto& srv = start(probe_options(script));
+  auto client = connect(srv);
+  BOOST_REQUIRE(script->log->wait_for("connection"));
+  client.reset();
+  BOOST_REQUIRE(script->log->wait_for("close"));
+  BOOST_CHECK_EQUAL(script->log->size(), 2u);
+}
+
+BOOST_AUTO_TEST_CASE(stopping_the_server_calls_handle_shutdown_which_can_say_goodbye) {
+  auto script = std::make_shared<probe_script>();
+  script->on_shutdown = [](atl::socket& sock) { sock.send("goodbye\n"); };
+  auto opts = probe_options(script);
+  auto& srv = start(opts);
+  auto a = connect(srv);
+  auto b = connect(srv);
+  BOOST_REQUIRE(script->log->wait_for("connection", 2));
+  BOOST_REQUIRE(!srv.stop());
+  BOOST_CHECK_EQUAL(a.recv_until_closed(), "goodbye\n");
+  BOOST_CHECK_EQUAL(b.recv_until_closed(), "goodbye\n");
+  BOOST_CHECK_EQUAL(script->log->count("shutdown"), 2u);
+  BOOST_CHECK_EQUAL(script->log->count("close"), 0u);
+  BOOST_CHECK(srv.status() == server_status::stopped);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
