@@ -416,8 +416,7 @@ print(f"| all | loadgen errors (total) | {errors['baseline']} | {errors['server'
 
 _, _, _, _, r, b, s = summary[-1]
 if b is not None and s is not None:
-    print(f"\nIdle memory: the server needs {s - b:,.1f} bytes/connection more than the "
-          f"baseline (medians).")
+    print(f"\nIdle memory, server - baseline: {s - b:+,.1f} bytes/connection (medians).")
     if r == "n/a":
         print(f"No memory ratio: the baseline's RSS grew by less than {RSS_NOISE_KIB} KiB "
               f"(measurement noise); a raw epoll server keeps no user-space state for an "
