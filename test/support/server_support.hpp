@@ -2,6 +2,7 @@
 // telemetry recorder, a scriptable probe handler, and a server fixture.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -334,7 +335,7 @@ private:
 /// An actor system, a private telemetry bus and helpers to run servers.
 struct server_fixture : system_fixture {
   std::shared_ptr<telemetry::bus> bus = std::make_shared<telemetry::bus>();
-  std::vector<server> servers;
+  std::deque<server> servers; // stable references across start()
 
   ~server_fixture() {
     for (auto& srv : servers)

@@ -149,7 +149,7 @@ private:
     }
     handler_->host_ = this;
     sock_ = std::make_unique<socket>(std::move(*stream), *peer, &conf_->transport,
-                                     conf_->read_timeout, this);
+                                     conf_->read_timeout, this, conf_->give_up_at.get());
     telemetry::fields meta;
     if (conf_->events->enabled()) {
       meta.set("remote_address", peer->address);

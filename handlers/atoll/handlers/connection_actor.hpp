@@ -2,6 +2,7 @@
 // socket events and mailbox messages.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -48,6 +49,11 @@ struct connection_config {
   bool silent_terminate_on_error = false;
   /// Makes the transport of an accepted fd; empty: clear TCP.
   transport_factory make_transport;
+  /// When a stopping server gives up on its connections (monotonic ns; 0:
+  /// not stopping). Blocking socket calls (`recv`, flushes) give up then, so
+  /// that a handler blocked in them cannot delay the stop: CAF cannot kill
+  /// an actor that is busy in a callback.
+  std::shared_ptr<std::atomic<int64_t>> give_up_at = std::make_shared<std::atomic<int64_t>>(0);
 };
 
 /// The hand-off from an acceptor to a new connection actor (Thousand

@@ -36,32 +36,44 @@ std::optional<clock_type::time_point> deadline_after(std::chrono::milliseconds t
   return clock_type::now() + timeout;
 }
 
-/// Waits until `fd` is ready for `status` (want_read / want_write). Returns
-/// false on timeout.
-bool wait_ready(int fd, io_status status, const std::optional<clock_type::time_point>& deadline) {
-  pollfd pfd{};
-  pfd.fd = fd;
-  pfd.events = status == io_status::want_write ? POLLOUT : POLLIN;
-  for (;;) {
-    auto n = ::poll(&pfd, 1, poll_timeout(deadline));
-    if (n > 0)
-      return true;
-    if (n == 0)
-      return false;
-    if (errno != EINTR)
-      return true; // let the next I/O call report the error
-  }
-}
-
 } // namespace
 
 socket::socket(std::unique_ptr<transport> stream, endpoint peer, const tcp_options* opts,
-               std::chrono::milliseconds read_timeout, detail::socket_host* host)
+               std::chrono::milliseconds read_timeout, detail::socket_host* host,
+               const std::atomic<int64_t>* give_up_at)
   : stream_(std::move(stream)),
     peer_(std::move(peer)),
     opts_(opts),
     read_timeout_(read_timeout),
-    host_(host) {
+    host_(host),
+    give_up_at_(give_up_at) {
+}
+
+bool socket::wait_ready(io_status status, const std::optional<clock_type::time_point>& deadline,
+                        caf::error& why) {
+  pollfd pfd{};
+  pfd.fd = stream_->fd();
+  pfd.events = status == io_status::want_write ? POLLOUT : POLLIN;
+  // Wait in slices so that a stopping server can end the wait.
+  constexpr int slice_ms = 50;
+  for (;;) {
+    if (give_up_at_ != nullptr) {
+      auto limit = give_up_at_->load(std::memory_order_relaxed);
+      if (limit != 0 && telemetry::monotonic_time() >= limit) {
+        why = caf::make_error(errc::closed, "the server is stopping");
+        return false;
+      }
+    }
+    auto left = poll_timeout(deadline);
+    if (left == 0) {
+      why = caf::make_error(errc::timeout, status == io_status::want_write ? "send timeout"
+                                                                           : "recv timeout");
+      return false;
+    }
+    auto n = ::poll(&pfd, 1, left < 0 ? slice_ms : std::min(left, slice_ms));
+    if (n > 0 || (n < 0 && errno != EINTR))
+      return true; // ready, or let the next I/O call report the error
+  }
 }
 
 socket::~socket() {
@@ -163,10 +175,12 @@ caf::error socket::flush_blocking() {
       case io_status::done:
         return caf::none;
       case io_status::want_read:
-      case io_status::want_write:
-        if (!wait_ready(stream_->fd(), res.status, deadline))
-          return caf::make_error(errc::timeout, "send timeout");
+      case io_status::want_write: {
+        caf::error why;
+        if (!wait_ready(res.status, deadline, why))
+          return why;
         break;
+      }
       case io_status::closed:
         return closed_error();
       case io_status::failed:
@@ -212,11 +226,9 @@ caf::expected<std::string> socket::recv(size_t length,
       case io_status::done: // zero bytes: treat like would-block
       case io_status::want_read:
       case io_status::want_write:
-        if (wait_ready(stream_->fd(), res.status == io_status::want_write ? res.status
-                                                                          : io_status::want_read,
-                       deadline))
+        if (wait_ready(res.status == io_status::want_write ? res.status : io_status::want_read,
+                       deadline, err))
           continue;
-        err = caf::make_error(errc::timeout, "recv timeout");
         break;
       case io_status::closed:
         err = closed_error();

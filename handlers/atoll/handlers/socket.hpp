@@ -2,6 +2,7 @@
 // addresses, statistics, options and TLS information of its connection.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <initializer_list>
@@ -49,7 +50,8 @@ public:
   /// Creates the socket of a connection (used by the connection actor);
   /// `opts` must outlive the socket.
   socket(std::unique_ptr<transport> stream, endpoint peer, const tcp_options* opts,
-         std::chrono::milliseconds read_timeout, detail::socket_host* host);
+         std::chrono::milliseconds read_timeout, detail::socket_host* host,
+         const std::atomic<int64_t>* give_up_at = nullptr);
 
   socket(const socket&) = delete;
   socket& operator=(const socket&) = delete;
@@ -71,7 +73,8 @@ public:
   /// returns the next available bytes; otherwise exactly `length` bytes.
   /// Waits up to `timeout` (default: the read timeout; `atl::infinite` for
   /// none). Queued output is written first. Errors: `errc::timeout` (a handler
-  /// returning it as an error verdict gets `handle_timeout`), `errc::closed`,
+  /// returning it as an error verdict gets `handle_timeout`), `errc::closed`
+  /// (also when a stopping server gives up on the connection),
   /// `errc::system_error`. Emits `recv` (or `recv_error`).
   caf::expected<std::string> recv(size_t length = 0,
                                   std::optional<std::chrono::milliseconds> timeout = {});
@@ -198,6 +201,9 @@ public:
 
 private:
   caf::error send_iov(const iovec* iov, size_t count, size_t total);
+  bool wait_ready(io_status status,
+                  const std::optional<std::chrono::steady_clock::time_point>& deadline,
+                  caf::error& why);
   caf::error closed_error() const;
   void emit_error(const char* event, const caf::error& err, telemetry::fields m = {});
 
@@ -209,6 +215,7 @@ private:
   const tcp_options* opts_;
   std::chrono::milliseconds read_timeout_;
   detail::socket_host* host_;
+  const std::atomic<int64_t>* give_up_at_;
   bool closed_by_handler_ = false;
 };
 

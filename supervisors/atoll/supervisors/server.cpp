@@ -75,6 +75,7 @@ caf::expected<server_child> make_server_child(caf::actor_system& sys, std::strin
   auto start = std::move(spec.start);
   spec.start = [start{std::move(start)}, ctx{*ctx}](start_context& sc) {
     ctx->stopping = false; // a restart runs again
+    ctx->connections()->give_up_at->store(0);
     auto sup = start(sc);
     if (sup)
       ctx->set_server(*sup);

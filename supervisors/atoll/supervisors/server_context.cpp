@@ -30,6 +30,7 @@ void listen_endpoint::stop_listening() {
   // its number reserved) until the last acceptor lets go of it.
   if (sock_.fd() >= 0)
     ::shutdown(sock_.fd(), SHUT_RDWR);
+  sock_.unlink_path();
 }
 
 server_context::server_context(server_options opts, std::shared_ptr<reactor> io,

@@ -5,6 +5,7 @@
 #include <caf/system_messages.hpp>
 
 #include "atoll/runtime/atoms.hpp"
+#include "atoll/runtime/telemetry.hpp"
 
 namespace atl::detail {
 
@@ -21,6 +22,12 @@ caf::behavior shutdown_listener(caf::event_based_actor* self,
       return;
     }
     ctx->stop_listening();
+    // Blocking socket calls of the connections give up when the drain does.
+    const auto& policy = ctx->options().shutdown_timeout;
+    if (policy.which() != shutdown_policy::kind::infinity) {
+      auto grace = policy.which() == shutdown_policy::kind::timeout ? policy.time().count() : 0;
+      ctx->connections()->give_up_at->store(telemetry::monotonic_time() + grace * 1000000);
+    }
     auto sups = ctx->connection_supervisors();
     if (sups.empty()) {
       self->quit(reason);

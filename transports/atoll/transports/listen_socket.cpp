@@ -89,6 +89,10 @@ void listen_socket::close() noexcept {
     ::close(fd_);
     fd_ = -1;
   }
+  unlink_path();
+}
+
+void listen_socket::unlink_path() noexcept {
   if (!unlink_path_.empty()) {
     ::unlink(unlink_path_.c_str());
     unlink_path_.clear();

@@ -45,6 +45,10 @@ public:
   /// Closes the socket (idempotent).
   void close() noexcept;
 
+  /// Removes the socket file of a Unix domain listener now (idempotent; the
+  /// fd stays open). No-op for IP listeners.
+  void unlink_path() noexcept;
+
 private:
   int fd_ = -1;
   endpoint local_;

@@ -1,0 +1,660 @@
+// The server: options and their validation, listening, status, suspend and
+// resume, stop and drain, connection limits, acceptor robustness, tree
+// robustness, listener and acceptor telemetry.
+#include <boost/test/unit_test.hpp>
+
+#include <deque>
+#include <future>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "support/server_support.hpp"
+
+using namespace atl;
+using namespace atl::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+verdict echo(std::string_view data, atl::socket& sock) {
+  sock.send(data);
+  return verdict::proceed();
+}
+
+std::shared_ptr<probe_script> echo_script() {
+  auto script = std::make_shared<probe_script>();
+  script->on_data = echo;
+  return script;
+}
+
+/// Sends a line and expects it back.
+void expect_echo(test_client& client, const std::string& text) {
+  client.send(text);
+  BOOST_CHECK_EQUAL(client.recv_exact(text.size()), text);
+}
+
+/// Finds a node by role path in a snapshot ("acceptor_pool/acceptor-1/acceptor").
+const tree_node* find_node(const tree_node& root, const std::string& path) {
+  const tree_node* node = &root;
+  std::stringstream parts{path};
+  std::string part;
+  while (std::getline(parts, part, '/')) {
+    const tree_node* next = nullptr;
+    for (auto& child : node->children)
+      if (child.role == part)
+        next = &child;
+    if (next == nullptr)
+      return nullptr;
+    node = next;
+  }
+  return node;
+}
+
+/// Listening sockets on `port` (from /proc/net/tcp and tcp6).
+size_t listen_sockets_on(uint16_t port) {
+  size_t n = 0;
+  for (auto file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in{file};
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+      std::istringstream fields{line};
+      std::string sl, local, remote, state;
+      fields >> sl >> local >> remote >> state;
+      auto colon = local.rfind(':');
+      if (state == "0A" && std::stoul(local.substr(colon + 1), nullptr, 16) == port)
+        ++n;
+    }
+  }
+  return n;
+}
+
+/// An accept(2) replacement that fails with queued errno values first.
+struct accept_injector {
+  std::mutex mtx;
+  std::deque<int> errors;
+
+  accept_function hook() {
+    return [this](int fd, sockaddr* addr, socklen_t* len, int flags) {
+      {
+        std::lock_guard<std::mutex> guard{mtx};
+        if (!errors.empty()) {
+          errno = errors.front();
+          errors.pop_front();
+          return -1;
+        }
+      }
+      return ::accept4(fd, addr, len, flags);
+    };
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(server, server_fixture)
+
+// -- options ------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(invalid_options_are_rejected_with_clear_errors) {
+  struct bad_case {
+    std::function<void(server_options&)> mutate;
+    errc code;
+    std::string mentions;
+  };
+  std::vector<bad_case> cases{
+    {[](server_options& o) { o.handler = nullptr; }, errc::missing_option, "handler"},
+    {[](server_options& o) { o.port = 70000; }, errc::invalid_option, "port"},
+    {[](server_options& o) { o.num_acceptors = 0; }, errc::invalid_option, "num_acceptors"},
+    {[](server_options& o) { o.num_listen_sockets = 0; }, errc::invalid_option,
+     "num_listen_sockets"},
+    {[](server_options& o) { o.num_listen_sockets = 2; }, errc::invalid_option, "reuseport"},
+    {[](server_options& o) {
+       o.num_listen_sockets = 8;
+       o.transport.reuseport = true;
+     },
+     errc::invalid_option, "num_acceptors"},
+    {[](server_options& o) { o.num_connections = 0; }, errc::invalid_option,
+     "num_connections"},
+    {[](server_options& o) { o.read_timeout = 0ms; }, errc::invalid_option, "read_timeout"},
+    {[](server_options& o) { o.handshake_timeout = -5ms; }, errc::invalid_option,
+     "handshake_timeout"},
+    {[](server_options& o) { o.max_connections_retry_wait = -1ms; }, errc::invalid_option,
+     "max_connections_retry_wait"},
+    {[](server_options& o) { o.shutdown_timeout = shutdown_policy::timeout(-1ms); },
+     errc::invalid_option, "shutdown_timeout"},
+    {[](server_options& o) { o.transport.backlog = 0; }, errc::invalid_option, "backlog"},
+    {[](server_options& o) { o.transport.send_timeout = 0ms; }, errc::invalid_option,
+     "send_timeout"},
+    {[](server_options& o) { o.transport.sndbuf = -1; }, errc::invalid_option, "sndbuf"},
+    {[](server_options& o) { o.address = bind_address::ip("300.1.2.3"); },
+     errc::invalid_address, "300.1.2.3"},
+    {[](server_options& o) {
+       o.address = bind_address::local("/tmp/x.sock");
+       o.port = 4000;
+     },
+     errc::invalid_option, "Unix"},
+    {[](server_options& o) { o.name.clear(); }, errc::invalid_option, "name"},
+  };
+  auto before = sys.registry().running();
+  for (auto& c : cases) {
+    auto opts = probe_options(echo_script());
+    c.mutate(opts);
+    auto srv = start_server(sys, opts);
+    BOOST_REQUIRE(!srv);
+    BOOST_CHECK_MESSAGE(srv.error() == c.code, describe(srv.error()));
+    BOOST_CHECK_MESSAGE(describe(srv.error()).find(c.mentions) != std::string::npos,
+                        describe(srv.error()) << " should mention " << c.mentions);
+  }
+  BOOST_CHECK_EQUAL(sys.registry().running(), before);
+}
+
+BOOST_AUTO_TEST_CASE(bind_addresses_parse_and_reject_garbage) {
+  BOOST_CHECK(bind_address::parse("any")->which() == bind_address::kind::any);
+  BOOST_CHECK(bind_address::parse("::1")->which() == bind_address::kind::loopback6);
+  BOOST_CHECK(bind_address::parse("10.1.2.3")->which() == bind_address::kind::ip);
+  BOOST_CHECK(bind_address::parse("fe80::1")->which() == bind_address::kind::ip);
+  BOOST_CHECK_EQUAL(bind_address::parse("unix:/run/x.sock")->text(), "/run/x.sock");
+  BOOST_CHECK(bind_address::parse("not-an-address").error() == errc::invalid_address);
+  BOOST_CHECK(bind_address::parse("unix:").error() == errc::invalid_address);
+}
+
+BOOST_AUTO_TEST_CASE(a_port_in_use_fails_the_start_and_leaves_nothing) {
+  auto& first = start(probe_options(echo_script()));
+  auto port = address_of(first).port;
+  auto before = sys.registry().running();
+  auto opts = probe_options(echo_script());
+  opts.port = port;
+  opts.transport.reuseaddr = false;
+  auto second = start_server(sys, opts);
+  BOOST_REQUIRE(!second);
+  BOOST_CHECK_MESSAGE(second.error() == errc::address_in_use, describe(second.error()));
+  BOOST_CHECK(wait_until([&] { return sys.registry().running() == before; }));
+  // The first server is untouched.
+  auto client = connect(first);
+  expect_echo(client, "still serving");
+}
+
+// -- listening ----------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(port_zero_binds_a_free_port_and_several_servers_coexist) {
+  auto& a = start(probe_options(echo_script()));
+  auto& b = start(probe_options(echo_script()));
+  auto ea = address_of(a);
+  auto eb = address_of(b);
+  BOOST_CHECK_NE(ea.port, 0);
+  BOOST_CHECK_NE(ea.port, eb.port);
+  BOOST_CHECK_EQUAL(ea.address, "127.0.0.1");
+  auto ca = connect(a);
+  auto cb = connect(b);
+  expect_echo(ca, "to a");
+  expect_echo(cb, "to b");
+}
+
+BOOST_AUTO_TEST_CASE(ipv6_loopback_and_unix_sockets_serve_too) {
+  auto v6 = probe_options(echo_script());
+  v6.address = bind_address::loopback6();
+  auto& srv6 = start(v6);
+  BOOST_CHECK(address_of(srv6).family == endpoint::family_type::ipv6);
+  auto c6 = connect(srv6);
+  expect_echo(c6, "over v6");
+
+  char dir[] = "/tmp/atoll-unix-XXXXXX";
+  BOOST_REQUIRE(::mkdtemp(dir) != nullptr);
+  auto path = std::string{dir} + "/echo.sock";
+  auto local = probe_options(echo_script());
+  local.address = bind_address::local(path);
+  auto& srvu = start(local);
+  BOOST_CHECK_EQUAL(to_string(address_of(srvu)), path);
+  auto cu = connect(srvu);
+  expect_echo(cu, "over a unix socket");
+  cu.close();
+  BOOST_REQUIRE(!srvu.stop());
+  BOOST_CHECK(::access(path.c_str(), F_OK) != 0); // the socket file is removed
+  ::rmdir(dir);
+}
+
+BOOST_AUTO_TEST_CASE(several_listen_sockets_share_the_port_chosen_for_port_zero) {
+  auto opts = probe_options(echo_script());
+  opts.num_listen_sockets = 3;
+  opts.num_acceptors = 6;
+  opts.transport.reuseport = true;
+  auto& srv = start(opts);
+  auto port = address_of(srv).port;
+  BOOST_CHECK_EQUAL(listen_sockets_on(port), 3u);
+  // The kernel spreads connections over the sockets; all are served.
+  std::vector<test_client> clients;
+  for (int i = 0; i < 30; ++i) {
+    clients.push_back(connect(srv));
+    expect_echo(clients.back(), "n" + std::to_string(i));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(status_info_and_connections_report_the_running_server) {
+  auto& srv = start(probe_options(echo_script()));
+  BOOST_CHECK(srv.status() == server_status::running);
+  auto info = srv.info();
+  BOOST_REQUIRE(info);
+  BOOST_CHECK(info->status == server_status::running);
+  BOOST_REQUIRE(info->local);
+  BOOST_CHECK(*info->local == address_of(srv));
+  BOOST_CHECK_EQUAL(info->active_connections, 0u);
+  std::vector<test_client> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(connect(srv));
+    expect_echo(clients.back(), "x");
+  }
+  BOOST_CHECK_EQUAL(srv.info()->active_connections, 3u);
+  auto conns = srv.connections();
+  BOOST_REQUIRE(conns);
+  BOOST_CHECK_EQUAL(conns->size(), 3u);
+  std::set<caf::actor_id> ids;
+  for (auto& c : *conns)
+    ids.insert(c.id());
+  BOOST_CHECK_EQUAL(ids.size(), 3u);
+  clients.clear();
+  BOOST_CHECK(wait_until([&] { return srv.info()->active_connections == 0; }));
+}
+
+// -- suspend and resume -------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(suspend_closes_the_port_and_resume_binds_a_new_one) {
+  auto& srv = start(probe_options(echo_script()));
+  auto before = address_of(srv);
+  auto kept = connect(srv);
+  expect_echo(kept, "before");
+  BOOST_REQUIRE(!srv.suspend());
+  BOOST_CHECK(srv.status() == server_status::suspended);
+  BOOST_CHECK(srv.listener_info().error() == errc::suspended);
+  BOOST_CHECK(!srv.info()->local);
+  test_client refused;
+  BOOST_CHECK(!refused.try_connect(before)); // ECONNREFUSED at once
+  expect_echo(kept, "during");               // existing connections go on
+  BOOST_CHECK_EQUAL(srv.info()->active_connections, 1u);
+  BOOST_REQUIRE(!srv.resume());
+  BOOST_CHECK(srv.status() == server_status::running);
+  auto after = address_of(srv);
+  BOOST_CHECK_NE(after.port, before.port); // port 0: a new port
+  auto fresh = test_client::connect(after);
+  expect_echo(fresh, "after");
+  expect_echo(kept, "still");
+  // Suspend and resume again: acceptors come back every time.
+  BOOST_REQUIRE(!srv.suspend());
+  BOOST_REQUIRE(!srv.resume());
+  auto again = connect(srv);
+  expect_echo(again, "again");
+}
+
+BOOST_AUTO_TEST_CASE(resume_on_a_fixed_port_binds_the_same_port) {
+  auto& probe = start(probe_options(echo_script()));
+  auto port = address_of(probe).port;
+  BOOST_REQUIRE(!probe.stop());
+  auto opts = probe_options(echo_script());
+  opts.port = port;
+  auto& srv = start(opts);
+  BOOST_REQUIRE(!srv.suspend());
+  BOOST_REQUIRE(!srv.resume());
+  BOOST_CHECK_EQUAL(address_of(srv).port, port);
+  auto client = connect(srv);
+  expect_echo(client, "same port");
+}
+
+// -- stop and drain -----------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(stop_drains_all_acceptor_groups_concurrently_within_one_timeout) {
+  // Each handler blocks in a synchronous recv, so it cannot process the
+  // shutdown until the drain gives up on it (after the shutdown timeout, the
+  // blocking call returns errc::closed). Thousand Island drains acceptor
+  // groups one after another (4 groups x 500 ms); Atoll drains them at the
+  // same time (about 500 ms in all).
+  auto script = std::make_shared<probe_script>();
+  script->on_data = [log{script->log}](std::string_view, atl::socket& sock) {
+    auto res = sock.recv(1, 10000ms);
+    log->add(res ? "recv:ok" : "recv:" + describe(res.error()));
+    return verdict::proceed();
+  };
+  auto opts = probe_options(script);
+  opts.num_acceptors = 4;
+  opts.shutdown_timeout = shutdown_policy::timeout(500ms);
+  opts.detached_connections = true; // blocking handlers need their own threads
+  auto& srv = start(opts);
+  telemetry_recorder rec{bus};
+  std::vector<test_client> clients;
+  for (size_t i = 1; i <= 8; ++i) {
+    // One at a time: each connection is its own event, and events rotate
+    // over the acceptors.
+    clients.push_back(connect(srv));
+    clients.back().send("block");
+    BOOST_REQUIRE(script->log->wait_for("data:block", i));
+  }
+  std::set<uint64_t> acceptors;
+  for (auto& ev : rec.named("atoll.connection.start"))
+    acceptors.insert(ev.metadata.get_or<uint64_t>("parent_telemetry_span_context", 0));
+  BOOST_CHECK_EQUAL(acceptors.size(), 4u);
+  auto started = std::chrono::steady_clock::now();
+  BOOST_REQUIRE(!srv.stop());
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  BOOST_TEST_MESSAGE("stop took "
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()
+                     << " ms");
+  BOOST_CHECK(elapsed >= 500ms);
+  BOOST_CHECK(elapsed < 1500ms);
+  for (auto& c : clients)
+    BOOST_CHECK(c.closed_within(2000ms));
+  BOOST_CHECK_EQUAL(script->log->count("recv:atoll error closed: the server is stopping"), 8u);
+  BOOST_CHECK_EQUAL(script->log->count("shutdown"), 8u);
+  BOOST_CHECK(rec.wait_for("atoll.connection.stop", 8));
+  BOOST_CHECK_EQUAL(rec.count("atoll.connection.stop"), 8u);
+}
+
+BOOST_AUTO_TEST_CASE(a_callback_busy_past_the_shutdown_timeout_delays_only_its_own_end) {
+  // CAF cannot preempt an actor inside a callback: a handler that computes
+  // (no socket call to interrupt) past the shutdown timeout is ended when the
+  // callback returns; it still gets its handle_shutdown and one stop event.
+  auto script = std::make_shared<probe_script>();
+  script->on_data = [](std::string_view, atl::socket&) {
+    std::this_thread::sleep_for(800ms);
+    return verdict::proceed();
+  };
+  auto opts = probe_options(script);
+  opts.shutdown_timeout = shutdown_policy::timeout(200ms);
+  opts.detached_connections = true;
+  auto& srv = start(opts);
+  telemetry_recorder rec{bus};
+  auto client = connect(srv);
+  client.send("busy");
+  BOOST_REQUIRE(script->log->wait_for("data:busy"));
+  auto started = std::chrono::steady_clock::now();
+  BOOST_REQUIRE(!srv.stop());
+  BOOST_CHECK(std::chrono::steady_clock::now() - started < 3000ms);
+  BOOST_CHECK(client.closed_within(3000ms));
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.stop"));
+  BOOST_CHECK_EQUAL(rec.count("atoll.connection.stop"), 1u);
+  BOOST_CHECK_EQUAL(script->log->count("shutdown"), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(new_connects_are_refused_at_once_while_stopping) {
+  auto script = std::make_shared<probe_script>();
+  script->on_shutdown = [](atl::socket& sock) {
+    // Slow goodbye: the drain takes a while.
+    std::this_thread::sleep_for(300ms);
+    sock.send("bye");
+  };
+  auto& srv = start(probe_options(script));
+  auto ep = address_of(srv);
+  auto client = connect(srv);
+  BOOST_REQUIRE(script->log->wait_for("connection"));
+  auto stopping = std::async(std::launch::async, [&] { return srv.stop(); });
+  BOOST_REQUIRE(script->log->wait_for("shutdown"));
+  test_client late;
+  BOOST_CHECK(!late.try_connect(ep));
+  BOOST_CHECK_EQUAL(client.recv_until_closed(), "bye");
+  BOOST_CHECK(!stopping.get());
+}
+
+BOOST_AUTO_TEST_CASE(brutal_kill_shutdown_ends_connections_without_callbacks) {
+  auto script = echo_script();
+  auto opts = probe_options(script);
+  opts.shutdown_timeout = shutdown_policy::brutal_kill();
+  auto& srv = start(opts);
+  telemetry_recorder rec{bus};
+  auto client = connect(srv);
+  expect_echo(client, "k");
+  BOOST_REQUIRE(!srv.stop());
+  BOOST_CHECK(client.closed_within(2000ms));
+  BOOST_CHECK_EQUAL(script->log->count("shutdown"), 0u);
+  BOOST_CHECK(rec.wait_for("atoll.connection.stop"));
+}
+
+BOOST_AUTO_TEST_CASE(a_server_can_run_under_the_users_own_supervisor) {
+  auto opts = probe_options(echo_script());
+  auto child = make_server_child(sys, "my_server", opts);
+  BOOST_REQUIRE(child);
+  supervisor_flags flags;
+  flags.name = "app";
+  auto app = start_supervisor(sys, flags, {child->spec});
+  BOOST_REQUIRE(app);
+  auto client = test_client::connect(*child->handle.listener_info());
+  expect_echo(client, "embedded");
+  auto tree = snapshot_tree(sys, *app);
+  BOOST_REQUIRE(tree);
+  BOOST_CHECK(find_node(*tree, "my_server/acceptor_pool/acceptor-1/connection_sup"));
+  BOOST_REQUIRE(!stop_supervisor(sys, *app));
+  BOOST_CHECK(client.closed_within(2000ms));
+}
+
+// -- connection limits ----------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(at_the_limit_a_connection_is_held_retried_then_closed_with_spawn_error) {
+  auto opts = probe_options(echo_script());
+  opts.num_acceptors = 1;
+  opts.num_connections = 1;
+  opts.max_connections_retry_count = 2;
+  opts.max_connections_retry_wait = 150ms;
+  auto& srv = start(opts);
+  telemetry_recorder rec{bus};
+  auto first = connect(srv);
+  expect_echo(first, "1");
+  auto started = std::chrono::steady_clock::now();
+  auto second = connect(srv); // accepted by the kernel, held by the acceptor
+  second.send("2");
+  BOOST_CHECK(second.closed_within(3000ms)); // closed after 2 retries
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  BOOST_CHECK(elapsed >= 300ms);
+  BOOST_REQUIRE(rec.wait_for("atoll.acceptor.spawn_error"));
+  BOOST_CHECK(!rec.named("atoll.acceptor.spawn_error").front().measurements.contains("error"));
+  expect_echo(first, "first is fine");
+}
+
+BOOST_AUTO_TEST_CASE(a_held_connection_is_served_once_a_slot_frees_up) {
+  auto script = echo_script();
+  auto opts = probe_options(script);
+  opts.num_acceptors = 1;
+  opts.num_connections = 1;
+  opts.max_connections_retry_count = 20;
+  opts.max_connections_retry_wait = 50ms;
+  auto& srv = start(opts);
+  auto first = connect(srv);
+  expect_echo(first, "1");
+  auto second = connect(srv);
+  second.send("waiting");
+  BOOST_CHECK(second.silent_for(200ms)); // held: its bytes sit unread
+  first.close();
+  BOOST_CHECK_EQUAL(second.recv_exact(7), "waiting");
+}
+
+// -- acceptor robustness --------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(acceptors_survive_per_connection_accept_errors) {
+  auto injector = std::make_shared<accept_injector>();
+  injector->errors = {ECONNABORTED, EINVAL, ETIMEDOUT, EPROTO, EMFILE, ENFILE};
+  auto opts = probe_options(echo_script());
+  opts.num_acceptors = 1;
+  opts.accept_hook = injector->hook();
+  auto& srv = start(opts);
+  telemetry_recorder rec{bus};
+  auto before = srv.tree();
+  BOOST_REQUIRE(before);
+  auto acceptor_id = find_node(*before, "acceptor_pool/acceptor-1/acceptor")->id;
+  auto started = std::chrono::steady_clock::now();
+  auto client = connect(srv);
+  expect_echo(client, "served after six accept errors");
+  // EMFILE and ENFILE each pause accepting for 100 ms.
+  BOOST_CHECK(std::chrono::steady_clock::now() - started >= 200ms);
+  BOOST_CHECK_EQUAL(rec.count("atoll.acceptor.econnaborted"), 1u);
+  BOOST_CHECK_EQUAL(rec.count("atoll.acceptor.einval"), 1u);
+  BOOST_CHECK_EQUAL(rec.count("atoll.acceptor.accept_error"), 2u);
+  BOOST_CHECK_EQUAL(rec.count("atoll.acceptor.emfile"), 2u);
+  for (auto& ev : rec.named("atoll.acceptor.emfile"))
+    BOOST_CHECK(ev.measurements.contains("error"));
+  // Same acceptor, never restarted.
+  auto after = srv.tree();
+  BOOST_REQUIRE(after);
+  auto node = find_node(*after, "acceptor_pool/acceptor-1/acceptor");
+  BOOST_REQUIRE(node);
+  BOOST_CHECK_EQUAL(node->id, acceptor_id);
+  BOOST_CHECK_EQUAL(node->restart_count, 0u);
+}
+
+BOOST_AUTO_TEST_CASE(an_unexpected_accept_error_crashes_the_acceptor_which_restarts) {
+  auto injector = std::make_shared<accept_injector>();
+  injector->errors = {ENOMEM};
+  auto opts = probe_options(echo_script());
+  opts.num_acceptors = 1;
+  opts.accept_hook = injector->hook();
+  auto& srv = start(opts);
+  telemetry_recorder rec{bus};
+  auto client = connect(srv);
+  expect_echo(client, "served by the restarted acceptor");
+  auto tree = srv.tree();
+  BOOST_REQUIRE(tree);
+  BOOST_CHECK_EQUAL(find_node(*tree, "acceptor_pool/acceptor-1/acceptor")->restart_count, 1u);
+  BOOST_REQUIRE(rec.wait_for("atoll.acceptor.stop"));
+  BOOST_CHECK(rec.named("atoll.acceptor.stop").front().metadata.contains("error"));
+}
+
+BOOST_AUTO_TEST_CASE(a_failing_handler_factory_closes_the_client_and_harms_nothing) {
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto opts = probe_options(echo_script());
+  auto script = echo_script();
+  opts.handler = [calls, script]() -> std::unique_ptr<atl::handler> {
+    if (++*calls == 1)
+      throw std::runtime_error("cannot build handler");
+    return std::make_unique<probe_handler>(script);
+  };
+  auto& srv = start(opts);
+  auto victim = connect(srv);
+  BOOST_CHECK(victim.closed_within(3000ms));
+  auto fine = connect(srv);
+  expect_echo(fine, "second works");
+}
+
+// -- tree robustness ----------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(killing_the_acceptor_pool_restarts_it_and_keeps_the_port) {
+  auto& srv = start(probe_options(echo_script()));
+  auto port = address_of(srv).port;
+  auto before = srv.tree();
+  BOOST_REQUIRE(before);
+  auto listener_id = find_node(*before, "listener")->id;
+  auto pool_id = find_node(*before, "acceptor_pool")->id;
+  auto children = which_children(sys, srv.handle());
+  BOOST_REQUIRE(children);
+  for (auto& c : *children)
+    if (c.id == "acceptor_pool")
+      caf::anon_send_exit(c.handle, caf::exit_reason::kill);
+  BOOST_REQUIRE(wait_until([&] {
+    auto t = srv.tree();
+    auto pool = t ? find_node(*t, "acceptor_pool") : nullptr;
+    return pool && pool->running && pool->id != pool_id
+           && find_node(*t, "acceptor_pool/acceptor-4/acceptor")
+           && find_node(*t, "acceptor_pool/acceptor-4/acceptor")->running;
+  }));
+  auto after = srv.tree();
+  BOOST_CHECK_EQUAL(find_node(*after, "listener")->id, listener_id);
+  BOOST_CHECK_EQUAL(address_of(srv).port, port);
+  BOOST_CHECK(srv.status() == server_status::running);
+  auto client = connect(srv);
+  expect_echo(client, "after the pool died");
+}
+
+BOOST_AUTO_TEST_CASE(killing_the_listener_restarts_it_and_the_pool_behind_it) {
+  auto& srv = start(probe_options(echo_script()));
+  auto old_port = address_of(srv).port;
+  auto before = srv.tree();
+  auto listener_id = find_node(*before, "listener")->id;
+  auto children = which_children(sys, srv.handle());
+  for (auto& c : *children)
+    if (c.id == "listener")
+      caf::anon_send_exit(c.handle, caf::exit_reason::kill);
+  BOOST_REQUIRE(wait_until([&] {
+    auto t = srv.tree();
+    auto l = t ? find_node(*t, "listener") : nullptr;
+    auto a = t ? find_node(*t, "acceptor_pool/acceptor-1/acceptor") : nullptr;
+    return l && l->running && l->id != listener_id && a && a->running
+           && static_cast<bool>(srv.listener_info());
+  }));
+  auto ep = address_of(srv);
+  BOOST_CHECK_NE(ep.port, old_port); // port 0: re-bound to a new port
+  auto client = test_client::connect(ep);
+  expect_echo(client, "after the listener died");
+}
+
+BOOST_AUTO_TEST_CASE(the_tree_snapshot_shows_thousand_islands_roles) {
+  auto opts = probe_options(echo_script());
+  opts.num_acceptors = 2;
+  opts.name = "echo";
+  auto& srv = start(opts);
+  auto tree = srv.tree();
+  BOOST_REQUIRE(tree);
+  BOOST_TEST_MESSAGE("server tree:\n" << format_tree(*tree));
+  BOOST_CHECK_EQUAL(tree->role, "echo");
+  BOOST_REQUIRE_EQUAL(tree->children.size(), 3u);
+  BOOST_CHECK_EQUAL(tree->children[0].role, "listener");
+  BOOST_CHECK(tree->children[0].restart == restart_type::transient);
+  BOOST_CHECK_EQUAL(tree->children[1].role, "acceptor_pool");
+  BOOST_CHECK_EQUAL(tree->children[2].role, "shutdown_listener");
+  BOOST_CHECK_EQUAL(tree->children[1].children.size(), 2u);
+  auto group = find_node(*tree, "acceptor_pool/acceptor-2");
+  BOOST_REQUIRE(group);
+  BOOST_REQUIRE_EQUAL(group->children.size(), 2u);
+  BOOST_CHECK_EQUAL(group->children[0].role, "connection_sup");
+  BOOST_CHECK_EQUAL(group->children[1].role, "acceptor");
+  // Connections show up under their connection supervisor.
+  std::vector<test_client> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(connect(srv));
+    expect_echo(clients.back(), "t");
+  }
+  auto with_conns = srv.tree();
+  size_t conns = 0;
+  for (auto g : {"acceptor_pool/acceptor-1/connection_sup",
+                 "acceptor_pool/acceptor-2/connection_sup"})
+    conns += find_node(*with_conns, g)->children.size();
+  BOOST_CHECK_EQUAL(conns, 4u);
+}
+
+// -- listener and acceptor telemetry ------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(listener_and_acceptor_spans_carry_their_fields) {
+  telemetry_recorder rec{bus};
+  auto opts = probe_options(echo_script());
+  opts.num_acceptors = 2;
+  auto& srv = start(opts);
+  auto ep = address_of(srv);
+  BOOST_REQUIRE(rec.wait_for("atoll.acceptor.start", 2));
+  auto lstart = rec.named("atoll.listener.start");
+  BOOST_REQUIRE_EQUAL(lstart.size(), 1u);
+  auto& lmeta = lstart[0].metadata;
+  BOOST_CHECK_EQUAL(lmeta.get_or<std::string>("local_address", ""), "127.0.0.1");
+  BOOST_CHECK_EQUAL(lmeta.get_or<uint64_t>("local_port", 0), ep.port);
+  BOOST_CHECK_EQUAL(lmeta.get_or<std::string>("transport_module", ""), "tcp");
+  BOOST_CHECK(lmeta.get_or<std::string>("transport_options", "").find("backlog=1024")
+              != std::string::npos);
+  auto listener_ctx = lmeta.get_or<uint64_t>("telemetry_span_context", 0);
+  BOOST_CHECK_NE(listener_ctx, 0u);
+  for (auto& ev : rec.named("atoll.acceptor.start"))
+    BOOST_CHECK_EQUAL(ev.metadata.get_or<uint64_t>("parent_telemetry_span_context", 0),
+                      listener_ctx);
+  std::vector<test_client> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(connect(srv));
+    expect_echo(clients.back(), "c");
+  }
+  clients.clear();
+  BOOST_REQUIRE(!srv.stop());
+  BOOST_REQUIRE(rec.wait_for("atoll.listener.stop"));
+  BOOST_REQUIRE(rec.wait_for("atoll.acceptor.stop", 2));
+  uint64_t accepted = 0;
+  for (auto& ev : rec.named("atoll.acceptor.stop")) {
+    accepted += ev.measurements.get_or<uint64_t>("connections", 0);
+    BOOST_CHECK(ev.measurements.contains("duration"));
+    BOOST_CHECK(!ev.metadata.contains("error"));
+  }
+  BOOST_CHECK_EQUAL(accepted, 3u);
+  auto lstop = rec.named("atoll.listener.stop").front();
+  BOOST_CHECK_EQUAL(lstop.metadata.get_or<uint64_t>("local_port", 0), ep.port);
+  BOOST_CHECK_GE(lstop.measurements.get_or<int64_t>("duration", -1), 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
