@@ -85,10 +85,10 @@ BOOST_AUTO_TEST_CASE(spans_emit_start_events_and_one_stop_with_duration) {
   auto b = std::make_shared<bus>();
   recorder r;
   b->attach({}, r.fn());
-  auto parent = span::start(b, std::make_shared<const event_name>(event_name{"atoll", "acceptor"}),
-                            {}, {});
-  auto s = span::start(b, conn_prefix, {}, {{"remote_port", uint64_t{4242}}}, parent.context(),
-                       monotonic_time());
+  const event_name acceptor_prefix{"atoll", "acceptor"};
+  auto parent = span::start(b.get(), &acceptor_prefix, {}, {});
+  auto s = span::start(b.get(), conn_prefix.get(), {}, {{"remote_port", uint64_t{4242}}},
+                       parent.context(), monotonic_time());
   BOOST_CHECK(s.active());
   BOOST_CHECK_NE(s.context(), parent.context());
   s.emit("recv", {{"data", uint64_t{10}}});

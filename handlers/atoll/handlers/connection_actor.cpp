@@ -16,11 +16,11 @@ namespace atl {
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-using init_atom = caf::atom_constant<caf::atom("connready")>;
-using read_timer_atom = caf::atom_constant<caf::atom("readtimer")>;
-using send_timer_atom = caf::atom_constant<caf::atom("sendtimer")>;
-using handshake_timer_atom = caf::atom_constant<caf::atom("hstimer")>;
+constexpr int64_t ns_per_ms = 1000000;
+
+int64_t to_ns(std::chrono::milliseconds t) {
+  return t.count() * ns_per_ms;
+}
 
 /// Stop reading while this much output waits (back-pressure).
 constexpr uint64_t output_high_watermark = 1 << 20;
@@ -50,7 +50,11 @@ class connection_actor final : public caf::event_based_actor,
 public:
   connection_actor(caf::actor_config& cfg, std::shared_ptr<const connection_config> conf,
                    accepted_connection hand_off)
-    : caf::event_based_actor(cfg), conf_(std::move(conf)), hand_off_(std::move(hand_off)) {
+    : caf::event_based_actor(cfg),
+      conf_(std::move(conf)),
+      hand_off_fd_(std::move(hand_off.fd)),
+      start_time_(hand_off.start_time),
+      acceptor_span_(hand_off.acceptor_span) {
   }
 
   const char* name() const override {
@@ -62,8 +66,25 @@ public:
     set_exception_handler([this](std::exception_ptr& ep) { return on_uncaught(ep); });
     set_default_handler(caf::drop);
     attach_functor([this](const caf::error& reason) { cleanup(reason); });
-    send(this, init_atom::value);
-    return internal_handlers();
+    if (!set_up())
+      return {};
+    // One behavior for the actor's whole life: internal messages first, then
+    // the handler's own (no become: each behavior costs memory per
+    // connection).
+    caf::message_handler user;
+    try {
+      user = handler_->message_handlers(*sock_);
+    } catch (const std::exception& ex) {
+      log_exception(ex.what());
+      sock_->close_now();
+      phase_ = phase::finished;
+      quit(caf::make_error(errc::handler_exception, ex.what()));
+      return {};
+    }
+    auto bhvr = user ? caf::behavior{internal_handlers().or_else(user)}
+                     : caf::behavior{internal_handlers()};
+    start_connection();
+    return bhvr;
   }
 
   // -- socket_host / handler_host -----------------------------------------------
@@ -96,24 +117,23 @@ private:
 
   caf::message_handler internal_handlers() {
     return {
-      [this](init_atom) { on_init(); },
       [this](socket_ready_atom, int, uint32_t events, uint32_t token) {
         on_socket_ready(events, token);
       },
-      [this](read_timer_atom, uint64_t generation) { on_read_timer(generation); },
-      [this](send_timer_atom) { on_send_timer(); },
-      [this](handshake_timer_atom, uint64_t generation) { on_handshake_timer(generation); },
+      [this](reactor_timer_atom, uint64_t) { on_timer(); },
     };
   }
 
   // -- start-up -------------------------------------------------------------------
 
-  void on_init() {
-    int fd = hand_off_.fd ? hand_off_.fd->release() : -1;
-    hand_off_.fd.reset();
-    if (fd < 0 || phase_ != phase::starting) {
+  /// Takes the socket and builds the transport, handler and socket object.
+  /// Returns false (having quit) if the connection cannot be set up.
+  bool set_up() {
+    int fd = hand_off_fd_ ? hand_off_fd_->release() : -1;
+    hand_off_fd_.reset();
+    if (fd < 0) {
       quit();
-      return;
+      return false;
     }
     // A client that is already gone gets no callback and no span.
     auto peer = remote_endpoint(fd);
@@ -121,7 +141,7 @@ private:
       ::close(fd);
       phase_ = phase::finished;
       quit();
-      return;
+      return false;
     }
     // Best effort: a connection works without these options.
     static_cast<void>(configure_connection(fd, conf_->transport));
@@ -130,35 +150,42 @@ private:
       stream = conf_->make_transport(fd);
     else
       stream = std::unique_ptr<transport>{new tcp_transport(fd)};
+    if (!stream) {
+      log(log_level::error, "atoll: cannot set up the transport of a connection from "
+                              + to_string(*peer) + ": " + describe(stream.error()));
+      phase_ = phase::finished;
+      quit(stream.error());
+      return false;
+    }
     try {
       handler_ = conf_->factory();
     } catch (const std::exception& ex) {
       log(log_level::error, "atoll: handler factory of " + conf_->handler_name
                               + " threw: " + ex.what());
     }
-    if (!stream || !handler_) {
-      if (!stream)
-        log(log_level::error, "atoll: cannot set up the transport of a connection from "
-                                + to_string(*peer) + ": " + describe(stream.error()));
-      else
-        (*stream)->close();
+    if (!handler_) {
+      (*stream)->close();
       phase_ = phase::finished;
-      quit(stream ? caf::make_error(errc::start_failed, "handler factory failed")
-                  : stream.error());
-      return;
+      quit(caf::make_error(errc::start_failed, "handler factory failed"));
+      return false;
     }
     handler_->host_ = this;
-    sock_ = std::make_unique<socket>(std::move(*stream), *peer, &conf_->transport,
-                                     conf_->read_timeout, this, conf_->give_up_at.get());
+    sock_.emplace(std::move(*stream), *peer, &conf_->transport, conf_->read_timeout, this,
+                  conf_->give_up_at.get());
+    return true;
+  }
+
+  /// Starts the span, then the handshake (and `handle_connection`).
+  void start_connection() {
     telemetry::fields meta;
     if (conf_->events->enabled()) {
+      auto peer = sock_->peername();
       meta.set("remote_address", peer->address);
       meta.set("remote_port", uint64_t{peer->port});
       meta.set("handler", conf_->handler_name);
     }
-    sock_->span() = telemetry::span::start(conf_->events, conf_->span_prefix, {},
-                                           std::move(meta), hand_off_.acceptor_span,
-                                           hand_off_.start_time);
+    sock_->span() = telemetry::span::start(conf_->events.get(), conf_->span_prefix.get(), {},
+                                           std::move(meta), acceptor_span_, start_time_);
     if (sock_->span().enabled())
       sock_->span().emit("ready", {{"monotonic_time", telemetry::monotonic_time()}});
     phase_ = phase::handshaking;
@@ -175,10 +202,10 @@ private:
       case io_status::want_write:
         handshake_interest_ = res.status == io_status::want_read ? io_events::readable
                                                                  : io_events::writable;
-        if (!handshake_timer_armed_ && conf_->handshake_timeout != infinite) {
-          handshake_timer_armed_ = true; // bounds this handshake (and an upgrade's)
-          delayed_send(this, conf_->handshake_timeout, handshake_timer_atom::value,
-                       ++handshake_generation_);
+        if (handshake_deadline_ == 0 && conf_->handshake_timeout != infinite) {
+          // Bounds this handshake (and an upgrade's).
+          handshake_deadline_ = telemetry::monotonic_time() + to_ns(conf_->handshake_timeout);
+          update_timer();
         }
         if (!in_io_)
           arm();
@@ -195,8 +222,7 @@ private:
   void handshake_done() {
     phase_ = phase::open;
     handshake_interest_ = 0;
-    handshake_timer_armed_ = false;
-    ++handshake_generation_; // a pending handshake timer is now stale
+    handshake_deadline_ = 0;
     if (upgrade_then_) {
       // After a transport upgrade: continue as the switch verdict said.
       auto then = std::move(*upgrade_then_);
@@ -204,22 +230,8 @@ private:
       apply(std::move(then));
       return;
     }
-    // The handler's own message handlers sit behind the internal ones.
-    caf::message_handler user;
-    try {
-      user = handler_->message_handlers(*sock_);
-    } catch (const std::exception& ex) {
-      on_callback_exception(ex.what());
-      return;
-    }
-    become(internal_handlers().or_else(user));
     if (auto v = guarded([&] { return handler_->handle_connection(*sock_); }))
       apply(std::move(*v));
-  }
-
-  void on_handshake_timer(uint64_t generation) {
-    if (phase_ == phase::handshaking && generation == handshake_generation_)
-      finish(end_kind::error, caf::make_error(errc::timeout, "handshake timeout"));
   }
 
   // -- socket events ----------------------------------------------------------------
@@ -424,7 +436,7 @@ private:
       return;
     }
     sock_->replace_stream(std::move(*next));
-    upgrade_then_ = proceed_part(v);
+    upgrade_then_ = std::make_unique<verdict>(proceed_part(v));
     phase_ = phase::handshaking;
     reading_ = false;
     drive_handshake();
@@ -444,65 +456,70 @@ private:
     }
   }
 
-  /// Client silence is measured from now on (lazy timer: at most one live
-  /// timer; it is re-armed for the remainder when it fires early).
+  /// Client silence is measured from now on.
   void set_deadline(std::chrono::milliseconds timeout) {
-    if (timeout == infinite) {
-      deadline_.reset();
+    deadline_ = timeout == infinite ? 0 : telemetry::monotonic_time() + to_ns(timeout);
+    update_timer();
+  }
+
+  /// The earliest of the read, handshake and send deadlines (0: none).
+  int64_t next_deadline() const {
+    int64_t next = 0;
+    auto consider = [&](int64_t t) {
+      if (t != 0 && (next == 0 || t < next))
+        next = t;
+    };
+    if (phase_ == phase::open)
+      consider(deadline_);
+    if (phase_ == phase::handshaking)
+      consider(handshake_deadline_);
+    if (send_deadline_armed())
+      consider(send_progress_ + to_ns(conf_->transport.send_timeout));
+    return next;
+  }
+
+  bool send_deadline_armed() const {
+    return conf_->transport.send_timeout != infinite && sock_ && !sock_->pending().empty()
+           && (phase_ == phase::open || phase_ == phase::lingering);
+  }
+
+  /// One lazy timer for all deadlines: it is moved only when a deadline
+  /// comes earlier than it; when it fires, the deadlines are checked and it
+  /// is set for the next one.
+  void update_timer() {
+    auto next = next_deadline();
+    if (next == 0 || (timer_.armed() && timer_.due() <= next))
+      return;
+    conf_->io->schedule(timer_, caf::actor_cast<caf::strong_actor_ptr>(this), next, 0,
+                        sock_ ? sock_->stream().fd() : 0);
+  }
+
+  void on_timer() {
+    auto now = telemetry::monotonic_time();
+    if (phase_ == phase::handshaking && handshake_deadline_ != 0 && now >= handshake_deadline_) {
+      finish(end_kind::error, caf::make_error(errc::timeout, "handshake timeout"));
       return;
     }
-    auto now = clock_type::now();
-    deadline_ = now + timeout;
-    if (!timer_due_ || *deadline_ < *timer_due_)
-      arm_read_timer(timeout);
-  }
-
-  void arm_read_timer(std::chrono::milliseconds delay) {
-    timer_due_ = clock_type::now() + delay;
-    delayed_send(this, delay, read_timer_atom::value, ++timer_generation_);
-  }
-
-  void on_read_timer(uint64_t generation) {
-    if (generation != timer_generation_)
-      return; // superseded by an earlier deadline
-    timer_due_.reset();
-    if (phase_ != phase::open || !deadline_)
-      return;
-    auto now = clock_type::now();
-    if (now >= *deadline_) {
+    if (phase_ == phase::open && deadline_ != 0 && now >= deadline_) {
       finish(end_kind::timeout, caf::make_error(errc::timeout));
       return;
     }
-    arm_read_timer(std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - now));
+    if (send_deadline_armed() && now - send_progress_ >= to_ns(conf_->transport.send_timeout)) {
+      if (phase_ == phase::lingering) {
+        complete_close();
+        return;
+      }
+      if (conf_->transport.send_timeout_close) {
+        finish(end_kind::error, caf::make_error(errc::timeout, "send timeout"));
+        return;
+      }
+    }
+    update_timer();
   }
 
   void note_send_progress() {
-    send_progress_ = clock_type::now();
-    auto timeout = conf_->transport.send_timeout;
-    if (!send_timer_armed_ && timeout != infinite && !sock_->pending().empty()) {
-      send_timer_armed_ = true;
-      delayed_send(this, timeout, send_timer_atom::value);
-    }
-  }
-
-  void on_send_timer() {
-    send_timer_armed_ = false;
-    if (phase_ == phase::finished || sock_->pending().empty())
-      return;
-    auto timeout = conf_->transport.send_timeout;
-    auto idle = clock_type::now() - send_progress_;
-    if (idle < timeout) {
-      send_timer_armed_ = true;
-      delayed_send(this, std::chrono::ceil<std::chrono::milliseconds>(timeout - idle),
-                   send_timer_atom::value);
-      return;
-    }
-    if (phase_ == phase::lingering) {
-      complete_close();
-      return;
-    }
-    if (conf_->transport.send_timeout_close)
-      finish(end_kind::error, caf::make_error(errc::timeout, "send timeout"));
+    send_progress_ = telemetry::monotonic_time();
+    update_timer();
   }
 
   // -- ending -------------------------------------------------------------------------
@@ -576,7 +593,7 @@ private:
   void dispatch(end_kind kind, const caf::error& reason) {
     phase_ = phase::lingering; // no further verdicts
     reading_ = false;
-    deadline_.reset();
+    deadline_ = 0;
     try {
       switch (kind) {
         case end_kind::peer_closed:
@@ -626,6 +643,7 @@ private:
   /// Closes the socket and emits the stop event (once).
   void close_now(end_kind kind, const caf::error& reason) {
     phase_ = phase::finished;
+    reactor::cancel(timer_);
     if (reg_) {
       conf_->io->remove(reg_);
       reg_ = fd_registration{};
@@ -656,7 +674,8 @@ private:
 
   /// Runs for every exit, kill included: nothing leaks, one stop event.
   void cleanup(const caf::error& reason) {
-    hand_off_.fd.reset();
+    hand_off_fd_.reset();
+    reactor::cancel(timer_);
     if (!sock_)
       return;
     if (phase_ != phase::finished)
@@ -667,25 +686,24 @@ private:
   // -- state ----------------------------------------------------------------------------
 
   std::shared_ptr<const connection_config> conf_;
-  accepted_connection hand_off_;
+  std::shared_ptr<owned_fd> hand_off_fd_; // until set_up takes it
+  int64_t start_time_;                    // accept time: the span's start
+  uint64_t acceptor_span_;                // the span's parent
   std::unique_ptr<handler> handler_;
-  std::unique_ptr<socket> sock_;
+  std::optional<socket> sock_; // inline: one allocation less per connection
   fd_registration reg_;
-  std::optional<clock_type::time_point> deadline_;
-  std::optional<clock_type::time_point> timer_due_;
-  clock_type::time_point send_progress_;
-  std::optional<verdict> upgrade_then_;
+  reactor_timer timer_;
+  int64_t deadline_ = 0;           // read deadline (monotonic ns), 0: none
+  int64_t handshake_deadline_ = 0; // while handshaking (monotonic ns), 0: none
+  int64_t send_progress_ = 0;      // last progress of queued output (monotonic ns)
+  std::unique_ptr<verdict> upgrade_then_;
   caf::error end_reason_;
-  uint64_t timer_generation_ = 0;
-  uint64_t handshake_generation_ = 0;
   uint32_t armed_interest_ = 0;
   uint32_t handshake_interest_ = 0;
   phase phase_ = phase::starting;
   end_kind end_kind_ = end_kind::local_closed;
   bool reading_ = false;
   bool in_io_ = false;
-  bool send_timer_armed_ = false;
-  bool handshake_timer_armed_ = false;
 };
 
 caf::actor spawn_connection(caf::event_based_actor* parent,

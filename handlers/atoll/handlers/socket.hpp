@@ -182,6 +182,11 @@ public:
     return out_;
   }
 
+  /// Pending output.
+  const output_queue& pending() const noexcept {
+    return out_;
+  }
+
   /// The options the connection runs with.
   const tcp_options& options() const noexcept {
     return *opts_;

@@ -36,5 +36,7 @@ using try_again_atom = caf::atom_constant<caf::atom("tryagain")>;
 
 /// `(socket_ready_atom, fd, events, token)`: the registered fd is ready.
 using socket_ready_atom = caf::atom_constant<caf::atom("sockready")>;
+/// `(reactor_timer_atom, tag)`: a reactor timer is due.
+using reactor_timer_atom = caf::atom_constant<caf::atom("rtimer")>;
 
 } // namespace atl

@@ -14,11 +14,17 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <caf/actor_system.hpp>
+#include <caf/execution_unit.hpp>
 #include <caf/make_message.hpp>
 #include <caf/message_id.hpp>
+#include <caf/resumable.hpp>
+#include <caf/scheduled_actor.hpp>
+#include <caf/scheduler/abstract_coordinator.hpp>
 
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/error.hpp"
+#include "atoll/runtime/telemetry.hpp"
 
 namespace atl {
 
@@ -56,10 +62,169 @@ struct slot {
   std::unique_ptr<reactor::shared_owners> shared;
 };
 
+/// Runs the owner of a ready fd on the poller thread. Only the actor the
+/// poller just sent an event to is run here; everything else that becomes
+/// ready (e.g. recipients of that actor's messages) goes to its own
+/// system's scheduler.
+class poller_unit final : public caf::execution_unit {
+public:
+  explicit poller_unit(size_t max_throughput) : max_throughput_(max_throughput) {
+  }
+
+  void exec_later(caf::resumable* ptr) override {
+    auto type = ptr->subtype();
+    if (type == caf::resumable::scheduled_actor || type == caf::resumable::io_actor) {
+      auto* actor = static_cast<caf::scheduled_actor*>(ptr);
+      if (actor->ctrl() == target_) {
+        local_.push_back(ptr);
+        return;
+      }
+      actor->home_system().scheduler().enqueue(ptr);
+      return;
+    }
+    local_.push_back(ptr); // short tasks run here
+  }
+
+  /// Enqueues a socket event to `owner`, running it here if it was idle.
+  void deliver(const caf::strong_actor_ptr& owner, caf::message msg) {
+    target_ = owner.get();
+    owner->enqueue(nullptr, caf::make_message_id(), std::move(msg), this);
+    target_ = nullptr;
+  }
+
+  /// Runs what `deliver` queued here.
+  void run() {
+    for (size_t i = 0; i < local_.size(); ++i) {
+      auto* job = local_[i];
+      auto type = job->subtype();
+      if (type == caf::resumable::scheduled_actor || type == caf::resumable::io_actor)
+        system_ = &static_cast<caf::scheduled_actor*>(job)->home_system();
+      switch (job->resume(this, max_throughput_)) {
+        case caf::resumable::resume_later:
+          // More messages: finish them on the scheduler, not here.
+          exec_elsewhere(job);
+          break;
+        case caf::resumable::awaiting_message:
+        case caf::resumable::done:
+        case caf::resumable::shutdown_execution_unit:
+          intrusive_ptr_release(job);
+          break;
+      }
+    }
+    local_.clear();
+    system_ = nullptr;
+  }
+
+private:
+  void exec_elsewhere(caf::resumable* job) {
+    auto type = job->subtype();
+    if (type == caf::resumable::scheduled_actor || type == caf::resumable::io_actor)
+      static_cast<caf::scheduled_actor*>(job)->home_system().scheduler().enqueue(job);
+    else
+      local_.push_back(job);
+  }
+
+  size_t max_throughput_;
+  caf::actor_control_block* target_ = nullptr;
+  std::vector<caf::resumable*> local_;
+};
+
+/// The timers of one poller: a binary min-heap of timers (by due time),
+/// each timer knowing its index. Guarded by `mtx`.
+struct timer_heap {
+  std::mutex mtx;
+  std::vector<reactor_timer*> items;
+};
+
+} // namespace
+
+/// Heap operations on timers (with access to their private fields).
+struct timer_heap_access {
+  using heap = std::vector<reactor_timer*>;
+
+  static void place(heap& h, size_t i, reactor_timer* t) {
+    h[i] = t;
+    t->index_ = i;
+  }
+
+  static void sift_up(heap& h, size_t i) {
+    auto* t = h[i];
+    while (i > 0) {
+      auto parent = (i - 1) / 2;
+      if (h[parent]->due_ <= t->due_)
+        break;
+      place(h, i, h[parent]);
+      i = parent;
+    }
+    place(h, i, t);
+  }
+
+  static void sift_down(heap& h, size_t i) {
+    auto* t = h[i];
+    for (;;) {
+      auto child = 2 * i + 1;
+      if (child >= h.size())
+        break;
+      if (child + 1 < h.size() && h[child + 1]->due_ < h[child]->due_)
+        ++child;
+      if (t->due_ <= h[child]->due_)
+        break;
+      place(h, i, h[child]);
+      i = child;
+    }
+    place(h, i, t);
+  }
+
+  static void insert(heap& h, reactor_timer* t, void* owner_heap) {
+    t->heap_.store(owner_heap, std::memory_order_release);
+    h.push_back(t);
+    t->index_ = h.size() - 1;
+    sift_up(h, t->index_);
+  }
+
+  static void erase(heap& h, reactor_timer* t) {
+    auto i = t->index_;
+    auto* last = h.back();
+    h.pop_back();
+    if (i < h.size() && last != t) {
+      place(h, i, last);
+      sift_down(h, i);
+      sift_up(h, last->index_);
+    }
+    t->index_ = reactor_timer::npos;
+    t->heap_.store(nullptr, std::memory_order_release);
+  }
+
+  static int64_t due(const reactor_timer* t) {
+    return t->due_;
+  }
+
+  /// Pops the earliest timer; returns its owner and tag.
+  static std::pair<caf::weak_actor_ptr, uint64_t> pop(heap& h) {
+    auto* t = h.front();
+    erase(h, t);
+    auto owner = std::move(t->owner_);
+    return {std::move(owner), t->tag_};
+  }
+
+  static void setup(reactor_timer& t, caf::weak_actor_ptr owner, int64_t due, uint64_t tag) {
+    t.owner_ = std::move(owner);
+    t.due_ = due;
+    t.tag_ = tag;
+  }
+
+  static void* heap_of(const reactor_timer& t) {
+    return t.heap_.load(std::memory_order_acquire);
+  }
+};
+
+namespace {
+
 struct poller {
   int epfd = -1;
   int wakefd = -1;
   std::thread thread;
+  std::unique_ptr<timer_heap> timers = std::make_unique<timer_heap>();
 };
 
 } // namespace
@@ -71,6 +236,8 @@ struct reactor::core {
   size_t count = 0;
   std::atomic<uint32_t> next_token{0};
   std::atomic<bool> stopping{false};
+  bool run_inline = true;
+  size_t max_throughput = 64;
 
   ~core() {
     for (auto& p : pollers) {
@@ -93,11 +260,46 @@ struct reactor::core {
     return t;
   }
 
+  /// Milliseconds until the earliest timer of `p` (-1: none).
+  static int next_timeout(poller& p) {
+    std::lock_guard<std::mutex> guard{p.timers->mtx};
+    auto& h = p.timers->items;
+    if (h.empty())
+      return -1;
+    auto left = timer_heap_access::due(h.front()) - telemetry::monotonic_time();
+    if (left <= 0)
+      return 0;
+    return static_cast<int>(std::min<int64_t>((left + 999999) / 1000000, 60000));
+  }
+
+  /// Sends the due timers' messages.
+  void fire_timers(poller& p, poller_unit& unit) {
+    std::vector<std::pair<caf::weak_actor_ptr, uint64_t>> due;
+    {
+      std::lock_guard<std::mutex> guard{p.timers->mtx};
+      auto& h = p.timers->items;
+      auto now = telemetry::monotonic_time();
+      while (!h.empty() && timer_heap_access::due(h.front()) <= now)
+        due.push_back(timer_heap_access::pop(h));
+    }
+    for (auto& [weak, tag] : due) {
+      auto owner = caf::actor_cast<caf::strong_actor_ptr>(weak);
+      if (!owner)
+        continue;
+      auto msg = caf::make_message(reactor_timer_atom::value, tag);
+      if (run_inline)
+        unit.deliver(owner, std::move(msg));
+      else
+        owner->enqueue(nullptr, caf::make_message_id(), std::move(msg), nullptr);
+    }
+  }
+
   void run(size_t index) {
     auto& p = pollers[index];
     epoll_event events[max_events];
+    poller_unit unit{max_throughput};
     for (;;) {
-      auto n = epoll_wait(p.epfd, events, max_events, -1);
+      auto n = epoll_wait(p.epfd, events, max_events, next_timeout(p));
       if (n < 0) {
         if (errno == EINTR)
           continue;
@@ -107,6 +309,8 @@ struct reactor::core {
         if (events[i].data.u64 == wake_key) {
           if (stopping.load())
             return;
+          uint64_t drained = 0;
+          [[maybe_unused]] auto res = ::read(p.wakefd, &drained, sizeof(drained));
           continue;
         }
         auto fd = static_cast<int>(events[i].data.u64 & 0xFFFFFFFFu);
@@ -118,12 +322,18 @@ struct reactor::core {
           if (ufd < table.size() && table[ufd].token == token)
             owner = pick_owner(table[ufd]);
         }
-        if (owner)
-          owner->enqueue(nullptr, caf::make_message_id(),
-                         caf::make_message(socket_ready_atom::value, fd,
-                                           static_cast<uint32_t>(events[i].events), token),
-                         nullptr);
+        if (!owner)
+          continue;
+        auto msg = caf::make_message(socket_ready_atom::value, fd,
+                                     static_cast<uint32_t>(events[i].events), token);
+        if (run_inline)
+          unit.deliver(owner, std::move(msg));
+        else
+          owner->enqueue(nullptr, caf::make_message_id(), std::move(msg), nullptr);
       }
+      fire_timers(p, unit);
+      if (run_inline)
+        unit.run();
     }
   }
 
@@ -169,6 +379,8 @@ caf::expected<std::shared_ptr<reactor>> reactor::make(options opts) {
   if (opts.num_pollers == 0)
     return caf::make_error(errc::invalid_option, "num_pollers must be at least 1");
   auto impl = std::make_shared<core>();
+  impl->run_inline = opts.run_owners_inline;
+  impl->max_throughput = std::max<size_t>(opts.max_throughput, 1);
   impl->pollers.resize(opts.num_pollers);
   for (auto& p : impl->pollers) {
     p.epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -370,6 +582,40 @@ void reactor::remove(const fd_registration& reg) {
     // DEL under the lock: a concurrent add of the same fd number must come
     // after the kernel forgot this registration.
     epoll_ctl(core_->poller_for(reg.fd).epfd, EPOLL_CTL_DEL, reg.fd, nullptr);
+  }
+}
+
+reactor_timer::~reactor_timer() {
+  reactor::cancel(*this);
+}
+
+void reactor::schedule(reactor_timer& timer, caf::strong_actor_ptr owner, int64_t due,
+                       uint64_t tag, int affinity) {
+  cancel(timer);
+  auto& p = core_->poller_for(std::max(affinity, 0));
+  bool earliest = false;
+  {
+    std::lock_guard<std::mutex> guard{p.timers->mtx};
+    timer_heap_access::setup(timer, caf::actor_cast<caf::weak_actor_ptr>(owner), due, tag);
+    timer_heap_access::insert(p.timers->items, &timer, p.timers.get());
+    earliest = p.timers->items.front() == &timer;
+  }
+  if (earliest) {
+    // The poller sleeps until its earliest timer: wake it to look again.
+    uint64_t one = 1;
+    [[maybe_unused]] auto res = ::write(p.wakefd, &one, sizeof(one));
+  }
+}
+
+void reactor::cancel(reactor_timer& timer) {
+  auto* h = static_cast<timer_heap*>(timer_heap_access::heap_of(timer));
+  if (h == nullptr)
+    return;
+  caf::weak_actor_ptr released; // dropped outside the lock
+  std::lock_guard<std::mutex> guard{h->mtx};
+  if (timer.index_ != reactor_timer::npos) {
+    timer_heap_access::erase(h->items, &timer);
+    released = std::move(timer.owner_);
   }
 }
 

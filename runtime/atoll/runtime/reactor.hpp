@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
 #include <caf/actor_addr.hpp>
+#include <caf/weak_intrusive_ptr.hpp>
 #include <caf/actor_control_block.hpp>
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
@@ -43,9 +45,47 @@ struct fd_registration {
   }
 };
 
-/// A set of epoll poller threads. A poller never runs user code: for a ready
-/// fd it sends `(socket_ready_atom, int fd, uint32_t events, uint32_t token)`
-/// to the fd's owner with normal priority. Interest is one-shot: after an
+class reactor;
+
+/// A one-shot timer of the reactor, embedded in its owner (no allocation per
+/// timer). When due, the owner gets `(reactor_timer_atom, uint64_t tag)`
+/// (run inline like socket events). The owner must `cancel` it before it
+/// goes away (e.g. in its cleanup); destroying an armed timer cancels it.
+/// Used by one actor at a time.
+class reactor_timer {
+public:
+  reactor_timer() = default;
+  reactor_timer(const reactor_timer&) = delete;
+  reactor_timer& operator=(const reactor_timer&) = delete;
+  ~reactor_timer();
+
+  /// True while scheduled (false once due, even before its message is
+  /// handled).
+  bool armed() const noexcept {
+    return heap_.load(std::memory_order_acquire) != nullptr;
+  }
+
+  /// When it fires (monotonic ns), if armed.
+  int64_t due() const noexcept {
+    return due_;
+  }
+
+private:
+  friend class reactor;
+  friend struct timer_heap_access;
+  static constexpr size_t npos = static_cast<size_t>(-1);
+
+  caf::weak_actor_ptr owner_;
+  int64_t due_ = 0;
+  uint64_t tag_ = 0;
+  size_t index_ = npos;              // position in the poller's heap
+  std::atomic<void*> heap_{nullptr}; // the poller's timer heap while armed
+};
+
+/// A set of epoll poller threads. For a ready fd a poller sends
+/// `(socket_ready_atom, int fd, uint32_t events, uint32_t token)` to the fd's
+/// owner with normal priority, and (by default, see
+/// `options::run_owners_inline`) runs that owner right away on its own thread. Interest is one-shot: after an
 /// event the fd stays silent until its owner calls `rearm`, which mirrors
 /// Erlang's `{active, once}` and gives per-connection back-pressure.
 ///
@@ -60,6 +100,16 @@ public:
     /// Number of poller threads (each with its own epoll instance); fds are
     /// spread over them by fd number.
     size_t num_pollers = 1;
+    /// Run the owner of a ready fd on the poller thread itself (the poller is
+    /// a CAF execution unit for that one actor), instead of waking a
+    /// scheduler worker: no thread hop per socket event. Anything else that
+    /// becomes ready meanwhile (recipients of its messages, actors it spawns)
+    /// still goes to the CAF scheduler, and detached actors keep their own
+    /// threads. An owner that blocks stalls its poller: run blocking
+    /// handlers detached.
+    bool run_owners_inline = true;
+    /// Messages an inline owner may process per run before yielding.
+    size_t max_throughput = 64;
   };
 
   /// Creates a reactor and starts its pollers. Errors:
@@ -108,6 +158,17 @@ public:
   /// event for it is sent; one already in the owner's mailbox may remain and
   /// is recognized by its token. Call it before closing the fd.
   void remove(const fd_registration& reg);
+
+  /// Arms `timer` to send `(reactor_timer_atom, tag)` to `owner` at `due`
+  /// (monotonic ns, see `telemetry::monotonic_time`); re-arms it if armed.
+  /// The poller of `owner`'s fds (by `affinity`, e.g. its fd) serves it.
+  void schedule(reactor_timer& timer, caf::strong_actor_ptr owner, int64_t due, uint64_t tag,
+                int affinity);
+
+  /// Disarms `timer` (no-op if not armed). After it returns the reactor no
+  /// longer touches `timer`; a message already on its way may still arrive
+  /// (tell it by its tag).
+  static void cancel(reactor_timer& timer);
 
   /// Number of currently registered fds.
   size_t size() const;

@@ -10,12 +10,11 @@ event_name join(const event_name& prefix, const std::string& suffix) {
   return out;
 }
 
-span span::start(std::shared_ptr<bus> events, std::shared_ptr<const event_name> prefix,
-                 fields measurements, fields metadata, uint64_t parent_context,
-                 int64_t start_time) {
+span span::start(bus* events, const event_name* prefix, fields measurements, fields metadata,
+                 uint64_t parent_context, int64_t start_time) {
   span result;
-  result.events_ = std::move(events);
-  result.prefix_ = std::move(prefix);
+  result.events_ = events;
+  result.prefix_ = prefix;
   result.context_ = make_span_context();
   result.parent_ = parent_context;
   result.start_time_ = start_time;

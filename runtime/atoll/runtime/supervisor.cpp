@@ -426,6 +426,9 @@ private:
     for (auto& kv : records_)
       if (kv.second.handle)
         victims.emplace_back(kv.first, std::exchange(kv.second.handle, nullptr));
+    for (auto& kv : temps_)
+      victims.emplace_back(0, std::move(kv.second)); // seq 0: no record
+    temps_.clear();
     if (victims.empty()) {
       (*shared_done)();
       return;
@@ -518,6 +521,8 @@ private:
     }
     if (ignored_exits_.erase(id) > 0)
       return;
+    if (temps_.erase(id) > 0)
+      return; // a temporary child: nothing to restart
     if (id != 0 && id == awaiting_ack_) {
       // The pending acknowledgement fails and handles it.
       ack_exit_seen_ = true;
@@ -544,7 +549,8 @@ private:
   /// to us) is left to that. Normal exits are ignored, as in OTP.
   void on_exit(caf::exit_msg& msg) {
     auto id = msg.source ? msg.source.id() : caf::actor_id{0};
-    if (id != this->id() && (by_actor_.count(id) > 0 || terminating_.count(id) > 0))
+    if (id != this->id()
+        && (by_actor_.count(id) > 0 || temps_.count(id) > 0 || terminating_.count(id) > 0))
       return;
     if (!msg.reason || msg.reason == caf::exit_reason::normal)
       return;
@@ -579,14 +585,18 @@ private:
     for (auto& kv : records_)
       if (kv.second.handle)
         exit_anonymously(kv.second.handle, signal);
+    for (auto& kv : temps_)
+      exit_anonymously(kv.second, signal);
     for (auto& kv : terminating_)
       exit_anonymously(kv.second.handle, caf::exit_reason::kill);
-    // Drop the specs now, not when the actor object goes: their start
-    // functions may hold references back to this supervisor.
+    // Drop the specs and the hook now, not when the actor object goes: their
+    // closures may hold references back to this supervisor.
     records_.clear();
     by_actor_.clear();
+    temps_.clear();
     terminating_.clear();
     template_.reset();
+    flags_.on_stop = nullptr;
   }
 
   /// Sends an exit signal whose source is the receiver itself (like CAF's
@@ -675,7 +685,15 @@ private:
 
   std::vector<child_info> which() const {
     std::vector<child_info> out;
-    out.reserve(records_.size());
+    out.reserve(records_.size() + temps_.size());
+    for (auto& kv : temps_) {
+      child_info info;
+      info.id = template_->id;
+      info.handle = kv.second;
+      info.type = template_->type;
+      info.restart = template_->restart;
+      out.push_back(std::move(info));
+    }
     for (auto& kv : records_) {
       child_info info;
       info.id = kv.second.spec->id;
@@ -690,6 +708,15 @@ private:
 
   child_counts counts() const {
     child_counts c;
+    if (!temps_.empty()) {
+      auto n = static_cast<uint32_t>(temps_.size());
+      c.specs += n;
+      c.active += n;
+      if (template_->type == child_type::supervisor)
+        c.supervisors += n;
+      else
+        c.workers += n;
+    }
     for (auto& kv : records_) {
       ++c.specs;
       if (kv.second.handle)
@@ -716,6 +743,29 @@ private:
       return true;
     }
     return false;
+  }
+
+  /// Starts a temporary worker from the template (no record, no restarts).
+  caf::expected<caf::actor> start_temporary(const caf::message& args) {
+    start_context ctx{this, &args};
+    caf::expected<caf::actor> res{caf::error{}};
+    try {
+      res = template_->start(ctx);
+    } catch (const std::exception& ex) {
+      res = caf::make_error(errc::start_failed, template_->id,
+                            std::string{"start function threw: "} + ex.what());
+    } catch (...) {
+      res = caf::make_error(errc::start_failed, template_->id,
+                            "start function threw a non-standard exception");
+    }
+    if (res && !*res)
+      res = caf::make_error(errc::start_failed, template_->id,
+                            "start function returned an invalid handle");
+    if (!res)
+      return res;
+    monitor<caf::message_priority::high>(*res);
+    temps_.emplace(res->id(), *res);
+    return res;
   }
 
   void add_static_child(child_spec spec, caf::typed_response_promise<caf::actor> rp) {
@@ -760,8 +810,17 @@ private:
                                  "start_child with arguments needs simple_one_for_one"));
       return;
     }
-    if (flags_.max_children && records_.size() >= *flags_.max_children) {
+    if (flags_.max_children && records_.size() + temps_.size() >= *flags_.max_children) {
       rp.deliver(caf::make_error(errc::max_children, flags_.name));
+      return;
+    }
+    if (template_->restart == restart_type::temporary
+        && template_->type == child_type::worker) {
+      auto child = start_temporary(args);
+      if (child)
+        rp.deliver(*child);
+      else
+        rp.deliver(std::move(child.error()));
       return;
     }
     auto seq = next_seq_++;
@@ -777,7 +836,12 @@ private:
         records_.erase(seq);
         rp.deliver(std::move(err));
       } else {
-        rp.deliver(records_.at(seq).handle);
+        auto& started = records_.at(seq);
+        // A temporary child is never restarted: its arguments are not needed
+        // any more (and may hold resources, e.g. a connection's hand-off).
+        if (started.spec->restart == restart_type::temporary)
+          started.args = caf::message{};
+        rp.deliver(started.handle);
       }
       if (needs_ack)
         set_idle();
@@ -808,6 +872,18 @@ private:
                            caf::typed_response_promise<caf::ok_atom> rp) {
     if (refuse_when_stopping(rp))
       return;
+    if (child) {
+      if (auto t = temps_.find(child.id()); t != temps_.end()) {
+        auto handle = std::move(t->second);
+        temps_.erase(t);
+        busy_ = true;
+        terminate_child_actor(handle, template_->shutdown, [this, rp]() mutable {
+          rp.deliver(caf::ok_atom::value);
+          set_idle();
+        });
+        return;
+      }
+    }
     auto i = child ? by_actor_.find(child.id()) : by_actor_.end();
     if (i == by_actor_.end()) {
       rp.deliver(caf::make_error(errc::not_found, "no such child"));
@@ -885,6 +961,15 @@ private:
     st->root.type = child_type::supervisor;
     st->root.running = true;
     std::vector<std::pair<size_t, caf::actor>> subtrees;
+    for (auto& kv : temps_) {
+      tree_node node;
+      node.role = template_->id;
+      node.type = template_->type;
+      node.restart = template_->restart;
+      node.running = true;
+      node.id = kv.second.id();
+      st->root.children.push_back(std::move(node));
+    }
     for (auto& kv : records_) {
       tree_node node;
       node.role = kv.second.spec->id;
@@ -926,6 +1011,9 @@ private:
   std::shared_ptr<const child_spec> template_; // simple_one_for_one
   std::map<uint64_t, child_record> records_;   // in start order
   std::unordered_map<caf::actor_id, uint64_t> by_actor_;
+  // Temporary children of a dynamic supervisor (e.g. connections): never
+  // restarted, so only their handles are kept (a few words each).
+  std::unordered_map<caf::actor_id, caf::actor> temps_;
   std::unordered_map<caf::actor_id, termination> terminating_;
   std::unordered_set<caf::actor_id> ignored_exits_;
   std::deque<deferred_event> queue_;

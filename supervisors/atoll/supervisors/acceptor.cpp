@@ -37,7 +37,7 @@ public:
   }
 
   caf::behavior make_behavior() override {
-    span_ = telemetry::span::start(ctx_->events(), ctx_->acceptor_prefix(), {}, {},
+    span_ = telemetry::span::start(ctx_->events().get(), ctx_->acceptor_prefix().get(), {}, {},
                                    listener_span_);
     attach_functor([this](const caf::error& reason) { cleanup(reason); });
     // The listener owns the port: when it goes, accepting is over.

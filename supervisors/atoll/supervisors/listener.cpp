@@ -31,7 +31,7 @@ std::shared_ptr<telemetry::span> start_span(const server_context& ctx, const end
     meta.set("handler", ctx.options().handler_name);
   }
   return std::make_shared<telemetry::span>(
-    telemetry::span::start(ctx.events(), ctx.listener_prefix(), {}, std::move(meta)));
+    telemetry::span::start(ctx.events().get(), ctx.listener_prefix().get(), {}, std::move(meta)));
 }
 
 caf::behavior listener_actor(caf::event_based_actor* self, std::shared_ptr<server_context> ctx,
