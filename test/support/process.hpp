@@ -1,0 +1,135 @@
+// Runs a program as a child process for end-to-end tests: reads its
+// standard output line by line with deadlines, signals it, waits for it.
+#pragma once
+
+#include <chrono>
+#include <csignal>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace atl::test {
+
+/// A child process with its stdout and stderr captured.
+class child_process {
+public:
+  /// Starts `argv[0]` with arguments `argv`.
+  explicit child_process(const std::vector<std::string>& argv) {
+    int out[2];
+    int err[2];
+    if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
+      return;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
+    std::vector<char*> args;
+    for (auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0)
+      pid_ = -1;
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    ::close(err[1]);
+    out_ = out[0];
+    err_ = err[0];
+  }
+
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+
+  ~child_process() {
+    if (pid_ > 0 && !exit_code_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    ::close(out_);
+    ::close(err_);
+  }
+
+  bool started() const noexcept {
+    return pid_ > 0;
+  }
+
+  /// The next line of standard output, or nullopt on timeout or EOF.
+  std::optional<std::string> read_line(std::chrono::milliseconds timeout = std::chrono::seconds{10}) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      if (auto nl = out_buf_.find('\n'); nl != std::string::npos) {
+        auto line = out_buf_.substr(0, nl);
+        out_buf_.erase(0, nl + 1);
+        return line;
+      }
+      if (!read_some(out_, out_buf_, deadline))
+        return std::nullopt;
+    }
+  }
+
+  /// Sends a signal.
+  void signal(int sig) {
+    if (pid_ > 0)
+      ::kill(pid_, sig);
+  }
+
+  /// Waits for the exit; returns the exit code (128+N for signal N), or
+  /// nullopt on timeout.
+  std::optional<int> wait(std::chrono::milliseconds timeout = std::chrono::seconds{20}) {
+    if (exit_code_)
+      return exit_code_;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      auto r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return exit_code_;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{5});
+    }
+    return std::nullopt;
+  }
+
+  /// Everything written to stderr so far (after exit: all of it).
+  std::string stderr_text() {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{200};
+    while (read_some(err_, err_buf_, deadline)) {
+    }
+    return err_buf_;
+  }
+
+private:
+  /// Reads available bytes into `buf`; false on timeout or EOF.
+  static bool read_some(int fd, std::string& buf, std::chrono::steady_clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      return false;
+    pollfd pfd{fd, POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0)
+      return false;
+    char chunk[4096];
+    auto n = ::read(fd, chunk, sizeof(chunk));
+    if (n <= 0)
+      return false;
+    buf.append(chunk, static_cast<size_t>(n));
+    return true;
+  }
+
+  pid_t pid_ = -1;
+  int out_ = -1;
+  int err_ = -1;
+  std::string out_buf_;
+  std::string err_buf_;
+  std::optional<int> exit_code_;
+};
+
+} // namespace atl::test
