@@ -28,6 +28,7 @@ public:
   int shutdown_timeout = 15000;
   bool reuseport = false;
   bool detached = false;
+  bool print_tree = false;
   std::string log_level;
 
   server_config() {
@@ -42,6 +43,7 @@ public:
       .add(shutdown_timeout, "shutdown-timeout", "drain limit at stop in ms (-1: infinity)")
       .add(reuseport, "reuseport", "set SO_REUSEPORT on listen sockets")
       .add(detached, "detached", "run each connection actor on its own thread")
+      .add(print_tree, "print-tree", "print the supervision tree to stderr once listening")
       .add(log_level, "log", "log telemetry at error, info, debug or trace");
   }
 
@@ -143,6 +145,12 @@ inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::ser
     return EXIT_FAILURE;
   }
   std::cout << "listening on " << atl::to_string(*local) << std::endl;
+  if (cfg.print_tree) {
+    if (auto tree = srv->tree())
+      std::cerr << atl::format_tree(*tree);
+    else
+      std::cerr << "cannot snapshot the tree: " << atl::describe(tree.error()) << '\n';
+  }
   auto sig = wait_for_stop_signal();
   std::cerr << "received " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", stopping\n";
   if (auto err = srv->stop()) {
