@@ -1,4 +1,4 @@
-// POSIX and command-line helpers shared by the benchmark tools
+// POSIX, OpenSSL and command-line helpers shared by the benchmark tools
 // (atoll_loadgen and atoll_baseline_echo). Header-only; no CAF.
 #pragma once
 
@@ -13,6 +13,9 @@
 #include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -97,6 +100,48 @@ inline rlim_t raise_fd_limit() {
 inline bool set_tcp_nodelay(int fd) {
   int on = 1;
   return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == 0;
+}
+
+/// Sets SO_LINGER to zero, so that close() resets the connection (RST) and
+/// leaves no TIME_WAIT socket behind; returns false on failure.
+inline bool set_reset_on_close(int fd) {
+  linger option{};
+  option.l_onoff = 1;
+  option.l_linger = 0;
+  return setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, sizeof option) == 0;
+}
+
+/// Returns the oldest error in OpenSSL's error queue as text (empty if the
+/// queue is empty) and clears the queue.
+inline std::string openssl_error_text() {
+  std::string text;
+  if (unsigned long code = ERR_get_error(); code != 0) {
+    char buffer[256];
+    ERR_error_string_n(code, buffer, sizeof buffer);
+    text = buffer;
+  }
+  ERR_clear_error();
+  return text;
+}
+
+/// Describes why an SSL_* call failed: `err` is what SSL_get_error()
+/// returned for it, and `sys_errno` is errno right after the call (used for
+/// SSL_ERROR_SYSCALL). Clears OpenSSL's error queue.
+inline std::string ssl_failure_text(int err, int sys_errno) {
+  switch (err) {
+    case SSL_ERROR_ZERO_RETURN: return "closed by the peer (close_notify)";
+    case SSL_ERROR_SYSCALL: {
+      auto text = openssl_error_text();
+      if (!text.empty())
+        return text;
+      return sys_errno != 0 ? errno_text(sys_errno) : std::string{"unexpected EOF"};
+    }
+    case SSL_ERROR_SSL: {
+      auto text = openssl_error_text();
+      return text.empty() ? std::string{"TLS protocol error"} : text;
+    }
+    default: ERR_clear_error(); return fmt::format("SSL_get_error() = {}", err);
+  }
 }
 
 /// Parses the command line. Returns the exit code the program must end with

@@ -1,11 +1,19 @@
-// atoll_loadgen: a single-threaded epoll TCP load generator for echo servers.
+// atoll_loadgen: a single-threaded epoll load generator for echo servers,
+// over TCP or (--tls) over TLS 1.3 with OpenSSL.
 //
 // Modes (see README.md in this folder):
-//   pingpong  N connections, each in a strict request/response loop with
-//             --size byte messages; reports req/s and latency percentiles.
-//   bulk      the same with large messages (default 64 KiB); also MB/s.
-//   idle      opens N connections, echoes --size bytes once on each, holds
-//             them silently for --hold seconds, optionally checks them again.
+//   pingpong   N connections, each in a strict request/response loop with
+//              --size byte messages; reports req/s and latency percentiles.
+//   bulk       the same with large messages (default 64 KiB); also MB/s.
+//   idle       opens N connections, echoes --size bytes once on each, holds
+//              them silently for --hold seconds, optionally checks them again.
+//   handshake  N parallel slots, each looping connect (+ TLS handshake), one
+//              --size byte echo, close (RST); reports handshakes/s.
+//
+// With --tls every connection does a non-blocking TLS handshake (no
+// certificate verification, SNI "localhost") after connect(), and the data
+// goes through SSL_write/SSL_read; either call may need the socket to become
+// readable or writable, in either direction.
 //
 // Every request sends a window of a pseudo-random pattern that starts at a
 // different offset for each request, and every echoed byte is compared with
@@ -26,6 +34,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <openssl/ssl.h>
 
 #include "bench_common.hpp"
 
@@ -52,7 +61,10 @@ constexpr int max_events = 1024;
 constexpr int max_printed_errors = 5;
 
 /// The workload.
-enum class mode_type { pingpong, bulk, idle };
+enum class mode_type { pingpong, bulk, idle, handshake };
+
+/// The server name the TLS client sends (SNI).
+constexpr const char* tls_server_name = "localhost";
 
 /// Command-line options.
 struct options {
@@ -67,6 +79,7 @@ struct options {
   double hold = 3.0;
   double timeout = 30.0;
   bool check = false;
+  bool tls = false;
   bool json = false;
 };
 
@@ -164,18 +177,36 @@ const char* error_name(error_kind kind) {
 
 /// Life cycle of a connection.
 enum class conn_state {
-  unopened,   // not yet opened
-  connecting, // non-blocking connect() in progress
-  busy,       // a request is being sent or its echo received
-  quiet,      // open, no request in flight
-  closed,     // closed (after an error or at the end of the run)
+  unopened,    // not yet opened
+  connecting,  // non-blocking connect() in progress
+  handshaking, // TLS handshake in progress (--tls)
+  busy,        // a request is being sent or its echo received
+  quiet,       // open, no request in flight
+  closed,      // closed (after an error or at the end of the run)
 };
 
-/// One client connection.
+/// How a connection is closed.
+enum class close_kind {
+  error,    // after an error: just close()
+  graceful, // TLS: close_notify first; then close(), the server sees EOF
+  reset,    // TLS: close_notify first; then close() with SO_LINGER 0 (RST)
+};
+
+/// One client connection (in handshake mode: one slot, reused for each new
+/// connection).
 struct connection {
   uint32_t id = 0;
   int fd = -1;
   conn_state state = conn_state::unopened;
+  /// The TLS session (--tls), from the end of connect() until closing.
+  SSL* ssl = nullptr;
+  /// TLS: the event the handshake waits for (EPOLLIN or EPOLLOUT).
+  uint32_t handshake_wants = 0;
+  /// TLS: SSL_write() waits for readability, SSL_read() for writability.
+  bool write_wants_read = false;
+  bool read_wants_write = false;
+  /// When the connection was opened (handshake mode measures from here).
+  clock_type::time_point opened;
   /// True once the first echo arrived.
   bool set_up = false;
   /// Events currently registered with epoll.
@@ -195,6 +226,8 @@ struct report {
   uint64_t requests = 0;
   double seconds = 0;
   double req_per_s = 0;
+  /// Handshake mode: completed connect/handshake/echo/close cycles per second.
+  double handshakes_per_s = 0;
   double mb_per_s = 0;
   double p50_us = 0;
   double p99_us = 0;
@@ -240,17 +273,32 @@ public:
   load_generator& operator=(const load_generator&) = delete;
 
   ~load_generator() {
-    close_all();
+    close_all(close_kind::error);
     if (epoll_fd_ >= 0)
       close(epoll_fd_);
+    SSL_CTX_free(tls_);
   }
 
-  /// Creates the epoll instance; returns false (after printing why) on error.
+  /// Creates the epoll instance and, with --tls, the TLS 1.3 client context;
+  /// returns false (after printing why) on error.
   bool init() {
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd_ < 0) {
       fmt::print(stderr, "atoll_loadgen: epoll_create1: {}\n", errno_text(errno));
       return false;
+    }
+    if (opts_.tls) {
+      tls_ = SSL_CTX_new(TLS_client_method());
+      if (tls_ == nullptr || SSL_CTX_set_min_proto_version(tls_, TLS1_3_VERSION) != 1 ||
+          SSL_CTX_set_max_proto_version(tls_, TLS1_3_VERSION) != 1) {
+        fmt::print(stderr, "atoll_loadgen: TLS client context: {}\n", openssl_error_text());
+        return false;
+      }
+      // A benchmark: the server's certificate is not verified.
+      SSL_CTX_set_verify(tls_, SSL_VERIFY_NONE, nullptr);
+      // SSL_write() may complete a part of a request, and is retried with the
+      // same bytes (from the same pattern window) after WANT_READ/WANT_WRITE.
+      SSL_CTX_set_mode(tls_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     }
     return true;
   }
@@ -260,7 +308,7 @@ public:
     return opts_.mode == mode_type::idle ? run_idle() : run_traffic();
   }
 
-  /// Number of connections whose connect() succeeded.
+  /// Number of connections whose connect() (and TLS handshake) succeeded.
   size_t connected() const noexcept {
     return connected_;
   }
@@ -268,9 +316,11 @@ public:
 private:
   // -- phases -----------------------------------------------------------------
 
-  /// pingpong and bulk: every connection loops request/echo; the first
-  /// --warmup seconds are not measured, then --duration seconds are.
+  /// pingpong and bulk: every connection loops request/echo. handshake:
+  /// every slot loops connect/handshake/echo/close. The first --warmup
+  /// seconds are not measured, then --duration seconds are.
   report run_traffic() {
+    const bool handshake = opts_.mode == mode_type::handshake;
     keep_sending_ = true;
     auto all_closed = [this] { return live_ == 0 && next_to_open_ == connections_.size(); };
     run_until(clock_type::now() + seconds(opts_.warmup), all_closed);
@@ -278,9 +328,12 @@ private:
     auto start = clock_type::now();
     run_until(start + seconds(opts_.duration), all_closed);
     auto result = make_report(to_seconds(clock_type::now() - start));
-    fail_unfinished_setups();
+    if (handshake)
+      result.handshakes_per_s = result.req_per_s;
+    else
+      fail_unfinished_setups(); // a handshake slot is always in some set-up
     result.alive = live_;
-    close_all();
+    close_all(handshake ? close_kind::reset : close_kind::graceful);
     result.errors = errors_;
     return result;
   }
@@ -312,7 +365,7 @@ private:
     } else {
       result.alive = live_;
     }
-    close_all();
+    close_all(close_kind::graceful);
     result.errors = errors_;
     return result;
   }
@@ -385,19 +438,24 @@ private:
       handle_event(connections_[events[i].data.u64], events[i].events);
   }
 
-  /// Dispatches one epoll event of a connection.
+  /// Dispatches one epoll event of a connection. Over TLS, a write that
+  /// waits for readability is retried on EPOLLIN, and a read that waits for
+  /// writability on EPOLLOUT.
   void handle_event(connection& conn, uint32_t events) {
+    const bool readable = (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0;
+    const bool writable = (events & EPOLLOUT) != 0;
     switch (conn.state) {
       case conn_state::connecting: finish_connect(conn); return;
+      case conn_state::handshaking: continue_handshake(conn); return;
       case conn_state::busy:
-        if ((events & EPOLLOUT) != 0 && conn.sent < conn.request_size)
+        if (conn.sent < conn.request_size && (conn.write_wants_read ? readable : writable))
           flush_send(conn);
         break;
       case conn_state::quiet: break;
       case conn_state::unopened:
       case conn_state::closed: return; // stale event
     }
-    if (conn.state != conn_state::closed && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0)
+    if (conn.state != conn_state::closed && (readable || (conn.read_wants_write && writable)))
       handle_readable(conn);
   }
 
@@ -412,6 +470,7 @@ private:
 
   /// Starts a non-blocking connect() on a new TCP_NODELAY socket.
   void open_connection(connection& conn) {
+    conn.opened = clock_type::now();
     conn.fd = socket(addr_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (conn.fd < 0) {
       conn.state = conn_state::closed;
@@ -435,7 +494,8 @@ private:
       fail(conn, error_kind::connect_failed, "connect: " + errno_text(errno));
   }
 
-  /// Completes a connect() and starts the first request.
+  /// Completes a connect() and starts the first request, or with --tls the
+  /// TLS handshake.
   void finish_connect(connection& conn) {
     int err = 0;
     socklen_t len = sizeof err;
@@ -445,8 +505,43 @@ private:
       fail(conn, error_kind::connect_failed, "connect: " + errno_text(err));
       return;
     }
-    ++connected_;
-    start_request(conn, opts_.size);
+    if (tls_ == nullptr) {
+      ++connected_;
+      start_request(conn, opts_.size);
+      return;
+    }
+    conn.ssl = SSL_new(tls_);
+    if (conn.ssl == nullptr || SSL_set_fd(conn.ssl, conn.fd) != 1 ||
+        SSL_set_tlsext_host_name(conn.ssl, server_name_.data()) != 1) {
+      fail(conn, error_kind::connect_failed, "TLS set-up: " + openssl_error_text());
+      return;
+    }
+    SSL_set_connect_state(conn.ssl);
+    conn.state = conn_state::handshaking;
+    continue_handshake(conn);
+  }
+
+  /// Advances the TLS handshake as far as the socket allows; starts the
+  /// first request once it is complete.
+  void continue_handshake(connection& conn) {
+    ERR_clear_error();
+    int rc = SSL_do_handshake(conn.ssl);
+    if (rc == 1) {
+      ++connected_;
+      conn.handshake_wants = 0;
+      start_request(conn, opts_.size);
+      return;
+    }
+    int saved_errno = errno;
+    switch (int err = SSL_get_error(conn.ssl, rc)) {
+      case SSL_ERROR_WANT_READ: conn.handshake_wants = EPOLLIN; break;
+      case SSL_ERROR_WANT_WRITE: conn.handshake_wants = EPOLLOUT; break;
+      default:
+        fail(conn, error_kind::connect_failed,
+             "TLS handshake: " + ssl_failure_text(err, saved_errno));
+        return;
+    }
+    update_interest(conn);
   }
 
   /// Starts a request of `size` bytes and sends as much of it as possible.
@@ -463,6 +558,10 @@ private:
 
   /// Sends the unsent rest of the current request until the socket is full.
   void flush_send(connection& conn) {
+    if (conn.ssl != nullptr) {
+      flush_send_tls(conn);
+      return;
+    }
     while (conn.sent < conn.request_size) {
       ssize_t n =
           send(conn.fd, conn.expected + conn.sent, conn.request_size - conn.sent, MSG_NOSIGNAL);
@@ -478,8 +577,41 @@ private:
     update_interest(conn);
   }
 
-  /// Reads once and checks the bytes against what was sent.
+  /// TLS: writes the unsent rest of the current request until SSL_write()
+  /// wants the socket to become writable (or readable). A retry passes the
+  /// same bytes as the call that could not complete, as OpenSSL requires.
+  void flush_send_tls(connection& conn) {
+    conn.write_wants_read = false;
+    while (conn.sent < conn.request_size) {
+      size_t written = 0;
+      ERR_clear_error();
+      int rc = SSL_write_ex(conn.ssl, conn.expected + conn.sent, conn.request_size - conn.sent,
+                            &written);
+      if (rc == 1) {
+        conn.sent += written;
+        continue;
+      }
+      int saved_errno = errno;
+      int err = SSL_get_error(conn.ssl, rc);
+      if (err == SSL_ERROR_WANT_WRITE)
+        break;
+      if (err == SSL_ERROR_WANT_READ) {
+        conn.write_wants_read = true;
+        break;
+      }
+      fail(conn, error_kind::unexpected_close, "SSL_write: " + ssl_failure_text(err, saved_errno));
+      return;
+    }
+    update_interest(conn);
+  }
+
+  /// Reads (once over TCP; over TLS until SSL_read() wants more from the
+  /// socket) and checks the bytes against what was sent.
   void handle_readable(connection& conn) {
+    if (conn.ssl != nullptr) {
+      read_tls(conn);
+      return;
+    }
     ssize_t n = recv(conn.fd, read_buffer_.data(), read_buffer_.size(), 0);
     if (n == 0) {
       fail(conn, error_kind::unexpected_close, "closed by the server");
@@ -490,23 +622,63 @@ private:
         fail(conn, error_kind::unexpected_close, "recv: " + errno_text(errno));
       return;
     }
-    auto got = static_cast<size_t>(n);
+    check_echo(conn, static_cast<size_t>(n));
+  }
+
+  /// TLS: reads until SSL_read() wants the socket to become readable (or
+  /// writable). Records without application data (session tickets) are
+  /// handled by OpenSSL.
+  void read_tls(connection& conn) {
+    conn.read_wants_write = false;
+    for (;;) {
+      size_t got = 0;
+      ERR_clear_error();
+      int rc = SSL_read_ex(conn.ssl, read_buffer_.data(), read_buffer_.size(), &got);
+      if (rc == 1) {
+        if (!check_echo(conn, got))
+          return;
+        continue;
+      }
+      int saved_errno = errno;
+      int err = SSL_get_error(conn.ssl, rc);
+      if (err == SSL_ERROR_WANT_READ)
+        break;
+      if (err == SSL_ERROR_WANT_WRITE) {
+        conn.read_wants_write = true;
+        break;
+      }
+      fail(conn, error_kind::unexpected_close,
+           err == SSL_ERROR_ZERO_RETURN ? std::string{"closed by the server (close_notify)"}
+                                        : "SSL_read: " + ssl_failure_text(err, saved_errno));
+      return;
+    }
+    update_interest(conn);
+  }
+
+  /// Checks `got` received bytes in `read_buffer_` against what was sent and
+  /// completes the request once all are back. Returns false if the
+  /// connection was closed or (handshake mode) replaced by a new one.
+  bool check_echo(connection& conn, size_t got) {
     if (conn.state != conn_state::busy || conn.received + got > conn.sent) {
       fail(conn, error_kind::mismatch, "received more bytes than were sent");
-      return;
+      return false;
     }
     if (std::memcmp(read_buffer_.data(), conn.expected + conn.received, got) != 0) {
       fail(conn, error_kind::mismatch, "echoed bytes differ from the sent ones");
-      return;
+      return false;
     }
     conn.received += got;
     if (conn.received == conn.request_size)
-      complete_request(conn);
+      return complete_request(conn);
+    return true;
   }
 
-  /// Records a completed request; in pingpong and bulk starts the next one.
-  void complete_request(connection& conn) {
-    auto latency = clock_type::now() - conn.started;
+  /// Records a completed request. pingpong and bulk start the next one;
+  /// handshake mode closes the connection with a reset and opens the next
+  /// one in its slot. Returns false if the connection is gone.
+  bool complete_request(connection& conn) {
+    const bool handshake = opts_.mode == mode_type::handshake;
+    auto latency = clock_type::now() - (handshake ? conn.opened : conn.started);
     histogram_.record(static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(latency).count()));
     ++requests_;
@@ -518,20 +690,36 @@ private:
       --pending_setup_;
       ++established_;
     }
+    if (handshake) {
+      close_connection(conn, close_kind::reset);
+      if (keep_sending_) {
+        conn.set_up = false;
+        conn.state = conn_state::unopened;
+        open_connection(conn);
+      }
+      return false;
+    }
     if (keep_sending_)
       start_request(conn, opts_.size);
     else
       update_interest(conn);
+    return conn.state != conn_state::closed;
   }
 
   /// Registers the events the connection's state needs: EPOLLOUT while
-  /// connecting or while request bytes are unsent, EPOLLIN otherwise (also
-  /// when quiet, to notice a close by the server).
+  /// connecting, what the TLS handshake waits for while handshaking, and
+  /// otherwise EPOLLIN (also when quiet, to notice a close by the server)
+  /// plus EPOLLOUT while request bytes are unsent (unless the TLS write
+  /// waits for readability) or while a TLS read waits for writability.
   void update_interest(connection& conn) {
     uint32_t wanted = EPOLLIN;
     if (conn.state == conn_state::connecting)
       wanted = EPOLLOUT;
-    else if (conn.state == conn_state::busy && conn.sent < conn.request_size)
+    else if (conn.state == conn_state::handshaking)
+      wanted = conn.handshake_wants;
+    else if ((conn.state == conn_state::busy && conn.sent < conn.request_size &&
+              !conn.write_wants_read) ||
+             conn.read_wants_write)
       wanted |= EPOLLOUT;
     if (wanted == conn.interest)
       return;
@@ -548,7 +736,7 @@ private:
   /// Counts an error of a connection and closes it.
   void fail(connection& conn, error_kind kind, const std::string& what) {
     count_error(conn, kind, what);
-    close_connection(conn);
+    close_connection(conn, close_kind::error);
   }
 
   /// Counts an error and prints the first few to stderr.
@@ -561,10 +749,26 @@ private:
     ++printed_errors_;
   }
 
-  /// Closes a connection (gracefully: the server sees an orderly EOF).
-  void close_connection(connection& conn) {
+  /// Closes a connection. Unless closing after an error, a TLS connection
+  /// whose handshake is complete first sends close_notify (without waiting
+  /// for the server's). `close_kind::reset` closes with an RST, so that no
+  /// TIME_WAIT socket is left behind.
+  void close_connection(connection& conn, close_kind how) {
     if (conn.fd < 0)
       return;
+    if (conn.ssl != nullptr) {
+      if (how != close_kind::error && SSL_is_init_finished(conn.ssl)) {
+        SSL_shutdown(conn.ssl); // best effort; the socket is non-blocking
+        ERR_clear_error();
+      }
+      SSL_free(conn.ssl); // does not close the socket
+      conn.ssl = nullptr;
+    }
+    conn.handshake_wants = 0;
+    conn.write_wants_read = false;
+    conn.read_wants_write = false;
+    if (how == close_kind::reset)
+      set_reset_on_close(conn.fd);
     close(conn.fd);
     conn.fd = -1;
     --live_;
@@ -575,15 +779,19 @@ private:
     conn.state = conn_state::closed;
   }
 
-  /// Closes all open connections (not an error).
-  void close_all() {
+  /// Closes all open connections.
+  void close_all(close_kind how) {
     for (auto& conn : connections_)
-      close_connection(conn);
+      close_connection(conn, how);
   }
 
   const options& opts_;
   socket_address addr_;
   int epoll_fd_ = -1;
+  /// The TLS client context (--tls), or null.
+  SSL_CTX* tls_ = nullptr;
+  /// The SNI name (OpenSSL takes it as a non-const pointer).
+  std::string server_name_ = tls_server_name;
   std::vector<connection> connections_;
   std::vector<char> pattern_;
   std::array<char, 64 * 1024> read_buffer_{};
@@ -620,16 +828,22 @@ void print_report(const options& opts, const report& r) {
   }
   auto latency =
       fmt::format("p50 {:.1f} us, p99 {:.1f} us, p99.9 {:.1f} us", r.p50_us, r.p99_us, r.p999_us);
+  auto mode = opts.mode_name + (opts.tls ? " (TLS)" : "");
   if (opts.mode == mode_type::idle) {
-    fmt::print("idle: {}/{} connections set up in {:.2f} s ({:.0f} conn/s; echo {}), {} alive "
+    fmt::print("{}: {}/{} connections set up in {:.2f} s ({:.0f} conn/s; echo {}), {} alive "
                "after {:.1f} s hold{}, {}\n",
-               r.established, opts.connections, r.seconds, r.req_per_s, latency, r.alive, opts.hold,
-               opts.check ? " (checked)" : "", errors);
+               mode, r.established, opts.connections, r.seconds, r.req_per_s, latency, r.alive,
+               opts.hold, opts.check ? " (checked)" : "", errors);
+  } else if (opts.mode == mode_type::handshake) {
+    fmt::print("{}: {} slots x ({}connect, {} B echo, close), {:.2f} s: {} handshakes, {:.0f} "
+               "handshakes/s, cycle {}, {}\n",
+               mode, opts.connections, opts.tls ? "TLS " : "", opts.size, r.seconds, r.requests,
+               r.handshakes_per_s, latency, errors);
   } else {
     fmt::print("{}: {} connections x {} B, {:.2f} s: {} requests, {:.0f} req/s, {:.2f} MB/s, {}, "
                "{}\n",
-               opts.mode_name, opts.connections, opts.size, r.seconds, r.requests, r.req_per_s,
-               r.mb_per_s, latency, errors);
+               mode, opts.connections, opts.size, r.seconds, r.requests, r.req_per_s, r.mb_per_s,
+               latency, errors);
   }
   if (opts.json) {
     nlohmann::ordered_json error_kinds;
@@ -651,6 +865,8 @@ void print_report(const options& opts, const report& r) {
         {"established", r.established},
         {"alive", r.alive},
     };
+    if (opts.mode == mode_type::handshake)
+      j["handshakes_per_s"] = round_to(r.handshakes_per_s, 1);
     fmt::print("{}\n", j.dump());
   }
   std::fflush(stdout);
@@ -664,22 +880,26 @@ void print_report(const options& opts, const report& r) {
 /// 2 invalid arguments.
 int main(int argc, char** argv) {
   options opts;
-  CLI::App app{"Load generator for echo servers (single-threaded, epoll)."};
+  CLI::App app{"Load generator for echo servers (single-threaded, epoll; TCP or TLS 1.3)."};
   app.add_option("--host", opts.host, "Server address")->capture_default_str();
   app.add_option("--port", opts.port, "Server port")->required()->check(CLI::Range(1, 65535));
-  app.add_option("--mode", opts.mode_name, "Workload: pingpong, bulk or idle")
+  app.add_option("--mode", opts.mode_name, "Workload: pingpong, bulk, idle or handshake")
       ->capture_default_str()
-      ->check(CLI::IsMember({"pingpong", "bulk", "idle"}));
-  app.add_option("--connections", opts.connections, "Number of connections")
+      ->check(CLI::IsMember({"pingpong", "bulk", "idle", "handshake"}));
+  app.add_flag("--tls", opts.tls,
+               "Use TLS 1.3 (OpenSSL; no certificate verification, SNI \"localhost\")");
+  app.add_option("--connections", opts.connections,
+                 "Number of connections (handshake: parallel slots)")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{1000000}));
   auto* size_opt =
       app.add_option("--size", opts.size, "Bytes per request (default 64; 65536 in bulk mode)")
           ->check(CLI::Range(size_t{1}, size_t{64} << 20));
-  app.add_option("--warmup", opts.warmup, "Unmeasured seconds before measuring (pingpong, bulk)")
+  app.add_option("--warmup", opts.warmup,
+                 "Unmeasured seconds before measuring (pingpong, bulk, handshake)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--duration", opts.duration, "Measured seconds (pingpong, bulk)")
+  app.add_option("--duration", opts.duration, "Measured seconds (pingpong, bulk, handshake)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--hold", opts.hold, "Seconds to hold the idle connections (idle)")
@@ -693,9 +913,10 @@ int main(int argc, char** argv) {
   app.add_flag("--json", opts.json, "Also print the report as one JSON object");
   if (auto rc = parse_command_line(app, argc, argv))
     return *rc;
-  opts.mode = opts.mode_name == "idle"   ? mode_type::idle
-              : opts.mode_name == "bulk" ? mode_type::bulk
-                                         : mode_type::pingpong;
+  opts.mode = opts.mode_name == "idle"        ? mode_type::idle
+              : opts.mode_name == "bulk"      ? mode_type::bulk
+              : opts.mode_name == "handshake" ? mode_type::handshake
+                                              : mode_type::pingpong;
   if (opts.mode == mode_type::bulk && size_opt->count() == 0)
     opts.size = 64 * 1024;
 
@@ -718,7 +939,8 @@ int main(int argc, char** argv) {
   auto result = gen.run();
   print_report(opts, result);
   if (gen.connected() == 0) {
-    fmt::print(stderr, "atoll_loadgen: could not connect to {}\n",
+    fmt::print(stderr, "atoll_loadgen: could not {} {}\n",
+               opts.tls ? "complete a TLS handshake with" : "connect to",
                format_address(addr->get(), addr->length));
     return exit_no_connection;
   }

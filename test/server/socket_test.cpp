@@ -258,6 +258,23 @@ BOOST_AUTO_TEST_CASE(an_echo_of_a_large_stream_survives_back_pressure) {
   auto& srv = start(probe_options(script));
   auto client = connect(srv);
   auto data = pattern(total, 9);
+  if (tls_mode()) {
+    // An OpenSSL session cannot be shared by two threads: echo in 256 KiB
+    // rounds instead (still far more than the socket buffers hold).
+    constexpr size_t round = 256u << 10;
+    std::string got;
+    for (size_t off = 0; off < total; off += round) {
+      client.send(std::string_view{data}.substr(off, round));
+      got += client.recv_exact(round, 30000ms);
+    }
+    BOOST_CHECK_MESSAGE(got == data, first_difference(got, data));
+    client.close();
+    BOOST_REQUIRE(tel.rec.wait_for("atoll.connection.stop"));
+    auto stop = tel.rec.named("atoll.connection.stop").front();
+    BOOST_CHECK_EQUAL(u64_of(stop.measurements, "recv_oct"), total);
+    BOOST_CHECK_EQUAL(u64_of(stop.measurements, "send_oct"), total);
+    return;
+  }
   // The client writes on its own thread while this one reads the echo.
   std::atomic<size_t> written{0};
   std::thread writer{[fd = client.fd(), &data, &written] {
@@ -751,7 +768,7 @@ BOOST_AUTO_TEST_CASE(peername_is_the_client_and_sockname_the_listener) {
                                            "local:" + to_string(listener)}));
 }
 
-BOOST_AUTO_TEST_CASE(clear_tcp_is_not_secure) {
+BOOST_AUTO_TEST_CASE(security_queries_match_the_transport) {
   auto script = std::make_shared<probe_script>();
   script->on_connection = [log{script->log}](atl::socket& sock) {
     log->add(std::string{"secure:"} + (sock.secure() ? "yes" : "no"));
@@ -764,10 +781,16 @@ BOOST_AUTO_TEST_CASE(clear_tcp_is_not_secure) {
   auto client = connect(srv);
   BOOST_CHECK(client.closed_within(5000ms));
   BOOST_REQUIRE(script->log->wait_for("close"));
-  BOOST_CHECK((script->log->entries()
-               == std::vector<std::string>{"connection", "secure:no",
-                                           "alpn:protocol_not_negotiated", "info:not_secure",
-                                           "cert:not_secure", "close"}));
+  if (tls_mode()) // TLS without ALPN and without a client certificate
+    BOOST_CHECK((script->log->entries()
+                 == std::vector<std::string>{"connection", "secure:yes",
+                                             "alpn:protocol_not_negotiated", "info:ok",
+                                             "cert:not_found", "close"}));
+  else
+    BOOST_CHECK((script->log->entries()
+                 == std::vector<std::string>{"connection", "secure:no",
+                                             "alpn:protocol_not_negotiated", "info:not_secure",
+                                             "cert:not_secure", "close"}));
 }
 
 BOOST_AUTO_TEST_CASE(unix_domain_sockets_report_paths_and_support_sendfile) {

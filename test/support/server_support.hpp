@@ -18,6 +18,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <boost/test/unit_test.hpp>
 
 #include <caf/all.hpp>
@@ -27,17 +30,125 @@
 
 namespace atl::test {
 
+/// True when the tests run over TLS (`-- --transport=tls` on the command
+/// line): the same test bodies then serve TLS and connect with TLS clients.
+inline bool tls_mode() {
+  static const bool tls = [] {
+    auto& suite = boost::unit_test::framework::master_test_suite();
+    for (int i = 1; i < suite.argc; ++i)
+      if (std::string{suite.argv[i]} == "--transport=tls")
+        return true;
+    return false;
+  }();
+  return tls;
+}
+
+/// The directory with the test certificates (made by the build).
+inline std::string certs_dir() {
+  return ATOLL_TEST_CERTS_DIR;
+}
+
+/// The server side TLS options of the tests: the RSA test certificate.
+inline tls_options test_tls_options() {
+  tls_options opts;
+  opts.certificates.push_back({certs_dir() + "/server-chain.pem", certs_dir() + "/server.key", {}});
+  return opts;
+}
+
+/// How a test client speaks TLS.
+struct tls_client_options {
+  /// Server name sent (SNI); empty: none.
+  std::string sni = "localhost";
+  /// ALPN protocols offered.
+  std::vector<std::string> alpn;
+  /// Client certificate and key (empty: none).
+  std::string certfile;
+  std::string keyfile;
+  /// Verify the server against this CA (empty: no verification).
+  std::string cafile;
+  /// OpenSSL version bounds (0: library default).
+  int min_version = 0;
+  int max_version = 0;
+};
+
 /// A blocking client socket for tests. Every wait has a deadline; a missed
 /// deadline fails the test instead of hanging it.
 class test_client {
 public:
   test_client() = default;
 
-  /// Connects to `ep` (0.0.0.0 and :: mean the loopback address).
+  /// Connects to `ep` (0.0.0.0 and :: mean the loopback address), over TLS
+  /// in TLS mode.
   static test_client connect(const endpoint& ep) {
     test_client c;
+    if (tls_mode()) {
+      BOOST_REQUIRE_MESSAGE(c.try_connect_tls(ep, {}),
+                            "cannot connect to " << to_string(ep) << ": " << c.tls_error());
+      return c;
+    }
     BOOST_REQUIRE_MESSAGE(c.try_connect(ep), "cannot connect to " << to_string(ep));
     return c;
+  }
+
+  /// Connects and runs a TLS handshake; false (see `tls_error`) if refused
+  /// or if the handshake fails.
+  bool try_connect_tls(const endpoint& ep, const tls_client_options& opts) {
+    if (!try_connect(ep))
+      return false;
+    return start_tls(opts);
+  }
+
+  /// Runs a TLS handshake on the connected socket (e.g. after STARTTLS);
+  /// false (see `tls_error`) if it fails.
+  bool start_tls(const tls_client_options& opts) {
+    timeval tv{5, 0}; // blocking TLS calls give up after 5 s
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    if (opts.min_version != 0)
+      SSL_CTX_set_min_proto_version(ctx_, opts.min_version);
+    if (opts.max_version != 0)
+      SSL_CTX_set_max_proto_version(ctx_, opts.max_version);
+    if (!opts.certfile.empty()) {
+      SSL_CTX_use_certificate_chain_file(ctx_, opts.certfile.c_str());
+      SSL_CTX_use_PrivateKey_file(ctx_, opts.keyfile.c_str(), SSL_FILETYPE_PEM);
+    }
+    if (!opts.cafile.empty()) {
+      SSL_CTX_load_verify_locations(ctx_, opts.cafile.c_str(), nullptr);
+      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    }
+    if (!opts.alpn.empty()) {
+      std::string wire;
+      for (auto& p : opts.alpn) {
+        wire += static_cast<char>(p.size());
+        wire += p;
+      }
+      SSL_CTX_set_alpn_protos(ctx_, reinterpret_cast<const unsigned char*>(wire.data()),
+                              static_cast<unsigned>(wire.size()));
+    }
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, fd_);
+    if (!opts.sni.empty())
+      SSL_set_tlsext_host_name(ssl_, opts.sni.c_str());
+    ERR_clear_error();
+    if (SSL_connect(ssl_) != 1) {
+      tls_error_ = error_text();
+      close();
+      return false;
+    }
+    // TLS 1.3: a rejected client certificate shows after the handshake, when
+    // the server's alert arrives; reading once surfaces it.
+    return true;
+  }
+
+  /// The last TLS error (after a failed handshake or read).
+  const std::string& tls_error() const noexcept {
+    return tls_error_;
+  }
+
+  /// The TLS session (nullptr for clear TCP).
+  SSL* ssl() const noexcept {
+    return ssl_;
   }
 
   /// Connects, returning false when refused.
@@ -84,12 +195,19 @@ public:
     return true;
   }
 
-  test_client(test_client&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {
+  test_client(test_client&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      ctx_(std::exchange(other.ctx_, nullptr)),
+      ssl_(std::exchange(other.ssl_, nullptr)),
+      tls_error_(std::move(other.tls_error_)) {
   }
 
   test_client& operator=(test_client&& other) noexcept {
     close();
     fd_ = std::exchange(other.fd_, -1);
+    ctx_ = std::exchange(other.ctx_, nullptr);
+    ssl_ = std::exchange(other.ssl_, nullptr);
+    tls_error_ = std::move(other.tls_error_);
     return *this;
   }
 
@@ -101,9 +219,25 @@ public:
     return fd_;
   }
 
+  /// Sends without failing the test; false if the connection is broken.
+  bool try_send(std::string_view data) {
+    if (ssl_ != nullptr) {
+      ERR_clear_error();
+      return SSL_write(ssl_, data.data(), static_cast<int>(data.size())) > 0;
+    }
+    return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(data.size());
+  }
+
   void send(std::string_view data) {
     size_t off = 0;
     while (off < data.size()) {
+      if (ssl_ != nullptr) {
+        ERR_clear_error();
+        auto n = SSL_write(ssl_, data.data() + off, static_cast<int>(data.size() - off));
+        BOOST_REQUIRE_MESSAGE(n > 0, "TLS send failed: " << error_text());
+        off += static_cast<size_t>(n);
+        continue;
+      }
       auto n = ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
       BOOST_REQUIRE_MESSAGE(n > 0, "send failed: " << std::strerror(errno));
       off += static_cast<size_t>(n);
@@ -146,15 +280,38 @@ public:
   /// True if nothing arrives and the connection stays open for `window`
   /// (a negative check: it needs a short wait).
   bool silent_for(std::chrono::milliseconds window) {
+    if (ssl_ != nullptr && SSL_pending(ssl_) > 0)
+      return false;
     pollfd pfd{fd_, POLLIN, 0};
-    return ::poll(&pfd, 1, static_cast<int>(window.count())) == 0;
+    if (::poll(&pfd, 1, static_cast<int>(window.count())) == 0)
+      return true;
+    if (ssl_ == nullptr)
+      return false;
+    // Readable, but maybe only a TLS record without application data (e.g.
+    // session tickets): peek.
+    char c;
+    ERR_clear_error();
+    auto n = SSL_peek(ssl_, &c, 1);
+    return n <= 0 && SSL_get_error(ssl_, n) == SSL_ERROR_WANT_READ;
   }
 
   void shutdown_write() {
+    if (ssl_ != nullptr) {
+      ERR_clear_error();
+      SSL_shutdown(ssl_); // close_notify
+    }
     ::shutdown(fd_, SHUT_WR);
   }
 
   void close() {
+    if (ssl_ != nullptr) {
+      SSL_free(ssl_);
+      ssl_ = nullptr;
+    }
+    if (ctx_ != nullptr) {
+      SSL_CTX_free(ctx_);
+      ctx_ = nullptr;
+    }
     if (fd_ >= 0) {
       ::close(fd_);
       fd_ = -1;
@@ -177,13 +334,29 @@ private:
         deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0)
         return std::nullopt;
-      pollfd pfd{fd_, POLLIN, 0};
-      auto r = ::poll(&pfd, 1, static_cast<int>(left.count()));
-      if (r == 0)
-        return std::nullopt;
-      if (r < 0 && errno == EINTR)
-        continue;
+      if (ssl_ == nullptr || SSL_pending(ssl_) == 0) {
+        pollfd pfd{fd_, POLLIN, 0};
+        auto r = ::poll(&pfd, 1, static_cast<int>(left.count()));
+        if (r == 0)
+          return std::nullopt;
+        if (r < 0 && errno == EINTR)
+          continue;
+      }
       std::string buf(std::min<size_t>(max, 65536), '\0');
+      if (ssl_ != nullptr) {
+        ERR_clear_error();
+        auto n = SSL_read(ssl_, buf.data(), static_cast<int>(buf.size()));
+        if (n > 0) {
+          buf.resize(static_cast<size_t>(n));
+          return buf;
+        }
+        auto err = SSL_get_error(ssl_, n);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+          continue; // e.g. a session ticket, no application data yet
+        if (err != SSL_ERROR_ZERO_RETURN && err != SSL_ERROR_SYSCALL)
+          tls_error_ = error_text();
+        return std::string{}; // closed (close_notify, EOF, reset or an alert)
+      }
       auto n = ::recv(fd_, buf.data(), buf.size(), 0);
       if (n < 0 && errno == EINTR)
         continue;
@@ -194,7 +367,21 @@ private:
     }
   }
 
+  static std::string error_text() {
+    std::string out;
+    while (auto code = ERR_get_error()) {
+      if (!out.empty())
+        out += "; ";
+      const char* reason = ERR_reason_error_string(code);
+      out += reason != nullptr ? reason : std::to_string(code);
+    }
+    return out;
+  }
+
   int fd_ = -1;
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  std::string tls_error_;
 };
 
 /// Records telemetry events of a bus while it lives.
@@ -353,6 +540,8 @@ struct server_fixture : system_fixture {
     opts.address = bind_address::loopback();
     opts.num_acceptors = 4;
     opts.telemetry = bus;
+    if (tls_mode())
+      opts.tls = test_tls_options();
     return opts;
   }
 

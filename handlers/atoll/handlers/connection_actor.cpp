@@ -257,11 +257,12 @@ private:
 
   void read_loop() {
     static thread_local char buf[read_buffer_size];
-    auto& stream = sock_->stream();
+    // The transport is looked up each time: a switch_transport verdict
+    // replaces it inside this loop.
     for (int i = 0; i < max_reads_per_event && phase_ == phase::open && reading_; ++i) {
       if (backpressured())
         return;
-      auto res = stream.read(buf, sizeof(buf));
+      auto res = sock_->stream().read(buf, sizeof(buf));
       if (res.bytes > 0) {
         auto& stats = sock_->stats();
         stats.recv_oct += res.bytes;
@@ -273,7 +274,9 @@ private:
         if (!v)
           return;
         apply(std::move(*v));
-        if (res.bytes < sizeof(buf) && !stream.has_buffered_input())
+        if (phase_ != phase::open)
+          return;
+        if (res.bytes < sizeof(buf) && !sock_->stream().has_buffered_input())
           return; // most likely drained: the re-armed event tells otherwise
         continue;
       }
@@ -291,7 +294,7 @@ private:
       }
     }
     // Input buffered inside the transport does not make the fd readable.
-    if (phase_ == phase::open && reading_ && stream.has_buffered_input())
+    if (phase_ == phase::open && reading_ && sock_->stream().has_buffered_input())
       send(this, socket_ready_atom::value, reg_.fd, io_events::readable, reg_.token);
   }
 

@@ -27,6 +27,13 @@ namespace {
 caf::expected<std::shared_ptr<detail::server_context>> make_context(server_options opts) {
   if (auto err = validate(opts))
     return err;
+  if (opts.tls) {
+    auto tls = tls_context::make(*opts.tls);
+    if (!tls)
+      return tls.error();
+    opts.transport_layer = tls_transport_factory(*tls);
+    opts.transport_name = "tls";
+  }
   auto io = opts.io;
   if (!io) {
     auto shared = reactor::shared();

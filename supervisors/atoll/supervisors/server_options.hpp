@@ -18,6 +18,7 @@
 #include "atoll/transports/endpoint.hpp"
 #include "atoll/transports/listen_socket.hpp"
 #include "atoll/transports/tcp_options.hpp"
+#include "atoll/transports/tls.hpp"
 
 namespace atl {
 
@@ -37,9 +38,13 @@ struct server_options {
   /// Socket options (backlog 1024, nodelay, send timeout 30 s closing the
   /// connection, reuseaddr).
   tcp_options transport;
-  /// Makes each connection's transport; empty: clear TCP.
+  /// Serve TLS with these settings (certificates, SNI, ALPN, client
+  /// verification, versions, ciphers); empty: clear TCP. Checked at start:
+  /// a missing file or a key that does not match its certificate fails it.
+  std::optional<tls_options> tls;
+  /// Makes each connection's transport (set by `tls`); empty: clear TCP.
   transport_factory transport_layer;
-  /// The transport's name in telemetry (`transport_module`).
+  /// The transport's name in telemetry (`transport_module`; "tls" with `tls`).
   std::string transport_name = "tcp";
   /// Number of acceptors.
   uint32_t num_acceptors = 100;
