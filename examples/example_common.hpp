@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include <pthread.h>
 
@@ -78,6 +79,49 @@ public:
     opts.transport.reuseport = reuseport;
     opts.detached_connections = detached;
     return opts;
+  }
+};
+
+/// The options of the TLS examples on top of the common ones.
+class tls_server_config : public server_config {
+public:
+  std::string certfile;
+  std::string keyfile;
+  std::string cafile;
+  std::string verify = "none";
+  std::vector<std::string> alpn;
+  int handshake_timeout = 5000;
+
+  tls_server_config() {
+    opt_group{custom_options_, "global"}
+      .add(certfile, "certfile", "PEM certificate (with chain)")
+      .add(keyfile, "keyfile", "PEM private key")
+      .add(cafile, "cafile", "trusted CAs for client certificates")
+      .add(verify, "verify", "client certificates: none, optional or required")
+      .add(alpn, "alpn", "ALPN protocols in order of preference, e.g. [\"h2\",\"http/1.1\"]")
+      .add(handshake_timeout, "handshake-timeout", "TLS handshake limit in ms (0: none)");
+  }
+
+  /// The TLS settings from the command line (checked when the server starts).
+  caf::expected<atl::tls_options> tls_options() const {
+    if (certfile.empty() || keyfile.empty())
+      return caf::make_error(atl::errc::missing_option, "--certfile and --keyfile are required");
+    atl::tls_options tls;
+    tls.certificates.push_back({certfile, keyfile, {}});
+    tls.cafile = cafile;
+    tls.alpn = alpn;
+    if (verify == "optional")
+      tls.verify = atl::tls_verify::optional;
+    else if (verify == "required")
+      tls.verify = atl::tls_verify::required;
+    else if (verify != "none")
+      return caf::make_error(atl::errc::invalid_option, "--verify must be none, optional or required");
+    return tls;
+  }
+
+  /// The handshake timeout from the command line.
+  std::chrono::milliseconds handshake_limit() const {
+    return handshake_timeout == 0 ? atl::infinite : std::chrono::milliseconds{handshake_timeout};
   }
 };
 

@@ -185,6 +185,83 @@ BOOST_AUTO_TEST_CASE(examples_reject_bad_options_with_a_clear_message) {
   first.stop();
 }
 
+namespace {
+
+std::vector<std::string> tls_args() {
+  return {"--certfile=" + certs_dir() + "/server-chain.pem",
+          "--keyfile=" + certs_dir() + "/server.key"};
+}
+
+/// Reads `client`'s output until a line equal to `want` (or the deadline).
+bool saw_line(child_process& client, const std::string& want) {
+  while (auto line = client.read_line(5000ms))
+    if (*line == want)
+      return true;
+  return false;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(tls_echo_echoes_to_openssl_s_client) {
+  running_example ex{"tls_echo", tls_args()};
+  child_process client{{"/usr/bin/openssl", "s_client", "-connect",
+                        "127.0.0.1:" + std::to_string(ex.address.port), "-quiet",
+                        "-servername", "localhost"}};
+  BOOST_REQUIRE(client.started());
+  client.write_stdin("hello over tls\n");
+  BOOST_CHECK_MESSAGE(saw_line(client, "hello over tls"), client.stderr_text());
+  client.signal(SIGTERM);
+  client.wait();
+  ex.stop();
+}
+
+BOOST_AUTO_TEST_CASE(starttls_upgrades_for_openssl_s_client) {
+  running_example ex{"starttls", tls_args()};
+  // In clear text, only the greeting and the STARTTLS exchange work.
+  auto clear = ex.connect();
+  clear.send("hello\r\n");
+  auto greeting = std::string{"220 atoll STARTTLS example ready\r\n"};
+  BOOST_CHECK_EQUAL(clear.recv_exact(greeting.size()), greeting);
+  auto refused = std::string{"530 issue STARTTLS first\r\n"};
+  BOOST_CHECK_EQUAL(clear.recv_exact(refused.size()), refused);
+  // openssl's SMTP STARTTLS dialogue upgrades, then lines are echoed.
+  child_process client{{"/usr/bin/openssl", "s_client", "-connect",
+                        "127.0.0.1:" + std::to_string(ex.address.port), "-starttls", "smtp",
+                        "-quiet"}};
+  BOOST_REQUIRE(client.started());
+  client.write_stdin("hello after starttls\n");
+  BOOST_CHECK_MESSAGE(saw_line(client, "hello after starttls"), client.stderr_text());
+  client.signal(SIGTERM);
+  client.wait();
+  ex.stop();
+}
+
+BOOST_AUTO_TEST_CASE(tls_examples_reject_bad_certificates_and_time_out_handshakes) {
+  auto tls_echo = example_path("tls_echo");
+  auto [code1, err1] = run_failing({tls_echo, "--port=0"});
+  BOOST_CHECK_EQUAL(code1, 1);
+  BOOST_CHECK_MESSAGE(err1.find("--certfile") != std::string::npos, err1);
+  auto [code2, err2] = run_failing({tls_echo, "--port=0", "--certfile=/nonexistent.pem",
+                                    "--keyfile=" + certs_dir() + "/server.key"});
+  BOOST_CHECK_EQUAL(code2, 1);
+  BOOST_CHECK_MESSAGE(err2.find("/nonexistent.pem") != std::string::npos, err2);
+  auto [code3, err3] = run_failing({tls_echo, "--port=0",
+                                    "--certfile=" + certs_dir() + "/server.pem",
+                                    "--keyfile=" + certs_dir() + "/other.key"});
+  BOOST_CHECK_EQUAL(code3, 1);
+  BOOST_CHECK_MESSAGE(err3.find("does not match") != std::string::npos, err3);
+  // A client that never starts the handshake is dropped after the timeout.
+  auto args = tls_args();
+  args.push_back("--handshake-timeout=200");
+  running_example ex{"tls_echo", args};
+  auto started = std::chrono::steady_clock::now();
+  test_client silent;
+  BOOST_REQUIRE(silent.try_connect(ex.address));
+  BOOST_CHECK(silent.closed_within(3000ms));
+  BOOST_CHECK(std::chrono::steady_clock::now() - started >= 200ms);
+  ex.stop();
+}
+
 BOOST_AUTO_TEST_CASE(help_prints_the_options_and_exits_zero) {
   child_process proc{{example_path("echo"), "--help"}};
   std::string text;

@@ -21,16 +21,20 @@ namespace atl::test {
 /// A child process with its stdout and stderr captured.
 class child_process {
 public:
-  /// Starts `argv[0]` with arguments `argv`.
+  /// Starts `argv[0]` with arguments `argv` (its stdin is a pipe: see
+  /// `write_stdin`).
   explicit child_process(const std::vector<std::string>& argv) {
     int out[2];
     int err[2];
-    if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
+    int in[2];
+    if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0
+        || ::pipe2(in, O_CLOEXEC) != 0)
       return;
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
     std::vector<char*> args;
     for (auto& a : argv)
       args.push_back(const_cast<char*>(a.c_str()));
@@ -40,8 +44,21 @@ public:
     posix_spawn_file_actions_destroy(&actions);
     ::close(out[1]);
     ::close(err[1]);
+    ::close(in[0]);
     out_ = out[0];
     err_ = err[0];
+    in_ = in[1];
+  }
+
+  /// Writes to the child's standard input.
+  void write_stdin(const std::string& text) {
+    size_t off = 0;
+    while (off < text.size()) {
+      auto n = ::write(in_, text.data() + off, text.size() - off);
+      if (n <= 0)
+        return;
+      off += static_cast<size_t>(n);
+    }
   }
 
   child_process(const child_process&) = delete;
@@ -54,6 +71,7 @@ public:
     }
     ::close(out_);
     ::close(err_);
+    ::close(in_);
   }
 
   bool started() const noexcept {
@@ -127,6 +145,7 @@ private:
   pid_t pid_ = -1;
   int out_ = -1;
   int err_ = -1;
+  int in_ = -1;
   std::string out_buf_;
   std::string err_buf_;
   std::optional<int> exit_code_;
