@@ -101,7 +101,10 @@ if ! [[ $duration =~ ^([0-9]+(\.[0-9]*)?|\.[0-9]+)$ ]] ||
   die "--duration must be a positive number of seconds"
 fi
 if ((tls)); then
-  : "${server_cmd:=$build_dir/examples/tls_echo --port=0 --certfile={certfile} --keyfile={keyfile}}"
+  # (Not ${server_cmd:=...}: the braces of the placeholders would end it.)
+  if [[ -z ${server_cmd:-} ]]; then
+    server_cmd="$build_dir/examples/tls_echo --port=0 --certfile={certfile} --keyfile={keyfile}"
+  fi
   if [[ $server_cmd != *"{certfile}"* && $server_cmd != *"{keyfile}"* ]]; then
     echo "run_bench.sh: warning: the server command has no {certfile} or {keyfile}" \
       "placeholder; it must bring its own certificate" >&2
