@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -117,6 +118,16 @@ public:
     else if (verify != "none")
       return caf::make_error(atl::errc::invalid_option, "--verify must be none, optional or required");
     return tls;
+  }
+
+  /// The TLS settings, or nullopt after printing why they are invalid.
+  std::optional<atl::tls_options> tls_options_or_report() const {
+    auto tls = tls_options();
+    if (!tls) {
+      std::cerr << "invalid options: " << atl::describe(tls.error()) << '\n';
+      return std::nullopt;
+    }
+    return std::move(*tls);
   }
 
   /// The handshake timeout from the command line.

@@ -78,11 +78,9 @@ int main(int argc, char** argv) {
   return example::main_of<example::tls_server_config>(
     argc, argv,
     [](caf::actor_system&, const example::tls_server_config& cfg, atl::server_options& opts) {
-      auto tls = cfg.tls_options();
-      if (!tls) {
-        std::cerr << "invalid options: " << atl::describe(tls.error()) << '\n';
+      auto tls = cfg.tls_options_or_report();
+      if (!tls)
         return false;
-      }
       auto ctx = atl::tls_context::make(std::move(*tls));
       if (!ctx) {
         std::cerr << "cannot start the server: " << atl::describe(ctx.error()) << '\n';

@@ -24,11 +24,9 @@ int main(int argc, char** argv) {
   return example::main_of<example::tls_server_config>(
     argc, argv,
     [](caf::actor_system&, const example::tls_server_config& cfg, atl::server_options& opts) {
-      auto tls = cfg.tls_options();
-      if (!tls) {
-        std::cerr << "invalid options: " << atl::describe(tls.error()) << '\n';
+      auto tls = cfg.tls_options_or_report();
+      if (!tls)
         return false;
-      }
       opts.tls = std::move(*tls);
       opts.handshake_timeout = cfg.handshake_limit();
       opts.set_handler<echo_handler>();

@@ -48,10 +48,6 @@ caf::actor only_connection(server& srv) {
   return result;
 }
 
-verdict echo(std::string_view data, atl::socket& sock) {
-  sock.send(data);
-  return verdict::proceed();
-}
 
 } // namespace
 

@@ -17,10 +17,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-verdict echo(std::string_view data, atl::socket& sock) {
-  sock.send(data);
-  return verdict::proceed();
-}
 
 std::shared_ptr<probe_script> echo_script() {
   auto script = std::make_shared<probe_script>();

@@ -153,10 +153,6 @@ std::string read_slowly(test_client& client, size_t n) {
   return out;
 }
 
-verdict echo(std::string_view data, atl::socket& sock) {
-  sock.send(data);
-  return verdict::proceed();
-}
 
 bool has_final_callback(const event_log& log) {
   for (auto& e : log.entries())

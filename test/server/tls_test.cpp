@@ -14,10 +14,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-verdict echo(std::string_view data, atl::socket& sock) {
-  sock.send(data);
-  return verdict::proceed();
-}
 
 std::string cert(const std::string& name) {
   return certs_dir() + "/" + name;
@@ -390,6 +386,16 @@ std::shared_ptr<probe_script> starttls_script(std::shared_ptr<tls_context> ctx,
   return script;
 }
 
+/// A clear connection to `ep` upgraded with STARTTLS (fails the test if not).
+test_client upgraded_client(const endpoint& ep) {
+  test_client client;
+  BOOST_REQUIRE(client.try_connect(ep));
+  client.send("STARTTLS\n");
+  BOOST_REQUIRE_EQUAL(client.recv_exact(3), "OK\n");
+  BOOST_REQUIRE_MESSAGE(client.start_tls({}), client.tls_error());
+  return client;
+}
+
 std::shared_ptr<tls_context> test_tls_context() {
   auto ctx = tls_context::make(test_tls_options());
   BOOST_REQUIRE(ctx);
@@ -426,11 +432,7 @@ BOOST_AUTO_TEST_CASE(starttls_with_a_one_shot_timeout_or_a_continue_step) {
     auto opts = probe_options(script);
     opts.tls.reset();
     auto& srv = start(opts);
-    test_client client;
-    BOOST_REQUIRE(client.try_connect(address_of(srv)));
-    client.send("STARTTLS\n");
-    BOOST_CHECK_EQUAL(client.recv_exact(3), "OK\n");
-    BOOST_REQUIRE(client.start_tls({}));
+    auto client = upgraded_client(address_of(srv));
     BOOST_CHECK(client.closed_within(3000ms));
     BOOST_CHECK(script->log->wait_for("timeout"));
   }
@@ -445,11 +447,7 @@ BOOST_AUTO_TEST_CASE(starttls_with_a_one_shot_timeout_or_a_continue_step) {
     auto opts = probe_options(script);
     opts.tls.reset();
     auto& srv = start(opts);
-    test_client client;
-    BOOST_REQUIRE(client.try_connect(address_of(srv)));
-    client.send("STARTTLS\n");
-    BOOST_CHECK_EQUAL(client.recv_exact(3), "OK\n");
-    BOOST_REQUIRE(client.start_tls({}));
+    auto client = upgraded_client(address_of(srv));
     BOOST_CHECK_EQUAL(client.recv_exact(9), "upgraded\n");
     BOOST_CHECK(script->log->wait_for("continue:(7)"));
   }

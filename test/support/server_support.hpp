@@ -446,6 +446,12 @@ private:
   std::vector<telemetry::event> recorded_;
 };
 
+/// A data script that sends the data back (an echo server).
+inline verdict echo(std::string_view data, socket& sock) {
+  sock.send(data);
+  return verdict::proceed();
+}
+
 /// A handler that logs every callback to an event_log ("connection",
 /// "data:<bytes>", "close", "error:<reason>", "shutdown", "timeout",
 /// "continue:<arg>") and otherwise does what its optional scripts say.
