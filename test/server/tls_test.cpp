@@ -425,7 +425,7 @@ BOOST_AUTO_TEST_CASE(starttls_upgrades_a_clear_connection_in_place) {
   BOOST_CHECK(!rec.named("atoll.connection.stop").front().metadata.contains("error"));
 }
 
-BOOST_AUTO_TEST_CASE(starttls_with_a_one_shot_timeout_or_a_continue_step) {
+BOOST_AUTO_TEST_CASE(starttls_with_a_timeout_a_persistent_timeout_or_a_continue_step) {
   // One-shot timeout after the upgrade: a silent client times out.
   {
     auto script = starttls_script(test_tls_context(), verdict::proceed(200ms));
@@ -434,6 +434,22 @@ BOOST_AUTO_TEST_CASE(starttls_with_a_one_shot_timeout_or_a_continue_step) {
     auto& srv = start(opts);
     auto client = upgraded_client(address_of(srv));
     BOOST_CHECK(client.closed_within(3000ms));
+    BOOST_CHECK(script->log->wait_for("timeout"));
+  }
+  // A persistent timeout after the upgrade: data comes and goes, then the
+  // new read timeout (not the server's 60 s) ends the silent connection.
+  {
+    auto script = starttls_script(test_tls_context(), verdict::proceed(persistent{200ms}));
+    auto opts = probe_options(script);
+    opts.tls.reset();
+    opts.read_timeout = 60000ms;
+    auto& srv = start(opts);
+    auto client = upgraded_client(address_of(srv));
+    client.send("x\n");
+    BOOST_CHECK_EQUAL(client.recv_exact(9), "secure:x\n");
+    auto after_data = std::chrono::steady_clock::now();
+    BOOST_CHECK(client.closed_within(3000ms));
+    BOOST_CHECK(std::chrono::steady_clock::now() - after_data < 2000ms);
     BOOST_CHECK(script->log->wait_for("timeout"));
   }
   // A continue step runs after the upgrade.

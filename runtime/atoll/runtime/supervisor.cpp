@@ -288,7 +288,6 @@ private:
             [this, seq, child, k](caf::error& err) {
               auto fail = [this, seq, child, k](caf::error reason) {
                 awaiting_ack_ = 0;
-                ack_failure_ = nullptr;
                 forget(seq, child);
                 k(std::move(reason));
               };
@@ -527,8 +526,12 @@ private:
       // The pending acknowledgement fails and handles it.
       ack_exit_seen_ = true;
       ack_down_reason_ = msg.reason;
-      if (ack_failure_)
-        ack_failure_(std::move(msg.reason));
+      if (ack_failure_) {
+        // Take it out first: it must not be destroyed while it runs.
+        auto fail = std::move(ack_failure_);
+        ack_failure_ = nullptr;
+        fail(std::move(msg.reason));
+      }
       return;
     }
     if (auto i = by_actor_.find(id); i != by_actor_.end()) {
