@@ -147,6 +147,33 @@ BOOST_AUTO_TEST_CASE(attach_and_detach_while_emitting_from_other_threads) {
   BOOST_TEST_MESSAGE("events delivered while attached: " << delivered.load());
 }
 
+BOOST_AUTO_TEST_CASE(detach_waits_for_a_call_in_progress_and_allows_self_detach) {
+  bus b;
+  std::atomic<bool> entered{false};
+  std::atomic<bool> finished{false};
+  auto id = b.attach({}, [&](const event&) {
+    entered = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds{200}); // a slow subscriber
+    finished = true;
+  });
+  std::thread emitter{[&] { b.emit({"atoll", "x"}, {}, {}); }};
+  while (!entered)
+    std::this_thread::yield();
+  BOOST_CHECK(b.detach(id));
+  BOOST_CHECK(finished.load()); // detach returned only after the call ended
+  emitter.join();
+  // A handler may detach itself without deadlocking.
+  subscription self_id = 0;
+  int calls = 0;
+  self_id = b.attach({}, [&](const event&) {
+    ++calls;
+    b.detach(self_id);
+  });
+  b.emit({"atoll", "y"}, {}, {});
+  b.emit({"atoll", "y"}, {}, {});
+  BOOST_CHECK_EQUAL(calls, 1);
+}
+
 BOOST_AUTO_TEST_CASE(values_render_as_text) {
   BOOST_CHECK_EQUAL(to_string(value{}), "nil");
   BOOST_CHECK_EQUAL(to_string(value{true}), "true");

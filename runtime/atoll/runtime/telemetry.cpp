@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -81,21 +82,38 @@ subscription bus::attach(event_name prefix, handler fn) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto copy = std::make_shared<table>(*table_);
   auto id = next_id_++;
-  copy->push_back(entry{id, std::move(prefix), std::make_shared<handler>(std::move(fn))});
+  copy->push_back(entry{id, std::move(prefix), std::make_shared<slot>(std::move(fn))});
   table_ = std::move(copy);
   active_.store(table_->size(), std::memory_order_relaxed);
   return id;
 }
 
+namespace {
+
+/// The slot whose handler runs on this thread right now (for self-detach).
+thread_local const void* running_here = nullptr;
+
+} // namespace
+
 bool bus::detach(subscription id) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  auto copy = std::make_shared<table>(*table_);
-  auto i = std::find_if(copy->begin(), copy->end(), [id](const entry& e) { return e.id == id; });
-  if (i == copy->end())
-    return false;
-  copy->erase(i);
-  table_ = std::move(copy);
-  active_.store(table_->size(), std::memory_order_relaxed);
+  std::shared_ptr<slot> gone;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto copy = std::make_shared<table>(*table_);
+    auto i = std::find_if(copy->begin(), copy->end(), [id](const entry& e) { return e.id == id; });
+    if (i == copy->end())
+      return false;
+    gone = i->sub;
+    copy->erase(i);
+    table_ = std::move(copy);
+    active_.store(table_->size(), std::memory_order_relaxed);
+  }
+  // Wait for calls in progress on other threads (emitters announce
+  // themselves before they check the flag, so none slips through).
+  gone->detached.store(true);
+  auto own = running_here == gone.get() ? 1 : 0;
+  while (gone->running.load() > own)
+    std::this_thread::yield();
   return true;
 }
 
@@ -115,11 +133,19 @@ void bus::emit(event_name name, fields measurements, fields metadata) const {
   for (const auto& e : *tbl) {
     if (!has_prefix(ev.name, e.prefix))
       continue;
-    try {
-      (*e.fn)(ev);
-    } catch (...) {
-      // A faulty subscriber must not break the emitter (often an actor).
+    auto& sub = *e.sub;
+    sub.running.fetch_add(1);
+    if (!sub.detached.load()) {
+      auto outer = running_here;
+      running_here = &sub;
+      try {
+        sub.fn(ev);
+      } catch (...) {
+        // A faulty subscriber must not break the emitter (often an actor).
+      }
+      running_here = outer;
     }
+    sub.running.fetch_sub(1);
   }
 }
 

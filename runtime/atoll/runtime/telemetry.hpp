@@ -93,8 +93,9 @@ using subscription = uint64_t;
 /// The event bus. Emitting costs one relaxed atomic load when nobody listens;
 /// callers check `enabled()` before they build an event's fields. Attaching
 /// and detaching are safe at any time from any thread, also while events are
-/// emitted; a detached handler is not called after `detach` returns unless an
-/// emit already in progress on another thread holds it.
+/// emitted: `detach` waits until no other thread runs the handler any more,
+/// so a subscriber may be destroyed once `detach` returns (a handler may
+/// detach itself from inside its own call).
 class bus {
 public:
   bus() = default;
@@ -126,10 +127,19 @@ public:
   }
 
 private:
+  /// A subscriber's handler and who is running it.
+  struct slot {
+    explicit slot(handler f) : fn(std::move(f)) {
+    }
+    handler fn;
+    std::atomic<bool> detached{false};
+    std::atomic<int> running{0};
+  };
+
   struct entry {
     subscription id;
     event_name prefix;
-    std::shared_ptr<handler> fn;
+    std::shared_ptr<slot> sub;
   };
   using table = std::vector<entry>;
 

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include <openssl/err.h>
+#include <poll.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509err.h>
@@ -278,7 +279,8 @@ io_result tls_transport::result_of(int ret, const char* what) {
       return res;
     case SSL_ERROR_SYSCALL: {
       auto sys = errno;
-      if (ERR_peek_error() == 0 && (ret == 0 || sys == 0 || sys == ECONNRESET || sys == EPIPE)) {
+      if (sys == ECONNRESET || sys == EPIPE || (ERR_peek_error() == 0 && (ret == 0 || sys == 0))) {
+        ERR_clear_error();
         res.status = io_status::closed; // the peer went away without close_notify
         return res;
       }
@@ -379,11 +381,8 @@ bool tls_transport::has_buffered_input() const noexcept {
 caf::error tls_transport::shutdown(shutdown_way way) {
   if (ssl_ == nullptr || fd_ < 0)
     return caf::make_error(errc::closed);
-  if (way != shutdown_way::read && handshake_done_) {
-    ERR_clear_error();
-    SSL_shutdown(as_ssl(ssl_)); // close_notify (best effort on a non-blocking socket)
-    ERR_clear_error();
-  }
+  if (way != shutdown_way::read && handshake_done_ && !send_close_notify(1000))
+    return caf::make_error(errc::timeout, "TLS close_notify could not be sent");
   int how = way == shutdown_way::read ? SHUT_RD
                                       : (way == shutdown_way::write ? SHUT_WR : SHUT_RDWR);
   if (::shutdown(fd_, how) != 0)
@@ -391,12 +390,30 @@ caf::error tls_transport::shutdown(shutdown_way way) {
   return caf::none;
 }
 
+bool tls_transport::send_close_notify(int timeout_ms) noexcept {
+  auto* ssl = as_ssl(ssl_);
+  for (int waited = 0;;) {
+    ERR_clear_error();
+    auto ret = SSL_shutdown(ssl);
+    if (ret >= 0) // 0: sent, the peer's has not arrived yet; 1: both done
+      return true;
+    auto err = SSL_get_error(ssl, ret);
+    ERR_clear_error();
+    if (err == SSL_ERROR_WANT_READ)
+      return true; // ours is out; OpenSSL waits for the peer's
+    if (err != SSL_ERROR_WANT_WRITE || waited >= timeout_ms)
+      return false;
+    pollfd pfd{fd_, POLLOUT, 0};
+    auto slice = std::min(50, timeout_ms - waited);
+    ::poll(&pfd, 1, slice);
+    waited += slice;
+  }
+}
+
 void tls_transport::close() noexcept {
   if (ssl_ != nullptr) {
-    if (handshake_done_ && fd_ >= 0 && (SSL_get_shutdown(as_ssl(ssl_)) & SSL_SENT_SHUTDOWN) == 0) {
-      ERR_clear_error();
-      SSL_shutdown(as_ssl(ssl_)); // close_notify, best effort
-    }
+    if (handshake_done_ && fd_ >= 0 && (SSL_get_shutdown(as_ssl(ssl_)) & SSL_SENT_SHUTDOWN) == 0)
+      send_close_notify(100); // best effort, briefly: the socket closes anyway
     ERR_clear_error();
     SSL_free(as_ssl(ssl_));
     ssl_ = nullptr;

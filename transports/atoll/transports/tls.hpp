@@ -150,6 +150,11 @@ private:
 
   io_result result_of(int ret, const char* what);
 
+  /// Sends close_notify completely, waiting up to `timeout_ms` for the socket
+  /// to take it (a half-sent alert followed by a TCP shutdown would leave the
+  /// peer with a truncated record). Returns false if it did not go out.
+  bool send_close_notify(int timeout_ms) noexcept;
+
   int fd_;
   void* ssl_; // SSL*
   std::shared_ptr<tls_context> ctx_;
