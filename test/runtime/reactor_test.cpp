@@ -1,5 +1,7 @@
-// Tests of the reactor with socketpairs: readiness delivered as messages,
-// one-shot re-arm, removal, 1,000 fds, fd reuse and shutdown.
+// Tests of the reactor (the epoll side of atl::io_scheduler) with
+// socketpairs: readiness delivered as messages, one-shot re-arm, removal,
+// 1,000 fds, fd reuse, timers, a blocked worker, and the reactor's lifetime
+// bound to its actor system.
 #include <boost/test/unit_test.hpp>
 
 #include <future>
@@ -89,7 +91,7 @@ struct registered_pair {
   fd_registration reg;
 
   registered_pair(caf::actor_system& sys, uint32_t interest) : self(sys) {
-    auto made = atl::reactor::make();
+    auto made = atl::reactor::of(sys);
     BOOST_REQUIRE(made);
     r = *made;
     auto added = r->add(sp.reader(), owner_of(self), interest);
@@ -179,9 +181,7 @@ BOOST_AUTO_TEST_CASE(a_registered_fd_cannot_be_registered_twice) {
 }
 
 BOOST_AUTO_TEST_CASE(a_thousand_fds_each_deliver_once) {
-  atl::reactor::options opts;
-  opts.num_pollers = 2;
-  auto r = atl::reactor::make(opts);
+  auto r = atl::reactor::of(sys);
   BOOST_REQUIRE(r);
   BOOST_CHECK_EQUAL((*r)->num_pollers(), 2u);
   caf::scoped_actor self{sys};
@@ -210,7 +210,7 @@ BOOST_AUTO_TEST_CASE(a_thousand_fds_each_deliver_once) {
 }
 
 BOOST_AUTO_TEST_CASE(a_reused_fd_number_never_reaches_the_old_owner) {
-  auto r = atl::reactor::make();
+  auto r = atl::reactor::of(sys);
   BOOST_REQUIRE(r);
   caf::scoped_actor old_owner{sys};
   caf::scoped_actor new_owner{sys};
@@ -242,23 +242,8 @@ BOOST_AUTO_TEST_CASE(a_reused_fd_number_never_reaches_the_old_owner) {
   (*r)->remove(*new_reg);
 }
 
-BOOST_AUTO_TEST_CASE(the_shared_reactor_lives_while_someone_holds_it) {
-  auto a = atl::reactor::shared();
-  auto b = atl::reactor::shared();
-  BOOST_REQUIRE(a && b);
-  BOOST_CHECK_EQUAL(a->get(), b->get());
-}
-
-BOOST_AUTO_TEST_CASE(stop_drops_registrations_and_refuses_new_ones) {
-  registered_pair rp{sys, io_events::readable};
-  rp.r->stop();
-  BOOST_CHECK_EQUAL(rp.r->size(), 0u);
-  auto late = rp.r->add(rp.sp.reader(), owner_of(rp.self), io_events::readable);
-  BOOST_CHECK(!late && late.error() == errc::reactor_unavailable);
-}
-
 BOOST_AUTO_TEST_CASE(shared_registrations_rotate_events_over_their_owners) {
-  auto r = atl::reactor::make();
+  auto r = atl::reactor::of(sys);
   BOOST_REQUIRE(r);
   socket_pair sp;
   auto reg = (*r)->add_shared(sp.reader(), io_events::readable);
@@ -283,7 +268,7 @@ BOOST_AUTO_TEST_CASE(shared_registrations_rotate_events_over_their_owners) {
 }
 
 BOOST_AUTO_TEST_CASE(an_owner_leaving_with_an_unhandled_event_passes_it_on) {
-  auto r = atl::reactor::make();
+  auto r = atl::reactor::of(sys);
   BOOST_REQUIRE(r);
   socket_pair sp;
   auto reg = (*r)->add_shared(sp.reader(), io_events::readable);
@@ -303,7 +288,7 @@ BOOST_AUTO_TEST_CASE(an_owner_leaving_with_an_unhandled_event_passes_it_on) {
 }
 
 BOOST_AUTO_TEST_CASE(an_event_waits_for_the_first_owner_of_a_shared_registration) {
-  auto r = atl::reactor::make();
+  auto r = atl::reactor::of(sys);
   BOOST_REQUIRE(r);
   socket_pair sp;
   auto reg = (*r)->add_shared(sp.reader(), io_events::readable);
@@ -360,12 +345,15 @@ caf::behavior fd_owner(caf::event_based_actor* self, std::shared_ptr<atl::reacto
 BOOST_AUTO_TEST_SUITE(reactor)
 
 BOOST_AUTO_TEST_CASE(the_actor_system_shuts_down_without_hanging) {
-  auto r = atl::reactor::make();
-  BOOST_REQUIRE(r);
+  std::shared_ptr<atl::reactor> kept; // outlives its system
   auto log = std::make_shared<event_log>();
+  socket_pair leftover;
   auto done = std::async(std::launch::async, [&] {
     caf::actor_system_config own_cfg;
     auto own_sys = system_fixture::make_system(own_cfg);
+    auto r = atl::reactor::of(*own_sys);
+    BOOST_REQUIRE(r);
+    kept = *r;
     for (int i = 0; i < 50; ++i)
       own_sys->spawn(fd_owner, *r, log);
     // Some actors stay registered and blocked: killed at shutdown.
@@ -392,7 +380,171 @@ BOOST_AUTO_TEST_CASE(the_actor_system_shuts_down_without_hanging) {
     // ~actor_system waits for every actor; it must return.
   });
   BOOST_REQUIRE(done.wait_for(10s) == std::future_status::ready);
-  BOOST_CHECK_EQUAL((*r)->size(), 0u);
+  // The system stopped its reactor: nothing registered, nothing accepted.
+  BOOST_CHECK(!kept->running());
+  BOOST_CHECK_EQUAL(kept->size(), 0u);
+  caf::scoped_actor self{sys};
+  auto late = kept->add(leftover.reader(), caf::actor_cast<caf::strong_actor_ptr>(self),
+                        io_events::readable);
+  BOOST_CHECK(!late && late.error() == errc::reactor_unavailable);
+  kept->remove(fd_registration{leftover.reader(), 1}); // a no-op, not a crash
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+/// An actor that owns one end of a socketpair (registered for reading) and
+/// logs "<name>:ready" for each event, re-arming after reading.
+caf::behavior logging_owner(caf::event_based_actor* self, std::shared_ptr<atl::reactor> r,
+                            int fd, std::string name, std::shared_ptr<event_log> log) {
+  auto reg = r->add(fd, caf::actor_cast<caf::strong_actor_ptr>(self), io_events::readable);
+  if (!reg)
+    return {};
+  self->attach_functor([r, reg{*reg}] { r->remove(reg); });
+  return {
+    [r, reg{*reg}, fd, name, log](socket_ready_atom, int, uint32_t, uint32_t) {
+      char buf[64];
+      while (::read(fd, buf, sizeof(buf)) > 0) {
+      }
+      log->add(name + ":ready");
+      static_cast<void>(r->rearm(reg, io_events::readable));
+    },
+  };
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(reactor_lifetime, system_fixture)
+
+BOOST_AUTO_TEST_CASE(a_system_without_the_io_scheduler_has_no_reactor) {
+  caf::actor_system_config plain_cfg;
+  plain_cfg.set("scheduler.max-threads", 1);
+  caf::actor_system plain{plain_cfg};
+  auto r = atl::reactor::of(plain);
+  BOOST_REQUIRE(!r);
+  BOOST_CHECK(r.error() == errc::reactor_unavailable);
+}
+
+BOOST_AUTO_TEST_CASE(the_io_scheduler_has_one_poller_per_worker) {
+  auto r = atl::reactor::of(sys);
+  BOOST_REQUIRE(r);
+  BOOST_CHECK_EQUAL((*r)->num_pollers(), 2u); // scheduler.max-threads = 2
+  BOOST_CHECK((*r)->running());
+}
+
+BOOST_AUTO_TEST_CASE(two_systems_at_once_each_have_their_own_reactor) {
+  caf::actor_system_config other_cfg;
+  auto other = system_fixture::make_system(other_cfg);
+  auto r1 = atl::reactor::of(sys);
+  auto r2 = atl::reactor::of(*other);
+  BOOST_REQUIRE(r1 && r2);
+  BOOST_CHECK(r1->get() != r2->get());
+  auto log = std::make_shared<event_log>();
+  socket_pair a;
+  socket_pair b;
+  auto owner_a = sys.spawn(logging_owner, *r1, a.reader(), "a", log);
+  auto owner_b = other->spawn(logging_owner, *r2, b.reader(), "b", log);
+  BOOST_REQUIRE(wait_until([&] { return (*r1)->size() == 1 && (*r2)->size() == 1; }));
+  for (int i = 0; i < 3; ++i) {
+    a.poke();
+    b.poke();
+    BOOST_REQUIRE(log->wait_for("a:ready", static_cast<size_t>(i + 1)));
+    BOOST_REQUIRE(log->wait_for("b:ready", static_cast<size_t>(i + 1)));
+  }
+  caf::anon_send_exit(owner_a, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(owner_b, caf::exit_reason::user_shutdown);
+  BOOST_CHECK(wait_until([&] { return (*r1)->size() == 0 && (*r2)->size() == 0; }));
+}
+
+BOOST_AUTO_TEST_CASE(systems_come_and_go_while_their_sockets_are_busy) {
+  for (int round = 0; round < 20; ++round) {
+    caf::actor_system_config own_cfg;
+    auto own = system_fixture::make_system(own_cfg);
+    auto r = atl::reactor::of(*own);
+    BOOST_REQUIRE(r);
+    auto log = std::make_shared<event_log>();
+    std::vector<std::unique_ptr<socket_pair>> pairs;
+    std::vector<caf::actor> owners;
+    for (int i = 0; i < 20; ++i) {
+      pairs.push_back(std::make_unique<socket_pair>());
+      owners.push_back(own->spawn(logging_owner, *r, pairs.back()->reader(), "x", log));
+    }
+    BOOST_REQUIRE(wait_until([&] { return (*r)->size() == 20; }));
+    for (auto& p : pairs)
+      p->poke();
+    BOOST_REQUIRE(log->wait_for("x:ready", 20));
+    // More input on the way while the owners are told to stop and the
+    // system ends: its workers first, then the registrations.
+    for (auto& p : pairs)
+      p->poke();
+    for (auto& owner : owners)
+      caf::anon_send_exit(owner, caf::exit_reason::user_shutdown);
+    owners.clear();
+    own.reset();
+    BOOST_CHECK(!(*r)->running());
+    BOOST_CHECK_EQUAL((*r)->size(), 0u);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(timers_fire_in_order_and_cancelled_ones_never) {
+  auto r = atl::reactor::of(sys);
+  BOOST_REQUIRE(r);
+  caf::scoped_actor self{sys};
+  reactor_timer early, late, cancelled;
+  auto now = telemetry::monotonic_time();
+  auto owner = caf::actor_cast<caf::strong_actor_ptr>(self);
+  (*r)->schedule(late, owner, now + 60'000'000, 2);
+  (*r)->schedule(cancelled, owner, now + 30'000'000, 3);
+  (*r)->schedule(early, owner, now + 20'000'000, 1);
+  BOOST_CHECK(early.armed() && late.armed() && cancelled.armed());
+  atl::reactor::cancel(cancelled);
+  BOOST_CHECK(!cancelled.armed());
+  std::vector<uint64_t> tags;
+  for (int i = 0; i < 2; ++i)
+    self->receive([&](reactor_timer_atom, uint64_t tag) { tags.push_back(tag); },
+                  caf::after(5s) >> [] {});
+  BOOST_CHECK_EQUAL(tags.size(), 2u);
+  BOOST_CHECK(tags == (std::vector<uint64_t>{1, 2}));
+  BOOST_CHECK(telemetry::monotonic_time() >= now + 60'000'000);
+  bool extra = false;
+  self->receive([&](reactor_timer_atom, uint64_t) { extra = true; },
+                caf::after(quiet_window) >> [] {});
+  BOOST_CHECK(!extra);
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_stuck_in_one_job_does_not_stall_the_sockets) {
+  auto r = atl::reactor::of(sys);
+  BOOST_REQUIRE(r);
+  auto log = std::make_shared<event_log>();
+  // Two owners: registrations alternate over the two workers' pollers, so
+  // one of them is on the poller of the worker that gets stuck below.
+  socket_pair a;
+  socket_pair b;
+  auto owner_a = sys.spawn(logging_owner, *r, a.reader(), "a", log);
+  auto owner_b = sys.spawn(logging_owner, *r, b.reader(), "b", log);
+  BOOST_REQUIRE(wait_until([&] { return (*r)->size() == 2; }));
+  // The blocker holds its worker until the test saw both events (or 10 s):
+  // the other worker must serve the stuck one's sockets meanwhile.
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  auto blocked = std::make_shared<std::promise<void>>();
+  auto blocker = [released, blocked](caf::event_based_actor*) -> caf::behavior {
+    return {[released, blocked](int) {
+      blocked->set_value();
+      released.wait_for(10s);
+    }};
+  };
+  auto b1 = sys.spawn(blocker);
+  caf::anon_send(b1, 1);
+  BOOST_REQUIRE(blocked->get_future().wait_for(5s) == std::future_status::ready);
+  a.poke();
+  b.poke();
+  auto served = log->wait_for("a:ready") && log->wait_for("b:ready");
+  release.set_value();
+  BOOST_CHECK_MESSAGE(served, "a socket event waited for a blocked worker");
+  for (auto& x : {b1, owner_a, owner_b})
+    caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

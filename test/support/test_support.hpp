@@ -21,8 +21,9 @@ namespace atl::test {
 
 using namespace std::chrono_literals;
 
-/// An actor system with a fixed configuration (2 workers, sharing policy),
-/// independent of any caf-application.ini in the working directory.
+/// An actor system with Atoll's I/O scheduler and a fixed configuration (2
+/// workers), independent of any caf-application.ini in the working
+/// directory.
 struct system_fixture {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys_ptr;
@@ -34,7 +35,6 @@ struct system_fixture {
   static std::unique_ptr<caf::actor_system> make_system(caf::actor_system_config& cfg) {
     atl::register_types(cfg);
     cfg.set("scheduler.max-threads", 2);
-    cfg.set("scheduler.policy", caf::atom("sharing"));
     return std::make_unique<caf::actor_system>(cfg);
   }
 };

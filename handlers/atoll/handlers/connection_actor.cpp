@@ -493,8 +493,7 @@ private:
     auto next = next_deadline();
     if (next == 0 || (timer_.armed() && timer_.due() <= next))
       return;
-    conf_->io->schedule(timer_, caf::actor_cast<caf::strong_actor_ptr>(this), next, 0,
-                        sock_ ? sock_->stream().fd() : 0);
+    conf_->io->schedule(timer_, caf::actor_cast<caf::strong_actor_ptr>(this), next, 0);
   }
 
   void on_timer() {

@@ -7,6 +7,7 @@
 #include <caf/deep_to_string.hpp>
 #include <caf/message.hpp>
 
+#include "atoll/runtime/io_scheduler.hpp"
 #include "atoll/runtime/types.hpp"
 
 namespace atl {
@@ -106,6 +107,7 @@ void register_types(caf::actor_system_config& cfg) {
                            return render_atoll(code, ctx);
                          });
   register_runtime_types(cfg);
+  cfg.load<io_scheduler>();
 }
 
 } // namespace atl

@@ -115,10 +115,12 @@ std::string describe(const caf::error& err);
 /// text. Thread-safe.
 caf::error make_system_error(const char* what, int errno_value);
 
-/// Registers the "atoll" error category (renderer) and every message type that
-/// Atoll's actors exchange with `cfg`, so that `sys.render(err)` prints Atoll
-/// errors and tree snapshots can cross nodes. Call it once per
-/// `actor_system_config`, before constructing the actor system.
+/// Prepares `cfg` for Atoll: loads Atoll's scheduler (`atl::io_scheduler`,
+/// whose workers also poll the sockets; servers need it), registers the
+/// "atoll" error category (renderer) and every message type that Atoll's
+/// actors exchange, so that `sys.render(err)` prints Atoll errors and tree
+/// snapshots can cross nodes. Call it once per `actor_system_config`, before
+/// constructing the actor system.
 void register_types(caf::actor_system_config& cfg);
 
 } // namespace atl

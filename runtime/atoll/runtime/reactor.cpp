@@ -1,29 +1,34 @@
+// The reactor and the I/O scheduler's policy: per worker a run queue, an
+// epoll instance and a timer heap. See reactor.hpp and io_scheduler.hpp.
 #include "atoll/runtime/reactor.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <string>
+#include <deque>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <caf/actor_system.hpp>
 #include <caf/execution_unit.hpp>
-#include <caf/make_message.hpp>
+#include <caf/mailbox_element.hpp>
 #include <caf/message_id.hpp>
 #include <caf/resumable.hpp>
-#include <caf/scheduled_actor.hpp>
-#include <caf/scheduler/abstract_coordinator.hpp>
 
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/error.hpp"
+#include "atoll/runtime/io_scheduler.hpp"
 #include "atoll/runtime/telemetry.hpp"
 
 namespace atl {
@@ -34,19 +39,49 @@ static_assert(io_events::error == EPOLLERR);
 static_assert(io_events::hangup == EPOLLHUP);
 static_assert(io_events::peer_shutdown == EPOLLRDHUP);
 
+namespace detail {
+
 namespace {
 
 constexpr uint64_t wake_key = ~uint64_t{0};
-constexpr int max_events = 256;
+constexpr int max_events = 128;
+/// Jobs a busy worker runs between two looks at its epoll instance.
+constexpr size_t poll_interval = 32;
+/// How often a sleeping worker looks for a worker stuck in one job (whose
+/// queue and sockets it then serves), while some worker is busy.
+constexpr int64_t stuck_check_ns = 10'000'000;
+constexpr size_t chunk_bits = 10;
+constexpr size_t chunk_size = size_t{1} << chunk_bits;
+/// Upper bound of the fd table (fds at or above it cannot be registered).
+constexpr size_t max_table_fds = size_t{1} << 24;
 
 uint64_t pack(int fd, uint32_t token) {
   return (static_cast<uint64_t>(token) << 32) | static_cast<uint32_t>(fd);
 }
 
+/// A lock for one fd's slot: held for a few instructions (and one
+/// epoll_ctl), contended only by the poller looking up that very fd.
+class spin_lock {
+public:
+  void lock() noexcept {
+    for (int spins = 0; flag_.exchange(true, std::memory_order_acquire); ++spins)
+      while (flag_.load(std::memory_order_relaxed))
+        if (++spins > 64)
+          std::this_thread::yield();
+  }
+
+  void unlock() noexcept {
+    flag_.store(false, std::memory_order_release);
+  }
+
+private:
+  std::atomic<bool> flag_{false};
+};
+
 } // namespace
 
 /// The owners of a shared registration.
-struct reactor::shared_owners {
+struct shared_owners {
   std::vector<caf::strong_actor_ptr> owners;
   size_t next = 0;
   caf::actor_id outstanding = 0; // got the last event, has not re-armed yet
@@ -56,87 +91,28 @@ struct reactor::shared_owners {
 
 namespace {
 
+/// One fd's registration.
 struct slot {
+  spin_lock lock;
+  uint32_t token = 0;  // 0: not registered
+  uint32_t poller = 0; // the worker whose epoll instance has the fd
   caf::strong_actor_ptr owner;
-  uint32_t token = 0;
-  std::unique_ptr<reactor::shared_owners> shared;
+  std::unique_ptr<shared_owners> shared;
 };
 
-/// Runs the owner of a ready fd on the poller thread. Only the actor the
-/// poller just sent an event to is run here; everything else that becomes
-/// ready (e.g. recipients of that actor's messages) goes to its own
-/// system's scheduler.
-class poller_unit final : public caf::execution_unit {
-public:
-  explicit poller_unit(size_t max_throughput) : max_throughput_(max_throughput) {
-  }
-
-  void exec_later(caf::resumable* ptr) override {
-    auto type = ptr->subtype();
-    if (type == caf::resumable::scheduled_actor || type == caf::resumable::io_actor) {
-      auto* actor = static_cast<caf::scheduled_actor*>(ptr);
-      if (actor->ctrl() == target_) {
-        local_.push_back(ptr);
-        return;
-      }
-      actor->home_system().scheduler().enqueue(ptr);
-      return;
-    }
-    local_.push_back(ptr); // short tasks run here
-  }
-
-  /// Enqueues a socket event to `owner`, running it here if it was idle.
-  void deliver(const caf::strong_actor_ptr& owner, caf::message msg) {
-    target_ = owner.get();
-    owner->enqueue(nullptr, caf::make_message_id(), std::move(msg), this);
-    target_ = nullptr;
-  }
-
-  /// Runs what `deliver` queued here.
-  void run() {
-    for (size_t i = 0; i < local_.size(); ++i) {
-      auto* job = local_[i];
-      auto type = job->subtype();
-      if (type == caf::resumable::scheduled_actor || type == caf::resumable::io_actor)
-        system_ = &static_cast<caf::scheduled_actor*>(job)->home_system();
-      switch (job->resume(this, max_throughput_)) {
-        case caf::resumable::resume_later:
-          // More messages: finish them on the scheduler, not here.
-          exec_elsewhere(job);
-          break;
-        case caf::resumable::awaiting_message:
-        case caf::resumable::done:
-        case caf::resumable::shutdown_execution_unit:
-          intrusive_ptr_release(job);
-          break;
-      }
-    }
-    local_.clear();
-    system_ = nullptr;
-  }
-
-private:
-  void exec_elsewhere(caf::resumable* job) {
-    auto type = job->subtype();
-    if (type == caf::resumable::scheduled_actor || type == caf::resumable::io_actor)
-      static_cast<caf::scheduled_actor*>(job)->home_system().scheduler().enqueue(job);
-    else
-      local_.push_back(job);
-  }
-
-  size_t max_throughput_;
-  caf::actor_control_block* target_ = nullptr;
-  std::vector<caf::resumable*> local_;
-};
-
-/// The timers of one poller: a binary min-heap of timers (by due time),
-/// each timer knowing its index. Guarded by `mtx`.
-struct timer_heap {
-  std::mutex mtx;
-  std::vector<reactor_timer*> items;
+struct slot_chunk {
+  std::array<slot, chunk_size> slots;
 };
 
 } // namespace
+
+/// One worker's timers: a binary min-heap by due time, each timer knowing
+/// its index. `earliest` lets the worker skip the lock while nothing is due.
+struct timer_heap {
+  std::mutex mtx;
+  std::vector<reactor_timer*> items;
+  std::atomic<int64_t> earliest{INT64_MAX};
+};
 
 /// Heap operations on timers (with access to their private fields).
 struct timer_heap_access {
@@ -175,14 +151,21 @@ struct timer_heap_access {
     place(h, i, t);
   }
 
-  static void insert(heap& h, reactor_timer* t, void* owner_heap) {
-    t->heap_.store(owner_heap, std::memory_order_release);
-    h.push_back(t);
-    t->index_ = h.size() - 1;
-    sift_up(h, t->index_);
+  static void update_earliest(timer_heap& th) {
+    th.earliest.store(th.items.empty() ? INT64_MAX : th.items.front()->due_,
+                      std::memory_order_relaxed);
   }
 
-  static void erase(heap& h, reactor_timer* t) {
+  static void insert(timer_heap& th, reactor_timer* t) {
+    t->heap_.store(&th, std::memory_order_release);
+    th.items.push_back(t);
+    t->index_ = th.items.size() - 1;
+    sift_up(th.items, t->index_);
+    update_earliest(th);
+  }
+
+  static void erase(timer_heap& th, reactor_timer* t) {
+    auto& h = th.items;
     auto i = t->index_;
     auto* last = h.back();
     h.pop_back();
@@ -193,18 +176,14 @@ struct timer_heap_access {
     }
     t->index_ = reactor_timer::npos;
     t->heap_.store(nullptr, std::memory_order_release);
-  }
-
-  static int64_t due(const reactor_timer* t) {
-    return t->due_;
+    update_earliest(th);
   }
 
   /// Pops the earliest timer; returns its owner and tag.
-  static std::pair<caf::weak_actor_ptr, uint64_t> pop(heap& h) {
-    auto* t = h.front();
-    erase(h, t);
-    auto owner = std::move(t->owner_);
-    return {std::move(owner), t->tag_};
+  static std::pair<caf::weak_actor_ptr, uint64_t> pop(timer_heap& th) {
+    auto* t = th.items.front();
+    erase(th, t);
+    return {std::move(t->owner_), t->tag_};
   }
 
   static void setup(reactor_timer& t, caf::weak_actor_ptr owner, int64_t due, uint64_t tag) {
@@ -213,43 +192,76 @@ struct timer_heap_access {
     t.tag_ = tag;
   }
 
-  static void* heap_of(const reactor_timer& t) {
-    return t.heap_.load(std::memory_order_acquire);
+  /// Disarms every timer of `th`, moving their owners to `out`.
+  static void clear(timer_heap& th, std::vector<caf::weak_actor_ptr>& out) {
+    for (auto* t : th.items) {
+      out.push_back(std::move(t->owner_));
+      t->index_ = reactor_timer::npos;
+      t->heap_.store(nullptr, std::memory_order_release);
+    }
+    th.items.clear();
+    update_earliest(th);
   }
 };
 
-namespace {
-
-struct poller {
+/// One scheduler worker: its run queue, epoll instance and timers.
+struct alignas(64) worker_state {
+  // -- guarded by mtx -------------------------------------------------------
+  std::mutex mtx;
+  std::deque<caf::resumable*> queue;
+  bool notified = false; // wakefd written since it went to sleep
+  // -- shared, lock-free ----------------------------------------------------
+  std::atomic<size_t> queued{0};     // queue.size(), for thieves
+  std::atomic<bool> sleeping{false}; // waiting in epoll_wait, queue empty
+  std::atomic<bool> busy{false};     // running a job
+  std::atomic<uint64_t> runs{0};     // jobs started (progress)
   int epfd = -1;
   int wakefd = -1;
-  std::thread thread;
-  std::unique_ptr<timer_heap> timers = std::make_unique<timer_heap>();
+  timer_heap timers;
+  // -- the worker's own thread only --------------------------------------------
+  size_t since_poll = 0;
+  int64_t last_stuck_check = 0;
+  std::vector<uint64_t> seen_runs; // per worker, at the last stuck check
 };
 
-} // namespace
+/// The I/O scheduler's state: its workers and the fd table.
+struct io_core {
+  explicit io_core(size_t num_workers);
+  ~io_core();
 
-struct reactor::core {
-  std::vector<poller> pollers;
-  mutable std::mutex mtx;
-  std::vector<slot> table; // indexed by fd
-  size_t count = 0;
+  io_core(const io_core&) = delete;
+  io_core& operator=(const io_core&) = delete;
+
+  std::vector<std::unique_ptr<worker_state>> workers;
+  std::unique_ptr<std::atomic<slot_chunk*>[]> chunks;
+  size_t num_chunks = 0;
+  std::mutex chunk_mtx; // only to allocate a chunk
   std::atomic<uint32_t> next_token{0};
-  std::atomic<bool> stopping{false};
-  bool run_inline = true;
-  size_t max_throughput = 64;
+  std::atomic<size_t> next_poller{0};
+  std::atomic<size_t> next_worker{0};
+  std::atomic<size_t> count{0};
+  std::atomic<int> sleepers{0};
+  std::atomic<bool> running{true};
 
-  ~core() {
-    for (auto& p : pollers) {
-      if (p.epfd >= 0)
-        ::close(p.epfd);
-      if (p.wakefd >= 0)
-        ::close(p.wakefd);
+  /// The slot of `fd`; with `create`, allocates its chunk. Null if `fd` is
+  /// out of range (or its chunk does not exist and `create` is false).
+  slot* slot_for(int fd, bool create) {
+    auto ufd = static_cast<size_t>(fd);
+    auto index = ufd >> chunk_bits;
+    if (fd < 0 || index >= num_chunks)
+      return nullptr;
+    auto* chunk = chunks[index].load(std::memory_order_acquire);
+    if (chunk == nullptr) {
+      if (!create)
+        return nullptr;
+      std::lock_guard<std::mutex> guard{chunk_mtx};
+      chunk = chunks[index].load(std::memory_order_acquire);
+      if (chunk == nullptr) {
+        chunk = new slot_chunk;
+        chunks[index].store(chunk, std::memory_order_release);
+      }
     }
-  }
-
-  poller& poller_for(int fd) {
-    return pollers[static_cast<size_t>(fd) % pollers.size()];
+    return &chunk->slots[ufd & (chunk_size - 1)];
   }
 
   uint32_t make_token() {
@@ -260,88 +272,17 @@ struct reactor::core {
     return t;
   }
 
-  /// Milliseconds until the earliest timer of `p` (-1: none).
-  static int next_timeout(poller& p) {
-    std::lock_guard<std::mutex> guard{p.timers->mtx};
-    auto& h = p.timers->items;
-    if (h.empty())
-      return -1;
-    auto left = timer_heap_access::due(h.front()) - telemetry::monotonic_time();
-    if (left <= 0)
-      return 0;
-    return static_cast<int>(std::min<int64_t>((left + 999999) / 1000000, 60000));
-  }
-
-  /// Sends the due timers' messages.
-  void fire_timers(poller& p, poller_unit& unit) {
-    std::vector<std::pair<caf::weak_actor_ptr, uint64_t>> due;
-    {
-      std::lock_guard<std::mutex> guard{p.timers->mtx};
-      auto& h = p.timers->items;
-      auto now = telemetry::monotonic_time();
-      while (!h.empty() && timer_heap_access::due(h.front()) <= now)
-        due.push_back(timer_heap_access::pop(h));
-    }
-    for (auto& [weak, tag] : due) {
-      auto owner = caf::actor_cast<caf::strong_actor_ptr>(weak);
-      if (!owner)
-        continue;
-      auto msg = caf::make_message(reactor_timer_atom::value, tag);
-      if (run_inline)
-        unit.deliver(owner, std::move(msg));
-      else
-        owner->enqueue(nullptr, caf::make_message_id(), std::move(msg), nullptr);
-    }
-  }
-
-  void run(size_t index) {
-    auto& p = pollers[index];
-    epoll_event events[max_events];
-    poller_unit unit{max_throughput};
-    for (;;) {
-      auto n = epoll_wait(p.epfd, events, max_events, next_timeout(p));
-      if (n < 0) {
-        if (errno == EINTR)
-          continue;
-        return;
-      }
-      for (int i = 0; i < n; ++i) {
-        if (events[i].data.u64 == wake_key) {
-          if (stopping.load())
-            return;
-          uint64_t drained = 0;
-          [[maybe_unused]] auto res = ::read(p.wakefd, &drained, sizeof(drained));
-          continue;
-        }
-        auto fd = static_cast<int>(events[i].data.u64 & 0xFFFFFFFFu);
-        auto token = static_cast<uint32_t>(events[i].data.u64 >> 32);
-        caf::strong_actor_ptr owner;
-        {
-          std::lock_guard<std::mutex> guard{mtx};
-          auto ufd = static_cast<size_t>(fd);
-          if (ufd < table.size() && table[ufd].token == token)
-            owner = pick_owner(table[ufd]);
-        }
-        if (!owner)
-          continue;
-        auto msg = caf::make_message(socket_ready_atom::value, fd,
-                                     static_cast<uint32_t>(events[i].events), token);
-        if (run_inline)
-          unit.deliver(owner, std::move(msg));
-        else
-          owner->enqueue(nullptr, caf::make_message_id(), std::move(msg), nullptr);
-      }
-      fire_timers(p, unit);
-      if (run_inline)
-        unit.run();
-    }
-  }
-
-  /// The owner of the next event (call with `mtx` held).
-  static caf::strong_actor_ptr pick_owner(slot& s) {
-    if (!s.shared)
-      return s.owner;
-    auto& sh = *s.shared;
+  /// The owner of the next event of (fd, token), if still registered.
+  caf::strong_actor_ptr owner_of(int fd, uint32_t token) {
+    auto* s = slot_for(fd, false);
+    if (s == nullptr)
+      return nullptr;
+    std::lock_guard<spin_lock> guard{s->lock};
+    if (s->token != token)
+      return nullptr;
+    if (!s->shared)
+      return s->owner;
+    auto& sh = *s->shared;
     if (sh.owners.empty()) {
       sh.waiting = true;
       return nullptr;
@@ -351,106 +292,393 @@ struct reactor::core {
     return owner;
   }
 
-  /// Re-arms a registration's one-shot interest (no locking).
-  int arm(int fd, uint32_t token, uint32_t interest) {
+  /// Re-arms a registration's one-shot interest (slot lock held).
+  int arm(const slot& s, int fd, uint32_t interest) {
     epoll_event ev{};
     ev.events = interest | EPOLLONESHOT | EPOLLRDHUP;
-    ev.data.u64 = pack(fd, token);
-    return epoll_ctl(poller_for(fd).epfd, EPOLL_CTL_MOD, fd, &ev);
+    ev.data.u64 = pack(fd, s.token);
+    return epoll_ctl(workers[s.poller]->epfd, EPOLL_CTL_MOD, fd, &ev);
   }
 
-  void stop_threads() {
-    if (stopping.exchange(true))
-      return;
-    for (auto& p : pollers) {
-      uint64_t one = 1;
-      [[maybe_unused]] auto res = ::write(p.wakefd, &one, sizeof(one));
+  /// Wakes `w` if it sleeps (and nobody woke it yet).
+  static void wake(worker_state& w) {
+    bool write_it = false;
+    {
+      std::lock_guard<std::mutex> guard{w.mtx};
+      if (w.sleeping.load(std::memory_order_relaxed) && !w.notified) {
+        w.notified = true;
+        write_it = true;
+      }
     }
+    if (write_it) {
+      uint64_t one = 1;
+      [[maybe_unused]] auto res = ::write(w.wakefd, &one, sizeof(one));
+    }
+  }
+
+  /// Wakes one sleeping worker other than `self` (to share surplus work).
+  void wake_one_other(size_t self) {
+    auto n = workers.size();
+    auto start = next_worker.fetch_add(1, std::memory_order_relaxed);
+    for (size_t i = 0; i < n; ++i) {
+      auto k = (start + i) % n;
+      if (k != self && workers[k]->sleeping.load(std::memory_order_relaxed)) {
+        wake(*workers[k]);
+        return;
+      }
+    }
+  }
+
+  void push(size_t index, caf::resumable* job, bool may_share) {
+    auto& w = *workers[index];
+    size_t depth;
+    {
+      std::lock_guard<std::mutex> guard{w.mtx};
+      w.queue.push_back(job);
+      depth = w.queue.size();
+      w.queued.store(depth, std::memory_order_relaxed);
+    }
+    // More than the next job waits here while others sleep: let one of
+    // them steal.
+    if (may_share && depth >= 2 && sleepers.load(std::memory_order_relaxed) > 0)
+      wake_one_other(index);
+  }
+
+  caf::resumable* pop(worker_state& w) {
+    if (w.queued.load(std::memory_order_relaxed) == 0)
+      return nullptr;
+    std::lock_guard<std::mutex> guard{w.mtx};
+    if (w.queue.empty())
+      return nullptr;
+    auto* job = w.queue.front();
+    w.queue.pop_front();
+    w.queued.store(w.queue.size(), std::memory_order_relaxed);
+    return job;
+  }
+
+  /// Takes a job from another worker's queue (the oldest).
+  caf::resumable* steal(size_t self) {
+    auto n = workers.size();
+    for (size_t i = 1; i < n; ++i) {
+      auto& victim = *workers[(self + i) % n];
+      if (victim.queued.load(std::memory_order_relaxed) == 0)
+        continue;
+      if (auto* job = pop(victim))
+        return job;
+    }
+    return nullptr;
+  }
+
+  /// Delivers the events of `events` (harvested from `w`'s epoll instance)
+  /// and the due timers of `w`, with `unit` as execution unit: an owner
+  /// that was idle joins `unit`'s queue. Returns the number delivered.
+  size_t deliver(worker_state& w, const epoll_event* events, int n, caf::execution_unit* unit,
+                 bool own) {
+    size_t delivered = 0;
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.u64 == wake_key) {
+        if (own) {
+          uint64_t drained = 0;
+          [[maybe_unused]] auto res = ::read(w.wakefd, &drained, sizeof(drained));
+        }
+        continue;
+      }
+      auto fd = static_cast<int>(events[i].data.u64 & 0xFFFFFFFFu);
+      auto token = static_cast<uint32_t>(events[i].data.u64 >> 32);
+      auto owner = owner_of(fd, token);
+      if (!owner)
+        continue;
+      owner->enqueue(caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
+                                               socket_ready_atom::value, fd,
+                                               static_cast<uint32_t>(events[i].events), token),
+                     unit);
+      ++delivered;
+    }
+    return delivered + fire_timers(w, unit);
+  }
+
+  /// Sends the due timers' messages.
+  static size_t fire_timers(worker_state& w, caf::execution_unit* unit) {
+    auto& th = w.timers;
+    if (th.earliest.load(std::memory_order_relaxed) == INT64_MAX)
+      return 0;
+    auto now = telemetry::monotonic_time();
+    if (th.earliest.load(std::memory_order_relaxed) > now)
+      return 0;
+    std::array<std::pair<caf::weak_actor_ptr, uint64_t>, 32> due;
+    size_t n = 0;
+    size_t total = 0;
+    do {
+      n = 0;
+      {
+        std::lock_guard<std::mutex> guard{th.mtx};
+        while (n < due.size() && !th.items.empty() && th.items.front()->due() <= now)
+          due[n++] = timer_heap_access::pop(th);
+      }
+      for (size_t i = 0; i < n; ++i) {
+        auto owner = caf::actor_cast<caf::strong_actor_ptr>(due[i].first);
+        due[i].first = nullptr;
+        if (!owner)
+          continue;
+        owner->enqueue(caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
+                                                 reactor_timer_atom::value, due[i].second),
+                       unit);
+        ++total;
+      }
+    } while (n == due.size());
+    return total;
+  }
+
+  /// Milliseconds until `w`'s earliest timer (-1: none).
+  static int next_timeout(worker_state& w) {
+    auto earliest = w.timers.earliest.load(std::memory_order_relaxed);
+    if (earliest == INT64_MAX)
+      return -1;
+    auto left = earliest - telemetry::monotonic_time();
+    if (left <= 0)
+      return 0;
+    return static_cast<int>(std::min<int64_t>((left + 999'999) / 1'000'000, 60'000));
+  }
+
+  /// Polls `w`'s epoll instance without waiting.
+  size_t poll_now(worker_state& w, caf::execution_unit* unit, bool own) {
+    epoll_event events[max_events];
+    auto n = epoll_wait(w.epfd, events, max_events, 0);
+    return deliver(w, events, std::max(n, 0), unit, own);
+  }
+
+  bool others_busy(size_t self) const {
+    for (size_t k = 0; k < workers.size(); ++k)
+      if (k != self && workers[k]->busy.load(std::memory_order_relaxed))
+        return true;
+    return false;
+  }
+
+  /// Serves the queue and sockets of workers that made no progress since
+  /// the last check (a long or blocking job): their connections must not
+  /// wait for it.
+  void check_stuck(size_t self, caf::execution_unit* unit) {
+    auto& me = *workers[self];
+    auto now = telemetry::monotonic_time();
+    if (now - me.last_stuck_check < stuck_check_ns)
+      return;
+    me.last_stuck_check = now;
+    for (size_t k = 0; k < workers.size(); ++k) {
+      if (k == self)
+        continue;
+      auto& other = *workers[k];
+      auto runs = other.runs.load(std::memory_order_relaxed);
+      auto stuck = other.busy.load(std::memory_order_relaxed) && runs == me.seen_runs[k];
+      me.seen_runs[k] = runs;
+      if (stuck)
+        poll_now(other, unit, false);
+    }
+  }
+
+  /// Waits in `epoll_wait` until an event, a timer, or a wake-up.
+  void sleep(size_t self, caf::execution_unit* unit) {
+    auto& me = *workers[self];
+    {
+      std::lock_guard<std::mutex> guard{me.mtx};
+      if (!me.queue.empty())
+        return;
+      me.sleeping.store(true, std::memory_order_relaxed);
+      me.notified = false;
+    }
+    sleepers.fetch_add(1, std::memory_order_relaxed);
+    auto timeout = next_timeout(me);
+    auto checking = workers.size() > 1 && others_busy(self);
+    if (checking) {
+      constexpr int check_ms = static_cast<int>(stuck_check_ns / 1'000'000);
+      timeout = timeout < 0 ? check_ms : std::min(timeout, check_ms);
+    }
+    epoll_event events[max_events];
+    auto n = epoll_wait(me.epfd, events, max_events, timeout);
+    {
+      std::lock_guard<std::mutex> guard{me.mtx};
+      me.sleeping.store(false, std::memory_order_relaxed);
+    }
+    sleepers.fetch_sub(1, std::memory_order_relaxed);
+    deliver(me, events, std::max(n, 0), unit, true);
+    if (checking)
+      check_stuck(self, unit);
+  }
+
+  /// Drops every registration and timer (the workers have ended).
+  void shut_down() {
+    running.store(false);
+    std::vector<caf::strong_actor_ptr> owners;
+    std::vector<std::unique_ptr<shared_owners>> shared;
+    for (size_t c = 0; c < num_chunks; ++c) {
+      auto* chunk = chunks[c].load(std::memory_order_acquire);
+      if (chunk == nullptr)
+        continue;
+      for (auto& s : chunk->slots) {
+        std::lock_guard<spin_lock> guard{s.lock};
+        if (s.token == 0)
+          continue;
+        s.token = 0;
+        owners.push_back(std::move(s.owner));
+        shared.push_back(std::move(s.shared));
+      }
+    }
+    count.store(0);
+    std::vector<caf::weak_actor_ptr> timer_owners;
+    for (auto& w : workers) {
+      std::lock_guard<std::mutex> guard{w->timers.mtx};
+      timer_heap_access::clear(w->timers, timer_owners);
+    }
+    // Released here, outside every lock: an owner's cleanup may call back.
   }
 };
 
-reactor::reactor(std::shared_ptr<core> impl) : core_(std::move(impl)) {
-}
-
-caf::expected<std::shared_ptr<reactor>> reactor::make(options opts) {
-  // Writing to a socket whose peer is gone must not kill the process; OpenSSL
-  // writes through plain write(2), so SIGPIPE is ignored process-wide.
-  std::signal(SIGPIPE, SIG_IGN);
-  if (opts.num_pollers == 0)
-    return caf::make_error(errc::invalid_option, "num_pollers must be at least 1");
-  auto impl = std::make_shared<core>();
-  impl->run_inline = opts.run_owners_inline;
-  impl->max_throughput = std::max<size_t>(opts.max_throughput, 1);
-  impl->pollers.resize(opts.num_pollers);
-  for (auto& p : impl->pollers) {
-    p.epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (p.epfd < 0)
-      return caf::make_error(errc::reactor_unavailable, "epoll_create1", std::string{std::strerror(errno)});
-    p.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (p.wakefd < 0)
-      return caf::make_error(errc::reactor_unavailable, "eventfd", std::string{std::strerror(errno)});
+io_core::io_core(size_t num_workers) {
+  rlimit lim{};
+  size_t max_fds = max_table_fds;
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_max != RLIM_INFINITY)
+    max_fds = std::min<size_t>(max_fds, static_cast<size_t>(lim.rlim_max));
+  num_chunks = (max_fds + chunk_size - 1) / chunk_size;
+  chunks.reset(new std::atomic<slot_chunk*>[num_chunks]);
+  for (size_t i = 0; i < num_chunks; ++i)
+    chunks[i].store(nullptr, std::memory_order_relaxed);
+  workers.reserve(num_workers);
+  for (size_t i = 0; i < num_workers; ++i) {
+    auto w = std::make_unique<worker_state>();
+    w->seen_runs.resize(num_workers);
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (w->epfd < 0)
+      throw std::runtime_error(std::string{"atoll: io_scheduler: epoll_create1: "}
+                               + std::strerror(errno));
+    w->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (w->wakefd < 0) {
+      ::close(w->epfd);
+      throw std::runtime_error(std::string{"atoll: io_scheduler: eventfd: "}
+                               + std::strerror(errno));
+    }
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = wake_key;
-    if (epoll_ctl(p.epfd, EPOLL_CTL_ADD, p.wakefd, &ev) != 0)
-      return caf::make_error(errc::reactor_unavailable, "epoll_ctl(wakefd)",
-                             std::string{std::strerror(errno)});
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
+    workers.push_back(std::move(w));
   }
-  for (size_t i = 0; i < impl->pollers.size(); ++i) {
-    try {
-      // Each thread co-owns the core, so the last reference may safely be
-      // dropped on a poller thread.
-      impl->pollers[i].thread = std::thread{[impl, i] { impl->run(i); }};
-    } catch (const std::system_error& ex) {
-      impl->stop_threads();
-      for (auto& p : impl->pollers)
-        if (p.thread.joinable())
-          p.thread.join();
-      return caf::make_error(errc::reactor_unavailable, ex.what());
+}
+
+io_core::~io_core() {
+  for (auto& w : workers) {
+    ::close(w->epfd);
+    ::close(w->wakefd);
+  }
+  for (size_t c = 0; c < num_chunks; ++c)
+    delete chunks[c].load(std::memory_order_relaxed);
+}
+
+namespace {
+
+/// The worker this thread is, if it is one.
+thread_local io_core* this_core = nullptr;
+thread_local size_t this_worker = 0;
+
+} // namespace
+
+// -- policy entry points --------------------------------------------------------
+
+void io_central_enqueue(io_core& core, caf::resumable* job) {
+  if (this_core == &core) {
+    core.push(this_worker, job, true);
+    return;
+  }
+  // From outside: a sleeping worker if there is one, else round-robin.
+  auto n = core.workers.size();
+  auto start = core.next_worker.fetch_add(1, std::memory_order_relaxed);
+  auto target = start % n;
+  for (size_t i = 0; i < n; ++i) {
+    auto k = (start + i) % n;
+    if (core.workers[k]->sleeping.load(std::memory_order_relaxed)) {
+      target = k;
+      break;
     }
   }
-  return std::shared_ptr<reactor>{new reactor(std::move(impl))};
+  io_external_enqueue(core, target, job);
 }
 
-caf::expected<std::shared_ptr<reactor>> reactor::make() {
-  return make(options{});
+void io_external_enqueue(io_core& core, size_t worker, caf::resumable* job) {
+  core.push(worker, job, false);
+  io_core::wake(*core.workers[worker]);
 }
 
-caf::expected<std::shared_ptr<reactor>> reactor::shared() {
-  static std::mutex mtx;
-  static std::weak_ptr<reactor> instance;
-  std::lock_guard<std::mutex> guard{mtx};
-  if (auto ptr = instance.lock())
-    return ptr;
-  auto res = make();
-  if (res)
-    instance = *res;
-  return res;
+void io_internal_enqueue(io_core& core, size_t worker, caf::resumable* job) {
+  core.push(worker, job, true);
 }
 
-reactor::~reactor() {
-  stop();
+void io_resume_later(io_core& core, size_t worker, caf::resumable* job) {
+  core.push(worker, job, true);
 }
 
-void reactor::stop() {
-  if (!core_)
-    return;
-  core_->stop_threads();
-  for (auto& p : core_->pollers) {
-    if (!p.thread.joinable())
-      continue;
-    if (p.thread.get_id() == std::this_thread::get_id())
-      p.thread.detach(); // it returns on its own after this event
-    else
-      p.thread.join();
+caf::resumable* io_take(io_core& core, size_t worker) {
+  return core.pop(*core.workers[worker]);
+}
+
+caf::resumable* io_dequeue(io_core& core, size_t index, caf::execution_unit* unit) {
+  auto& me = *core.workers[index];
+  this_core = &core;
+  this_worker = index;
+  me.busy.store(false, std::memory_order_relaxed);
+  for (;;) {
+    // A busy worker still looks at its sockets every so many jobs.
+    if (++me.since_poll >= poll_interval) {
+      me.since_poll = 0;
+      core.poll_now(me, unit, true);
+      if (core.workers.size() > 1)
+        core.check_stuck(index, unit);
+    }
+    auto* job = core.pop(me);
+    if (job == nullptr)
+      job = core.steal(index);
+    if (job != nullptr) {
+      me.busy.store(true, std::memory_order_relaxed);
+      me.runs.fetch_add(1, std::memory_order_relaxed);
+      return job;
+    }
+    me.since_poll = 0;
+    core.sleep(index, unit);
   }
-  std::vector<slot> dropped;
-  {
-    std::lock_guard<std::mutex> guard{core_->mtx};
-    dropped.swap(core_->table);
-    core_->count = 0;
-  }
 }
+
+} // namespace detail
+
+// -- reactor ----------------------------------------------------------------------
+
+using detail::io_core;
+using detail::slot;
+using detail::spin_lock;
+
+reactor::reactor(std::shared_ptr<io_core> core) : core_(std::move(core)) {
+}
+
+reactor::~reactor() = default;
+
+caf::expected<std::shared_ptr<reactor>> reactor::of(caf::actor_system& sys) {
+  auto* sched = dynamic_cast<io_scheduler*>(&sys.scheduler());
+  if (sched == nullptr || !sched->io())
+    return caf::make_error(errc::reactor_unavailable,
+                           "the actor system does not run atl::io_scheduler; call "
+                           "atl::register_types(cfg) before creating it");
+  if (!sched->io()->running())
+    return caf::make_error(errc::reactor_unavailable, "the actor system is shutting down");
+  return sched->io();
+}
+
+bool reactor::running() const noexcept {
+  return core_->running.load();
+}
+
+namespace {
+
+caf::error system_error(errc code, const char* what, int err) {
+  return caf::make_error(code, what, std::string{std::strerror(err)});
+}
+
+} // namespace
 
 caf::expected<fd_registration> reactor::add(int fd, caf::strong_actor_ptr owner,
                                             uint32_t interest) {
@@ -460,73 +688,68 @@ caf::expected<fd_registration> reactor::add(int fd, caf::strong_actor_ptr owner,
 }
 
 caf::expected<fd_registration> reactor::add_shared(int fd, uint32_t interest) {
-  auto sh = std::make_unique<shared_owners>();
+  auto sh = std::make_unique<detail::shared_owners>();
   sh->interest = interest;
   return add_impl(fd, nullptr, std::move(sh), interest);
 }
 
-caf::expected<fd_registration> reactor::add_impl(int fd, caf::strong_actor_ptr owner,
-                                                 std::unique_ptr<shared_owners> shared,
-                                                 uint32_t interest) {
-  if (fd < 0)
-    return caf::make_error(errc::registration_failed, "invalid fd");
-  if (core_->stopping.load())
+caf::expected<fd_registration>
+reactor::add_impl(int fd, caf::strong_actor_ptr owner,
+                  std::unique_ptr<detail::shared_owners> shared, uint32_t interest) {
+  auto& core = *core_;
+  if (!core.running.load())
     return caf::make_error(errc::reactor_unavailable, "reactor stopped");
-  auto token = core_->make_token();
-  auto ufd = static_cast<size_t>(fd);
-  {
-    std::lock_guard<std::mutex> guard{core_->mtx};
-    if (ufd >= core_->table.size())
-      core_->table.resize(std::max(ufd + 1, core_->table.size() * 2));
-    if (core_->table[ufd].token != 0)
-      return caf::make_error(errc::registration_failed, "fd already registered",
-                             std::to_string(fd));
-    core_->table[ufd].owner = std::move(owner);
-    core_->table[ufd].shared = std::move(shared);
-    core_->table[ufd].token = token;
-    ++core_->count;
-  }
+  auto* s = core.slot_for(fd, true);
+  if (s == nullptr)
+    return caf::make_error(errc::registration_failed, "invalid fd", std::to_string(fd));
+  auto token = core.make_token();
+  auto poller = static_cast<uint32_t>(core.next_poller.fetch_add(1, std::memory_order_relaxed)
+                                      % core.workers.size());
+  std::lock_guard<spin_lock> guard{s->lock};
+  if (s->token != 0)
+    return caf::make_error(errc::registration_failed, "fd already registered",
+                           std::to_string(fd));
   epoll_event ev{};
   ev.events = interest | EPOLLONESHOT | EPOLLRDHUP;
-  ev.data.u64 = pack(fd, token);
-  if (epoll_ctl(core_->poller_for(fd).epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-    auto err = errno;
-    std::lock_guard<std::mutex> guard{core_->mtx};
-    core_->table[ufd] = slot{};
-    --core_->count;
-    return caf::make_error(errc::registration_failed, "epoll_ctl(ADD)",
-                           std::string{std::strerror(err)});
-  }
+  ev.data.u64 = detail::pack(fd, token);
+  if (epoll_ctl(core.workers[poller]->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+    return system_error(errc::registration_failed, "epoll_ctl(ADD)", errno);
+  s->token = token;
+  s->poller = poller;
+  s->owner = std::move(owner);
+  s->shared = std::move(shared);
+  core.count.fetch_add(1, std::memory_order_relaxed);
   return fd_registration{fd, token};
 }
 
 caf::error reactor::join(const fd_registration& reg, caf::strong_actor_ptr owner) {
   if (!reg || !owner)
     return caf::make_error(errc::registration_failed, "invalid registration or owner");
-  std::lock_guard<std::mutex> guard{core_->mtx};
-  auto ufd = static_cast<size_t>(reg.fd);
-  if (ufd >= core_->table.size() || core_->table[ufd].token != reg.token
-      || !core_->table[ufd].shared)
+  auto* s = core_->slot_for(reg.fd, false);
+  if (s == nullptr)
+    return caf::make_error(errc::registration_failed, "stale registration");
+  std::lock_guard<spin_lock> guard{s->lock};
+  if (s->token != reg.token || !s->shared)
     return caf::make_error(errc::registration_failed, "stale or not a shared registration");
-  auto& sh = *core_->table[ufd].shared;
+  auto& sh = *s->shared;
   sh.owners.push_back(std::move(owner));
   if (sh.waiting) {
     sh.waiting = false;
-    if (core_->arm(reg.fd, reg.token, sh.interest) != 0)
-      return caf::make_error(errc::registration_failed, "epoll_ctl(MOD)",
-                             std::string{std::strerror(errno)});
+    if (core_->arm(*s, reg.fd, sh.interest) != 0)
+      return system_error(errc::registration_failed, "epoll_ctl(MOD)", errno);
   }
   return caf::none;
 }
 
 void reactor::leave(const fd_registration& reg, const caf::actor_addr& owner) {
   caf::strong_actor_ptr released; // dropped outside the lock
-  std::lock_guard<std::mutex> guard{core_->mtx};
-  auto ufd = static_cast<size_t>(reg.fd);
-  if (!reg || ufd >= core_->table.size() || core_->table[ufd].token != reg.token
-      || !core_->table[ufd].shared)
+  auto* s = core_->slot_for(reg.fd, false);
+  if (!reg || s == nullptr)
     return;
-  auto& sh = *core_->table[ufd].shared;
+  std::lock_guard<spin_lock> guard{s->lock};
+  if (s->token != reg.token || !s->shared)
+    return;
+  auto& sh = *s->shared;
   auto id = owner.id();
   auto i = std::find_if(sh.owners.begin(), sh.owners.end(),
                         [id](const caf::strong_actor_ptr& p) { return p->id() == id; });
@@ -540,49 +763,50 @@ void reactor::leave(const fd_registration& reg, const caf::actor_addr& owner) {
     if (sh.owners.empty())
       sh.waiting = true;
     else
-      core_->arm(reg.fd, reg.token, sh.interest);
+      core_->arm(*s, reg.fd, sh.interest);
   }
 }
 
 caf::error reactor::rearm(const fd_registration& reg, uint32_t interest) {
   if (!reg)
     return caf::make_error(errc::registration_failed, "invalid registration");
-  epoll_event ev{};
-  ev.events = interest | EPOLLONESHOT | EPOLLRDHUP;
-  ev.data.u64 = pack(reg.fd, reg.token);
-  {
-    // Re-arming a stale registration would arm someone else's fd.
-    std::lock_guard<std::mutex> guard{core_->mtx};
-    auto ufd = static_cast<size_t>(reg.fd);
-    if (ufd >= core_->table.size() || core_->table[ufd].token != reg.token)
-      return caf::make_error(errc::registration_failed, "stale registration");
-    if (auto& sh = core_->table[ufd].shared) {
-      sh->outstanding = 0;
-      sh->interest = interest;
-    }
+  auto* s = core_->slot_for(reg.fd, false);
+  if (s == nullptr)
+    return caf::make_error(errc::registration_failed, "stale registration");
+  // Under the fd's lock: re-arming a stale registration would arm the fd of
+  // someone else.
+  std::lock_guard<spin_lock> guard{s->lock};
+  if (s->token != reg.token)
+    return caf::make_error(errc::registration_failed, "stale registration");
+  if (auto& sh = s->shared) {
+    sh->outstanding = 0;
+    sh->interest = interest;
   }
-  if (epoll_ctl(core_->poller_for(reg.fd).epfd, EPOLL_CTL_MOD, reg.fd, &ev) != 0)
-    return caf::make_error(errc::registration_failed, "epoll_ctl(MOD)",
-                           std::string{std::strerror(errno)});
+  if (core_->arm(*s, reg.fd, interest) != 0)
+    return system_error(errc::registration_failed, "epoll_ctl(MOD)", errno);
   return caf::none;
 }
 
 void reactor::remove(const fd_registration& reg) {
   if (!reg)
     return;
-  slot released; // dropped outside the lock
+  auto* s = core_->slot_for(reg.fd, false);
+  if (s == nullptr)
+    return;
+  caf::strong_actor_ptr owner; // dropped outside the lock
+  std::unique_ptr<detail::shared_owners> shared;
   {
-    std::lock_guard<std::mutex> guard{core_->mtx};
-    auto ufd = static_cast<size_t>(reg.fd);
-    if (ufd >= core_->table.size() || core_->table[ufd].token != reg.token)
+    std::lock_guard<spin_lock> guard{s->lock};
+    if (s->token != reg.token)
       return;
-    released = std::move(core_->table[ufd]);
-    core_->table[ufd] = slot{};
-    --core_->count;
-    // DEL under the lock: a concurrent add of the same fd number must come
-    // after the kernel forgot this registration.
-    epoll_ctl(core_->poller_for(reg.fd).epfd, EPOLL_CTL_DEL, reg.fd, nullptr);
+    // DEL under the lock: a later add of the same fd number must come after
+    // the kernel forgot this registration.
+    epoll_ctl(core_->workers[s->poller]->epfd, EPOLL_CTL_DEL, reg.fd, nullptr);
+    s->token = 0;
+    owner = std::move(s->owner);
+    shared = std::move(s->shared);
   }
+  core_->count.fetch_sub(1, std::memory_order_relaxed);
 }
 
 reactor_timer::~reactor_timer() {
@@ -590,42 +814,81 @@ reactor_timer::~reactor_timer() {
 }
 
 void reactor::schedule(reactor_timer& timer, caf::strong_actor_ptr owner, int64_t due,
-                       uint64_t tag, int affinity) {
+                       uint64_t tag) {
   cancel(timer);
-  auto& p = core_->poller_for(std::max(affinity, 0));
+  auto& core = *core_;
+  if (!core.running.load())
+    return;
+  auto index = detail::this_core == &core
+                 ? detail::this_worker
+                 : core.next_poller.fetch_add(1, std::memory_order_relaxed) % core.workers.size();
+  auto& w = *core.workers[index];
   bool earliest = false;
   {
-    std::lock_guard<std::mutex> guard{p.timers->mtx};
-    timer_heap_access::setup(timer, caf::actor_cast<caf::weak_actor_ptr>(owner), due, tag);
-    timer_heap_access::insert(p.timers->items, &timer, p.timers.get());
-    earliest = p.timers->items.front() == &timer;
+    std::lock_guard<std::mutex> guard{w.timers.mtx};
+    detail::timer_heap_access::setup(timer, caf::actor_cast<caf::weak_actor_ptr>(owner), due,
+                                     tag);
+    detail::timer_heap_access::insert(w.timers, &timer);
+    earliest = w.timers.items.front() == &timer;
   }
-  if (earliest) {
-    // The poller sleeps until its earliest timer: wake it to look again.
-    uint64_t one = 1;
-    [[maybe_unused]] auto res = ::write(p.wakefd, &one, sizeof(one));
-  }
+  // A sleeping worker waits until its earliest timer: wake it to look again.
+  if (earliest && !(detail::this_core == &core && detail::this_worker == index))
+    io_core::wake(w);
 }
 
 void reactor::cancel(reactor_timer& timer) {
-  auto* h = static_cast<timer_heap*>(timer_heap_access::heap_of(timer));
+  auto* h = timer.heap_.load(std::memory_order_acquire);
   if (h == nullptr)
     return;
   caf::weak_actor_ptr released; // dropped outside the lock
   std::lock_guard<std::mutex> guard{h->mtx};
-  if (timer.index_ != reactor_timer::npos) {
-    timer_heap_access::erase(h->items, &timer);
+  if (timer.index_ != reactor_timer::npos && timer.heap_.load() == h) {
+    detail::timer_heap_access::erase(*h, &timer);
     released = std::move(timer.owner_);
   }
 }
 
-size_t reactor::size() const {
-  std::lock_guard<std::mutex> guard{core_->mtx};
-  return core_->count;
+size_t reactor::size() const noexcept {
+  return core_->count.load(std::memory_order_relaxed);
 }
 
 size_t reactor::num_pollers() const noexcept {
-  return core_->pollers.size();
+  return core_->workers.size();
+}
+
+// -- io_scheduler ---------------------------------------------------------------------
+
+io_scheduler::io_scheduler(caf::actor_system& sys) : super(sys) {
+}
+
+caf::actor_system::module* io_scheduler::make(caf::actor_system& sys, caf::detail::type_list<>) {
+  return new io_scheduler(sys);
+}
+
+void io_scheduler::init(caf::actor_system_config& cfg) {
+  super::init(cfg);
+  auto threads = caf::get_if<size_t>(&cfg, "scheduler.max-threads");
+  if (!threads || *threads == 0)
+    num_workers_ = std::max<size_t>(std::thread::hardware_concurrency(), 1);
+  if (!caf::get_if<size_t>(&cfg, "scheduler.max-throughput"))
+    max_throughput_ = 100;
+}
+
+void io_scheduler::start() {
+  // Writing to a socket whose peer is gone must not kill the process;
+  // OpenSSL writes through plain write(2), so SIGPIPE is ignored
+  // process-wide.
+  std::signal(SIGPIPE, SIG_IGN);
+  auto core = std::make_shared<io_core>(num_workers());
+  data().core = core;
+  io_.reset(new reactor(std::move(core)));
+  super::start();
+}
+
+void io_scheduler::stop() {
+  super::stop();
+  if (io_)
+    io_->core_->shut_down();
 }
 
 } // namespace atl

@@ -1,17 +1,19 @@
-// The reactor: epoll poller threads that turn file-descriptor readiness into
-// `socket_ready` messages to the owning actor.
+// The reactor: the epoll side of Atoll's I/O scheduler. It turns
+// file-descriptor readiness and timers into messages to the owning actor,
+// which then runs on the scheduler worker that saw the event.
 #pragma once
 
-#include <cstddef>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
 #include <caf/actor_addr.hpp>
-#include <caf/weak_intrusive_ptr.hpp>
 #include <caf/actor_control_block.hpp>
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
+#include <caf/fwd.hpp>
+#include <caf/weak_intrusive_ptr.hpp>
 
 namespace atl {
 
@@ -45,13 +47,20 @@ struct fd_registration {
   }
 };
 
-class reactor;
+class io_scheduler;
+
+namespace detail {
+struct io_core;
+struct shared_owners;
+struct timer_heap;
+struct timer_heap_access;
+} // namespace detail
 
 /// A one-shot timer of the reactor, embedded in its owner (no allocation per
-/// timer). When due, the owner gets `(reactor_timer_atom, uint64_t tag)`
-/// (run inline like socket events). The owner must `cancel` it before it
-/// goes away (e.g. in its cleanup); destroying an armed timer cancels it.
-/// Used by one actor at a time.
+/// timer). When due, the owner gets `(reactor_timer_atom, uint64_t tag)`,
+/// delivered like socket events. The owner must `cancel` it before it goes
+/// away (e.g. in its cleanup); destroying an armed timer cancels it. Used by
+/// one actor at a time.
 class reactor_timer {
 public:
   reactor_timer() = default;
@@ -72,56 +81,43 @@ public:
 
 private:
   friend class reactor;
-  friend struct timer_heap_access;
+  friend struct detail::timer_heap_access;
   static constexpr size_t npos = static_cast<size_t>(-1);
 
   caf::weak_actor_ptr owner_;
   int64_t due_ = 0;
   uint64_t tag_ = 0;
-  size_t index_ = npos;              // position in the poller's heap
-  std::atomic<void*> heap_{nullptr}; // the poller's timer heap while armed
+  size_t index_ = npos;                         // position in the heap
+  std::atomic<detail::timer_heap*> heap_{nullptr}; // the heap while armed
 };
 
-/// A set of epoll poller threads. For a ready fd a poller sends
+/// The I/O side of an actor system that runs `atl::io_scheduler` (loaded by
+/// `atl::register_types`): one epoll instance and one timer heap per
+/// scheduler worker. A worker waits in `epoll_wait` when it has no actor to
+/// run, and polls between actor runs when it has; for a ready fd it enqueues
 /// `(socket_ready_atom, int fd, uint32_t events, uint32_t token)` to the fd's
-/// owner with normal priority, and (by default, see
-/// `options::run_owners_inline`) runs that owner right away on its own thread. Interest is one-shot: after an
-/// event the fd stays silent until its owner calls `rearm`, which mirrors
-/// Erlang's `{active, once}` and gives per-connection back-pressure.
+/// owner and runs that owner itself, on the thread that saw the event.
+/// Interest is one-shot: after an event the fd stays silent until its owner
+/// calls `rearm`, which mirrors Erlang's `{active, once}` and gives
+/// per-connection back-pressure. New registrations are spread over the
+/// workers' epoll instances, round-robin.
 ///
-/// All member functions are thread-safe. The reactor holds a strong
-/// reference to each owner only while the fd is registered; owners must call
-/// `remove` before closing the fd. Destroying the last `shared_ptr` stops the
-/// pollers (joining them unless it happens on a poller thread itself).
+/// The reactor lives and dies with its actor system: the scheduler stops it
+/// after its workers have ended, which drops every registration and timer;
+/// afterwards registering fails with `errc::reactor_unavailable` and the
+/// other calls do nothing.
+///
+/// All member functions are thread-safe and take no lock shared by all
+/// registrations: each fd has its own small lock, each worker its own timer
+/// heap. The reactor holds a strong reference to each owner while its fd is
+/// registered; owners must call `remove` before closing the fd.
 class reactor {
 public:
-  /// Construction options.
-  struct options {
-    /// Number of poller threads (each with its own epoll instance); fds are
-    /// spread over them by fd number.
-    size_t num_pollers = 1;
-    /// Run the owner of a ready fd on the poller thread itself (the poller is
-    /// a CAF execution unit for that one actor), instead of waking a
-    /// scheduler worker: no thread hop per socket event. Anything else that
-    /// becomes ready meanwhile (recipients of its messages, actors it spawns)
-    /// still goes to the CAF scheduler, and detached actors keep their own
-    /// threads. An owner that blocks stalls its poller: run blocking
-    /// handlers detached.
-    bool run_owners_inline = true;
-    /// Messages an inline owner may process per run before yielding.
-    size_t max_throughput = 64;
-  };
-
-  /// Creates a reactor and starts its pollers. Errors:
-  /// `errc::reactor_unavailable` (epoll_create1 / eventfd / thread failure).
-  static caf::expected<std::shared_ptr<reactor>> make(options opts);
-
-  /// Creates a reactor with default options.
-  static caf::expected<std::shared_ptr<reactor>> make();
-
-  /// Returns the process-wide shared reactor, creating it on first use; it
-  /// lives as long as someone holds it. Errors as `make`.
-  static caf::expected<std::shared_ptr<reactor>> shared();
+  /// The reactor of `sys`, whose scheduler must be `atl::io_scheduler`.
+  /// Errors: `errc::reactor_unavailable` (another scheduler: call
+  /// `atl::register_types(cfg)` before creating the system; or the system
+  /// is shutting down). Any thread.
+  [[nodiscard]] static caf::expected<std::shared_ptr<reactor>> of(caf::actor_system& sys);
 
   ~reactor();
 
@@ -132,18 +128,19 @@ public:
   /// (`io_events::readable` and/or `io_events::writable`). Errors:
   /// `errc::registration_failed` (fd already registered, epoll_ctl failed),
   /// `errc::reactor_unavailable` (stopped).
-  caf::expected<fd_registration> add(int fd, caf::strong_actor_ptr owner, uint32_t interest);
+  [[nodiscard]] caf::expected<fd_registration> add(int fd, caf::strong_actor_ptr owner,
+                                                   uint32_t interest);
 
   /// Registers `fd` to be shared by several owners (e.g. the acceptors of one
   /// listen socket): each one-shot event goes to one owner, round-robin, and
   /// only that owner re-arms. Owners come and go with `join` and `leave`;
   /// while there is none, an event waits (disarmed) for the next to join.
   /// Errors as `add`.
-  caf::expected<fd_registration> add_shared(int fd, uint32_t interest);
+  [[nodiscard]] caf::expected<fd_registration> add_shared(int fd, uint32_t interest);
 
   /// Adds an owner to a shared registration and arms it if an event is
   /// waiting. Errors: `errc::registration_failed` (stale or not shared).
-  caf::error join(const fd_registration& reg, caf::strong_actor_ptr owner);
+  [[nodiscard]] caf::error join(const fd_registration& reg, caf::strong_actor_ptr owner);
 
   /// Removes an owner from a shared registration. If the last event went to
   /// this owner and it did not re-arm, the fd is re-armed so that another
@@ -152,7 +149,7 @@ public:
 
   /// Re-enables the one-shot interest of a registration. Errors:
   /// `errc::registration_failed` (stale registration or epoll_ctl failed).
-  caf::error rearm(const fd_registration& reg, uint32_t interest);
+  [[nodiscard]] caf::error rearm(const fd_registration& reg, uint32_t interest);
 
   /// Removes a registration (no-op if it is stale). After it returns, no new
   /// event for it is sent; one already in the owner's mailbox may remain and
@@ -161,9 +158,9 @@ public:
 
   /// Arms `timer` to send `(reactor_timer_atom, tag)` to `owner` at `due`
   /// (monotonic ns, see `telemetry::monotonic_time`); re-arms it if armed.
-  /// The poller of `owner`'s fds (by `affinity`, e.g. its fd) serves it.
-  void schedule(reactor_timer& timer, caf::strong_actor_ptr owner, int64_t due, uint64_t tag,
-                int affinity);
+  /// Called on a worker, the timer goes to that worker's heap; elsewhere to
+  /// one chosen round-robin. Does nothing once the reactor stopped.
+  void schedule(reactor_timer& timer, caf::strong_actor_ptr owner, int64_t due, uint64_t tag);
 
   /// Disarms `timer` (no-op if not armed). After it returns the reactor no
   /// longer touches `timer`; a message already on its way may still arrive
@@ -171,28 +168,24 @@ public:
   static void cancel(reactor_timer& timer);
 
   /// Number of currently registered fds.
-  size_t size() const;
+  size_t size() const noexcept;
 
-  /// Number of poller threads.
+  /// Number of pollers (= scheduler workers).
   size_t num_pollers() const noexcept;
 
-  /// Stops the pollers and drops all registrations. Idempotent.
-  void stop();
-
-  /// Opaque implementation shared with the poller threads.
-  struct core;
-
-  /// Opaque owner list of a shared registration.
-  struct shared_owners;
+  /// True until the scheduler stopped the reactor.
+  bool running() const noexcept;
 
 private:
-  explicit reactor(std::shared_ptr<core> impl);
+  friend class io_scheduler;
+
+  explicit reactor(std::shared_ptr<detail::io_core> core);
 
   caf::expected<fd_registration> add_impl(int fd, caf::strong_actor_ptr owner,
-                                           std::unique_ptr<shared_owners> shared,
+                                           std::unique_ptr<detail::shared_owners> shared,
                                            uint32_t interest);
 
-  std::shared_ptr<core> core_;
+  std::shared_ptr<detail::io_core> core_;
 };
 
 } // namespace atl

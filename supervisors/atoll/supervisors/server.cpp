@@ -24,7 +24,8 @@ std::string to_string(server_status x) {
 namespace {
 
 /// Validates the options and builds the server's shared context.
-caf::expected<std::shared_ptr<detail::server_context>> make_context(server_options opts) {
+caf::expected<std::shared_ptr<detail::server_context>> make_context(caf::actor_system& sys,
+                                                                    server_options opts) {
   if (auto err = validate(opts))
     return err;
   if (opts.tls) {
@@ -34,15 +35,11 @@ caf::expected<std::shared_ptr<detail::server_context>> make_context(server_optio
     opts.transport_layer = tls_transport_factory(*tls);
     opts.transport_name = "tls";
   }
-  auto io = opts.io;
-  if (!io) {
-    auto shared = reactor::shared();
-    if (!shared)
-      return shared.error();
-    io = *shared;
-  }
+  auto io = reactor::of(sys);
+  if (!io)
+    return io.error();
   auto events = opts.telemetry ? opts.telemetry : telemetry::default_bus();
-  return std::make_shared<detail::server_context>(std::move(opts), std::move(io),
+  return std::make_shared<detail::server_context>(std::move(opts), std::move(*io),
                                                   std::move(events));
 }
 
@@ -61,7 +58,7 @@ server_tree(const std::shared_ptr<detail::server_context>& ctx) {
 } // namespace
 
 caf::expected<server> start_server(caf::actor_system& sys, server_options opts) {
-  auto ctx = make_context(std::move(opts));
+  auto ctx = make_context(sys, std::move(opts));
   if (!ctx)
     return ctx.error();
   auto [flags, children] = server_tree(*ctx);
@@ -74,7 +71,7 @@ caf::expected<server> start_server(caf::actor_system& sys, server_options opts) 
 
 caf::expected<server_child> make_server_child(caf::actor_system& sys, std::string id,
                                               server_options opts) {
-  auto ctx = make_context(std::move(opts));
+  auto ctx = make_context(sys, std::move(opts));
   if (!ctx)
     return ctx.error();
   auto [flags, children] = server_tree(*ctx);

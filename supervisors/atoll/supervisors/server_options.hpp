@@ -12,7 +12,6 @@
 
 #include "atoll/handlers/connection_actor.hpp"
 #include "atoll/handlers/handler.hpp"
-#include "atoll/runtime/reactor.hpp"
 #include "atoll/runtime/supervisor.hpp"
 #include "atoll/runtime/telemetry.hpp"
 #include "atoll/transports/endpoint.hpp"
@@ -73,8 +72,6 @@ struct server_options {
   std::string name = "server";
   /// Where telemetry goes (default: `telemetry::default_bus()`).
   std::shared_ptr<telemetry::bus> telemetry;
-  /// The reactor (default: `reactor::shared()`).
-  std::shared_ptr<reactor> io;
   /// Test seam: replaces accept4(2) in the acceptors.
   accept_function accept_hook;
 
