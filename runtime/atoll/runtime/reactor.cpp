@@ -91,11 +91,20 @@ struct shared_owners {
 
 namespace {
 
-/// One fd's registration.
+/// One fd's registration. A plain registration stays in its epoll instance,
+/// level-triggered, while its owner wants events: `pending` keeps a second
+/// event from being delivered before the owner acknowledged the first (by
+/// `rearm`), and an fd that is reported again meanwhile to a worker with
+/// nothing else to do is taken out of epoll (`in_epoll` false) until then.
+/// So the owner sees one-shot interest, at no epoll_ctl per event. Shared
+/// registrations are one-shot in epoll itself.
 struct slot {
   spin_lock lock;
-  uint32_t token = 0;  // 0: not registered
-  uint32_t poller = 0; // the worker whose epoll instance has the fd
+  uint32_t token = 0;    // 0: not registered
+  uint32_t poller = 0;   // the worker whose epoll instance has the fd
+  uint32_t interest = 0; // in epoll (plain registrations)
+  bool in_epoll = false; // plain registrations
+  bool pending = false;  // plain: an event was delivered, not yet acknowledged
   caf::strong_actor_ptr owner;
   std::unique_ptr<shared_owners> shared;
 };
@@ -272,16 +281,28 @@ struct io_core {
     return t;
   }
 
-  /// The owner of the next event of (fd, token), if still registered.
-  caf::strong_actor_ptr owner_of(int fd, uint32_t token) {
+  /// The owner of the next event of (fd, token), if still registered and
+  /// not still busy with the last one. With `park`, an fd reported while its
+  /// owner is busy leaves epoll until the owner acknowledges (the caller
+  /// would otherwise see it again at once, in a loop).
+  caf::strong_actor_ptr owner_of(int fd, uint32_t token, bool park) {
     auto* s = slot_for(fd, false);
     if (s == nullptr)
       return nullptr;
     std::lock_guard<spin_lock> guard{s->lock};
     if (s->token != token)
       return nullptr;
-    if (!s->shared)
+    if (!s->shared) {
+      if (s->pending) {
+        if (park && s->in_epoll) {
+          epoll_ctl(workers[s->poller]->epfd, EPOLL_CTL_DEL, fd, nullptr);
+          s->in_epoll = false;
+        }
+        return nullptr;
+      }
+      s->pending = true;
       return s->owner;
+    }
     auto& sh = *s->shared;
     if (sh.owners.empty()) {
       sh.waiting = true;
@@ -292,12 +313,38 @@ struct io_core {
     return owner;
   }
 
-  /// Re-arms a registration's one-shot interest (slot lock held).
+  /// Re-arms a shared registration's one-shot interest (slot lock held).
   int arm(const slot& s, int fd, uint32_t interest) {
     epoll_event ev{};
     ev.events = interest | EPOLLONESHOT | EPOLLRDHUP;
     ev.data.u64 = pack(fd, s.token);
     return epoll_ctl(workers[s.poller]->epfd, EPOLL_CTL_MOD, fd, &ev);
+  }
+
+  /// Acknowledges the last event of a plain registration and sets its
+  /// interest (slot lock held). Calls epoll_ctl only if epoll's view
+  /// changes.
+  int acknowledge(slot& s, int fd, uint32_t interest) {
+    s.pending = false;
+    auto epfd = workers[s.poller]->epfd;
+    if (interest == 0) {
+      // Nothing wanted: out of epoll, where errors and hang-ups would still
+      // be reported.
+      if (s.in_epoll && epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nullptr) != 0)
+        return -1;
+      s.in_epoll = false;
+      return 0;
+    }
+    if (s.in_epoll && s.interest == interest)
+      return 0;
+    epoll_event ev{};
+    ev.events = interest | EPOLLRDHUP;
+    ev.data.u64 = pack(fd, s.token);
+    if (epoll_ctl(epfd, s.in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0)
+      return -1;
+    s.in_epoll = true;
+    s.interest = interest;
+    return 0;
   }
 
   /// Wakes `w` if it sleeps (and nobody woke it yet).
@@ -373,7 +420,7 @@ struct io_core {
   /// and the due timers of `w`, with `unit` as execution unit: an owner
   /// that was idle joins `unit`'s queue. Returns the number delivered.
   size_t deliver(worker_state& w, const epoll_event* events, int n, caf::execution_unit* unit,
-                 bool own) {
+                 bool own, bool park) {
     size_t delivered = 0;
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 == wake_key) {
@@ -385,7 +432,7 @@ struct io_core {
       }
       auto fd = static_cast<int>(events[i].data.u64 & 0xFFFFFFFFu);
       auto token = static_cast<uint32_t>(events[i].data.u64 >> 32);
-      auto owner = owner_of(fd, token);
+      auto owner = owner_of(fd, token, park);
       if (!owner)
         continue;
       owner->enqueue(caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
@@ -444,7 +491,7 @@ struct io_core {
   size_t poll_now(worker_state& w, caf::execution_unit* unit, bool own) {
     epoll_event events[max_events];
     auto n = epoll_wait(w.epfd, events, max_events, 0);
-    return deliver(w, events, std::max(n, 0), unit, own);
+    return deliver(w, events, std::max(n, 0), unit, own, false);
   }
 
   bool others_busy(size_t self) const {
@@ -499,7 +546,9 @@ struct io_core {
       me.sleeping.store(false, std::memory_order_relaxed);
     }
     sleepers.fetch_sub(1, std::memory_order_relaxed);
-    deliver(me, events, std::max(n, 0), unit, true);
+    // Nothing queued here: an fd whose owner is still busy elsewhere is
+    // parked, or the next epoll_wait would return it again at once.
+    deliver(me, events, std::max(n, 0), unit, true, true);
     if (checking)
       check_stuck(self, unit);
   }
@@ -710,10 +759,13 @@ reactor::add_impl(int fd, caf::strong_actor_ptr owner,
     return caf::make_error(errc::registration_failed, "fd already registered",
                            std::to_string(fd));
   epoll_event ev{};
-  ev.events = interest | EPOLLONESHOT | EPOLLRDHUP;
+  ev.events = interest | EPOLLRDHUP | (shared ? EPOLLONESHOT : 0u);
   ev.data.u64 = detail::pack(fd, token);
-  if (epoll_ctl(core.workers[poller]->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+  if (interest != 0 && epoll_ctl(core.workers[poller]->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
     return system_error(errc::registration_failed, "epoll_ctl(ADD)", errno);
+  s->interest = interest;
+  s->in_epoll = interest != 0;
+  s->pending = false;
   s->token = token;
   s->poller = poller;
   s->owner = std::move(owner);
@@ -781,9 +833,12 @@ caf::error reactor::rearm(const fd_registration& reg, uint32_t interest) {
   if (auto& sh = s->shared) {
     sh->outstanding = 0;
     sh->interest = interest;
+    if (core_->arm(*s, reg.fd, interest) != 0)
+      return system_error(errc::registration_failed, "epoll_ctl(MOD)", errno);
+    return caf::none;
   }
-  if (core_->arm(*s, reg.fd, interest) != 0)
-    return system_error(errc::registration_failed, "epoll_ctl(MOD)", errno);
+  if (core_->acknowledge(*s, reg.fd, interest) != 0)
+    return system_error(errc::registration_failed, "epoll_ctl", errno);
   return caf::none;
 }
 
@@ -801,7 +856,9 @@ void reactor::remove(const fd_registration& reg) {
       return;
     // DEL under the lock: a later add of the same fd number must come after
     // the kernel forgot this registration.
-    epoll_ctl(core_->workers[s->poller]->epfd, EPOLL_CTL_DEL, reg.fd, nullptr);
+    if (s->shared || s->in_epoll)
+      epoll_ctl(core_->workers[s->poller]->epfd, EPOLL_CTL_DEL, reg.fd, nullptr);
+    s->in_epoll = false;
     s->token = 0;
     owner = std::move(s->owner);
     shared = std::move(s->shared);

@@ -99,8 +99,10 @@ private:
 /// owner and runs that owner itself, on the thread that saw the event.
 /// Interest is one-shot: after an event the fd stays silent until its owner
 /// calls `rearm`, which mirrors Erlang's `{active, once}` and gives
-/// per-connection back-pressure. New registrations are spread over the
-/// workers' epoll instances, round-robin.
+/// per-connection back-pressure. (Inside, a plain registration stays in
+/// epoll level-triggered and is held back while its owner has an event it
+/// has not acknowledged, so an unchanged `rearm` costs no system call.) New
+/// registrations are spread over the workers' epoll instances, round-robin.
 ///
 /// The reactor lives and dies with its actor system: the scheduler stops it
 /// after its workers have ended, which drops every registration and timer;
