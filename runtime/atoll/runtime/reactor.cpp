@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -54,6 +55,7 @@ constexpr size_t chunk_bits = 10;
 constexpr size_t chunk_size = size_t{1} << chunk_bits;
 /// Upper bound of the fd table (fds at or above it cannot be registered).
 constexpr size_t max_table_fds = size_t{1} << 24;
+constexpr size_t npos = static_cast<size_t>(-1);
 
 uint64_t pack(int fd, uint32_t token) {
   return (static_cast<uint64_t>(token) << 32) | static_cast<uint32_t>(fd);
@@ -227,8 +229,10 @@ struct alignas(64) worker_state {
   int epfd = -1;
   int wakefd = -1;
   timer_heap timers;
+  std::unique_ptr<caf::execution_unit> unit; // the worker as CAF sees it
   // -- the worker's own thread only --------------------------------------------
   size_t since_poll = 0;
+  size_t stop_budget = static_cast<size_t>(-1); // jobs left to run once stopping
   int64_t last_stuck_check = 0;
   std::vector<uint64_t> seen_runs; // per worker, at the last stuck check
 };
@@ -251,6 +255,28 @@ struct io_core {
   std::atomic<size_t> count{0};
   std::atomic<int> sleepers{0};
   std::atomic<bool> running{true};
+  std::atomic<bool> stopping{false};
+  std::vector<std::thread> threads;
+
+  // -- scheduling (see io_scheduler) ---------------------------------------
+
+  /// Schedules `job` (see `io_scheduler::enqueue`).
+  void enqueue(caf::resumable* job);
+
+  /// The next job of worker `index`, waiting as needed; null once stopping.
+  caf::resumable* next_job(size_t index, caf::execution_unit* unit);
+
+  /// The loop of worker `index`'s thread.
+  void run_worker(caf::actor_system& sys, size_t index, size_t max_throughput);
+
+  /// Starts one thread per worker.
+  void start_workers(caf::actor_system& sys, size_t max_throughput);
+
+  /// Lets each worker run what is queued and end; joins them.
+  void stop_workers();
+
+  /// Hands every job still queued to `f`.
+  void drain_queues(void (*f)(caf::resumable*));
 
   /// The slot of `fd`; with `create`, allocates its chunk. Null if `fd` is
   /// out of range (or its chunk does not exist and `create` is false).
@@ -629,68 +655,128 @@ thread_local size_t this_worker = 0;
 
 } // namespace
 
-// -- policy entry points --------------------------------------------------------
+// -- workers -----------------------------------------------------------------------
 
-void io_central_enqueue(io_core& core, caf::resumable* job) {
-  if (this_core == &core) {
-    core.push(this_worker, job, true);
+/// A worker as CAF sees it: the execution unit its actors run on. Whatever
+/// an actor running here wakes up (the receiver of its message, an actor it
+/// spawns) joins this worker's queue.
+class io_worker final : public caf::execution_unit {
+public:
+  io_worker(caf::actor_system* sys, io_core& core, size_t index)
+    : caf::execution_unit(sys), core_(core), index_(index) {
+  }
+
+  void exec_later(caf::resumable* job) override {
+    core_.push(index_, job, true);
+  }
+
+private:
+  io_core& core_;
+  size_t index_;
+};
+
+void io_core::enqueue(caf::resumable* job) {
+  if (this_core == this) {
+    push(this_worker, job, true);
     return;
   }
   // From outside: a sleeping worker if there is one, else round-robin.
-  auto n = core.workers.size();
-  auto start = core.next_worker.fetch_add(1, std::memory_order_relaxed);
+  auto n = workers.size();
+  auto start = next_worker.fetch_add(1, std::memory_order_relaxed);
   auto target = start % n;
   for (size_t i = 0; i < n; ++i) {
     auto k = (start + i) % n;
-    if (core.workers[k]->sleeping.load(std::memory_order_relaxed)) {
+    if (workers[k]->sleeping.load(std::memory_order_relaxed)) {
       target = k;
       break;
     }
   }
-  io_external_enqueue(core, target, job);
+  push(target, job, false);
+  wake(*workers[target]);
 }
 
-void io_external_enqueue(io_core& core, size_t worker, caf::resumable* job) {
-  core.push(worker, job, false);
-  io_core::wake(*core.workers[worker]);
-}
-
-void io_internal_enqueue(io_core& core, size_t worker, caf::resumable* job) {
-  core.push(worker, job, true);
-}
-
-void io_resume_later(io_core& core, size_t worker, caf::resumable* job) {
-  core.push(worker, job, true);
-}
-
-caf::resumable* io_take(io_core& core, size_t worker) {
-  return core.pop(*core.workers[worker]);
-}
-
-caf::resumable* io_dequeue(io_core& core, size_t index, caf::execution_unit* unit) {
-  auto& me = *core.workers[index];
-  this_core = &core;
-  this_worker = index;
+caf::resumable* io_core::next_job(size_t index, caf::execution_unit* unit) {
+  auto& me = *workers[index];
   me.busy.store(false, std::memory_order_relaxed);
   for (;;) {
+    if (stopping.load(std::memory_order_acquire)) {
+      // Run what was queued when the stop began, nothing after.
+      if (me.stop_budget == npos)
+        me.stop_budget = me.queued.load();
+      if (me.stop_budget == 0)
+        return nullptr;
+      --me.stop_budget;
+      return pop(me);
+    }
     // A busy worker still looks at its sockets every so many jobs.
     if (++me.since_poll >= poll_interval) {
       me.since_poll = 0;
-      core.poll_now(me, unit, true);
-      if (core.workers.size() > 1)
-        core.check_stuck(index, unit);
+      poll_now(me, unit, true);
+      if (workers.size() > 1)
+        check_stuck(index, unit);
     }
-    auto* job = core.pop(me);
+    auto* job = pop(me);
     if (job == nullptr)
-      job = core.steal(index);
+      job = steal(index);
     if (job != nullptr) {
       me.busy.store(true, std::memory_order_relaxed);
       me.runs.fetch_add(1, std::memory_order_relaxed);
       return job;
     }
     me.since_poll = 0;
-    core.sleep(index, unit);
+    sleep(index, unit);
   }
+}
+
+void io_core::run_worker(caf::actor_system& sys, size_t index, size_t max_throughput) {
+  auto name = "atoll.worker." + std::to_string(index);
+  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+  sys.thread_started();
+  this_core = this;
+  this_worker = index;
+  auto* unit = workers[index]->unit.get();
+  while (auto* job = next_job(index, unit)) {
+    switch (job->resume(unit, max_throughput)) {
+      case caf::resumable::resume_later:
+        push(index, job, true); // keeps its reference: it runs again
+        break;
+      case caf::resumable::done:
+      case caf::resumable::awaiting_message:
+        intrusive_ptr_release(job);
+        break;
+      case caf::resumable::shutdown_execution_unit:
+        break;
+    }
+  }
+  this_core = nullptr;
+  sys.thread_terminates();
+}
+
+void io_core::start_workers(caf::actor_system& sys, size_t max_throughput) {
+  // The units outlive the threads: an actor may keep a pointer to the last
+  // one it ran on.
+  for (size_t i = 0; i < workers.size(); ++i)
+    workers[i]->unit = std::make_unique<io_worker>(&sys, *this, i);
+  for (size_t i = 0; i < workers.size(); ++i)
+    threads.emplace_back([this, &sys, i, max_throughput] { run_worker(sys, i, max_throughput); });
+}
+
+void io_core::stop_workers() {
+  stopping.store(true, std::memory_order_release);
+  for (auto& w : workers) {
+    uint64_t one = 1;
+    [[maybe_unused]] auto res = ::write(w->wakefd, &one, sizeof(one));
+  }
+  for (auto& t : threads)
+    if (t.joinable())
+      t.join();
+  threads.clear();
+}
+
+void io_core::drain_queues(void (*f)(caf::resumable*)) {
+  for (auto& w : workers)
+    while (auto* job = pop(*w))
+      f(job);
 }
 
 } // namespace detail
@@ -918,6 +1004,8 @@ size_t reactor::num_pollers() const noexcept {
 io_scheduler::io_scheduler(caf::actor_system& sys) : super(sys) {
 }
 
+io_scheduler::~io_scheduler() = default;
+
 caf::actor_system::module* io_scheduler::make(caf::actor_system& sys, caf::detail::type_list<>) {
   return new io_scheduler(sys);
 }
@@ -937,15 +1025,33 @@ void io_scheduler::start() {
   // process-wide.
   std::signal(SIGPIPE, SIG_IGN);
   auto core = std::make_shared<io_core>(num_workers());
-  data().core = core;
+  core->start_workers(system(), max_throughput());
   io_.reset(new reactor(std::move(core)));
+  clock_thread_ = std::thread{[this] {
+    pthread_setname_np(pthread_self(), "atoll.clock");
+    system().thread_started();
+    clock_.run_dispatch_loop();
+    system().thread_terminates();
+  }};
   super::start();
 }
 
 void io_scheduler::stop() {
-  super::stop();
-  if (io_)
-    io_->core_->shut_down();
+  auto& core = *io_->core_;
+  core.stop_workers();
+  stop_actors();
+  clock_.cancel_dispatch_loop();
+  clock_thread_.join();
+  core.drain_queues(&super::cleanup_and_release);
+  core.shut_down();
+}
+
+void io_scheduler::enqueue(caf::resumable* job) {
+  io_->core_->enqueue(job);
+}
+
+caf::detail::thread_safe_actor_clock& io_scheduler::clock() noexcept {
+  return clock_;
 }
 
 } // namespace atl
