@@ -1,5 +1,7 @@
-// atoll_loadgen: a single-threaded epoll load generator for echo servers,
-// over TCP or (--tls) over TLS 1.3 with OpenSSL.
+// atoll_loadgen: an epoll load generator for echo servers, over TCP or
+// (--tls) over TLS 1.3 with OpenSSL. By default a single thread; with
+// --threads N, N threads each run their own epoll loop over their share of
+// the connections, and the report merges them.
 //
 // Modes (see README.md in this folder):
 //   pingpong   N connections, each in a strict request/response loop with
@@ -19,17 +21,28 @@
 // different offset for each request, and every echoed byte is compared with
 // what was sent, so lost, duplicated or reordered bytes are detected without
 // per-connection buffers.
+//
+// With --server-pid, the CPU time used during the measured interval by that
+// process, by the load generator and by everything else on the machine is
+// reported too (from /proc/PID/stat, getrusage() and /proc/stat).
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -81,6 +94,12 @@ struct options {
   bool check = false;
   bool tls = false;
   bool json = false;
+  /// Threads, each with its own epoll loop and share of the connections.
+  size_t threads = 1;
+  /// Process whose CPU time is measured over the measured interval (0: none).
+  int server_pid = 0;
+  /// Close with a reset (SO_LINGER 0) at the end of the run in every mode.
+  bool reset_close = false;
 };
 
 /// Seconds as a clock duration.
@@ -130,6 +149,13 @@ public:
   void clear() {
     std::fill(counts_.begin(), counts_.end(), 0);
     total_ = 0;
+  }
+
+  /// Adds the values recorded in `other`.
+  void merge(const latency_histogram& other) {
+    for (size_t i = 0; i < counts_.size(); ++i)
+      counts_[i] += other.counts_[i];
+    total_ += other.total_;
   }
 
 private:
@@ -224,6 +250,8 @@ struct connection {
 /// The result of one run, printed as text and JSON.
 struct report {
   uint64_t requests = 0;
+  /// Payload bytes echoed in the measured interval (not printed).
+  uint64_t bytes = 0;
   double seconds = 0;
   double req_per_s = 0;
   /// Handshake mode: completed connect/handshake/echo/close cycles per second.
@@ -250,12 +278,164 @@ double round_to(double value, int digits) {
   return std::round(value * scale) / scale;
 }
 
-/// The load generator: owns the epoll instance and all connections, and
-/// drives them through the phases of the selected mode.
+/// Reads a whole (small) file such as /proc/stat; empty if it cannot be read.
+std::string read_small_file(const std::string& path) {
+  std::string text;
+  if (std::FILE* file = std::fopen(path.c_str(), "re")) {
+    char chunk[4096];
+    size_t n = 0;
+    while ((n = std::fread(chunk, 1, sizeof chunk, file)) > 0)
+      text.append(chunk, n);
+    std::fclose(file);
+  }
+  return text;
+}
+
+/// CPU time counters at one moment, in seconds.
+struct cpu_sample {
+  clock_type::time_point when;
+  /// utime + stime of the --server-pid process (all its threads).
+  double server = 0;
+  /// user + system time of this process (all its threads).
+  double loadgen = 0;
+  /// Busy time of all CPUs from /proc/stat: user, nice, system, irq, softirq.
+  double busy = 0;
+  /// Time stolen by the hypervisor, all CPUs.
+  double steal = 0;
+};
+
+/// CPU use over the measured interval: of the server, of the load generator
+/// and of all other processes (the machine's busy time minus both).
+struct cpu_usage {
+  double window = 0;
+  double server = 0;
+  double loadgen = 0;
+  double other = 0;
+  double steal = 0;
+};
+
+/// Samples the CPU time counters (see `cpu_sample`); nothing if the server
+/// process or /proc/stat cannot be read. Times in /proc are in clock ticks,
+/// that is 10 ms with the usual USER_HZ of 100.
+std::optional<cpu_sample> sample_cpu(int server_pid) {
+  cpu_sample result;
+  result.when = clock_type::now();
+  const double tick = 1.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  // /proc/PID/stat: "PID (COMMAND) STATE ..."; utime and stime are the 12th
+  // and 13th fields after the command name, which may contain spaces.
+  auto stat = read_small_file(fmt::format("/proc/{}/stat", server_pid));
+  auto paren = stat.rfind(") ");
+  if (paren == std::string::npos)
+    return std::nullopt;
+  unsigned long long utime = 0;
+  unsigned long long stime = 0;
+  if (std::sscanf(stat.c_str() + paren + 2,
+                  "%*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu", &utime,
+                  &stime) != 2)
+    return std::nullopt;
+  result.server = static_cast<double>(utime + stime) * tick;
+  rusage self{};
+  if (getrusage(RUSAGE_SELF, &self) != 0)
+    return std::nullopt;
+  auto to_s = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+  };
+  result.loadgen = to_s(self.ru_utime) + to_s(self.ru_stime);
+  // /proc/stat: "cpu  user nice system idle iowait irq softirq steal ...".
+  auto all = read_small_file("/proc/stat");
+  unsigned long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0,
+                     softirq = 0, steal = 0;
+  if (std::sscanf(all.c_str(), "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice,
+                  &system, &idle, &iowait, &irq, &softirq, &steal) != 8)
+    return std::nullopt;
+  result.busy = static_cast<double>(user + nice + system + irq + softirq) * tick;
+  result.steal = static_cast<double>(steal) * tick;
+  return result;
+}
+
+/// What the threads of one run share: the count of printed errors, the
+/// rendezvous after setting up idle connections, and the CPU samples at the
+/// start and end of the measured interval.
+class shared_state {
+public:
+  explicit shared_state(const options& opts) : opts_(opts) {
+  }
+
+  /// Returns true if the caller may print the next individual error
+  /// message, false if only counting is left; prints a note once when the
+  /// limit is reached.
+  bool may_print_error() {
+    int n = printed_errors_++;
+    if (n == max_printed_errors)
+      fmt::print(stderr, "atoll_loadgen: further errors are only counted\n");
+    return n < max_printed_errors;
+  }
+
+  /// idle mode: called by every thread once its connections are set up.
+  /// Waits for the others, then prints the total (once) and returns.
+  void set_up_done(size_t established) {
+    std::unique_lock<std::mutex> lock{mutex_};
+    established_ += established;
+    if (++arrived_ == opts_.threads) {
+      fmt::print("idle: {} connections established\n", established_);
+      std::fflush(stdout);
+      changed_.notify_all();
+    } else {
+      changed_.wait(lock, [this] { return arrived_ == opts_.threads; });
+    }
+  }
+
+  /// Called by each thread when its measured interval starts; the first one
+  /// takes the CPU sample (with --server-pid).
+  void window_started() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (started_++ == 0 && opts_.server_pid != 0)
+      cpu_start_ = sample_cpu(opts_.server_pid);
+  }
+
+  /// Called by each thread when its measured interval ends; the last one
+  /// takes the CPU sample.
+  void window_ended() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (++ended_ == opts_.threads && opts_.server_pid != 0)
+      cpu_end_ = sample_cpu(opts_.server_pid);
+  }
+
+  /// CPU use between the two samples, if both were taken.
+  std::optional<cpu_usage> cpu() const {
+    if (!cpu_start_ || !cpu_end_)
+      return std::nullopt;
+    cpu_usage u;
+    u.window = to_seconds(cpu_end_->when - cpu_start_->when);
+    u.server = cpu_end_->server - cpu_start_->server;
+    u.loadgen = cpu_end_->loadgen - cpu_start_->loadgen;
+    u.other = std::max(0.0, cpu_end_->busy - cpu_start_->busy - u.server - u.loadgen);
+    u.steal = cpu_end_->steal - cpu_start_->steal;
+    return u;
+  }
+
+private:
+  const options& opts_;
+  std::atomic<int> printed_errors_{0};
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  size_t arrived_ = 0;
+  size_t established_ = 0;
+  size_t started_ = 0;
+  size_t ended_ = 0;
+  std::optional<cpu_sample> cpu_start_;
+  std::optional<cpu_sample> cpu_end_;
+};
+
+/// The load generator of one thread: owns an epoll instance and its share of
+/// the connections (all of them with one thread), and drives them through
+/// the phases of the selected mode.
 class load_generator {
 public:
-  load_generator(const options& opts, const socket_address& addr)
-    : opts_(opts), addr_(addr), connections_(opts.connections) {
+  /// Drives `count` connections, numbered from `first_id` in messages.
+  load_generator(const options& opts, const socket_address& addr, shared_state& shared,
+                 size_t count, size_t first_id)
+    : opts_(opts), addr_(addr), shared_(shared), first_id_(first_id), connections_(count) {
     for (size_t i = 0; i < connections_.size(); ++i)
       connections_[i].id = static_cast<uint32_t>(i);
     // Pseudo-random bytes (xorshift64), so that shifted windows differ.
@@ -303,14 +483,21 @@ public:
     return true;
   }
 
-  /// Runs the selected mode and returns its report.
-  report run() {
-    return opts_.mode == mode_type::idle ? run_idle() : run_traffic();
+  /// Runs the selected mode, which began at `begin` (the warm-up ends
+  /// --warmup seconds later), and returns its report.
+  report run(clock_type::time_point begin) {
+    return opts_.mode == mode_type::idle ? run_idle() : run_traffic(begin);
   }
 
   /// Number of connections whose connect() (and TLS handshake) succeeded.
   size_t connected() const noexcept {
     return connected_;
+  }
+
+  /// The latencies behind the report: of the measured interval, or in idle
+  /// mode of the set-up echoes.
+  const latency_histogram& histogram() const noexcept {
+    return reported_histogram_;
   }
 
 private:
@@ -319,21 +506,25 @@ private:
   /// pingpong and bulk: every connection loops request/echo. handshake:
   /// every slot loops connect/handshake/echo/close. The first --warmup
   /// seconds are not measured, then --duration seconds are.
-  report run_traffic() {
+  report run_traffic(clock_type::time_point begin) {
     const bool handshake = opts_.mode == mode_type::handshake;
     keep_sending_ = true;
     auto all_closed = [this] { return live_ == 0 && next_to_open_ == connections_.size(); };
-    run_until(clock_type::now() + seconds(opts_.warmup), all_closed);
+    run_until(begin + seconds(opts_.warmup), all_closed);
     reset_measurements();
+    shared_.window_started();
     auto start = clock_type::now();
     run_until(start + seconds(opts_.duration), all_closed);
-    auto result = make_report(to_seconds(clock_type::now() - start));
+    auto end = clock_type::now();
+    shared_.window_ended();
+    auto result = make_report(to_seconds(end - start));
+    reported_histogram_ = histogram_;
     if (handshake)
       result.handshakes_per_s = result.req_per_s;
     else
       fail_unfinished_setups(); // a handshake slot is always in some set-up
     result.alive = live_;
-    close_all(handshake ? close_kind::reset : close_kind::graceful);
+    close_all(handshake || opts_.reset_close ? close_kind::reset : close_kind::graceful);
     result.errors = errors_;
     return result;
   }
@@ -343,13 +534,15 @@ private:
   /// echo each, then close them.
   report run_idle() {
     keep_sending_ = false;
+    shared_.window_started(); // CPU use is measured over the whole run
     auto start = clock_type::now();
     run_until(start + seconds(opts_.timeout),
               [this] { return next_to_open_ == connections_.size() && pending_setup_ == 0; });
     auto result = make_report(to_seconds(clock_type::now() - start));
+    reported_histogram_ = histogram_; // the check echoes are not reported
     fail_unfinished_setups();
-    fmt::print("idle: {} connections established\n", established_);
-    std::fflush(stdout);
+    // Prints "idle: N connections established" once all threads are here.
+    shared_.set_up_done(established_);
 
     run_until(clock_type::now() + seconds(opts_.hold), [this] { return live_ == 0; });
     if (opts_.check) {
@@ -365,7 +558,8 @@ private:
     } else {
       result.alive = live_;
     }
-    close_all(close_kind::graceful);
+    shared_.window_ended();
+    close_all(opts_.reset_close ? close_kind::reset : close_kind::graceful);
     result.errors = errors_;
     return result;
   }
@@ -396,6 +590,7 @@ private:
   report make_report(double secs) const {
     report r;
     r.requests = requests_;
+    r.bytes = bytes_;
     r.seconds = secs;
     if (secs > 0) {
       r.req_per_s = double(requests_) / secs;
@@ -547,7 +742,8 @@ private:
   /// Starts a request of `size` bytes and sends as much of it as possible.
   void start_request(connection& conn, size_t size) {
     conn.request_size = size;
-    conn.expected = pattern_.data() + (conn.id * 7 + conn.sequence++) % pattern_slack;
+    conn.expected =
+        pattern_.data() + ((first_id_ + conn.id) * 7 + conn.sequence++) % pattern_slack;
     conn.sent = 0;
     conn.received = 0;
     conn.started = clock_type::now();
@@ -742,11 +938,9 @@ private:
   /// Counts an error and prints the first few to stderr.
   void count_error(const connection& conn, error_kind kind, const std::string& what) {
     ++errors_[static_cast<size_t>(kind)];
-    if (printed_errors_ < max_printed_errors)
-      fmt::print(stderr, "atoll_loadgen: connection {}: {}: {}\n", conn.id, error_name(kind), what);
-    else if (printed_errors_ == max_printed_errors)
-      fmt::print(stderr, "atoll_loadgen: further errors are only counted\n");
-    ++printed_errors_;
+    if (shared_.may_print_error())
+      fmt::print(stderr, "atoll_loadgen: connection {}: {}: {}\n", first_id_ + conn.id,
+                 error_name(kind), what);
   }
 
   /// Closes a connection. Unless closing after an error, a TLS connection
@@ -787,6 +981,9 @@ private:
 
   const options& opts_;
   socket_address addr_;
+  shared_state& shared_;
+  /// Number of this thread's first connection, in messages.
+  size_t first_id_;
   int epoll_fd_ = -1;
   /// The TLS client context (--tls), or null.
   SSL_CTX* tls_ = nullptr;
@@ -810,14 +1007,43 @@ private:
   uint64_t requests_ = 0;
   uint64_t bytes_ = 0;
   latency_histogram histogram_;
+  /// A copy of `histogram_` taken with the report, for merging (--threads).
+  latency_histogram reported_histogram_;
   /// Errors of the whole run, by kind.
   std::array<uint64_t, static_cast<size_t>(error_kind::count)> errors_{};
-  int printed_errors_ = 0;
 };
 
-/// Prints the report as one human-readable line, and as one JSON object on
-/// its own line if --json was given.
-void print_report(const options& opts, const report& r) {
+/// Merges the reports of several threads: counts are added up, the
+/// percentiles come from the merged histogram, and the rates are the totals
+/// over the longest thread's interval.
+report merge_reports(const options& opts, const std::vector<report>& parts,
+                     const latency_histogram& histogram) {
+  report r;
+  for (const auto& part : parts) {
+    r.requests += part.requests;
+    r.bytes += part.bytes;
+    r.seconds = std::max(r.seconds, part.seconds);
+    r.established += part.established;
+    r.alive += part.alive;
+    for (size_t i = 0; i < r.errors.size(); ++i)
+      r.errors[i] += part.errors[i];
+  }
+  if (r.seconds > 0) {
+    r.req_per_s = double(r.requests) / r.seconds;
+    r.mb_per_s = double(r.bytes) / r.seconds / 1e6;
+  }
+  if (opts.mode == mode_type::handshake)
+    r.handshakes_per_s = r.req_per_s;
+  r.p50_us = double(histogram.quantile(0.5)) / 1e3;
+  r.p99_us = double(histogram.quantile(0.99)) / 1e3;
+  r.p999_us = double(histogram.quantile(0.999)) / 1e3;
+  return r;
+}
+
+/// Prints the report as one human-readable line (with --server-pid, a
+/// second one with the CPU use), and as one JSON object on its own line if
+/// --json was given.
+void print_report(const options& opts, const report& r, const std::optional<cpu_usage>& cpu) {
   std::string errors = fmt::format("errors {}", r.total_errors());
   if (r.total_errors() > 0) {
     std::vector<std::string> parts;
@@ -829,6 +1055,8 @@ void print_report(const options& opts, const report& r) {
   auto latency =
       fmt::format("p50 {:.1f} us, p99 {:.1f} us, p99.9 {:.1f} us", r.p50_us, r.p99_us, r.p999_us);
   auto mode = opts.mode_name + (opts.tls ? " (TLS)" : "");
+  if (opts.threads > 1)
+    mode += fmt::format(" [{} threads]", opts.threads);
   if (opts.mode == mode_type::idle) {
     fmt::print("{}: {}/{} connections set up in {:.2f} s ({:.0f} conn/s; echo {}), {} alive "
                "after {:.1f} s hold{}, {}\n",
@@ -844,6 +1072,22 @@ void print_report(const options& opts, const report& r) {
                "{}\n",
                mode, opts.connections, opts.size, r.seconds, r.requests, r.req_per_s, r.mb_per_s,
                latency, errors);
+  }
+  if (opts.server_pid != 0 && !cpu) {
+    fmt::print(stderr, "atoll_loadgen: could not read the CPU time of process {} or of the "
+                       "machine (/proc/{}/stat, /proc/stat)\n",
+               opts.server_pid, opts.server_pid);
+  } else if (cpu) {
+    auto per_request =
+        opts.mode == mode_type::idle || r.requests == 0
+            ? std::string{}
+            : fmt::format(" ({:.1f} us/{})", cpu->server * 1e6 / double(r.requests),
+                          opts.mode == mode_type::handshake ? "connection" : "request");
+    fmt::print("cpu ({}, {:.2f} s): server {:.2f} s{}, loadgen {:.2f} s, other processes "
+               "{:.2f} s ({:.2f} cores), steal {:.2f} s\n",
+               opts.mode == mode_type::idle ? "whole run" : "measured interval", cpu->window,
+               cpu->server, per_request, cpu->loadgen, cpu->other,
+               cpu->window > 0 ? cpu->other / cpu->window : 0.0, cpu->steal);
   }
   if (opts.json) {
     nlohmann::ordered_json error_kinds;
@@ -867,6 +1111,15 @@ void print_report(const options& opts, const report& r) {
     };
     if (opts.mode == mode_type::handshake)
       j["handshakes_per_s"] = round_to(r.handshakes_per_s, 1);
+    if (opts.threads > 1)
+      j["threads"] = opts.threads;
+    if (cpu) {
+      j["window_s"] = round_to(cpu->window, 4);
+      j["server_cpu_s"] = round_to(cpu->server, 3);
+      j["loadgen_cpu_s"] = round_to(cpu->loadgen, 4);
+      j["other_cpu_s"] = round_to(cpu->other, 3);
+      j["steal_cpu_s"] = round_to(cpu->steal, 3);
+    }
     fmt::print("{}\n", j.dump());
   }
   std::fflush(stdout);
@@ -880,7 +1133,7 @@ void print_report(const options& opts, const report& r) {
 /// 2 invalid arguments.
 int main(int argc, char** argv) {
   options opts;
-  CLI::App app{"Load generator for echo servers (single-threaded, epoll; TCP or TLS 1.3)."};
+  CLI::App app{"Load generator for echo servers (epoll, one loop per thread; TCP or TLS 1.3)."};
   app.add_option("--host", opts.host, "Server address")->capture_default_str();
   app.add_option("--port", opts.port, "Server port")->required()->check(CLI::Range(1, 65535));
   app.add_option("--mode", opts.mode_name, "Workload: pingpong, bulk, idle or handshake")
@@ -910,9 +1163,24 @@ int main(int argc, char** argv) {
                  "Seconds allowed for setting up all connections, and for the check (idle)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--threads", opts.threads,
+                 "Threads, each with its own epoll loop and an equal share of the connections")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{256}));
+  app.add_option("--server-pid", opts.server_pid,
+                 "Also report the CPU time of this process, of the load generator and of "
+                 "all other processes during the measured interval (idle: the whole run)")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--reset-close", opts.reset_close,
+               "Close the connections with a reset at the end (no TIME_WAIT left behind)");
   app.add_flag("--json", opts.json, "Also print the report as one JSON object");
   if (auto rc = parse_command_line(app, argc, argv))
     return *rc;
+  if (opts.threads > opts.connections) {
+    fmt::print(stderr, "atoll_loadgen: --threads ({}) must not exceed --connections ({})\n",
+               opts.threads, opts.connections);
+    return exit_bad_arguments;
+  }
   opts.mode = opts.mode_name == "idle"        ? mode_type::idle
               : opts.mode_name == "bulk"      ? mode_type::bulk
               : opts.mode_name == "handshake" ? mode_type::handshake
@@ -933,12 +1201,37 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "atoll_loadgen: {}\n", error);
     return exit_bad_arguments;
   }
-  load_generator gen{opts, *addr};
-  if (!gen.init())
-    return exit_no_connection;
-  auto result = gen.run();
-  print_report(opts, result);
-  if (gen.connected() == 0) {
+  // Thread i drives connections [first, first + count), the counts differing
+  // by at most one.
+  shared_state shared{opts};
+  std::vector<std::unique_ptr<load_generator>> generators;
+  for (size_t i = 0, first = 0; i < opts.threads; ++i) {
+    size_t count = opts.connections / opts.threads + (i < opts.connections % opts.threads ? 1 : 0);
+    generators.push_back(std::make_unique<load_generator>(opts, *addr, shared, count, first));
+    first += count;
+    if (!generators.back()->init())
+      return exit_no_connection;
+  }
+  std::vector<report> results(generators.size());
+  auto begin = clock_type::now();
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < generators.size(); ++i)
+    threads.emplace_back([&, i] { results[i] = generators[i]->run(begin); });
+  results[0] = generators[0]->run(begin);
+  for (auto& thread : threads)
+    thread.join();
+  size_t connected = 0;
+  for (const auto& gen : generators)
+    connected += gen->connected();
+  if (generators.size() == 1) {
+    print_report(opts, results[0], shared.cpu());
+  } else {
+    latency_histogram histogram;
+    for (const auto& gen : generators)
+      histogram.merge(gen->histogram());
+    print_report(opts, merge_reports(opts, results, histogram), shared.cpu());
+  }
+  if (connected == 0) {
     fmt::print(stderr, "atoll_loadgen: could not {} {}\n",
                opts.tls ? "complete a TLS handshake with" : "connect to",
                format_address(addr->get(), addr->length));

@@ -19,6 +19,13 @@
 # starts a fresh process of each server every round, because an allocator
 # keeps freed memory: in a reused process the second measurement would find
 # its memory already mapped and report too little.
+#
+# With --full, one command produces the whole comparison table instead: the
+# epoll baseline, Atoll's echo and tls_echo examples and a Boost.Asio echo
+# server (atoll_asio_echo) over ping-pong at 1/50/500 connections, 4 KiB
+# messages, bulk echo, connection rate, TLS handshakes, idle memory (plain and
+# TLS) and a thread-scaling row, with the server CPU per request and the
+# machine's other load recorded for every run (see "Full table" in README.md).
 set -euo pipefail
 
 usage() {
@@ -35,12 +42,35 @@ Options:
                      memory. A self-signed certificate is generated; the
                      placeholders {certfile} and {keyfile} in CMD are replaced
                      by the paths of its PEM files.
-  --rounds N         Rounds (default 3)
+  --rounds N         Rounds (default 3; 5 with --full)
   --duration S       Measured seconds per throughput run (default 5; 1 with --quick)
   --quick            Smoke test: short runs, 1000 idle connections (TLS: 2000)
   --build-dir DIR    Build directory with test/bench/atoll_loadgen and
                      test/bench/atoll_baseline_echo (default: build)
+  --save FILE        Also write the raw per-run results (JSON lines) to FILE
   -h, --help         Show this help
+
+Full comparison table (--full; not combined with --tls):
+  --full             Run every row of the full table against the epoll
+                     baseline, Atoll (--server, --tls-server) and Boost.Asio
+                     (--asio), interleaved, and print the table
+  --asio "CMD"       Boost.Asio server
+                     (default: "BUILD_DIR/test/bench/atoll_asio_echo --port=0")
+  --tls-server "CMD" Atoll TLS server (default: "BUILD_DIR/examples/tls_echo
+                     --port=0 --certfile={certfile} --keyfile={keyfile}")
+  --scaling-threads LIST
+                     Server thread counts of the scaling row, comma-separated
+                     (default: 1,2)
+  --threads-option OPT
+                     Appended to the Atoll command (--server) to set its thread
+                     count; {n} is replaced by the count
+                     (default: --scheduler.max-threads={n}). The Asio command
+                     gets --threads={n}.
+  --loadgen-threads N
+                     atoll_loadgen threads in the scaling row (default: 2)
+  --only LIST        Run only these rows, comma-separated, of: pp1, pp50,
+                     pp500, pp4k, bulk, connect, tls_hs, idle_tls, idle, scale
+                     (default: all)
 EOF
 }
 
@@ -51,12 +81,20 @@ die() {
 
 # -- options ------------------------------------------------------------------
 
-rounds=3
+rounds=""
 duration=""
 quick=0
 tls=0
+full=0
 build_dir=build
 server_cmd=""
+asio_cmd=""
+tls_server_cmd=""
+scaling_threads=1,2
+threads_option="--scheduler.max-threads={n}"
+loadgen_threads=2
+only=""
+save_file=""
 
 # Fails unless option $1 is followed by a non-empty value $2.
 need_value() {
@@ -65,17 +103,20 @@ need_value() {
 
 while (($#)); do
   case $1 in
-    --server | --rounds | --duration | --build-dir)
+    --server | --rounds | --duration | --build-dir | --asio | --tls-server | --scaling-threads | \
+      --threads-option | --loadgen-threads | --only | --save)
       need_value "$@"
       opt=$1 value=$2
       shift 2
       ;;
-    --server=* | --rounds=* | --duration=* | --build-dir=*)
+    --server=* | --rounds=* | --duration=* | --build-dir=* | --asio=* | --tls-server=* | \
+      --scaling-threads=* | --threads-option=* | --loadgen-threads=* | --only=* | --save=*)
       opt=${1%%=*} value=${1#*=}
       shift
       ;;
     --quick) quick=1; shift; continue ;;
     --tls) tls=1; shift; continue ;;
+    --full) full=1; shift; continue ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument '$1'" ;;
   esac
@@ -84,9 +125,18 @@ while (($#)); do
     --rounds) rounds=$value ;;
     --duration) duration=$value ;;
     --build-dir) build_dir=$value ;;
+    --asio) asio_cmd=$value ;;
+    --tls-server) tls_server_cmd=$value ;;
+    --scaling-threads) scaling_threads=$value ;;
+    --threads-option) threads_option=$value ;;
+    --loadgen-threads) loadgen_threads=$value ;;
+    --only) only=$value ;;
+    --save) save_file=$value ;;
   esac
 done
 
+# --full: 5 rounds by default (about 16 minutes), otherwise 3.
+if ((full)); then : "${rounds:=5}"; else : "${rounds:=3}"; fi
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 if ((quick)); then
   : "${duration:=1}"
@@ -95,11 +145,46 @@ else
   : "${duration:=5}"
   warmup=1 idle_connections=10000 hold=3
 fi
-((tls)) && idle_connections=2000
+# Idle TLS connections (--tls, and the idle_tls row of --full).
+tls_idle_connections=2000
+((tls)) && idle_connections=$tls_idle_connections
 if ! [[ $duration =~ ^([0-9]+(\.[0-9]*)?|\.[0-9]+)$ ]] ||
   ! awk -v d="$duration" 'BEGIN { exit !(d > 0) }'; then
   die "--duration must be a positive number of seconds"
 fi
+rows_selected=""
+if ((full)); then
+  ((!tls)) || die "--full already includes the TLS rows (use --tls-server for Atoll's TLS server)"
+  [[ $scaling_threads =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] ||
+    die "--scaling-threads must be a comma-separated list of positive integers"
+  [[ $loadgen_threads =~ ^[1-9][0-9]*$ ]] || die "--loadgen-threads must be a positive integer"
+  ((loadgen_threads <= 50)) || die "--loadgen-threads must not exceed 50 (the connections)"
+  [[ $threads_option == *"{n}"* ]] || die "--threads-option must contain the placeholder {n}"
+  all_rows="pp1 pp50 pp500 pp4k bulk connect tls_hs idle_tls idle scale"
+  if [[ -z $only ]]; then
+    rows_selected=$all_rows
+  else
+    rows_selected=${only//,/ }
+    for row in $rows_selected; do
+      [[ " $all_rows " == *" $row "* ]] || die "--only: unknown row '$row' (rows: $all_rows)"
+    done
+  fi
+  : "${asio_cmd:=$build_dir/test/bench/atoll_asio_echo --port=0}"
+  # (Not ${tls_server_cmd:=...}: the braces of the placeholders would end it.)
+  if [[ -z $tls_server_cmd ]]; then
+    tls_server_cmd="$build_dir/examples/tls_echo --port=0 --certfile={certfile} --keyfile={keyfile}"
+  fi
+else
+  for opt in asio:"$asio_cmd" tls-server:"$tls_server_cmd" only:"$only"; do
+    [[ -z ${opt#*:} ]] || die "--${opt%%:*} is only used with --full"
+  done
+fi
+
+# Whether the row $1 of the full table is selected.
+row_selected() {
+  [[ " $rows_selected " == *" $1 "* ]]
+}
+
 if ((tls)); then
   # (Not ${server_cmd:=...}: the braces of the placeholders would end it.)
   if [[ -z ${server_cmd:-} ]]; then
@@ -112,35 +197,66 @@ if ((tls)); then
 else
   : "${server_cmd:=$build_dir/examples/echo --port=0}"
   [[ $server_cmd != *"{certfile}"* && $server_cmd != *"{keyfile}"* ]] ||
-    die "the placeholders {certfile} and {keyfile} are only replaced with --tls"
+    die "the placeholders {certfile} and {keyfile} are only replaced with --tls (and in --tls-server)"
+fi
+# A certificate is needed with --tls, and for the TLS rows of --full.
+need_cert=$tls
+if ((full)) && { row_selected tls_hs || row_selected idle_tls; }; then
+  need_cert=1
+  if [[ $tls_server_cmd != *"{certfile}"* && $tls_server_cmd != *"{keyfile}"* ]]; then
+    echo "run_bench.sh: warning: the --tls-server command has no {certfile} or {keyfile}" \
+      "placeholder; it must bring its own certificate" >&2
+  fi
 fi
 
 loadgen=$build_dir/test/bench/atoll_loadgen
 baseline_cmd="$build_dir/test/bench/atoll_baseline_echo --port=0"
-((tls)) && baseline_cmd+=" --tls --certfile={certfile} --keyfile={keyfile}"
+baseline_tls_cmd="$baseline_cmd --tls --certfile={certfile} --keyfile={keyfile}"
+((tls)) && baseline_cmd=$baseline_tls_cmd
 for tool in "$loadgen" "$build_dir/test/bench/atoll_baseline_echo"; do
   [[ -x $tool ]] || die "$tool not found; build it with:
-  cmake -S . -B $build_dir -G Ninja && ninja -C $build_dir atoll_loadgen atoll_baseline_echo"
+  cmake -S . -B $build_dir -G Ninja && ninja -C $build_dir atoll_loadgen atoll_baseline_echo atoll_asio_echo"
 done
-read -r -a server_words <<<"$server_cmd"
-command -v -- "${server_words[0]:-}" >/dev/null ||
-  die "server command '${server_words[0]:-}' not found (pass --server \"CMD\")"
+
+# Fails unless the first word of the command $1 (option $2) is found.
+check_command() {
+  local words
+  read -r -a words <<<"$1"
+  command -v -- "${words[0]:-}" >/dev/null ||
+    die "server command '${words[0]:-}' not found (pass $2 \"CMD\")"
+}
+if ((full)); then
+  # The plain rows use --server and --asio, the TLS rows --tls-server.
+  for row in $rows_selected; do
+    if [[ $row != tls_hs && $row != idle_tls ]]; then
+      check_command "$server_cmd" --server
+      check_command "$asio_cmd" --asio
+      break
+    fi
+  done
+  ((!need_cert)) || check_command "$tls_server_cmd" --tls-server
+else
+  check_command "$server_cmd" --server
+fi
 command -v python3 >/dev/null || die "python3 is required"
-((!tls)) || command -v openssl >/dev/null || die "the openssl command is required for --tls"
+((!need_cert)) || command -v openssl >/dev/null || die "the openssl command is required for TLS"
 
 # -- state and clean-up -------------------------------------------------------
 
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/atoll-bench.XXXXXX")
 results=$workdir/results.jsonl
-# --tls: the directory with the generated certificate and key; removed at
-# exit in every case (unlike the logs).
+# --tls, --full: the directory with the generated certificate and key;
+# removed at exit in every case (unlike the logs).
 certdir=""
 # Running server processes by key: "baseline" and "server" for the
 # long-running instances, "baseline-idle" and "server-idle" for the fresh
-# ones of the idle measurement.
+# ones of the idle measurement (with --full, the keys are the targets of the
+# full table, such as "atoll" or "asio_t2", and "TARGET-idle").
 declare -A server_pid=() server_host=() server_port=()
 loadgen_pid=""
 file_counter=0
+# Set when a run of --full failed: the logs are kept even on success.
+keep_logs=0
 
 # Stops the server process with key $1 (SIGTERM, SIGKILL after 5 s) if it
 # runs.
@@ -171,7 +287,7 @@ cleanup() {
     stop_server "$key"
   done
   [[ -z $certdir ]] || rm -rf "$certdir"
-  if ((rc == 0)); then
+  if ((rc == 0 && !keep_logs)); then
     rm -rf "$workdir"
   else
     echo "run_bench.sh: logs kept in $workdir" >&2
@@ -194,7 +310,7 @@ expand_placeholders() {
   printf '%s' "$cmd"
 }
 
-if ((tls)); then
+if ((need_cert)); then
   certdir=$(mktemp -d "${TMPDIR:-/tmp}/atoll-bench-cert.XXXXXX")
   certfile=$certdir/cert.pem keyfile=$certdir/key.pem
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
@@ -202,10 +318,24 @@ if ((tls)); then
     -addext subjectAltName=DNS:localhost >"$certdir/openssl.log" 2>&1 ||
     die "openssl could not create the certificate:
 $(cat "$certdir/openssl.log")"
-  declare -A command_of=([baseline]=$(expand_placeholders "$baseline_cmd")
+fi
+# The command of each target (server label).
+declare -A command_of=()
+if ((full)); then
+  command_of=([baseline]=$baseline_cmd [atoll]=$server_cmd [asio]=$asio_cmd)
+  if ((need_cert)); then
+    command_of[baseline_tls]=$(expand_placeholders "$baseline_tls_cmd")
+    command_of[atoll_tls]=$(expand_placeholders "$tls_server_cmd")
+  fi
+  for n in ${scaling_threads//,/ }; do
+    command_of[atoll_t$n]="$server_cmd ${threads_option//"{n}"/$n}"
+    command_of[asio_t$n]="$asio_cmd --threads=$n"
+  done
+elif ((tls)); then
+  command_of=([baseline]=$(expand_placeholders "$baseline_cmd")
     [server]=$(expand_placeholders "$server_cmd"))
 else
-  declare -A command_of=([baseline]=$baseline_cmd [server]=$server_cmd)
+  command_of=([baseline]=$baseline_cmd [server]=$server_cmd)
 fi
 
 # Sets $new_file to a fresh file name in the work directory (prefix $1).
@@ -367,7 +497,474 @@ run_idle() {
   stop_server "$key"
 }
 
+# -- full table (--full) ------------------------------------------------------
+#
+# Every run of the full table passes --server-pid to the load generator, which
+# samples /proc at the start and end of its measured interval (idle mode: the
+# whole run) and reports the CPU time of the server, of itself and of all
+# other processes (the machine's busy time minus both). A run that fails is
+# recorded as failed and the script goes on; the summary lists it.
+
+# Prints the human-readable lines of a finished loadgen run (output file $1,
+# server label $2), the first one prefixed with the label.
+show_loadgen_lines() {
+  local out=$1 label=$2 line first=1
+  while IFS= read -r line; do
+    [[ $line == "{"* || $line == *" connections established" ]] && continue
+    if ((first)); then
+      printf '    %-13s %s\n' "$label" "$line"
+      first=0
+    else
+      printf '    %-13s %s\n' "" "$line"
+    fi
+  done <"$out"
+}
+
+# Checks a finished loadgen run of --full (output file $1, exit code $2,
+# server label $3): shows its lines and sets $json to its JSON line, or to
+# "null" after a warning if it failed.
+take_full_result() {
+  local out=$1 rc=$2 label=$3
+  json=null
+  if ((rc == 0)) && json=$(grep -m1 '^{' "$out"); then
+    show_loadgen_lines "$out" "$label"
+    return 0
+  fi
+  json=null
+  keep_logs=1
+  printf '    %-13s FAILED (loadgen exit code %s): %s\n' "$label" "$rc" \
+    "$(head -c 600 "$out.err" | tr '\n' ' ')" >&2
+  if [[ -n ${server_pid[$label]:-} ]] && ! kill -0 "${server_pid[$label]}" 2>/dev/null; then
+    echo "run_bench.sh: warning: the $label server has exited (its output is in $workdir);" \
+      "its further runs in this round fail" >&2
+  fi
+  return 1
+}
+
+# Appends one result of --full: round $1, row $2, target $3, RSS before and
+# while holding $4/$5 (KiB, or null) and the loadgen JSON in $json (null if
+# the run failed).
+record_full() {
+  printf '{"round":%s,"row":"%s","target":"%s","rss_before_kb":%s,"rss_held_kb":%s,"result":%s}\n' \
+    "$1" "$2" "$3" "$4" "$5" "$json" >>"$results"
+}
+
+# Runs a throughput row $2 (loadgen options $4...) against the running
+# server $1 in round $3.
+full_throughput() {
+  local label=$1 row=$2 round=$3 rc=0
+  shift 3
+  next_file loadgen
+  "$loadgen" --host "${server_host[$label]}" --port "${server_port[$label]}" \
+    --warmup "$warmup" --duration "$duration" --json --server-pid "${server_pid[$label]}" "$@" \
+    >"$new_file" 2>"$new_file.err" || rc=$?
+  take_full_result "$new_file" "$rc" "$label" || true
+  record_full "$round" "$row" "$label" null null
+}
+
+# Measures the idle memory of a fresh process of server $1 for row $2 in
+# round $3 with $4 connections (further loadgen options $5...), as run_idle
+# does. The connections are closed with a reset, so that tens of thousands of
+# them per round leave no TIME_WAIT sockets behind.
+full_idle() {
+  local label=$1 row=$2 round=$3 connections=$4 key=$1-idle rc=0 before held=null established
+  shift 4
+  start_server "$key" "$label"
+  sleep 0.5 # let the server finish its start-up before the first sample
+  before=$(rss_kb "$key")
+  next_file loadgen
+  local out=$new_file
+  : >"$out"
+  "$loadgen" --host "${server_host[$key]}" --port "${server_port[$key]}" --mode idle \
+    --connections "$connections" --size 64 --hold "$hold" --check --reset-close --json \
+    --server-pid "${server_pid[$key]}" "$@" >"$out" 2>"$out.err" &
+  loadgen_pid=$!
+  while ! grep -q ' connections established$' "$out"; do
+    kill -0 "$loadgen_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if grep -q ' connections established$' "$out"; then
+    sleep 0.3
+    held=$(rss_kb "$key" 2>/dev/null) || held=null
+    [[ -n $held ]] || held=null
+  fi
+  wait "$loadgen_pid" || rc=$?
+  loadgen_pid=""
+  if take_full_result "$out" "$rc" "$label"; then
+    established=$(sed -n 's/^idle: \([0-9]*\) connections established$/\1/p' "$out")
+    if [[ $held != null ]] && ((established > 0)); then
+      awk -v label="$label" -v before="$before" -v held="$held" -v n="$established" 'BEGIN {
+        printf "    %-13s RSS %d KiB -> %d KiB: %.1f bytes/connection\n", label, before, held,
+          (held - before) * 1024 / n }'
+    fi
+  fi
+  record_full "$round" "$row" "$label" "$before" "$held"
+  stop_server "$key"
+}
+
+# Sets the array $order to the arguments, reversed in even rounds ($round).
+order_targets() {
+  order=("$@")
+  if ((round % 2 == 0)); then
+    local i reversed=()
+    for ((i = ${#order[@]} - 1; i >= 0; i--)); do
+      reversed+=("${order[i]}")
+    done
+    order=("${reversed[@]}")
+  fi
+}
+
+# Starts the servers $order (each under its own label as key).
+start_group() {
+  local label
+  for label in "${order[@]}"; do
+    start_server "$label" "$label"
+  done
+}
+
+# Stops the servers $order.
+stop_group() {
+  local label
+  for label in "${order[@]}"; do
+    stop_server "$label"
+  done
+}
+
+# Runs the selected throughput rows among $2... (each "row|title|loadgen
+# options") against the servers $order, which it starts and stops.
+run_group() {
+  local label spec row title args any=0
+  for spec in "$@"; do
+    row_selected "${spec%%|*}" && any=1
+  done
+  ((any)) || return 0
+  start_group
+  for spec in "$@"; do
+    IFS='|' read -r row title args <<<"$spec"
+    row_selected "$row" || continue
+    echo "  $row: $title (${order[*]})"
+    for label in "${order[@]}"; do
+      # shellcheck disable=SC2086 # $args are separate loadgen options
+      full_throughput "$label" "$row" "$round" $args
+    done
+  done
+  stop_group
+}
+
+run_full() {
+  local scale_targets=(baseline) n label
+  for n in ${scaling_threads//,/ }; do scale_targets+=("atoll_t$n"); done
+  for n in ${scaling_threads//,/ }; do scale_targets+=("asio_t$n"); done
+  local runs=0 idle_runs=0 row
+  for row in $rows_selected; do
+    case $row in
+      tls_hs) runs=$((runs + 2)) ;;
+      scale) runs=$((runs + ${#scale_targets[@]})) ;;
+      idle_tls) idle_runs=$((idle_runs + 2)) ;;
+      idle) idle_runs=$((idle_runs + 3)) ;;
+      *) runs=$((runs + 3)) ;;
+    esac
+  done
+  echo "full table: rows: $rows_selected"
+  echo "epoll baseline: $baseline_cmd"
+  echo "Atoll:          $server_cmd"
+  echo "Boost.Asio:     $asio_cmd"
+  ((!need_cert)) || echo "Atoll TLS:      $tls_server_cmd (baseline: $baseline_tls_cmd)"
+  echo "scaling row:    Atoll + '${threads_option}', Asio + '--threads={n}', n in" \
+    "{$scaling_threads}; loadgen --threads $loadgen_threads"
+  echo "rounds: $rounds; per round $runs throughput runs of ${warmup} s warm-up + ${duration} s" \
+    "and $idle_runs idle runs ($idle_connections plain / $tls_idle_connections TLS connections" \
+    "held ${hold} s); expected duration about" \
+    "$(awk -v r="$rounds" -v n="$runs" -v i="$idle_runs" -v w="$warmup" -v d="$duration" \
+      -v h="$hold" -v q="$quick" \
+      'BEGIN { printf "%.0f", r * (n * (w + d + 0.15) + i * (h + (q ? 1.5 : 3)) + 3) / 60 + 0.5 }')" \
+    "min"
+  for ((round = 1; round <= rounds; round++)); do
+    echo "== round $round/$rounds"
+    order_targets baseline atoll asio
+    run_group \
+      "pp1|64 B ping-pong, 1 connection|--mode pingpong --connections 1 --size 64" \
+      "pp50|64 B ping-pong, 50 connections|--mode pingpong --connections 50 --size 64" \
+      "pp500|64 B ping-pong, 500 connections|--mode pingpong --connections 500 --size 64" \
+      "pp4k|4 KiB ping-pong, 50 connections|--mode pingpong --connections 50 --size 4096" \
+      "bulk|64 KiB bulk echo, 10 connections|--mode bulk --connections 10 --size 65536" \
+      "connect|connect + 64 B echo + RST close, 50 slots|--mode handshake --connections 50 --size 64"
+    order_targets "${scale_targets[@]}"
+    run_group "scale|64 B ping-pong, 50 connections, loadgen $loadgen_threads threads|--mode pingpong --connections 50 --size 64 --threads $loadgen_threads"
+    order_targets baseline_tls atoll_tls
+    run_group "tls_hs|TLS 1.3 connect + 64 B echo + close, 50 slots|--mode handshake --connections 50 --size 64 --tls"
+    if row_selected idle_tls; then
+      order_targets baseline_tls atoll_tls
+      echo "  idle_tls: $tls_idle_connections idle TLS connections (fresh server processes; ${order[*]})"
+      for label in "${order[@]}"; do
+        full_idle "$label" idle_tls "$round" "$tls_idle_connections" --tls
+      done
+    fi
+    if row_selected idle; then
+      order_targets baseline atoll asio
+      echo "  idle: $idle_connections idle connections (fresh server processes; ${order[*]})"
+      for label in "${order[@]}"; do
+        full_idle "$label" idle "$round" "$idle_connections"
+      done
+    fi
+  done
+  [[ -z $save_file ]] || cp "$results" "$save_file"
+  ((!keep_logs)) || echo "run_bench.sh: some runs failed; their logs are kept in $workdir" >&2
+
+  python3 - "$results" "$scaling_threads" "$loadgen_threads" <<'PYTHON'
+import json
+import statistics
+import sys
+
+records = [json.loads(line) for line in open(sys.argv[1])]
+scaling = [int(n) for n in sys.argv[2].split(",")]
+loadgen_threads = int(sys.argv[3])
+rounds = sorted({r["round"] for r in records})
+
+# RSS is counted in 4 KiB pages and moves a little for reasons unrelated to
+# connections; a baseline growth below this is noise, and a ratio against it
+# meaningless.
+RSS_NOISE_KIB = 64
+
+NAMES = {"baseline": "epoll", "atoll": "Atoll", "asio": "Asio", "baseline_tls": "epoll --tls",
+         "atoll_tls": "Atoll tls_echo"}
+for n in scaling:
+    NAMES[f"atoll_t{n}"] = f"Atoll {n}t"
+    NAMES[f"asio_t{n}"] = f"Asio {n}t"
+
+
+def find(row, target, rnd):
+    for r in records:
+        if (r["row"], r["target"], r["round"]) == (row, target, rnd) and r["result"]:
+            return r
+    return None
+
+
+def rate(key):
+    # A run that completed without a single request (the server went away)
+    # has no rate; its errors are counted.
+    return lambda r: r["result"][key] if r["result"]["requests"] > 0 else None
+
+
+def cpu_per_op(r):
+    res = r["result"]
+    if "server_cpu_s" not in res or res["requests"] == 0:
+        return None
+    return res["server_cpu_s"] / res["requests"] * 1e6
+
+
+def bytes_per_connection(r):
+    n = r["result"]["established"]
+    if r["rss_held_kb"] is None or n == 0:
+        return None
+    return (r["rss_held_kb"] - r["rss_before_kb"]) * 1024 / n
+
+
+def memory_floor(r):
+    return RSS_NOISE_KIB * 1024 / max(r["result"]["established"], 1)
+
+
+def other_cores(r):
+    res = r["result"]
+    if not res or not res.get("window_s"):
+        return None
+    return res["other_cpu_s"] / res["window_s"]
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def cell(values, pattern, expected=None):
+    """median [min-max] of the values; "(k of n)" if only k of the expected
+    n values exist (failed runs)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    text = pattern.format(statistics.median(values))
+    if len(values) > 1:
+        text += f" [{pattern.format(min(values))}–{pattern.format(max(values))}]"
+    if expected is not None and len(values) < expected:
+        text += f" ({len(values)} of {expected})"
+    return text
+
+
+# Table lines: title, unit, row, getter, number format, targets (epoll,
+# Atoll, Asio or None), floor (smallest baseline value a ratio may divide by).
+lines = [
+    ("64 B ping-pong, 1 connection", "req/s", "pp1", rate("req_per_s"), "{:,.0f}",
+     ("baseline", "atoll", "asio"), None),
+    ("64 B ping-pong, 50 connections", "req/s", "pp50", rate("req_per_s"), "{:,.0f}",
+     ("baseline", "atoll", "asio"), None),
+    ("64 B ping-pong, 500 connections", "req/s", "pp500", rate("req_per_s"), "{:,.0f}",
+     ("baseline", "atoll", "asio"), None),
+    ("4 KiB ping-pong, 50 connections", "req/s", "pp4k", rate("req_per_s"), "{:,.0f}",
+     ("baseline", "atoll", "asio"), None),
+    ("64 KiB bulk echo, 10 connections", "MB/s", "bulk", rate("mb_per_s"), "{:,.0f}",
+     ("baseline", "atoll", "asio"), None),
+    ("connect + 64 B echo + RST close, 50 at a time", "conn/s", "connect",
+     rate("handshakes_per_s"), "{:,.0f}", ("baseline", "atoll", "asio"), None),
+    ("server CPU per connection (connect row)", "µs", "connect", cpu_per_op, "{:,.1f}",
+     ("baseline", "atoll", "asio"), None),
+    ("server CPU per 64 B echo, 50 connections", "µs", "pp50", cpu_per_op, "{:,.2f}",
+     ("baseline", "atoll", "asio"), None),
+    ("TLS 1.3 handshakes/s (connect + 64 B echo + close, 50 at a time)", "handshakes/s",
+     "tls_hs", rate("handshakes_per_s"), "{:,.0f}", ("baseline_tls", "atoll_tls", None), None),
+    ("server CPU per TLS handshake", "µs", "tls_hs", cpu_per_op, "{:,.0f}",
+     ("baseline_tls", "atoll_tls", None), None),
+    ("idle memory per TLS connection after one echo", "bytes", "idle_tls", bytes_per_connection,
+     "{:,.0f}", ("baseline_tls", "atoll_tls", None), memory_floor),
+    ("idle memory per plain connection after one echo", "bytes", "idle", bytes_per_connection,
+     "{:,.0f}", ("baseline", "atoll", "asio"), memory_floor),
+]
+for n in scaling:
+    lines.append((f"scaling: 64 B ping-pong, 50 connections, loadgen {loadgen_threads} threads, "
+                  f"server {n} thread{'s' if n > 1 else ''}", "req/s", "scale",
+                  rate("req_per_s"), "{:,.0f}", ("baseline", f"atoll_t{n}", f"asio_t{n}"),
+                  None))
+
+
+def series(row, target, get):
+    out = []
+    for rnd in rounds:
+        r = find(row, target, rnd)
+        out.append(None if r is None else get(r))
+    return out
+
+
+def ratios(row, target, base, get, floor):
+    out = []
+    for rnd in rounds:
+        s, b = find(row, target, rnd), find(row, base, rnd)
+        if s is None or b is None:
+            continue
+        sv, bv = get(s), get(b)
+        limit = floor(b) if floor else 0
+        if sv is None or bv is None or bv <= limit:
+            continue
+        out.append(sv / bv)
+    return out
+
+
+present = {r["row"] for r in records}
+
+# -- per run --
+print("\n## Per run\n")
+print("Server CPU, loadgen CPU and the other processes' CPU are measured over the measured "
+      "interval (idle rows: over the whole loadgen run); other load is in cores.\n")
+print("| round | row | target | result | server CPU s | server µs/op | loadgen CPU s "
+      "| other load (cores) | errors |")
+print("|---:|---|---|---:|---:|---:|---:|---:|---:|")
+main_metric = {"pp1": ("req_per_s", "{:,.0f} req/s"), "pp50": ("req_per_s", "{:,.0f} req/s"),
+               "pp500": ("req_per_s", "{:,.0f} req/s"), "pp4k": ("req_per_s", "{:,.0f} req/s"),
+               "bulk": ("mb_per_s", "{:,.0f} MB/s"), "connect": ("req_per_s", "{:,.0f} conn/s"),
+               "tls_hs": ("req_per_s", "{:,.0f} hs/s"), "scale": ("req_per_s", "{:,.0f} req/s")}
+for r in records:
+    res = r["result"]
+    if not res:
+        print(f"| {r['round']} | {r['row']} | {NAMES.get(r['target'], r['target'])} | FAILED "
+              f"| | | | | |")
+        continue
+    if r["row"] in ("idle", "idle_tls"):
+        b = bytes_per_connection(r)
+        result = "n/a" if b is None else f"{b:,.0f} B/conn"
+        per_op = ""
+    else:
+        key, pattern = main_metric[r["row"]]
+        result = pattern.format(res[key])
+        v = cpu_per_op(r)
+        per_op = "" if v is None else f"{v:,.2f}"
+    server = res.get("server_cpu_s")
+    loadgen = res.get("loadgen_cpu_s")
+    other = other_cores(r)
+    print(f"| {r['round']} | {r['row']} | {NAMES.get(r['target'], r['target'])} | {result} "
+          f"| {'' if server is None else f'{server:.2f}'} | {per_op} "
+          f"| {'' if loadgen is None else f'{loadgen:.2f}'} "
+          f"| {'' if other is None else f'{other:.2f}'} | {res['errors']} |")
+
+# -- summary --
+print(f"\n## Full table: medians [min–max] over {len(rounds)} round(s)\n")
+print("Ratios are to the epoll baseline: the median [min–max] of the per-round ratios. "
+      "For rates higher is better; for µs and bytes lower is better.\n")
+print("| workload | unit | epoll baseline | Atoll | Boost.Asio | Atoll / epoll | Asio / epoll "
+      "| other load (cores) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+notes = []
+for title, unit, row, get, pattern, (base, atoll, asio), floor in lines:
+    if row not in present:
+        continue
+    cells = [cell(series(row, t, get), pattern, len(rounds)) if t else "—"
+             for t in (base, atoll, asio)]
+    ratio_cells = []
+    for t in (atoll, asio):
+        if t is None:
+            ratio_cells.append("—")
+            continue
+        rs = ratios(row, t, base, get, floor)
+        ratio_cells.append(cell(rs, "{:.2f}", len(rounds)))
+    loads = [other_cores(r) for r in records if r["row"] == row and r["result"]
+             and r["target"] in (base, atoll, asio)]
+    print(f"| {title} | {unit} | " + " | ".join(cells + ratio_cells) +
+          f" | {cell(loads, '{:.2f}')} |")
+    if floor and any(v == "n/a" for v in ratio_cells):
+        notes.append(f"{title}: no ratio where the baseline's RSS grew by less than "
+                     f"{RSS_NOISE_KIB} KiB (measurement noise); compare the absolute bytes.")
+
+errors = {}
+failed = []
+for r in records:
+    if r["result"]:
+        errors[r["target"]] = errors.get(r["target"], 0) + r["result"]["errors"]
+    else:
+        failed.append(f"round {r['round']} {r['row']} {NAMES.get(r['target'], r['target'])}")
+print("\nloadgen errors (all runs): " +
+      ", ".join(f"{NAMES.get(t, t)} {n}" for t, n in errors.items()))
+
+if "scale" in present and len(scaling) > 1:
+    lo, hi = scaling[0], scaling[-1]
+    for name, prefix in (("Atoll", "atoll_t"), ("Boost.Asio", "asio_t")):
+        rs = ratios("scale", f"{prefix}{hi}", f"{prefix}{lo}", rate("req_per_s"), None)
+        print(f"\nScaling, {name}: {hi} threads / {lo} thread{'s' if lo > 1 else ''} "
+              f"(per-round ratio): {cell(rs, '{:.2f}', len(rounds))}")
+
+# Server and loadgen CPU, as cores over the measured interval: a rate
+# describes a server only if that server, not the loadgen, was the limit.
+print("\n### CPU use during the measured interval (medians, in cores)\n")
+targets_in = {}
+for r in records:
+    targets_in.setdefault(r["row"], [])
+    if r["target"] not in targets_in[r["row"]]:
+        targets_in[r["row"]].append(r["target"])
+print("| row | target | server (cores) | loadgen (cores) | other load (cores) |")
+print("|---|---|---:|---:|---:|")
+for row, targets in targets_in.items():
+    if row in ("idle", "idle_tls"):
+        continue
+    for t in targets:
+        rs = [r for r in records if (r["row"], r["target"]) == (row, t) and r["result"]
+              and r["result"].get("window_s")]
+        s = median([x["result"]["server_cpu_s"] / x["result"]["window_s"] for x in rs])
+        lg = median([x["result"]["loadgen_cpu_s"] / x["result"]["window_s"] for x in rs])
+        o = median([other_cores(x) for x in rs])
+        print(f"| {row} | {NAMES.get(t, t)} | {'n/a' if s is None else f'{s:.2f}'} "
+              f"| {'n/a' if lg is None else f'{lg:.2f}'} | {'n/a' if o is None else f'{o:.2f}'} |")
+
+for note in notes:
+    print(f"\n{note}")
+if failed:
+    print("\nWARNING: failed runs (no result): " + "; ".join(failed))
+if any(errors.values()):
+    print("\nWARNING: the load generator counted errors; see the per-run lines above.")
+PYTHON
+}
+
 # -- main ---------------------------------------------------------------------
+
+if ((full)); then
+  run_full
+  exit 0
+fi
 
 echo "baseline: $baseline_cmd"
 echo "server:   $server_cmd"
@@ -413,6 +1010,8 @@ stop_server baseline
 stop_server server
 
 # -- summary ------------------------------------------------------------------
+
+[[ -z $save_file ]] || cp "$results" "$save_file"
 
 python3 - "$results" "$server_cmd" "$tls" <<'EOF'
 import json
