@@ -52,9 +52,7 @@ public:
                    accepted_connection hand_off)
     : caf::event_based_actor(cfg),
       conf_(std::move(conf)),
-      hand_off_fd_(std::move(hand_off.fd)),
-      start_time_(hand_off.start_time),
-      acceptor_span_(hand_off.acceptor_span) {
+      hand_off_(std::make_unique<accepted_connection>(std::move(hand_off))) {
   }
 
   const char* name() const override {
@@ -129,14 +127,15 @@ private:
   /// Takes the socket and builds the transport, handler and socket object.
   /// Returns false (having quit) if the connection cannot be set up.
   bool set_up() {
-    int fd = hand_off_fd_ ? hand_off_fd_->release() : -1;
-    hand_off_fd_.reset();
+    int fd = hand_off_->fd ? hand_off_->fd->release() : -1;
+    hand_off_->fd.reset();
     if (fd < 0) {
       quit();
       return false;
     }
     // A client that is already gone gets no callback and no span.
-    auto peer = remote_endpoint(fd);
+    auto peer = hand_off_->peer_len > 0 ? make_endpoint(hand_off_->peer, hand_off_->peer_len)
+                                        : remote_endpoint(fd);
     if (!peer) {
       ::close(fd);
       phase_ = phase::finished;
@@ -144,7 +143,7 @@ private:
       return false;
     }
     // Best effort: a connection works without these options.
-    static_cast<void>(configure_connection(fd, conf_->transport));
+    static_cast<void>(configure_accepted(fd, conf_->transport));
     caf::expected<std::unique_ptr<transport>> stream{caf::error{}};
     if (conf_->make_transport)
       stream = conf_->make_transport(fd);
@@ -185,7 +184,9 @@ private:
       meta.set("handler", conf_->handler_name);
     }
     sock_->span() = telemetry::span::start(conf_->events.get(), conf_->span_prefix.get(), {},
-                                           std::move(meta), acceptor_span_, start_time_);
+                                           std::move(meta), hand_off_->acceptor_span,
+                                           hand_off_->start_time);
+    hand_off_.reset(); // all taken
     if (sock_->span().enabled())
       sock_->span().emit("ready", {{"monotonic_time", telemetry::monotonic_time()}});
     phase_ = phase::handshaking;
@@ -647,7 +648,7 @@ private:
     phase_ = phase::finished;
     reactor::cancel(timer_);
     if (reg_) {
-      conf_->io->remove(reg_);
+      conf_->io->remove(reg_, true);
       reg_ = fd_registration{};
     }
     sock_->close_now();
@@ -676,7 +677,7 @@ private:
 
   /// Runs for every exit, kill included: nothing leaks, one stop event.
   void cleanup(const caf::error& reason) {
-    hand_off_fd_.reset();
+    hand_off_.reset();
     reactor::cancel(timer_);
     if (!sock_)
       return;
@@ -688,9 +689,7 @@ private:
   // -- state ----------------------------------------------------------------------------
 
   std::shared_ptr<const connection_config> conf_;
-  std::shared_ptr<owned_fd> hand_off_fd_; // until set_up takes it
-  int64_t start_time_;                    // accept time: the span's start
-  uint64_t acceptor_span_;                // the span's parent
+  std::unique_ptr<accepted_connection> hand_off_; // until the connection started
   std::unique_ptr<handler> handler_;
   std::optional<socket> sock_; // inline: one allocation less per connection
   fd_registration reg_;

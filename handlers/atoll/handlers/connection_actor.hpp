@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include <sys/socket.h>
+
 #include <caf/actor.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/fwd.hpp>
@@ -66,6 +68,10 @@ struct accepted_connection {
   int64_t start_time = 0;
   /// The acceptor span's context (the connection span's parent).
   uint64_t acceptor_span = 0;
+  /// The client's address from accept(2) (`peer_len` 0: ask the socket).
+  sockaddr_storage peer{};
+  /// The length of `peer`.
+  socklen_t peer_len = 0;
 };
 
 /// Spawns a connection actor from inside `parent` (normally the connection

@@ -13,6 +13,7 @@
 #include <caf/resumable.hpp>
 #include <caf/scheduler/abstract_coordinator.hpp>
 
+#include "atoll/runtime/detail/io_clock.hpp"
 #include "atoll/runtime/reactor.hpp"
 
 namespace atl {
@@ -73,7 +74,7 @@ public:
   }
 
 private:
-  caf::detail::thread_safe_actor_clock clock_;
+  detail::io_clock clock_;
   std::thread clock_thread_;
   std::shared_ptr<reactor> io_;
 };

@@ -928,7 +928,7 @@ caf::error reactor::rearm(const fd_registration& reg, uint32_t interest) {
   return caf::none;
 }
 
-void reactor::remove(const fd_registration& reg) {
+void reactor::remove(const fd_registration& reg, bool closing_next) {
   if (!reg)
     return;
   auto* s = core_->slot_for(reg.fd, false);
@@ -942,7 +942,9 @@ void reactor::remove(const fd_registration& reg) {
       return;
     // DEL under the lock: a later add of the same fd number must come after
     // the kernel forgot this registration.
-    if (s->shared || s->in_epoll)
+    // (A closed fd leaves epoll by itself; an event it still gets before
+    // that carries a stale token.)
+    if (s->shared || (s->in_epoll && !closing_next))
       epoll_ctl(core_->workers[s->poller]->epfd, EPOLL_CTL_DEL, reg.fd, nullptr);
     s->in_epoll = false;
     s->token = 0;

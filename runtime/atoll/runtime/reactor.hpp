@@ -155,8 +155,11 @@ public:
 
   /// Removes a registration (no-op if it is stale). After it returns, no new
   /// event for it is sent; one already in the owner's mailbox may remain and
-  /// is recognized by its token. Call it before closing the fd.
-  void remove(const fd_registration& reg);
+  /// is recognized by its token. Call it before closing the fd. With
+  /// `closing_next` the caller promises to close the fd right away (and to
+  /// hold no duplicate of it): the close takes it out of epoll, which saves
+  /// a system call.
+  void remove(const fd_registration& reg, bool closing_next = false);
 
   /// Arms `timer` to send `(reactor_timer_atom, tag)` to `owner` at `due`
   /// (monotonic ns, see `telemetry::monotonic_time`); re-arms it if armed.

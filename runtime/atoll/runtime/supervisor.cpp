@@ -83,6 +83,7 @@ struct child_record {
   caf::message args;
   caf::actor handle;
   uint32_t restarts = 0;
+  bool restarting = false; // counts as a restart once its new handle is set
 };
 
 /// A child exit or an API request that arrived while the supervisor was busy
@@ -272,6 +273,11 @@ private:
       return;
     }
     rec.handle = std::move(*res);
+    // Counted as soon as the new child is visible (to which_children too).
+    if (rec.restarting) {
+      rec.restarting = false;
+      ++rec.restarts;
+    }
     monitor<caf::message_priority::high>(rec.handle);
     by_actor_[rec.handle.id()] = seq;
     if (rec.spec->type != child_type::supervisor) {
@@ -654,15 +660,15 @@ private:
       // Records of temporary children stopped above are gone by now.
       std::vector<uint64_t> alive;
       for (auto s : to_start)
-        if (records_.count(s) > 0)
+        if (auto i = records_.find(s); i != records_.end()) {
+          i->second.restarting = true;
           alive.push_back(s);
-      start_sequence(alive, 0, [this, alive](caf::error err, uint64_t failed) {
-        for (auto s : alive) {
-          if (err && s == failed)
-            break;
-          if (auto i = records_.find(s); i != records_.end())
-            ++i->second.restarts;
         }
+      start_sequence(alive, 0, [this, alive](caf::error err, uint64_t failed) {
+        // Children after a failed one were not restarted.
+        for (auto s : alive)
+          if (auto i = records_.find(s); i != records_.end())
+            i->second.restarting = false;
         if (err) // OTP: retry the failed restart later; it counts as a restart
           send(this, try_again_atom::value, failed);
         set_idle();

@@ -81,6 +81,8 @@ private:
           conn.fd = std::make_shared<owned_fd>(res.fd);
           conn.start_time = telemetry::monotonic_time();
           conn.acceptor_span = span_.context();
+          conn.peer = res.peer;
+          conn.peer_len = res.peer_len;
           start_connection(std::move(conn), ctx_->options().max_connections_retry_count);
           break;
         }

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -45,6 +46,10 @@ caf::expected<listen_socket> listen_socket::open(const bind_address& addr, uint1
     if (ss.ss_family == AF_INET6 && opts.ipv6_v6only)
       if (auto err = set_flag(fd, IPPROTO_IPV6, IPV6_V6ONLY, *opts.ipv6_v6only ? 1 : 0,
                               "setsockopt(IPV6_V6ONLY)"))
+        return err;
+    // Accepted sockets inherit it (see configure_accepted).
+    if (opts.nodelay)
+      if (auto err = set_flag(fd, IPPROTO_TCP, TCP_NODELAY, 1, "setsockopt(TCP_NODELAY)"))
         return err;
   }
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
@@ -121,7 +126,7 @@ accept_result accept_connection(int listen_fd, const accept_function& fn) {
     auto fd = fn ? fn(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len, flags)
                  : ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len, flags);
     if (fd >= 0)
-      return {accept_outcome::accepted, fd, 0};
+      return {accept_outcome::accepted, fd, 0, addr, len};
     auto err = errno;
     switch (err) {
       case EINTR:

@@ -86,6 +86,10 @@ struct accept_result {
   int fd = -1;
   /// The errno of a failed attempt (0 otherwise).
   int error_number = 0;
+  /// The peer's address as accept(2) reported it (when accepted).
+  sockaddr_storage peer{};
+  /// The length of `peer` (0: unknown).
+  socklen_t peer_len = 0;
 };
 
 /// The accept(2) call used by `accept_connection`: a seam so tests can inject

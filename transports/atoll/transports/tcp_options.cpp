@@ -54,6 +54,10 @@ caf::error configure_connection(int fd, const tcp_options& opts) {
         && errno != EOPNOTSUPP && errno != EINVAL)
       return make_system_error("setsockopt(TCP_NODELAY)", errno);
   }
+  return configure_accepted(fd, opts);
+}
+
+caf::error configure_accepted(int fd, const tcp_options& opts) {
   if (opts.keepalive)
     if (auto err = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, *opts.keepalive ? 1 : 0,
                            "setsockopt(SO_KEEPALIVE)"))

@@ -51,6 +51,13 @@ caf::error validate(const tcp_options& opts);
 /// to an accepted socket. Errors: `errc::system_error` naming the option.
 caf::error configure_connection(int fd, const tcp_options& opts);
 
+/// Applies the per-connection options that a socket accepted from a
+/// `listen_socket` does not inherit: all but nodelay, which the listen
+/// socket carries (Linux copies TCP_NODELAY to the sockets it accepts), so
+/// that the common case costs no system call. Errors as
+/// `configure_connection`.
+caf::error configure_accepted(int fd, const tcp_options& opts);
+
 /// The socket options a handler may read and change on its connection.
 enum class socket_option : uint8_t {
   nodelay,   ///< TCP_NODELAY (0 or 1)
