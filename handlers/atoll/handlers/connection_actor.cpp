@@ -46,7 +46,8 @@ std::string exception_text(std::exception_ptr ep) {
 /// the handler's friend.
 class connection_actor final : public caf::event_based_actor,
                                public detail::socket_host,
-                               public detail::handler_host {
+                               public detail::handler_host,
+                               public io_sink {
 public:
   connection_actor(caf::actor_config& cfg, std::shared_ptr<const connection_config> conf,
                    accepted_connection hand_off)
@@ -83,6 +84,45 @@ public:
                      : caf::behavior{internal_handlers()};
     start_connection();
     return bhvr;
+  }
+
+  // -- socket events without messages (io_sink) ---------------------------------
+
+  /// A poller saw `events`: remember them and, if this actor is idle, take
+  /// its turn (as a message would) on the poller's execution unit.
+  void post_io(uint32_t events, caf::execution_unit* unit) noexcept override {
+    posted_.fetch_or(events);
+    if (mailbox().try_unblock()) {
+      intrusive_ptr_add_ref(ctrl());
+      if (unit != nullptr)
+        unit->exec_later(this);
+      else
+        home_system().scheduler().enqueue(this);
+    }
+  }
+
+  /// Handles posted socket events, then the mailbox. Whoever unblocks the
+  /// mailbox runs the actor: the poster (`post_io`), a message's sender, or
+  /// this loop after events were posted while the mailbox was being
+  /// blocked.
+  resume_result resume(caf::execution_unit* unit, size_t max_throughput) override {
+    for (;;) {
+      if (posted_.load() != 0 && getf(is_initialized_flag)) {
+        auto events = posted_.exchange(0); // dropped once shutting down
+        if (!getf(is_shutting_down_flag | is_cleaned_up_flag)) {
+          context(unit);
+          run_posted(events);
+          // As CAF's resume does after each message: an actor that quit is
+          // cleaned up (monitors, links, attached functions) here.
+          if (finalize())
+            return resumable::done;
+        }
+      }
+      auto result = caf::event_based_actor::resume(unit, max_throughput);
+      if (result != resumable::awaiting_message || posted_.load() == 0
+          || !mailbox().try_unblock())
+        return result;
+    }
   }
 
   // -- socket_host / handler_host -----------------------------------------------
@@ -237,6 +277,17 @@ private:
 
   // -- socket events ----------------------------------------------------------------
 
+  /// Runs posted events as the socket_ready message would, exceptions
+  /// included (they end the connection, as in a message handler).
+  void run_posted(uint32_t events) noexcept {
+    try {
+      on_socket_ready(events, reg_.token);
+    } catch (...) {
+      auto ep = std::current_exception();
+      quit(on_uncaught(ep));
+    }
+  }
+
   void on_socket_ready(uint32_t events, uint32_t token) {
     if (token != reg_.token || phase_ == phase::finished || phase_ == phase::starting)
       return; // stale event of an earlier registration
@@ -347,8 +398,10 @@ private:
       return;
     caf::error err;
     if (!reg_) {
+      // Detached actors run on their own thread: messages wake it.
+      auto* sink = getf(is_detached_flag) ? nullptr : static_cast<io_sink*>(this);
       auto reg = conf_->io->add(sock_->stream().fd(), caf::actor_cast<caf::strong_actor_ptr>(this),
-                                interest);
+                                sink, interest);
       if (reg)
         reg_ = *reg;
       else
@@ -462,7 +515,7 @@ private:
 
   /// Client silence is measured from now on.
   void set_deadline(std::chrono::milliseconds timeout) {
-    deadline_ = timeout == infinite ? 0 : telemetry::monotonic_time() + to_ns(timeout);
+    deadline_ = timeout == infinite ? 0 : reactor::due_after(to_ns(timeout));
     update_timer();
   }
 
@@ -705,6 +758,7 @@ private:
   end_kind end_kind_ = end_kind::local_closed;
   bool reading_ = false;
   bool in_io_ = false;
+  std::atomic<uint32_t> posted_{0}; // socket events posted by a poller
 };
 
 caf::actor spawn_connection(caf::event_based_actor* parent,

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <mutex>
 #include <stdexcept>
@@ -23,6 +24,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/execution_unit.hpp>
+#include <caf/logger.hpp>
 #include <caf/mailbox_element.hpp>
 #include <caf/message_id.hpp>
 #include <caf/resumable.hpp>
@@ -107,6 +109,7 @@ struct slot {
   uint32_t interest = 0; // in epoll (plain registrations)
   bool in_epoll = false; // plain registrations
   bool pending = false;  // plain: an event was delivered, not yet acknowledged
+  io_sink* sink = nullptr; // plain: takes events by post_io (else messages)
   caf::strong_actor_ptr owner;
   std::unique_ptr<shared_owners> shared;
 };
@@ -311,11 +314,12 @@ struct io_core {
   /// not still busy with the last one. With `park`, an fd reported while its
   /// owner is busy leaves epoll until the owner acknowledges (the caller
   /// would otherwise see it again at once, in a loop).
-  caf::strong_actor_ptr owner_of(int fd, uint32_t token, bool park) {
+  caf::strong_actor_ptr owner_of(int fd, uint32_t token, bool park, io_sink** sink) {
     auto* s = slot_for(fd, false);
     if (s == nullptr)
       return nullptr;
     std::lock_guard<spin_lock> guard{s->lock};
+    *sink = s->sink;
     if (s->token != token)
       return nullptr;
     if (!s->shared) {
@@ -458,14 +462,19 @@ struct io_core {
       }
       auto fd = static_cast<int>(events[i].data.u64 & 0xFFFFFFFFu);
       auto token = static_cast<uint32_t>(events[i].data.u64 >> 32);
-      auto owner = owner_of(fd, token, park);
+      io_sink* sink = nullptr;
+      auto owner = owner_of(fd, token, park, &sink);
       if (!owner)
         continue;
+      ++delivered;
+      if (sink != nullptr) {
+        sink->post_io(static_cast<uint32_t>(events[i].events), unit);
+        continue;
+      }
       owner->enqueue(caf::make_mailbox_element(nullptr, caf::make_message_id(), {},
                                                socket_ready_atom::value, fd,
                                                static_cast<uint32_t>(events[i].events), token),
                      unit);
-      ++delivered;
     }
     return delivered + fire_timers(w, unit);
   }
@@ -593,6 +602,7 @@ struct io_core {
         if (s.token == 0)
           continue;
         s.token = 0;
+        s.sink = nullptr;
         owners.push_back(std::move(s.owner));
         shared.push_back(std::move(s.shared));
       }
@@ -736,6 +746,14 @@ void io_core::run_worker(caf::actor_system& sys, size_t index, size_t max_throug
   this_worker = index;
   auto* unit = workers[index]->unit.get();
   while (auto* job = next_job(index, unit)) {
+#if CAF_LOG_LEVEL == CAF_LOG_LEVEL_QUIET
+    // With logging compiled out, CAF still records the running actor's id
+    // per thread when the thread has a logger (a spawn sets one): a locked
+    // hash-map lookup at each start and end of an actor run, for log lines
+    // that are never written. Without a logger, it skips that.
+    if (caf::logger::current_logger() != nullptr)
+      caf::logger::set_current_actor_system(nullptr);
+#endif
     switch (job->resume(unit, max_throughput)) {
       case caf::resumable::resume_later:
         push(index, job, true); // keeps its reference: it runs again
@@ -819,17 +837,24 @@ caf::expected<fd_registration> reactor::add(int fd, caf::strong_actor_ptr owner,
                                             uint32_t interest) {
   if (!owner)
     return caf::make_error(errc::registration_failed, "invalid owner");
-  return add_impl(fd, std::move(owner), nullptr, interest);
+  return add_impl(fd, std::move(owner), nullptr, nullptr, interest);
+}
+
+caf::expected<fd_registration> reactor::add(int fd, caf::strong_actor_ptr owner, io_sink* sink,
+                                            uint32_t interest) {
+  if (!owner)
+    return caf::make_error(errc::registration_failed, "invalid owner");
+  return add_impl(fd, std::move(owner), sink, nullptr, interest);
 }
 
 caf::expected<fd_registration> reactor::add_shared(int fd, uint32_t interest) {
   auto sh = std::make_unique<detail::shared_owners>();
   sh->interest = interest;
-  return add_impl(fd, nullptr, std::move(sh), interest);
+  return add_impl(fd, nullptr, nullptr, std::move(sh), interest);
 }
 
 caf::expected<fd_registration>
-reactor::add_impl(int fd, caf::strong_actor_ptr owner,
+reactor::add_impl(int fd, caf::strong_actor_ptr owner, io_sink* sink,
                   std::unique_ptr<detail::shared_owners> shared, uint32_t interest) {
   auto& core = *core_;
   if (!core.running.load())
@@ -852,6 +877,7 @@ reactor::add_impl(int fd, caf::strong_actor_ptr owner,
   s->interest = interest;
   s->in_epoll = interest != 0;
   s->pending = false;
+  s->sink = sink;
   s->token = token;
   s->poller = poller;
   s->owner = std::move(owner);
@@ -948,6 +974,7 @@ void reactor::remove(const fd_registration& reg, bool closing_next) {
       epoll_ctl(core_->workers[s->poller]->epfd, EPOLL_CTL_DEL, reg.fd, nullptr);
     s->in_epoll = false;
     s->token = 0;
+    s->sink = nullptr;
     owner = std::move(s->owner);
     shared = std::move(s->shared);
   }
@@ -979,6 +1006,21 @@ void reactor::schedule(reactor_timer& timer, caf::strong_actor_ptr owner, int64_
   // A sleeping worker waits until its earliest timer: wake it to look again.
   if (earliest && !(detail::this_core == &core && detail::this_worker == index))
     io_core::wake(w);
+}
+
+int64_t reactor::due_after(int64_t delay) noexcept {
+  // CLOCK_MONOTONIC_COARSE lags CLOCK_MONOTONIC (steady_clock) by less than
+  // its resolution: adding one resolution makes the result never early.
+  static const int64_t resolution = [] {
+    timespec res{};
+    if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) != 0)
+      return int64_t{0};
+    return static_cast<int64_t>(res.tv_sec) * 1'000'000'000 + res.tv_nsec;
+  }();
+  timespec now{};
+  if (resolution == 0 || clock_gettime(CLOCK_MONOTONIC_COARSE, &now) != 0)
+    return telemetry::monotonic_time() + delay;
+  return static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec + resolution + delay;
 }
 
 void reactor::cancel(reactor_timer& timer) {

@@ -49,6 +49,22 @@ struct fd_registration {
 
 class io_scheduler;
 
+/// An fd owner that takes its socket events without a mailbox message: the
+/// poller calls `post_io`, and the owner handles the events the next time
+/// it runs (scheduling itself if it was idle). Saves a message allocation
+/// and a mailbox round per event; an event-based actor implements it by
+/// overriding `resume` (see the connection actor).
+class io_sink {
+public:
+  /// `events` of the owner's registration are ready. Called on the poller's
+  /// thread, with its execution unit `unit` (where an idle owner should
+  /// run); must not block and must not throw.
+  virtual void post_io(uint32_t events, caf::execution_unit* unit) noexcept = 0;
+
+protected:
+  ~io_sink() = default;
+};
+
 namespace detail {
 struct io_core;
 struct shared_owners;
@@ -133,6 +149,12 @@ public:
   [[nodiscard]] caf::expected<fd_registration> add(int fd, caf::strong_actor_ptr owner,
                                                    uint32_t interest);
 
+  /// Like `add`, but events go to `sink` (which must be `owner` itself, and
+  /// live as long as `owner`) by `io_sink::post_io` instead of a message.
+  /// Timer messages still arrive as messages.
+  [[nodiscard]] caf::expected<fd_registration> add(int fd, caf::strong_actor_ptr owner,
+                                                   io_sink* sink, uint32_t interest);
+
   /// Registers `fd` to be shared by several owners (e.g. the acceptors of one
   /// listen socket): each one-shot event goes to one owner, round-robin, and
   /// only that owner re-arms. Owners come and go with `join` and `leave`;
@@ -167,6 +189,13 @@ public:
   /// one chosen round-robin. Does nothing once the reactor stopped.
   void schedule(reactor_timer& timer, caf::strong_actor_ptr owner, int64_t due, uint64_t tag);
 
+  /// A due time for `schedule` at least `delay` nanoseconds from now, read
+  /// from the kernel's coarse clock (no system call, cheaper than a precise
+  /// read): never early, at most one clock tick (typically 1 to 4 ms) late.
+  /// For deadlines such as read timeouts that move on every request. Any
+  /// thread.
+  static int64_t due_after(int64_t delay) noexcept;
+
   /// Disarms `timer` (no-op if not armed). After it returns the reactor no
   /// longer touches `timer`; a message already on its way may still arrive
   /// (tell it by its tag).
@@ -186,7 +215,7 @@ private:
 
   explicit reactor(std::shared_ptr<detail::io_core> core);
 
-  caf::expected<fd_registration> add_impl(int fd, caf::strong_actor_ptr owner,
+  caf::expected<fd_registration> add_impl(int fd, caf::strong_actor_ptr owner, io_sink* sink,
                                            std::unique_ptr<detail::shared_owners> shared,
                                            uint32_t interest);
 

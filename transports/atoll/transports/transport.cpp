@@ -75,7 +75,7 @@ io_result tcp_transport::handshake() {
 
 io_result tcp_transport::read(char* buf, size_t len) {
   for (;;) {
-    auto n = ::read(fd_, buf, len);
+    auto n = ::recv(fd_, buf, len, 0);
     if (n > 0)
       return {static_cast<size_t>(n), io_status::done, {}};
     if (n == 0)
@@ -86,6 +86,15 @@ io_result tcp_transport::read(char* buf, size_t len) {
 }
 
 io_result tcp_transport::write(const iovec* iov, size_t count) {
+  if (count == 1) {
+    for (;;) {
+      auto n = ::send(fd_, iov->iov_base, iov->iov_len, MSG_NOSIGNAL);
+      if (n >= 0)
+        return {static_cast<size_t>(n), io_status::done, {}};
+      if (errno != EINTR)
+        return failure("write", errno, io_status::want_write);
+    }
+  }
   msghdr msg{};
   msg.msg_iov = const_cast<iovec*>(iov);
   msg.msg_iovlen = count;
