@@ -198,11 +198,14 @@ struct timer_heap_access {
     update_earliest(th);
   }
 
-  /// Pops the earliest timer; returns its owner and tag.
+  /// Pops the earliest timer; returns its owner and tag. Takes them before
+  /// `erase` marks the timer disarmed: from then on its owner may re-arm
+  /// it on another worker's heap, and this one must not touch it.
   static std::pair<caf::weak_actor_ptr, uint64_t> pop(timer_heap& th) {
     auto* t = th.items.front();
+    std::pair<caf::weak_actor_ptr, uint64_t> result{std::move(t->owner_), t->tag_};
     erase(th, t);
-    return {std::move(t->owner_), t->tag_};
+    return result;
   }
 
   static void setup(reactor_timer& t, caf::weak_actor_ptr owner, int64_t due, uint64_t tag) {
