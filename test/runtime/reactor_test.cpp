@@ -545,6 +545,8 @@ BOOST_AUTO_TEST_CASE(a_worker_stuck_in_one_job_does_not_stall_the_sockets) {
   BOOST_CHECK_MESSAGE(served, "a socket event waited for a blocked worker");
   for (auto& x : {b1, owner_a, owner_b})
     caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
+  // The owners remove their registrations before the test closes the fds.
+  BOOST_CHECK(wait_until([&] { return (*r)->size() == 0; }));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
