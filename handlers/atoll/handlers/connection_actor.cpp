@@ -515,7 +515,7 @@ private:
 
   /// Client silence is measured from now on.
   void set_deadline(std::chrono::milliseconds timeout) {
-    deadline_ = timeout == infinite ? 0 : reactor::due_after(to_ns(timeout));
+    deadline_ = timeout == infinite ? 0 : telemetry::monotonic_time() + to_ns(timeout);
     update_timer();
   }
 

@@ -1028,21 +1028,6 @@ void reactor::schedule(reactor_timer& timer, caf::strong_actor_ptr owner, int64_
     io_core::wake(w);
 }
 
-int64_t reactor::due_after(int64_t delay) noexcept {
-  // CLOCK_MONOTONIC_COARSE lags CLOCK_MONOTONIC (steady_clock) by less than
-  // its resolution: adding one resolution makes the result never early.
-  static const int64_t resolution = [] {
-    timespec res{};
-    if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) != 0)
-      return int64_t{0};
-    return static_cast<int64_t>(res.tv_sec) * 1'000'000'000 + res.tv_nsec;
-  }();
-  timespec now{};
-  if (resolution == 0 || clock_gettime(CLOCK_MONOTONIC_COARSE, &now) != 0)
-    return telemetry::monotonic_time() + delay;
-  return static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec + resolution + delay;
-}
-
 void reactor::cancel(reactor_timer& timer) {
   auto* h = timer.heap_.load(std::memory_order_acquire);
   if (h == nullptr)

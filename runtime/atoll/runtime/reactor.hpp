@@ -189,13 +189,6 @@ public:
   /// one chosen round-robin. Does nothing once the reactor stopped.
   void schedule(reactor_timer& timer, caf::strong_actor_ptr owner, int64_t due, uint64_t tag);
 
-  /// A due time for `schedule` at least `delay` nanoseconds from now, read
-  /// from the kernel's coarse clock (no system call, cheaper than a precise
-  /// read): never early, at most one clock tick (typically 1 to 4 ms) late.
-  /// For deadlines such as read timeouts that move on every request. Any
-  /// thread.
-  static int64_t due_after(int64_t delay) noexcept;
-
   /// Disarms `timer` (no-op if not armed). After it returns the reactor no
   /// longer touches `timer`; a message already on its way may still arrive
   /// (tell it by its tag).
