@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "support/server_support.hpp"
 
@@ -388,6 +389,121 @@ BOOST_AUTO_TEST_CASE(new_connects_are_refused_at_once_while_stopping) {
   BOOST_CHECK(!stopping.get());
 }
 
+BOOST_AUTO_TEST_CASE(a_stop_answers_input_that_arrived_before_it_then_closes_with_a_fin) {
+  // Regression: a stop closed connections with unread input, which makes the
+  // kernel reset them: requests already sent were never answered. Here the
+  // handler holds its (detached) connection on "A", so that "B" sits unread
+  // in the socket when the stop reaches the connection.
+  auto script = std::make_shared<probe_script>();
+  script->on_data = [](std::string_view data, atl::socket& sock) {
+    if (data == "A")
+      std::this_thread::sleep_for(300ms);
+    sock.send(data);
+    return verdict::proceed();
+  };
+  auto opts = probe_options(script);
+  opts.detached_connections = true;
+  auto& srv = start(opts);
+  auto ep = address_of(srv);
+  auto client = connect(srv);
+  client.send("A");
+  BOOST_REQUIRE(script->log->wait_for("data:A"));
+  auto stopping = std::async(std::launch::async, [&] { return srv.stop(); });
+  // The listener closes first: once connects are refused, the stop is on
+  // its way to the connections.
+  auto deadline = std::chrono::steady_clock::now() + 3000ms;
+  for (;;) {
+    test_client probe;
+    if (!probe.try_connect(ep))
+      break;
+    BOOST_REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(2ms);
+  }
+  client.send("B");
+  BOOST_CHECK_EQUAL(client.recv_until_closed(), "AB");
+  BOOST_CHECK(!client.was_reset());
+  if (!tls_mode()) {
+    // Input after the FIN is read and dropped: no reset either.
+    BOOST_CHECK(client.try_send("C"));
+  }
+  BOOST_CHECK(!stopping.get());
+  BOOST_CHECK(client.closed_within(1000ms));
+  BOOST_CHECK(!client.was_reset());
+  // Probing connections that got in before the listener closed end too,
+  // with handle_close or handle_shutdown.
+  BOOST_CHECK_EQUAL(script->log->count("data:B"), 1u);
+  BOOST_CHECK_GE(script->log->count("shutdown"), 1u);
+  BOOST_CHECK_EQUAL(script->log->count("shutdown") + script->log->count("close"),
+                    script->log->count("connection"));
+}
+
+BOOST_AUTO_TEST_CASE(a_stop_under_ping_pong_load_answers_every_request_and_resets_nothing) {
+  // Regression: a stop under load reset every connection that had a request
+  // in flight. Now each client gets every answer of the requests the server
+  // read, then an orderly close; at most the one request a client sent
+  // while the server's FIN was on its way goes unanswered.
+  auto& srv = start(probe_options(echo_script()));
+  auto ep = address_of(srv);
+  constexpr size_t n = 20;
+  struct outcome {
+    std::atomic<size_t> answered{0};
+    size_t sent = 0;
+    bool bad_answer = false;
+    bool timed_out = false;
+    bool reset = false;
+  };
+  std::vector<outcome> results(n);
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < n; ++i)
+    clients.emplace_back([&ep, &out = results[i], i] {
+      auto c = test_client::connect(ep);
+      const std::string request = "request from client " + std::to_string(i) + "\n";
+      for (;;) {
+        if (!c.try_send(request))
+          break;
+        ++out.sent;
+        std::string got;
+        while (got.size() < request.size()) {
+          auto chunk = c.recv_some(5000ms);
+          if (!chunk) {
+            out.timed_out = true;
+            return;
+          }
+          if (chunk->empty())
+            break;
+          got += *chunk;
+        }
+        if (got.size() < request.size()) {
+          out.bad_answer = !got.empty(); // a partial answer
+          break;
+        }
+        if (got != request) {
+          out.bad_answer = true;
+          break;
+        }
+        ++out.answered;
+      }
+      out.reset = c.was_reset();
+    });
+  auto deadline = std::chrono::steady_clock::now() + 5000ms;
+  for (auto& r : results)
+    while (r.answered.load() < 20 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(1ms);
+  BOOST_CHECK(!srv.stop());
+  for (auto& t : clients)
+    t.join();
+  size_t answered = 0;
+  for (auto& r : results) {
+    BOOST_CHECK(!r.timed_out);
+    BOOST_CHECK(!r.bad_answer);
+    BOOST_CHECK(!r.reset);
+    BOOST_CHECK_GE(r.answered.load(), 20u);
+    BOOST_CHECK_LE(r.sent - r.answered.load(), 1u);
+    answered += r.answered.load();
+  }
+  BOOST_TEST_MESSAGE("answered " << answered << " requests over " << n << " connections");
+}
+
 BOOST_AUTO_TEST_CASE(brutal_kill_shutdown_ends_connections_without_callbacks) {
   auto script = echo_script();
   auto opts = probe_options(script);
@@ -400,6 +516,28 @@ BOOST_AUTO_TEST_CASE(brutal_kill_shutdown_ends_connections_without_callbacks) {
   BOOST_CHECK(client.closed_within(2000ms));
   BOOST_CHECK_EQUAL(script->log->count("shutdown"), 0u);
   BOOST_CHECK(rec.wait_for("atoll.connection.stop"));
+}
+
+BOOST_AUTO_TEST_CASE(an_infinite_shutdown_timeout_stops_once_the_drain_ends) {
+  // Regression: an infinite drain limit reached CAF as milliseconds::max(),
+  // which overflowed, and stop() failed at once with "supervisor still
+  // stopping".
+  for (auto policy : {shutdown_policy::infinity(),
+                      shutdown_policy::timeout(std::chrono::milliseconds::max())}) {
+    auto script = std::make_shared<probe_script>();
+    script->on_shutdown = [](atl::socket& sock) { sock.send("bye"); };
+    auto opts = probe_options(script);
+    opts.shutdown_timeout = policy;
+    auto& srv = start(opts);
+    auto client = connect(srv);
+    BOOST_REQUIRE(script->log->wait_for("connection"));
+    BOOST_CHECK(!srv.stop());
+    BOOST_CHECK_EQUAL(client.recv_until_closed(), "bye");
+    BOOST_CHECK(srv.status() == server_status::stopped);
+  }
+  auto& srv = start(probe_options(echo_script()));
+  BOOST_CHECK(!srv.stop(std::chrono::milliseconds::max()));
+  BOOST_CHECK(srv.status() == server_status::stopped);
 }
 
 BOOST_AUTO_TEST_CASE(a_server_can_run_under_the_users_own_supervisor) {

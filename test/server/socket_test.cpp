@@ -335,6 +335,79 @@ BOOST_AUTO_TEST_CASE(output_a_client_does_not_read_ends_the_connection_after_the
   BOOST_REQUIRE(wait_until([&] { return srv.info()->active_connections == 0; }));
 }
 
+BOOST_AUTO_TEST_CASE(output_queued_by_messages_does_not_postpone_the_send_timeout) {
+  // Regression: queuing more output counted as send progress, so a client
+  // that never reads, fed by messages (a chat room), never timed out while
+  // the server's memory grew.
+  auto script = std::make_shared<probe_script>();
+  script->on_connection = [log{script->log}](atl::socket& sock) {
+    sock.setopt(socket_option::sndbuf, 65536);
+    log->add("send:" + outcome_of(sock.send(pattern(4u << 20, 5)))); // most of it queued
+    return verdict::proceed();
+  };
+  script->messages = [](handler&, atl::socket& sock) {
+    return caf::message_handler{
+      [&sock](const std::string& line) { static_cast<void>(sock.send(line)); }};
+  };
+  auto opts = probe_options(script);
+  opts.transport.send_timeout = 300ms;
+  opts.silent_terminate_on_error = true;
+  auto& srv = start(opts);
+  auto client = connect(srv); // never reads
+  BOOST_REQUIRE(script->log->wait_for("send:ok"));
+  auto conns = srv.connections();
+  BOOST_REQUIRE(conns && conns->size() == 1);
+  auto conn = conns->front();
+  const std::string timed_out = "error:atoll error timeout: send timeout";
+  auto started = std::chrono::steady_clock::now();
+  // A line every 20 ms, as a chat room would deliver them.
+  while (script->log->count(timed_out) == 0 && std::chrono::steady_clock::now() - started < 5s) {
+    caf::anon_send(conn, std::string{"a line from someone else\n"});
+    std::this_thread::sleep_for(20ms);
+  }
+  BOOST_CHECK_EQUAL(script->log->count(timed_out), 1u);
+  BOOST_CHECK(std::chrono::steady_clock::now() - started < 3s);
+}
+
+BOOST_AUTO_TEST_CASE(a_send_past_the_output_limit_fails_whole_and_the_connection_goes_on) {
+  constexpr size_t chunk = 64u << 10;
+  constexpr uint64_t limit = 256u << 10;
+  recording tel{*this};
+  auto script = std::make_shared<probe_script>();
+  auto accepted = std::make_shared<std::atomic<size_t>>(0);
+  script->on_data = [log{script->log}, accepted](std::string_view data, atl::socket& sock) {
+    if (data != "fill")
+      return echo(data, sock);
+    sock.setopt(socket_option::sndbuf, 65536);
+    // The client does not read yet: the kernel's buffers fill, then the
+    // queue, until a send would take it past the limit.
+    caf::error err;
+    size_t n = 0;
+    while (n < 1000 && !(err = sock.send(std::string(chunk, 'x'))))
+      ++n;
+    *accepted = n;
+    log->add("fill:" + outcome_of(err));
+    return verdict::proceed();
+  };
+  auto opts = probe_options(script);
+  opts.transport.max_queued_output = limit;
+  auto& srv = start(opts);
+  auto client = connect(srv);
+  client.send("fill");
+  BOOST_REQUIRE(script->log->wait_for("fill:output_limit"));
+  auto n = accepted->load();
+  BOOST_TEST_MESSAGE(n << " sends of 64 KiB accepted before the limit");
+  BOOST_CHECK_GT(n * chunk, limit - chunk); // the queue held about the limit
+  // Every accepted byte arrives, nothing of the refused send; the
+  // connection goes on.
+  BOOST_CHECK(client.recv_exact(n * chunk, 30000ms) == std::string(n * chunk, 'x'));
+  client.send("ping");
+  BOOST_CHECK_EQUAL(client.recv_exact(4), "ping");
+  BOOST_REQUIRE(tel.rec.wait_for("atoll.connection.send_error"));
+  auto ev = tel.rec.named("atoll.connection.send_error").front();
+  BOOST_CHECK_NE(text_of(ev.measurements, "error").find("max_queued_output"), std::string::npos);
+}
+
 // -- recv ------------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(recv_exact_length_next_chunk_timeout_and_closed) {

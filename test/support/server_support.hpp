@@ -146,6 +146,12 @@ public:
     return tls_error_;
   }
 
+  /// True once a read found the connection reset (ECONNRESET) rather than
+  /// closed in order.
+  bool was_reset() const noexcept {
+    return reset_;
+  }
+
   /// The TLS session (nullptr for clear TCP).
   SSL* ssl() const noexcept {
     return ssl_;
@@ -199,7 +205,8 @@ public:
     : fd_(std::exchange(other.fd_, -1)),
       ctx_(std::exchange(other.ctx_, nullptr)),
       ssl_(std::exchange(other.ssl_, nullptr)),
-      tls_error_(std::move(other.tls_error_)) {
+      tls_error_(std::move(other.tls_error_)),
+      reset_(other.reset_) {
   }
 
   test_client& operator=(test_client&& other) noexcept {
@@ -208,6 +215,7 @@ public:
     ctx_ = std::exchange(other.ctx_, nullptr);
     ssl_ = std::exchange(other.ssl_, nullptr);
     tls_error_ = std::move(other.tls_error_);
+    reset_ = other.reset_;
     return *this;
   }
 
@@ -268,6 +276,12 @@ public:
         return out;
       out += *chunk;
     }
+  }
+
+  /// The next bytes: "" when the peer closed (see `was_reset`), nullopt when
+  /// nothing arrives within `timeout`.
+  std::optional<std::string> recv_some(std::chrono::milliseconds timeout = 5000ms) {
+    return recv_chunk(std::chrono::steady_clock::now() + timeout, 65536);
   }
 
   /// True if the peer closes (or resets) within `timeout` without sending.
@@ -353,6 +367,8 @@ private:
         auto err = SSL_get_error(ssl_, n);
         if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
           continue; // e.g. a session ticket, no application data yet
+        if (err == SSL_ERROR_SYSCALL && errno == ECONNRESET)
+          reset_ = true;
         if (err != SSL_ERROR_ZERO_RETURN && err != SSL_ERROR_SYSCALL)
           tls_error_ = error_text();
         return std::string{}; // closed (close_notify, EOF, reset or an alert)
@@ -360,6 +376,8 @@ private:
       auto n = ::recv(fd_, buf.data(), buf.size(), 0);
       if (n < 0 && errno == EINTR)
         continue;
+      if (n < 0 && errno == ECONNRESET)
+        reset_ = true;
       if (n <= 0)
         return std::string{};
       buf.resize(static_cast<size_t>(n));
@@ -382,6 +400,7 @@ private:
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
   std::string tls_error_;
+  bool reset_ = false;
 };
 
 /// Records telemetry events of a bus while it lives.

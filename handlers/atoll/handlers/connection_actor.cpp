@@ -26,6 +26,14 @@ int64_t to_ns(std::chrono::milliseconds t) {
 constexpr uint64_t output_high_watermark = 1 << 20;
 /// Reads per socket event before yielding to other messages.
 constexpr int max_reads_per_event = 16;
+/// Reads at a stop to hand the handler what arrived before it.
+constexpr int max_reads_at_drain = 64;
+/// After a stop's FIN: input is read and dropped until the client closes or
+/// sends nothing for this long (closing with unread input would reset the
+/// connection and could destroy the answers still in flight) ...
+constexpr int64_t half_close_quiet_ns = 500 * ns_per_ms;
+/// ... or for at most this long.
+constexpr int64_t half_close_limit_ns = 5000 * ns_per_ms;
 constexpr size_t read_buffer_size = 65536;
 
 std::string exception_text(std::exception_ptr ep) {
@@ -127,8 +135,11 @@ public:
 
   // -- socket_host / handler_host -----------------------------------------------
 
-  void output_pending() override {
-    note_send_progress();
+  void output_pending(bool started) override {
+    // Queuing more output is no progress: only written bytes are (else a
+    // client that never reads, fed by others, would never time out).
+    if (started)
+      note_send_progress();
     if (!in_io_)
       arm();
   }
@@ -142,7 +153,10 @@ public:
   }
 
 private:
-  enum class phase : uint8_t { starting, handshaking, open, lingering, finished };
+  /// lingering: the final callback ran, queued output is being written;
+  /// half_closed: after a stop, our FIN is out, input is dropped until the
+  /// client closes (see `half_close`).
+  enum class phase : uint8_t { starting, handshaking, open, lingering, half_closed, finished };
   enum class end_kind : uint8_t {
     peer_closed,
     local_closed,
@@ -295,6 +309,8 @@ private:
     in_io_ = true;
     if (phase_ == phase::handshaking) {
       drive_handshake();
+    } else if (phase_ == phase::half_closed) {
+      drop_input();
     } else {
       if (!sock_->pending().empty())
         flush_output();
@@ -307,11 +323,14 @@ private:
     arm();
   }
 
-  void read_loop() {
+  /// Reads and hands data to the handler. `until_empty`: at a stop, reads
+  /// until the socket has nothing more (bounded), not one event's worth.
+  void read_loop(bool until_empty = false) {
     static thread_local char buf[read_buffer_size];
+    auto max_reads = until_empty ? max_reads_at_drain : max_reads_per_event;
     // The transport is looked up each time: a switch_transport verdict
     // replaces it inside this loop.
-    for (int i = 0; i < max_reads_per_event && phase_ == phase::open && reading_; ++i) {
+    for (int i = 0; i < max_reads && phase_ == phase::open && reading_; ++i) {
       if (backpressured())
         return;
       auto res = sock_->stream().read(buf, sizeof(buf));
@@ -328,7 +347,7 @@ private:
         apply(std::move(*v));
         if (phase_ != phase::open)
           return;
-        if (res.bytes < sizeof(buf) && !sock_->stream().has_buffered_input())
+        if (!until_empty && res.bytes < sizeof(buf) && !sock_->stream().has_buffered_input())
           return; // most likely drained: the re-armed event tells otherwise
         continue;
       }
@@ -366,13 +385,13 @@ private:
         return;
       case io_status::closed:
         if (phase_ == phase::lingering)
-          complete_close();
+          end_now(); // broken: no FIN to send
         else
           finish(end_kind::peer_closed);
         return;
       case io_status::failed:
         if (phase_ == phase::lingering)
-          complete_close();
+          end_now();
         else
           finish(end_kind::error, res.error);
         return;
@@ -392,6 +411,8 @@ private:
       interest = handshake_interest_;
     else if (phase_ == phase::open && reading_ && !backpressured())
       interest |= io_events::readable;
+    else if (phase_ == phase::half_closed)
+      interest = io_events::readable;
     if (!sock_->pending().empty())
       interest |= io_events::writable;
     if (interest == 0 || interest == armed_interest_)
@@ -532,6 +553,8 @@ private:
       consider(handshake_deadline_);
     if (send_deadline_armed())
       consider(send_progress_ + to_ns(conf_->transport.send_timeout));
+    if (phase_ == phase::half_closed)
+      consider(std::min(half_close_quiet_until_, half_close_until_));
     return next;
   }
 
@@ -552,6 +575,13 @@ private:
 
   void on_timer() {
     auto now = telemetry::monotonic_time();
+    if (phase_ == phase::half_closed) {
+      if (now >= half_close_quiet_until_ || now >= half_close_until_)
+        end_now();
+      else
+        update_timer();
+      return;
+    }
     if (phase_ == phase::handshaking && handshake_deadline_ != 0 && now >= handshake_deadline_) {
       finish(end_kind::error, caf::make_error(errc::timeout, "handshake timeout"));
       return;
@@ -562,7 +592,7 @@ private:
     }
     if (send_deadline_armed() && now - send_progress_ >= to_ns(conf_->transport.send_timeout)) {
       if (phase_ == phase::lingering) {
-        complete_close();
+        end_now(); // the client does not read: no FIN can follow
         return;
       }
       if (conf_->transport.send_timeout_close) {
@@ -588,9 +618,23 @@ private:
       return;
     }
     if (msg.reason == caf::exit_reason::user_shutdown)
-      finish(end_kind::shutdown);
+      drain();
     else
       finish(end_kind::error, msg.reason);
+  }
+
+  /// A stop (graceful shutdown): what the client sent before it is read
+  /// and handed to the handler, so that it is answered; then
+  /// `handle_shutdown`, the queued output, and a FIN (see `complete_close`).
+  void drain() {
+    if (phase_ == phase::open && reading_) {
+      in_io_ = true;
+      read_loop(true);
+      in_io_ = false;
+    }
+    finish(end_kind::shutdown);
+    if (!in_io_)
+      arm();
   }
 
   caf::error on_uncaught(std::exception_ptr& ep) {
@@ -682,6 +726,53 @@ private:
   }
 
   void complete_close() {
+    if (end_kind_ == end_kind::shutdown && half_close())
+      return;
+    end_now();
+  }
+
+  /// After a stop: sends our FIN (TLS: close_notify first) and keeps reading
+  /// and dropping input until the client closes, goes quiet, or the limit
+  /// (at most the server's drain deadline) passes. Closing with unread
+  /// input would make the kernel reset the connection instead. Returns
+  /// false if the socket cannot be half-closed (then it closes at once).
+  bool half_close() {
+    if (sock_->closed() || !sock_->pending().empty())
+      return false;
+    if (sock_->stream().shutdown(shutdown_way::write))
+      return false;
+    auto now = telemetry::monotonic_time();
+    half_close_until_ = now + half_close_limit_ns;
+    if (auto give_up = conf_->give_up_at ? conf_->give_up_at->load() : 0; give_up != 0)
+      half_close_until_ = std::min(half_close_until_, give_up);
+    half_close_quiet_until_ = now + half_close_quiet_ns;
+    phase_ = phase::half_closed;
+    update_timer();
+    if (!in_io_)
+      arm();
+    return true;
+  }
+
+  /// Reads and drops what a half-closed connection's client still sends;
+  /// ends the connection when the client closes.
+  void drop_input() {
+    static thread_local char buf[read_buffer_size];
+    for (int i = 0; i < max_reads_per_event; ++i) {
+      auto res = sock_->stream().read(buf, sizeof(buf));
+      if (res.bytes > 0) {
+        half_close_quiet_until_ = telemetry::monotonic_time() + half_close_quiet_ns;
+        continue;
+      }
+      if (res.status == io_status::want_read || res.status == io_status::want_write
+          || res.status == io_status::done)
+        return;
+      end_now(); // closed by the client, or broken
+      return;
+    }
+  }
+
+  /// Closes the socket and ends the actor with the reason of its end kind.
+  void end_now() {
     close_now(end_kind_, end_reason_);
     switch (end_kind_) {
       case end_kind::shutdown:
@@ -750,6 +841,8 @@ private:
   int64_t deadline_ = 0;           // read deadline (monotonic ns), 0: none
   int64_t handshake_deadline_ = 0; // while handshaking (monotonic ns), 0: none
   int64_t send_progress_ = 0;      // last progress of queued output (monotonic ns)
+  int64_t half_close_until_ = 0;       // half_closed: the limit (monotonic ns)
+  int64_t half_close_quiet_until_ = 0; // half_closed: quiet since (monotonic ns)
   std::unique_ptr<verdict> upgrade_then_;
   caf::error end_reason_;
   uint32_t armed_interest_ = 0;

@@ -131,7 +131,16 @@ caf::error socket::send_iov(const iovec* iov, size_t count, size_t total) {
   }
   if (total == 0)
     return caf::none;
+  if (!out_.empty() && opts_->max_queued_output != 0
+      && out_.buffered_bytes() + total > opts_->max_queued_output) {
+    auto err = caf::make_error(errc::output_limit,
+                               "queued output would exceed transport.max_queued_output ("
+                                 + std::to_string(opts_->max_queued_output) + " bytes)");
+    emit_error("send_error", err);
+    return err;
+  }
   size_t written = 0;
+  bool started = out_.empty();
   if (out_.empty()) {
     // Limit a single gathered write to what sendmsg takes (IOV_MAX).
     size_t batch = std::min<size_t>(count, 1024);
@@ -159,7 +168,7 @@ caf::error socket::send_iov(const iovec* iov, size_t count, size_t total) {
       out_.append({static_cast<const char*>(iov[i].iov_base) + skip, len - skip});
       skip = 0;
     }
-    host_->output_pending();
+    host_->output_pending(started);
   }
   emit_sent();
   return caf::none;
@@ -266,6 +275,7 @@ caf::expected<uint64_t> socket::sendfile(const std::string& path, uint64_t offse
     return fail(caf::make_error(errc::invalid_option, "sendfile offset past the end of " + path));
   }
   auto count = length == 0 ? size - offset : std::min(length, size - offset);
+  bool started = out_.empty();
   out_.append_file(file, offset, count); // the queue owns the file now
   auto res = out_.flush(*stream_, stats_);
   if (res.status == io_status::closed || res.status == io_status::failed) {
@@ -273,7 +283,7 @@ caf::expected<uint64_t> socket::sendfile(const std::string& path, uint64_t offse
     return fail(res.status == io_status::closed ? closed_error() : res.error);
   }
   if (!out_.empty())
-    host_->output_pending();
+    host_->output_pending(started);
   if (span_.enabled())
     span_.emit("sendfile", {{"filename", path}, {"offset", offset}, {"bytes_written", count}});
   return count;

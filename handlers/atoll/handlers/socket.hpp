@@ -30,8 +30,10 @@ class socket_host {
 public:
   virtual ~socket_host();
 
-  /// Output is queued: watch for writability.
-  virtual void output_pending() = 0;
+  /// Output is queued: watch for writability. `started` is true when the
+  /// queue was empty before (the send timeout counts from then on; only
+  /// bytes written later count as progress).
+  virtual void output_pending(bool started) = 0;
 };
 
 } // namespace detail
@@ -42,8 +44,10 @@ public:
 ///
 /// `send` and `sendfile` never block: what the kernel does not take at once
 /// is queued and written when the socket becomes writable; if queued output
-/// makes no progress for the transport's `send_timeout`, the connection ends
-/// with `errc::timeout`. `recv` blocks the actor's thread (run connections
+/// makes no progress (no byte written) for the transport's `send_timeout`,
+/// the connection ends with `errc::timeout`. Queued output is bounded by the
+/// transport's `max_queued_output`: a send past it fails with
+/// `errc::output_limit`. `recv` blocks the actor's thread (run connections
 /// detached when handlers use it heavily).
 class socket {
 public:
@@ -60,7 +64,8 @@ public:
   // -- I/O ----------------------------------------------------------------------
 
   /// Sends `data`. Errors: `errc::closed` (socket or peer closed),
-  /// `errc::system_error`. Emits `send` (or `send_error`).
+  /// `errc::output_limit` (too much output queued already: nothing of
+  /// `data` is sent), `errc::system_error`. Emits `send` (or `send_error`).
   caf::error send(std::string_view data);
 
   /// Sends several buffers in one gathered write (scatter/gather I/O).

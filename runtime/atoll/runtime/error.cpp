@@ -43,6 +43,7 @@ std::string to_string(errc code) {
     case errc::peer_closed: return "peer_closed";
     case errc::too_many_connections: return "too_many_connections";
     case errc::suspended: return "suspended";
+    case errc::output_limit: return "output_limit";
   }
   return "unknown_error(" + std::to_string(static_cast<int>(code)) + ")";
 }

@@ -81,6 +81,9 @@ enum class errc : uint8_t {
   too_many_connections,
   /// The server is suspended: no listener is running.
   suspended,
+  /// A send would queue more output than the connection's limit
+  /// (`tcp_options::max_queued_output`).
+  output_limit,
 };
 
 } // namespace atl

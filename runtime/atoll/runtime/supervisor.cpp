@@ -69,6 +69,15 @@ caf::error validate(const supervisor_flags& flags, const std::vector<child_spec>
 
 namespace {
 
+/// `timeout` as CAF takes it. CAF adds a timeout to the current time, so a
+/// value near `milliseconds::max()` (how callers spell "no limit") would
+/// overflow: anything above a century means no timeout.
+caf::duration caf_timeout(std::chrono::milliseconds timeout) {
+  if (timeout >= std::chrono::hours{24 * 365 * 100})
+    return caf::duration{caf::infinite};
+  return caf::duration{timeout};
+}
+
 /// Normal exits do not restart transient children: a clean quit, CAF's
 /// `normal`, and `user_shutdown` (OTP's `shutdown`).
 bool is_normal_exit(const caf::error& reason) {
@@ -380,8 +389,10 @@ private:
         break;
       case shutdown_policy::kind::timeout:
         send_exit(handle, caf::exit_reason::user_shutdown);
-        t.timer_token = ++timer_seq_;
-        delayed_send(this, policy.time(), shutdown_timer_atom::value, id, t.timer_token);
+        if (caf_timeout(policy.time()).valid()) {
+          t.timer_token = ++timer_seq_;
+          delayed_send(this, policy.time(), shutdown_timer_atom::value, id, t.timer_token);
+        }
         break;
       case shutdown_policy::kind::infinity:
         send_exit(handle, caf::exit_reason::user_shutdown);
@@ -1049,7 +1060,7 @@ caf::expected<T> blocking_request_impl(caf::actor_system& sys, const caf::actor&
     return caf::make_error(errc::not_found, "invalid supervisor handle");
   caf::scoped_actor self{sys};
   caf::expected<T> result{caf::error{}};
-  self->request(dest, timeout, std::move(msg))
+  self->request(dest, caf_timeout(timeout), std::move(msg))
     .receive([&](T& value) { result = std::move(value); },
              [&](caf::error& err) { result = std::move(err); });
   return result;
@@ -1177,7 +1188,7 @@ caf::error stop_supervisor(caf::actor_system& sys, const caf::actor& sup,
   self->send_exit(sup, caf::exit_reason::user_shutdown);
   caf::error result;
   self->receive([](caf::down_msg&) {},
-                caf::after(timeout) >> [&] {
+                caf::after(caf_timeout(timeout)) >> [&] {
                   result = caf::make_error(errc::timeout, "supervisor still stopping");
                 });
   return result;

@@ -196,6 +196,8 @@ caf::error server::stop(std::optional<std::chrono::milliseconds> timeout) {
     const auto& policy = ctx_->options().shutdown_timeout;
     if (policy.which() == shutdown_policy::kind::infinity)
       timeout = std::chrono::milliseconds::max();
+    else if (policy.time() > std::chrono::milliseconds::max() - std::chrono::milliseconds{5000})
+      timeout = std::chrono::milliseconds::max();
     else
       timeout = policy.time() + std::chrono::milliseconds{5000};
   }

@@ -1,5 +1,7 @@
 #include "atoll/supervisors/shutdown_listener.hpp"
 
+#include <algorithm>
+
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/system_messages.hpp>
@@ -26,7 +28,10 @@ caf::behavior shutdown_listener(caf::event_based_actor* self,
     const auto& policy = ctx->options().shutdown_timeout;
     if (policy.which() != shutdown_policy::kind::infinity) {
       auto grace = policy.which() == shutdown_policy::kind::timeout ? policy.time().count() : 0;
-      ctx->connections()->give_up_at->store(telemetry::monotonic_time() + grace * 1000000);
+      // Clamped to a century: a larger grace would overflow in nanoseconds.
+      constexpr int64_t century_ms = int64_t{100} * 365 * 24 * 3600 * 1000;
+      ctx->connections()->give_up_at->store(telemetry::monotonic_time()
+                                            + std::min(grace, century_ms) * 1000000);
     }
     auto sups = ctx->connection_supervisors();
     if (sups.empty()) {

@@ -20,6 +20,7 @@ output_queue& output_queue::operator=(output_queue&& other) noexcept {
     items_ = std::move(other.items_);
     head_ = std::exchange(other.head_, 0);
     pending_ = std::exchange(other.pending_, 0);
+    buffered_ = std::exchange(other.buffered_, 0);
     other.items_.clear();
   }
   return *this;
@@ -42,6 +43,7 @@ void output_queue::append(std::string_view data) {
     items_.push_back(std::move(it));
   }
   pending_ += data.size();
+  buffered_ += data.size();
 }
 
 void output_queue::append_file(int file_fd, uint64_t offset, uint64_t length) {
@@ -65,6 +67,14 @@ void output_queue::clear() noexcept {
   items_.shrink_to_fit();
   head_ = 0;
   pending_ = 0;
+  buffered_ = 0;
+}
+
+void output_queue::compact() noexcept {
+  if (head_ < 64 || head_ * 2 < items_.size())
+    return;
+  items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+  head_ = 0;
 }
 
 io_result output_queue::flush(transport& out, socket_stats& stats) {
@@ -109,18 +119,21 @@ io_result output_queue::flush(transport& out, socket_stats& stats) {
       stats.send_oct += written;
       ++stats.send_cnt;
       pending_ -= written;
+      buffered_ -= written;
     }
     while (written > 0) {
       auto& it = items_[head_];
       auto left = it.data.size() - it.pos;
       if (written >= left) {
         written -= left;
+        std::string{}.swap(it.data); // sent: its memory goes now
         ++head_;
       } else {
         it.pos += written;
         written = 0;
       }
     }
+    compact();
     if (res.status != io_status::done)
       return res;
     if (res.bytes == 0)

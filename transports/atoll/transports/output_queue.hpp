@@ -41,6 +41,11 @@ public:
     return pending_;
   }
 
+  /// Bytes of queued buffers held in memory (file ranges not counted).
+  uint64_t buffered_bytes() const noexcept {
+    return buffered_;
+  }
+
   /// Writes as much as the transport takes. Returns `done` when everything
   /// is written, `want_write`/`want_read` when it must wait, `closed` or
   /// `failed` on errors. Adds what it wrote to `stats`.
@@ -61,6 +66,11 @@ private:
   std::vector<item> items_;
   size_t head_ = 0;
   uint64_t pending_ = 0;
+  uint64_t buffered_ = 0;
+
+  /// Frees the items before `head_` once they are a good part of the queue
+  /// (a queue that never runs empty must not keep what it has sent).
+  void compact() noexcept;
 };
 
 } // namespace atl

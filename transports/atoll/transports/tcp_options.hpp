@@ -27,6 +27,13 @@ struct tcp_options {
   std::chrono::milliseconds send_timeout{30000};
   /// Close the connection when a send times out.
   bool send_timeout_close = true;
+  /// Most bytes of send output a connection may hold queued in memory
+  /// (output the kernel has not taken yet; file ranges queued by `sendfile`
+  /// are not counted). A send that finds output queued and would go past it
+  /// fails with `errc::output_limit` and sends nothing; the connection goes
+  /// on (its handler decides). A send on an empty queue is always taken, so
+  /// one send may exceed it. 0: no limit.
+  uint64_t max_queued_output = uint64_t{4} << 20;
   /// SO_REUSEADDR on listen sockets.
   bool reuseaddr = true;
   /// SO_REUSEPORT on listen sockets (required for several listen sockets).
