@@ -187,13 +187,16 @@ private:
 };
 
 /// Kinds of errors a run counts.
-enum class error_kind { connect_failed, unexpected_close, mismatch, timeout, count };
+/// unexpected_close: an orderly close (FIN, TLS close_notify) in the middle
+/// of a run; reset: the server reset the connection (ECONNRESET).
+enum class error_kind { connect_failed, unexpected_close, reset, mismatch, timeout, count };
 
 /// Name of an error kind, as printed and in the JSON output.
 const char* error_name(error_kind kind) {
   switch (kind) {
     case error_kind::connect_failed: return "connect_failed";
     case error_kind::unexpected_close: return "unexpected_close";
+    case error_kind::reset: return "reset";
     case error_kind::mismatch: return "mismatch";
     case error_kind::timeout: return "timeout";
     case error_kind::count: break;
@@ -766,7 +769,8 @@ private:
       } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
         break;
       } else if (errno != EINTR) {
-        fail(conn, error_kind::unexpected_close, "send: " + errno_text(errno));
+        fail(conn, errno == ECONNRESET ? error_kind::reset : error_kind::unexpected_close,
+             "send: " + errno_text(errno));
         return;
       }
     }
@@ -815,7 +819,8 @@ private:
     }
     if (n < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-        fail(conn, error_kind::unexpected_close, "recv: " + errno_text(errno));
+        fail(conn, errno == ECONNRESET ? error_kind::reset : error_kind::unexpected_close,
+             "recv: " + errno_text(errno));
       return;
     }
     check_echo(conn, static_cast<size_t>(n));
@@ -843,7 +848,9 @@ private:
         conn.read_wants_write = true;
         break;
       }
-      fail(conn, error_kind::unexpected_close,
+      fail(conn,
+           err == SSL_ERROR_SYSCALL && saved_errno == ECONNRESET ? error_kind::reset
+                                                                  : error_kind::unexpected_close,
            err == SSL_ERROR_ZERO_RETURN ? std::string{"closed by the server (close_notify)"}
                                         : "SSL_read: " + ssl_failure_text(err, saved_errno));
       return;
