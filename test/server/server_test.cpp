@@ -443,65 +443,22 @@ BOOST_AUTO_TEST_CASE(a_stop_under_ping_pong_load_answers_every_request_and_reset
   // read, then an orderly close; at most the one request a client sent
   // while the server's FIN was on its way goes unanswered.
   auto& srv = start(probe_options(echo_script()));
-  auto ep = address_of(srv);
-  constexpr size_t n = 20;
-  struct outcome {
-    std::atomic<size_t> answered{0};
-    size_t sent = 0;
-    bool bad_answer = false;
-    bool timed_out = false;
-    bool reset = false;
-  };
-  std::vector<outcome> results(n);
-  std::vector<std::thread> clients;
-  for (size_t i = 0; i < n; ++i)
-    clients.emplace_back([&ep, &out = results[i], i] {
-      auto c = test_client::connect(ep);
-      const std::string request = "request from client " + std::to_string(i) + "\n";
-      for (;;) {
-        if (!c.try_send(request))
-          break;
-        ++out.sent;
-        std::string got;
-        while (got.size() < request.size()) {
-          auto chunk = c.recv_some(5000ms);
-          if (!chunk) {
-            out.timed_out = true;
-            return;
-          }
-          if (chunk->empty())
-            break;
-          got += *chunk;
-        }
-        if (got.size() < request.size()) {
-          out.bad_answer = !got.empty(); // a partial answer
-          break;
-        }
-        if (got != request) {
-          out.bad_answer = true;
-          break;
-        }
-        ++out.answered;
-      }
-      out.reset = c.was_reset();
-    });
-  auto deadline = std::chrono::steady_clock::now() + 5000ms;
-  for (auto& r : results)
-    while (r.answered.load() < 20 && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(1ms);
+  pingpong_load load{address_of(srv), 20};
+  BOOST_REQUIRE(load.wait_answered(20));
   BOOST_CHECK(!srv.stop());
-  for (auto& t : clients)
-    t.join();
-  size_t answered = 0;
-  for (auto& r : results) {
+  BOOST_REQUIRE(wait_until([&] {
+    return std::all_of(load.results().begin(), load.results().end(),
+                       [](auto& r) { return r.closed || r.timed_out || r.bad_answer; });
+  }));
+  load.stop();
+  for (auto& r : load.results()) {
+    BOOST_CHECK(r.closed);
     BOOST_CHECK(!r.timed_out);
     BOOST_CHECK(!r.bad_answer);
     BOOST_CHECK(!r.reset);
-    BOOST_CHECK_GE(r.answered.load(), 20u);
-    BOOST_CHECK_LE(r.sent - r.answered.load(), 1u);
-    answered += r.answered.load();
+    BOOST_CHECK_LE(r.sent.load() - r.answered.load(), 1u);
   }
-  BOOST_TEST_MESSAGE("answered " << answered << " requests over " << n << " connections");
+  BOOST_TEST_MESSAGE("answered " << load.total_answered() << " requests over 20 connections");
 }
 
 BOOST_AUTO_TEST_CASE(brutal_kill_shutdown_ends_connections_without_callbacks) {

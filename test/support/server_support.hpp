@@ -2,6 +2,7 @@
 // telemetry recorder, a scriptable probe handler, and a server fixture.
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -542,6 +543,102 @@ public:
 
 private:
   std::shared_ptr<probe_script> script_;
+};
+
+/// Clients doing ping-pong with a server, each on its own thread, checking
+/// every answer byte for byte. A client ends when the server closes its
+/// connection, or after its current request once `stop` is called.
+class pingpong_load {
+public:
+  /// What one client saw.
+  struct outcome {
+    std::atomic<size_t> answered{0};
+    std::atomic<size_t> sent{0};
+    std::atomic<bool> bad_answer{false}; // wrong or partial answer
+    std::atomic<bool> timed_out{false};  // no answer within 5 s
+    std::atomic<bool> closed{false};     // the server closed the connection
+    std::atomic<bool> reset{false};      // ... with a reset
+  };
+
+  pingpong_load(const endpoint& ep, size_t clients) : results_(clients) {
+    for (size_t i = 0; i < clients; ++i)
+      threads_.emplace_back([this, ep, i] { run(ep, i); });
+  }
+
+  ~pingpong_load() {
+    stop();
+  }
+
+  /// Lets every client finish its current request, then joins them.
+  void stop() {
+    stopping_ = true;
+    for (auto& t : threads_)
+      if (t.joinable())
+        t.join();
+  }
+
+  /// Waits until every client has `n` answers (false on timeout).
+  bool wait_answered(size_t n, std::chrono::milliseconds timeout = 5000ms) {
+    return wait_until(
+      [&] {
+        return std::all_of(results_.begin(), results_.end(),
+                           [n](const outcome& r) { return r.answered.load() >= n; });
+      },
+      timeout);
+  }
+
+  /// Answers received by all clients so far.
+  size_t total_answered() const {
+    size_t sum = 0;
+    for (auto& r : results_)
+      sum += r.answered.load();
+    return sum;
+  }
+
+  /// Per client; read after `stop` (or once the clients ended).
+  const std::deque<outcome>& results() const {
+    return results_;
+  }
+
+private:
+  void run(const endpoint& ep, size_t index) {
+    auto& out = results_[index];
+    auto c = test_client::connect(ep);
+    const std::string request = "request " + std::to_string(index) + " of a ping-pong client\n";
+    while (!stopping_) {
+      if (!c.try_send(request)) {
+        out.closed = true;
+        break;
+      }
+      ++out.sent;
+      std::string got;
+      while (got.size() < request.size()) {
+        auto chunk = c.recv_some(5000ms);
+        if (!chunk) {
+          out.timed_out = true;
+          return;
+        }
+        if (chunk->empty())
+          break;
+        got += *chunk;
+      }
+      if (got.size() < request.size()) {
+        out.closed = true;
+        out.bad_answer = !got.empty();
+        break;
+      }
+      if (got != request) {
+        out.bad_answer = true;
+        break;
+      }
+      ++out.answered;
+    }
+    out.reset = c.was_reset();
+  }
+
+  std::deque<outcome> results_; // atomics: not movable
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopping_{false};
 };
 
 /// An actor system, a private telemetry bus and helpers to run servers.

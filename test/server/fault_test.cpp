@@ -1,0 +1,252 @@
+// Fault injection under load: acceptors killed at random every 10 ms,
+// handlers crashing by the thousand, while other clients do ping-pong. A
+// fault must stay where it happened: no established connection is lost, no
+// answer is wrong, and the port keeps accepting.
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+#include "support/server_support.hpp"
+
+using namespace atl;
+using namespace atl::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Echoes, except that "crash" makes the handler throw.
+std::shared_ptr<probe_script> crashable_echo() {
+  auto script = std::make_shared<probe_script>();
+  script->on_data = [](std::string_view data, atl::socket& sock) {
+    if (data == "crash")
+      throw std::runtime_error("injected handler crash");
+    return echo(data, sock);
+  };
+  return script;
+}
+
+/// The handle of `id` among `sup`'s children (an invalid handle if none).
+caf::actor child_of(caf::actor_system& sys, const caf::actor& sup, const std::string& id) {
+  auto children = which_children(sys, sup);
+  if (!children)
+    return {};
+  for (auto& c : *children)
+    if (c.id == id)
+      return c.handle;
+  return {};
+}
+
+/// Connects, echoes one line and closes, over and over on its own thread,
+/// counting what works and what fails: proves the port keeps accepting.
+class connect_loop {
+public:
+  explicit connect_loop(endpoint ep) : thread_([this, ep] { run(ep); }) {
+  }
+
+  ~connect_loop() {
+    stop();
+  }
+
+  void stop() {
+    stopping_ = true;
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+  std::atomic<size_t> served{0};
+  std::atomic<size_t> failed{0};
+
+private:
+  void run(const endpoint& ep) {
+    while (!stopping_) {
+      test_client c;
+      if (!c.try_connect(ep) || !c.try_send("hello\n")) {
+        ++failed;
+        continue;
+      }
+      std::string got;
+      while (got.size() < 6) {
+        auto chunk = c.recv_some(5000ms);
+        if (!chunk || chunk->empty())
+          break;
+        got += *chunk;
+      }
+      if (got == "hello\n")
+        ++served;
+      else
+        ++failed;
+    }
+  }
+
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+void check_intact(const pingpong_load& load) {
+  for (auto& r : load.results()) {
+    BOOST_CHECK(!r.closed);
+    BOOST_CHECK(!r.reset);
+    BOOST_CHECK(!r.timed_out);
+    BOOST_CHECK(!r.bad_answer);
+  }
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(faults, server_fixture)
+
+BOOST_AUTO_TEST_CASE(killing_a_random_acceptor_every_10_ms_loses_no_connection) {
+  // The default 100 acceptors, as Thousand Island's.
+  auto opts = probe_options(crashable_echo());
+  opts.num_acceptors = 100;
+  auto& srv = start(opts);
+  auto ep = address_of(srv);
+  pingpong_load load{ep, 20};
+  BOOST_REQUIRE(load.wait_answered(10));
+  connect_loop connects{ep};
+  auto pool = child_of(sys, srv.handle(), "acceptor_pool");
+  BOOST_REQUIRE(pool);
+  std::mt19937 rng{42};
+  std::uniform_int_distribution<int> pick{1, 100};
+  size_t kills = 0;
+  auto answered_before = load.total_answered();
+  // 3 s by default; ATOLL_FAULT_STORM_SECONDS=10 for the soak.
+  auto seconds = std::getenv("ATOLL_FAULT_STORM_SECONDS")
+                   ? std::max(1, std::atoi(std::getenv("ATOLL_FAULT_STORM_SECONDS")))
+                   : 3;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds{seconds};
+  while (std::chrono::steady_clock::now() < until) {
+    auto group = child_of(sys, pool, "acceptor-" + std::to_string(pick(rng)));
+    auto acceptor = group ? child_of(sys, group, "acceptor") : caf::actor{};
+    if (acceptor) {
+      caf::anon_send_exit(acceptor, caf::exit_reason::kill);
+      ++kills;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  auto answered_during = load.total_answered() - answered_before;
+  connects.stop();
+  // After the storm: every group has a running acceptor again, and new
+  // clients are served.
+  BOOST_CHECK(wait_until([&] {
+    for (int i = 1; i <= 100; ++i) {
+      auto group = child_of(sys, pool, "acceptor-" + std::to_string(i));
+      if (!group || !child_of(sys, group, "acceptor"))
+        return false;
+    }
+    return true;
+  }));
+  auto late = connect(srv);
+  late.send("after the storm\n");
+  BOOST_CHECK_EQUAL(late.recv_exact(16), "after the storm\n");
+  load.stop();
+  BOOST_TEST_MESSAGE(kills << " acceptors killed in " << seconds << " s; " << answered_during
+                           << " ping-pong answers and " << connects.served.load()
+                           << " new connections served meanwhile, " << connects.failed.load()
+                           << " failed");
+  BOOST_CHECK_GT(kills, 30u * static_cast<size_t>(seconds));
+  BOOST_CHECK_GT(answered_during, 0u);
+  BOOST_CHECK_GT(connects.served.load(), 0u);
+  BOOST_CHECK_EQUAL(connects.failed.load(), 0u);
+  check_intact(load);
+}
+
+BOOST_AUTO_TEST_CASE(an_acceptor_group_gives_up_at_its_31st_acceptor_restart_in_5_s_not_before) {
+  auto opts = probe_options(crashable_echo());
+  opts.num_acceptors = 1;
+  auto& srv = start(opts);
+  auto client = connect(srv);
+  client.send("before\n");
+  BOOST_REQUIRE_EQUAL(client.recv_exact(7), "before\n");
+  auto pool = child_of(sys, srv.handle(), "acceptor_pool");
+  auto group = child_of(sys, pool, "acceptor-1");
+  BOOST_REQUIRE(group);
+  auto kill_acceptor = [&] {
+    auto acceptor = child_of(sys, group, "acceptor");
+    BOOST_REQUIRE(acceptor);
+    caf::anon_send_exit(acceptor, caf::exit_reason::kill);
+    return acceptor;
+  };
+  auto started = std::chrono::steady_clock::now();
+  for (int i = 1; i <= 30; ++i) {
+    auto killed = kill_acceptor();
+    BOOST_REQUIRE(wait_until([&] {
+      auto now = child_of(sys, group, "acceptor");
+      return now && now != killed;
+    }));
+  }
+  BOOST_REQUIRE(std::chrono::steady_clock::now() - started < 4s); // all within the period
+  // 30 restarts: the group, its connection supervisor and its connection
+  // are untouched.
+  BOOST_CHECK(child_of(sys, pool, "acceptor-1") == group);
+  client.send("after 30\n");
+  BOOST_CHECK_EQUAL(client.recv_exact(9), "after 30\n");
+  // The 31st: the group gives up (OTP: more than max_restarts in the
+  // period), the pool restarts it, and the group's connections end.
+  kill_acceptor();
+  BOOST_CHECK(client.closed_within(5000ms));
+  BOOST_CHECK(wait_until([&] {
+    auto now = child_of(sys, pool, "acceptor-1");
+    return now && now != group && child_of(sys, now, "acceptor");
+  }));
+  BOOST_CHECK(child_of(sys, srv.handle(), "acceptor_pool") == pool);
+  auto late = connect(srv);
+  late.send("after 31\n");
+  BOOST_CHECK_EQUAL(late.recv_exact(9), "after 31\n");
+}
+
+BOOST_AUTO_TEST_CASE(a_thousand_crashing_handlers_leave_every_other_connection_intact) {
+  auto opts = probe_options(crashable_echo());
+  opts.silent_terminate_on_error = true;
+  auto& srv = start(opts);
+  auto ep = address_of(srv);
+  telemetry_recorder rec{bus};
+  pingpong_load load{ep, 20};
+  BOOST_REQUIRE(load.wait_answered(10));
+  auto answered_before = load.total_answered();
+  constexpr size_t threads = 4;
+  constexpr size_t per_thread = 250;
+  std::atomic<size_t> crashed{0};
+  std::vector<std::thread> crashers;
+  for (size_t t = 0; t < threads; ++t)
+    crashers.emplace_back([&] {
+      for (size_t i = 0; i < per_thread; ++i) {
+        test_client c;
+        if (!c.try_connect(ep) || !c.try_send("crash"))
+          continue;
+        if (c.closed_within(5000ms))
+          ++crashed;
+      }
+    });
+  for (auto& t : crashers)
+    t.join();
+  auto answered_during = load.total_answered() - answered_before;
+  load.stop();
+  BOOST_TEST_MESSAGE(crashed.load() << " handlers crashed; " << answered_during
+                                    << " ping-pong answers meanwhile");
+  BOOST_CHECK_EQUAL(crashed.load(), threads * per_thread);
+  BOOST_CHECK_GT(answered_during, 0u);
+  check_intact(load);
+  // Each crash ended its own connection with one stop event carrying the
+  // error; the server runs on.
+  auto crash_stops = [&] {
+    size_t n = 0;
+    for (auto& ev : rec.named("atoll.connection.stop"))
+      if (ev.metadata.get_or<std::string>("error", "").find("injected handler crash")
+          != std::string::npos)
+        ++n;
+    return n;
+  };
+  BOOST_CHECK(wait_until([&] { return crash_stops() == threads * per_thread; }, 10000ms));
+  BOOST_CHECK_EQUAL(crash_stops(), threads * per_thread);
+  BOOST_CHECK(srv.status() == server_status::running);
+  auto late = connect(srv);
+  late.send("still here\n");
+  BOOST_CHECK_EQUAL(late.recv_exact(11), "still here\n");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
