@@ -88,6 +88,7 @@ private:
 
 void check_intact(const pingpong_load& load) {
   for (auto& r : load.results()) {
+    BOOST_CHECK(!r.connect_failed);
     BOOST_CHECK(!r.closed);
     BOOST_CHECK(!r.reset);
     BOOST_CHECK(!r.timed_out);

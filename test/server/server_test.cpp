@@ -111,6 +111,14 @@ BOOST_AUTO_TEST_CASE(invalid_options_are_rejected_with_clear_errors) {
        o.transport.reuseport = true;
      },
      errc::invalid_option, "num_acceptors"},
+    {[](server_options& o) { o.num_acceptors = server_options::max_num_acceptors + 1; },
+     errc::invalid_option, "num_acceptors must be at most 10000"},
+    {[](server_options& o) {
+       o.num_acceptors = 2000;
+       o.num_listen_sockets = server_options::max_num_listen_sockets + 1;
+       o.transport.reuseport = true;
+     },
+     errc::invalid_option, "num_listen_sockets must be at most 1024"},
     {[](server_options& o) { o.num_connections = 0; }, errc::invalid_option,
      "num_connections"},
     {[](server_options& o) { o.read_timeout = 0ms; }, errc::invalid_option, "read_timeout"},
@@ -452,6 +460,7 @@ BOOST_AUTO_TEST_CASE(a_stop_under_ping_pong_load_answers_every_request_and_reset
   }));
   load.stop();
   for (auto& r : load.results()) {
+    BOOST_CHECK(!r.connect_failed);
     BOOST_CHECK(r.closed);
     BOOST_CHECK(!r.timed_out);
     BOOST_CHECK(!r.bad_answer);
