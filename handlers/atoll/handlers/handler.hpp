@@ -71,7 +71,11 @@ public:
   /// The connection ends with an error. Last callback.
   virtual void handle_error(const caf::error& reason, socket& sock);
 
-  /// The server is stopping; the socket is still open. Last callback.
+  /// The server is stopping; the socket is still open. Last callback. Runs
+  /// after `handle_data` got what the client had sent before the stop (so
+  /// that it can be answered); what it sends is written, then the
+  /// connection sends a FIN and drops further input until the client
+  /// closes (at most until the server's drain deadline).
   virtual void handle_shutdown(socket& sock);
 
   /// The client was silent for the read timeout; the socket is still open.
