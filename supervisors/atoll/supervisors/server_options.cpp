@@ -33,8 +33,16 @@ caf::error validate(const server_options& opts) {
     return err;
   if (opts.num_acceptors == 0)
     return invalid("num_acceptors", "must be at least 1");
+  if (opts.num_acceptors > server_options::max_num_acceptors)
+    return invalid("num_acceptors", "must be at most "
+                                      + std::to_string(server_options::max_num_acceptors)
+                                      + ", got " + std::to_string(opts.num_acceptors));
   if (opts.num_listen_sockets == 0)
     return invalid("num_listen_sockets", "must be at least 1");
+  if (opts.num_listen_sockets > server_options::max_num_listen_sockets)
+    return invalid("num_listen_sockets", "must be at most "
+                                           + std::to_string(server_options::max_num_listen_sockets)
+                                           + ", got " + std::to_string(opts.num_listen_sockets));
   if (opts.num_listen_sockets > opts.num_acceptors)
     return invalid("num_listen_sockets", "must not exceed num_acceptors ("
                                            + std::to_string(opts.num_acceptors) + ")");

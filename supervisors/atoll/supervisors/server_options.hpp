@@ -45,10 +45,19 @@ struct server_options {
   transport_factory transport_layer;
   /// The transport's name in telemetry (`transport_module`; "tls" with `tls`).
   std::string transport_name = "tcp";
-  /// Number of acceptors.
+  /// The most acceptors a server may have (`num_acceptors`): each is a
+  /// supervisor, an acceptor and a connection supervisor (a few KB), all
+  /// started before the server listens.
+  static constexpr uint32_t max_num_acceptors = 10000;
+  /// The most listen sockets a server may have (`num_listen_sockets`): one
+  /// file descriptor each, the default descriptor limit (1024) at most.
+  static constexpr uint32_t max_num_listen_sockets = 1024;
+
+  /// Number of acceptors, 1..`max_num_acceptors` (10000).
   uint32_t num_acceptors = 100;
-  /// Number of listen sockets (more than 1 needs `transport.reuseport` and
-  /// at most `num_acceptors`); all bind the same port.
+  /// Number of listen sockets, 1..`max_num_listen_sockets` (1024); more
+  /// than 1 needs `transport.reuseport` and at most `num_acceptors`. All
+  /// bind the same port.
   uint32_t num_listen_sockets = 1;
   /// The most connections per acceptor at once; empty: unlimited.
   std::optional<uint32_t> num_connections = 16384;
