@@ -1,7 +1,7 @@
 // daytime: the Daytime protocol (RFC 867): sends the current date and time
 // as a line, then closes.
 //
-// Usage: daytime [--port=N] [--host=ADDR] [--utc] ...
+// Usage: daytime [--port=N] [--host=ADDR] [--utc | --local-time] ...
 //   nc 127.0.0.1 PORT   # e.g. "Saturday, November 21, 2026 10:15:02 UTC"
 #include <ctime>
 
@@ -11,10 +11,22 @@ namespace {
 
 class daytime_config : public example::server_config {
 public:
-  bool utc = true;
+  bool utc = false;
+  bool local_time = false;
 
   daytime_config() {
-    opt_group{custom_options_, "global"}.add(utc, "utc", "report UTC (default) instead of local time");
+    opt_group{custom_options_, "global"}
+      .add(utc, "utc", "report UTC (the default)")
+      .add(local_time, "local-time", "report local time (zone from TZ) instead of UTC");
+  }
+
+protected:
+  std::optional<std::string> check_options() const override {
+    if (auto problem = example::server_config::check_options())
+      return problem;
+    if (utc && local_time)
+      return std::string{"--utc and --local-time exclude each other"};
+    return std::nullopt;
   }
 };
 
@@ -51,7 +63,7 @@ private:
 int main(int argc, char** argv) {
   return example::main_of<daytime_config>(
     argc, argv, [](caf::actor_system&, const daytime_config& cfg, atl::server_options& opts) {
-      opts.set_handler<daytime_handler>(cfg.utc);
+      opts.set_handler<daytime_handler>(!cfg.local_time);
       opts.name = "daytime";
       return true;
     });

@@ -1,47 +1,61 @@
-// What Atoll's example servers share: CAF-style command-line options, the
-// "listening on ADDRESS:PORT" line, and a graceful stop on SIGINT/SIGTERM.
+// What Atoll's example servers share: CAF-style command-line options
+// (parsed strictly, see example_options.hpp), the "listening on
+// ADDRESS:PORT" line, and a graceful stop on SIGINT/SIGTERM.
 // Uses the public API only.
 #pragma once
 
 #include <csignal>
+#include <cstdint>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <caf/all.hpp>
 
 #include "atoll/all.hpp"
+#include "example_options.hpp"
 
 namespace example {
 
-/// Options every example server accepts (`--help` lists them).
-class server_config : public caf::actor_system_config {
+/// Options every example server accepts (`--help` lists them, with their
+/// limits; every value is checked before the server starts).
+class server_config : public strict_config {
 public:
   int port = 4000;
   std::string host = "any";
   int num_acceptors = 100;
   int num_listen_sockets = 1;
   int num_connections = 16384;
-  int read_timeout = 60000;
+  int read_timeout;
   int shutdown_timeout = 15000;
   bool reuseport = false;
   bool detached = false;
   bool print_tree = false;
   std::string log_level;
 
-  server_config() {
+  /// `default_read_timeout`: the `--read-timeout` (ms, 0: none) when the
+  /// command line has none.
+  explicit server_config(int default_read_timeout = 60000) : read_timeout(default_read_timeout) {
     atl::register_server_types(*this);
+    auto limit = [](uint32_t n) { return std::to_string(n); };
     opt_group{custom_options_, "global"}
-      .add(port, "port,p", "TCP port (0: pick a free port)")
+      .add(port, "port,p", "TCP port, 0..65535 (0: pick a free port)")
       .add(host, "host", "bind address: any, any6, loopback, loopback6, an IP, or unix:PATH")
-      .add(num_acceptors, "num-acceptors", "number of acceptors")
-      .add(num_listen_sockets, "num-listen-sockets", "listen sockets (>1 needs --reuseport)")
+      .add(num_acceptors, "num-acceptors",
+           "number of acceptors, 1.." + limit(atl::server_options::max_num_acceptors))
+      .add(num_listen_sockets, "num-listen-sockets",
+           "listen sockets, 1.." + limit(atl::server_options::max_num_listen_sockets)
+             + " and at most --num-acceptors (>1 needs --reuseport)")
       .add(num_connections, "num-connections", "connections per acceptor (0: unlimited)")
-      .add(read_timeout, "read-timeout", "client silence limit in ms (0: none)")
+      .add(read_timeout, "read-timeout",
+           "client silence limit in ms (0: none; default: " + std::to_string(read_timeout) + ")")
       .add(shutdown_timeout, "shutdown-timeout", "drain limit at stop in ms (-1: infinity)")
       .add(reuseport, "reuseport", "set SO_REUSEPORT on listen sockets")
       .add(detached, "detached", "run each connection actor on its own thread")
@@ -49,11 +63,25 @@ public:
       .add(log_level, "log", "log telemetry at error, info, debug or trace");
   }
 
-  /// Turns the command line into server options (validated by the server).
+  /// The telemetry log level of `--log`, or nullopt without one.
+  std::optional<atl::log_level> log() const {
+    static const std::map<std::string, atl::log_level> levels{
+      {"error", atl::log_level::error},
+      {"info", atl::log_level::info},
+      {"debug", atl::log_level::debug},
+      {"trace", atl::log_level::trace}};
+    auto i = levels.find(log_level);
+    if (i == levels.end())
+      return std::nullopt;
+    return i->second;
+  }
+
+  /// Turns the command line into server options (validated by the server,
+  /// which enforces the upper limits).
   caf::expected<atl::server_options> options() const {
     atl::server_options opts;
-    if (port < 0)
-      return caf::make_error(atl::errc::invalid_option, "port must not be negative");
+    if (port < 0 || port > 65535)
+      return caf::make_error(atl::errc::invalid_option, "--port must be within 0..65535");
     opts.port = static_cast<uint32_t>(port);
     auto addr = atl::bind_address::parse(host);
     if (!addr)
@@ -61,18 +89,24 @@ public:
     opts.address = *addr;
     if (num_acceptors < 1 || num_listen_sockets < 1)
       return caf::make_error(atl::errc::invalid_option,
-                             "num-acceptors and num-listen-sockets must be at least 1");
+                             "--num-acceptors and --num-listen-sockets must be at least 1");
     opts.num_acceptors = static_cast<uint32_t>(num_acceptors);
     opts.num_listen_sockets = static_cast<uint32_t>(num_listen_sockets);
     if (num_connections < 0)
-      return caf::make_error(atl::errc::invalid_option, "num-connections must not be negative");
+      return caf::make_error(atl::errc::invalid_option, "--num-connections must not be negative");
     if (num_connections == 0)
       opts.num_connections.reset();
     else
       opts.num_connections = static_cast<uint32_t>(num_connections);
+    if (read_timeout < 0)
+      return caf::make_error(atl::errc::invalid_option,
+                             "--read-timeout must not be negative (0: none)");
     opts.read_timeout =
       read_timeout == 0 ? atl::infinite : std::chrono::milliseconds{read_timeout};
-    if (shutdown_timeout < 0)
+    if (shutdown_timeout < -1)
+      return caf::make_error(atl::errc::invalid_option,
+                             "--shutdown-timeout must be at least -1 (-1: infinity)");
+    if (shutdown_timeout == -1)
       opts.shutdown_timeout = atl::shutdown_policy::infinity();
     else
       opts.shutdown_timeout =
@@ -80,6 +114,13 @@ public:
     opts.transport.reuseport = reuseport;
     opts.detached_connections = detached;
     return opts;
+  }
+
+protected:
+  std::optional<std::string> check_options() const override {
+    if (!log_level.empty() && !log())
+      return "--log must be error, info, debug or trace, got \"" + log_level + "\"";
+    return std::nullopt;
   }
 };
 
@@ -100,7 +141,8 @@ public:
       .add(cafile, "cafile", "trusted CAs for client certificates")
       .add(verify, "verify", "client certificates: none, optional or required")
       .add(alpn, "alpn", "ALPN protocols in order of preference, e.g. [\"h2\",\"http/1.1\"]")
-      .add(handshake_timeout, "handshake-timeout", "TLS handshake limit in ms (0: none)");
+      .add(handshake_timeout, "handshake-timeout",
+           "TLS handshake limit in ms (0: none; default: 5000)");
   }
 
   /// The TLS settings from the command line (checked when the server starts).
@@ -134,21 +176,22 @@ public:
   std::chrono::milliseconds handshake_limit() const {
     return handshake_timeout == 0 ? atl::infinite : std::chrono::milliseconds{handshake_timeout};
   }
+
+protected:
+  std::optional<std::string> check_options() const override {
+    if (auto problem = server_config::check_options())
+      return problem;
+    if (handshake_timeout < 0)
+      return std::string{"--handshake-timeout must not be negative (0: none)"};
+    return std::nullopt;
+  }
 };
 
-/// Parses the command line; returns false (and sets `exit_code`) when the
-/// program should exit right away (bad options or --help).
+/// Parses the command line strictly (see `strict_config`); returns false
+/// (and sets `exit_code`) when the program should exit right away (bad
+/// options or --help).
 inline bool parse(server_config& cfg, int argc, char** argv, int& exit_code) {
-  if (auto err = cfg.parse(argc, argv)) {
-    std::cerr << "invalid options: " << caf::to_string(err) << '\n';
-    exit_code = EXIT_FAILURE;
-    return false;
-  }
-  if (cfg.cli_helptext_printed) {
-    exit_code = EXIT_SUCCESS;
-    return false;
-  }
-  return true;
+  return cfg.parse_command_line(argc, argv, exit_code);
 }
 
 /// Blocks SIGINT and SIGTERM in this thread and every thread started after,
@@ -172,22 +215,34 @@ inline int wait_for_stop_signal() {
   return sig;
 }
 
+namespace detail {
+
+/// Blocks SIGINT and SIGTERM for the whole process as its first act: it runs
+/// from the executable's `.preinit_array`, before the constructors of the
+/// shared libraries (CAF, OpenSSL, the C++ library) and before main(), so a
+/// stop signal that arrives while the program initializes stays pending for
+/// `wait_for_stop_signal` instead of killing the process. Only the kernel's
+/// exec and the dynamic loader (mapping and relocating the libraries, about
+/// 1 ms) run before it. A raw system call, as nothing is initialized yet
+/// (sanitizer runtimes intercept the libc wrappers).
+inline void block_stop_signals_at_exec(int, char**, char**) {
+  uint64_t mask = (uint64_t{1} << (SIGINT - 1)) | (uint64_t{1} << (SIGTERM - 1));
+  ::syscall(SYS_rt_sigprocmask, SIG_BLOCK, &mask, nullptr, sizeof(mask));
+}
+
+/// The executable's pre-initialization entry (one per program that includes
+/// this header).
+[[gnu::section(".preinit_array"), gnu::used]] static void (*block_stop_signals_entry)(
+  int, char**, char**) = &block_stop_signals_at_exec;
+
+} // namespace detail
+
 /// Starts the server with `opts`, prints "listening on ADDRESS:PORT", runs
 /// until SIGINT/SIGTERM, stops it gracefully. Returns the exit code.
 inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::server_options opts) {
-  if (!cfg.log_level.empty()) {
+  if (auto level = cfg.log()) {
     auto bus = opts.telemetry ? opts.telemetry : atl::telemetry::default_bus();
-    static const std::map<std::string, atl::log_level> levels{
-      {"error", atl::log_level::error},
-      {"info", atl::log_level::info},
-      {"debug", atl::log_level::debug},
-      {"trace", atl::log_level::trace}};
-    auto i = levels.find(cfg.log_level);
-    if (i == levels.end()) {
-      std::cerr << "invalid --log level: " << cfg.log_level << '\n';
-      return EXIT_FAILURE;
-    }
-    static_cast<void>(atl::attach_logger(*bus, i->second));
+    static_cast<void>(atl::attach_logger(*bus, *level));
   }
   auto srv = atl::start_server(sys, std::move(opts));
   if (!srv) {
@@ -219,7 +274,7 @@ inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::ser
 /// adds the example's handler to the options.
 template <class Config, class Customize>
 int main_of(int argc, char** argv, Customize customize) {
-  block_stop_signals();
+  block_stop_signals(); // done at exec already (see detail::block_stop_signals_at_exec)
   Config cfg;
   int exit_code = 0;
   if (!parse(cfg, argc, argv, exit_code))
@@ -229,10 +284,13 @@ int main_of(int argc, char** argv, Customize customize) {
     std::cerr << "invalid options: " << atl::describe(opts.error()) << '\n';
     return EXIT_FAILURE;
   }
-  caf::actor_system sys{cfg};
-  if (!customize(sys, cfg, *opts))
+  // A scheduler that cannot start throws: report it, exit 1.
+  auto previous_handler = std::set_terminate(&example::report_startup_failure);
+  caf::actor_system system{cfg};
+  std::set_terminate(previous_handler);
+  if (!customize(system, cfg, *opts))
     return EXIT_FAILURE;
-  return run_server(sys, cfg, std::move(*opts));
+  return run_server(system, cfg, std::move(*opts));
 }
 
 } // namespace example

@@ -4,10 +4,8 @@
 // Usage: http_hello [--port=N] [--host=ADDR] ...
 //   curl http://127.0.0.1:PORT/
 //   wrk -t1 -c50 -d5s http://127.0.0.1:PORT/
-#include <algorithm>
-#include <cctype>
-
 #include "example_common.hpp"
+#include "http_request.hpp"
 
 namespace {
 
@@ -30,81 +28,37 @@ constexpr std::string_view bad_request = "HTTP/1.1 400 Bad Request\r\n"
                                          "Connection: close\r\n"
                                          "\r\n";
 
-/// Largest accepted request head (request line and headers).
-constexpr size_t max_head = 8192;
-
-std::string lower(std::string_view s) {
-  std::string out{s};
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-/// What one request head asks for.
-struct request_head {
-  bool valid = false;
-  bool keep_alive = false;
-};
-
-/// Parses a request head (without the final empty line): "METHOD TARGET
-/// HTTP/1.x" and headers. Requests with a body are refused (this server has
-/// no use for one).
-request_head parse_head(std::string_view head) {
-  request_head result;
-  auto eol = head.find("\r\n");
-  auto line = head.substr(0, eol);
-  auto sp1 = line.find(' ');
-  auto sp2 = line.rfind(' ');
-  if (sp1 == std::string_view::npos || sp2 == sp1 || sp1 == 0)
-    return result;
-  auto version = line.substr(sp2 + 1);
-  if (version != "HTTP/1.1" && version != "HTTP/1.0")
-    return result;
-  result.keep_alive = version == "HTTP/1.1";
-  auto headers = lower(eol == std::string_view::npos ? std::string_view{} : head.substr(eol + 2));
-  if (headers.find("content-length:") != std::string::npos
-      && headers.find("content-length: 0") == std::string::npos)
-    return result;
-  if (headers.find("transfer-encoding:") != std::string::npos)
-    return result;
-  if (headers.find("connection: close") != std::string::npos)
-    result.keep_alive = false;
-  if (headers.find("connection: keep-alive") != std::string::npos)
-    result.keep_alive = true;
-  result.valid = true;
-  return result;
-}
-
 class http_handler : public atl::handler {
 public:
   atl::verdict handle_data(std::string_view data, socket& sock) override {
-    buffer_.append(data);
-    size_t start = 0;
     // Answer every complete request in the buffer (pipelining).
-    for (auto end = buffer_.find("\r\n\r\n"); end != std::string::npos;
-         end = buffer_.find("\r\n\r\n", start)) {
-      auto head = parse_head(std::string_view{buffer_}.substr(start, end - start));
-      start = end + 4;
+    auto status = reader_.feed(data, [&](std::string_view raw) {
+      auto head = example::parse_head(raw);
       if (!head.valid) {
         sock.send(bad_request);
-        return atl::verdict::close();
+        return false;
       }
       if (!head.keep_alive) {
         sock.send(ok_close);
-        return atl::verdict::close();
+        return false;
       }
       sock.send(ok_keep_alive);
+      return true;
+    });
+    switch (status) {
+      case example::request_reader::status::need_more:
+        return atl::verdict::proceed();
+      case example::request_reader::status::stopped:
+        return atl::verdict::close();
+      case example::request_reader::status::too_large:
+        sock.send(bad_request);
+        return atl::verdict::close();
     }
-    buffer_.erase(0, start);
-    if (buffer_.size() > max_head) {
-      sock.send(bad_request);
-      return atl::verdict::close();
-    }
-    return atl::verdict::proceed();
+    return atl::verdict::close();
   }
 
 private:
-  std::string buffer_;
+  example::request_reader reader_;
 };
 
 } // namespace

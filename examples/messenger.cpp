@@ -3,8 +3,11 @@
 // clients. Shows connection actors receiving ordinary CAF messages next to
 // socket data (Thousand Island's Messenger example, with a room actor).
 //
-// Usage: messenger [--port=N] [--host=ADDR] ...
+// Usage: messenger [--port=N] [--host=ADDR] [--read-timeout=MS] ...
 //   nc 127.0.0.1 PORT   # in two terminals; lines typed in one appear in the other
+//
+// Lines may be up to 64 KiB long (newline included). --read-timeout closes
+// clients silent that long (default 0: never, as chat clients idle).
 #include <set>
 
 #include "example_common.hpp"
@@ -39,8 +42,13 @@ caf::behavior room(caf::event_based_actor* self) {
   };
 }
 
+/// The longest line a client may send, its newline included; a client
+/// exceeding it is disconnected.
+constexpr size_t max_line = 64 * 1024;
+
 /// One client: joins the room, sends complete lines to it, and writes what
-/// the room delivers.
+/// the room delivers. Idle clients are closed after the read timeout (none by
+/// default: chat clients may idle).
 class messenger_handler : public atl::handler {
 public:
   explicit messenger_handler(caf::actor room) : room_(std::move(room)) {
@@ -54,38 +62,66 @@ public:
     self()
       ->request(room_, caf::infinite, join_atom::value, caf::actor_cast<caf::actor>(self()))
       .then([this, &sock](caf::ok_atom) { sock.send("welcome, " + name_ + "\n"); });
-    return atl::verdict::proceed(atl::infinite); // chat clients may idle
+    return atl::verdict::proceed(); // with --read-timeout
   }
 
-  atl::verdict handle_data(std::string_view data, socket&) override {
+  atl::verdict handle_data(std::string_view data, socket& sock) override {
     buffer_.append(data);
-    if (buffer_.size() > 64 * 1024)
-      return atl::verdict::error(caf::make_error(atl::errc::handler_error, "line too long"));
-    for (auto nl = buffer_.find('\n'); nl != std::string::npos; nl = buffer_.find('\n')) {
-      auto line = buffer_.substr(0, nl + 1);
-      buffer_.erase(0, nl + 1);
-      self()->send(room_, say_atom::value, caf::actor_cast<caf::actor>(self()), name_ + ": " + line);
+    // Every complete line first (a burst holds many), then the limit on the
+    // incomplete rest.
+    size_t start = 0;
+    for (auto nl = buffer_.find('\n'); nl != std::string::npos; nl = buffer_.find('\n', start)) {
+      if (nl + 1 - start > max_line)
+        return line_too_long(sock);
+      self()->send(room_, say_atom::value, caf::actor_cast<caf::actor>(self()),
+                   name_ + ": " + buffer_.substr(start, nl + 1 - start));
+      start = nl + 1;
     }
-    return atl::verdict::proceed(atl::infinite);
+    buffer_.erase(0, start);
+    if (buffer_.size() >= max_line) // its newline would exceed the limit
+      return line_too_long(sock);
+    return atl::verdict::proceed();
+  }
+
+  void handle_timeout(socket& sock) override {
+    sock.send("silent for too long, bye\n");
   }
 
   caf::message_handler message_handlers(socket& sock) override {
     return {
-      [&sock](deliver_atom, const std::string& line) { sock.send(line); },
+      [this, &sock](deliver_atom, const std::string& line) {
+        // A client that reads nothing while others talk is disconnected once
+        // its queued output reaches the transport's limit, rather than
+        // buffered without bound.
+        if (auto err = sock.send(line); err == atl::errc::output_limit)
+          apply(atl::verdict::error(std::move(err)));
+      },
     };
   }
 
 private:
+  static atl::verdict line_too_long(socket& sock) {
+    sock.send("line too long (more than " + std::to_string(max_line) + " bytes), bye\n");
+    return atl::verdict::error(caf::make_error(atl::errc::handler_error, "line too long"));
+  }
+
   caf::actor room_;
   std::string name_;
   std::string buffer_;
 };
 
+/// The messenger's options: the common ones, with no read timeout by default.
+class messenger_config : public example::server_config {
+public:
+  messenger_config() : example::server_config(0) {
+  }
+};
+
 } // namespace
 
 int main(int argc, char** argv) {
-  return example::main_of<example::server_config>(
-    argc, argv, [](caf::actor_system& sys, const example::server_config&, atl::server_options& opts) {
+  return example::main_of<messenger_config>(
+    argc, argv, [](caf::actor_system& sys, const messenger_config&, atl::server_options& opts) {
       opts.set_handler<messenger_handler>(sys.spawn(room));
       opts.name = "messenger";
       return true;

@@ -5,11 +5,15 @@
 // Usage: starttls --certfile=CERT.pem --keyfile=KEY.pem [--port=N] [--handshake-timeout=MS] ...
 //   openssl s_client -connect 127.0.0.1:PORT -starttls smtp -quiet
 //
-// Commands (one per line): EHLO/HELO NAME, STARTTLS, QUIT; any other line is
-// echoed once the connection is secure ("530" before).
+// Commands (one per line, at most 8192 bytes with the line end; pipelining
+// allowed): EHLO/HELO NAME, STARTTLS, QUIT; any other line is echoed once the
+// connection is secure ("530" before).
 #include "example_common.hpp"
 
 namespace {
+
+/// The longest line a client may send, its line end included.
+constexpr size_t max_line = 8192;
 
 class starttls_handler : public atl::handler {
 public:
@@ -23,11 +27,14 @@ public:
 
   atl::verdict handle_data(std::string_view data, socket& sock) override {
     buffer_.append(data);
-    if (buffer_.size() > 8192)
-      return reply_and_close(sock, "500 line too long\r\n");
-    for (auto nl = buffer_.find('\n'); nl != std::string::npos; nl = buffer_.find('\n')) {
-      auto line = buffer_.substr(0, nl + 1);
-      buffer_.erase(0, nl + 1);
+    // Every complete line first (pipelined commands arrive together), then
+    // the limit on the incomplete rest.
+    size_t start = 0;
+    for (auto nl = buffer_.find('\n'); nl != std::string::npos; nl = buffer_.find('\n', start)) {
+      if (nl + 1 - start > max_line)
+        return reply_and_close(sock, "500 line too long\r\n");
+      auto line = buffer_.substr(start, nl + 1 - start);
+      start = nl + 1;
       auto command = line.substr(0, line.find_last_not_of("\r\n") + 1);
       auto verb = upper(command.substr(0, command.find(' ')));
       if (verb == "STARTTLS") {
@@ -35,8 +42,9 @@ public:
           sock.send("503 already secure\r\n");
           continue;
         }
-        if (!buffer_.empty()) // nothing may follow STARTTLS before the handshake
+        if (start < buffer_.size()) // nothing may follow STARTTLS before the handshake
           return reply_and_close(sock, "501 pipelining after STARTTLS\r\n");
+        buffer_.clear();
         sock.send("220 go ahead\r\n");
         return atl::verdict::switch_transport(atl::tls_upgrade(tls_));
       }
@@ -53,6 +61,9 @@ public:
         sock.send("530 issue STARTTLS first\r\n");
       }
     }
+    buffer_.erase(0, start);
+    if (buffer_.size() >= max_line) // its line end would exceed the limit
+      return reply_and_close(sock, "500 line too long\r\n");
     return atl::verdict::proceed();
   }
 

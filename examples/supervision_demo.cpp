@@ -1,7 +1,7 @@
 // Supervision demo: builds a three-level supervision tree, crashes workers,
 // shows the restarts, escalates past a restart intensity, and prints the tree.
 //
-// Usage: supervision_demo [--crashes=N] [--json]
+// Usage: supervision_demo [--crashes=N (0..100)] [--json]
 //
 // The tree:
 //   demo                  rest_for_one
@@ -11,18 +11,23 @@
 //    └─ reporter          worker, transient
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include <caf/all.hpp>
 
 #include "atoll/runtime/all.hpp"
+#include "example_options.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using crash_atom = caf::atom_constant<caf::atom("crash")>;
 
-class demo_config : public caf::actor_system_config {
+/// The most single crashes the demo shows (each takes 0.6 s).
+constexpr int max_crashes = 100;
+
+class demo_config : public example::strict_config {
 public:
   int crashes = 3;
   bool json = false;
@@ -30,8 +35,16 @@ public:
   demo_config() {
     atl::register_types(*this);
     opt_group{custom_options_, "global"}
-      .add(crashes, "crashes", "number of single worker crashes to show")
+      .add(crashes, "crashes",
+           "number of single worker crashes to show, 0.." + std::to_string(max_crashes))
       .add(json, "json", "also print the final tree as JSON");
+  }
+
+protected:
+  std::optional<std::string> check_options() const override {
+    if (crashes < 0 || crashes > max_crashes)
+      return "--crashes must be within 0.." + std::to_string(max_crashes);
+    return std::nullopt;
   }
 };
 
@@ -148,12 +161,12 @@ int run(caf::actor_system& sys, const demo_config& cfg) {
 
 int main(int argc, char** argv) {
   demo_config cfg;
-  if (auto err = cfg.parse(argc, argv)) {
-    std::cerr << "invalid options: " << caf::to_string(err) << '\n';
-    return EXIT_FAILURE;
-  }
-  if (cfg.cli_helptext_printed)
-    return EXIT_SUCCESS;
-  caf::actor_system sys{cfg};
-  return run(sys, cfg);
+  int exit_code = EXIT_SUCCESS;
+  if (!cfg.parse_command_line(argc, argv, exit_code))
+    return exit_code;
+  // A scheduler that cannot start throws: report it, exit 1.
+  auto previous_handler = std::set_terminate(&example::report_startup_failure);
+  caf::actor_system system{cfg};
+  std::set_terminate(previous_handler);
+  return run(system, cfg);
 }

@@ -2,6 +2,8 @@
 // with a signal and check its exit code.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+#include <cstdlib>
 #include <regex>
 #include <thread>
 
@@ -14,8 +16,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
+/// The example program `name`, from the build or from the directory in
+/// $ATOLL_EXAMPLES_DIR (to run these tests against other builds).
 std::string example_path(const std::string& name) {
-  return std::string{ATOLL_EXAMPLES_DIR} + "/" + name;
+  auto dir = std::getenv("ATOLL_EXAMPLES_DIR");
+  return std::string{dir != nullptr && *dir != '\0' ? dir : ATOLL_EXAMPLES_DIR} + "/" + name;
 }
 
 /// A running example: started with --port=0 on loopback; knows its address.
@@ -60,9 +65,46 @@ struct running_example {
 std::pair<int, std::string> run_failing(std::vector<std::string> args) {
   child_process proc{args};
   BOOST_REQUIRE(proc.started());
-  auto code = proc.wait();
-  BOOST_REQUIRE(code);
+  auto code = proc.wait(10000ms);
+  BOOST_REQUIRE_MESSAGE(code, "still running: " << args.back());
   return {*code, proc.stderr_text()};
+}
+
+/// Expects `args` to be refused with exit code 1 (not a signal) and a
+/// message on stderr that contains `mentions`.
+void expect_refused(std::vector<std::string> args, const std::string& mentions) {
+  auto what = args.back();
+  auto [code, err] = run_failing(std::move(args));
+  BOOST_CHECK_MESSAGE(code == 1, what << ": exit code " << code << ", stderr: " << err);
+  BOOST_CHECK_MESSAGE(err.find(mentions) != std::string::npos,
+                      what << ": stderr does not mention " << mentions << ": " << err);
+}
+
+/// Reads from `c` until `n` newlines arrived (fails the test on timeout).
+std::string recv_lines(test_client& c, size_t n, std::chrono::milliseconds timeout = 10000ms) {
+  std::string got;
+  size_t lines = 0;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (lines < n) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    auto chunk = left.count() > 0 ? c.recv_some(left) : std::nullopt;
+    BOOST_REQUIRE_MESSAGE(chunk && !chunk->empty(), "got " << lines << " of " << n << " lines");
+    lines += static_cast<size_t>(std::count(chunk->begin(), chunk->end(), '\n'));
+    got += *chunk;
+  }
+  return got;
+}
+
+/// `n` lines of `size` bytes each (newline included), numbered.
+std::vector<std::string> numbered_lines(size_t n, size_t size) {
+  std::vector<std::string> lines;
+  for (size_t i = 0; i < n; ++i) {
+    auto line = "line " + std::to_string(i) + " ";
+    line.resize(size - 1, 'x');
+    lines.push_back(line + "\n");
+  }
+  return lines;
 }
 
 } // namespace
@@ -262,14 +304,290 @@ BOOST_AUTO_TEST_CASE(tls_examples_reject_bad_certificates_and_time_out_handshake
   ex.stop();
 }
 
-BOOST_AUTO_TEST_CASE(help_prints_the_options_and_exits_zero) {
-  child_process proc{{example_path("echo"), "--help"}};
+namespace {
+
+/// The standard output of `example --help`; expects exit code 0.
+std::string help_text(const std::string& example) {
+  child_process proc{{example_path(example), "--help"}};
   std::string text;
   while (auto line = proc.read_line(5000ms))
     text += *line + "\n";
   BOOST_CHECK_EQUAL(proc.wait().value_or(-1), 0);
-  BOOST_CHECK(text.find("--port") != std::string::npos);
-  BOOST_CHECK(text.find("--read-timeout") != std::string::npos);
+  return text;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(help_prints_the_options_and_exits_zero) {
+  auto text = help_text("echo");
+  for (auto option : {"--port", "--host", "--num-acceptors=", "--num-listen-sockets=",
+                      "--num-connections=", "--read-timeout=", "--shutdown-timeout=",
+                      "--reuseport", "--detached", "--print-tree", "--log=",
+                      "--scheduler.max-threads", "--scheduler.max-throughput"})
+    BOOST_CHECK_MESSAGE(text.find(option) != std::string::npos, option << " missing:\n" << text);
+  // The limits.
+  for (auto limit : {"0..65535", "1..10000", "1..1024", "1..512", "(0: none; default: 60000)"})
+    BOOST_CHECK_MESSAGE(text.find(limit) != std::string::npos, limit << " missing:\n" << text);
+  BOOST_CHECK(help_text("messenger").find("(0: none; default: 0)") != std::string::npos);
+  auto tls = help_text("tls_echo");
+  for (auto option : {"--certfile=", "--keyfile=", "--cafile=", "--verify=", "--alpn=",
+                      "--handshake-timeout="})
+    BOOST_CHECK_MESSAGE(tls.find(option) != std::string::npos, option << " missing:\n" << tls);
+  BOOST_CHECK(help_text("daytime").find("--local-time") != std::string::npos);
+  BOOST_CHECK(help_text("supervision_demo").find("--crashes=") != std::string::npos);
+}
+
+// Issue 11, point 4: every value is checked; a bad one is refused with a
+// message naming the option and exit code 1, never a signal or a hang.
+BOOST_AUTO_TEST_CASE(examples_reject_integers_that_are_not_plain_decimal) {
+  auto echo = example_path("echo");
+  for (std::string value : {"0x10", "1e3", "+5", " 5", "5 ", "5abc", "", "-", "99999999999"})
+    expect_refused({echo, "--port=0", "--num-acceptors=" + value}, "--num-acceptors");
+  expect_refused({echo, "--port=0", "--shutdown-timeout=0x10"}, "--shutdown-timeout");
+  expect_refused({echo, "-p", "0x10"}, "--port");
+  expect_refused({echo, "-p0x10"}, "--port");
+  expect_refused({echo, "--port"}, "--port"); // no value
+  expect_refused({echo, "-p"}, "--port");     // no value
+  expect_refused({echo, "--port=0", "--scheduler.max-threads=0x2"}, "--scheduler.max-threads");
+  expect_refused({echo, "--port=0", "--scheduler.max-threads=-1"}, "--scheduler.max-threads");
+  auto demo = example_path("supervision_demo");
+  expect_refused({demo, "--crashes=0x1"}, "--crashes");
+  expect_refused({demo, "--crashes=-1"}, "--crashes");
+  expect_refused({demo, "--crashes=1000"}, "--crashes");
+  // A stray argument is not silently ignored.
+  expect_refused({echo, "--port=0", "4000"}, "4000");
+  // Leading zeros are decimal, not octal: 010 acceptors are ten.
+  running_example ex{"echo", {"--num-acceptors=010", "--print-tree"}};
+  ex.stop();
+  auto tree = ex.proc.stderr_text();
+  size_t acceptors = 0;
+  for (auto at = tree.find("acceptor-"); at != std::string::npos; at = tree.find("acceptor-", at + 1))
+    ++acceptors;
+  BOOST_CHECK_MESSAGE(acceptors == 10, tree);
+}
+
+BOOST_AUTO_TEST_CASE(examples_reject_values_beyond_the_limits) {
+  auto echo = example_path("echo");
+  // Limits of the server (server_options validation).
+  expect_refused({echo, "--port=0", "--num-acceptors=2147483647"}, "num_acceptors");
+  expect_refused({echo, "--port=0", "--num-acceptors=10001"}, "num_acceptors");
+  expect_refused({echo, "--port=0", "--reuseport", "--num-acceptors=2000",
+                  "--num-listen-sockets=1025"},
+                 "num_listen_sockets");
+  expect_refused({echo, "--port=65536"}, "--port");
+  expect_refused({echo, "--port=0", "--shutdown-timeout=-2"}, "--shutdown-timeout");
+  expect_refused({echo, "--port=0", "--read-timeout=-1"}, "--read-timeout");
+  expect_refused({echo, "--port=0", "--log=everything"}, "--log");
+  // CAF's own scheduler options: 0 threads, too many threads, no throughput.
+  expect_refused({echo, "--port=0", "--scheduler.max-threads=0"}, "--scheduler.max-threads");
+  expect_refused({echo, "--port=0", "--scheduler.max-threads=513"}, "--scheduler.max-threads");
+  expect_refused({echo, "--port=0", "--scheduler.max-threads=100000"},
+                 "--scheduler.max-threads");
+  expect_refused({echo, "--port=0", "--scheduler.max-throughput=0"},
+                 "--scheduler.max-throughput");
+  // Threads that cannot start (2 file descriptors each) end it cleanly too.
+  expect_refused({"/usr/bin/prlimit", "--nofile=64", echo, "--port=0",
+                  "--scheduler.max-threads=64"},
+                 "cannot start the actor system");
+  auto tls_echo = example_path("tls_echo");
+  auto certs = std::vector<std::string>{tls_echo, "--port=0",
+                                        "--certfile=" + certs_dir() + "/server-chain.pem",
+                                        "--keyfile=" + certs_dir() + "/server.key"};
+  certs.push_back("--handshake-timeout=-5");
+  expect_refused(certs, "--handshake-timeout");
+  // Values within the limits are accepted.
+  running_example most{"echo", {"--scheduler.max-threads=64", "--num-listen-sockets=4",
+                                "--reuseport"}};
+  most.stop();
+}
+
+// Issue 11, point 5: lines are split before the length limit applies.
+BOOST_AUTO_TEST_CASE(messenger_delivers_a_burst_of_pipelined_lines) {
+  running_example ex{"messenger"};
+  auto alice = ex.connect();
+  auto bob = ex.connect();
+  recv_lines(alice, 1); // the welcomes: both are members
+  recv_lines(bob, 1);
+  auto lines = numbered_lines(200, 1001); // 200 KB, lines across every read
+  std::string burst;
+  for (auto& line : lines)
+    burst += line;
+  alice.send(burst);
+  auto got = recv_lines(bob, lines.size());
+  size_t at = 0;
+  for (auto& line : lines) {
+    auto found = got.find(": " + line, at);
+    BOOST_REQUIRE_MESSAGE(found != std::string::npos, "missing: " << line.substr(0, 10));
+    at = found + line.size();
+  }
+  // A line of 64 KiB (newline included) is the longest allowed...
+  auto carol = ex.connect();
+  recv_lines(carol, 1);
+  auto longest = std::string(64 * 1024 - 1, 'y') + "\n";
+  carol.send(longest);
+  auto delivered = recv_lines(bob, 1);
+  BOOST_CHECK(delivered.size() > longest.size()
+              && delivered.compare(delivered.size() - longest.size(), longest.size(), longest) == 0);
+  // ... and more without a newline is refused.
+  auto dave = ex.connect();
+  recv_lines(dave, 1);
+  dave.send(std::string(64 * 1024, 'z'));
+  BOOST_CHECK(dave.recv_until_closed().find("line too long") != std::string::npos);
+  // The others are still there, and heard nothing of it.
+  alice.send("still here\n");
+  auto next = recv_lines(bob, 1);
+  BOOST_CHECK_MESSAGE(next.find(": still here\n") != std::string::npos
+                        && next.find('z') == std::string::npos,
+                      next.substr(0, 100));
+  ex.stop();
+}
+
+BOOST_AUTO_TEST_CASE(messenger_disconnects_a_client_that_reads_nothing_at_its_output_limit) {
+  // Regression: output queued for a client that never reads grew without
+  // bound (164 MB seen), and the send timeout never came while others
+  // talked. Now the transport's limit (4 MiB queued) ends that client.
+  running_example ex{"messenger"};
+  auto silent = ex.connect();
+  auto talker = ex.connect();
+  recv_lines(silent, 1); // both are members; then silent reads nothing
+  recv_lines(talker, 1);
+  const std::string line = std::string(60000, 'x') + "\n";
+  size_t sent = 0;
+  // 300 lines (18 MB): more than the limit and the kernel's buffers hold.
+  for (int i = 0; i < 300 && talker.try_send(line); ++i)
+    sent += line.size();
+  BOOST_CHECK_EQUAL(sent, 300 * line.size());
+  // The silent client gets what was written before the limit, then EOF.
+  std::string got;
+  bool closed = false;
+  for (;;) {
+    auto chunk = silent.recv_some(20000ms);
+    if (!chunk)
+      break;
+    if (chunk->empty()) {
+      closed = true;
+      break;
+    }
+    got += *chunk;
+  }
+  BOOST_CHECK(closed);
+  BOOST_TEST_MESSAGE("the silent client received " << got.size() << " bytes of " << sent);
+  BOOST_CHECK_LT(got.size(), sent);
+  // The talker is unharmed.
+  talker.send("still here\n");
+  auto other = ex.connect();
+  recv_lines(other, 1);
+  talker.send("and now\n");
+  // (It may first hear the end of the flood, still being delivered.)
+  std::string heard;
+  while (heard.find(": and now\n") == std::string::npos) {
+    auto chunk = other.recv_some(20000ms);
+    BOOST_REQUIRE_MESSAGE(chunk && !chunk->empty(), "no 'and now' line");
+    heard += *chunk;
+  }
+  ex.stop();
+}
+
+BOOST_AUTO_TEST_CASE(starttls_answers_every_line_of_a_pipelined_burst) {
+  running_example ex{"starttls", tls_args()};
+  auto c = ex.connect();
+  const std::string greeting = "220 atoll STARTTLS example ready\r\n";
+  BOOST_CHECK_EQUAL(c.recv_exact(greeting.size()), greeting);
+  std::string burst;
+  for (auto& line : numbered_lines(200, 1001))
+    burst += line;
+  c.send(burst);
+  // In clear text, every line gets its refusal.
+  std::string refused = "530 issue STARTTLS first\r\n";
+  std::string all;
+  for (int i = 0; i < 200; ++i)
+    all += refused;
+  BOOST_CHECK(c.recv_exact(all.size(), 10000ms) == all);
+  c.send("QUIT\r\n");
+  BOOST_CHECK_EQUAL(c.recv_until_closed(), "221 bye\r\n");
+  // A line of 8192 bytes (line end included) is the longest allowed, one
+  // more is refused, complete or not.
+  auto longest = ex.connect();
+  BOOST_CHECK_EQUAL(longest.recv_exact(greeting.size()), greeting);
+  longest.send(std::string(8190, 'y') + "\r\n");
+  BOOST_CHECK_EQUAL(longest.recv_exact(refused.size()), refused);
+  longest.send(std::string(8191, 'y') + "\r\n");
+  BOOST_CHECK_EQUAL(longest.recv_until_closed(), "500 line too long\r\n");
+  auto endless = ex.connect();
+  BOOST_CHECK_EQUAL(endless.recv_exact(greeting.size()), greeting);
+  endless.send(std::string(8192, 'z'));
+  BOOST_CHECK_EQUAL(endless.recv_until_closed(), "500 line too long\r\n");
+  ex.stop();
+}
+
+// Issue 11, point 6: a stop signal that arrives while the example is still
+// initializing (here: during the shared libraries' constructors, before
+// main(); the probe holds the program there until the signal is pending)
+// stops it gracefully instead of killing it.
+BOOST_AUTO_TEST_CASE(examples_stop_gracefully_on_a_signal_before_main) {
+  std::vector<std::string> env{"LD_PRELOAD=" ATOLL_EARLY_SIGNAL_PROBE};
+  // A sanitizer runtime must otherwise be the first library loaded.
+  auto asan = std::getenv("ASAN_OPTIONS");
+  env.push_back(std::string{"ASAN_OPTIONS="} + (asan != nullptr ? asan : "")
+                + ":verify_asan_link_order=0");
+  for (int i = 0; i < 20; ++i) {
+    auto name = i % 2 == 0 ? "echo" : "messenger";
+    child_process proc{running_example::make_args(name, {}), env};
+    BOOST_REQUIRE(proc.started());
+    auto line = proc.read_line();
+    BOOST_REQUIRE_MESSAGE(line && *line == "probe: initializing",
+                          "the probe did not run; stderr: " << proc.stderr_text());
+    proc.signal(SIGTERM);
+    auto code = proc.wait();
+    BOOST_REQUIRE_MESSAGE(code, name << " did not exit");
+    BOOST_CHECK_MESSAGE(*code == 0, name << " run " << i << ": exit code " << *code
+                                         << (*code > 128 ? " (killed by the signal)" : ""));
+    BOOST_CHECK(proc.stderr_text().find("received SIGTERM") != std::string::npos);
+  }
+}
+
+// Issue 11, point 7: an option offered takes effect.
+BOOST_AUTO_TEST_CASE(messenger_closes_idle_clients_after_its_read_timeout) {
+  running_example ex{"messenger", {"--read-timeout=300"}};
+  auto started = std::chrono::steady_clock::now();
+  auto idle = ex.connect();
+  recv_lines(idle, 1); // the welcome
+  auto rest = idle.recv_until_closed(5000ms);
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  BOOST_CHECK_MESSAGE(rest == "silent for too long, bye\n", rest);
+  BOOST_CHECK(elapsed >= 300ms);
+  ex.stop();
+}
+
+BOOST_AUTO_TEST_CASE(daytime_reports_local_time_when_asked) {
+  // A made-up zone, so that local time is recognizably not UTC.
+  child_process proc{running_example::make_args("daytime", {"--local-time"}), {"TZ=ATL-3"}};
+  BOOST_REQUIRE(proc.started());
+  auto line = proc.read_line();
+  BOOST_REQUIRE_MESSAGE(line, "no line; stderr: " << proc.stderr_text());
+  std::smatch m;
+  BOOST_REQUIRE(std::regex_match(*line, m, std::regex{R"(^listening on (.+):(\d+)$)"}));
+  endpoint address;
+  address.address = m[1];
+  address.port = static_cast<uint16_t>(std::stoi(m[2]));
+  auto c = test_client::connect(address);
+  auto text = c.recv_until_closed();
+  BOOST_CHECK_MESSAGE(text.size() > 6 && text.substr(text.size() - 6) == " ATL\r\n", text);
+  proc.signal(SIGTERM);
+  BOOST_CHECK_EQUAL(proc.wait().value_or(-1), 0);
+  expect_refused({example_path("daytime"), "--port=0", "--utc", "--local-time"}, "--local-time");
+}
+
+// Issue 11, point 3 (fixed in the library): an infinite drain still stops.
+BOOST_AUTO_TEST_CASE(echo_stops_with_an_infinite_shutdown_timeout) {
+  running_example ex{"echo", {"--shutdown-timeout=-1"}};
+  auto c = ex.connect();
+  c.send("x");
+  BOOST_CHECK_EQUAL(c.recv_exact(1), "x");
+  ex.stop(SIGTERM);
+  BOOST_CHECK_MESSAGE(ex.proc.stderr_text().find("stop:") == std::string::npos,
+                      ex.proc.stderr_text());
+  BOOST_CHECK(c.closed_within(2000ms));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -22,8 +22,10 @@ namespace atl::test {
 class child_process {
 public:
   /// Starts `argv[0]` with arguments `argv` (its stdin is a pipe: see
-  /// `write_stdin`).
-  explicit child_process(const std::vector<std::string>& argv) {
+  /// `write_stdin`), in this process's environment with the "NAME=VALUE"
+  /// entries of `env` added or replaced.
+  explicit child_process(const std::vector<std::string>& argv,
+                         const std::vector<std::string>& env = {}) {
     int out[2];
     int err[2];
     int in[2];
@@ -39,7 +41,12 @@ public:
     for (auto& a : argv)
       args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0)
+    auto vars = environment(env);
+    std::vector<char*> envp;
+    for (auto& v : vars)
+      envp.push_back(const_cast<char*>(v.c_str()));
+    envp.push_back(nullptr);
+    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), envp.data()) != 0)
       pid_ = -1;
     posix_spawn_file_actions_destroy(&actions);
     ::close(out[1]);
@@ -122,6 +129,23 @@ public:
     while (read_some(err_, err_buf_, deadline)) {
     }
     return err_buf_;
+  }
+
+  /// This process's environment with the "NAME=VALUE" entries of
+  /// `overrides` added or replaced.
+  static std::vector<std::string> environment(const std::vector<std::string>& overrides) {
+    std::vector<std::string> vars;
+    auto name_of = [](const std::string& var) { return var.substr(0, var.find('=')); };
+    for (char** e = environ; *e != nullptr; ++e) {
+      std::string var = *e;
+      bool replaced = false;
+      for (auto& o : overrides)
+        replaced = replaced || name_of(o) == name_of(var);
+      if (!replaced)
+        vars.push_back(std::move(var));
+    }
+    vars.insert(vars.end(), overrides.begin(), overrides.end());
+    return vars;
   }
 
 private:

@@ -1,0 +1,236 @@
+// Strict command-line parsing for Atoll's example programs, on top of CAF's
+// option parser: integer values must be plain decimal numbers, nothing is
+// left over, and CAF's scheduler settings stay within what runs. Uses CAF
+// only (the supervision demo has no server).
+#pragma once
+
+#include <charconv>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <caf/all.hpp>
+
+namespace example {
+
+/// The most worker threads an example accepts (`--scheduler.max-threads`).
+constexpr int64_t max_scheduler_threads = 512;
+
+/// Checks `text` as the value of an integer option of CAF type `type_name`
+/// ("int32", "uint64", ...): decimal digits only, with a leading '-' for
+/// signed types; no sign '+', blanks, prefixes ("0x"), exponents or
+/// trailing characters. Returns the value in canonical form (CAF's own
+/// parser would read "0x10" as 16 and "010" as 8), or nullopt after
+/// setting `why`. Other types are not integer options: returned unchanged.
+inline std::optional<std::string> canonical_integer(std::string_view type_name,
+                                                    std::string_view text, std::string& why) {
+  bool is_signed = type_name.substr(0, 3) == "int";
+  auto bits_text = type_name.substr(is_signed ? 3 : 4);
+  if ((!is_signed && type_name.substr(0, 4) != "uint") || bits_text.empty()
+      || bits_text.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::string{text};
+  int bits = std::atoi(std::string{bits_text}.c_str());
+  if (bits < 8 || bits > 64)
+    return std::string{text};
+  auto digits = text;
+  bool negative = is_signed && !digits.empty() && digits.front() == '-';
+  if (negative)
+    digits.remove_prefix(1);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos) {
+    why = std::string{"expected a "} + (is_signed ? "" : "non-negative ")
+          + "decimal integer, got \"" + std::string{text} + "\"";
+    return std::nullopt;
+  }
+  // The magnitude's limit: 2^(bits-1) for negative values, 2^(bits-1) - 1 or
+  // 2^bits - 1 for positive ones.
+  uint64_t all = bits == 64 ? std::numeric_limits<uint64_t>::max() : (uint64_t{1} << bits) - 1;
+  uint64_t limit = is_signed ? all >> 1 : all;
+  if (negative)
+    limit += 1;
+  uint64_t magnitude = 0;
+  auto res = std::from_chars(digits.data(), digits.data() + digits.size(), magnitude);
+  if (res.ec != std::errc{} || magnitude > limit) {
+    why = std::string{text} + " is out of range for " + std::string{type_name};
+    return std::nullopt;
+  }
+  if (magnitude == 0)
+    return std::string{"0"};
+  return (negative ? "-" : "") + std::to_string(magnitude);
+}
+
+/// The name of `opt` as written on the command line ("--port").
+inline std::string cli_name(const caf::config_option& opt) {
+  std::string name = "--";
+  if (!opt.has_flat_cli_name()) {
+    name += std::string{opt.category().data(), opt.category().size()};
+    name += '.';
+  }
+  name += std::string{opt.long_name().data(), opt.long_name().size()};
+  return name;
+}
+
+/// Checks every integer option value in `argv` the way CAF's parser finds
+/// them ("--name=value", "-kVALUE", "-k VALUE"; nothing after "--") and
+/// returns the arguments with those values in canonical decimal form, or
+/// nullopt after setting `why` to a message naming the option. Also refuses
+/// a short option without its value at the end, which CAF ignores.
+inline std::optional<std::vector<std::string>>
+strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std::string& why) {
+  std::vector<std::string> result;
+  auto check = [&](const caf::config_option& opt, std::string_view value) {
+    std::string problem;
+    auto type = opt.type_name();
+    auto canonical = canonical_integer({type.data(), type.size()}, value, problem);
+    if (!canonical)
+      why = cli_name(opt) + ": " + problem;
+    return canonical;
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--") {
+      result.insert(result.end(), argv + i, argv + argc);
+      break;
+    }
+    if (arg.compare(0, 2, "--") == 0) {
+      auto eq = arg.find('=');
+      if (eq != std::string::npos) {
+        auto name = arg.substr(2, eq - 2);
+        if (auto opt = opts.cli_long_name_lookup(name); opt && !opt->is_flag()) {
+          auto value = check(*opt, std::string_view{arg}.substr(eq + 1));
+          if (!value)
+            return std::nullopt;
+          arg = "--" + name + "=" + *value;
+        }
+      }
+    } else if (arg.size() >= 2 && arg[0] == '-') {
+      if (auto opt = opts.cli_short_name_lookup(arg[1]); opt && !opt->is_flag()) {
+        if (arg.size() == 2 && i + 1 == argc) { // CAF would ignore it
+          why = arg + " (" + cli_name(*opt) + "): a value is missing";
+          return std::nullopt;
+        }
+        if (arg.size() == 2) { // "-k VALUE"
+          auto value = check(*opt, argv[i + 1]);
+          if (!value)
+            return std::nullopt;
+          result.push_back(arg);
+          result.push_back(*value);
+          ++i;
+          continue;
+        }
+        if (arg.size() > 2) { // "-kVALUE"
+          auto value = check(*opt, std::string_view{arg}.substr(2));
+          if (!value)
+            return std::nullopt;
+          arg = arg.substr(0, 2) + *value;
+        }
+      }
+    }
+    result.push_back(std::move(arg));
+  }
+  return result;
+}
+
+/// Checks that the integer setting `name` (e.g. "scheduler.max-threads"),
+/// if set, lies within `min`..`max`; returns a message otherwise.
+inline std::optional<std::string> check_setting_range(const caf::settings& content,
+                                                      const char* name, int64_t min, int64_t max,
+                                                      const std::string& range_text) {
+  auto value = caf::get_if(&content, name);
+  if (value == nullptr)
+    return std::nullopt;
+  auto number = caf::get_if<caf::config_value::integer>(value);
+  if (number == nullptr || *number < min || *number > max)
+    return std::string{"--"} + name + " must be " + range_text + ", got " + caf::to_string(*value);
+  return std::nullopt;
+}
+
+/// A terminate handler for the start of the actor system: prints the
+/// uncaught exception and exits with code 1. A scheduler that cannot start
+/// (e.g. its threads need more file descriptors than the process may open)
+/// throws from the `caf::actor_system` constructor, which is not exception
+/// safe (unwinding it crashes), so the exception is reported without
+/// unwinding instead of aborting the process.
+[[noreturn]] inline void report_startup_failure() {
+  std::string what = "unknown exception";
+  if (auto ep = std::current_exception()) {
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+  }
+  std::cerr << "cannot start the actor system: " << what << std::endl;
+  std::_Exit(EXIT_FAILURE);
+}
+
+/// An actor system configuration whose command line is parsed strictly (see
+/// `parse_command_line`). Derive from it and add options as usual.
+class strict_config : public caf::actor_system_config {
+public:
+  /// Parses the command line: integer values must be decimal (see
+  /// `canonical_integer`), no argument may be left over, CAF's scheduler
+  /// settings must be usable (`scheduler.max-threads` within
+  /// 1..`max_scheduler_threads`, `scheduler.max-throughput` at least 1), and
+  /// `check_options` must pass. Returns false (and sets `exit_code`) when
+  /// the program should exit right away: after printing the problem to
+  /// stderr (exit code 1), or after `--help` (exit code 0).
+  bool parse_command_line(int argc, char** argv, int& exit_code) {
+    exit_code = EXIT_FAILURE;
+    std::string why;
+    auto args = strict_arguments(custom_options_, argc, argv, why);
+    if (!args) {
+      std::cerr << "invalid options: " << why << '\n';
+      return false;
+    }
+    if (auto err = parse(std::move(*args))) {
+      std::cerr << "invalid options: " << caf::to_string(err) << '\n';
+      return false;
+    }
+    if (cli_helptext_printed) {
+      if (caf::get_or(content, "help", false) || caf::get_or(content, "long-help", false))
+        std::cout << "limits (checked at start):\n"
+                   "  integer values             : decimal digits, with a leading '-' only\n"
+                   "                               where the option allows negative values\n"
+                   "  --scheduler.max-threads    : worker threads, 1.."
+                << max_scheduler_threads
+                << " (default: one per core;\n"
+                   "                               2 file descriptors each)\n"
+                   "  --scheduler.max-throughput : messages per actor run, at least 1\n"
+                << std::flush;
+      exit_code = EXIT_SUCCESS;
+      return false;
+    }
+    if (!remainder.empty()) {
+      std::cerr << "invalid options: unexpected argument \"" << remainder.front() << "\"\n";
+      return false;
+    }
+    auto problem = check_setting_range(content, "scheduler.max-threads", 1, max_scheduler_threads,
+                                       "within 1.." + std::to_string(max_scheduler_threads));
+    if (!problem)
+      problem = check_setting_range(content, "scheduler.max-throughput", 1,
+                                    std::numeric_limits<int64_t>::max(), "at least 1");
+    if (!problem)
+      problem = check_options();
+    if (problem) {
+      std::cerr << "invalid options: " << *problem << '\n';
+      return false;
+    }
+    exit_code = EXIT_SUCCESS;
+    return true;
+  }
+
+protected:
+  /// The program's own checks after parsing; a message names the option.
+  virtual std::optional<std::string> check_options() const {
+    return std::nullopt;
+  }
+};
+
+} // namespace example
