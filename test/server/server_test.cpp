@@ -3,12 +3,15 @@
 // robustness, listener and acceptor telemetry.
 #include <boost/test/unit_test.hpp>
 
+#include <cstring>
 #include <deque>
 #include <future>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
+
+#include <sys/un.h>
 
 #include "support/server_support.hpp"
 
@@ -162,6 +165,38 @@ BOOST_AUTO_TEST_CASE(bind_addresses_parse_and_reject_garbage) {
   BOOST_CHECK_EQUAL(bind_address::parse("unix:/run/x.sock")->text(), "/run/x.sock");
   BOOST_CHECK(bind_address::parse("not-an-address").error() == errc::invalid_address);
   BOOST_CHECK(bind_address::parse("unix:").error() == errc::invalid_address);
+}
+
+// Found by test/fuzz/fuzz_endpoint: parse accepted what could not be bound
+// (a path longer than sun_path), or bound another address than it showed (a
+// NUL byte ended the text early; a leading one made an abstract socket).
+BOOST_AUTO_TEST_CASE(bind_addresses_parse_only_what_resolves) {
+  BOOST_CHECK(bind_address::parse("unix:" + std::string(107, 'x')));
+  BOOST_CHECK(bind_address::parse("unix:" + std::string(108, 'x')).error()
+              == errc::invalid_address);
+  BOOST_CHECK(bind_address::parse(std::string("127.0.0.1\0junk", 14)).error()
+              == errc::invalid_address);
+  BOOST_CHECK(bind_address::parse(std::string("unix:\0name", 10)).error()
+              == errc::invalid_address);
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  BOOST_CHECK(bind_address::local(std::string("a\0b", 3)).resolve(0, ss, len)
+              == errc::invalid_address);
+  BOOST_CHECK(bind_address::ip(std::string("::1\0", 4)).resolve(0, ss, len)
+              == errc::invalid_address);
+}
+
+// Found by test/fuzz/fuzz_endpoint: a Unix socket path without a NUL was read
+// up to `len`, past sun_path (and past the sockaddr_storage for a larger len).
+BOOST_AUTO_TEST_CASE(unix_endpoints_end_with_sun_path) {
+  auto storage = std::make_unique<sockaddr_storage>();
+  std::memset(storage.get(), 'a', sizeof(sockaddr_storage));
+  storage->ss_family = AF_UNIX;
+  for (auto len : {socklen_t{sizeof(sockaddr_storage)}, socklen_t{1000}}) {
+    auto ep = make_endpoint(*storage, len);
+    BOOST_REQUIRE(ep);
+    BOOST_CHECK_EQUAL(ep->address, std::string(sizeof(sockaddr_un::sun_path), 'a'));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_port_in_use_fails_the_start_and_leaves_nothing) {

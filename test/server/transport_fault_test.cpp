@@ -52,6 +52,27 @@ size_t final_callbacks(const event_log& log) {
 
 BOOST_FIXTURE_TEST_SUITE(transport_faults, server_fixture)
 
+// Found by test/fuzz/fuzz_output_queue: the defaulted move constructor left
+// the moved-from queue's counters (and its read position) behind, so it
+// claimed pending bytes it did not hold, and appending to it could index an
+// empty vector.
+BOOST_AUTO_TEST_CASE(a_moved_from_output_queue_is_empty_and_usable) {
+  output_queue a;
+  a.append("abc");
+  output_queue b{std::move(a)};
+  BOOST_CHECK_EQUAL(b.pending_bytes(), 3u);
+  BOOST_CHECK(a.empty());
+  BOOST_CHECK_EQUAL(a.pending_bytes(), 0u);
+  BOOST_CHECK_EQUAL(a.buffered_bytes(), 0u);
+  a.append("x");
+  BOOST_CHECK_EQUAL(a.pending_bytes(), 1u);
+  output_queue c;
+  c = std::move(b);
+  BOOST_CHECK(b.empty());
+  BOOST_CHECK_EQUAL(b.pending_bytes(), 0u);
+  BOOST_CHECK_EQUAL(c.pending_bytes(), 3u);
+}
+
 BOOST_AUTO_TEST_CASE(three_byte_writes_that_often_would_block_deliver_every_byte_in_order) {
   auto plan = std::make_shared<fault_plan>();
   plan->max_write = 3;

@@ -1,5 +1,6 @@
 #include "atoll/transports/endpoint.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -50,10 +51,13 @@ caf::expected<endpoint> make_endpoint(const sockaddr_storage& addr, socklen_t le
     case AF_UNIX: {
       auto& un = reinterpret_cast<const sockaddr_un&>(addr);
       ep.family = endpoint::family_type::local;
+      // The path ends at its NUL, where `len` says, or at the end of
+      // sun_path (a 108-byte path has no NUL); never beyond.
       auto offset = offsetof(sockaddr_un, sun_path);
-      if (len > static_cast<socklen_t>(offset))
-        ep.address.assign(un.sun_path,
-                          strnlen(un.sun_path, static_cast<size_t>(len) - offset));
+      if (len > static_cast<socklen_t>(offset)) {
+        auto max = std::min(static_cast<size_t>(len) - offset, sizeof(un.sun_path));
+        ep.address.assign(un.sun_path, strnlen(un.sun_path, max));
+      }
       return ep;
     }
     default:
@@ -92,12 +96,9 @@ caf::expected<bind_address> bind_address::parse(const std::string& text) {
     return loopback();
   if (text == "loopback6" || text == "::1")
     return loopback6();
-  if (text.rfind("unix:", 0) == 0) {
-    if (text.size() == 5)
-      return caf::make_error(errc::invalid_address, "empty Unix socket path");
-    return local(text.substr(5));
-  }
-  auto result = ip(text);
+  // An IP literal or a path: accepted only if it resolves (a path that is
+  // empty, too long or holds a NUL byte fails here, not when listening).
+  auto result = text.rfind("unix:", 0) == 0 ? local(text.substr(5)) : ip(text);
   sockaddr_storage ss{};
   socklen_t len = 0;
   if (auto err = result.resolve(0, ss, len))
@@ -125,6 +126,10 @@ caf::error bind_address::resolve(uint16_t port, sockaddr_storage& out, socklen_t
     len = sizeof(sockaddr_in6);
     return caf::none;
   };
+  // A NUL byte would end the text early for inet_pton, and in a Unix socket
+  // path it names another socket (a leading one: Linux's abstract namespace).
+  if (text_.find('\0') != std::string::npos)
+    return caf::make_error(errc::invalid_address, "NUL byte in address");
   switch (kind_) {
     case kind::any: return v4("0.0.0.0");
     case kind::any6: return v6("::");

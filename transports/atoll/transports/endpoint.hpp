@@ -42,8 +42,10 @@ typename Inspector::result_type inspect(Inspector& f, endpoint& x) {
   return f(caf::meta::type_name("endpoint"), x.family, x.address, x.port);
 }
 
-/// Converts a socket address returned by the kernel. Errors:
-/// `errc::invalid_address` for unsupported families.
+/// Converts a socket address returned by the kernel (`len`: the length it
+/// reported; a Unix socket path is read up to its NUL, `len` or the end of
+/// sun_path, whichever comes first). Errors: `errc::invalid_address` for
+/// unsupported families.
 caf::expected<endpoint> make_endpoint(const sockaddr_storage& addr, socklen_t len);
 
 /// The local address of an fd (getsockname). Errors: `errc::system_error`.
@@ -91,7 +93,9 @@ public:
   }
 
   /// Parses "any", "any6", "loopback", "loopback6", "localhost", an IPv4 or
-  /// IPv6 literal, or "unix:PATH". Errors: `errc::invalid_address`.
+  /// IPv6 literal, or "unix:PATH". What it accepts resolves for any port.
+  /// Errors: `errc::invalid_address` (not an IP literal; a path that is empty,
+  /// longer than 107 bytes or holds a NUL byte).
   static caf::expected<bind_address> parse(const std::string& text);
 
   bind_address() = default;
@@ -107,7 +111,8 @@ public:
   }
 
   /// Resolves to a socket address with `port`. Errors:
-  /// `errc::invalid_address` (not an IP literal, path too long or empty).
+  /// `errc::invalid_address` (not an IP literal, path too long or empty, a
+  /// NUL byte in the literal or path).
   caf::error resolve(uint16_t port, sockaddr_storage& out, socklen_t& len) const;
 
 private:

@@ -14,6 +14,14 @@ constexpr uint64_t sendfile_chunk = 1 << 20; // 1 MiB per call
 
 } // namespace
 
+output_queue::output_queue(output_queue&& other) noexcept
+  : items_(std::move(other.items_)),
+    head_(std::exchange(other.head_, 0)),
+    pending_(std::exchange(other.pending_, 0)),
+    buffered_(std::exchange(other.buffered_, 0)) {
+  other.items_.clear();
+}
+
 output_queue& output_queue::operator=(output_queue&& other) noexcept {
   if (this != &other) {
     clear();

@@ -18,8 +18,11 @@ namespace atl {
 class output_queue {
 public:
   output_queue() = default;
-  output_queue(output_queue&&) noexcept = default;
-  output_queue& operator=(output_queue&&) noexcept;
+  /// Takes `other`'s output; `other` is left empty (and usable).
+  output_queue(output_queue&& other) noexcept;
+  /// Drops this queue's output (closing queued files), then takes `other`'s;
+  /// `other` is left empty (and usable).
+  output_queue& operator=(output_queue&& other) noexcept;
   output_queue(const output_queue&) = delete;
   output_queue& operator=(const output_queue&) = delete;
   ~output_queue();
