@@ -1,0 +1,230 @@
+// libFuzzer target for the request parsing of the http_hello example
+// (examples/http_request.hpp): `request_reader` framing a byte stream into
+// request heads and `parse_head` parsing each.
+//
+// Input: the first byte chooses how the rest, the byte stream of one
+// connection, is cut into reads (0: one read; otherwise pseudo-random reads
+// of 1 to 2^(b % 15) bytes, seeded with the byte, at most 256 reads, the
+// last taking the rest). Each read and each head
+// is copied to a heap block of its exact size, so ASan sees any read past it.
+// The reader stops as http_hello does: at the first head that is invalid or
+// asks to close. Checked:
+//
+// Framing
+// - the heads handed over are consecutive pieces of the stream, each followed
+//   by "\r\n\r\n" there, which is the first "\r\n\r\n" after the head's start;
+// - after each read the reader holds exactly the bytes after the last head;
+//   need_more means at most max_head of them, too_large more, and neither
+//   holds a complete head;
+// - cutting the stream differently changes nothing, except that a stream may
+//   be refused as too_large earlier when a head longer than max_head - 4
+//   arrives in several reads (in one read it is accepted: see README.md):
+//   the heads of the cut stream are a prefix of those of the whole stream.
+// parse_head, for every head handed over and for the whole stream as a head
+// - valid: method, target and version are views into the head; method is
+//   where the head starts, not empty and without a space; the request line is
+//   "METHOD TARGET VERSION"; the version is HTTP/1.1 or HTTP/1.0;
+// - not valid: the views are empty;
+// - keep_alive follows the documented rule (HTTP/1.1 unless "connection:
+//   close", HTTP/1.0 only with "connection: keep-alive");
+// - the result does not depend on the case of the header block (checked for
+//   heads up to 2 KiB).
+#include <cctype>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http_request.hpp"
+
+namespace {
+
+[[noreturn]] void fail(const char* what) {
+  std::fprintf(stderr, "fuzz_http_head: invariant violated: %s\n", what);
+  std::abort();
+}
+
+#define FUZZ_CHECK(cond)                                                                           \
+  do {                                                                                             \
+    if (!(cond))                                                                                   \
+      fail(#cond);                                                                                 \
+  } while (false)
+
+constexpr std::string_view crlf2 = "\r\n\r\n";
+
+/// A copy of `text` in a heap block of exactly its size.
+struct exact_copy {
+  std::unique_ptr<char[]> block;
+  size_t size;
+
+  explicit exact_copy(std::string_view text)
+    : block(new char[text.size() == 0 ? 1 : text.size()]), size(text.size()) {
+    if (size > 0)
+      std::memcpy(block.get(), text.data(), size);
+  }
+
+  std::string_view view() const {
+    return {block.get(), size};
+  }
+};
+
+/// True if `part` lies within `whole`.
+bool within(std::string_view part, std::string_view whole) {
+  auto b = reinterpret_cast<uintptr_t>(whole.data());
+  auto p = reinterpret_cast<uintptr_t>(part.data());
+  return p >= b && p + part.size() <= b + whole.size();
+}
+
+bool contains(std::string_view s, std::string_view what) {
+  return s.find(what) != std::string_view::npos;
+}
+
+std::string with_case(std::string_view s, bool upper) {
+  std::string out{s};
+  for (auto& c : out)
+    c = static_cast<char>(upper ? std::toupper(static_cast<unsigned char>(c))
+                                : std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+/// Heads up to this size are also parsed with their header block in upper
+/// and lower case (case mapping every byte of large inputs would make most
+/// of the run's time).
+constexpr size_t max_case_checked = 2048;
+
+/// Parses `head` (from an exact copy) and checks the result; returns it with
+/// the views cleared (the copy is gone after the call).
+example::request_head check_parse(std::string_view head_text, bool metamorphic) {
+  exact_copy copy{head_text};
+  auto head = copy.view();
+  auto res = example::parse_head(head);
+  auto eol = head.find("\r\n");
+  auto line = head.substr(0, eol);
+  auto header_block = eol == std::string_view::npos ? std::string_view{} : head.substr(eol + 2);
+  if (res.valid) {
+    FUZZ_CHECK(within(res.method, head) && within(res.target, head) && within(res.version, head));
+    FUZZ_CHECK(res.method.data() == head.data());
+    FUZZ_CHECK(!res.method.empty() && !contains(res.method, " "));
+    FUZZ_CHECK(res.version == "HTTP/1.1" || res.version == "HTTP/1.0");
+    FUZZ_CHECK(line.size() == res.method.size() + res.target.size() + res.version.size() + 2);
+    FUZZ_CHECK(std::string{res.method} + " " + std::string{res.target} + " "
+                 + std::string{res.version}
+               == line);
+    auto lowered = example::ascii_lower(header_block);
+    bool keep = contains(lowered, "connection: keep-alive")
+                || (res.version == "HTTP/1.1" && !contains(lowered, "connection: close"));
+    FUZZ_CHECK(res.keep_alive == keep);
+    FUZZ_CHECK(!contains(lowered, "transfer-encoding:"));
+  } else {
+    FUZZ_CHECK(res.method.empty() && res.target.empty() && res.version.empty());
+  }
+  if (metamorphic && !header_block.empty() && head.size() <= max_case_checked) {
+    for (bool upper : {false, true}) {
+      auto other = std::string{line} + "\r\n" + with_case(header_block, upper);
+      auto res2 = check_parse(other, false);
+      FUZZ_CHECK(res2.valid == res.valid);
+      FUZZ_CHECK(res2.keep_alive == res.keep_alive);
+    }
+  }
+  res.method = res.target = res.version = {};
+  return res;
+}
+
+/// Most reads one stream is cut into.
+constexpr size_t max_reads = 256;
+
+/// What reading one stream gave.
+struct outcome {
+  std::vector<std::string> heads;
+  example::request_reader::status last = example::request_reader::status::need_more;
+};
+
+/// Feeds `stream` to a reader in reads of the sizes `next_size` gives;
+/// `check_heads`: check the parse of every head (else parse only).
+template <class NextSize>
+outcome read_stream(std::string_view stream, bool check_heads, NextSize next_size) {
+  outcome out;
+  example::request_reader reader;
+  size_t fed = 0;     // bytes given to the reader
+  size_t consumed = 0; // bytes of the stream in heads (with their "\r\n\r\n")
+  bool stop = false;
+  for (size_t reads = 0; fed < stream.size() && !stop; ++reads) {
+    // At most max_reads reads (the last takes the rest): the reader scans its
+    // whole buffer on each, and thousands of 1-byte reads would make the run
+    // slow, not more thorough.
+    auto n = reads + 1 < max_reads ? std::min(next_size(), stream.size() - fed)
+                                   : stream.size() - fed;
+    exact_copy chunk{stream.substr(fed, n)};
+    fed += n;
+    out.last = reader.feed(chunk.view(), [&](std::string_view head) {
+      // Where the head must be: right after the previous one.
+      FUZZ_CHECK(stream.substr(consumed, head.size()) == head);
+      FUZZ_CHECK(stream.substr(consumed + head.size(), 4) == crlf2);
+      FUZZ_CHECK(consumed + head.size() + 4 <= fed);
+      auto framed = std::string{head} + std::string{crlf2};
+      FUZZ_CHECK(framed.find(crlf2) == head.size());
+      consumed += head.size() + 4;
+      out.heads.emplace_back(head);
+      auto res = check_heads ? check_parse(head, true) : example::parse_head(head);
+      return res.valid && res.keep_alive;
+    });
+    using status = example::request_reader::status;
+    switch (out.last) {
+      case status::stopped: stop = true; break;
+      case status::too_large:
+        stop = true;
+        FUZZ_CHECK(reader.buffered().size() > example::max_head);
+        [[fallthrough]];
+      case status::need_more:
+        FUZZ_CHECK(reader.buffered() == stream.substr(consumed, fed - consumed));
+        FUZZ_CHECK(!contains(reader.buffered(), crlf2));
+        if (out.last == status::need_more)
+          FUZZ_CHECK(reader.buffered().size() <= example::max_head);
+        break;
+    }
+  }
+  return out;
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0)
+    return 0;
+  std::string_view stream{reinterpret_cast<const char*>(data + 1), size - 1};
+  // The whole stream as one head.
+  check_parse(stream, false);
+  // The stream in one read.
+  auto whole = read_stream(stream, true, [&] { return stream.size(); });
+  if (data[0] == 0)
+    return 0;
+  // The stream in reads of pseudo-random sizes.
+  uint32_t state = data[0] * 2654435761u + 1;
+  size_t max_read = size_t{1} << (data[0] % 15);
+  auto cut = read_stream(stream, false, [&] {
+    state ^= state << 13;
+    state ^= state >> 17;
+    state ^= state << 5;
+    return 1 + state % max_read;
+  });
+  using status = example::request_reader::status;
+  FUZZ_CHECK(cut.heads.size() <= whole.heads.size());
+  for (size_t i = 0; i < cut.heads.size(); ++i)
+    FUZZ_CHECK(cut.heads[i] == whole.heads[i]);
+  if (cut.last != status::too_large) {
+    FUZZ_CHECK(cut.heads.size() == whole.heads.size());
+    FUZZ_CHECK(cut.last == whole.last);
+  } else if (cut.heads.size() < whole.heads.size()) {
+    // Refused early: only because the next head is longer than the limit
+    // allows to wait for (it came complete in the one read).
+    FUZZ_CHECK(whole.heads[cut.heads.size()].size() + 4 > example::max_head);
+  } else {
+    FUZZ_CHECK(whole.last == status::too_large);
+  }
+  return 0;
+}
