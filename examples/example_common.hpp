@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,6 +38,8 @@ public:
   bool detached = false;
   bool print_tree = false;
   std::string log_level;
+  std::string log_alias;
+  bool telemetry_json = false;
 
   /// `default_read_timeout`: the `--read-timeout` (ms, 0: none) when the
   /// command line has none.
@@ -60,20 +61,17 @@ public:
       .add(reuseport, "reuseport", "set SO_REUSEPORT on listen sockets")
       .add(detached, "detached", "run each connection actor on its own thread")
       .add(print_tree, "print-tree", "print the supervision tree to stderr once listening")
-      .add(log_level, "log", "log telemetry at error, info, debug or trace");
+      .add(log_level, "log-level",
+           "log telemetry events to stderr at none, error, info, debug or trace "
+           "(each level includes the ones before it; default: none)")
+      .add(log_alias, "log", "the same as --log-level")
+      .add(telemetry_json, "telemetry-json",
+           "write every telemetry event to stderr as one JSON object per line");
   }
 
-  /// The telemetry log level of `--log`, or nullopt without one.
+  /// The level of `--log-level` (or `--log`), or nullopt for none.
   std::optional<atl::log_level> log() const {
-    static const std::map<std::string, atl::log_level> levels{
-      {"error", atl::log_level::error},
-      {"info", atl::log_level::info},
-      {"debug", atl::log_level::debug},
-      {"trace", atl::log_level::trace}};
-    auto i = levels.find(log_level);
-    if (i == levels.end())
-      return std::nullopt;
-    return i->second;
+    return atl::parse_log_level(log_level.empty() ? log_alias : log_level);
   }
 
   /// Turns the command line into server options (validated by the server,
@@ -118,8 +116,12 @@ public:
 
 protected:
   std::optional<std::string> check_options() const override {
-    if (!log_level.empty() && !log())
-      return "--log must be error, info, debug or trace, got \"" + log_level + "\"";
+    for (const auto& [name, value] : {std::pair{"--log-level", &log_level}, {"--log", &log_alias}})
+      if (!value->empty() && *value != "none" && !atl::parse_log_level(*value))
+        return std::string{name} + " must be none, error, info, debug or trace, got \"" + *value
+               + "\"";
+    if (!log_level.empty() && !log_alias.empty() && log_level != log_alias)
+      return "--log is an alias of --log-level: give one, or the same value to both";
     return std::nullopt;
   }
 };
@@ -240,10 +242,16 @@ inline void block_stop_signals_at_exec(int, char**, char**) {
 /// Starts the server with `opts`, prints "listening on ADDRESS:PORT", runs
 /// until SIGINT/SIGTERM, stops it gracefully. Returns the exit code.
 inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::server_options opts) {
+  auto bus = opts.telemetry ? opts.telemetry : atl::telemetry::default_bus();
   if (auto level = cfg.log()) {
-    auto bus = opts.telemetry ? opts.telemetry : atl::telemetry::default_bus();
-    static_cast<void>(atl::attach_logger(*bus, *level));
+    if (auto err = atl::attach_logger(*bus, *level)) {
+      std::cerr << "cannot attach the logger: " << atl::describe(err) << '\n';
+      return EXIT_FAILURE;
+    }
   }
+  std::optional<atl::telemetry::json_writer> json;
+  if (cfg.telemetry_json)
+    json.emplace(bus, stderr);
   auto srv = atl::start_server(sys, std::move(opts));
   if (!srv) {
     std::cerr << "cannot start the server: " << atl::describe(srv.error()) << '\n';

@@ -83,7 +83,7 @@ inline std::string cli_name(const caf::config_option& opt) {
 }
 
 /// Checks every integer option value in `argv` the way CAF's parser finds
-/// them ("--name=value", "-kVALUE", "-k VALUE"; nothing after "--") and
+/// them ("--name=value", "--name VALUE", "-kVALUE", "-k VALUE"; nothing after "--") and
 /// returns the arguments with those values in canonical decimal form, or
 /// nullopt after setting `why` to a message naming the option. Also refuses
 /// a short option without its value at the end, which CAF ignores.
@@ -114,6 +114,17 @@ strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std:
             return std::nullopt;
           arg = "--" + name + "=" + *value;
         }
+      } else if (auto opt = opts.cli_long_name_lookup(std::string_view{arg}.substr(2));
+                 opt && !opt->is_flag()) { // "--name VALUE"
+        if (i + 1 == argc) {
+          why = arg + ": a value is missing";
+          return std::nullopt;
+        }
+        auto value = check(*opt, argv[i + 1]);
+        if (!value)
+          return std::nullopt;
+        arg += "=" + *value;
+        ++i;
       }
     } else if (arg.size() >= 2 && arg[0] == '-') {
       if (auto opt = opts.cli_short_name_lookup(arg[1]); opt && !opt->is_flag()) {

@@ -2,8 +2,16 @@
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include "atoll/runtime/error.hpp"
+#include "atoll/runtime/json_writer.hpp"
+#include "atoll/runtime/logger.hpp"
 #include "atoll/runtime/span.hpp"
 #include "atoll/runtime/telemetry.hpp"
 
@@ -186,64 +194,230 @@ BOOST_AUTO_TEST_CASE(values_render_as_text) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
-#include "atoll/runtime/error.hpp"
-#include "atoll/runtime/logger.hpp"
-
 namespace {
 
-/// Captures log lines for the duration of a test.
+/// Captures log records for the duration of a test.
 struct captured_log {
   std::mutex mtx;
   std::vector<std::pair<atl::log_level, std::string>> lines;
+  std::vector<const event*> events;
 
   captured_log() {
-    atl::set_log_sink([this](atl::log_level level, const std::string& line) {
+    atl::set_log_sink([this](const atl::log_record& rec) {
       std::lock_guard<std::mutex> guard{mtx};
-      lines.emplace_back(level, line);
+      lines.emplace_back(rec.level, std::string{rec.text});
+      events.push_back(rec.event);
     });
   }
 
   ~captured_log() {
     atl::set_log_sink({});
   }
+
+  std::vector<std::string> texts() {
+    std::lock_guard<std::mutex> guard{mtx};
+    std::vector<std::string> out;
+    for (auto& l : lines)
+      out.push_back(l.second);
+    return out;
+  }
 };
+
+/// A table for events of a layer that only these tests emit.
+void register_test_levels() {
+  using atl::log_level;
+  atl::register_log_levels({{{"t", "acc", "oops"}, log_level::error},
+                            {{"t", "lis", "start"}, log_level::info},
+                            {{"t", "lis", "stop"}, log_level::info},
+                            {{"t", "conn", "start"}, log_level::debug},
+                            {{"t", "conn", "stop"}, log_level::debug},
+                            {{"t", "conn", "recv"}, log_level::trace}});
+}
 
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(telemetry)
 
-BOOST_AUTO_TEST_CASE(the_logger_maps_events_to_cumulative_levels) {
+BOOST_AUTO_TEST_CASE(the_logger_reports_only_registered_events_at_their_level) {
   using atl::log_level;
-  BOOST_CHECK(atl::level_of({"atoll", "acceptor", "spawn_error"}) == log_level::error);
-  BOOST_CHECK(atl::level_of({"atoll", "connection", "send_error"}) == log_level::error);
-  BOOST_CHECK(atl::level_of({"atoll", "listener", "start"}) == log_level::info);
-  BOOST_CHECK(atl::level_of({"atoll", "connection", "stop"}) == log_level::debug);
-  BOOST_CHECK(atl::level_of({"atoll", "connection", "recv"}) == log_level::trace);
+  register_test_levels();
+  BOOST_CHECK(atl::level_of({"t", "acc", "oops"}) == log_level::error);
+  BOOST_CHECK(atl::level_of({"t", "conn", "recv"}) == log_level::trace);
+  BOOST_CHECK(!atl::level_of({"t", "conn", "unknown"}));
+  BOOST_CHECK(!atl::level_of({"t", "conn"}));
   captured_log captured;
   bus b;
-  BOOST_REQUIRE(!atl::attach_logger(b, log_level::info)); // error + info
-  BOOST_CHECK(atl::attach_logger(b, log_level::info) == atl::errc::already_present);
-  BOOST_CHECK(atl::attach_logger(b, log_level::error) == atl::errc::already_present);
-  b.emit({"atoll", "acceptor", "emfile"}, {{"error", std::string{"emfile"}}}, {});
-  b.emit({"atoll", "listener", "start"}, {}, {{"local_port", uint64_t{4000}}});
-  b.emit({"atoll", "connection", "start"}, {}, {});
-  BOOST_REQUIRE_EQUAL(captured.lines.size(), 2u);
-  BOOST_CHECK(captured.lines[0].first == log_level::error);
-  BOOST_CHECK_EQUAL(captured.lines[0].second, "atoll.acceptor.emfile error=emfile");
-  BOOST_CHECK_EQUAL(captured.lines[1].second, "atoll.listener.start local_port=4000");
-  // Detaching info leaves error attached.
-  BOOST_REQUIRE(!atl::detach_logger(b, log_level::info));
-  BOOST_CHECK(atl::detach_logger(b, log_level::info) == atl::errc::not_found);
-  b.emit({"atoll", "listener", "stop"}, {}, {});
-  b.emit({"atoll", "acceptor", "einval"}, {}, {});
-  BOOST_REQUIRE_EQUAL(captured.lines.size(), 3u);
-  BOOST_CHECK_EQUAL(captured.lines[2].second, "atoll.acceptor.einval");
-  // Trace attaches everything; detaching error detaches all.
   BOOST_REQUIRE(!atl::attach_logger(b, log_level::trace));
-  b.emit({"atoll", "connection", "recv"}, {{"data", std::string{"hi"}}}, {});
-  BOOST_REQUIRE_EQUAL(captured.lines.size(), 4u);
+  b.emit({"t", "conn", "unknown"}, {}, {});
+  b.emit({"t", "conn", "recv"}, {{"data", std::string{"hi\n"}}},
+         {{"opts", std::string{"a=1 b=\"\\"}}});
+  BOOST_CHECK(captured.texts()
+              == std::vector<std::string>{R"(t.conn.recv data=68690a opts="a=1 b=\"\\")"});
+  BOOST_REQUIRE_EQUAL(captured.events.size(), 1u);
+  BOOST_CHECK(captured.events[0] != nullptr);
   BOOST_REQUIRE(!atl::detach_logger(b, log_level::error));
   BOOST_CHECK(!b.enabled());
+}
+
+BOOST_AUTO_TEST_CASE(logger_levels_attach_upward_and_detach_downward) {
+  using atl::log_level;
+  using levels = std::vector<log_level>;
+  register_test_levels();
+  captured_log captured;
+  bus b;
+  auto emit_all = [&] {
+    b.emit({"t", "acc", "oops"}, {{"error", std::string{"emfile"}}}, {});
+    b.emit({"t", "lis", "start"}, {}, {{"local_port", uint64_t{4000}}});
+    b.emit({"t", "conn", "start"}, {}, {});
+    b.emit({"t", "conn", "recv"}, {}, {});
+  };
+  BOOST_REQUIRE(!atl::attach_logger(b, log_level::info)); // error + info
+  BOOST_CHECK(atl::attached_log_levels(b) == (levels{log_level::error, log_level::info}));
+  BOOST_CHECK(atl::attach_logger(b, log_level::info) == atl::errc::already_present);
+  BOOST_CHECK(atl::attach_logger(b, log_level::error) == atl::errc::already_present);
+  emit_all();
+  BOOST_CHECK(captured.texts()
+              == (std::vector<std::string>{"t.acc.oops error=emfile", "t.lis.start local_port=4000"}));
+  BOOST_CHECK(captured.lines[0].first == log_level::error);
+  BOOST_CHECK(captured.lines[1].first == log_level::info);
+  // Trace adds debug and trace; error and info stay attached once.
+  BOOST_REQUIRE(!atl::attach_logger(b, log_level::trace));
+  BOOST_CHECK(atl::attached_log_levels(b)
+              == (levels{log_level::error, log_level::info, log_level::debug, log_level::trace}));
+  captured.lines.clear();
+  emit_all();
+  BOOST_CHECK_EQUAL(captured.lines.size(), 4u);
+  // Detaching debug detaches trace too.
+  BOOST_REQUIRE(!atl::detach_logger(b, log_level::debug));
+  BOOST_CHECK(atl::attached_log_levels(b) == (levels{log_level::error, log_level::info}));
+  BOOST_CHECK(atl::detach_logger(b, log_level::trace) == atl::errc::not_found);
+  captured.lines.clear();
+  emit_all();
+  BOOST_CHECK_EQUAL(captured.lines.size(), 2u);
+  // Detaching info leaves error.
+  BOOST_REQUIRE(!atl::detach_logger(b, log_level::info));
+  captured.lines.clear();
+  emit_all();
+  BOOST_CHECK(captured.texts() == std::vector<std::string>{"t.acc.oops error=emfile"});
+  // Detaching error detaches the logger from the bus.
+  BOOST_REQUIRE(!atl::detach_logger(b, log_level::error));
+  BOOST_CHECK(atl::detach_logger(b, log_level::error) == atl::errc::not_found);
+  BOOST_CHECK(atl::attached_log_levels(b).empty());
+  BOOST_CHECK(!b.enabled());
+}
+
+BOOST_AUTO_TEST_CASE(log_lines_name_the_server_and_peer_of_their_span) {
+  using atl::log_level;
+  register_test_levels();
+  captured_log captured;
+  bus b;
+  BOOST_REQUIRE(!atl::attach_logger(b, log_level::trace));
+  b.emit({"t", "lis", "start"}, {},
+         {{"local_address", std::string{"::1"}}, {"local_port", uint64_t{80}},
+          {"telemetry_span_context", uint64_t{1}}});
+  b.emit({"t", "acc", "start"}, {},
+         {{"telemetry_span_context", uint64_t{2}}, {"parent_telemetry_span_context", uint64_t{1}}});
+  b.emit({"t", "conn", "start"}, {},
+         {{"remote_address", std::string{"10.0.0.7"}},
+          {"remote_port", uint64_t{5555}},
+          {"telemetry_span_context", uint64_t{3}},
+          {"parent_telemetry_span_context", uint64_t{2}}});
+  b.emit({"t", "conn", "recv"}, {}, {{"telemetry_span_context", uint64_t{3}}});
+  b.emit({"t", "conn", "stop"}, {}, {{"telemetry_span_context", uint64_t{3}}});
+  b.emit({"t", "conn", "recv"}, {}, {{"telemetry_span_context", uint64_t{3}}});
+  auto texts = captured.texts();
+  BOOST_REQUIRE_EQUAL(texts.size(), 5u);
+  BOOST_CHECK_EQUAL(texts[0], "t.lis.start server=[::1]:80 local_address=::1 local_port=80 "
+                              "telemetry_span_context=1");
+  BOOST_CHECK_EQUAL(texts[1], "t.conn.start server=[::1]:80 peer=10.0.0.7:5555 "
+                              "remote_address=10.0.0.7 remote_port=5555 telemetry_span_context=3 "
+                              "parent_telemetry_span_context=2");
+  BOOST_CHECK_EQUAL(texts[2], "t.conn.recv server=[::1]:80 peer=10.0.0.7:5555 "
+                              "telemetry_span_context=3");
+  BOOST_CHECK_EQUAL(texts[3], "t.conn.stop server=[::1]:80 peer=10.0.0.7:5555 "
+                              "telemetry_span_context=3");
+  // After its stop, the span is forgotten.
+  BOOST_CHECK_EQUAL(texts[4], "t.conn.recv telemetry_span_context=3");
+  BOOST_REQUIRE(!atl::detach_logger(b, log_level::error));
+}
+
+BOOST_AUTO_TEST_CASE(the_default_log_line_has_a_utc_timestamp_and_the_level) {
+  using namespace std::chrono;
+  // 2026-12-02 13:40:01.000042 UTC
+  system_clock::time_point t{seconds{1796218801} + microseconds{42}};
+  atl::log_record rec{t, atl::log_level::debug, nullptr, "t.conn.start peer=a:1"};
+  BOOST_CHECK_EQUAL(atl::format_log_line(rec),
+                    "2026-12-02T13:40:01.000042Z atoll [debug] t.conn.start peer=a:1");
+  BOOST_CHECK(atl::parse_log_level("trace") == atl::log_level::trace);
+  BOOST_CHECK(!atl::parse_log_level("none"));
+  BOOST_CHECK(!atl::parse_log_level("Error"));
+}
+
+BOOST_AUTO_TEST_CASE(json_telemetry_keeps_names_numbers_and_hex_data) {
+  event ev{{"atoll", "connection", "recv"},
+           {{"data", std::string{"\x00\xff\r\n", 4}}, {"duration", int64_t{-5}}},
+           {{"telemetry_span_context", uint64_t{18446744073709551615u}},
+            {"error", std::string{"bad \xc3 byte"}},
+            {"tls", true},
+            {"ratio", 0.5},
+            {"none", std::monostate{}}}};
+  auto line = to_json(ev);
+  BOOST_CHECK(line.find('\n') == std::string::npos);
+  auto j = nlohmann::json::parse(line);
+  BOOST_CHECK(j["event"] == (nlohmann::json{"atoll", "connection", "recv"}));
+  BOOST_CHECK_EQUAL(j["measurements"]["data"].get<std::string>(), "00ff0d0a");
+  BOOST_CHECK_EQUAL(j["measurements"]["duration"].get<int64_t>(), -5);
+  BOOST_CHECK_EQUAL(j["metadata"]["telemetry_span_context"].get<uint64_t>(),
+                    18446744073709551615u);
+  BOOST_CHECK_EQUAL(j["metadata"]["error"].get<std::string>(), "bad \xef\xbf\xbd byte");
+  BOOST_CHECK(j["metadata"]["tls"].get<bool>());
+  BOOST_CHECK_EQUAL(j["metadata"]["ratio"].get<double>(), 0.5);
+  BOOST_CHECK(j["metadata"]["none"].is_null());
+  // Field order is kept.
+  BOOST_CHECK_LT(line.find("\"data\""), line.find("\"duration\""));
+}
+
+BOOST_AUTO_TEST_CASE(the_json_writer_writes_whole_lines_from_many_threads) {
+  auto events = std::make_shared<bus>();
+  char* buf = nullptr;
+  size_t len = 0;
+  auto* out = open_memstream(&buf, &len);
+  BOOST_REQUIRE(out != nullptr);
+  constexpr int threads = 4;
+  constexpr int per_thread = 500;
+  {
+    json_writer writer{events, out, {"atoll"}};
+    std::vector<std::thread> emitters;
+    for (int t = 0; t < threads; ++t)
+      emitters.emplace_back([&, t] {
+        for (int i = 0; i < per_thread; ++i)
+          events->emit({"atoll", "connection", "send"}, {{"data", std::string(100, 'x')}},
+                       {{"thread", int64_t{t}}, {"i", int64_t{i}}});
+      });
+    events->emit({"other", "event"}, {}, {}); // not under the prefix
+    for (auto& th : emitters)
+      th.join();
+    BOOST_CHECK_EQUAL(writer.lines(), uint64_t{threads * per_thread});
+  }
+  BOOST_CHECK(!events->enabled());
+  std::fclose(out);
+  std::string text{buf, len};
+  std::free(buf);
+  std::vector<int> next(threads, 0);
+  size_t pos = 0;
+  int count = 0;
+  while (pos < text.size()) {
+    auto nl = text.find('\n', pos);
+    BOOST_REQUIRE(nl != std::string::npos);
+    auto j = nlohmann::json::parse(text.substr(pos, nl - pos));
+    auto t = j["metadata"]["thread"].get<int>();
+    // Each thread's lines come in its order.
+    BOOST_REQUIRE_EQUAL(j["metadata"]["i"].get<int>(), next[t]++);
+    BOOST_CHECK_EQUAL(j["measurements"]["data"].get<std::string>().size(), 200u);
+    pos = nl + 1;
+    ++count;
+  }
+  BOOST_CHECK_EQUAL(count, threads * per_thread);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -20,7 +20,7 @@ struct log_capture {
   std::shared_ptr<event_log> lines = std::make_shared<event_log>();
 
   log_capture() {
-    set_log_sink([l{lines}](log_level, const std::string& line) { l->add(line); });
+    set_log_sink([l{lines}](const log_record& rec) { l->add(std::string{rec.text}); });
   }
 
   ~log_capture() {

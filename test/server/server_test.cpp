@@ -22,11 +22,6 @@ using namespace std::chrono_literals;
 namespace {
 
 
-std::shared_ptr<probe_script> echo_script() {
-  auto script = std::make_shared<probe_script>();
-  script->on_data = echo;
-  return script;
-}
 
 /// Sends a line and expects it back.
 void expect_echo(test_client& client, const std::string& text) {

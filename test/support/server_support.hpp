@@ -487,6 +487,13 @@ struct probe_script {
   std::function<caf::message_handler(handler&, socket&)> messages;
 };
 
+/// A probe script that echoes what it receives.
+inline std::shared_ptr<probe_script> echo_script() {
+  auto script = std::make_shared<probe_script>();
+  script->on_data = echo;
+  return script;
+}
+
 class probe_handler : public handler {
 public:
   explicit probe_handler(std::shared_ptr<probe_script> script) : script_(std::move(script)) {

@@ -235,6 +235,10 @@ private:
       auto peer = sock_->peername();
       meta.set("remote_address", peer->address);
       meta.set("remote_port", uint64_t{peer->port});
+      if (auto local = sock_->sockname()) {
+        meta.set("local_address", local->address);
+        meta.set("local_port", uint64_t{local->port});
+      }
       meta.set("handler", conf_->handler_name);
     }
     sock_->span() = telemetry::span::start(conf_->events.get(), conf_->span_prefix.get(), {},

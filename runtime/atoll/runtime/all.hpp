@@ -4,6 +4,7 @@
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/error.hpp"
 #include "atoll/runtime/io_scheduler.hpp"
+#include "atoll/runtime/json_writer.hpp"
 #include "atoll/runtime/logger.hpp"
 #include "atoll/runtime/reactor.hpp"
 #include "atoll/runtime/span.hpp"

@@ -1,9 +1,15 @@
 #include "atoll/runtime/logger.hpp"
 
 #include <array>
-#include <iostream>
+#include <atomic>
+#include <cstdio>
+#include <ctime>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <unordered_map>
+
+#include <fmt/format.h>
 
 #include "atoll/runtime/error.hpp"
 
@@ -19,6 +25,13 @@ std::string to_string(log_level level) {
   return "?";
 }
 
+std::optional<log_level> parse_log_level(std::string_view text) {
+  for (auto l : {log_level::error, log_level::info, log_level::debug, log_level::trace})
+    if (text == to_string(l))
+      return l;
+  return std::nullopt;
+}
+
 namespace {
 
 struct sink_holder {
@@ -31,8 +44,47 @@ sink_holder& sinks() {
   return instance;
 }
 
-void default_sink(log_level level, const std::string& message) {
-  std::cerr << "atoll [" << to_string(level) << "] " << message << '\n';
+void write(const log_record& rec) {
+  auto& h = sinks();
+  std::lock_guard<std::mutex> guard{h.mtx};
+  if (h.sink) {
+    h.sink(rec);
+    return;
+  }
+  auto line = format_log_line(rec);
+  line += '\n';
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+/// Appends `text` in double quotes, with `"` and `\` escaped by a `\`.
+void append_quoted(std::string& out, const std::string& text) {
+  out += '"';
+  for (char c : text) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  out += '"';
+}
+
+/// Appends ` key=value` for each field; a `data` field in hex, a string
+/// with a space, quote or backslash in quotes.
+void append_fields(std::string& out, const telemetry::fields& fs) {
+  for (const auto& [key, val] : fs.items()) {
+    out += ' ';
+    out += key;
+    out += '=';
+    auto text = std::get_if<std::string>(&val);
+    if (text == nullptr)
+      out += telemetry::to_string(val);
+    else if (key == "data")
+      out += telemetry::to_hex(*text);
+    else if (text->find_first_of(" \"\\") == std::string::npos)
+      out += *text;
+    else
+      append_quoted(out, *text);
+  }
 }
 
 } // namespace
@@ -43,53 +95,146 @@ void set_log_sink(log_sink sink) {
   h.sink = std::move(sink);
 }
 
-void log(log_level level, const std::string& message) {
-  auto& h = sinks();
-  std::lock_guard<std::mutex> guard{h.mtx};
-  if (h.sink)
-    h.sink(level, message);
-  else
-    default_sink(level, message);
+void log(log_level level, std::string_view message) {
+  write(log_record{std::chrono::system_clock::now(), level, nullptr, message});
+}
+
+std::string format_log_line(const log_record& rec) {
+  using namespace std::chrono;
+  auto since_epoch = rec.time.time_since_epoch();
+  auto secs = duration_cast<seconds>(since_epoch);
+  auto micros = duration_cast<microseconds>(since_epoch - secs).count();
+  std::time_t t = secs.count();
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &utc);
+  return fmt::format("{}.{:06d}Z atoll [{}] {}", stamp, micros, to_string(rec.level), rec.text);
 }
 
 std::string format_event(const telemetry::event& ev) {
   auto out = telemetry::to_string(ev.name);
-  auto add = [&](const telemetry::fields& fs) {
-    for (const auto& [key, val] : fs.items()) {
-      out += ' ';
-      out += key;
-      out += '=';
-      out += telemetry::to_string(val);
-    }
-  };
-  add(ev.measurements);
-  add(ev.metadata);
+  append_fields(out, ev.measurements);
+  append_fields(out, ev.metadata);
   return out;
 }
 
-log_level level_of(const telemetry::event_name& name) {
-  if (name.size() < 3)
-    return log_level::trace;
-  const auto& span = name[name.size() - 2];
-  const auto& what = name.back();
-  auto is_error = what.find("error") != std::string::npos || what == "econnaborted"
-                  || what == "einval" || what == "emfile" || what == "exception"
-                  || what == "rate_limit_exceeded" || what == "packet_too_large";
-  if (is_error)
-    return log_level::error;
-  if (span == "listener")
-    return log_level::info;
-  if (what == "start" || what == "stop")
-    return log_level::debug;
-  return log_level::trace;
-}
+// -- level table ---------------------------------------------------------------
 
 namespace {
 
+struct level_registry {
+  std::mutex mtx;
+  std::map<telemetry::event_name, log_level> levels;
+};
+
+level_registry& levels() {
+  static level_registry instance;
+  return instance;
+}
+
+} // namespace
+
+void register_log_levels(const log_level_table& table) {
+  auto& reg = levels();
+  std::lock_guard<std::mutex> guard{reg.mtx};
+  for (const auto& [name, level] : table)
+    reg.levels[name] = level;
+}
+
+std::optional<log_level> level_of(const telemetry::event_name& name) {
+  auto& reg = levels();
+  std::lock_guard<std::mutex> guard{reg.mtx};
+  if (auto i = reg.levels.find(name); i != reg.levels.end())
+    return i->second;
+  return std::nullopt;
+}
+
+// -- the telemetry logger ------------------------------------------------------
+
+namespace {
+
+constexpr std::array<log_level, 4> all_levels{log_level::error, log_level::info,
+                                              log_level::debug, log_level::trace};
+
+constexpr uint8_t bit(log_level l) {
+  return static_cast<uint8_t>(1u << static_cast<unsigned>(l));
+}
+
+/// One bus's logger: a single subscription for all its levels, and what it
+/// learned about spans (the server address of listener spans and their
+/// descendants, the peer of connection spans) to name them on every line.
+struct bus_logger {
+  struct labels {
+    std::string server;
+    std::string peer;
+  };
+
+  std::atomic<uint8_t> mask{0};
+  telemetry::subscription sub = 0;
+  std::mutex mtx;
+  std::unordered_map<uint64_t, labels> spans;
+
+  static std::string address_of(const telemetry::fields& md, const char* addr_key,
+                                const char* port_key) {
+    auto addr = md.find(addr_key);
+    if (addr == nullptr)
+      return {};
+    auto text = telemetry::to_string(*addr);
+    auto port = md.find(port_key);
+    if (port == nullptr || text.rfind("unix:", 0) == 0 || text.empty())
+      return text;
+    if (text.find(':') != std::string::npos)
+      text = "[" + text + "]";
+    return text + ":" + telemetry::to_string(*port);
+  }
+
+  /// Learns from a start event, returns the labels of the event's span.
+  labels track(const telemetry::event& ev) {
+    auto ctx = ev.metadata.get_or<uint64_t>("telemetry_span_context", 0);
+    if (ctx == 0)
+      return {};
+    std::lock_guard<std::mutex> guard{mtx};
+    if (ev.name.empty() || ev.name.back() != "start") {
+      auto i = spans.find(ctx);
+      if (i == spans.end())
+        return {};
+      auto result = i->second;
+      if (ev.name.back() == "stop")
+        spans.erase(i);
+      return result;
+    }
+    labels l;
+    auto parent = ev.metadata.get_or<uint64_t>("parent_telemetry_span_context", 0);
+    if (auto i = spans.find(parent); parent != 0 && i != spans.end())
+      l.server = i->second.server;
+    if (auto local = address_of(ev.metadata, "local_address", "local_port"); !local.empty())
+      l.server = std::move(local);
+    l.peer = address_of(ev.metadata, "remote_address", "remote_port");
+    if (!l.server.empty() || !l.peer.empty())
+      spans[ctx] = l;
+    return l;
+  }
+
+  void on_event(const telemetry::event& ev) {
+    auto l = track(ev);
+    auto level = level_of(ev.name);
+    if (!level || (mask.load(std::memory_order_relaxed) & bit(*level)) == 0)
+      return;
+    auto text = telemetry::to_string(ev.name);
+    if (!l.server.empty())
+      text += " server=" + l.server;
+    if (!l.peer.empty())
+      text += " peer=" + l.peer;
+    append_fields(text, ev.measurements);
+    append_fields(text, ev.metadata);
+    write(log_record{std::chrono::system_clock::now(), *level, &ev, text});
+  }
+};
+
 struct logger_registry {
   std::mutex mtx;
-  // bus -> level -> subscription
-  std::map<const telemetry::bus*, std::map<log_level, telemetry::subscription>> attached;
+  std::map<const telemetry::bus*, std::shared_ptr<bus_logger>> attached;
 };
 
 logger_registry& registry() {
@@ -97,49 +242,64 @@ logger_registry& registry() {
   return instance;
 }
 
-constexpr std::array<log_level, 4> all_levels{log_level::error, log_level::info,
-                                              log_level::debug, log_level::trace};
-
 } // namespace
 
 caf::error attach_logger(telemetry::bus& events, log_level level) {
   auto& reg = registry();
   std::lock_guard<std::mutex> guard{reg.mtx};
-  auto& levels = reg.attached[&events];
-  if (levels.count(level) > 0)
+  auto& lg = reg.attached[&events];
+  if (!lg)
+    lg = std::make_shared<bus_logger>();
+  auto mask = lg->mask.load();
+  if ((mask & bit(level)) != 0)
     return caf::make_error(errc::already_present, "logger level " + to_string(level));
-  // Cumulative: attaching a level attaches every more severe one too. Each
-  // subscription logs exactly the events of its own level.
-  for (auto l : all_levels) {
-    if (l > level)
-      break;
-    if (levels.count(l) > 0)
-      continue;
-    levels[l] = events.attach({"atoll"}, [l](const telemetry::event& ev) {
-      if (level_of(ev.name) == l)
-        log(l, format_event(ev));
-    });
-  }
+  for (auto l : all_levels)
+    if (l <= level)
+      mask |= bit(l);
+  lg->mask = mask;
+  if (lg->sub == 0)
+    lg->sub = events.attach({}, [lg{lg.get()}](const telemetry::event& ev) { lg->on_event(ev); });
   return caf::none;
 }
 
 caf::error detach_logger(telemetry::bus& events, log_level level) {
-  auto& reg = registry();
-  std::lock_guard<std::mutex> guard{reg.mtx};
-  auto i = reg.attached.find(&events);
-  if (i == reg.attached.end() || i->second.count(level) == 0)
-    return caf::make_error(errc::not_found, "logger level " + to_string(level));
-  for (auto l : all_levels) {
-    if (l < level)
-      continue;
-    if (auto j = i->second.find(l); j != i->second.end()) {
-      events.detach(j->second);
-      i->second.erase(j);
+  std::shared_ptr<bus_logger> gone;
+  caf::error result;
+  {
+    auto& reg = registry();
+    std::lock_guard<std::mutex> guard{reg.mtx};
+    auto i = reg.attached.find(&events);
+    if (i == reg.attached.end())
+      return caf::make_error(errc::not_found, "logger level " + to_string(level));
+    auto mask = i->second->mask.load();
+    if ((mask & bit(level)) == 0)
+      result = caf::make_error(errc::not_found, "logger level " + to_string(level));
+    for (auto l : all_levels)
+      if (l >= level)
+        mask &= static_cast<uint8_t>(~bit(l));
+    i->second->mask = mask;
+    if (mask == 0) {
+      gone = std::move(i->second);
+      reg.attached.erase(i);
     }
   }
-  if (i->second.empty())
-    reg.attached.erase(i);
-  return caf::none;
+  // Outside the registry's lock: detach waits for handlers that run now.
+  if (gone)
+    events.detach(gone->sub);
+  return result;
+}
+
+std::vector<log_level> attached_log_levels(const telemetry::bus& events) {
+  auto& reg = registry();
+  std::lock_guard<std::mutex> guard{reg.mtx};
+  std::vector<log_level> result;
+  auto i = reg.attached.find(&events);
+  if (i == reg.attached.end())
+    return result;
+  for (auto l : all_levels)
+    if ((i->second->mask.load() & bit(l)) != 0)
+      result.push_back(l);
+  return result;
 }
 
 } // namespace atl

@@ -32,6 +32,17 @@ std::string to_string(const value& x) {
   return std::visit(visitor{}, x);
 }
 
+std::string to_hex(const std::string& bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 0x0f];
+  }
+  return out;
+}
+
 std::string to_string(const event_name& name) {
   std::string out;
   for (const auto& part : name) {

@@ -21,6 +21,10 @@ using value = std::variant<std::monostate, bool, int64_t, uint64_t, double, std:
 /// Renders a value as text (strings verbatim, numbers in decimal).
 std::string to_string(const value& x);
 
+/// Renders bytes as lowercase hex digits, two per byte (how log lines and
+/// JSON telemetry show a `data` field).
+std::string to_hex(const std::string& bytes);
+
 /// An ordered list of key/value pairs: an event's measurements or metadata.
 class fields {
 public:

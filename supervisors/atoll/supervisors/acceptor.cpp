@@ -37,8 +37,8 @@ public:
   }
 
   caf::behavior make_behavior() override {
-    span_ = telemetry::span::start(ctx_->events().get(), ctx_->acceptor_prefix().get(), {}, {},
-                                   listener_span_);
+    span_ = telemetry::span::start(ctx_->events().get(), ctx_->acceptor_prefix().get(), {},
+                                   local_fields(), listener_span_);
     attach_functor([this](const caf::error& reason) { cleanup(reason); });
     // The listener owns the port: when it goes, accepting is over.
     set_down_handler([this](caf::down_msg& msg) {
@@ -157,7 +157,18 @@ private:
     telemetry::fields m{{"monotonic_time", telemetry::monotonic_time()}};
     if (err)
       m.set("error", describe(err));
-    span_.emit(event, std::move(m));
+    span_.emit(event, std::move(m), local_fields());
+  }
+
+  /// The listen socket's address (metadata of the acceptor's start and error
+  /// events, so that a logger attached later can name the server).
+  telemetry::fields local_fields() const {
+    telemetry::fields meta;
+    if (ctx_->events()->enabled()) {
+      meta.set("local_address", sock_->local().address);
+      meta.set("local_port", uint64_t{sock_->local().port});
+    }
+    return meta;
   }
 
   void end_normally() {

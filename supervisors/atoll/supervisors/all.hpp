@@ -3,4 +3,5 @@
 
 #include "atoll/supervisors/listener.hpp"
 #include "atoll/supervisors/server.hpp"
+#include "atoll/supervisors/server_log_levels.hpp"
 #include "atoll/supervisors/server_options.hpp"

@@ -1,6 +1,9 @@
 #include "atoll/supervisors/server_context.hpp"
 
+#include "atoll/supervisors/server_log_levels.hpp"
+
 #include <algorithm>
+#include <mutex>
 
 #include <sys/socket.h>
 
@@ -36,6 +39,8 @@ void listen_endpoint::stop_listening() {
 server_context::server_context(server_options opts, std::shared_ptr<reactor> io,
                                std::shared_ptr<telemetry::bus> events)
   : opts_(std::move(opts)), io_(std::move(io)), events_(std::move(events)) {
+  static std::once_flag levels_registered;
+  std::call_once(levels_registered, [] { register_log_levels(server_log_levels()); });
   auto conf = std::make_shared<connection_config>();
   conf->factory = opts_.handler;
   conf->handler_name = opts_.handler_name;
