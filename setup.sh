@@ -20,6 +20,7 @@ packages=(
   libfmt-dev nlohmann-json3-dev libcli11-dev     # formatting, JSON, CLI parsing (bench tools)
   python3                                        # end-to-end test drivers
   libspdlog-dev                                  # the spdlog log sink adapter and its test
+  curl prometheus                                # the metrics endpoint's test (curl, promtool)
   clang libclang-rt-14-dev                       # libFuzzer targets (test/fuzz/run_fuzz.sh)
 )
 

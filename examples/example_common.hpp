@@ -40,6 +40,8 @@ public:
   std::string log_level;
   std::string log_alias;
   bool telemetry_json = false;
+  int metrics_port = -1;
+  std::string metrics_host = "loopback";
 
   /// `default_read_timeout`: the `--read-timeout` (ms, 0: none) when the
   /// command line has none.
@@ -66,7 +68,29 @@ public:
            "(each level includes the ones before it; default: none)")
       .add(log_alias, "log", "the same as --log-level")
       .add(telemetry_json, "telemetry-json",
-           "write every telemetry event to stderr as one JSON object per line");
+           "write every telemetry event to stderr as one JSON object per line")
+      .add(metrics_port, "metrics-port",
+           "serve Prometheus metrics at http://METRICS-HOST:PORT/metrics, 0..65535 "
+           "(0: pick a free port; -1: off, the default)")
+      .add(metrics_host, "metrics-host",
+           "bind address of the metrics endpoint (default: loopback)");
+  }
+
+  /// The metrics endpoint's options, or nullopt when `--metrics-port` is off.
+  caf::expected<std::optional<atl::metrics_endpoint_options>> metrics_options() const {
+    if (metrics_port == -1)
+      return std::optional<atl::metrics_endpoint_options>{};
+    if (metrics_port < -1 || metrics_port > 65535)
+      return caf::make_error(atl::errc::invalid_option,
+                             "--metrics-port must be within 0..65535, or -1 (off)");
+    auto addr = atl::bind_address::parse(metrics_host);
+    if (!addr)
+      return caf::make_error(atl::errc::invalid_option,
+                             "--metrics-host: " + atl::describe(addr.error()));
+    atl::metrics_endpoint_options mo;
+    mo.port = static_cast<uint32_t>(metrics_port);
+    mo.address = *addr;
+    return std::optional<atl::metrics_endpoint_options>{mo};
   }
 
   /// The level of `--log-level` (or `--log`), or nullopt for none.
@@ -122,6 +146,8 @@ protected:
                + "\"";
     if (!log_level.empty() && !log_alias.empty() && log_level != log_alias)
       return "--log is an alias of --log-level: give one, or the same value to both";
+    if (auto mo = metrics_options(); !mo)
+      return atl::describe(mo.error());
     return std::nullopt;
   }
 };
@@ -252,6 +278,10 @@ inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::ser
   std::optional<atl::telemetry::json_writer> json;
   if (cfg.telemetry_json)
     json.emplace(bus, stderr);
+  auto metrics_opts = cfg.metrics_options();
+  std::shared_ptr<atl::server_metrics> metrics;
+  if (metrics_opts && *metrics_opts)
+    metrics = std::make_shared<atl::server_metrics>(bus); // before the first event
   auto srv = atl::start_server(sys, std::move(opts));
   if (!srv) {
     std::cerr << "cannot start the server: " << atl::describe(srv.error()) << '\n';
@@ -262,7 +292,21 @@ inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::ser
     std::cerr << "cannot read the listener address: " << atl::describe(local.error()) << '\n';
     return EXIT_FAILURE;
   }
+  std::optional<atl::server> metrics_endpoint;
+  if (metrics) {
+    auto ep = atl::start_metrics_endpoint(sys, metrics, **metrics_opts);
+    if (!ep) {
+      std::cerr << "cannot start the metrics endpoint: " << atl::describe(ep.error()) << '\n';
+      static_cast<void>(srv->stop());
+      return EXIT_FAILURE;
+    }
+    metrics_endpoint = *ep;
+  }
   std::cout << "listening on " << atl::to_string(*local) << std::endl;
+  if (metrics_endpoint) {
+    if (auto where = metrics_endpoint->listener_info())
+      std::cerr << "metrics on http://" << atl::to_string(*where) << "/metrics\n";
+  }
   if (cfg.print_tree) {
     if (auto tree = srv->tree())
       std::cerr << atl::format_tree(*tree);
@@ -274,6 +318,12 @@ inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::ser
   if (auto err = srv->stop()) {
     std::cerr << "stop: " << atl::describe(err) << '\n';
     return EXIT_FAILURE;
+  }
+  if (metrics_endpoint) {
+    if (auto err = metrics_endpoint->stop()) {
+      std::cerr << "stop of the metrics endpoint: " << atl::describe(err) << '\n';
+      return EXIT_FAILURE;
+    }
   }
   return EXIT_SUCCESS;
 }

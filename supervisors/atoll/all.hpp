@@ -4,6 +4,8 @@
 #include "atoll/handlers/all.hpp"
 #include "atoll/runtime/all.hpp"
 #include "atoll/supervisors/server.hpp"
+#include "atoll/supervisors/metrics_endpoint.hpp"
 #include "atoll/supervisors/server_log_levels.hpp"
+#include "atoll/supervisors/server_metrics.hpp"
 #include "atoll/supervisors/server_options.hpp"
 #include "atoll/transports/all.hpp"

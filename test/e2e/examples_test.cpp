@@ -4,8 +4,12 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <regex>
+#include <sstream>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "support/process.hpp"
 #include "support/server_support.hpp"
@@ -588,6 +592,119 @@ BOOST_AUTO_TEST_CASE(echo_stops_with_an_infinite_shutdown_timeout) {
   BOOST_CHECK_MESSAGE(ex.proc.stderr_text().find("stop:") == std::string::npos,
                       ex.proc.stderr_text());
   BOOST_CHECK(c.closed_within(2000ms));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- observability ---------------------------------------------------------------------
+
+namespace {
+
+/// The JSON telemetry lines of an example's stderr, parsed.
+std::vector<nlohmann::json> json_lines(const std::string& err) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in{err};
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line[0] == '{')
+      out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(examples_observability, fd_leak_check)
+
+BOOST_AUTO_TEST_CASE(echo_writes_json_telemetry_logs_and_serves_metrics) {
+  running_example ex{"echo", {"--telemetry-json", "--log-level", "debug", "--metrics-port=0",
+                              "--read-timeout=300"}};
+  for (int i = 0; i < 3; ++i) {
+    auto c = ex.connect();
+    c.send("ping");
+    BOOST_CHECK_EQUAL(c.recv_exact(4), "ping");
+  }
+  {
+    auto reset = ex.connect(); // reset by the client: a peer close, like a FIN
+    reset.send("x");
+    BOOST_CHECK_EQUAL(reset.recv_exact(1), "x");
+    reset.reset();
+  }
+  auto silent = ex.connect(); // ends at the read timeout
+  BOOST_CHECK(silent.closed_within(3000ms));
+  // The metrics endpoint, announced on stderr.
+  std::string endpoint_line;
+  BOOST_REQUIRE(wait_until([&] {
+    auto err = ex.proc.stderr_text();
+    auto at = err.find("metrics on http://");
+    if (at == std::string::npos)
+      return false;
+    endpoint_line = err.substr(at + 18, err.find('\n', at) - at - 18);
+    return true;
+  }));
+  BOOST_REQUIRE(wait_until([&] {
+    child_process curl{{"/usr/bin/curl", "-s", "--max-time", "5", "http://" + endpoint_line}};
+    auto body = curl.stdout_until_eof();
+    curl.wait();
+    return body.find("\natoll_connections_accepted_total 5\n") != std::string::npos
+           && body.find("\natoll_connections_active 0\n") != std::string::npos
+           && body.find("atoll_connections_closed_total{reason=\"timeout\"} 1\n")
+                != std::string::npos;
+  }));
+  ex.stop(SIGTERM);
+  auto err = ex.proc.stderr_text();
+  auto events = json_lines(err);
+  std::map<uint64_t, int> starts;
+  std::map<uint64_t, nlohmann::json> stops;
+  for (auto& ev : events) {
+    BOOST_REQUIRE(ev.contains("event") && ev.contains("measurements") && ev.contains("metadata"));
+    BOOST_REQUIRE_EQUAL(ev["event"].size(), 3u);
+    BOOST_CHECK_EQUAL(ev["event"][0].get<std::string>(), "atoll");
+    auto ctx = ev["metadata"].value("telemetry_span_context", uint64_t{0});
+    BOOST_CHECK_NE(ctx, 0u);
+    if (ev["event"][1] != "connection")
+      continue;
+    if (ev["event"][2] == "start") {
+      ++starts[ctx];
+      BOOST_CHECK_EQUAL(ev["metadata"]["remote_address"].get<std::string>(), "127.0.0.1");
+      BOOST_CHECK(ev["metadata"]["remote_port"].is_number_unsigned());
+      BOOST_CHECK(ev["measurements"]["monotonic_time"].is_number());
+    } else if (ev["event"][2] == "stop") {
+      BOOST_CHECK_MESSAGE(stops.emplace(ctx, ev).second, "two stops for span " << ctx);
+    } else if (ev["event"][2] == "async_recv" || ev["event"][2] == "send") {
+      // Bytes in hex, never raw.
+      auto data = ev["measurements"]["data"].get<std::string>();
+      BOOST_CHECK(data == "70696e67" || data == "78");
+    }
+  }
+  BOOST_CHECK_EQUAL(starts.size(), 5u);
+  BOOST_CHECK_EQUAL(stops.size(), 5u);
+  int with_error = 0;
+  for (auto& [ctx, n] : starts) {
+    BOOST_CHECK_EQUAL(n, 1);
+    BOOST_REQUIRE_MESSAGE(stops.count(ctx) == 1, "no stop for span " << ctx);
+    auto& stop = stops[ctx];
+    for (auto key : {"duration", "send_oct", "send_cnt", "recv_oct", "recv_cnt"})
+      BOOST_CHECK_MESSAGE(stop["measurements"].contains(key), "stop without " << key);
+    if (stop["metadata"].contains("error")) {
+      ++with_error;
+      BOOST_CHECK_EQUAL(stop["metadata"]["error"].get<std::string>(), "timeout");
+      BOOST_CHECK_EQUAL(stop["metadata"]["reason"].get<std::string>(), "timeout");
+    } else {
+      BOOST_CHECK_EQUAL(stop["metadata"]["reason"].get<std::string>(), "peer_closed");
+    }
+  }
+  // Only the timeout is an abnormal end.
+  BOOST_CHECK_EQUAL(with_error, 1);
+  // The log lines at debug: one start and one stop per connection, no trace.
+  auto count = [&](const std::string& what) {
+    size_t n = 0;
+    for (size_t at = err.find(what); at != std::string::npos; at = err.find(what, at + 1))
+      ++n;
+    return n;
+  };
+  BOOST_CHECK_EQUAL(count("atoll [debug] atoll.connection.start server=127.0.0.1:"), 5u);
+  BOOST_CHECK_EQUAL(count("atoll [debug] atoll.connection.stop server=127.0.0.1:"), 5u);
+  BOOST_CHECK_EQUAL(count("atoll [info] atoll.listener.start"), 1u);
+  BOOST_CHECK_EQUAL(count("atoll [trace]"), 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

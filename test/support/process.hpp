@@ -5,6 +5,8 @@
 #include <chrono>
 #include <csignal>
 #include <optional>
+#include <thread>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -121,6 +123,21 @@ public:
       std::this_thread::sleep_for(std::chrono::milliseconds{5});
     }
     return std::nullopt;
+  }
+
+  /// Closes the child's standard input (it reads EOF).
+  void close_stdin() {
+    ::close(in_);
+    in_ = -1;
+  }
+
+  /// The rest of standard output, read until the child closes it (or
+  /// `timeout` passes).
+  std::string stdout_until_eof(std::chrono::milliseconds timeout = std::chrono::seconds{10}) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (read_some(out_, out_buf_, deadline)) {
+    }
+    return std::exchange(out_buf_, {});
   }
 
   /// Everything written to stderr so far (after exit: all of it).

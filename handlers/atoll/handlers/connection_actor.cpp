@@ -167,6 +167,21 @@ private:
     exception,
   };
 
+  /// The `reason` of the stop event: how the connection ended. An end by
+  /// error or timeout before the connection opened is a failed handshake.
+  const char* reason_name(end_kind kind) const noexcept {
+    switch (kind) {
+      case end_kind::peer_closed: return "peer_closed";
+      case end_kind::local_closed: return "local_closed";
+      case end_kind::handler_closed: return "handler_closed";
+      case end_kind::timeout: return opened_ ? "timeout" : "handshake_timeout";
+      case end_kind::shutdown: return "shutdown";
+      case end_kind::error: return opened_ ? "error" : "handshake_error";
+      case end_kind::exception: return "exception";
+    }
+    return "error";
+  }
+
   caf::message_handler internal_handlers() {
     return {
       [this](socket_ready_atom, int, uint32_t events, uint32_t token) {
@@ -280,6 +295,7 @@ private:
 
   void handshake_done() {
     phase_ = phase::open;
+    opened_ = true;
     handshake_interest_ = 0;
     handshake_deadline_ = 0;
     if (upgrade_then_) {
@@ -809,6 +825,8 @@ private:
                         {"recv_oct", stats.recv_oct},
                         {"recv_cnt", stats.recv_cnt}};
     telemetry::fields meta;
+    if (span.enabled())
+      meta.set("reason", std::string{reason_name(kind)});
     switch (kind) {
       case end_kind::timeout:
         meta.set("error", std::string{"timeout"});
@@ -852,6 +870,7 @@ private:
   uint32_t armed_interest_ = 0;
   uint32_t handshake_interest_ = 0;
   phase phase_ = phase::starting;
+  bool opened_ = false; // the handshake completed
   end_kind end_kind_ = end_kind::local_closed;
   bool reading_ = false;
   bool in_io_ = false;

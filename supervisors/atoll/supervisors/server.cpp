@@ -8,6 +8,7 @@
 #include "atoll/supervisors/acceptor_pool.hpp"
 #include "atoll/supervisors/listener.hpp"
 #include "atoll/supervisors/server_context.hpp"
+#include "atoll/supervisors/server_metrics.hpp"
 #include "atoll/supervisors/shutdown_listener.hpp"
 
 namespace atl {
@@ -213,6 +214,8 @@ caf::expected<tree_node> server::tree() const {
 void register_server_types(caf::actor_system_config& cfg) {
   register_types(cfg);
   cfg.add_message_type<endpoint>("atoll::endpoint");
+  cfg.add_message_type<histogram_snapshot>("atl::histogram_snapshot");
+  cfg.add_message_type<metrics_snapshot>("atl::metrics_snapshot");
 }
 
 } // namespace atl

@@ -1,0 +1,182 @@
+#include "atoll/supervisors/server_metrics.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace atl {
+
+namespace {
+
+constexpr const char* close_reasons[] = {
+  "peer_closed", "local_closed", "handler_closed",  "timeout",          "shutdown",
+  "error",       "exception",    "handshake_error", "handshake_timeout"};
+
+constexpr const char* accept_error_kinds[] = {"econnaborted", "einval", "emfile", "accept_error"};
+
+histogram_snapshot empty_histogram() {
+  histogram_snapshot h;
+  h.bounds = server_metrics::duration_bounds();
+  h.buckets.assign(h.bounds.size(), 0);
+  return h;
+}
+
+void observe(histogram_snapshot& h, double seconds) {
+  auto first = std::lower_bound(h.bounds.begin(), h.bounds.end(), seconds);
+  for (auto i = static_cast<size_t>(first - h.bounds.begin()); i < h.buckets.size(); ++i)
+    ++h.buckets[i];
+  ++h.count;
+  h.sum += seconds;
+}
+
+double seconds_of(int64_t ns) {
+  return static_cast<double>(std::max<int64_t>(ns, 0)) / 1e9;
+}
+
+uint64_t unsigned_of(const telemetry::fields& fs, const char* key) {
+  if (auto v = fs.find(key)) {
+    if (auto u = std::get_if<uint64_t>(v))
+      return *u;
+    if (auto i = std::get_if<int64_t>(v))
+      return *i < 0 ? 0 : static_cast<uint64_t>(*i);
+  }
+  return 0;
+}
+
+void header(std::string& out, const char* name, const char* type, const char* help) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+void counter(std::string& out, const char* name, const char* help, uint64_t value) {
+  header(out, name, "counter", help);
+  fmt::format_to(std::back_inserter(out), "{} {}\n", name, value);
+}
+
+void labelled(std::string& out, const char* name, const char* help, const char* label,
+              const std::map<std::string, uint64_t>& values) {
+  header(out, name, "counter", help);
+  for (const auto& [key, value] : values)
+    fmt::format_to(std::back_inserter(out), "{}{{{}=\"{}\"}} {}\n", name, label, key, value);
+}
+
+void histogram(std::string& out, const char* name, const char* help,
+               const histogram_snapshot& h) {
+  header(out, name, "histogram", help);
+  for (size_t i = 0; i < h.bounds.size(); ++i)
+    fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"{}\"}} {}\n", name, h.bounds[i],
+                   h.buckets[i]);
+  fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n",
+                 name, h.count, name, h.sum, name, h.count);
+}
+
+} // namespace
+
+const std::vector<double>& server_metrics::duration_bounds() {
+  static const std::vector<double> bounds{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
+                                          1,      5,      10,    30,    60,   300,  900, 3600};
+  return bounds;
+}
+
+std::string to_prometheus_text(const metrics_snapshot& snap) {
+  std::string out;
+  counter(out, "atoll_connections_accepted_total", "Connections accepted.",
+          snap.connections_accepted);
+  header(out, "atoll_connections_active", "gauge", "Connections open now.");
+  fmt::format_to(std::back_inserter(out), "atoll_connections_active {}\n",
+                 snap.connections_active);
+  labelled(out, "atoll_connections_closed_total", "Connections ended, by how they ended.",
+           "reason", snap.connections_closed);
+  counter(out, "atoll_received_bytes_total", "Bytes received by ended connections.",
+          snap.bytes_received);
+  counter(out, "atoll_sent_bytes_total", "Bytes sent by ended connections.", snap.bytes_sent);
+  counter(out, "atoll_received_packets_total",
+          "Reads that received data, on ended connections.", snap.packets_received);
+  counter(out, "atoll_sent_packets_total", "Writes that sent data, on ended connections.",
+          snap.packets_sent);
+  counter(out, "atoll_handshake_failures_total", "TLS handshakes that failed or timed out.",
+          snap.handshake_failures);
+  counter(out, "atoll_spawn_errors_total", "Accepted connections that could not be started.",
+          snap.spawn_errors);
+  labelled(out, "atoll_accept_errors_total", "Accept errors, by kind.", "kind",
+           snap.accept_errors);
+  histogram(out, "atoll_connection_duration_seconds", "Connection lifetimes.",
+            snap.connection_duration);
+  histogram(out, "atoll_time_to_first_byte_seconds",
+            "Time from accept to the first bytes received.", snap.time_to_first_byte);
+  return out;
+}
+
+server_metrics::server_metrics(std::shared_ptr<telemetry::bus> events)
+  : events_(std::move(events)) {
+  for (auto reason : close_reasons)
+    values_.connections_closed[reason] = 0;
+  for (auto kind : accept_error_kinds)
+    values_.accept_errors[kind] = 0;
+  values_.connection_duration = empty_histogram();
+  values_.time_to_first_byte = empty_histogram();
+  sub_ = events_->attach({"atoll"}, [this](const telemetry::event& ev) { on_event(ev); });
+}
+
+server_metrics::~server_metrics() {
+  events_->detach(sub_);
+}
+
+metrics_snapshot server_metrics::snapshot() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto result = values_;
+  result.connections_active = live_.size();
+  return result;
+}
+
+void server_metrics::on_event(const telemetry::event& ev) {
+  if (ev.name.size() != 3)
+    return;
+  const auto& span = ev.name[1];
+  const auto& what = ev.name[2];
+  auto ctx = ev.metadata.get_or<uint64_t>("telemetry_span_context", 0);
+  if (span == "connection") {
+    if (what == "async_recv") {
+      std::lock_guard<std::mutex> guard{mtx_};
+      auto i = live_.find(ctx);
+      if (i != live_.end() && !i->second.received) {
+        i->second.received = true;
+        observe(values_.time_to_first_byte,
+                seconds_of(telemetry::monotonic_time() - i->second.start));
+      }
+    } else if (what == "start") {
+      auto start = ev.measurements.get_or<int64_t>("monotonic_time", telemetry::monotonic_time());
+      std::lock_guard<std::mutex> guard{mtx_};
+      ++values_.connections_accepted;
+      live_[ctx] = connection{start, false};
+    } else if (what == "stop") {
+      auto reason = ev.metadata.get_or<std::string>("reason", "error");
+      std::lock_guard<std::mutex> guard{mtx_};
+      live_.erase(ctx);
+      ++values_.connections_closed[reason];
+      if (reason.rfind("handshake_", 0) == 0)
+        ++values_.handshake_failures;
+      values_.bytes_received += unsigned_of(ev.measurements, "recv_oct");
+      values_.bytes_sent += unsigned_of(ev.measurements, "send_oct");
+      values_.packets_received += unsigned_of(ev.measurements, "recv_cnt");
+      values_.packets_sent += unsigned_of(ev.measurements, "send_cnt");
+      observe(values_.connection_duration,
+              seconds_of(ev.measurements.get_or<int64_t>("duration", 0)));
+    }
+    return;
+  }
+  if (span != "acceptor")
+    return;
+  if (what == "spawn_error") {
+    std::lock_guard<std::mutex> guard{mtx_};
+    ++values_.spawn_errors;
+    return;
+  }
+  for (auto kind : accept_error_kinds)
+    if (what == kind) {
+      std::lock_guard<std::mutex> guard{mtx_};
+      ++values_.accept_errors[what];
+      return;
+    }
+}
+
+} // namespace atl

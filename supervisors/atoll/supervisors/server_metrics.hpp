@@ -1,0 +1,124 @@
+// Metrics: a telemetry subscriber that aggregates a server's events into
+// counters, gauges and histograms, readable as a snapshot or as Prometheus
+// text.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+
+#include "atoll/runtime/telemetry.hpp"
+
+namespace atl {
+
+/// A histogram's state: cumulative counts per upper bound, as Prometheus
+/// shows them.
+struct histogram_snapshot {
+  /// Upper bounds in seconds, ascending (the implicit last one is +Inf).
+  std::vector<double> bounds;
+  /// `buckets[i]`: observations <= `bounds[i]` (cumulative).
+  std::vector<uint64_t> buckets;
+  /// All observations (the +Inf bucket).
+  uint64_t count = 0;
+  /// Their sum, in seconds.
+  double sum = 0;
+};
+
+/// Serializes a histogram for CAF messages.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, histogram_snapshot& x) {
+  return f(caf::meta::type_name("atl::histogram_snapshot"), x.bounds, x.buckets, x.count, x.sum);
+}
+
+/// The values of a `server_metrics` at one moment. Byte and packet counts
+/// are added when a connection ends (from its stop event).
+struct metrics_snapshot {
+  /// Connections accepted (connection spans started).
+  uint64_t connections_accepted = 0;
+  /// Connections started and not yet ended.
+  uint64_t connections_active = 0;
+  /// Connections ended, by the stop event's `reason`: peer_closed,
+  /// local_closed, handler_closed, timeout, shutdown, error, exception,
+  /// handshake_error, handshake_timeout.
+  std::map<std::string, uint64_t> connections_closed;
+  /// Bytes and packets (reads and writes that moved data) each way.
+  uint64_t bytes_received = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t packets_received = 0;
+  uint64_t packets_sent = 0;
+  /// TLS handshakes that failed or timed out.
+  uint64_t handshake_failures = 0;
+  /// Connections the acceptors could not start (`acceptor.spawn_error`).
+  uint64_t spawn_errors = 0;
+  /// Accept errors by kind: econnaborted, einval, emfile, accept_error.
+  std::map<std::string, uint64_t> accept_errors;
+  /// Seconds from accept to the end of each connection.
+  histogram_snapshot connection_duration;
+  /// Seconds from accept to the first bytes received, per connection that
+  /// received any.
+  histogram_snapshot time_to_first_byte;
+};
+
+/// Serializes a snapshot for CAF messages.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, metrics_snapshot& x) {
+  return f(caf::meta::type_name("atl::metrics_snapshot"), x.connections_accepted,
+           x.connections_active, x.connections_closed, x.bytes_received, x.bytes_sent,
+           x.packets_received, x.packets_sent, x.handshake_failures, x.spawn_errors,
+           x.accept_errors, x.connection_duration, x.time_to_first_byte);
+}
+
+/// Renders a snapshot in Prometheus' text exposition format (version
+/// 0.0.4): metrics named `atoll_*`, each with HELP and TYPE lines.
+std::string to_prometheus_text(const metrics_snapshot& snap);
+
+/// Aggregates the events of one bus (the servers that emit to it) while
+/// alive. Each event is counted on the emitting thread under one lock; the
+/// events that carry `data` (`async_recv`, `send`, ...) are not used, except
+/// a connection's first `async_recv`, for the time to first byte. Note that
+/// attaching any subscriber makes connections build their events, so the
+/// metrics cost that too (see the benchmark figures in the README).
+class server_metrics {
+public:
+  /// Attaches to the events of `events` under the prefix `atoll`.
+  explicit server_metrics(std::shared_ptr<telemetry::bus> events);
+
+  /// Detaches; nothing is counted once it returns.
+  ~server_metrics();
+
+  server_metrics(const server_metrics&) = delete;
+  server_metrics& operator=(const server_metrics&) = delete;
+
+  /// The current values. Thread-safe.
+  metrics_snapshot snapshot() const;
+
+  /// The current values as Prometheus text. Thread-safe.
+  std::string prometheus_text() const {
+    return to_prometheus_text(snapshot());
+  }
+
+  /// The histograms' upper bounds in seconds: 100 µs to 1 h.
+  static const std::vector<double>& duration_bounds();
+
+private:
+  void on_event(const telemetry::event& ev);
+
+  std::shared_ptr<telemetry::bus> events_;
+  telemetry::subscription sub_ = 0;
+  mutable std::mutex mtx_;
+  metrics_snapshot values_;
+  struct connection {
+    int64_t start;  // accept time (ns, monotonic)
+    bool received;  // its first bytes were counted
+  };
+  // Open connections by span context.
+  std::unordered_map<uint64_t, connection> live_;
+};
+
+} // namespace atl
