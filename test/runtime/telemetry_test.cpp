@@ -238,6 +238,39 @@ void register_test_levels() {
 
 BOOST_AUTO_TEST_SUITE(telemetry)
 
+BOOST_AUTO_TEST_CASE(an_interest_follows_the_subscriptions_of_its_event_name) {
+  bus b;
+  interest recv{&b, {"atoll", "connection", "recv"}};
+  BOOST_CHECK(!recv.enabled());
+  auto stops = b.attach({"atoll", "connection", "stop"}, [](const event&) {});
+  BOOST_CHECK(b.enabled());
+  BOOST_CHECK(!recv.enabled()); // somebody listens, not to recv
+  BOOST_CHECK(!recv.enabled()); // (cached)
+  auto all_conn = b.attach({"atoll", "connection"}, [](const event&) {});
+  BOOST_CHECK(recv.enabled());
+  BOOST_CHECK(recv.enabled());
+  BOOST_REQUIRE(b.detach(all_conn));
+  BOOST_CHECK(!recv.enabled());
+  auto everything = b.attach({}, [](const event&) {});
+  BOOST_CHECK(recv.enabled());
+  BOOST_REQUIRE(b.detach(everything));
+  BOOST_REQUIRE(b.detach(stops));
+  BOOST_CHECK(!recv.enabled());
+  // A span emits through an interest only to its subscribers.
+  recorder rec;
+  auto id = b.attach({"atoll", "connection", "recv"}, rec.fn());
+  auto sp = span::start(&b, conn_prefix.get(), {}, {});
+  sp.emit(recv, {{"data", std::string{"x"}}});
+  interest send{&b, {"atoll", "connection", "send"}};
+  BOOST_CHECK(!sp.enabled(send));
+  sp.emit(send, {{"data", std::string{"y"}}});
+  BOOST_REQUIRE_EQUAL(rec.events.size(), 1u);
+  BOOST_CHECK_EQUAL(to_string(rec.events[0].name), "atoll.connection.recv");
+  BOOST_CHECK_EQUAL(rec.events[0].metadata.get_or<uint64_t>("telemetry_span_context", 0),
+                    sp.context());
+  BOOST_REQUIRE(b.detach(id));
+}
+
 BOOST_AUTO_TEST_CASE(the_logger_reports_only_registered_events_at_their_level) {
   using atl::log_level;
   register_test_levels();

@@ -123,6 +123,17 @@ BOOST_AUTO_TEST_CASE(metrics_count_a_scripted_set_of_connections_exactly) {
   BOOST_CHECK_LE(snap.connection_duration.buckets.back(), 6u);
 }
 
+BOOST_AUTO_TEST_CASE(metrics_do_not_make_connections_build_data_events) {
+  auto metrics = std::make_shared<server_metrics>(bus);
+  detail::data_events data{bus.get(), {"atoll", "connection"}};
+  BOOST_CHECK(bus->enabled());
+  BOOST_CHECK(!data.async_recv.enabled());
+  BOOST_CHECK(!data.recv.enabled());
+  BOOST_CHECK(!data.send.enabled());
+  telemetry_recorder rec{bus}; // everything under "atoll"
+  BOOST_CHECK(data.async_recv.enabled());
+}
+
 BOOST_AUTO_TEST_CASE(failed_tls_handshakes_are_counted_as_such) {
   auto metrics = std::make_shared<server_metrics>(bus);
   telemetry_recorder rec{bus};

@@ -239,7 +239,7 @@ private:
     }
     handler_->host_ = this;
     sock_.emplace(std::move(*stream), *peer, &conf_->transport, conf_->read_timeout, this,
-                  conf_->give_up_at.get());
+                  conf_->give_up_at.get(), conf_->data_events.get());
     return true;
   }
 
@@ -357,9 +357,16 @@ private:
       if (res.bytes > 0) {
         auto& stats = sock_->stats();
         stats.recv_oct += res.bytes;
-        ++stats.recv_cnt;
-        if (sock_->span().enabled())
-          sock_->span().emit("async_recv", {{"data", std::string{buf, res.bytes}}});
+        if (++stats.recv_cnt == 1)
+          first_byte_at_ = telemetry::monotonic_time();
+        if (conf_->data_events ? sock_->span().enabled(conf_->data_events->async_recv)
+                               : sock_->span().enabled()) {
+          telemetry::fields m{{"data", std::string{buf, res.bytes}}};
+          if (conf_->data_events)
+            sock_->span().emit(conf_->data_events->async_recv, std::move(m));
+          else
+            sock_->span().emit("async_recv", std::move(m));
+        }
         reading_ = false; // until the verdict says proceed
         auto v = guarded([&] { return handler_->handle_data({buf, res.bytes}, *sock_); });
         if (!v)
@@ -824,6 +831,8 @@ private:
                         {"send_cnt", stats.send_cnt},
                         {"recv_oct", stats.recv_oct},
                         {"recv_cnt", stats.recv_cnt}};
+    if (first_byte_at_ != 0)
+      m.set("time_to_first_byte", first_byte_at_ - span.start_time());
     telemetry::fields meta;
     if (span.enabled())
       meta.set("reason", std::string{reason_name(kind)});
@@ -871,6 +880,7 @@ private:
   uint32_t handshake_interest_ = 0;
   phase phase_ = phase::starting;
   bool opened_ = false; // the handshake completed
+  int64_t first_byte_at_ = 0; // when handle_data got the first bytes (monotonic ns)
   end_kind end_kind_ = end_kind::local_closed;
   bool reading_ = false;
   bool in_io_ = false;

@@ -41,6 +41,9 @@ struct connection_config {
   std::shared_ptr<telemetry::bus> events;
   /// The connection span's event prefix, e.g. {"atoll", "connection"}.
   std::shared_ptr<const telemetry::event_name> span_prefix;
+  /// Who wants the data events under `span_prefix` on `events` (null: they
+  /// are built whenever `events` has any subscriber).
+  std::shared_ptr<const detail::data_events> data_events;
   /// Socket options (nodelay, send timeout, ...).
   tcp_options transport;
   /// The default read timeout (`atl::infinite` for none).

@@ -40,13 +40,14 @@ std::optional<clock_type::time_point> deadline_after(std::chrono::milliseconds t
 
 socket::socket(std::unique_ptr<transport> stream, endpoint peer, const tcp_options* opts,
                std::chrono::milliseconds read_timeout, detail::socket_host* host,
-               const std::atomic<int64_t>* give_up_at)
+               const std::atomic<int64_t>* give_up_at, const detail::data_events* data)
   : stream_(std::move(stream)),
     peer_(std::move(peer)),
     opts_(opts),
     read_timeout_(read_timeout),
     host_(host),
-    give_up_at_(give_up_at) {
+    give_up_at_(give_up_at),
+    data_(data) {
 }
 
 bool socket::wait_ready(io_status status, const std::optional<clock_type::time_point>& deadline,
@@ -116,13 +117,16 @@ caf::error socket::send(const std::vector<std::string_view>& parts) {
 
 caf::error socket::send_iov(const iovec* iov, size_t count, size_t total) {
   auto emit_sent = [&] {
-    if (!span_.enabled())
+    if (data_ != nullptr ? !span_.enabled(data_->send) : !span_.enabled())
       return;
     std::string data;
     data.reserve(total);
     for (size_t i = 0; i < count; ++i)
       data.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-    span_.emit("send", {{"data", std::move(data)}});
+    if (data_ != nullptr)
+      span_.emit(data_->send, {{"data", std::move(data)}});
+    else
+      span_.emit("send", {{"data", std::move(data)}});
   };
   if (closed()) {
     auto err = closed_error();
@@ -224,7 +228,9 @@ caf::expected<std::string> socket::recv(size_t length,
     }
     if (res.status == io_status::done && res.bytes > 0) {
       if (length == 0 || result.size() == length) {
-        if (span_.enabled())
+        if (data_ != nullptr && span_.enabled(data_->recv))
+          span_.emit(data_->recv, {{"data", result}});
+        else if (data_ == nullptr && span_.enabled())
           span_.emit("recv", {{"data", result}});
         return result;
       }

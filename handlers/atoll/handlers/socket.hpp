@@ -36,6 +36,22 @@ public:
   virtual void output_pending(bool started) = 0;
 };
 
+/// The connection events that carry data (`async_recv`, `recv`, `send`),
+/// one `interest` each, shared by all connections of a server: they are
+/// built only when a subscriber wants them, not whenever the bus has any.
+struct data_events {
+  /// Watches `prefix + {"async_recv"}`, ... on `events`.
+  data_events(const telemetry::bus* events, const telemetry::event_name& prefix)
+    : async_recv(events, telemetry::join(prefix, "async_recv")),
+      recv(events, telemetry::join(prefix, "recv")),
+      send(events, telemetry::join(prefix, "send")) {
+  }
+
+  telemetry::interest async_recv;
+  telemetry::interest recv;
+  telemetry::interest send;
+};
+
 } // namespace detail
 
 /// One connection's socket, owned by its connection actor and handed to the
@@ -55,7 +71,8 @@ public:
   /// `opts` must outlive the socket.
   socket(std::unique_ptr<transport> stream, endpoint peer, const tcp_options* opts,
          std::chrono::milliseconds read_timeout, detail::socket_host* host,
-         const std::atomic<int64_t>* give_up_at = nullptr);
+         const std::atomic<int64_t>* give_up_at = nullptr,
+         const detail::data_events* data = nullptr);
 
   socket(const socket&) = delete;
   socket& operator=(const socket&) = delete;
@@ -226,6 +243,7 @@ private:
   std::chrono::milliseconds read_timeout_;
   detail::socket_host* host_;
   const std::atomic<int64_t>* give_up_at_;
+  const detail::data_events* data_; // null: data events whenever the bus is enabled
   bool closed_by_handler_ = false;
 };
 

@@ -62,4 +62,11 @@ void span::emit(const std::string& name, fields measurements, fields metadata) c
   events_->emit(join(*prefix_, name), std::move(measurements), std::move(metadata));
 }
 
+void span::emit(const interest& what, fields measurements, fields metadata) const {
+  if (!enabled(what))
+    return;
+  metadata.set("telemetry_span_context", context_);
+  events_->emit(what.name(), std::move(measurements), std::move(metadata));
+}
+
 } // namespace atl::telemetry

@@ -39,6 +39,16 @@ public:
   /// span's context id.
   void emit(const std::string& name, fields measurements = {}, fields metadata = {}) const;
 
+  /// Emits `what.name()` (which must extend this span's prefix) if it has
+  /// a subscriber, with the span's context id; the fields are built by the
+  /// caller only after checking `enabled(what)`.
+  void emit(const interest& what, fields measurements, fields metadata = {}) const;
+
+  /// True if the span is started and `what` has a subscriber (cheap).
+  bool enabled(const interest& what) const noexcept {
+    return context_ != 0 && events_ != nullptr && what.enabled();
+  }
+
   /// True if events of this span have a subscriber (cheap; check before
   /// building fields).
   bool enabled() const noexcept {

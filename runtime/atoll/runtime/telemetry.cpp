@@ -96,6 +96,7 @@ subscription bus::attach(event_name prefix, handler fn) {
   copy->push_back(entry{id, std::move(prefix), std::make_shared<slot>(std::move(fn))});
   table_ = std::move(copy);
   active_.store(table_->size(), std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
   return id;
 }
 
@@ -118,6 +119,7 @@ bool bus::detach(subscription id) {
     copy->erase(i);
     table_ = std::move(copy);
     active_.store(table_->size(), std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
   }
   // Wait for calls in progress on other threads (emitters announce
   // themselves before they check the flag, so none slips through).
@@ -134,6 +136,25 @@ bool bus::enabled(const event_name& name) const {
   auto tbl = snapshot();
   return std::any_of(tbl->begin(), tbl->end(),
                      [&](const entry& e) { return has_prefix(name, e.prefix); });
+}
+
+bool interest::enabled() const noexcept {
+  if (events_ == nullptr || !events_->enabled())
+    return false;
+  auto tag = (events_->generation() + 1) << 1;
+  auto cached = cache_.load(std::memory_order_relaxed);
+  if ((cached & ~uint64_t{1}) == tag)
+    return (cached & 1) != 0;
+  // Computed for the generation read before: if subscriptions change
+  // meanwhile, the next check sees a newer generation and computes again.
+  bool result = false;
+  try {
+    result = events_->enabled(name_);
+  } catch (...) {
+    result = true; // out of memory copying the table: build the event
+  }
+  cache_.store(tag | (result ? 1 : 0), std::memory_order_relaxed);
+  return result;
 }
 
 void bus::emit(event_name name, fields measurements, fields metadata) const {

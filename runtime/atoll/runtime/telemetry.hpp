@@ -130,6 +130,12 @@ public:
     return active_.load(std::memory_order_relaxed);
   }
 
+  /// Changes whenever a subscriber is attached or detached (one atomic load;
+  /// see `interest`).
+  uint64_t generation() const noexcept {
+    return generation_.load(std::memory_order_acquire);
+  }
+
 private:
   /// A subscriber's handler and who is running it.
   struct slot {
@@ -152,7 +158,38 @@ private:
   mutable std::mutex mtx_;
   std::shared_ptr<const table> table_ = std::make_shared<const table>();
   std::atomic<size_t> active_{0};
+  std::atomic<uint64_t> generation_{0};
   subscription next_id_ = 1;
+};
+
+/// Whether events of one name have a subscriber, cached until the bus's
+/// subscriptions change: two atomic loads per check when the bus has
+/// subscribers, one when it has none. For frequent events that are costly
+/// to build (those carrying data): an emitter builds them only for
+/// subscribers of their name, not whenever anybody listens to anything.
+/// Thread-safe; one instance serves every emitter of that name.
+class interest {
+public:
+  /// Watches `name` on `events` (which must outlive it).
+  interest(const bus* events, event_name name) : events_(events), name_(std::move(name)) {
+  }
+
+  interest(const interest&) = delete;
+  interest& operator=(const interest&) = delete;
+
+  /// True if a subscriber's prefix matches the name.
+  bool enabled() const noexcept;
+
+  /// The event name.
+  const event_name& name() const noexcept {
+    return name_;
+  }
+
+private:
+  const bus* events_;
+  event_name name_;
+  // (generation + 1) << 1 | enabled; 0: not computed yet.
+  mutable std::atomic<uint64_t> cache_{0};
 };
 
 /// The process-wide default bus, used by servers unless their options name

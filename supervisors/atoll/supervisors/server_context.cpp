@@ -48,6 +48,7 @@ server_context::server_context(server_options opts, std::shared_ptr<reactor> io,
   conf->events = events_;
   conf->span_prefix = std::make_shared<const telemetry::event_name>(
     telemetry::event_name{"atoll", "connection"});
+  conf->data_events = std::make_shared<const detail::data_events>(events_.get(), *conf->span_prefix);
   conf->transport = opts_.transport;
   conf->read_timeout = opts_.read_timeout;
   conf->handshake_timeout = opts_.handshake_timeout;

@@ -114,11 +114,15 @@ server_metrics::server_metrics(std::shared_ptr<telemetry::bus> events)
     values_.accept_errors[kind] = 0;
   values_.connection_duration = empty_histogram();
   values_.time_to_first_byte = empty_histogram();
-  sub_ = events_->attach({"atoll"}, [this](const telemetry::event& ev) { on_event(ev); });
+  for (auto prefix : {telemetry::event_name{"atoll", "connection", "start"},
+                      telemetry::event_name{"atoll", "connection", "stop"},
+                      telemetry::event_name{"atoll", "acceptor"}})
+    subs_.push_back(events_->attach(prefix, [this](const telemetry::event& ev) { on_event(ev); }));
 }
 
 server_metrics::~server_metrics() {
-  events_->detach(sub_);
+  for (auto sub : subs_)
+    events_->detach(sub);
 }
 
 metrics_snapshot server_metrics::snapshot() const {
@@ -135,19 +139,10 @@ void server_metrics::on_event(const telemetry::event& ev) {
   const auto& what = ev.name[2];
   auto ctx = ev.metadata.get_or<uint64_t>("telemetry_span_context", 0);
   if (span == "connection") {
-    if (what == "async_recv") {
-      std::lock_guard<std::mutex> guard{mtx_};
-      auto i = live_.find(ctx);
-      if (i != live_.end() && !i->second.received) {
-        i->second.received = true;
-        observe(values_.time_to_first_byte,
-                seconds_of(telemetry::monotonic_time() - i->second.start));
-      }
-    } else if (what == "start") {
-      auto start = ev.measurements.get_or<int64_t>("monotonic_time", telemetry::monotonic_time());
+    if (what == "start") {
       std::lock_guard<std::mutex> guard{mtx_};
       ++values_.connections_accepted;
-      live_[ctx] = connection{start, false};
+      live_.insert(ctx);
     } else if (what == "stop") {
       auto reason = ev.metadata.get_or<std::string>("reason", "error");
       std::lock_guard<std::mutex> guard{mtx_};
@@ -161,6 +156,9 @@ void server_metrics::on_event(const telemetry::event& ev) {
       values_.packets_sent += unsigned_of(ev.measurements, "send_cnt");
       observe(values_.connection_duration,
               seconds_of(ev.measurements.get_or<int64_t>("duration", 0)));
+      if (auto ttfb = ev.measurements.find("time_to_first_byte"))
+        if (auto ns = std::get_if<int64_t>(ttfb))
+          observe(values_.time_to_first_byte, seconds_of(*ns));
     }
     return;
   }

@@ -8,7 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <caf/meta/type_name.hpp>
@@ -79,11 +79,11 @@ typename Inspector::result_type inspect(Inspector& f, metrics_snapshot& x) {
 std::string to_prometheus_text(const metrics_snapshot& snap);
 
 /// Aggregates the events of one bus (the servers that emit to it) while
-/// alive. Each event is counted on the emitting thread under one lock; the
-/// events that carry `data` (`async_recv`, `send`, ...) are not used, except
-/// a connection's first `async_recv`, for the time to first byte. Note that
-/// attaching any subscriber makes connections build their events, so the
-/// metrics cost that too (see the benchmark figures in the README).
+/// alive. It subscribes to connection start and stop and to the acceptor's
+/// events only, so connections do not build their per-I/O data events for
+/// it; each event is counted on the emitting thread under one lock. The
+/// time to first byte comes from the stop event's `time_to_first_byte`
+/// (bytes delivered to `handle_data`).
 class server_metrics {
 public:
   /// Attaches to the events of `events` under the prefix `atoll`.
@@ -110,15 +110,11 @@ private:
   void on_event(const telemetry::event& ev);
 
   std::shared_ptr<telemetry::bus> events_;
-  telemetry::subscription sub_ = 0;
+  std::vector<telemetry::subscription> subs_;
   mutable std::mutex mtx_;
   metrics_snapshot values_;
-  struct connection {
-    int64_t start;  // accept time (ns, monotonic)
-    bool received;  // its first bytes were counted
-  };
-  // Open connections by span context.
-  std::unordered_map<uint64_t, connection> live_;
+  // Open connections (span contexts).
+  std::unordered_set<uint64_t> live_;
 };
 
 } // namespace atl
