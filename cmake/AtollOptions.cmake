@@ -43,8 +43,17 @@ function(atoll_add_component name)
   add_library(atoll_${name} STATIC ${ARG_SOURCES})
   add_library(atoll::${name} ALIAS atoll_${name})
   target_include_directories(atoll_${name} PUBLIC
-    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}>)
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  target_compile_features(atoll_${name} PUBLIC cxx_std_17)
   target_link_libraries(atoll_${name} PUBLIC ${ARG_DEPENDS}
                         PRIVATE $<BUILD_INTERFACE:atoll_internal>)
-  set_target_properties(atoll_${name} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  set_target_properties(atoll_${name} PROPERTIES POSITION_INDEPENDENT_CODE ON
+                                                 EXPORT_NAME ${name})
+  # Installed as atoll::<name> (see cmake/AtollInstall.cmake).
+  install(TARGETS atoll_${name} EXPORT atoll-targets
+          ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/atoll
+          DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+          FILES_MATCHING PATTERN "*.hpp")
 endfunction()
