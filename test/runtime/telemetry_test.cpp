@@ -227,6 +227,7 @@ struct captured_log {
 void register_test_levels() {
   using atl::log_level;
   atl::register_log_levels({{{"t", "acc", "oops"}, log_level::error},
+                            {{"t", "acc", "start"}, log_level::debug},
                             {{"t", "lis", "start"}, log_level::info},
                             {{"t", "lis", "stop"}, log_level::info},
                             {{"t", "conn", "start"}, log_level::debug},
@@ -339,6 +340,32 @@ BOOST_AUTO_TEST_CASE(logger_levels_attach_upward_and_detach_downward) {
   BOOST_CHECK(!b.enabled());
 }
 
+BOOST_AUTO_TEST_CASE(the_logger_subscribes_only_to_what_it_logs) {
+  using atl::log_level;
+  register_test_levels();
+  captured_log captured;
+  bus b;
+  interest recv{&b, {"t", "conn", "recv"}};
+  interest start{&b, {"t", "conn", "start"}};
+  BOOST_REQUIRE(!atl::attach_logger(b, log_level::error));
+  // Span starts and stops are followed at every level (for the labels), the
+  // trace events only at trace: emitters do not build them for less.
+  BOOST_CHECK(start.enabled());
+  BOOST_CHECK(!recv.enabled());
+  BOOST_REQUIRE(!atl::attach_logger(b, log_level::debug));
+  BOOST_CHECK(!recv.enabled());
+  BOOST_REQUIRE(!atl::attach_logger(b, log_level::trace));
+  BOOST_CHECK(recv.enabled());
+  BOOST_REQUIRE(!atl::detach_logger(b, log_level::trace));
+  BOOST_CHECK(!recv.enabled());
+  // Events registered after the logger was attached are logged too.
+  atl::register_log_levels({{{"t", "late", "oops"}, log_level::error}});
+  b.emit({"t", "late", "oops"}, {}, {});
+  BOOST_CHECK(captured.texts() == std::vector<std::string>{"t.late.oops"});
+  BOOST_REQUIRE(!atl::detach_logger(b, log_level::error));
+  BOOST_CHECK(!b.enabled());
+}
+
 BOOST_AUTO_TEST_CASE(log_lines_name_the_server_and_peer_of_their_span) {
   using atl::log_level;
   register_test_levels();
@@ -359,18 +386,20 @@ BOOST_AUTO_TEST_CASE(log_lines_name_the_server_and_peer_of_their_span) {
   b.emit({"t", "conn", "stop"}, {}, {{"telemetry_span_context", uint64_t{3}}});
   b.emit({"t", "conn", "recv"}, {}, {{"telemetry_span_context", uint64_t{3}}});
   auto texts = captured.texts();
-  BOOST_REQUIRE_EQUAL(texts.size(), 5u);
+  BOOST_REQUIRE_EQUAL(texts.size(), 6u);
   BOOST_CHECK_EQUAL(texts[0], "t.lis.start server=[::1]:80 local_address=::1 local_port=80 "
                               "telemetry_span_context=1");
-  BOOST_CHECK_EQUAL(texts[1], "t.conn.start server=[::1]:80 peer=10.0.0.7:5555 "
+  BOOST_CHECK_EQUAL(texts[1], "t.acc.start server=[::1]:80 telemetry_span_context=2 "
+                              "parent_telemetry_span_context=1");
+  BOOST_CHECK_EQUAL(texts[2], "t.conn.start server=[::1]:80 peer=10.0.0.7:5555 "
                               "remote_address=10.0.0.7 remote_port=5555 telemetry_span_context=3 "
                               "parent_telemetry_span_context=2");
-  BOOST_CHECK_EQUAL(texts[2], "t.conn.recv server=[::1]:80 peer=10.0.0.7:5555 "
+  BOOST_CHECK_EQUAL(texts[3], "t.conn.recv server=[::1]:80 peer=10.0.0.7:5555 "
                               "telemetry_span_context=3");
-  BOOST_CHECK_EQUAL(texts[3], "t.conn.stop server=[::1]:80 peer=10.0.0.7:5555 "
+  BOOST_CHECK_EQUAL(texts[4], "t.conn.stop server=[::1]:80 peer=10.0.0.7:5555 "
                               "telemetry_span_context=3");
   // After its stop, the span is forgotten.
-  BOOST_CHECK_EQUAL(texts[4], "t.conn.recv telemetry_span_context=3");
+  BOOST_CHECK_EQUAL(texts[5], "t.conn.recv telemetry_span_context=3");
   BOOST_REQUIRE(!atl::detach_logger(b, log_level::error));
 }
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -135,11 +136,28 @@ level_registry& levels() {
 
 } // namespace
 
-void register_log_levels(const log_level_table& table) {
+namespace {
+
+/// Every registered event and its level.
+std::map<telemetry::event_name, log_level> registered_levels() {
   auto& reg = levels();
   std::lock_guard<std::mutex> guard{reg.mtx};
-  for (const auto& [name, level] : table)
-    reg.levels[name] = level;
+  return reg.levels;
+}
+
+void resubscribe_loggers();
+
+} // namespace
+
+void register_log_levels(const log_level_table& table) {
+  {
+    auto& reg = levels();
+    std::lock_guard<std::mutex> guard{reg.mtx};
+    for (const auto& [name, level] : table)
+      reg.levels[name] = level;
+  }
+  // Loggers attached before subscribe to the new names too.
+  resubscribe_loggers();
 }
 
 std::optional<log_level> level_of(const telemetry::event_name& name) {
@@ -161,17 +179,25 @@ constexpr uint8_t bit(log_level l) {
   return static_cast<uint8_t>(1u << static_cast<unsigned>(l));
 }
 
-/// One bus's logger: a single subscription for all its levels, and what it
-/// learned about spans (the server address of listener spans and their
-/// descendants, the peer of connection spans) to name them on every line.
+/// One bus's logger: one subscription per event it needs (the registered
+/// events of its levels, and every registered start and stop, to learn the
+/// server address of listener spans and their descendants and the peer of
+/// connection spans, named on every line). It does not subscribe to what
+/// it would not log: connections then build no data events for it below
+/// level trace.
 struct bus_logger {
+  explicit bus_logger(telemetry::bus* bus) : events(bus) {
+  }
+
   struct labels {
     std::string server;
     std::string peer;
   };
 
+  telemetry::bus* events;
   std::atomic<uint8_t> mask{0};
-  telemetry::subscription sub = 0;
+  // Its subscriptions by event name (guarded by the logger registry's lock).
+  std::map<telemetry::event_name, telemetry::subscription> subs;
   std::mutex mtx;
   std::unordered_map<uint64_t, labels> spans;
 
@@ -230,6 +256,31 @@ struct bus_logger {
     append_fields(text, ev.metadata);
     write(log_record{std::chrono::system_clock::now(), *level, &ev, text});
   }
+
+  /// Subscribes to what the mask and the registered levels ask for, and to
+  /// nothing else (all of it when the mask is empty). Called with the
+  /// logger registry's lock held.
+  void resubscribe() {
+    auto m = mask.load();
+    std::set<telemetry::event_name> wanted;
+    if (m != 0)
+      for (const auto& [name, level] : registered_levels())
+        if ((m & bit(level)) != 0 || name.back() == "start" || name.back() == "stop")
+          wanted.insert(name);
+    for (auto i = subs.begin(); i != subs.end();) {
+      if (wanted.count(i->first) == 0) {
+        events->detach(i->second);
+        i = subs.erase(i);
+      } else {
+        ++i;
+      }
+    }
+    for (const auto& name : wanted)
+      if (subs.count(name) == 0)
+        subs.emplace(name, events->attach(name, [this](const telemetry::event& ev) {
+                       on_event(ev);
+                     }));
+  }
 };
 
 struct logger_registry {
@@ -242,6 +293,13 @@ logger_registry& registry() {
   return instance;
 }
 
+void resubscribe_loggers() {
+  auto& reg = registry();
+  std::lock_guard<std::mutex> guard{reg.mtx};
+  for (auto& [bus, lg] : reg.attached)
+    lg->resubscribe();
+}
+
 } // namespace
 
 caf::error attach_logger(telemetry::bus& events, log_level level) {
@@ -249,7 +307,7 @@ caf::error attach_logger(telemetry::bus& events, log_level level) {
   std::lock_guard<std::mutex> guard{reg.mtx};
   auto& lg = reg.attached[&events];
   if (!lg)
-    lg = std::make_shared<bus_logger>();
+    lg = std::make_shared<bus_logger>(&events);
   auto mask = lg->mask.load();
   if ((mask & bit(level)) != 0)
     return caf::make_error(errc::already_present, "logger level " + to_string(level));
@@ -257,35 +315,29 @@ caf::error attach_logger(telemetry::bus& events, log_level level) {
     if (l <= level)
       mask |= bit(l);
   lg->mask = mask;
-  if (lg->sub == 0)
-    lg->sub = events.attach({}, [lg{lg.get()}](const telemetry::event& ev) { lg->on_event(ev); });
+  lg->resubscribe();
   return caf::none;
 }
 
 caf::error detach_logger(telemetry::bus& events, log_level level) {
-  std::shared_ptr<bus_logger> gone;
   caf::error result;
-  {
-    auto& reg = registry();
-    std::lock_guard<std::mutex> guard{reg.mtx};
-    auto i = reg.attached.find(&events);
-    if (i == reg.attached.end())
-      return caf::make_error(errc::not_found, "logger level " + to_string(level));
-    auto mask = i->second->mask.load();
-    if ((mask & bit(level)) == 0)
-      result = caf::make_error(errc::not_found, "logger level " + to_string(level));
-    for (auto l : all_levels)
-      if (l >= level)
-        mask &= static_cast<uint8_t>(~bit(l));
-    i->second->mask = mask;
-    if (mask == 0) {
-      gone = std::move(i->second);
-      reg.attached.erase(i);
-    }
-  }
-  // Outside the registry's lock: detach waits for handlers that run now.
-  if (gone)
-    events.detach(gone->sub);
+  auto& reg = registry();
+  std::lock_guard<std::mutex> guard{reg.mtx};
+  auto i = reg.attached.find(&events);
+  if (i == reg.attached.end())
+    return caf::make_error(errc::not_found, "logger level " + to_string(level));
+  auto mask = i->second->mask.load();
+  if ((mask & bit(level)) == 0)
+    result = caf::make_error(errc::not_found, "logger level " + to_string(level));
+  for (auto l : all_levels)
+    if (l >= level)
+      mask &= static_cast<uint8_t>(~bit(l));
+  i->second->mask = mask;
+  // Detaching waits for handlers that run now (they take no lock of ours
+  // but the sink's and the level table's).
+  i->second->resubscribe();
+  if (mask == 0)
+    reg.attached.erase(i);
   return result;
 }
 
