@@ -30,5 +30,9 @@ install(FILES
 # no .pc for it) and the libraries that have one.
 file(RELATIVE_PATH ATOLL_PC_TO_PREFIX "/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/")
 string(REGEX REPLACE "/$" "" ATOLL_PC_TO_PREFIX "${ATOLL_PC_TO_PREFIX}")
+set(ATOLL_PC_DEFINES "")
+if(NOT ATOLL_TELEMETRY)
+  set(ATOLL_PC_DEFINES " -DATOLL_NO_TELEMETRY")
+endif()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/atoll.pc.in ${PROJECT_BINARY_DIR}/atoll.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/atoll.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -8,19 +8,20 @@ namespace {
 
 nlohmann::ordered_json to_json(const fields& fs) {
   auto obj = nlohmann::ordered_json::object();
-  for (const auto& [key, val] : fs.items()) {
-    auto& slot = obj[key];
+  for (const auto& kv : fs.items()) {
+    auto& slot = obj[kv.first];
+    auto is_data = kv.first == "data";
     std::visit(
-      [&](const auto& x) {
+      [&slot, is_data](const auto& x) {
         using type = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<type, std::monostate>)
           slot = nullptr;
         else if constexpr (std::is_same_v<type, std::string>)
-          slot = key == "data" ? to_hex(x) : x;
+          slot = is_data ? to_hex(x) : x;
         else
           slot = x;
       },
-      val);
+      kv.second);
   }
   return obj;
 }

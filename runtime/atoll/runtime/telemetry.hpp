@@ -113,9 +113,15 @@ public:
   /// Detaches a subscription. Returns false if it was not attached.
   bool detach(subscription id);
 
-  /// True if any subscriber is attached (one atomic load).
+  /// True if any subscriber is attached (one atomic load). Always false
+  /// when Atoll is built with `-DATOLL_TELEMETRY=OFF` (ATOLL_NO_TELEMETRY):
+  /// emitters then build and emit nothing.
   bool enabled() const noexcept {
+#ifdef ATOLL_NO_TELEMETRY
+    return false;
+#else
     return active_.load(std::memory_order_relaxed) != 0;
+#endif
   }
 
   /// True if a subscriber's prefix matches `name`.
