@@ -394,7 +394,7 @@ BOOST_AUTO_TEST_CASE(closing_the_socket_in_a_callback_ends_without_handle_close)
   auto script = std::make_shared<probe_script>();
   script->on_data = [](std::string_view, atl::socket& sock) {
     sock.send("done");
-    sock.close();
+    static_cast<void>(sock.close());
     return verdict::proceed(); // ignored: the socket is closed
   };
   auto opts = probe_options(script);

@@ -315,7 +315,7 @@ BOOST_AUTO_TEST_CASE(output_a_client_does_not_read_ends_the_connection_after_the
   recording tel{*this};
   auto script = std::make_shared<probe_script>();
   script->on_connection = [log{script->log}](atl::socket& sock) {
-    sock.setopt(socket_option::sndbuf, 65536);
+    static_cast<void>(sock.setopt(socket_option::sndbuf, 65536));
     log->add("send:" + outcome_of(sock.send(pattern(8u << 20, 4))));
     return verdict::proceed();
   };
@@ -341,7 +341,7 @@ BOOST_AUTO_TEST_CASE(output_queued_by_messages_does_not_postpone_the_send_timeou
   // the server's memory grew.
   auto script = std::make_shared<probe_script>();
   script->on_connection = [log{script->log}](atl::socket& sock) {
-    sock.setopt(socket_option::sndbuf, 65536);
+    static_cast<void>(sock.setopt(socket_option::sndbuf, 65536));
     log->add("send:" + outcome_of(sock.send(pattern(4u << 20, 5)))); // most of it queued
     return verdict::proceed();
   };
@@ -378,7 +378,7 @@ BOOST_AUTO_TEST_CASE(a_send_past_the_output_limit_fails_whole_and_the_connection
   script->on_data = [log{script->log}, accepted](std::string_view data, atl::socket& sock) {
     if (data != "fill")
       return echo(data, sock);
-    sock.setopt(socket_option::sndbuf, 65536);
+    static_cast<void>(sock.setopt(socket_option::sndbuf, 65536));
     // The client does not read yet: the kernel's buffers fill, then the
     // queue, until a send would take it past the limit.
     caf::error err;
@@ -595,7 +595,7 @@ BOOST_AUTO_TEST_CASE(shutdown_write_first_writes_the_queued_output) {
   constexpr size_t total = 4u << 20;
   auto script = std::make_shared<probe_script>();
   script->on_connection = [log{script->log}](atl::socket& sock) {
-    sock.setopt(socket_option::sndbuf, 65536);
+    static_cast<void>(sock.setopt(socket_option::sndbuf, 65536));
     sock.send(pattern(total, 6)); // mostly queued
     log->add("shutdown:" + outcome_of(sock.shutdown(shutdown_way::write)));
     return verdict::proceed();
@@ -746,7 +746,7 @@ BOOST_AUTO_TEST_CASE(getopt_and_setopt_read_change_and_validate_options) {
     set("recbuf", socket_option::recbuf, 0);
     set("linger", socket_option::linger, -2);
     get("nodelay", socket_option::nodelay); // unchanged by the failed set
-    sock.close();
+    static_cast<void>(sock.close());
     get("nodelay", socket_option::nodelay);
     set("nodelay", socket_option::nodelay, 1);
     return verdict::proceed();

@@ -43,8 +43,7 @@ struct data_events {
   /// Watches `prefix + {"async_recv"}`, ... on `events`.
   data_events(const telemetry::bus* events, const telemetry::event_name& prefix)
     : async_recv(events, telemetry::join(prefix, "async_recv")),
-      recv(events, telemetry::join(prefix, "recv")),
-      send(events, telemetry::join(prefix, "send")) {
+      recv(events, telemetry::join(prefix, "recv")), send(events, telemetry::join(prefix, "send")) {
   }
 
   telemetry::interest async_recv;
@@ -83,6 +82,10 @@ public:
   /// Sends `data`. Errors: `errc::closed` (socket or peer closed),
   /// `errc::output_limit` (too much output queued already: nothing of
   /// `data` is sent), `errc::system_error`. Emits `send` (or `send_error`).
+  /// Deliberately not `[[nodiscard]]` (unlike every other fallible call):
+  /// as with Thousand Island's `Socket.send`, handlers may fire and forget;
+  /// a broken connection ends on its own and every failure is emitted as
+  /// `send_error`. Check the result where `output_limit` matters.
   caf::error send(std::string_view data);
 
   /// Sends several buffers in one gathered write (scatter/gather I/O).
@@ -98,25 +101,25 @@ public:
   /// returning it as an error verdict gets `handle_timeout`), `errc::closed`
   /// (also when a stopping server gives up on the connection),
   /// `errc::system_error`. Emits `recv` (or `recv_error`).
-  caf::expected<std::string> recv(size_t length = 0,
-                                  std::optional<std::chrono::milliseconds> timeout = {});
+  [[nodiscard]] caf::expected<std::string>
+  recv(size_t length = 0, std::optional<std::chrono::milliseconds> timeout = {});
 
   /// Sends `length` bytes of the file at `path` from `offset` (`length` 0:
   /// up to the end of the file) with sendfile(2) on clear TCP. Returns the
   /// number of bytes that will be sent (written now or queued). Errors:
   /// `errc::system_error` (cannot open), `errc::invalid_option` (offset past
   /// the end), `errc::closed`. Emits `sendfile` (or `sendfile_error`).
-  caf::expected<uint64_t> sendfile(const std::string& path, uint64_t offset = 0,
-                                   uint64_t length = 0);
+  [[nodiscard]] caf::expected<uint64_t> sendfile(const std::string& path, uint64_t offset = 0,
+                                                 uint64_t length = 0);
 
   /// Shuts the connection down in one or both directions; queued output is
   /// written first when shutting down writing. Emits `socket_shutdown`.
-  caf::error shutdown(shutdown_way way);
+  [[nodiscard]] caf::error shutdown(shutdown_way way);
 
   /// Closes the socket. The connection ends after the current callback,
   /// without `handle_close`. Queued output is written first (bounded by the
   /// send timeout).
-  caf::error close();
+  [[nodiscard]] caf::error close();
 
   /// True once closed (by `close` or when the connection ends).
   bool closed() const noexcept {
@@ -127,10 +130,10 @@ public:
 
   /// The remote address (taken when the connection started). Errors:
   /// `errc::closed`.
-  caf::expected<endpoint> peername() const;
+  [[nodiscard]] caf::expected<endpoint> peername() const;
 
   /// The local address. Errors: `errc::closed`, `errc::system_error`.
-  caf::expected<endpoint> sockname() const;
+  [[nodiscard]] caf::expected<endpoint> sockname() const;
 
   /// Bytes and calls each way so far (application data; TLS records not
   /// counted).
@@ -139,23 +142,23 @@ public:
   }
 
   /// Reads a socket option. Errors: `errc::closed`, `errc::system_error`.
-  caf::expected<int> getopt(socket_option opt) const;
+  [[nodiscard]] caf::expected<int> getopt(socket_option opt) const;
 
   /// Sets a socket option. Errors: `errc::closed`, `errc::invalid_option`,
   /// `errc::system_error`.
-  caf::error setopt(socket_option opt, int value);
+  [[nodiscard]] caf::error setopt(socket_option opt, int value);
 
   /// True on TLS connections.
   bool secure() const noexcept;
 
   /// The ALPN protocol. Errors: `errc::protocol_not_negotiated`.
-  caf::expected<std::string> negotiated_protocol() const;
+  [[nodiscard]] caf::expected<std::string> negotiated_protocol() const;
 
   /// TLS protocol, cipher and SNI name. Errors: `errc::not_secure`.
-  caf::expected<connection_info> connection_information() const;
+  [[nodiscard]] caf::expected<connection_info> connection_information() const;
 
   /// The peer certificate (DER). Errors: `errc::not_secure`, `errc::not_found`.
-  caf::expected<std::string> peercert() const;
+  [[nodiscard]] caf::expected<std::string> peercert() const;
 
   /// The connection's telemetry span.
   const telemetry::span& telemetry_span() const noexcept {
@@ -216,7 +219,7 @@ public:
 
   /// Writes queued output now, waiting for writability up to the send
   /// timeout (blocking). Used before blocking reads and when closing.
-  caf::error flush_blocking();
+  [[nodiscard]] caf::error flush_blocking();
 
   /// Closes the transport without flushing (idempotent).
   void close_now() noexcept;
@@ -227,11 +230,11 @@ public:
   }
 
 private:
-  caf::error send_iov(const iovec* iov, size_t count, size_t total);
+  [[nodiscard]] caf::error send_iov(const iovec* iov, size_t count, size_t total);
   bool wait_ready(io_status status,
                   const std::optional<std::chrono::steady_clock::time_point>& deadline,
                   caf::error& why);
-  caf::error closed_error() const;
+  [[nodiscard]] caf::error closed_error() const;
   void emit_error(const char* event, const caf::error& err, telemetry::fields m = {});
 
   std::unique_ptr<transport> stream_;

@@ -95,8 +95,8 @@ namespace atl {
 /// True if `err` belongs to the "atoll" category and carries `code`.
 /// Usable as `err == errc::timeout`.
 inline bool operator==(const caf::error& err, errc code) noexcept {
-  return static_cast<bool>(err) && err.category() == caf::atom("atoll")
-         && err.code() == static_cast<uint8_t>(code);
+  return static_cast<bool>(err) && err.category() == caf::atom("atoll") &&
+         err.code() == static_cast<uint8_t>(code);
 }
 
 /// Negation of `err == code`.
@@ -116,7 +116,7 @@ std::string describe(const caf::error& err);
 /// Builds an `errc::system_error` (or a more specific code for well-known
 /// errno values such as EADDRINUSE) whose context names `what` and the errno
 /// text. Thread-safe.
-caf::error make_system_error(const char* what, int errno_value);
+[[nodiscard]] caf::error make_system_error(const char* what, int errno_value);
 
 /// Prepares `cfg` for Atoll: loads Atoll's scheduler (`atl::io_scheduler`,
 /// whose workers also poll the sockets; servers need it), registers the
@@ -127,4 +127,3 @@ caf::error make_system_error(const char* what, int errno_value);
 void register_types(caf::actor_system_config& cfg);
 
 } // namespace atl
-

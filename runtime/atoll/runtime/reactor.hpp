@@ -103,7 +103,7 @@ private:
   caf::weak_actor_ptr owner_;
   int64_t due_ = 0;
   uint64_t tag_ = 0;
-  size_t index_ = npos;                         // position in the heap
+  size_t index_ = npos;                            // position in the heap
   std::atomic<detail::timer_heap*> heap_{nullptr}; // the heap while armed
 };
 
@@ -208,9 +208,9 @@ private:
 
   explicit reactor(std::shared_ptr<detail::io_core> core);
 
-  caf::expected<fd_registration> add_impl(int fd, caf::strong_actor_ptr owner, io_sink* sink,
-                                           std::unique_ptr<detail::shared_owners> shared,
-                                           uint32_t interest);
+  [[nodiscard]] caf::expected<fd_registration>
+  add_impl(int fd, caf::strong_actor_ptr owner, io_sink* sink,
+           std::unique_ptr<detail::shared_owners> shared, uint32_t interest);
 
   std::shared_ptr<detail::io_core> core_;
 };

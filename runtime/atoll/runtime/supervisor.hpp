@@ -73,8 +73,7 @@ public:
   }
 
 private:
-  shutdown_policy(kind k, std::chrono::milliseconds t) noexcept : kind_(k), time_(t) {
-  }
+  shutdown_policy(kind k, std::chrono::milliseconds t) noexcept : kind_(k), time_(t) {}
 
   kind kind_;
   std::chrono::milliseconds time_;
@@ -86,8 +85,7 @@ class start_context {
 public:
   /// Creates a context (used by the supervisor).
   start_context(caf::event_based_actor* self, const caf::message* args) noexcept
-    : self_(self), args_(args) {
-  }
+    : self_(self), args_(args) {}
 
   /// The supervisor actor itself; start functions may spawn through it.
   caf::event_based_actor* self() const noexcept {
@@ -152,27 +150,27 @@ struct supervisor_flags {
 /// Checks flags and specs: unique non-empty ids, a start function for every
 /// spec, exactly one template spec for `simple_one_for_one`, and a positive
 /// period. Returns `errc::invalid_spec` naming the problem.
-caf::error validate(const supervisor_flags& flags, const std::vector<child_spec>& specs);
+[[nodiscard]] caf::error validate(const supervisor_flags& flags,
+                                  const std::vector<child_spec>& specs);
 
 /// Spawns a supervisor that starts `specs` in order. Returns at once; the
 /// children start asynchronously (send `await_started_atom` to wait). If a
 /// child fails to start, the supervisor stops the children it started (reverse
 /// order) and exits with that child's error. Callable from any thread.
 /// Errors: `errc::invalid_spec` if `validate` fails.
-caf::expected<caf::actor> spawn_supervisor(caf::actor_system& sys, supervisor_flags flags,
-                                           std::vector<child_spec> specs);
+[[nodiscard]] caf::expected<caf::actor>
+spawn_supervisor(caf::actor_system& sys, supervisor_flags flags, std::vector<child_spec> specs);
 
 /// Spawns a supervisor and blocks the calling thread until all its children
 /// started. Returns the supervisor, or the error of the first child that
 /// failed to start (the supervisor has then exited, leaving nothing behind).
 /// Call it from outside actors (it uses a `caf::scoped_actor`).
-caf::expected<caf::actor> start_supervisor(caf::actor_system& sys, supervisor_flags flags,
-                                           std::vector<child_spec> specs);
+[[nodiscard]] caf::expected<caf::actor>
+start_supervisor(caf::actor_system& sys, supervisor_flags flags, std::vector<child_spec> specs);
 
 /// A child spec that starts a nested supervisor (type supervisor, shutdown
 /// infinity). Its start fails if the nested supervisor fails to start.
-child_spec supervisor_child(std::string id, supervisor_flags flags,
-                            std::vector<child_spec> specs,
+child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> specs,
                             restart_type restart = restart_type::permanent);
 
 // -- blocking client helpers (call from outside actors) -------------------------
@@ -193,54 +191,59 @@ count_children(caf::actor_system& sys, const caf::actor& sup,
 /// Adds and starts a child of a static supervisor. Errors: `already_present`,
 /// `already_started`, `invalid_spec`, `unsupported_operation` (dynamic
 /// supervisor), or the start function's error.
-caf::expected<caf::actor>
-start_child(caf::actor_system& sys, const caf::actor& sup, child_spec spec,
-            std::chrono::milliseconds timeout = default_call_timeout);
+caf::expected<caf::actor> start_child(caf::actor_system& sys, const caf::actor& sup,
+                                      child_spec spec,
+                                      std::chrono::milliseconds timeout = default_call_timeout);
 
 /// Starts a child of a `simple_one_for_one` supervisor from its template,
 /// with `args` visible to the start function. Errors: `max_children`,
 /// `unsupported_operation` (static supervisor), or the start function's error.
-caf::expected<caf::actor>
-start_child(caf::actor_system& sys, const caf::actor& sup, caf::message args,
-            std::chrono::milliseconds timeout = default_call_timeout);
+caf::expected<caf::actor> start_child(caf::actor_system& sys, const caf::actor& sup,
+                                      caf::message args,
+                                      std::chrono::milliseconds timeout = default_call_timeout);
 
 /// Stops the child `id` with its shutdown policy; its spec stays (static
 /// supervisors). Errors: `not_found`.
-caf::error terminate_child(caf::actor_system& sys, const caf::actor& sup, const std::string& id,
-                           std::chrono::milliseconds timeout = default_call_timeout);
+[[nodiscard]] caf::error terminate_child(caf::actor_system& sys, const caf::actor& sup,
+                                         const std::string& id,
+                                         std::chrono::milliseconds timeout = default_call_timeout);
 
 /// Stops a dynamic child given by handle (`simple_one_for_one`).
 /// Errors: `not_found`.
-caf::error terminate_child(caf::actor_system& sys, const caf::actor& sup,
-                           const caf::actor& child,
-                           std::chrono::milliseconds timeout = default_call_timeout);
+[[nodiscard]] caf::error terminate_child(caf::actor_system& sys, const caf::actor& sup,
+                                         const caf::actor& child,
+                                         std::chrono::milliseconds timeout = default_call_timeout);
 
 /// Restarts a terminated child whose spec is still present.
 /// Errors: `not_found`, `running`, or the start function's error.
-caf::expected<caf::actor>
-restart_child(caf::actor_system& sys, const caf::actor& sup, const std::string& id,
-              std::chrono::milliseconds timeout = default_call_timeout);
+caf::expected<caf::actor> restart_child(caf::actor_system& sys, const caf::actor& sup,
+                                        const std::string& id,
+                                        std::chrono::milliseconds timeout = default_call_timeout);
 
 /// Deletes the spec of a terminated child. Errors: `not_found`, `running`.
-caf::error delete_child(caf::actor_system& sys, const caf::actor& sup, const std::string& id,
-                        std::chrono::milliseconds timeout = default_call_timeout);
+[[nodiscard]] caf::error delete_child(caf::actor_system& sys, const caf::actor& sup,
+                                      const std::string& id,
+                                      std::chrono::milliseconds timeout = default_call_timeout);
 
 /// Stops all children of `sup` (a dynamic supervisor stops them concurrently)
 /// with their shutdown policies, and from then on refuses `start_child` with
 /// `errc::shutting_down`; the supervisor itself keeps running. Returns once
 /// the children are gone (or `timeout` passed).
-caf::error drain(caf::actor_system& sys, const caf::actor& sup,
-                 std::chrono::milliseconds timeout = std::chrono::milliseconds{60000});
+[[nodiscard]] caf::error drain(caf::actor_system& sys, const caf::actor& sup,
+                               std::chrono::milliseconds timeout = std::chrono::milliseconds{
+                                   60000});
 
 /// Returns a recursive snapshot of the tree rooted at `sup`.
-caf::expected<tree_node> snapshot_tree(caf::actor_system& sys, const caf::actor& sup,
-                                       std::chrono::milliseconds timeout = default_call_timeout);
+[[nodiscard]] caf::expected<tree_node>
+snapshot_tree(caf::actor_system& sys, const caf::actor& sup,
+              std::chrono::milliseconds timeout = default_call_timeout);
 
 /// Stops `sup` (children in reverse order, each with its shutdown policy) and
 /// waits up to `timeout` until it is gone. Returns `errc::timeout` if it is
 /// still running then (it keeps stopping).
-caf::error stop_supervisor(caf::actor_system& sys, const caf::actor& sup,
-                           std::chrono::milliseconds timeout = std::chrono::milliseconds{60000});
+[[nodiscard]] caf::error
+stop_supervisor(caf::actor_system& sys, const caf::actor& sup,
+                std::chrono::milliseconds timeout = std::chrono::milliseconds{60000});
 
 } // namespace atl
 

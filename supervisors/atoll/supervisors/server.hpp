@@ -59,24 +59,24 @@ public:
 
   /// The bound address (the real port when started with port 0). Errors:
   /// `errc::suspended`.
-  caf::expected<endpoint> listener_info() const;
+  [[nodiscard]] caf::expected<endpoint> listener_info() const;
 
   /// The connection actors alive now (a snapshot: connections come and go).
-  caf::expected<std::vector<caf::actor>> connections() const;
+  [[nodiscard]] caf::expected<std::vector<caf::actor>> connections() const;
 
   /// Running, suspended or stopped.
   server_status status() const;
 
   /// Status, address and the number of active connections.
-  caf::expected<server_info> info() const;
+  [[nodiscard]] caf::expected<server_info> info() const;
 
   /// Closes the port and stops accepting; existing connections go on. With
   /// port 0, `resume` binds a new port.
-  caf::error suspend();
+  [[nodiscard]] caf::error suspend();
 
   /// Re-opens the port (a new one if the server was started with port 0)
   /// and accepts again. Errors: the bind error, e.g. `errc::address_in_use`.
-  caf::error resume();
+  [[nodiscard]] caf::error resume();
 
   /// Stops the server synchronously: the port closes at once (new connects
   /// are refused), then all connections drain concurrently (each gets
@@ -84,10 +84,10 @@ public:
   /// then the tree stops. Waits up to `timeout` (default: the shutdown
   /// timeout plus 5 s; forever if that is infinite). Errors: `errc::timeout`
   /// (the tree keeps stopping).
-  caf::error stop(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  [[nodiscard]] caf::error stop(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
   /// A snapshot of the server's supervision tree.
-  caf::expected<tree_node> tree() const;
+  [[nodiscard]] caf::expected<tree_node> tree() const;
 
   /// True if this handle refers to a server.
   explicit operator bool() const noexcept {
@@ -96,11 +96,10 @@ public:
 
   /// Used by `start_server` and `make_server_child`.
   server(caf::actor_system* sys, std::shared_ptr<detail::server_context> ctx)
-    : sys_(sys), ctx_(std::move(ctx)) {
-  }
+    : sys_(sys), ctx_(std::move(ctx)) {}
 
 private:
-  caf::expected<std::vector<caf::actor>> acceptor_supervisors() const;
+  [[nodiscard]] caf::expected<std::vector<caf::actor>> acceptor_supervisors() const;
 
   caf::actor_system* sys_ = nullptr;
   std::shared_ptr<detail::server_context> ctx_;
@@ -110,7 +109,7 @@ private:
 /// outside actors. Errors: `errc::missing_option` / `errc::invalid_option`
 /// (validation), bind errors (`errc::address_in_use`, `errc::access_denied`,
 /// `errc::invalid_address`), `errc::reactor_unavailable`.
-caf::expected<server> start_server(caf::actor_system& sys, server_options opts);
+[[nodiscard]] caf::expected<server> start_server(caf::actor_system& sys, server_options opts);
 
 /// A server to run under your own supervisor: add `spec` to it; `handle`
 /// operates the server once started (and after restarts).
@@ -122,8 +121,8 @@ struct server_child {
 };
 
 /// Builds a server's child spec. Errors: as the validation of `start_server`.
-caf::expected<server_child> make_server_child(caf::actor_system& sys, std::string id,
-                                              server_options opts);
+[[nodiscard]] caf::expected<server_child> make_server_child(caf::actor_system& sys, std::string id,
+                                                            server_options opts);
 
 /// Registers Atoll's message types and error category with `cfg` (call it
 /// before creating the actor system; needed to inspect servers from other

@@ -25,8 +25,8 @@ namespace atl::detail {
 class listen_endpoint {
 public:
   /// Registers `sock` with `io` as a shared registration.
-  static caf::expected<std::shared_ptr<listen_endpoint>> make(listen_socket sock,
-                                                              std::shared_ptr<reactor> io);
+  [[nodiscard]] static caf::expected<std::shared_ptr<listen_endpoint>>
+  make(listen_socket sock, std::shared_ptr<reactor> io);
 
   ~listen_endpoint();
 
@@ -60,8 +60,7 @@ public:
   }
 
   listen_endpoint(listen_socket sock, std::shared_ptr<reactor> io, fd_registration reg)
-    : sock_(std::move(sock)), io_(std::move(io)), reg_(reg) {
-  }
+    : sock_(std::move(sock)), io_(std::move(io)), reg_(reg) {}
 
 private:
   listen_socket sock_;

@@ -85,8 +85,7 @@ struct server_options {
   accept_function accept_hook;
 
   /// Uses `Handler` built from copies of `args` for every connection.
-  template <class Handler, class... Ts>
-  server_options& set_handler(Ts... args) {
+  template <class Handler, class... Ts> server_options& set_handler(Ts... args) {
     handler = make_handler_factory<Handler>(std::move(args)...);
     handler_name = handler_type_name(typeid(Handler));
     return *this;
@@ -95,6 +94,6 @@ struct server_options {
 
 /// Checks every option. Errors: `errc::missing_option` (no handler),
 /// `errc::invalid_option` naming the option and the reason.
-caf::error validate(const server_options& opts);
+[[nodiscard]] caf::error validate(const server_options& opts);
 
 } // namespace atl

@@ -37,8 +37,7 @@ std::string to_string(const endpoint& ep);
 bool operator==(const endpoint& a, const endpoint& b);
 
 /// Serializes an endpoint (so listener info can cross nodes).
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, endpoint& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, endpoint& x) {
   return f(caf::meta::type_name("endpoint"), x.family, x.address, x.port);
 }
 
@@ -46,14 +45,14 @@ typename Inspector::result_type inspect(Inspector& f, endpoint& x) {
 /// reported; a Unix socket path is read up to its NUL, `len` or the end of
 /// sun_path, whichever comes first). Errors: `errc::invalid_address` for
 /// unsupported families.
-caf::expected<endpoint> make_endpoint(const sockaddr_storage& addr, socklen_t len);
+[[nodiscard]] caf::expected<endpoint> make_endpoint(const sockaddr_storage& addr, socklen_t len);
 
 /// The local address of an fd (getsockname). Errors: `errc::system_error`.
-caf::expected<endpoint> local_endpoint(int fd);
+[[nodiscard]] caf::expected<endpoint> local_endpoint(int fd);
 
 /// The remote address of an fd (getpeername). Errors: `errc::system_error`
 /// (ENOTCONN when the peer is already gone).
-caf::expected<endpoint> remote_endpoint(int fd);
+[[nodiscard]] caf::expected<endpoint> remote_endpoint(int fd);
 
 /// Where a server listens: a wildcard, loopback, a given IP address, or a Unix
 /// socket path. Construct with the named factories or `parse`.
@@ -96,7 +95,7 @@ public:
   /// IPv6 literal, or "unix:PATH". What it accepts resolves for any port.
   /// Errors: `errc::invalid_address` (not an IP literal; a path that is empty,
   /// longer than 107 bytes or holds a NUL byte).
-  static caf::expected<bind_address> parse(const std::string& text);
+  [[nodiscard]] static caf::expected<bind_address> parse(const std::string& text);
 
   bind_address() = default;
 
@@ -113,11 +112,10 @@ public:
   /// Resolves to a socket address with `port`. Errors:
   /// `errc::invalid_address` (not an IP literal, path too long or empty, a
   /// NUL byte in the literal or path).
-  caf::error resolve(uint16_t port, sockaddr_storage& out, socklen_t& len) const;
+  [[nodiscard]] caf::error resolve(uint16_t port, sockaddr_storage& out, socklen_t& len) const;
 
 private:
-  bind_address(kind k, std::string text) : kind_(k), text_(std::move(text)) {
-  }
+  bind_address(kind k, std::string text) : kind_(k), text_(std::move(text)) {}
 
   kind kind_ = kind::any;
   std::string text_;

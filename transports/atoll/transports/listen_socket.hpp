@@ -22,8 +22,8 @@ public:
   /// Binds and listens on `addr`:`port` with `opts` (SO_REUSEADDR,
   /// SO_REUSEPORT, IPV6_V6ONLY, backlog). Errors: `errc::address_in_use`,
   /// `errc::access_denied`, `errc::invalid_address`, `errc::system_error`.
-  static caf::expected<listen_socket> open(const bind_address& addr, uint16_t port,
-                                           const tcp_options& opts);
+  [[nodiscard]] static caf::expected<listen_socket> open(const bind_address& addr, uint16_t port,
+                                                         const tcp_options& opts);
 
   listen_socket() = default;
   listen_socket(listen_socket&& other) noexcept;

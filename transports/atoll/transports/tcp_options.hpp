@@ -52,18 +52,18 @@ struct tcp_options {
 };
 
 /// Checks the options. Errors: `errc::invalid_option` naming the option.
-caf::error validate(const tcp_options& opts);
+[[nodiscard]] caf::error validate(const tcp_options& opts);
 
 /// Applies the per-connection options (nodelay, keepalive, buffers, linger)
 /// to an accepted socket. Errors: `errc::system_error` naming the option.
-caf::error configure_connection(int fd, const tcp_options& opts);
+[[nodiscard]] caf::error configure_connection(int fd, const tcp_options& opts);
 
 /// Applies the per-connection options that a socket accepted from a
 /// `listen_socket` does not inherit: all but nodelay, which the listen
 /// socket carries (Linux copies TCP_NODELAY to the sockets it accepts), so
 /// that the common case costs no system call. Errors as
 /// `configure_connection`.
-caf::error configure_accepted(int fd, const tcp_options& opts);
+[[nodiscard]] caf::error configure_accepted(int fd, const tcp_options& opts);
 
 /// The socket options a handler may read and change on its connection.
 enum class socket_option : uint8_t {
@@ -79,10 +79,10 @@ enum class socket_option : uint8_t {
 std::string to_string(socket_option opt);
 
 /// Reads an option of a connected socket. Errors: `errc::system_error`.
-caf::expected<int> get_socket_option(int fd, socket_option opt);
+[[nodiscard]] caf::expected<int> get_socket_option(int fd, socket_option opt);
 
 /// Sets an option of a connected socket. Errors: `errc::invalid_option` for
 /// a value out of range, `errc::system_error` from setsockopt.
-caf::error set_socket_option(int fd, socket_option opt, int value);
+[[nodiscard]] caf::error set_socket_option(int fd, socket_option opt, int value);
 
 } // namespace atl

@@ -85,7 +85,7 @@ public:
   /// does not match its certificate, a bad cipher list, min above max,
   /// verification without a CA file; `errc::tls_error` for other OpenSSL
   /// failures.
-  static caf::expected<std::shared_ptr<tls_context>> make(tls_options opts);
+  [[nodiscard]] static caf::expected<std::shared_ptr<tls_context>> make(tls_options opts);
 
   ~tls_context();
 
@@ -116,7 +116,8 @@ private:
 class tls_transport final : public transport {
 public:
   /// Wraps a connected non-blocking socket (takes ownership of `fd`).
-  static caf::expected<std::unique_ptr<transport>> make(int fd, std::shared_ptr<tls_context> ctx);
+  [[nodiscard]] static caf::expected<std::unique_ptr<transport>>
+  make(int fd, std::shared_ptr<tls_context> ctx);
 
   ~tls_transport() override;
 
@@ -137,16 +138,15 @@ public:
   io_result write(const iovec* iov, size_t count) override;
   io_result sendfile(int file_fd, uint64_t offset, size_t count) override;
   bool has_buffered_input() const noexcept override;
-  caf::error shutdown(shutdown_way way) override;
+  [[nodiscard]] caf::error shutdown(shutdown_way way) override;
   void close() noexcept override;
-  caf::expected<std::string> negotiated_protocol() const override;
-  caf::expected<connection_info> connection_information() const override;
-  caf::expected<std::string> peercert() const override;
+  [[nodiscard]] caf::expected<std::string> negotiated_protocol() const override;
+  [[nodiscard]] caf::expected<connection_info> connection_information() const override;
+  [[nodiscard]] caf::expected<std::string> peercert() const override;
 
 private:
   tls_transport(int fd, void* ssl, std::shared_ptr<tls_context> ctx) noexcept
-    : fd_(fd), ssl_(ssl), ctx_(std::move(ctx)) {
-  }
+    : fd_(fd), ssl_(ssl), ctx_(std::move(ctx)) {}
 
   io_result result_of(int ret, const char* what);
 
@@ -174,7 +174,6 @@ tls_upgrade(std::shared_ptr<tls_context> ctx);
 /// The "upgrade" to clear TCP (Thousand Island's TCP transport upgrade):
 /// always fails with `errc::unsupported_upgrade`, e.g. when a TLS connection
 /// asks to drop to clear text.
-std::function<caf::expected<std::unique_ptr<transport>>(std::unique_ptr<transport>&)>
-tcp_upgrade();
+std::function<caf::expected<std::unique_ptr<transport>>(std::unique_ptr<transport>&)> tcp_upgrade();
 
 } // namespace atl

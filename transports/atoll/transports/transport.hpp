@@ -101,20 +101,20 @@ public:
   virtual bool has_buffered_input() const noexcept;
 
   /// Shuts the stream down in one or both directions.
-  virtual caf::error shutdown(shutdown_way way) = 0;
+  [[nodiscard]] virtual caf::error shutdown(shutdown_way way) = 0;
 
   /// Closes the connection (idempotent).
   virtual void close() noexcept = 0;
 
   /// The ALPN protocol. Errors: `errc::protocol_not_negotiated`.
-  virtual caf::expected<std::string> negotiated_protocol() const;
+  [[nodiscard]] virtual caf::expected<std::string> negotiated_protocol() const;
 
   /// TLS parameters. Errors: `errc::not_secure` for clear transports.
-  virtual caf::expected<connection_info> connection_information() const;
+  [[nodiscard]] virtual caf::expected<connection_info> connection_information() const;
 
   /// The peer's certificate in DER. Errors: `errc::not_secure`, or
   /// `errc::not_found` when the peer sent none.
-  virtual caf::expected<std::string> peercert() const;
+  [[nodiscard]] virtual caf::expected<std::string> peercert() const;
 
   /// Gives up the fd without closing it (for a transport upgrade); the
   /// transport is unusable afterwards. Returns -1 if not supported.
@@ -125,8 +125,7 @@ public:
 class tcp_transport final : public transport {
 public:
   /// Takes ownership of a connected, non-blocking socket.
-  explicit tcp_transport(int fd) noexcept : fd_(fd) {
-  }
+  explicit tcp_transport(int fd) noexcept : fd_(fd) {}
 
   ~tcp_transport() override;
 
@@ -146,7 +145,7 @@ public:
   io_result read(char* buf, size_t len) override;
   io_result write(const iovec* iov, size_t count) override;
   io_result sendfile(int file_fd, uint64_t offset, size_t count) override;
-  caf::error shutdown(shutdown_way way) override;
+  [[nodiscard]] caf::error shutdown(shutdown_way way) override;
   void close() noexcept override;
   int release() noexcept override;
 
