@@ -7,3 +7,6 @@
 #include "atoll/supervisors/server_log_levels.hpp"
 #include "atoll/supervisors/server_metrics.hpp"
 #include "atoll/supervisors/server_options.hpp"
+#include "atoll/supervisors/rate_limiter.hpp"
+#include "atoll/supervisors/udp_server.hpp"
+#include "atoll/supervisors/udp_server_options.hpp"

@@ -1,6 +1,7 @@
 // Umbrella header of atoll::transports.
 #pragma once
 
+#include "atoll/transports/datagram_socket.hpp"
 #include "atoll/transports/endpoint.hpp"
 #include "atoll/transports/listen_socket.hpp"
 #include "atoll/transports/output_queue.hpp"

@@ -1,0 +1,211 @@
+// What Atoll's UDP example servers share: their command-line options, the
+// "listening on ADDRESS:PORT" line and a graceful stop on SIGINT/SIGTERM.
+// Uses the public API only.
+#pragma once
+
+#include "example_common.hpp"
+
+namespace example {
+
+/// Options every UDP example accepts (`--help` lists them with their limits).
+class udp_server_config : public strict_config {
+public:
+  int port = 4000;
+  std::string host = "any";
+  int num_listeners = 100;
+  int num_connections = 16384;
+  int read_timeout = 60000;
+  int shutdown_timeout = 15000;
+  int max_packet_size = 8192;
+  bool rate_limit_enabled = false;
+  int64_t rate_limit_max_packets = 1000;
+  int64_t rate_limit_window_ms = 1000;
+  bool reuseport = false;
+  bool broadcast = false;
+  std::string lifetime = "per-datagram";
+  bool detached = false;
+  bool print_tree = false;
+  std::string log_level;
+  std::string log_alias;
+  bool telemetry_json = false;
+
+  udp_server_config() {
+    atl::register_server_types(*this);
+    opt_group{custom_options_, "global"}
+        .add(port, "port,p", "UDP port, 0..65535 (0: pick a free port)")
+        .add(host, "host", "bind address: any, any6, loopback, loopback6 or an IP")
+        .add(num_listeners, "num-listeners",
+             "listener actors, 1.." + std::to_string(atl::udp_server_options::max_num_listeners) +
+                 " (with --reuseport each has its own socket)")
+        .add(num_connections, "num-connections", "handler actors alive at once (0: unlimited)")
+        .add(read_timeout, "read-timeout",
+             "silence before a per-peer handler ends, in ms (0: none; default 60000)")
+        .add(shutdown_timeout, "shutdown-timeout", "drain limit at stop in ms (-1: infinity)")
+        .add(max_packet_size, "max-packet-size",
+             "larger datagrams are dropped, 1..65535 bytes (default 8192)")
+        .add(rate_limit_enabled, "rate-limit-enabled", "limit datagrams per source IP")
+        .add(rate_limit_max_packets, "rate-limit-max-packets",
+             "datagrams per window and source IP, 1..10000000 (default 1000)")
+        .add(rate_limit_window_ms, "rate-limit-window-ms",
+             "the rate limit's window in ms, 1..86400000 (default 1000)")
+        .add(reuseport, "reuseport", "one SO_REUSEPORT socket per listener")
+        .add(broadcast, "broadcast", "allow sending to broadcast addresses (SO_BROADCAST)")
+        .add(lifetime, "lifetime",
+             "per-datagram (one handler actor per datagram, the default) or per-peer")
+        .add(detached, "detached", "run each handler actor on its own thread")
+        .add(print_tree, "print-tree", "print the supervision tree to stderr once listening")
+        .add(log_level, "log-level",
+             "log telemetry events to stderr at none, error, info, debug or trace (default: none)")
+        .add(log_alias, "log", "the same as --log-level")
+        .add(telemetry_json, "telemetry-json",
+             "write every telemetry event to stderr as one JSON object per line");
+  }
+
+  /// The level of `--log-level` (or `--log`), or nullopt for none.
+  std::optional<atl::log_level> log() const {
+    return atl::parse_log_level(log_level.empty() ? log_alias : log_level);
+  }
+
+  /// Turns the command line into server options (validated by the server).
+  caf::expected<atl::udp_server_options> options() const {
+    atl::udp_server_options opts;
+    auto bad = [](const char* what) { return caf::make_error(atl::errc::invalid_option, what); };
+    if (port < 0 || port > 65535)
+      return bad("--port must be within 0..65535");
+    opts.port = static_cast<uint32_t>(port);
+    auto addr = atl::bind_address::parse(host);
+    if (!addr)
+      return addr.error();
+    if (addr->which() == atl::bind_address::kind::local)
+      return bad("--host must be an IP address (UDP has no Unix socket servers here)");
+    opts.address = *addr;
+    if (num_listeners < 1)
+      return bad("--num-listeners must be at least 1");
+    opts.num_listeners = static_cast<uint32_t>(num_listeners);
+    if (num_connections < 0)
+      return bad("--num-connections must not be negative");
+    if (num_connections == 0)
+      opts.num_connections.reset();
+    else
+      opts.num_connections = static_cast<uint32_t>(num_connections);
+    if (read_timeout < 0)
+      return bad("--read-timeout must not be negative (0: none)");
+    opts.read_timeout = read_timeout == 0 ? atl::infinite : std::chrono::milliseconds{read_timeout};
+    if (shutdown_timeout < -1)
+      return bad("--shutdown-timeout must be at least -1 (-1: infinity)");
+    opts.shutdown_timeout =
+        shutdown_timeout == -1
+            ? atl::shutdown_policy::infinity()
+            : atl::shutdown_policy::timeout(std::chrono::milliseconds{shutdown_timeout});
+    if (max_packet_size < 1 || max_packet_size > 65535)
+      return bad("--max-packet-size must be within 1..65535");
+    opts.max_packet_size = static_cast<uint32_t>(max_packet_size);
+    opts.rate_limit_enabled = rate_limit_enabled;
+    if (rate_limit_max_packets < 1 || rate_limit_max_packets > 10000000)
+      return bad("--rate-limit-max-packets must be within 1..10000000");
+    opts.rate_limit_max_packets = static_cast<uint32_t>(rate_limit_max_packets);
+    if (rate_limit_window_ms < 1 || rate_limit_window_ms > 86400000)
+      return bad("--rate-limit-window-ms must be within 1..86400000");
+    opts.rate_limit_window = std::chrono::milliseconds{rate_limit_window_ms};
+    opts.transport.reuseport = reuseport;
+    opts.broadcast = broadcast;
+    if (lifetime == "per-datagram")
+      opts.lifetime = atl::udp_lifetime::per_datagram;
+    else if (lifetime == "per-peer")
+      opts.lifetime = atl::udp_lifetime::per_peer;
+    else
+      return bad("--lifetime must be per-datagram or per-peer");
+    opts.detached_connections = detached;
+    return opts;
+  }
+
+protected:
+  std::optional<std::string> check_options() const override {
+    for (const auto& [name, value] : {std::pair{"--log-level", &log_level}, {"--log", &log_alias}})
+      if (!value->empty() && *value != "none" && !atl::parse_log_level(*value))
+        return std::string{name} + " must be none, error, info, debug or trace, got \"" + *value +
+               "\"";
+    if (!log_level.empty() && !log_alias.empty() && log_level != log_alias)
+      return "--log is an alias of --log-level: give one, or the same value to both";
+    if (auto opts = options(); !opts)
+      return atl::describe(opts.error());
+    else if (auto err = validate_without_handler(*opts))
+      return err;
+    return std::nullopt;
+  }
+
+private:
+  static std::optional<std::string> validate_without_handler(atl::udp_server_options opts) {
+    opts.handler = [] { return std::unique_ptr<atl::udp_handler>{}; };
+    if (auto err = atl::validate(opts))
+      return atl::describe(err);
+    return std::nullopt;
+  }
+};
+
+/// Starts the UDP server with `opts`, prints "listening on ADDRESS:PORT",
+/// runs until SIGINT/SIGTERM, stops it gracefully. Returns the exit code.
+inline int run_udp_server(caf::actor_system& sys, const udp_server_config& cfg,
+                          atl::udp_server_options opts) {
+  auto bus = opts.telemetry ? opts.telemetry : atl::telemetry::default_bus();
+  if (auto level = cfg.log()) {
+    if (auto err = atl::attach_logger(*bus, *level)) {
+      std::cerr << "cannot attach the logger: " << atl::describe(err) << '\n';
+      return EXIT_FAILURE;
+    }
+  }
+  std::optional<atl::telemetry::json_writer> json;
+  if (cfg.telemetry_json)
+    json.emplace(bus, stderr);
+  auto srv = atl::start_udp_server(sys, std::move(opts));
+  if (!srv) {
+    std::cerr << "cannot start the server: " << atl::describe(srv.error()) << '\n';
+    return EXIT_FAILURE;
+  }
+  auto local = srv->listener_info();
+  if (!local) {
+    std::cerr << "cannot read the listener address: " << atl::describe(local.error()) << '\n';
+    return EXIT_FAILURE;
+  }
+  std::cout << "listening on " << atl::to_string(*local) << std::endl;
+  if (cfg.print_tree) {
+    if (auto tree = srv->tree())
+      std::cerr << atl::format_tree(*tree);
+    else
+      std::cerr << "cannot snapshot the tree: " << atl::describe(tree.error()) << '\n';
+  }
+  auto sig = wait_for_stop_signal();
+  std::cerr << "received " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", stopping\n";
+  if (auto err = srv->stop()) {
+    std::cerr << "stop: " << atl::describe(err) << '\n';
+    return EXIT_FAILURE;
+  }
+  auto s = srv->stats();
+  std::cerr << "datagrams: " << s.received << " received, " << s.too_large << " too large, "
+            << s.rate_limited << " rate-limited, " << s.spawn_failed << " without a handler\n";
+  return EXIT_SUCCESS;
+}
+
+/// The whole main() of a UDP example: parse, start, run, stop. `customize`
+/// adds the example's handler (and may add options) to `opts`.
+template <class Config, class Customize>
+int udp_main_of(int argc, char** argv, Customize customize) {
+  block_stop_signals();
+  Config cfg;
+  int exit_code = 0;
+  if (!cfg.parse_command_line(argc, argv, exit_code))
+    return exit_code;
+  auto opts = cfg.options();
+  if (!opts) {
+    std::cerr << "invalid options: " << atl::describe(opts.error()) << '\n';
+    return EXIT_FAILURE;
+  }
+  auto previous_handler = std::set_terminate(&example::report_startup_failure);
+  caf::actor_system system{cfg};
+  std::set_terminate(previous_handler);
+  if (!customize(system, cfg, *opts))
+    return EXIT_FAILURE;
+  return run_udp_server(system, cfg, std::move(*opts));
+}
+
+} // namespace example

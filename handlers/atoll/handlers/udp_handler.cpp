@@ -1,0 +1,88 @@
+#include "atoll/handlers/udp_handler.hpp"
+
+#include "atoll/runtime/error.hpp"
+#include "atoll/runtime/span.hpp"
+
+namespace atl {
+
+std::string to_string(udp_lifetime x) {
+  return x == udp_lifetime::per_peer ? "per_peer" : "per_datagram";
+}
+
+// -- udp_socket -------------------------------------------------------------------
+
+udp_socket::udp_socket(std::shared_ptr<datagram_socket> sock, udp_peer peer)
+  : sock_(std::move(sock)), peer_(peer) {}
+
+caf::error udp_socket::send(std::string_view data) {
+  auto err = sock_->send_to(peer_, data);
+  if (!err)
+    sent(data);
+  return err;
+}
+
+caf::error udp_socket::send_to(const endpoint& to, std::string_view data) {
+  auto peer = udp_peer::from(to);
+  if (!peer)
+    return peer.error();
+  auto err = sock_->send_to(*peer, data);
+  if (!err)
+    sent(data);
+  return err;
+}
+
+void udp_socket::sent(std::string_view data) {
+  ++stats_.send_cnt;
+  stats_.send_oct += data.size();
+  if (span_ != nullptr && send_event_ != nullptr && span_->enabled(*send_event_))
+    span_->emit(*send_event_, telemetry::fields{{"data", std::string{data}}});
+}
+
+caf::expected<endpoint> udp_socket::peername() const {
+  return peer_.to_endpoint();
+}
+
+endpoint udp_socket::sockname() const {
+  return sock_->local();
+}
+
+// -- udp_handler ----------------------------------------------------------------
+
+namespace detail {
+
+udp_handler_host::~udp_handler_host() = default;
+
+} // namespace detail
+
+udp_handler::~udp_handler() = default;
+
+verdict udp_handler::handle_connection(socket&) {
+  return verdict::proceed();
+}
+
+verdict udp_handler::handle_data(std::string_view, socket&) {
+  return verdict::proceed();
+}
+
+void udp_handler::handle_close(socket&) {}
+
+void udp_handler::handle_error(const caf::error&, socket&) {}
+
+void udp_handler::handle_shutdown(socket&) {}
+
+void udp_handler::handle_timeout(socket&) {}
+
+caf::message_handler udp_handler::message_handlers(socket&) {
+  return {};
+}
+
+void udp_handler::apply(verdict v) {
+  if (host_ != nullptr)
+    host_->apply_verdict(std::move(v));
+}
+
+caf::event_based_actor* udp_handler::self() const noexcept {
+  return host_ != nullptr ? host_->actor() : nullptr;
+}
+
+} // namespace atl

@@ -1,0 +1,178 @@
+// The UDP handler behaviour (Abyss's Handler): callbacks with defaults, the
+// socket a handler replies through, and the handler's own CAF message
+// handlers.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include <caf/error.hpp>
+#include <caf/fwd.hpp>
+#include <caf/message_handler.hpp>
+
+#include "atoll/handlers/verdict.hpp"
+#include "atoll/transports/datagram_socket.hpp"
+#include "atoll/transports/endpoint.hpp"
+
+namespace atl {
+
+namespace telemetry {
+class span;
+class interest;
+} // namespace telemetry
+
+namespace detail {
+struct udp_socket_access;
+} // namespace detail
+
+/// How long a UDP handler actor lives (`udp_server_options::lifetime`).
+enum class udp_lifetime : uint8_t {
+  /// One handler actor per datagram (Abyss's model): `handle_data` runs once;
+  /// the actor then ends with `handle_close`, unless the verdict asks it to
+  /// wait (`verdict::proceed(timeout)`: it stays for its mailbox messages,
+  /// e.g. an upstream's answer, until the timeout (`handle_timeout`) or a
+  /// `close` applied from a message handler).
+  per_datagram,
+  /// One handler actor per peer (source address and port): every datagram of
+  /// the peer goes to the same actor, in order; it ends after the read
+  /// timeout of silence (`handle_timeout`) or a `close` verdict (the peer's
+  /// next datagram then starts a new one). For request/response protocols
+  /// that keep per-client state.
+  per_peer,
+};
+
+/// Returns "per_datagram" or "per_peer".
+std::string to_string(udp_lifetime x);
+
+/// What a UDP handler uses to send: replies to its peer, datagrams to any
+/// address, the addresses and counters. Valid while the handler lives;
+/// used only inside its handler actor.
+class udp_socket {
+public:
+  /// Used by the handler actor.
+  udp_socket(std::shared_ptr<datagram_socket> sock, udp_peer peer);
+
+  /// Sends `data` to the peer. Errors: `errc::closed` (the server was
+  /// suspended or stopped: its socket is closed), `errc::timeout` (the send
+  /// buffer is full, the datagram is dropped), `errc::system_error`.
+  [[nodiscard]] caf::error send(std::string_view data);
+
+  /// Sends `data` to `to` (any address; broadcast needs
+  /// `udp_options::broadcast`). Errors as `send`, plus
+  /// `errc::invalid_address`.
+  [[nodiscard]] caf::error send_to(const endpoint& to, std::string_view data);
+
+  /// The peer (address and port) this handler serves.
+  [[nodiscard]] caf::expected<endpoint> peername() const;
+
+  /// The peer as the kernel gave it (cheap; for tables keyed by peer).
+  const udp_peer& peer() const noexcept {
+    return peer_;
+  }
+
+  /// The server's bound address.
+  endpoint sockname() const;
+
+  /// Datagrams and octets this handler received and sent.
+  datagram_stats stats() const noexcept {
+    return stats_;
+  }
+
+private:
+  friend struct detail::udp_socket_access;
+  void sent(std::string_view data);
+
+  std::shared_ptr<datagram_socket> sock_;
+  udp_peer peer_;
+  datagram_stats stats_;
+  const telemetry::span* span_ = nullptr;
+  const telemetry::interest* send_event_ = nullptr;
+};
+
+namespace detail {
+
+/// What a UDP handler needs from the actor running it.
+class udp_handler_host {
+public:
+  virtual ~udp_handler_host();
+
+  /// Applies a verdict from outside a network callback.
+  virtual void apply_verdict(verdict v) = 0;
+
+  /// The handler actor.
+  virtual caf::event_based_actor* actor() noexcept = 0;
+};
+
+} // namespace detail
+
+/// A UDP handler. Derive from it and override what you need; keep state in
+/// members. One handler object lives per handler actor (per datagram or per
+/// peer, see `udp_lifetime`), created by the server's factory; every
+/// callback runs inside that actor, never concurrently.
+///
+/// Dispatch: `handle_connection` when the actor starts; `handle_data` for
+/// its datagram(s); then exactly one of `handle_close` (close verdict, or
+/// the end of a per-datagram actor), `handle_timeout` (silence for the
+/// timeout), `handle_shutdown` (the server stops; a goodbye may be sent)
+/// or `handle_error` (error verdict, exception). An exception thrown by a
+/// callback or a message handler ends this actor only: it is logged and
+/// `handle_error` runs with `errc::handler_exception`.
+class udp_handler {
+public:
+  /// Lets derived handlers write `socket`.
+  using socket = udp_socket;
+
+  virtual ~udp_handler();
+
+  /// The actor starts, before its first datagram. Default: proceed. A
+  /// `close` or `error` verdict ends the actor without `handle_data`.
+  virtual verdict handle_connection(socket& sock);
+
+  /// A datagram from the peer (`data` valid during the call only; it may be
+  /// empty). Default: proceed.
+  virtual verdict handle_data(std::string_view data, socket& sock);
+
+  /// The actor ends normally. Last callback.
+  virtual void handle_close(socket& sock);
+
+  /// The actor ends with an error. Last callback.
+  virtual void handle_error(const caf::error& reason, socket& sock);
+
+  /// The server is stopping. Last callback; `sock` still sends.
+  virtual void handle_shutdown(socket& sock);
+
+  /// No datagram came for the timeout. Last callback; `sock` still sends.
+  virtual void handle_timeout(socket& sock);
+
+  /// The handler's own message handlers, matched after the actor's internal
+  /// messages. Called once, after `handle_connection`. Mailbox messages do
+  /// not reset the timeout; `apply` a verdict for that.
+  virtual caf::message_handler message_handlers(socket& sock);
+
+protected:
+  /// Applies a verdict now, from a message handler: `close`, `error`, or
+  /// `proceed(timeout)` to re-arm the timeout.
+  void apply(verdict v);
+
+  /// The handler actor (to send messages, spawn, monitor).
+  caf::event_based_actor* self() const noexcept;
+
+private:
+  friend class udp_session_access;
+  detail::udp_handler_host* host_ = nullptr;
+};
+
+/// Creates one UDP handler per handler actor.
+using udp_handler_factory = std::function<std::unique_ptr<udp_handler>()>;
+
+/// A factory constructing `Handler` from copies of `args` for each actor.
+template <class Handler, class... Ts> udp_handler_factory make_udp_handler_factory(Ts... args) {
+  static_assert(std::is_base_of_v<udp_handler, Handler>,
+                "Handler must derive from atl::udp_handler");
+  return [args...]() -> std::unique_ptr<udp_handler> { return std::make_unique<Handler>(args...); };
+}
+
+} // namespace atl

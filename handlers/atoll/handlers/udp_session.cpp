@@ -1,0 +1,378 @@
+#include "atoll/handlers/udp_session.hpp"
+
+#include <exception>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/system_messages.hpp>
+
+#include "atoll/runtime/error.hpp"
+#include "atoll/runtime/logger.hpp"
+#include "atoll/runtime/span.hpp"
+#include "atoll/transports/tcp_options.hpp"
+
+namespace atl {
+
+namespace detail {
+
+// -- udp_peer_table ---------------------------------------------------------------
+
+udp_peer_table::outcome udp_peer_table::route(const udp_peer& peer, detail::udp_payload& payload) {
+  auto& sh = shard_of(peer);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  auto i = sh.map.find(peer);
+  if (i == sh.map.end()) {
+    sh.map.emplace(peer, entry{});
+    return outcome::start;
+  }
+  if (i->second.actor) {
+    caf::anon_send(i->second.actor, udp_datagram_atom::value, std::move(payload));
+    return outcome::delivered;
+  }
+  if (i->second.pending.size() >= max_pending)
+    return outcome::dropped;
+  i->second.pending.push_back(std::move(payload));
+  return outcome::held;
+}
+
+void udp_peer_table::started(const udp_peer& peer, const caf::actor& actor) {
+  auto& sh = shard_of(peer);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  auto i = sh.map.find(peer);
+  if (i == sh.map.end())
+    return; // the actor already ended
+  // In order, under the lock: no datagram can overtake the held ones.
+  for (auto& p : i->second.pending)
+    caf::anon_send(actor, udp_datagram_atom::value, std::move(p));
+  i->second.pending.clear();
+  i->second.actor = actor;
+}
+
+size_t udp_peer_table::failed(const udp_peer& peer) {
+  auto& sh = shard_of(peer);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  auto i = sh.map.find(peer);
+  if (i == sh.map.end() || i->second.actor)
+    return 0;
+  auto n = i->second.pending.size();
+  sh.map.erase(i);
+  return n;
+}
+
+void udp_peer_table::ended(const udp_peer& peer, const caf::actor_addr& actor) {
+  auto& sh = shard_of(peer);
+  std::lock_guard<std::mutex> guard{sh.mtx};
+  auto i = sh.map.find(peer);
+  // A starting entry (no actor yet) may belong to this actor too: `started`
+  // has not run. Either way, the peer's next datagram starts a new actor.
+  if (i != sh.map.end() && (!i->second.actor || i->second.actor.address() == actor))
+    sh.map.erase(i);
+}
+
+size_t udp_peer_table::size() const {
+  size_t n = 0;
+  for (auto& sh : shards_) {
+    std::lock_guard<std::mutex> guard{sh.mtx};
+    n += sh.map.size();
+  }
+  return n;
+}
+
+struct udp_socket_access {
+  static void wire(udp_socket& sock, const telemetry::span* span,
+                   const telemetry::interest* send_event) {
+    sock.span_ = span;
+    sock.send_event_ = send_event;
+  }
+  static void received(udp_socket& sock, size_t octets) {
+    ++sock.stats_.recv_cnt;
+    sock.stats_.recv_oct += octets;
+  }
+};
+
+} // namespace detail
+
+class udp_session_access {
+public:
+  static void set_host(udp_handler& h, detail::udp_handler_host* host) {
+    h.host_ = host;
+  }
+};
+
+namespace {
+
+using udp_timeout_atom = caf::atom_constant<caf::atom("udptmo")>;
+
+/// How a handler actor ends (the connection.stop `reason`).
+enum class end_kind : uint8_t { close, handler_close, timeout, shutdown, error, exception };
+
+const char* reason_text(end_kind k) {
+  switch (k) {
+    case end_kind::close: return "local_closed";
+    case end_kind::handler_close: return "handler_closed";
+    case end_kind::timeout: return "timeout";
+    case end_kind::shutdown: return "shutdown";
+    case end_kind::error: return "error";
+    case end_kind::exception: return "exception";
+  }
+  return "error";
+}
+
+std::string exception_text(const std::exception_ptr& ep) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
+class udp_session final : public caf::event_based_actor, public detail::udp_handler_host {
+public:
+  udp_session(caf::actor_config& cfg, std::shared_ptr<const detail::udp_session_config> conf,
+              detail::udp_hand_off hand_off)
+    : caf::event_based_actor(cfg), conf_(std::move(conf)), peer_(hand_off.peer),
+      sock_(std::move(hand_off.sock), hand_off.peer), first_(std::move(hand_off.first)),
+      listener_span_(hand_off.listener_span), timeout_(conf_->read_timeout) {}
+
+  const char* name() const override {
+    return "atoll.udp_handler";
+  }
+
+  // -- udp_handler_host ----------------------------------------------------------
+
+  void apply_verdict(verdict v) override {
+    apply(std::move(v));
+  }
+
+  caf::event_based_actor* actor() noexcept override {
+    return this;
+  }
+
+  caf::behavior make_behavior() override {
+    set_exit_handler([this](caf::exit_msg& msg) { on_exit(msg); });
+    set_exception_handler([this](std::exception_ptr& ep) { return on_uncaught(ep); });
+    set_default_handler(caf::drop);
+    attach_functor([this](const caf::error& reason) { cleanup(reason); });
+    telemetry::fields meta;
+    if (conf_->events->enabled()) {
+      if (auto ep = peer_.to_endpoint()) {
+        meta.set("remote_address", ep->address);
+        meta.set("remote_port", uint64_t{ep->port});
+      }
+      meta.set("handler", conf_->handler_name);
+    }
+    span_ = telemetry::span::start(conf_->events.get(), conf_->span_prefix.get(), {},
+                                   std::move(meta), listener_span_, first_.received_at);
+    detail::udp_socket_access::wire(sock_, &span_, conf_->send_event.get());
+    caf::message_handler user;
+    if (!guarded([this, &user] {
+          handler_ = conf_->factory();
+          udp_session_access::set_host(*handler_, this);
+          auto v = handler_->handle_connection(sock_);
+          if (v.which() != verdict::kind::proceed) {
+            apply(std::move(v));
+            return;
+          }
+          user = handler_->message_handlers(sock_);
+        }))
+      return {};
+    if (done_)
+      return {};
+    if (span_.enabled())
+      span_.emit("ready", {{"monotonic_time", telemetry::monotonic_time()}});
+    caf::message_handler internal{
+        [this](udp_datagram_atom, detail::udp_payload& p) { deliver(p); },
+        [this](udp_timeout_atom, uint64_t gen) {
+          if (gen == timer_gen_ && !done_)
+            finish(end_kind::timeout);
+        },
+    };
+    auto first = std::move(first_);
+    deliver(first);
+    if (done_)
+      return {};
+    return user ? caf::behavior{internal.or_else(user)} : caf::behavior{internal};
+  }
+
+private:
+  /// Runs a callback; an exception ends the actor through `handle_error`.
+  template <class F> bool guarded(F&& f) {
+    try {
+      f();
+      return true;
+    } catch (const std::exception& ex) {
+      on_callback_exception(ex.what());
+    } catch (...) {
+      on_callback_exception("unknown exception");
+    }
+    return false;
+  }
+
+  void deliver(detail::udp_payload& p) {
+    if (done_)
+      return;
+    detail::udp_socket_access::received(sock_, p.data.size());
+    if (conf_->recv_event && span_.enabled(*conf_->recv_event))
+      span_.emit(*conf_->recv_event, telemetry::fields{{"data", p.data}});
+    guarded([this, &p] {
+      auto v = handler_->handle_data(p.data, sock_);
+      apply(std::move(v), true);
+    });
+  }
+
+  /// Applies a verdict. `after_data`: returned by `handle_data`, where a
+  /// plain `proceed` ends a per-datagram actor.
+  void apply(verdict v, bool after_data = false) {
+    if (done_)
+      return;
+    switch (v.which()) {
+      case verdict::kind::proceed: {
+        auto wait = timeout_;
+        switch (v.timeout_variant()) {
+          case verdict::timeout_kind::standard:
+            if (after_data && conf_->lifetime == udp_lifetime::per_datagram) {
+              finish(end_kind::close);
+              return;
+            }
+            break;
+          case verdict::timeout_kind::once: wait = v.timeout(); break;
+          case verdict::timeout_kind::persistent:
+            timeout_ = v.timeout();
+            wait = timeout_;
+            break;
+        }
+        arm(wait);
+        return;
+      }
+      case verdict::kind::close: finish(end_kind::handler_close); return;
+      case verdict::kind::error:
+        if (v.reason() == errc::timeout) {
+          finish(end_kind::timeout);
+          return;
+        }
+        if (!conf_->silent_terminate_on_error)
+          log(log_level::error, "atoll: UDP handler " + conf_->handler_name +
+                                    " ended with an error: " + describe(v.reason()));
+        finish(end_kind::error, caf::make_error(errc::handler_error, describe(v.reason())));
+        return;
+      case verdict::kind::switch_transport:
+        finish(end_kind::error,
+               caf::make_error(errc::unsupported_upgrade, "UDP handlers cannot switch transport"));
+        return;
+    }
+  }
+
+  void arm(std::chrono::milliseconds wait) {
+    ++timer_gen_;
+    if (wait == infinite)
+      return;
+    delayed_send(this, wait, udp_timeout_atom::value, timer_gen_);
+  }
+
+  void on_exit(caf::exit_msg& msg) {
+    if (!msg.reason || msg.reason == caf::exit_reason::normal)
+      return;
+    if (msg.reason == caf::exit_reason::user_shutdown)
+      finish(end_kind::shutdown);
+    else
+      finish(end_kind::error, msg.reason);
+  }
+
+  caf::error on_uncaught(std::exception_ptr& ep) {
+    auto what = exception_text(ep);
+    on_callback_exception(what);
+    return caf::make_error(errc::handler_exception, what);
+  }
+
+  void on_callback_exception(const std::string& what) {
+    std::string peer = "?";
+    if (auto ep = peer_.to_endpoint())
+      peer = to_string(*ep);
+    log(log_level::error, "atoll: UDP handler " + conf_->handler_name + " raised an exception (" +
+                              what + "); ending its actor for " + peer);
+    finish(end_kind::exception, caf::make_error(errc::handler_exception, what));
+  }
+
+  /// Runs the one final callback and ends the actor.
+  void finish(end_kind kind, caf::error reason = {}) {
+    if (done_)
+      return;
+    done_ = true;
+    ++timer_gen_;
+    if (conf_->peers)
+      conf_->peers->ended(peer_, address());
+    if (handler_) {
+      try {
+        switch (kind) {
+          case end_kind::close:
+          case end_kind::handler_close: handler_->handle_close(sock_); break;
+          case end_kind::timeout: handler_->handle_timeout(sock_); break;
+          case end_kind::shutdown: handler_->handle_shutdown(sock_); break;
+          case end_kind::error:
+          case end_kind::exception: handler_->handle_error(reason, sock_); break;
+        }
+      } catch (const std::exception& ex) {
+        log(log_level::error, "atoll: UDP handler " + conf_->handler_name +
+                                  " raised an exception in its final callback: " + ex.what());
+      } catch (...) {
+        log(log_level::error, "atoll: UDP handler " + conf_->handler_name +
+                                  " raised an exception in its final callback");
+      }
+    }
+    stop_span(kind, reason);
+    switch (kind) {
+      case end_kind::shutdown: quit(caf::exit_reason::user_shutdown); break;
+      case end_kind::error:
+      case end_kind::exception: quit(reason); break;
+      default: quit(); break;
+    }
+  }
+
+  void stop_span(end_kind kind, const caf::error& reason) {
+    if (!span_.active())
+      return;
+    auto s = sock_.stats();
+    telemetry::fields meta{{"reason", std::string{reason_text(kind)}}};
+    if (reason)
+      meta.set("error", describe(reason));
+    span_.stop({{"send_oct", s.send_oct},
+                {"send_cnt", s.send_cnt},
+                {"recv_oct", s.recv_oct},
+                {"recv_cnt", s.recv_cnt}},
+               std::move(meta));
+  }
+
+  void cleanup(const caf::error& reason) {
+    // Killed (or ended without `finish`): the peer entry and span still end.
+    if (!done_) {
+      done_ = true;
+      if (conf_->peers)
+        conf_->peers->ended(peer_, address());
+      stop_span(end_kind::error, reason ? reason : caf::make_error(errc::closed, "killed"));
+    }
+    handler_.reset();
+  }
+
+  std::shared_ptr<const detail::udp_session_config> conf_;
+  udp_peer peer_;
+  udp_socket sock_;
+  detail::udp_payload first_;
+  uint64_t listener_span_;
+  std::chrono::milliseconds timeout_;
+  std::unique_ptr<udp_handler> handler_;
+  telemetry::span span_;
+  uint64_t timer_gen_ = 0;
+  bool done_ = false;
+};
+
+} // namespace
+
+caf::actor spawn_udp_session(caf::event_based_actor* parent,
+                             std::shared_ptr<const detail::udp_session_config> config,
+                             detail::udp_hand_off hand_off) {
+  return parent->spawn<udp_session>(std::move(config), std::move(hand_off));
+}
+
+} // namespace atl

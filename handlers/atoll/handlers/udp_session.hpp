@@ -1,0 +1,140 @@
+// The UDP handler actor: drives one `udp_handler` with datagrams and mailbox
+// messages, per datagram or per peer. Internal to the UDP server.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+
+#include "atoll/handlers/udp_handler.hpp"
+#include "atoll/runtime/telemetry.hpp"
+#include "atoll/transports/datagram_socket.hpp"
+
+namespace atl {
+
+/// `(udp_datagram_atom, udp_payload)`: another datagram for a per-peer actor.
+using udp_datagram_atom = caf::atom_constant<caf::atom("udpdgram")>;
+
+namespace detail {
+
+class udp_peer_table;
+
+/// Settings shared by all handler actors of one UDP server.
+struct udp_session_config {
+  /// Creates each actor's handler. Required.
+  udp_handler_factory factory;
+  /// The handler's name in telemetry and logs.
+  std::string handler_name;
+  /// Where telemetry goes. Required.
+  std::shared_ptr<telemetry::bus> events;
+  /// The span prefix {"atoll", "udp", "connection"}.
+  std::shared_ptr<const telemetry::event_name> span_prefix;
+  /// `recv` and `send` events (built only for their subscribers).
+  std::shared_ptr<const telemetry::interest> recv_event;
+  /// See above.
+  std::shared_ptr<const telemetry::interest> send_event;
+  /// Per datagram or per peer.
+  udp_lifetime lifetime = udp_lifetime::per_datagram;
+  /// Silence before `handle_timeout` (per peer; `atl::infinite`: none).
+  std::chrono::milliseconds read_timeout{60000};
+  /// Do not log error verdicts (exceptions are always logged).
+  bool silent_terminate_on_error = false;
+  /// The per-peer routing table (per_peer only).
+  std::shared_ptr<udp_peer_table> peers;
+};
+
+/// One datagram travelling to a handler actor.
+struct udp_payload {
+  /// The bytes.
+  std::string data;
+  /// When the listener received it (monotonic ns).
+  int64_t received_at = 0;
+};
+
+/// What a listener hands to a new handler actor (Abyss's
+/// `{:abyss_received, ...}`).
+struct udp_hand_off {
+  /// The socket to reply through.
+  std::shared_ptr<datagram_socket> sock;
+  /// The sender.
+  udp_peer peer;
+  /// The first datagram.
+  udp_payload first;
+  /// The listener span's context (the connection span's parent).
+  uint64_t listener_span = 0;
+};
+
+/// Per-peer routing: which handler actor serves which peer, and the
+/// datagrams that arrive while a peer's actor is being started. Sharded;
+/// thread-safe.
+class udp_peer_table {
+public:
+  /// The most datagrams held for a peer whose actor is starting.
+  static constexpr size_t max_pending = 64;
+
+  /// What `route` decided.
+  enum class outcome : uint8_t {
+    /// Sent to the peer's actor.
+    delivered,
+    /// Held until the peer's actor runs.
+    held,
+    /// No actor for this peer: the caller starts one and calls `started`.
+    start,
+    /// Too many datagrams held for a starting actor: dropped.
+    dropped,
+  };
+
+  /// Delivers `payload` to `peer`'s actor, holds it, or asks the caller to
+  /// start one (then `payload` stays with the caller).
+  outcome route(const udp_peer& peer, udp_payload& payload);
+
+  /// The actor for `peer` runs: held datagrams go to it.
+  void started(const udp_peer& peer, const caf::actor& actor);
+
+  /// Starting `peer`'s actor failed: held datagrams are dropped. Returns
+  /// how many.
+  size_t failed(const udp_peer& peer);
+
+  /// `actor` ends: forgets it (if it still serves `peer`).
+  void ended(const udp_peer& peer, const caf::actor_addr& actor);
+
+  /// Number of peers with an actor (or one starting).
+  size_t size() const;
+
+private:
+  struct entry {
+    caf::actor actor;
+    std::vector<udp_payload> pending;
+  };
+  struct shard {
+    mutable std::mutex mtx;
+    std::unordered_map<udp_peer, entry, udp_peer_hash> map;
+  };
+  static constexpr size_t num_shards = 16;
+  shard& shard_of(const udp_peer& peer) {
+    return shards_[peer.hash() % num_shards];
+  }
+  shard shards_[num_shards];
+};
+
+} // namespace detail
+
+/// Spawns a UDP handler actor from inside `parent` (the connection
+/// supervisor's start function).
+caf::actor spawn_udp_session(caf::event_based_actor* parent,
+                             std::shared_ptr<const detail::udp_session_config> config,
+                             detail::udp_hand_off hand_off);
+
+} // namespace atl
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(atl::detail::udp_hand_off)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(atl::detail::udp_payload)

@@ -1,0 +1,17 @@
+// The UDP connection supervisor role: a dynamic supervisor of handler
+// actors, at most `num_connections` at once.
+#pragma once
+
+#include <memory>
+
+#include "atoll/runtime/supervisor.hpp"
+#include "atoll/supervisors/udp_server_context.hpp"
+
+namespace atl::detail {
+
+/// The connection supervisor's child spec (simple_one_for_one, max
+/// `num_connections`; children temporary, stopped with `shutdown_timeout`).
+/// `start_child` takes a `udp_hand_off`.
+child_spec udp_connection_supervisor_spec(std::shared_ptr<udp_server_context> ctx);
+
+} // namespace atl::detail

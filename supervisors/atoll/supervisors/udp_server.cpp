@@ -1,0 +1,201 @@
+#include "atoll/supervisors/udp_server.hpp"
+
+#include <caf/actor_system.hpp>
+
+#include "atoll/runtime/error.hpp"
+#include "atoll/supervisors/udp_connection_supervisor.hpp"
+#include "atoll/supervisors/udp_listener_pool.hpp"
+#include "atoll/supervisors/udp_rate_limiter.hpp"
+#include "atoll/supervisors/udp_server_context.hpp"
+#include "atoll/supervisors/udp_shutdown_listener.hpp"
+
+namespace atl {
+
+namespace {
+
+caf::expected<std::shared_ptr<detail::udp_server_context>> make_context(caf::actor_system& sys,
+                                                                        udp_server_options opts) {
+  if (auto err = validate(opts))
+    return err;
+  auto io = reactor::of(sys);
+  if (!io)
+    return io.error();
+  auto events = opts.telemetry ? opts.telemetry : telemetry::default_bus();
+  return std::make_shared<detail::udp_server_context>(std::move(opts), std::move(*io),
+                                                      std::move(events));
+}
+
+/// The tree: rate limiter (if on), connection supervisor, listener pool,
+/// shutdown listener, under rest_for_one. The connection supervisor comes
+/// before the listeners because they hand it datagrams: when it restarts,
+/// they restart too.
+std::pair<supervisor_flags, std::vector<child_spec>>
+server_tree(const std::shared_ptr<detail::udp_server_context>& ctx) {
+  supervisor_flags flags;
+  flags.strategy = strategy::rest_for_one;
+  flags.name = ctx->options().name;
+  flags.on_stop = [ctx] { ctx->stopping = true; };
+  std::vector<child_spec> children;
+  if (ctx->limiter())
+    children.push_back(detail::udp_rate_limiter_spec(ctx));
+  children.push_back(detail::udp_connection_supervisor_spec(ctx));
+  children.push_back(detail::udp_listener_pool_spec(ctx));
+  children.push_back(detail::udp_shutdown_listener_spec(ctx));
+  return {std::move(flags), std::move(children)};
+}
+
+caf::error no_server() {
+  return caf::make_error(errc::not_found, "no server");
+}
+
+} // namespace
+
+caf::expected<udp_server> start_udp_server(caf::actor_system& sys, udp_server_options opts) {
+  auto ctx = make_context(sys, std::move(opts));
+  if (!ctx)
+    return ctx.error();
+  auto [flags, children] = server_tree(*ctx);
+  auto sup = start_supervisor(sys, std::move(flags), std::move(children));
+  if (!sup)
+    return sup.error();
+  (*ctx)->set_server(*sup);
+  return udp_server{&sys, std::move(*ctx)};
+}
+
+caf::expected<udp_server_child> make_udp_server_child(caf::actor_system& sys, std::string id,
+                                                      udp_server_options opts) {
+  auto ctx = make_context(sys, std::move(opts));
+  if (!ctx)
+    return ctx.error();
+  auto [flags, children] = server_tree(*ctx);
+  auto spec = supervisor_child(std::move(id), std::move(flags), std::move(children));
+  auto start = std::move(spec.start);
+  spec.start = [start{std::move(start)}, ctx{*ctx}](start_context& sc) {
+    ctx->stopping = false; // a restart runs again
+    auto sup = start(sc);
+    if (sup)
+      ctx->set_server(*sup);
+    return sup;
+  };
+  return udp_server_child{std::move(spec), udp_server{&sys, *ctx}};
+}
+
+caf::actor udp_server::handle() const {
+  return ctx_ ? ctx_->server() : caf::actor{};
+}
+
+caf::expected<endpoint> udp_server::listener_info() const {
+  if (!ctx_)
+    return no_server();
+  auto sockets = ctx_->sockets();
+  if (sockets.empty())
+    return caf::make_error(errc::suspended, "the server is not receiving");
+  return sockets.front()->socket()->local();
+}
+
+server_status udp_server::status() const {
+  if (!ctx_ || ctx_->stopping.load() || !handle())
+    return server_status::stopped;
+  return ctx_->sockets().empty() ? server_status::suspended : server_status::running;
+}
+
+caf::expected<udp_server_info> udp_server::info() const {
+  if (!ctx_)
+    return no_server();
+  udp_server_info result;
+  result.status = status();
+  if (auto local = listener_info())
+    result.local = *local;
+  if (auto sup = ctx_->connection_supervisor())
+    if (auto counts = count_children(*sys_, sup))
+      result.active_handlers = counts->active;
+  return result;
+}
+
+caf::expected<std::vector<caf::actor>> udp_server::connections() const {
+  if (!ctx_)
+    return no_server();
+  std::vector<caf::actor> result;
+  auto sup = ctx_->connection_supervisor();
+  if (!sup)
+    return result;
+  auto children = which_children(*sys_, sup);
+  if (!children)
+    return children.error();
+  for (auto& child : *children)
+    if (child.handle)
+      result.push_back(child.handle);
+  return result;
+}
+
+caf::error udp_server::suspend() {
+  if (!ctx_)
+    return no_server();
+  return terminate_child(*sys_, handle(), std::string{"listener_pool"});
+}
+
+caf::error udp_server::resume() {
+  if (!ctx_)
+    return no_server();
+  auto pool = restart_child(*sys_, handle(), "listener_pool");
+  if (!pool && pool.error() != errc::running)
+    return pool.error();
+  return caf::none;
+}
+
+caf::error udp_server::stop(std::optional<std::chrono::milliseconds> timeout) {
+  if (!ctx_)
+    return no_server();
+  auto sup = handle();
+  if (!sup)
+    return caf::none;
+  if (!timeout) {
+    const auto& policy = ctx_->options().shutdown_timeout;
+    constexpr std::chrono::milliseconds grace{5000};
+    if (policy.which() == shutdown_policy::kind::infinity ||
+        policy.time() > std::chrono::milliseconds::max() - grace)
+      timeout = std::chrono::milliseconds::max();
+    else
+      timeout = policy.time() + grace;
+  }
+  return stop_supervisor(*sys_, sup, *timeout);
+}
+
+caf::expected<tree_node> udp_server::tree() const {
+  if (!ctx_)
+    return no_server();
+  return snapshot_tree(*sys_, handle());
+}
+
+udp_server_stats udp_server::stats() const {
+  udp_server_stats s;
+  if (!ctx_)
+    return s;
+  auto& d = ctx_->drops();
+  s.received = d.received.load(std::memory_order_relaxed);
+  s.too_large = d.too_large.load(std::memory_order_relaxed);
+  s.rate_limited = d.rate_limited.load(std::memory_order_relaxed);
+  s.spawn_failed = d.spawn_failed.load(std::memory_order_relaxed);
+  if (ctx_->limiter())
+    s.rate_limit = ctx_->limiter()->stats();
+  if (auto& peers = ctx_->sessions()->peers)
+    s.peers = peers->size();
+  return s;
+}
+
+caf::error udp_server::set_rate_limit(uint32_t max_packets, std::chrono::milliseconds window) {
+  if (!ctx_)
+    return no_server();
+  if (!ctx_->limiter())
+    return caf::make_error(errc::unsupported_operation,
+                           "rate limiting is off (rate_limit_enabled = false)");
+  auto check = ctx_->options();
+  check.rate_limit_max_packets = max_packets;
+  check.rate_limit_window = window;
+  if (auto err = validate(check))
+    return err;
+  ctx_->limiter()->set_config(rate_limit_config{max_packets, window}, telemetry::monotonic_time());
+  return caf::none;
+}
+
+} // namespace atl

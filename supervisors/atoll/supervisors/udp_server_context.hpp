@@ -1,0 +1,186 @@
+// State shared by one UDP server's actors: options, the handler actors'
+// configuration, the open sockets, the connection supervisor, the rate
+// limiter and the drop counters.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_addr.hpp>
+
+#include "atoll/handlers/udp_session.hpp"
+#include "atoll/runtime/logger.hpp"
+#include "atoll/runtime/reactor.hpp"
+#include "atoll/runtime/telemetry.hpp"
+#include "atoll/supervisors/rate_limiter.hpp"
+#include "atoll/supervisors/udp_server_options.hpp"
+#include "atoll/transports/datagram_socket.hpp"
+
+namespace atl::detail {
+
+/// One open UDP socket with its reactor registration, shared by the
+/// listeners receiving on it. Thread-safe.
+class udp_endpoint {
+public:
+  /// Registers `sock` with `io` as a shared registration.
+  [[nodiscard]] static caf::expected<std::shared_ptr<udp_endpoint>>
+  make(std::shared_ptr<datagram_socket> sock, std::shared_ptr<reactor> io);
+
+  udp_endpoint(std::shared_ptr<datagram_socket> sock, std::shared_ptr<reactor> io,
+               fd_registration reg)
+    : sock_(std::move(sock)), io_(std::move(io)), reg_(reg) {}
+
+  ~udp_endpoint();
+
+  /// Stops receiving: removes the registration and closes the socket (the
+  /// port is free again; handlers' sends then fail with `errc::closed`).
+  /// Idempotent.
+  void close();
+
+  /// True once closed.
+  bool closed() const noexcept {
+    return closed_.load();
+  }
+
+  /// The socket.
+  const std::shared_ptr<datagram_socket>& socket() const noexcept {
+    return sock_;
+  }
+
+  /// The registration the listeners join.
+  const fd_registration& registration() const noexcept {
+    return reg_;
+  }
+
+  /// The reactor.
+  reactor& io() const noexcept {
+    return *io_;
+  }
+
+private:
+  std::shared_ptr<datagram_socket> sock_;
+  std::shared_ptr<reactor> io_;
+  fd_registration reg_;
+  std::atomic<bool> closed_{false};
+  std::mutex mtx_;
+};
+
+/// Datagrams a server dropped, by cause.
+struct udp_drop_counters {
+  /// Larger than `max_packet_size`.
+  std::atomic<uint64_t> too_large{0};
+  /// Over the rate limit.
+  std::atomic<uint64_t> rate_limited{0};
+  /// No handler actor could be started (at the limit after the retries).
+  std::atomic<uint64_t> spawn_failed{0};
+  /// Received (all, before any drop).
+  std::atomic<uint64_t> received{0};
+};
+
+/// Shared by the actors of one UDP server. Thread-safe.
+class udp_server_context {
+public:
+  /// Builds the context of a validated configuration.
+  udp_server_context(udp_server_options opts, std::shared_ptr<reactor> io,
+                     std::shared_ptr<telemetry::bus> events);
+
+  /// The options.
+  const udp_server_options& options() const noexcept {
+    return opts_;
+  }
+
+  /// The configuration every handler actor gets.
+  const std::shared_ptr<const udp_session_config>& sessions() const noexcept {
+    return sessions_;
+  }
+
+  /// The reactor.
+  const std::shared_ptr<reactor>& io() const noexcept {
+    return io_;
+  }
+
+  /// The telemetry bus.
+  const std::shared_ptr<telemetry::bus>& events() const noexcept {
+    return events_;
+  }
+
+  /// The listener span's prefix {"atoll", "udp", "listener"}.
+  const std::shared_ptr<const telemetry::event_name>& listener_prefix() const noexcept {
+    return listener_prefix_;
+  }
+
+  /// The listener's frequent events, built only for their subscribers.
+  const telemetry::interest& receiving_event() const noexcept {
+    return *receiving_;
+  }
+
+  /// See above.
+  const telemetry::interest& waiting_event() const noexcept {
+    return *waiting_;
+  }
+
+  /// The rate limiter (null when rate limiting is off).
+  const std::shared_ptr<rate_limiter>& limiter() const noexcept {
+    return limiter_;
+  }
+
+  /// Drop counters.
+  udp_drop_counters& drops() noexcept {
+    return drops_;
+  }
+
+  // -- sockets ----------------------------------------------------------------------
+
+  /// Makes `sockets` the open sockets.
+  void publish_sockets(std::vector<std::shared_ptr<udp_endpoint>> sockets);
+
+  /// Closes and forgets the open sockets.
+  void close_sockets();
+
+  /// The open sockets (empty while suspended).
+  std::vector<std::shared_ptr<udp_endpoint>> sockets() const;
+
+  // -- connection supervisor --------------------------------------------------------
+
+  /// Records the connection supervisor.
+  void set_connection_supervisor(const caf::actor& sup);
+
+  /// The connection supervisor, if it runs.
+  caf::actor connection_supervisor() const;
+
+  // -- server ------------------------------------------------------------------------
+
+  /// True once the server began to stop.
+  std::atomic<bool> stopping{false};
+
+  /// Records the server supervisor (held strongly, see `server_context`).
+  void set_server(const caf::actor& sup);
+
+  /// The server supervisor, if started.
+  caf::actor server() const;
+
+private:
+  udp_server_options opts_;
+  std::shared_ptr<reactor> io_;
+  std::shared_ptr<telemetry::bus> events_;
+  std::shared_ptr<const udp_session_config> sessions_;
+  std::shared_ptr<const telemetry::event_name> listener_prefix_;
+  std::unique_ptr<telemetry::interest> receiving_;
+  std::unique_ptr<telemetry::interest> waiting_;
+  std::shared_ptr<rate_limiter> limiter_;
+  udp_drop_counters drops_;
+  mutable std::mutex mtx_;
+  std::vector<std::shared_ptr<udp_endpoint>> sockets_;
+  caf::actor_addr conn_sup_;
+  caf::actor server_;
+};
+
+/// The UDP events and their log levels (registered once by the first
+/// context).
+const log_level_table& udp_log_levels();
+
+} // namespace atl::detail
