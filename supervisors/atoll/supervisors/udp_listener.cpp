@@ -73,13 +73,13 @@ private:
     const auto& opts = ctx_->options();
     auto& batch = thread_batch(opts.max_packet_size);
     for (int round = 0; round < batches_per_event; ++round) {
-      if (sock_->closed()) {
+      if (sock_->stopped()) {
         quit();
         return;
       }
       auto n = sock_->socket()->receive(batch);
       if (!n) {
-        if (sock_->closed())
+        if (sock_->stopped())
           quit();
         else
           quit(n.error()); // restarted by the pool
@@ -101,7 +101,7 @@ private:
     if (span_.enabled(ctx_->waiting_event()))
       span_.emit(ctx_->waiting_event(), {{"monotonic_time", telemetry::monotonic_time()}});
     if (auto err = sock_->io().rearm(sock_->registration(), io_events::readable)) {
-      if (sock_->closed())
+      if (sock_->stopped())
         quit();
       else
         quit(err);

@@ -43,6 +43,7 @@ child_spec udp_listener_pool_spec(std::shared_ptr<udp_server_context> ctx) {
     }
     // Whatever ends the pool, its sockets close with it.
     (*sup)->attach_functor([ctx, sockets](const caf::error&) {
+      ctx->close_sockets();
       for (auto& s : sockets)
         s->close();
     });

@@ -18,11 +18,15 @@ udp_endpoint::~udp_endpoint() {
   close();
 }
 
-void udp_endpoint::close() {
+void udp_endpoint::stop_receiving() {
   std::lock_guard<std::mutex> guard{mtx_};
-  if (closed_.exchange(true))
+  if (stopped_.exchange(true))
     return;
   io_->remove(reg_);
+}
+
+void udp_endpoint::close() {
+  stop_receiving();
   sock_->close();
 }
 
@@ -96,6 +100,11 @@ void udp_server_context::close_sockets() {
   }
   for (auto& s : sockets)
     s->close();
+}
+
+void udp_server_context::stop_receiving() {
+  for (auto& s : sockets())
+    s->stop_receiving();
 }
 
 std::vector<std::shared_ptr<udp_endpoint>> udp_server_context::sockets() const {

@@ -36,14 +36,18 @@ public:
 
   ~udp_endpoint();
 
-  /// Stops receiving: removes the registration and closes the socket (the
-  /// port is free again; handlers' sends then fail with `errc::closed`).
-  /// Idempotent.
+  /// Stops receiving: removes the registration, so the listeners get no
+  /// more events; the socket stays open for the handlers' sends (a stop's
+  /// goodbyes). Idempotent.
+  void stop_receiving();
+
+  /// Stops receiving and closes the socket (the port is free again;
+  /// handlers' sends then fail with `errc::closed`). Idempotent.
   void close();
 
-  /// True once closed.
-  bool closed() const noexcept {
-    return closed_.load();
+  /// True once `stop_receiving` or `close` ran.
+  bool stopped() const noexcept {
+    return stopped_.load();
   }
 
   /// The socket.
@@ -65,7 +69,7 @@ private:
   std::shared_ptr<datagram_socket> sock_;
   std::shared_ptr<reactor> io_;
   fd_registration reg_;
-  std::atomic<bool> closed_{false};
+  std::atomic<bool> stopped_{false};
   std::mutex mtx_;
 };
 
@@ -140,6 +144,9 @@ public:
 
   /// Closes and forgets the open sockets.
   void close_sockets();
+
+  /// Stops receiving on the open sockets (they stay open for sends).
+  void stop_receiving();
 
   /// The open sockets (empty while suspended).
   std::vector<std::shared_ptr<udp_endpoint>> sockets() const;

@@ -20,7 +20,9 @@ caf::behavior udp_shutdown_listener(caf::event_based_actor* self,
       self->quit(reason); // a restart of the tree, not a stop
       return;
     }
-    ctx->close_sockets();
+    // Nothing more is received; the sockets stay open for the goodbyes of
+    // `handle_shutdown` and close with the listener pool, after the drain.
+    ctx->stop_receiving();
     auto sup = ctx->connection_supervisor();
     if (!sup) {
       self->quit(reason);

@@ -28,8 +28,12 @@ namespace atl {
 
 /// Options of a UDP socket. Every socket is non-blocking whatever is set here.
 struct udp_options {
-  /// SO_REUSEADDR (Abyss's default: on).
-  bool reuseaddr = true;
+  /// SO_REUSEADDR. Off by default, unlike Abyss: on Linux it lets a second
+  /// UDP socket bind the same address and port silently (the datagrams then
+  /// go to one of them), so a port in use would not be reported. UDP has no
+  /// TIME_WAIT, so restarts do not need it; multicast listeners sharing a
+  /// port with other programs do.
+  bool reuseaddr = false;
   /// SO_REUSEPORT: several sockets bind the same port and the kernel spreads
   /// datagrams over them by source address (one per listener).
   bool reuseport = false;

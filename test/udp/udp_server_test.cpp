@@ -1,0 +1,578 @@
+// The UDP server (Abyss's role) driven by real UDP clients on loopback:
+// echo, lifetimes and callback order, drops (size, rate), suspend/resume,
+// stop with a goodbye, telemetry, the tree, and option validation.
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <string>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "atoll/all.hpp"
+#include "support/test_support.hpp"
+
+using namespace atl;
+using namespace atl::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A blocking UDP client bound to `source` (any free port).
+class udp_client {
+public:
+  explicit udp_client(const char* source = "127.0.0.1") {
+    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    BOOST_REQUIRE(fd_ >= 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    ::inet_pton(AF_INET, source, &sin.sin_addr);
+    BOOST_REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&sin), sizeof(sin)) == 0);
+    timeval tv{0, 200000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+
+  udp_client(const udp_client&) = delete;
+  udp_client& operator=(const udp_client&) = delete;
+
+  ~udp_client() {
+    ::close(fd_);
+  }
+
+  void send(const endpoint& to, const std::string& data) {
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(to.port);
+    ::inet_pton(AF_INET, to.address.c_str(), &sin.sin_addr);
+    auto n =
+        ::sendto(fd_, data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&sin), sizeof(sin));
+    BOOST_REQUIRE_EQUAL(n, static_cast<ssize_t>(data.size()));
+  }
+
+  /// The next datagram, or nullopt after `timeout` without one.
+  std::optional<std::string> recv(std::chrono::milliseconds timeout = 3000ms) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string buf(70000, '\0');
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto n = ::recv(fd_, buf.data(), buf.size(), 0);
+      if (n >= 0) {
+        buf.resize(static_cast<size_t>(n));
+        return buf;
+      }
+    }
+    return std::nullopt;
+  }
+
+  uint16_t port() const {
+    sockaddr_in sin{};
+    socklen_t len = sizeof(sin);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&sin), &len);
+    return ntohs(sin.sin_port);
+  }
+
+private:
+  int fd_ = -1;
+};
+
+class echo_handler : public udp_handler {
+public:
+  verdict handle_data(std::string_view data, socket& sock) override {
+    static_cast<void>(sock.send(data));
+    return verdict::proceed();
+  }
+};
+
+/// Records every callback with the actor's id, and echoes "<n>:<data>"
+/// where n counts the datagrams this handler object saw.
+class recording_handler : public udp_handler {
+public:
+  explicit recording_handler(std::shared_ptr<event_log> log) : log_(std::move(log)) {}
+
+  verdict handle_connection(socket&) override {
+    log_->add(tag("connection"));
+    return verdict::proceed();
+  }
+
+  verdict handle_data(std::string_view data, socket& sock) override {
+    ++seen_;
+    log_->add(tag("data"));
+    static_cast<void>(sock.send(std::to_string(seen_) + ":" + std::string{data}));
+    if (data == "close")
+      return verdict::close();
+    if (data == "throw")
+      throw std::runtime_error("boom");
+    return verdict::proceed();
+  }
+
+  void handle_close(socket&) override {
+    log_->add(tag("close"));
+  }
+
+  void handle_timeout(socket& sock) override {
+    log_->add(tag("timeout"));
+    static_cast<void>(sock.send("timeout"));
+  }
+
+  void handle_shutdown(socket& sock) override {
+    log_->add(tag("shutdown"));
+    static_cast<void>(sock.send("bye"));
+  }
+
+  void handle_error(const caf::error& reason, socket&) override {
+    log_->add(tag(reason == errc::handler_exception ? "error:exception" : "error"));
+  }
+
+private:
+  std::string tag(const char* what) const {
+    auto* s = self();
+    return std::string{what} + "@" + (s ? std::to_string(s->id()) : std::string{"?"});
+  }
+
+  std::shared_ptr<event_log> log_;
+  int seen_ = 0;
+};
+
+/// The callbacks of `log` without the actor ids.
+std::vector<std::string> names(const event_log& log) {
+  std::vector<std::string> out;
+  for (auto& e : log.entries())
+    out.push_back(e.substr(0, e.find('@')));
+  return out;
+}
+
+/// The actor id of entry `i`.
+std::string actor_of(const event_log& log, size_t i) {
+  auto e = log.entries().at(i);
+  return e.substr(e.find('@') + 1);
+}
+
+udp_server_options loopback_options() {
+  udp_server_options opts;
+  opts.port = 0;
+  opts.address = bind_address::loopback();
+  opts.num_listeners = 2;
+  opts.telemetry = std::make_shared<telemetry::bus>();
+  return opts;
+}
+
+struct udp_fixture : system_fixture {
+  std::optional<udp_server> srv;
+  endpoint where;
+
+  void start(udp_server_options opts) {
+    auto s = start_udp_server(sys, std::move(opts));
+    BOOST_REQUIRE_MESSAGE(s, (s ? std::string{} : describe(s.error())));
+    srv = *s;
+    auto ep = srv->listener_info();
+    BOOST_REQUIRE(ep);
+    where = *ep;
+  }
+
+  ~udp_fixture() {
+    if (srv)
+      BOOST_CHECK(!srv->stop(10s));
+  }
+};
+
+/// Collects telemetry events as "name" strings with selected fields.
+struct event_recorder {
+  std::shared_ptr<telemetry::bus> bus;
+  telemetry::subscription sub;
+  std::mutex mtx;
+  std::vector<telemetry::event> events;
+
+  explicit event_recorder(std::shared_ptr<telemetry::bus> b) : bus(std::move(b)) {
+    sub = bus->attach({"atoll", "udp"}, [this](const telemetry::event& ev) {
+      std::lock_guard<std::mutex> guard{mtx};
+      events.push_back(ev);
+    });
+  }
+
+  ~event_recorder() {
+    bus->detach(sub);
+  }
+
+  std::vector<telemetry::event> named(const std::string& name) {
+    std::lock_guard<std::mutex> guard{mtx};
+    std::vector<telemetry::event> out;
+    for (auto& ev : events)
+      if (telemetry::to_string(ev.name) == name)
+        out.push_back(ev);
+    return out;
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(udp_server_suite)
+
+BOOST_FIXTURE_TEST_CASE(echoes_every_size_from_many_source_ports, udp_fixture) {
+  auto opts = loopback_options();
+  opts.set_handler<echo_handler>();
+  opts.max_packet_size = 9000;
+  start(opts);
+  BOOST_CHECK_EQUAL(where.address, "127.0.0.1");
+  BOOST_CHECK(where.port != 0);
+  for (size_t size : {size_t{0}, size_t{1}, size_t{64}, size_t{1472}, size_t{8999}, size_t{9000}}) {
+    udp_client c;
+    std::string payload(size, 'x');
+    for (size_t i = 0; i < size; ++i)
+      payload[i] = static_cast<char>('a' + (i * 7 + size) % 26);
+    c.send(where, payload);
+    auto got = c.recv();
+    BOOST_REQUIRE_MESSAGE(got, "no echo for " << size << " bytes");
+    BOOST_CHECK(*got == payload);
+  }
+  // 20 clients at once, 5 datagrams each: all echoed to the right sender.
+  std::vector<std::unique_ptr<udp_client>> clients;
+  for (int i = 0; i < 20; ++i)
+    clients.push_back(std::make_unique<udp_client>());
+  for (int round = 0; round < 5; ++round)
+    for (size_t i = 0; i < clients.size(); ++i)
+      clients[i]->send(where, std::to_string(i) + "/" + std::to_string(round));
+  for (size_t i = 0; i < clients.size(); ++i) {
+    std::multiset<std::string> got;
+    for (int round = 0; round < 5; ++round) {
+      auto d = clients[i]->recv();
+      BOOST_REQUIRE(d);
+      got.insert(*d);
+    }
+    for (int round = 0; round < 5; ++round)
+      BOOST_CHECK_EQUAL(got.count(std::to_string(i) + "/" + std::to_string(round)), 1u);
+  }
+  auto s = srv->stats();
+  BOOST_CHECK_EQUAL(s.received, 6u + 100u);
+  BOOST_CHECK_EQUAL(s.too_large + s.rate_limited + s.spawn_failed, 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(drops_oversized_datagrams_and_reports_their_size, udp_fixture) {
+  auto opts = loopback_options();
+  opts.set_handler<echo_handler>();
+  opts.max_packet_size = 100;
+  event_recorder rec{opts.telemetry};
+  start(opts);
+  udp_client c;
+  c.send(where, std::string(101, 'a'));
+  c.send(where, std::string(5000, 'b'));
+  c.send(where, std::string(100, 'c'));
+  auto got = c.recv();
+  BOOST_REQUIRE(got);
+  BOOST_CHECK_EQUAL(*got, std::string(100, 'c')); // the only one answered
+  BOOST_CHECK(!c.recv(300ms));
+  BOOST_CHECK(wait_until([&] { return srv->stats().too_large == 2; }));
+  auto events = rec.named("atoll.udp.listener.packet_too_large");
+  BOOST_REQUIRE_EQUAL(events.size(), 2u);
+  std::set<uint64_t> sizes;
+  for (auto& ev : events) {
+    sizes.insert(ev.metadata.get_or<uint64_t>("packet_size", 0));
+    BOOST_CHECK_EQUAL(ev.metadata.get_or<std::string>("remote_address", ""), "127.0.0.1");
+    BOOST_CHECK_EQUAL(ev.metadata.get_or<uint64_t>("remote_port", 0), c.port());
+  }
+  BOOST_CHECK((sizes == std::set<uint64_t>{101, 5000}));
+}
+
+BOOST_FIXTURE_TEST_CASE(rate_limit_passes_exactly_n_per_source_ip, udp_fixture) {
+  auto opts = loopback_options();
+  opts.set_handler<echo_handler>();
+  opts.rate_limit_enabled = true;
+  opts.rate_limit_max_packets = 5;
+  opts.rate_limit_window = 60s; // no refill during the test
+  event_recorder rec{opts.telemetry};
+  start(opts);
+  udp_client a;
+  for (int i = 0; i < 8; ++i)
+    a.send(where, "a" + std::to_string(i));
+  std::set<std::string> got;
+  while (auto d = a.recv(500ms))
+    got.insert(*d);
+  BOOST_CHECK_EQUAL(got.size(), 5u);
+  // Another port of the same IP shares the bucket: nothing passes.
+  udp_client a2;
+  a2.send(where, "same ip");
+  BOOST_CHECK(!a2.recv(300ms));
+  // Another IP has its own bucket.
+  udp_client b{"127.0.0.2"};
+  b.send(where, "other ip");
+  auto d = b.recv();
+  BOOST_REQUIRE(d);
+  BOOST_CHECK_EQUAL(*d, "other ip");
+  BOOST_CHECK(wait_until([&] { return srv->stats().rate_limited == 4; }));
+  auto s = srv->stats();
+  BOOST_REQUIRE(s.rate_limit);
+  BOOST_CHECK_EQUAL(s.rate_limit->allowed, 6u);
+  BOOST_CHECK_EQUAL(s.rate_limit->dropped, 4u);
+  auto events = rec.named("atoll.udp.listener.rate_limit_exceeded");
+  BOOST_REQUIRE_EQUAL(events.size(), 4u);
+  BOOST_CHECK_EQUAL(events[0].metadata.get_or<std::string>("remote_address", ""), "127.0.0.1");
+  // Raising the limit at run time lets the source send again.
+  BOOST_CHECK(srv->set_rate_limit(5, 1ms) == caf::none);
+  BOOST_CHECK(wait_until([&] {
+    a.send(where, "again");
+    return a.recv(100ms).has_value();
+  }));
+  BOOST_CHECK(srv->set_rate_limit(0, 1s) == errc::invalid_option);
+}
+
+BOOST_FIXTURE_TEST_CASE(per_datagram_actor_ends_after_its_datagram, udp_fixture) {
+  auto log = std::make_shared<event_log>();
+  auto opts = loopback_options();
+  opts.set_handler<recording_handler>(log);
+  start(opts);
+  udp_client c;
+  c.send(where, "one");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "1:one");
+  c.send(where, "two");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "1:two"); // a fresh handler object
+  BOOST_REQUIRE(log->wait_for_size(6));
+  BOOST_CHECK((names(*log) == std::vector<std::string>{"connection", "data", "close", "connection",
+                                                       "data", "close"}));
+  BOOST_CHECK(actor_of(*log, 0) != actor_of(*log, 3));
+  BOOST_CHECK(wait_until([&] { return srv->connections()->empty(); }));
+}
+
+BOOST_FIXTURE_TEST_CASE(per_peer_actor_serves_one_peer_until_silence, udp_fixture) {
+  auto log = std::make_shared<event_log>();
+  auto opts = loopback_options();
+  opts.set_handler<recording_handler>(log);
+  opts.lifetime = udp_lifetime::per_peer;
+  opts.read_timeout = 300ms;
+  start(opts);
+  udp_client c;
+  udp_client other;
+  for (int i = 1; i <= 3; ++i) {
+    c.send(where, "m" + std::to_string(i));
+    BOOST_CHECK_EQUAL(c.recv().value_or("-"), std::to_string(i) + ":m" + std::to_string(i));
+  }
+  other.send(where, "x");
+  BOOST_CHECK_EQUAL(other.recv().value_or("-"), "1:x");
+  BOOST_CHECK_EQUAL(srv->stats().peers, 2u);
+  BOOST_CHECK_EQUAL(srv->connections()->size(), 2u);
+  // Silence: each actor times out (its handler still sends), then ends.
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "timeout");
+  BOOST_CHECK_EQUAL(other.recv().value_or("-"), "timeout");
+  BOOST_CHECK(wait_until([&] { return srv->connections()->empty(); }));
+  BOOST_CHECK_EQUAL(srv->stats().peers, 0u);
+  // All of c's callbacks ran in one actor, in order.
+  std::vector<std::string> of_c;
+  auto first = actor_of(*log, 0);
+  for (size_t i = 0; i < log->size(); ++i)
+    if (actor_of(*log, i) == first)
+      of_c.push_back(names(*log)[i]);
+  BOOST_CHECK((of_c == std::vector<std::string>{"connection", "data", "data", "data", "timeout"}));
+  // The next datagram starts a new actor.
+  c.send(where, "again");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "1:again");
+}
+
+BOOST_FIXTURE_TEST_CASE(close_verdict_and_exceptions_end_one_actor_only, udp_fixture) {
+  auto log = std::make_shared<event_log>();
+  auto opts = loopback_options();
+  opts.set_handler<recording_handler>(log);
+  opts.lifetime = udp_lifetime::per_peer;
+  start(opts);
+  udp_client c;
+  udp_client bystander;
+  bystander.send(where, "hi");
+  BOOST_CHECK_EQUAL(bystander.recv().value_or("-"), "1:hi");
+  c.send(where, "close");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "1:close");
+  BOOST_REQUIRE(log->wait_for_size(5));
+  c.send(where, "throw");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "1:throw");
+  BOOST_REQUIRE(wait_until([&] {
+    auto n = names(*log);
+    return std::count(n.begin(), n.end(), "error:exception") == 1;
+  }));
+  // The bystander's actor (the same one) still counts its datagrams.
+  bystander.send(where, "still");
+  BOOST_CHECK_EQUAL(bystander.recv().value_or("-"), "2:still");
+  auto n = names(*log);
+  BOOST_CHECK_EQUAL(std::count(n.begin(), n.end(), "close"), 1);
+}
+
+BOOST_FIXTURE_TEST_CASE(suspend_stops_receiving_and_frees_the_port, udp_fixture) {
+  auto opts = loopback_options();
+  opts.set_handler<echo_handler>();
+  opts.port = 0;
+  start(opts);
+  udp_client c;
+  c.send(where, "before");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "before");
+  BOOST_REQUIRE(srv->suspend() == caf::none);
+  BOOST_CHECK(srv->status() == server_status::suspended);
+  BOOST_CHECK(srv->listener_info().error() == errc::suspended);
+  c.send(where, "while suspended");
+  BOOST_CHECK(!c.recv(300ms));
+  BOOST_REQUIRE(srv->resume() == caf::none);
+  BOOST_CHECK(srv->status() == server_status::running);
+  auto again = srv->listener_info();
+  BOOST_REQUIRE(again);
+  c.send(*again, "after");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "after");
+}
+
+BOOST_FIXTURE_TEST_CASE(suspended_port_can_be_bound_by_others, udp_fixture) {
+  auto opts = loopback_options();
+  opts.set_handler<echo_handler>();
+  start(opts);
+  auto port = where.port;
+  BOOST_REQUIRE(srv->suspend() == caf::none);
+  auto other = datagram_socket::open(bind_address::loopback(), port, udp_options{});
+  BOOST_CHECK_MESSAGE(other, "the port stayed bound while suspended");
+  if (other)
+    (*other)->close();
+  BOOST_CHECK(srv->resume() == caf::none);
+}
+
+BOOST_FIXTURE_TEST_CASE(port_in_use_fails_the_start_clearly, udp_fixture) {
+  auto opts = loopback_options();
+  opts.set_handler<echo_handler>();
+  start(opts);
+  auto second = loopback_options();
+  second.set_handler<echo_handler>();
+  second.port = where.port;
+  auto s = start_udp_server(sys, second);
+  BOOST_REQUIRE(!s);
+  BOOST_CHECK(s.error() == errc::address_in_use);
+  // The first one still answers.
+  udp_client c;
+  c.send(where, "ok");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "ok");
+}
+
+BOOST_FIXTURE_TEST_CASE(stop_sends_a_goodbye_through_handle_shutdown, system_fixture) {
+  auto log = std::make_shared<event_log>();
+  auto opts = loopback_options();
+  opts.set_handler<recording_handler>(log);
+  opts.lifetime = udp_lifetime::per_peer;
+  opts.read_timeout = infinite;
+  auto srv = start_udp_server(sys, opts);
+  BOOST_REQUIRE(srv);
+  auto where = *srv->listener_info();
+  udp_client c;
+  c.send(where, "hello");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "1:hello");
+  BOOST_REQUIRE(srv->stop(10s) == caf::none);
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "bye");
+  BOOST_CHECK((names(*log) == std::vector<std::string>{"connection", "data", "shutdown"}));
+  BOOST_CHECK(srv->status() == server_status::stopped);
+  // Stopped: nothing answers any more.
+  c.send(where, "late");
+  BOOST_CHECK(!c.recv(300ms));
+}
+
+BOOST_FIXTURE_TEST_CASE(telemetry_spans_carry_the_seed_fields, udp_fixture) {
+  auto opts = loopback_options();
+  opts.set_handler<echo_handler>();
+  opts.num_listeners = 1;
+  event_recorder rec{opts.telemetry};
+  start(opts);
+  udp_client c;
+  c.send(where, "ping");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "ping");
+  BOOST_REQUIRE(wait_until([&] { return rec.named("atoll.udp.connection.stop").size() == 1; }));
+  auto lstart = rec.named("atoll.udp.listener.start");
+  BOOST_REQUIRE_EQUAL(lstart.size(), 1u);
+  BOOST_CHECK_EQUAL(lstart[0].metadata.get_or<std::string>("local_address", ""), "127.0.0.1");
+  BOOST_CHECK_EQUAL(lstart[0].metadata.get_or<uint64_t>("local_port", 0), where.port);
+  BOOST_CHECK_EQUAL(lstart[0].metadata.get_or<std::string>("transport_module", ""), "udp");
+  BOOST_CHECK_EQUAL(rec.named("atoll.udp.listener.ready").size(), 1u);
+  auto cstart = rec.named("atoll.udp.connection.start");
+  BOOST_REQUIRE_EQUAL(cstart.size(), 1u);
+  BOOST_CHECK_EQUAL(cstart[0].metadata.get_or<std::string>("remote_address", ""), "127.0.0.1");
+  BOOST_CHECK_EQUAL(cstart[0].metadata.get_or<uint64_t>("remote_port", 0), c.port());
+  BOOST_CHECK_EQUAL(cstart[0].metadata.get_or<uint64_t>("parent_telemetry_span_context", 0),
+                    lstart[0].metadata.get_or<uint64_t>("telemetry_span_context", 1));
+  auto recv = rec.named("atoll.udp.connection.recv");
+  BOOST_REQUIRE_EQUAL(recv.size(), 1u);
+  BOOST_CHECK_EQUAL(recv[0].measurements.get_or<std::string>("data", ""), "ping");
+  BOOST_CHECK_EQUAL(rec.named("atoll.udp.connection.send").size(), 1u);
+  auto cstop = rec.named("atoll.udp.connection.stop");
+  BOOST_CHECK_EQUAL(cstop[0].measurements.get_or<uint64_t>("recv_cnt", 0), 1u);
+  BOOST_CHECK_EQUAL(cstop[0].measurements.get_or<uint64_t>("recv_oct", 0), 4u);
+  BOOST_CHECK_EQUAL(cstop[0].measurements.get_or<uint64_t>("send_cnt", 0), 1u);
+  BOOST_CHECK_EQUAL(cstop[0].measurements.get_or<uint64_t>("send_oct", 0), 4u);
+  BOOST_CHECK_EQUAL(cstop[0].metadata.get_or<std::string>("reason", ""), "local_closed");
+  BOOST_CHECK(cstop[0].measurements.contains("duration"));
+}
+
+BOOST_FIXTURE_TEST_CASE(tree_shows_the_abyss_roles, udp_fixture) {
+  auto opts = loopback_options();
+  opts.set_handler<echo_handler>();
+  opts.rate_limit_enabled = true;
+  opts.num_listeners = 3;
+  opts.name = "dns";
+  start(opts);
+  auto tree = srv->tree();
+  BOOST_REQUIRE(tree);
+  BOOST_CHECK_EQUAL(tree->role, "dns");
+  std::vector<std::string> ids;
+  for (auto& child : tree->children)
+    ids.push_back(child.role);
+  BOOST_CHECK((ids == std::vector<std::string>{"rate_limiter", "connection_sup", "listener_pool",
+                                               "shutdown_listener"}));
+  BOOST_CHECK_EQUAL(tree->children[2].children.size(), 3u);
+}
+
+BOOST_FIXTURE_TEST_CASE(limit_reached_drops_after_the_retries, udp_fixture) {
+  auto log = std::make_shared<event_log>();
+  auto opts = loopback_options();
+  opts.set_handler<recording_handler>(log);
+  opts.lifetime = udp_lifetime::per_peer;
+  opts.read_timeout = infinite;
+  opts.num_connections = 1;
+  opts.max_connections_retry_count = 1;
+  opts.max_connections_retry_wait = 50ms;
+  event_recorder rec{opts.telemetry};
+  start(opts);
+  udp_client a;
+  udp_client b;
+  a.send(where, "a");
+  BOOST_CHECK_EQUAL(a.recv().value_or("-"), "1:a");
+  b.send(where, "b");
+  BOOST_CHECK(!b.recv(500ms));
+  BOOST_CHECK(wait_until([&] { return srv->stats().spawn_failed == 1; }));
+  BOOST_CHECK_EQUAL(rec.named("atoll.udp.listener.spawn_error").size(), 1u);
+  // a keeps its actor.
+  a.send(where, "a2");
+  BOOST_CHECK_EQUAL(a.recv().value_or("-"), "2:a2");
+}
+
+BOOST_FIXTURE_TEST_CASE(every_bad_option_is_named, system_fixture) {
+  auto check = [this](const char* what, auto mutate) {
+    auto opts = loopback_options();
+    opts.set_handler<echo_handler>();
+    mutate(opts);
+    auto s = start_udp_server(sys, opts);
+    BOOST_REQUIRE_MESSAGE(!s, what << " was accepted");
+    BOOST_CHECK_MESSAGE(describe(s.error()).find(what) != std::string::npos,
+                        describe(s.error()) << " does not name " << what);
+  };
+  check("port", [](auto& o) { o.port = 70000; });
+  check("num_listeners", [](auto& o) { o.num_listeners = 0; });
+  check("num_listeners", [](auto& o) { o.num_listeners = 10001; });
+  check("num_connections", [](auto& o) { o.num_connections = 0; });
+  check("read_timeout", [](auto& o) { o.read_timeout = 0ms; });
+  check("rate_limit_max_packets", [](auto& o) { o.rate_limit_max_packets = 0; });
+  check("rate_limit_window_ms", [](auto& o) { o.rate_limit_window = 0ms; });
+  check("max_packet_size", [](auto& o) { o.max_packet_size = 0; });
+  check("max_packet_size", [](auto& o) { o.max_packet_size = 65536; });
+  check("transport.recbuf", [](auto& o) { o.transport.recbuf = -1; });
+  check("transport.multicast_ttl", [](auto& o) { o.transport.multicast_ttl = 256; });
+  check("transport.multicast_if", [](auto& o) { o.transport.multicast_if = "nope"; });
+  check("transport.membership", [](auto& o) { o.transport.membership = {"10.0.0.1"}; });
+  check("address", [](auto& o) { o.address = bind_address::local("/tmp/x.sock"); });
+  auto none = loopback_options();
+  auto s = start_udp_server(sys, none);
+  BOOST_REQUIRE(!s);
+  BOOST_CHECK(s.error() == errc::missing_option);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
