@@ -209,6 +209,41 @@ struct event_recorder {
   }
 };
 
+/// Answers later, from a mailbox message: the per-datagram actor waits for
+/// it because the verdict asks to (`proceed(timeout)`).
+class deferred_handler : public udp_handler {
+public:
+  explicit deferred_handler(std::shared_ptr<event_log> log) : log_(std::move(log)) {}
+
+  verdict handle_data(std::string_view data, socket&) override {
+    auto delay = data == "never" ? 500ms : 50ms;
+    self()->delayed_send(self(), delay, std::string{data});
+    if (data == "never")
+      return verdict::proceed(100ms); // the answer comes too late
+    return verdict::proceed(2s);
+  }
+
+  caf::message_handler message_handlers(socket& sock) override {
+    return {
+        [this, &sock](std::string& s) {
+          static_cast<void>(sock.send("later:" + s));
+          apply(verdict::close());
+        },
+    };
+  }
+
+  void handle_close(socket&) override {
+    log_->add("close");
+  }
+
+  void handle_timeout(socket&) override {
+    log_->add("timeout");
+  }
+
+private:
+  std::shared_ptr<event_log> log_;
+};
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(udp_server_suite)
@@ -573,6 +608,85 @@ BOOST_FIXTURE_TEST_CASE(every_bad_option_is_named, system_fixture) {
   auto s = start_udp_server(sys, none);
   BOOST_REQUIRE(!s);
   BOOST_CHECK(s.error() == errc::missing_option);
+}
+
+BOOST_FIXTURE_TEST_CASE(per_datagram_actor_waits_for_mailbox_messages_on_request, udp_fixture) {
+  auto log = std::make_shared<event_log>();
+  auto opts = loopback_options();
+  opts.set_handler<deferred_handler>(log);
+  start(opts);
+  udp_client c;
+  c.send(where, "q1");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "later:q1");
+  BOOST_REQUIRE(log->wait_for("close"));
+  c.send(where, "never");
+  BOOST_CHECK(!c.recv(300ms)); // the 100 ms wait ended first: no late answer
+  BOOST_REQUIRE(log->wait_for("timeout"));
+  BOOST_CHECK((log->entries() == std::vector<std::string>{"close", "timeout"}));
+}
+
+BOOST_FIXTURE_TEST_CASE(multicast_group_members_receive, udp_fixture) {
+  auto opts = loopback_options();
+  opts.set_handler<echo_handler>();
+  opts.address = bind_address::any();
+  opts.transport.membership = {"239.255.0.9"};
+  opts.transport.multicast_if = "127.0.0.1";
+  opts.transport.reuseaddr = true;
+  start(opts);
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(fd >= 0);
+  in_addr ifaddr{};
+  ::inet_pton(AF_INET, "127.0.0.1", &ifaddr);
+  ::setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &ifaddr, sizeof(ifaddr));
+  timeval tv{3, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in group{};
+  group.sin_family = AF_INET;
+  group.sin_port = htons(where.port);
+  ::inet_pton(AF_INET, "239.255.0.9", &group.sin_addr);
+  std::string msg = "to the group";
+  BOOST_CHECK(::sendto(fd, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&group),
+                       sizeof(group)) == static_cast<ssize_t>(msg.size()));
+  char buf[64] = {};
+  auto n = ::recv(fd, buf, sizeof(buf), 0);
+  ::close(fd);
+  BOOST_REQUIRE(n > 0);
+  BOOST_CHECK_EQUAL(std::string(buf, static_cast<size_t>(n)), msg);
+}
+
+BOOST_FIXTURE_TEST_CASE(send_recv_asks_and_waits_for_the_answer, udp_fixture) {
+  auto opts = loopback_options();
+  opts.set_handler<echo_handler>();
+  start(opts);
+  auto answer = send_recv(where, "question", 2s);
+  BOOST_REQUIRE(answer);
+  BOOST_CHECK_EQUAL(*answer, "question");
+  // Nobody answers on a port of our own that we never read.
+  auto silent = datagram_socket::open(bind_address::loopback(), 0, udp_options{});
+  BOOST_REQUIRE(silent);
+  auto t0 = std::chrono::steady_clock::now();
+  auto none = send_recv((*silent)->local(), "hello?", 200ms);
+  BOOST_CHECK(!none && none.error() == errc::timeout);
+  BOOST_CHECK(std::chrono::steady_clock::now() - t0 >= 200ms);
+  (*silent)->close();
+}
+
+BOOST_FIXTURE_TEST_CASE(each_listener_gets_its_own_socket_with_reuseport, udp_fixture) {
+  auto opts = loopback_options();
+  opts.set_handler<echo_handler>();
+  opts.num_listeners = 4;
+  opts.transport.reuseport = true;
+  start(opts);
+  std::vector<std::unique_ptr<udp_client>> clients;
+  for (int i = 0; i < 16; ++i)
+    clients.push_back(std::make_unique<udp_client>());
+  for (auto& c : clients)
+    c->send(where, "r");
+  for (auto& c : clients)
+    BOOST_CHECK_EQUAL(c->recv().value_or("-"), "r");
+  auto tree = srv->tree();
+  BOOST_REQUIRE(tree);
+  BOOST_CHECK_EQUAL(tree->children[1].children.size(), 4u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
