@@ -46,8 +46,11 @@ struct running_example {
 
   static std::vector<std::string> make_args(const std::string& name,
                                             std::vector<std::string> extra) {
+    // The UDP examples have listeners, not acceptors.
     std::vector<std::string> args{example_path(name), "--port=0", "--host=loopback",
-                                  "--num-acceptors=4"};
+                                  name.rfind("udp_", 0) == 0 || name.rfind("dns_", 0) == 0
+                                      ? "--num-listeners=4"
+                                      : "--num-acceptors=4"};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
@@ -91,7 +94,7 @@ std::string recv_lines(test_client& c, size_t n, std::chrono::milliseconds timeo
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (lines < n) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
+        deadline - std::chrono::steady_clock::now());
     auto chunk = left.count() > 0 ? c.recv_some(left) : std::nullopt;
     BOOST_REQUIRE_MESSAGE(chunk && !chunk->empty(), "got " << lines << " of " << n << " lines");
     lines += static_cast<size_t>(std::count(chunk->begin(), chunk->end(), '\n'));
@@ -153,7 +156,7 @@ BOOST_AUTO_TEST_CASE(daytime_sends_one_line_with_the_date) {
   auto c = ex.connect();
   auto line = c.recv_until_closed();
   static const std::regex pattern{
-    R"(^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), [A-Z][a-z]+ [ 0-9]\d, \d{4} \d\d:\d\d:\d\d UTC\r\n$)"};
+      R"(^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), [A-Z][a-z]+ [ 0-9]\d, \d{4} \d\d:\d\d:\d\d UTC\r\n$)"};
   BOOST_CHECK_MESSAGE(std::regex_match(line, pattern), "unexpected daytime line: " << line);
   ex.stop();
 }
@@ -224,8 +227,8 @@ BOOST_AUTO_TEST_CASE(examples_reject_bad_options_with_a_clear_message) {
   BOOST_CHECK_EQUAL(code4, 1);
   // A port in use.
   running_example first{"echo"};
-  auto [code5, err5] = run_failing(
-    {echo, "--host=loopback", "--port=" + std::to_string(first.address.port)});
+  auto [code5, err5] =
+      run_failing({echo, "--host=loopback", "--port=" + std::to_string(first.address.port)});
   BOOST_CHECK_EQUAL(code5, 1);
   BOOST_CHECK_MESSAGE(err5.find("address_in_use") != std::string::npos, err5);
   first.stop();
@@ -251,8 +254,8 @@ bool saw_line(child_process& client, const std::string& want) {
 BOOST_AUTO_TEST_CASE(tls_echo_echoes_to_openssl_s_client) {
   running_example ex{"tls_echo", tls_args()};
   child_process client{{"/usr/bin/openssl", "s_client", "-connect",
-                        "127.0.0.1:" + std::to_string(ex.address.port), "-quiet",
-                        "-servername", "localhost"}};
+                        "127.0.0.1:" + std::to_string(ex.address.port), "-quiet", "-servername",
+                        "localhost"}};
   BOOST_REQUIRE(client.started());
   client.write_stdin("hello over tls\n");
   BOOST_CHECK_MESSAGE(saw_line(client, "hello over tls"), client.stderr_text());
@@ -291,9 +294,9 @@ BOOST_AUTO_TEST_CASE(tls_examples_reject_bad_certificates_and_time_out_handshake
                                     "--keyfile=" + certs_dir() + "/server.key"});
   BOOST_CHECK_EQUAL(code2, 1);
   BOOST_CHECK_MESSAGE(err2.find("/nonexistent.pem") != std::string::npos, err2);
-  auto [code3, err3] = run_failing({tls_echo, "--port=0",
-                                    "--certfile=" + certs_dir() + "/server.pem",
-                                    "--keyfile=" + certs_dir() + "/other.key"});
+  auto [code3, err3] =
+      run_failing({tls_echo, "--port=0", "--certfile=" + certs_dir() + "/server.pem",
+                   "--keyfile=" + certs_dir() + "/other.key"});
   BOOST_CHECK_EQUAL(code3, 1);
   BOOST_CHECK_MESSAGE(err3.find("does not match") != std::string::npos, err3);
   // A client that never starts the handshake is dropped after the timeout.
@@ -324,18 +327,18 @@ std::string help_text(const std::string& example) {
 
 BOOST_AUTO_TEST_CASE(help_prints_the_options_and_exits_zero) {
   auto text = help_text("echo");
-  for (auto option : {"--port", "--host", "--num-acceptors=", "--num-listen-sockets=",
-                      "--num-connections=", "--read-timeout=", "--shutdown-timeout=",
-                      "--reuseport", "--detached", "--print-tree", "--log=",
-                      "--scheduler.max-threads", "--scheduler.max-throughput"})
+  for (auto option :
+       {"--port", "--host", "--num-acceptors=", "--num-listen-sockets=", "--num-connections=",
+        "--read-timeout=", "--shutdown-timeout=", "--reuseport", "--detached", "--print-tree",
+        "--log=", "--scheduler.max-threads", "--scheduler.max-throughput"})
     BOOST_CHECK_MESSAGE(text.find(option) != std::string::npos, option << " missing:\n" << text);
   // The limits.
   for (auto limit : {"0..65535", "1..10000", "1..1024", "1..512", "(0: none; default: 60000)"})
     BOOST_CHECK_MESSAGE(text.find(limit) != std::string::npos, limit << " missing:\n" << text);
   BOOST_CHECK(help_text("messenger").find("(0: none; default: 0)") != std::string::npos);
   auto tls = help_text("tls_echo");
-  for (auto option : {"--certfile=", "--keyfile=", "--cafile=", "--verify=", "--alpn=",
-                      "--handshake-timeout="})
+  for (auto option :
+       {"--certfile=", "--keyfile=", "--cafile=", "--verify=", "--alpn=", "--handshake-timeout="})
     BOOST_CHECK_MESSAGE(tls.find(option) != std::string::npos, option << " missing:\n" << tls);
   BOOST_CHECK(help_text("daytime").find("--local-time") != std::string::npos);
   BOOST_CHECK(help_text("supervision_demo").find("--crashes=") != std::string::npos);
@@ -365,7 +368,8 @@ BOOST_AUTO_TEST_CASE(examples_reject_integers_that_are_not_plain_decimal) {
   ex.stop();
   auto tree = ex.proc.stderr_text();
   size_t acceptors = 0;
-  for (auto at = tree.find("acceptor-"); at != std::string::npos; at = tree.find("acceptor-", at + 1))
+  for (auto at = tree.find("acceptor-"); at != std::string::npos;
+       at = tree.find("acceptor-", at + 1))
     ++acceptors;
   BOOST_CHECK_MESSAGE(acceptors == 10, tree);
 }
@@ -375,9 +379,9 @@ BOOST_AUTO_TEST_CASE(examples_reject_values_beyond_the_limits) {
   // Limits of the server (server_options validation).
   expect_refused({echo, "--port=0", "--num-acceptors=2147483647"}, "num_acceptors");
   expect_refused({echo, "--port=0", "--num-acceptors=10001"}, "num_acceptors");
-  expect_refused({echo, "--port=0", "--reuseport", "--num-acceptors=2000",
-                  "--num-listen-sockets=1025"},
-                 "num_listen_sockets");
+  expect_refused(
+      {echo, "--port=0", "--reuseport", "--num-acceptors=2000", "--num-listen-sockets=1025"},
+      "num_listen_sockets");
   expect_refused({echo, "--port=65536"}, "--port");
   expect_refused({echo, "--port=0", "--shutdown-timeout=-2"}, "--shutdown-timeout");
   expect_refused({echo, "--port=0", "--read-timeout=-1"}, "--read-timeout");
@@ -385,14 +389,12 @@ BOOST_AUTO_TEST_CASE(examples_reject_values_beyond_the_limits) {
   // CAF's own scheduler options: 0 threads, too many threads, no throughput.
   expect_refused({echo, "--port=0", "--scheduler.max-threads=0"}, "--scheduler.max-threads");
   expect_refused({echo, "--port=0", "--scheduler.max-threads=513"}, "--scheduler.max-threads");
-  expect_refused({echo, "--port=0", "--scheduler.max-threads=100000"},
-                 "--scheduler.max-threads");
-  expect_refused({echo, "--port=0", "--scheduler.max-throughput=0"},
-                 "--scheduler.max-throughput");
+  expect_refused({echo, "--port=0", "--scheduler.max-threads=100000"}, "--scheduler.max-threads");
+  expect_refused({echo, "--port=0", "--scheduler.max-throughput=0"}, "--scheduler.max-throughput");
   // Threads that cannot start (2 file descriptors each) end it cleanly too.
-  expect_refused({"/usr/bin/prlimit", "--nofile=64", echo, "--port=0",
-                  "--scheduler.max-threads=64"},
-                 "cannot start the actor system");
+  expect_refused(
+      {"/usr/bin/prlimit", "--nofile=64", echo, "--port=0", "--scheduler.max-threads=64"},
+      "cannot start the actor system");
   auto tls_echo = example_path("tls_echo");
   auto certs = std::vector<std::string>{tls_echo, "--port=0",
                                         "--certfile=" + certs_dir() + "/server-chain.pem",
@@ -400,8 +402,8 @@ BOOST_AUTO_TEST_CASE(examples_reject_values_beyond_the_limits) {
   certs.push_back("--handshake-timeout=-5");
   expect_refused(certs, "--handshake-timeout");
   // Values within the limits are accepted.
-  running_example most{"echo", {"--scheduler.max-threads=64", "--num-listen-sockets=4",
-                                "--reuseport"}};
+  running_example most{"echo",
+                       {"--scheduler.max-threads=64", "--num-listen-sockets=4", "--reuseport"}};
   most.stop();
 }
 
@@ -430,8 +432,8 @@ BOOST_AUTO_TEST_CASE(messenger_delivers_a_burst_of_pipelined_lines) {
   auto longest = std::string(64 * 1024 - 1, 'y') + "\n";
   carol.send(longest);
   auto delivered = recv_lines(bob, 1);
-  BOOST_CHECK(delivered.size() > longest.size()
-              && delivered.compare(delivered.size() - longest.size(), longest.size(), longest) == 0);
+  BOOST_CHECK(delivered.size() > longest.size() &&
+              delivered.compare(delivered.size() - longest.size(), longest.size(), longest) == 0);
   // ... and more without a newline is refused.
   auto dave = ex.connect();
   recv_lines(dave, 1);
@@ -440,8 +442,8 @@ BOOST_AUTO_TEST_CASE(messenger_delivers_a_burst_of_pipelined_lines) {
   // The others are still there, and heard nothing of it.
   alice.send("still here\n");
   auto next = recv_lines(bob, 1);
-  BOOST_CHECK_MESSAGE(next.find(": still here\n") != std::string::npos
-                        && next.find('z') == std::string::npos,
+  BOOST_CHECK_MESSAGE(next.find(": still here\n") != std::string::npos &&
+                          next.find('z') == std::string::npos,
                       next.substr(0, 100));
   ex.stop();
 }
@@ -532,8 +534,8 @@ BOOST_AUTO_TEST_CASE(examples_stop_gracefully_on_a_signal_before_main) {
   std::vector<std::string> env{"LD_PRELOAD=" ATOLL_EARLY_SIGNAL_PROBE};
   // A sanitizer runtime must otherwise be the first library loaded.
   auto asan = std::getenv("ASAN_OPTIONS");
-  env.push_back(std::string{"ASAN_OPTIONS="} + (asan != nullptr ? asan : "")
-                + ":verify_asan_link_order=0");
+  env.push_back(std::string{"ASAN_OPTIONS="} + (asan != nullptr ? asan : "") +
+                ":verify_asan_link_order=0");
   for (int i = 0; i < 20; ++i) {
     auto name = i % 2 == 0 ? "echo" : "messenger";
     child_process proc{running_example::make_args(name, {}), env};
@@ -615,8 +617,9 @@ std::vector<nlohmann::json> json_lines(const std::string& err) {
 BOOST_FIXTURE_TEST_SUITE(examples_observability, fd_leak_check)
 
 BOOST_AUTO_TEST_CASE(echo_writes_json_telemetry_logs_and_serves_metrics) {
-  running_example ex{"echo", {"--telemetry-json", "--log-level", "debug", "--metrics-port=0",
-                              "--read-timeout=300"}};
+  running_example ex{
+      "echo",
+      {"--telemetry-json", "--log-level", "debug", "--metrics-port=0", "--read-timeout=300"}};
   for (int i = 0; i < 3; ++i) {
     auto c = ex.connect();
     c.send("ping");
@@ -644,10 +647,9 @@ BOOST_AUTO_TEST_CASE(echo_writes_json_telemetry_logs_and_serves_metrics) {
     child_process curl{{"/usr/bin/curl", "-s", "--max-time", "5", "http://" + endpoint_line}};
     auto body = curl.stdout_until_eof();
     curl.wait();
-    return body.find("\natoll_connections_accepted_total 5\n") != std::string::npos
-           && body.find("\natoll_connections_active 0\n") != std::string::npos
-           && body.find("atoll_connections_closed_total{reason=\"timeout\"} 1\n")
-                != std::string::npos;
+    return body.find("\natoll_connections_accepted_total 5\n") != std::string::npos &&
+           body.find("\natoll_connections_active 0\n") != std::string::npos &&
+           body.find("atoll_connections_closed_total{reason=\"timeout\"} 1\n") != std::string::npos;
   }));
   ex.stop(SIGTERM);
   auto err = ex.proc.stderr_text();
@@ -705,6 +707,88 @@ BOOST_AUTO_TEST_CASE(echo_writes_json_telemetry_logs_and_serves_metrics) {
   BOOST_CHECK_EQUAL(count("atoll [debug] atoll.connection.stop server=127.0.0.1:"), 5u);
   BOOST_CHECK_EQUAL(count("atoll [info] atoll.listener.start"), 1u);
   BOOST_CHECK_EQUAL(count("atoll [trace]"), 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+/// Sends `request` to `to` from a fresh socket and returns the first answer
+/// (empty optional after `timeout`).
+std::optional<std::string> udp_ask(const endpoint& to, const std::string& request,
+                                   std::chrono::milliseconds timeout = 3000ms) {
+  auto answer = send_recv(to, request, timeout);
+  if (!answer)
+    return std::nullopt;
+  return *answer;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(examples_udp)
+
+BOOST_AUTO_TEST_CASE(udp_echo_echoes_datagrams_and_stops_on_sigterm) {
+  running_example ex{"udp_echo", {"--max-packet-size=2000"}};
+  BOOST_CHECK_EQUAL(ex.address.address, "127.0.0.1");
+  BOOST_CHECK_EQUAL(udp_ask(ex.address, "hello").value_or("-"), "hello");
+  BOOST_CHECK_EQUAL(udp_ask(ex.address, "").value_or("-"), "");
+  BOOST_CHECK_EQUAL(udp_ask(ex.address, std::string(2000, 'z')).value_or("-"),
+                    std::string(2000, 'z'));
+  BOOST_CHECK(!udp_ask(ex.address, std::string(2001, 'z'), 300ms)); // dropped
+  ex.stop(SIGTERM);
+  auto err = ex.proc.stderr_text();
+  BOOST_CHECK_MESSAGE(err.find("4 received, 1 too large") != std::string::npos, err);
+}
+
+BOOST_AUTO_TEST_CASE(udp_echo_rate_limits_a_source_and_logs_it) {
+  running_example ex{"udp_echo",
+                     {"--rate-limit-enabled", "--rate-limit-max-packets=3",
+                      "--rate-limit-window-ms=60000", "--log-level=debug"}};
+  size_t answered = 0;
+  for (int i = 0; i < 5; ++i)
+    if (udp_ask(ex.address, "x" + std::to_string(i), 300ms))
+      ++answered;
+  BOOST_CHECK_EQUAL(answered, 3u);
+  ex.stop();
+  auto err = ex.proc.stderr_text();
+  BOOST_CHECK_MESSAGE(err.find("atoll.udp.listener.rate_limit_exceeded") != std::string::npos, err);
+  BOOST_CHECK_MESSAGE(err.find("2 rate-limited") != std::string::npos, err);
+}
+
+BOOST_AUTO_TEST_CASE(udp_echo_per_peer_lifetime_and_print_tree) {
+  running_example ex{"udp_echo", {"--lifetime=per-peer", "--reuseport", "--print-tree"}};
+  BOOST_CHECK_EQUAL(udp_ask(ex.address, "peer").value_or("-"), "peer");
+  ex.stop();
+  auto err = ex.proc.stderr_text();
+  for (auto role : {"connection_sup", "listener_pool", "listener_3", "shutdown_listener"})
+    BOOST_CHECK_MESSAGE(err.find(role) != std::string::npos, role << " missing: " << err);
+}
+
+BOOST_AUTO_TEST_CASE(udp_echo_help_and_bad_options) {
+  auto text = examples::help_text("udp_echo");
+  for (auto option :
+       {"--port", "--host", "--num-listeners=", "--num-connections=", "--read-timeout=",
+        "--shutdown-timeout=", "--max-packet-size=", "--rate-limit-enabled",
+        "--rate-limit-max-packets=", "--rate-limit-window-ms=", "--reuseport", "--broadcast",
+        "--lifetime=", "--detached", "--print-tree", "--log-level=", "--telemetry-json"})
+    BOOST_CHECK_MESSAGE(text.find(option) != std::string::npos, option << " missing:\n" << text);
+  auto udp_echo = example_path("udp_echo");
+  expect_refused({udp_echo, "--port=65536"}, "--port");
+  expect_refused({udp_echo, "--port=0", "--max-packet-size=0"}, "--max-packet-size");
+  expect_refused({udp_echo, "--port=0", "--max-packet-size=65536"}, "--max-packet-size");
+  expect_refused({udp_echo, "--port=0", "--rate-limit-max-packets=0"}, "--rate-limit-max-packets");
+  expect_refused({udp_echo, "--port=0", "--rate-limit-window-ms=0"}, "--rate-limit-window-ms");
+  expect_refused({udp_echo, "--port=0", "--num-listeners=0"}, "--num-listeners");
+  expect_refused({udp_echo, "--port=0", "--num-listeners=10001"}, "num_listeners");
+  expect_refused({udp_echo, "--port=0", "--lifetime=forever"}, "--lifetime");
+  expect_refused({udp_echo, "--port=0", "--host=unix:/tmp/x.sock"}, "--host");
+  expect_refused({udp_echo, "--port=0", "--num-listeners=0x10"}, "--num-listeners");
+  expect_refused({udp_echo, "--port=0", "--log-level=loud"}, "--log-level");
+  // A port in use.
+  running_example first{"udp_echo"};
+  expect_refused({udp_echo, "--host=loopback", "--port=" + std::to_string(first.address.port)},
+                 "address_in_use");
+  first.stop();
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -143,7 +143,9 @@ public:
   /// Frees the table.
   ~rate_limiter();
 
+  /// Not copyable (it owns the table and its mutexes).
   rate_limiter(const rate_limiter&) = delete;
+  /// Not copyable.
   rate_limiter& operator=(const rate_limiter&) = delete;
 
   /// One datagram from `source` at `now_ns` (monotonic nanoseconds): true =
@@ -154,7 +156,9 @@ public:
   /// Changes the limit at run time. Each existing bucket is first refilled
   /// to `now_ns` at the old rate, then keeps its fill fraction in the new
   /// capacity, rounded down to a scaled unit (a full bucket stays full, an
-  /// empty one empty; 25 of 100 tokens become 2.5 of 10). Exact and
+  /// empty one empty; 25 of 100 tokens become 2.5 of 10). With
+  /// `max_packets == 0` a bucket holds nothing and counts as full (`expire`
+  /// forgets it; a later nonzero limit finds it full). Exact and
   /// overflow-free for every config. Visits every tracked source, one shard
   /// lock at a time: datagrams on other shards meanwhile still see the old
   /// limit. Thread-safe; concurrent calls are serialized.
