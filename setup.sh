@@ -22,6 +22,8 @@ packages=(
   libspdlog-dev                                  # the spdlog log sink adapter and its test
   curl prometheus                                # the metrics endpoint's test (curl, promtool)
   clang libclang-rt-14-dev                       # libFuzzer targets (test/fuzz/run_fuzz.sh)
+  libldns-dev                                    # the dns_server example's zone answers
+  bind9-dnsutils dnsperf netcat-openbsd          # dig/dnsperf/nc against the UDP examples
 )
 
 if [[ "${1:-}" != "--no-apt" ]]; then

@@ -1,0 +1,106 @@
+// dns_forwarder: relays each DNS query to an upstream server and its answer
+// back to the client (Abyss's DNS forwarder example).
+//
+// Each query gets its own handler actor on its own thread (the relay waits
+// for the upstream with `atl::send_recv`, a blocking call), so a slow
+// upstream never stalls the scheduler; `--num-connections` bounds the
+// threads. Queries the upstream does not answer within `--upstream-timeout`
+// go unanswered (the client retries, as DNS clients do).
+//
+// Usage: dns_forwarder --upstream=ADDR:PORT [--upstream-timeout=MS] [--port=N] ...
+//   dns_forwarder --upstream=127.0.0.1:5300 --port=5301 --host=loopback
+//   dig @127.0.0.1 -p 5301 www.example.test
+#include <charconv>
+#include <variant>
+
+#include "udp_example_common.hpp"
+
+namespace {
+
+class forwarder_config : public example::udp_server_config {
+public:
+  std::string upstream;
+  int upstream_timeout = 2000;
+
+  forwarder_config() {
+    num_connections = 256;
+    opt_group{custom_options_, "global"}
+      .add(upstream, "upstream", "the DNS server to ask, IPv4:PORT or [IPv6]:PORT (required)")
+      .add(upstream_timeout, "upstream-timeout",
+           "how long to wait for the upstream's answer, 1..60000 ms (default 2000)");
+  }
+
+  /// The upstream endpoint, or an error message.
+  std::variant<atl::endpoint, std::string> upstream_endpoint() const {
+    auto colon = upstream.rfind(':');
+    if (upstream.empty() || colon == std::string::npos)
+      return std::string{"--upstream must be ADDRESS:PORT, got \"" + upstream + "\""};
+    auto address = upstream.substr(0, colon);
+    auto port_text = upstream.substr(colon + 1);
+    unsigned number = 0;
+    auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), number);
+    if (ec != std::errc{} || end != port_text.data() + port_text.size() || number == 0
+        || number > 65535)
+      return std::string{"--upstream: the port must be within 1..65535, got \"" + port_text
+                         + "\""};
+    atl::endpoint ep;
+    if (address.size() > 2 && address.front() == '[' && address.back() == ']') {
+      ep.family = atl::endpoint::family_type::ipv6;
+      address = address.substr(1, address.size() - 2);
+    }
+    ep.address = address;
+    ep.port = static_cast<uint16_t>(number);
+    if (!atl::udp_peer::from(ep))
+      return std::string{"--upstream: not an IP address: \"" + address + "\""};
+    return ep;
+  }
+
+protected:
+  std::optional<std::string> check_options() const override {
+    if (auto problem = example::udp_server_config::check_options())
+      return problem;
+    auto ep = upstream_endpoint();
+    if (auto* why = std::get_if<std::string>(&ep))
+      return *why;
+    if (upstream_timeout < 1 || upstream_timeout > 60000)
+      return std::string{"--upstream-timeout must be within 1..60000"};
+    return std::nullopt;
+  }
+};
+
+class forwarding_handler : public atl::udp_handler {
+public:
+  forwarding_handler(atl::endpoint upstream, std::chrono::milliseconds timeout)
+    : upstream_(std::move(upstream)), timeout_(timeout) {
+  }
+
+  atl::verdict handle_data(std::string_view query, socket& sock) override {
+    if (query.size() < 12)
+      return atl::verdict::proceed(); // not a DNS message: no answer
+    auto answer = atl::send_recv(upstream_, query, timeout_);
+    // The upstream answers the ID it was asked; anything else is dropped.
+    if (answer && answer->size() >= 2 && answer->compare(0, 2, query.substr(0, 2)) == 0)
+      static_cast<void>(sock.send(*answer));
+    return atl::verdict::proceed();
+  }
+
+private:
+  atl::endpoint upstream_;
+  std::chrono::milliseconds timeout_;
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+  return example::udp_main_of<forwarder_config>(
+    argc, argv,
+    [](caf::actor_system&, const forwarder_config& cfg, atl::udp_server_options& opts) {
+      auto upstream = std::get<atl::endpoint>(cfg.upstream_endpoint());
+      opts.set_handler<forwarding_handler>(upstream,
+                                           std::chrono::milliseconds{cfg.upstream_timeout});
+      opts.detached_connections = true; // the relay blocks in send_recv
+      opts.name = "dns_forwarder";
+      return true;
+    });
+}
