@@ -21,6 +21,8 @@ public:
   int64_t rate_limit_max_packets = 1000;
   int64_t rate_limit_window_ms = 1000;
   bool reuseport = false;
+  int recbuf = 0;
+  int sndbuf = 0;
   bool broadcast = false;
   std::string lifetime = "per-datagram";
   bool detached = false;
@@ -49,6 +51,8 @@ public:
         .add(rate_limit_window_ms, "rate-limit-window-ms",
              "the rate limit's window in ms, 1..86400000 (default 1000)")
         .add(reuseport, "reuseport", "one SO_REUSEPORT socket per listener")
+        .add(recbuf, "recbuf", "SO_RCVBUF in bytes (0: the kernel's default, capped by rmem_max)")
+        .add(sndbuf, "sndbuf", "SO_SNDBUF in bytes (0: the kernel's default, capped by wmem_max)")
         .add(broadcast, "broadcast", "allow sending to broadcast addresses (SO_BROADCAST)")
         .add(lifetime, "lifetime",
              "per-datagram (one handler actor per datagram, the default) or per-peer")
@@ -108,13 +112,21 @@ public:
       return bad("--rate-limit-window-ms must be within 1..86400000");
     opts.rate_limit_window = std::chrono::milliseconds{rate_limit_window_ms};
     opts.transport.reuseport = reuseport;
+    if (recbuf < 0 || sndbuf < 0)
+      return bad("--recbuf and --sndbuf must not be negative (0: the kernel's default)");
+    if (recbuf > 0)
+      opts.transport.recbuf = recbuf;
+    if (sndbuf > 0)
+      opts.transport.sndbuf = sndbuf;
     opts.broadcast = broadcast;
     if (lifetime == "per-datagram")
       opts.lifetime = atl::udp_lifetime::per_datagram;
     else if (lifetime == "per-peer")
       opts.lifetime = atl::udp_lifetime::per_peer;
+    else if (lifetime == "in-listener")
+      opts.lifetime = atl::udp_lifetime::in_listener;
     else
-      return bad("--lifetime must be per-datagram or per-peer");
+      return bad("--lifetime must be per-datagram, per-peer or in-listener");
     opts.detached_connections = detached;
     return opts;
   }

@@ -689,4 +689,35 @@ BOOST_FIXTURE_TEST_CASE(each_listener_gets_its_own_socket_with_reuseport, udp_fi
   BOOST_CHECK_EQUAL(tree->children[1].children.size(), 4u);
 }
 
+BOOST_FIXTURE_TEST_CASE(in_listener_handlers_answer_every_sender_and_survive_exceptions,
+                        udp_fixture) {
+  auto log = std::make_shared<event_log>();
+  auto opts = loopback_options();
+  opts.set_handler<recording_handler>(log);
+  opts.lifetime = udp_lifetime::in_listener;
+  opts.num_listeners = 1;
+  start(opts);
+  BOOST_REQUIRE(log->wait_for_size(1)); // handle_connection when the listener starts
+  udp_client a;
+  udp_client b;
+  a.send(where, "x");
+  BOOST_CHECK_EQUAL(a.recv().value_or("-"), "1:x");
+  b.send(where, "y");
+  BOOST_CHECK_EQUAL(b.recv().value_or("-"), "2:y"); // one handler object, each sender answered
+  a.send(where, "throw");
+  BOOST_CHECK_EQUAL(a.recv().value_or("-"), "3:throw"); // sent before the exception
+  BOOST_REQUIRE(wait_until([&] {
+    auto n = names(*log);
+    return std::count(n.begin(), n.end(), "error:exception") == 1;
+  }));
+  b.send(where, "z");
+  BOOST_CHECK_EQUAL(b.recv().value_or("-"), "1:z"); // a fresh handler object took over
+  BOOST_CHECK(srv->connections()->empty());         // no actor per datagram
+  BOOST_REQUIRE(srv->stop(10s) == caf::none);
+  srv.reset();
+  auto n = names(*log);
+  BOOST_CHECK_EQUAL(n.back(), "shutdown");
+  BOOST_CHECK_EQUAL(std::count(n.begin(), n.end(), "connection"), 2);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

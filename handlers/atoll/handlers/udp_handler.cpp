@@ -6,7 +6,12 @@
 namespace atl {
 
 std::string to_string(udp_lifetime x) {
-  return x == udp_lifetime::per_peer ? "per_peer" : "per_datagram";
+  switch (x) {
+    case udp_lifetime::per_datagram: return "per_datagram";
+    case udp_lifetime::per_peer: return "per_peer";
+    case udp_lifetime::in_listener: return "in_listener";
+  }
+  return "?";
 }
 
 // -- udp_socket -------------------------------------------------------------------
@@ -15,6 +20,13 @@ udp_socket::udp_socket(std::shared_ptr<datagram_socket> sock, udp_peer peer)
   : sock_(std::move(sock)), peer_(peer) {}
 
 caf::error udp_socket::send(std::string_view data) {
+  if (outbox_ != nullptr) {
+    if (sock_->closed())
+      return caf::make_error(errc::closed, "the UDP socket is closed");
+    outbox_->emplace_back(peer_, std::string{data});
+    sent(data);
+    return caf::none;
+  }
   auto err = sock_->send_to(peer_, data);
   if (!err)
     sent(data);
@@ -25,6 +37,13 @@ caf::error udp_socket::send_to(const endpoint& to, std::string_view data) {
   auto peer = udp_peer::from(to);
   if (!peer)
     return peer.error();
+  if (outbox_ != nullptr) {
+    if (sock_->closed())
+      return caf::make_error(errc::closed, "the UDP socket is closed");
+    outbox_->emplace_back(*peer, std::string{data});
+    sent(data);
+    return caf::none;
+  }
   auto err = sock_->send_to(*peer, data);
   if (!err)
     sent(data);

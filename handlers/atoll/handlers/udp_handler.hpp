@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include <caf/error.hpp>
 #include <caf/fwd.hpp>
@@ -42,9 +44,21 @@ enum class udp_lifetime : uint8_t {
   /// next datagram then starts a new one). For request/response protocols
   /// that keep per-client state.
   per_peer,
+  /// No actor per datagram: one handler object per listener runs inside the
+  /// listener actor and gets every datagram that listener receives
+  /// (`socket::peer` is each datagram's sender). Replies are collected and
+  /// sent together (sendmmsg) when the listener's receive batch ends. For
+  /// stateless request/response protocols (DNS) at the highest rate.
+  /// `handle_connection` runs when the listener starts; verdicts only
+  /// matter for errors (logged; the handler object is replaced by a fresh
+  /// one, as after an exception); there are no timeouts and no connection
+  /// spans; `handle_shutdown` (server stop) or `handle_close` (suspend)
+  /// runs when the listener ends. The handler's message handlers run in the
+  /// listener actor.
+  in_listener,
 };
 
-/// Returns "per_datagram" or "per_peer".
+/// Returns "per_datagram", "per_peer" or "in_listener".
 std::string to_string(udp_lifetime x);
 
 /// What a UDP handler uses to send: replies to its peer, datagrams to any
@@ -90,6 +104,7 @@ private:
   datagram_stats stats_;
   const telemetry::span* span_ = nullptr;
   const telemetry::interest* send_event_ = nullptr;
+  std::vector<std::pair<udp_peer, std::string>>* outbox_ = nullptr; // in_listener: deferred
 };
 
 namespace detail {

@@ -78,26 +78,7 @@ size_t udp_peer_table::size() const {
   return n;
 }
 
-struct udp_socket_access {
-  static void wire(udp_socket& sock, const telemetry::span* span,
-                   const telemetry::interest* send_event) {
-    sock.span_ = span;
-    sock.send_event_ = send_event;
-  }
-  static void received(udp_socket& sock, size_t octets) {
-    ++sock.stats_.recv_cnt;
-    sock.stats_.recv_oct += octets;
-  }
-};
-
 } // namespace detail
-
-class udp_session_access {
-public:
-  static void set_host(udp_handler& h, detail::udp_handler_host* host) {
-    h.host_ = host;
-  }
-};
 
 namespace {
 

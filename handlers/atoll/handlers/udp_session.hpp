@@ -128,6 +128,42 @@ private:
 
 } // namespace detail
 
+namespace detail {
+
+/// What the UDP server's actors set on a handler's socket.
+struct udp_socket_access {
+  /// Where the socket's `send` events go.
+  static void wire(udp_socket& sock, const telemetry::span* span,
+                   const telemetry::interest* send_event) {
+    sock.span_ = span;
+    sock.send_event_ = send_event;
+  }
+  /// Counts a received datagram.
+  static void received(udp_socket& sock, size_t octets) {
+    ++sock.stats_.recv_cnt;
+    sock.stats_.recv_oct += octets;
+  }
+  /// The peer replies go to (in_listener: each datagram's sender).
+  static void set_peer(udp_socket& sock, const udp_peer& peer) {
+    sock.peer_ = peer;
+  }
+  /// Defers sends into `outbox` (in_listener).
+  static void set_outbox(udp_socket& sock, std::vector<std::pair<udp_peer, std::string>>* outbox) {
+    sock.outbox_ = outbox;
+  }
+};
+
+} // namespace detail
+
+/// Sets a UDP handler's host (the actor running it).
+class udp_session_access {
+public:
+  /// Used by the actors that run handlers.
+  static void set_host(udp_handler& h, detail::udp_handler_host* host) {
+    h.host_ = host;
+  }
+};
+
 /// Spawns a UDP handler actor from inside `parent` (the connection
 /// supervisor's start function).
 caf::actor spawn_udp_session(caf::event_based_actor* parent,

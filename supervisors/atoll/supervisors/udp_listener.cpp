@@ -4,6 +4,7 @@
 
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/error.hpp"
+#include "atoll/runtime/logger.hpp"
 #include "atoll/runtime/span.hpp"
 
 namespace atl::detail {
@@ -27,7 +28,7 @@ datagram_batch& thread_batch(size_t slot_size) {
   return *batch;
 }
 
-class udp_listener final : public caf::event_based_actor {
+class udp_listener final : public caf::event_based_actor, public udp_handler_host {
 public:
   udp_listener(caf::actor_config& cfg, std::shared_ptr<udp_server_context> ctx,
                std::shared_ptr<udp_endpoint> sock)
@@ -35,6 +36,16 @@ public:
 
   const char* name() const override {
     return "atoll.udp_listener";
+  }
+
+  // -- udp_handler_host (in_listener) ------------------------------------------------
+
+  void apply_verdict(verdict v) override {
+    inline_verdict(v);
+  }
+
+  caf::event_based_actor* actor() noexcept override {
+    return this;
   }
 
   caf::behavior make_behavior() override {
@@ -56,8 +67,15 @@ public:
       return {};
     }
     joined_ = true;
+    caf::message_handler user;
+    if (ctx_->options().lifetime == udp_lifetime::in_listener) {
+      inline_sock_.emplace(sock_->socket(), udp_peer{});
+      if (!new_inline_handler())
+        return {};
+      user = inline_guarded([this] { return inline_->message_handlers(*inline_sock_); });
+    }
     emit("ready");
-    return {
+    caf::message_handler internal{
         [this](socket_ready_atom, int, uint32_t, uint32_t token) {
           if (token == sock_->registration().token)
             receive_now();
@@ -66,6 +84,7 @@ public:
           start_session(std::move(h), retries_left);
         },
     };
+    return user ? caf::behavior{internal.or_else(user)} : caf::behavior{internal};
   }
 
 private:
@@ -93,8 +112,11 @@ private:
       auto now = telemetry::monotonic_time();
       ctx_->drops().received.fetch_add(*n, std::memory_order_relaxed);
       count_ += *n;
+      if (inline_sock_)
+        udp_socket_access::set_outbox(*inline_sock_, &outbox_);
       for (size_t i = 0; i < *n; ++i)
         dispatch(batch.meta(i), batch.data(i), now);
+      flush();
       if (*n < batch.capacity())
         break;
     }
@@ -121,6 +143,10 @@ private:
       ctx_->drops().rate_limited.fetch_add(1, std::memory_order_relaxed);
       if (span_.enabled())
         emit_peer("rate_limit_exceeded", meta.peer, {});
+      return;
+    }
+    if (inline_sock_) {
+      run_inline(meta.peer, data);
       return;
     }
     udp_hand_off h;
@@ -193,7 +219,94 @@ private:
     span_.emit(event, {{"monotonic_time", telemetry::monotonic_time()}}, std::move(meta));
   }
 
+  // -- in_listener ----------------------------------------------------------------------
+
+  /// Runs `f` (a handler callback); an exception is logged, `handle_error`
+  /// runs, and a fresh handler object takes over.
+  template <class F> auto inline_guarded(F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (const std::exception& ex) {
+      inline_failed(caf::make_error(errc::handler_exception, ex.what()));
+    } catch (...) {
+      inline_failed(caf::make_error(errc::handler_exception, "unknown exception"));
+    }
+    return {};
+  }
+
+  bool new_inline_handler() {
+    try {
+      inline_ = ctx_->options().handler();
+      udp_session_access::set_host(*inline_, this);
+      inline_verdict(inline_->handle_connection(*inline_sock_));
+      return true;
+    } catch (const std::exception& ex) {
+      log(log_level::error, "atoll: UDP handler " + ctx_->options().handler_name +
+                                " raised an exception in handle_connection: " + ex.what());
+    } catch (...) {
+      log(log_level::error, "atoll: UDP handler " + ctx_->options().handler_name +
+                                " raised an exception in handle_connection");
+    }
+    inline_.reset();
+    quit(caf::make_error(errc::handler_exception, "handle_connection failed"));
+    return false;
+  }
+
+  void run_inline(const udp_peer& peer, std::string_view data) {
+    if (!inline_)
+      return;
+    udp_socket_access::set_peer(*inline_sock_, peer);
+    udp_socket_access::received(*inline_sock_, data.size());
+    inline_guarded([&] {
+      inline_verdict(inline_->handle_data(data, *inline_sock_));
+      return 0;
+    });
+  }
+
+  void inline_verdict(const verdict& v) {
+    if (v.which() != verdict::kind::error)
+      return; // proceed and close: nothing to end here
+    if (!ctx_->options().silent_terminate_on_error)
+      log(log_level::error, "atoll: UDP handler " + ctx_->options().handler_name +
+                                " returned an error: " + describe(v.reason()));
+  }
+
+  void inline_failed(const caf::error& reason) {
+    log(log_level::error, "atoll: UDP handler " + ctx_->options().handler_name + " failed (" +
+                              describe(reason) + "); a fresh handler takes over");
+    try {
+      inline_->handle_error(reason, *inline_sock_);
+    } catch (...) {
+      // The handler is replaced anyway.
+    }
+    new_inline_handler();
+  }
+
+  /// Sends the replies collected during a receive batch.
+  void flush() {
+    if (!inline_sock_)
+      return;
+    udp_socket_access::set_outbox(*inline_sock_, nullptr);
+    if (outbox_.empty())
+      return;
+    static_cast<void>(sock_->socket()->send_many(outbox_));
+    outbox_.clear();
+  }
+
   void cleanup(const caf::error& reason) {
+    if (inline_) {
+      try {
+        if (ctx_->stopping.load())
+          inline_->handle_shutdown(*inline_sock_);
+        else
+          inline_->handle_close(*inline_sock_);
+      } catch (...) {
+        log(log_level::error, "atoll: UDP handler " + ctx_->options().handler_name +
+                                  " raised an exception in its final callback");
+      }
+      flush();
+      inline_.reset();
+    }
     if (joined_)
       sock_->io().leave(sock_->registration(), address());
     telemetry::fields meta;
@@ -204,6 +317,9 @@ private:
 
   std::shared_ptr<udp_server_context> ctx_;
   std::shared_ptr<udp_endpoint> sock_;
+  std::unique_ptr<udp_handler> inline_;
+  std::optional<udp_socket> inline_sock_;
+  std::vector<std::pair<udp_peer, std::string>> outbox_;
   telemetry::span span_;
   uint64_t count_ = 0;
   bool joined_ = false;

@@ -1,5 +1,6 @@
 #include "atoll/transports/datagram_socket.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -371,6 +372,49 @@ caf::error datagram_socket::send_to(const udp_peer& to, std::string_view data) {
   send_cnt_.fetch_add(1, std::memory_order_relaxed);
   send_oct_.fetch_add(static_cast<uint64_t>(res), std::memory_order_relaxed);
   return caf::none;
+}
+
+caf::expected<size_t>
+datagram_socket::send_many(const std::vector<std::pair<udp_peer, std::string>>& msgs) {
+  constexpr size_t chunk = 64;
+  mmsghdr hdrs[chunk];
+  iovec iovs[chunk];
+  size_t sent = 0;
+  uint64_t octets = 0;
+  std::shared_lock guard{mtx_};
+  if (fd_ < 0)
+    return caf::make_error(errc::closed, "the UDP socket is closed");
+  size_t next = 0;
+  while (next < msgs.size()) {
+    auto n = std::min(chunk, msgs.size() - next);
+    for (size_t i = 0; i < n; ++i) {
+      auto& [peer, data] = msgs[next + i];
+      iovs[i].iov_base = const_cast<char*>(data.data());
+      iovs[i].iov_len = data.size();
+      hdrs[i] = mmsghdr{};
+      hdrs[i].msg_hdr.msg_name = const_cast<sockaddr_storage*>(&peer.addr);
+      hdrs[i].msg_hdr.msg_namelen = peer.len;
+      hdrs[i].msg_hdr.msg_iov = &iovs[i];
+      hdrs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int res;
+    do {
+      res = ::sendmmsg(fd_, hdrs, static_cast<unsigned>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (res < 0 && errno == EINTR);
+    if (res < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+        break; // the send buffer is full: the rest is dropped, as UDP does
+      ++next;  // this one cannot go (e.g. unreachable): skip it
+      continue;
+    }
+    for (int i = 0; i < res; ++i)
+      octets += msgs[next + static_cast<size_t>(i)].second.size();
+    sent += static_cast<size_t>(res);
+    next += static_cast<size_t>(res);
+  }
+  send_cnt_.fetch_add(sent, std::memory_order_relaxed);
+  send_oct_.fetch_add(octets, std::memory_order_relaxed);
+  return sent;
 }
 
 caf::error datagram_socket::join_group(const std::string& group,

@@ -14,6 +14,7 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <sys/socket.h>
@@ -204,6 +205,14 @@ public:
   /// dropped), `errc::system_error` (e.g. EMSGSIZE, ENETUNREACH, EACCES for
   /// broadcast without `udp_options::broadcast`).
   [[nodiscard]] caf::error send_to(const udp_peer& to, std::string_view data);
+
+  /// Sends `msgs` (destination and bytes) without blocking, in as few
+  /// system calls as the kernel allows (sendmmsg, up to 64 per call).
+  /// Returns how many were sent; the rest are dropped (full send buffer) or
+  /// failed (each failure is skipped, e.g. an unreachable address). Errors:
+  /// `errc::closed`.
+  [[nodiscard]] caf::expected<size_t>
+  send_many(const std::vector<std::pair<udp_peer, std::string>>& msgs);
 
   /// Joins an IPv4 multicast group (on `interface_address`, or any).
   /// Errors: `errc::invalid_address`, `errc::system_error`.
