@@ -25,9 +25,9 @@ public:
   forwarder_config() {
     num_connections = 256;
     opt_group{custom_options_, "global"}
-      .add(upstream, "upstream", "the DNS server to ask, IPv4:PORT or [IPv6]:PORT (required)")
-      .add(upstream_timeout, "upstream-timeout",
-           "how long to wait for the upstream's answer, 1..60000 ms (default 2000)");
+        .add(upstream, "upstream", "the DNS server to ask, IPv4:PORT or [IPv6]:PORT (required)")
+        .add(upstream_timeout, "upstream-timeout",
+             "how long to wait for the upstream's answer, 1..60000 ms (default 2000)");
   }
 
   /// The upstream endpoint, or an error message.
@@ -38,12 +38,10 @@ public:
     auto address = upstream.substr(0, colon);
     auto port_text = upstream.substr(colon + 1);
     unsigned number = 0;
-    auto [end, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), number);
-    if (ec != std::errc{} || end != port_text.data() + port_text.size() || number == 0
-        || number > 65535)
-      return std::string{"--upstream: the port must be within 1..65535, got \"" + port_text
-                         + "\""};
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), number);
+    if (ec != std::errc{} || end != port_text.data() + port_text.size() || number == 0 ||
+        number > 65535)
+      return std::string{"--upstream: the port must be within 1..65535, got \"" + port_text + "\""};
     atl::endpoint ep;
     if (address.size() > 2 && address.front() == '[' && address.back() == ']') {
       ep.family = atl::endpoint::family_type::ipv6;
@@ -72,8 +70,7 @@ protected:
 class forwarding_handler : public atl::udp_handler {
 public:
   forwarding_handler(atl::endpoint upstream, std::chrono::milliseconds timeout)
-    : upstream_(std::move(upstream)), timeout_(timeout) {
-  }
+    : upstream_(std::move(upstream)), timeout_(timeout) {}
 
   atl::verdict handle_data(std::string_view query, socket& sock) override {
     if (query.size() < 12)
@@ -94,13 +91,13 @@ private:
 
 int main(int argc, char** argv) {
   return example::udp_main_of<forwarder_config>(
-    argc, argv,
-    [](caf::actor_system&, const forwarder_config& cfg, atl::udp_server_options& opts) {
-      auto upstream = std::get<atl::endpoint>(cfg.upstream_endpoint());
-      opts.set_handler<forwarding_handler>(upstream,
-                                           std::chrono::milliseconds{cfg.upstream_timeout});
-      opts.detached_connections = true; // the relay blocks in send_recv
-      opts.name = "dns_forwarder";
-      return true;
-    });
+      argc, argv,
+      [](caf::actor_system&, const forwarder_config& cfg, atl::udp_server_options& opts) {
+        auto upstream = std::get<atl::endpoint>(cfg.upstream_endpoint());
+        opts.set_handler<forwarding_handler>(upstream,
+                                             std::chrono::milliseconds{cfg.upstream_timeout});
+        opts.detached_connections = true; // the relay blocks in send_recv
+        opts.name = "dns_forwarder";
+        return true;
+      });
 }

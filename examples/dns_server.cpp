@@ -20,8 +20,8 @@ public:
 
   dns_config() {
     opt_group{custom_options_, "global"}
-      .add(zone, "zone", "the zone file to serve (RFC 1035 master file; required)")
-      .add(origin, "origin", "the origin until the file sets $ORIGIN (e.g. example.test.)");
+        .add(zone, "zone", "the zone file to serve (RFC 1035 master file; required)")
+        .add(origin, "origin", "the origin until the file sets $ORIGIN (e.g. example.test.)");
   }
 
 protected:
@@ -37,8 +37,7 @@ protected:
 /// Answers each query datagram from the zone (one handler per datagram).
 class dns_handler : public atl::udp_handler {
 public:
-  explicit dns_handler(std::shared_ptr<const example::dns_zone> zone) : zone_(std::move(zone)) {
-  }
+  explicit dns_handler(std::shared_ptr<const example::dns_zone> zone) : zone_(std::move(zone)) {}
 
   atl::verdict handle_data(std::string_view query, socket& sock) override {
     if (auto reply = zone_->answer(query))
@@ -54,16 +53,16 @@ private:
 
 int main(int argc, char** argv) {
   return example::udp_main_of<dns_config>(
-    argc, argv, [](caf::actor_system&, const dns_config& cfg, atl::udp_server_options& opts) {
-      std::string error;
-      auto zone = example::dns_zone::load(cfg.zone, cfg.origin, error);
-      if (!zone) {
-        std::cerr << "cannot load the zone: " << error << '\n';
-        return false;
-      }
-      std::cerr << "serving " << zone->origin() << " (" << zone->size() << " records)\n";
-      opts.set_handler<dns_handler>(std::make_shared<const example::dns_zone>(std::move(*zone)));
-      opts.name = "dns_server";
-      return true;
-    });
+      argc, argv, [](caf::actor_system&, const dns_config& cfg, atl::udp_server_options& opts) {
+        std::string error;
+        auto zone = example::dns_zone::load(cfg.zone, cfg.origin, error);
+        if (!zone) {
+          std::cerr << "cannot load the zone: " << error << '\n';
+          return false;
+        }
+        std::cerr << "serving " << zone->origin() << " (" << zone->size() << " records)\n";
+        opts.set_handler<dns_handler>(std::make_shared<const example::dns_zone>(std::move(*zone)));
+        opts.name = "dns_server";
+        return true;
+      });
 }

@@ -27,6 +27,14 @@ std::string example_path(const std::string& name) {
   return std::string{dir != nullptr && *dir != '\0' ? dir : ATOLL_EXAMPLES_DIR} + "/" + name;
 }
 
+/// True for the UDP examples (they have listeners, not acceptors).
+bool is_udp(const std::string& name) {
+  for (auto udp : {"udp_echo", "dns_server", "dns_forwarder", "dhcp_dump", "mdns_dump"})
+    if (name == udp)
+      return true;
+  return false;
+}
+
 /// A running example: started with --port=0 on loopback; knows its address.
 struct running_example {
   child_process proc;
@@ -46,11 +54,8 @@ struct running_example {
 
   static std::vector<std::string> make_args(const std::string& name,
                                             std::vector<std::string> extra) {
-    // The UDP examples have listeners, not acceptors.
     std::vector<std::string> args{example_path(name), "--port=0", "--host=loopback",
-                                  name.rfind("udp_", 0) == 0 || name.rfind("dns_", 0) == 0
-                                      ? "--num-listeners=4"
-                                      : "--num-acceptors=4"};
+                                  is_udp(name) ? "--num-listeners=4" : "--num-acceptors=4"};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
@@ -789,6 +794,150 @@ BOOST_AUTO_TEST_CASE(udp_echo_help_and_bad_options) {
   expect_refused({udp_echo, "--host=loopback", "--port=" + std::to_string(first.address.port)},
                  "address_in_use");
   first.stop();
+}
+
+namespace {
+
+/// Runs dig against `server`; returns its output (empty if dig is missing).
+std::string dig(const endpoint& server, const std::vector<std::string>& query) {
+  std::vector<std::string> args{"/usr/bin/dig", "@" + server.address,
+                                "-p", std::to_string(server.port),
+                                "+time=2", "+tries=1"};
+  args.insert(args.end(), query.begin(), query.end());
+  child_process proc{args};
+  BOOST_REQUIRE_MESSAGE(proc.started(), "dig missing: run setup.sh (bind9-dnsutils)");
+  std::string out;
+  while (auto line = proc.read_line(5000ms))
+    out += *line + "\n";
+  proc.wait();
+  return out;
+}
+
+std::string zone_file() {
+  return std::string{ATOLL_SOURCE_DIR} + "/examples/zones/example.test.zone";
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(dns_server_answers_dig_authoritatively) {
+  running_example ex{"dns_server", {"--zone=" + zone_file()}};
+  auto a = dig(ex.address, {"www.example.test", "A", "+norec"});
+  BOOST_CHECK_MESSAGE(a.find("status: NOERROR") != std::string::npos, a);
+  BOOST_CHECK_MESSAGE(a.find("flags: qr aa;") != std::string::npos, a);
+  BOOST_CHECK_MESSAGE(a.find("www.example.test.\t3600\tIN\tA\t192.0.2.80") != std::string::npos,
+                      a);
+  auto nx = dig(ex.address, {"nothing.example.test", "A"});
+  BOOST_CHECK_MESSAGE(nx.find("status: NXDOMAIN") != std::string::npos, nx);
+  BOOST_CHECK_MESSAGE(nx.find("IN\tSOA") != std::string::npos, nx); // SOA in authority
+  auto nodata = dig(ex.address, {"www.example.test", "MX"});
+  BOOST_CHECK_MESSAGE(nodata.find("status: NOERROR") != std::string::npos, nodata);
+  BOOST_CHECK_MESSAGE(nodata.find("ANSWER: 0") != std::string::npos, nodata);
+  auto outside = dig(ex.address, {"example.org", "A"});
+  BOOST_CHECK_MESSAGE(outside.find("status: REFUSED") != std::string::npos, outside);
+  auto cname = dig(ex.address, {"web.example.test", "A"});
+  BOOST_CHECK_MESSAGE(cname.find("CNAME\twww.example.test.") != std::string::npos, cname);
+  // Malformed queries: silence or FORMERR, and the server keeps answering.
+  BOOST_CHECK(!udp_ask(ex.address, "tiny", 300ms));
+  auto garbage = udp_ask(ex.address, std::string("\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+                                                 "\xc0\x0c\x00\x01\x00\x01",
+                                                 18));
+  BOOST_REQUIRE(garbage);
+  BOOST_REQUIRE_GE(garbage->size(), 4u);
+  BOOST_CHECK_EQUAL((*garbage)[0], '\x12'); // the query's ID
+  BOOST_CHECK_EQUAL(static_cast<int>((*garbage)[3]) & 0x0f, 1); // FORMERR
+  auto again = dig(ex.address, {"example.test", "SOA"});
+  BOOST_CHECK_MESSAGE(again.find("status: NOERROR") != std::string::npos, again);
+  ex.stop();
+}
+
+BOOST_AUTO_TEST_CASE(dns_server_refuses_a_bad_zone_and_missing_options) {
+  auto dns = example_path("dns_server");
+  expect_refused({dns, "--port=0"}, "--zone");
+  auto [code, err] = run_failing({dns, "--port=0", "--zone=/nonexistent.zone"});
+  BOOST_CHECK_EQUAL(code, 1);
+  BOOST_CHECK_MESSAGE(err.find("/nonexistent.zone") != std::string::npos, err);
+}
+
+BOOST_AUTO_TEST_CASE(dns_forwarder_relays_to_dns_server) {
+  running_example upstream{"dns_server", {"--zone=" + zone_file()}};
+  running_example fwd{"dns_forwarder", {"--upstream=127.0.0.1:"
+                                          + std::to_string(upstream.address.port)}};
+  auto a = dig(fwd.address, {"www.example.test", "AAAA"});
+  BOOST_CHECK_MESSAGE(a.find("status: NOERROR") != std::string::npos, a);
+  BOOST_CHECK_MESSAGE(a.find("IN\tAAAA\t2001:db8::80") != std::string::npos, a);
+  upstream.stop();
+  // Upstream gone: no answer (the client times out), the forwarder lives on.
+  BOOST_CHECK(!udp_ask(fwd.address, std::string(12, '\0') + "x", 500ms));
+  fwd.stop();
+  auto fw = example_path("dns_forwarder");
+  expect_refused({fw, "--port=0"}, "--upstream");
+  expect_refused({fw, "--port=0", "--upstream=127.0.0.1"}, "--upstream");
+  expect_refused({fw, "--port=0", "--upstream=host:53"}, "--upstream");
+  expect_refused({fw, "--port=0", "--upstream=127.0.0.1:0"}, "--upstream");
+  expect_refused({fw, "--port=0", "--upstream=127.0.0.1:53", "--upstream-timeout=0"},
+                 "--upstream-timeout");
+}
+
+BOOST_AUTO_TEST_CASE(dhcp_dump_prints_a_discover_and_survives_garbage) {
+  running_example ex{"dhcp_dump"};
+  std::string msg(240, '\0');
+  msg[0] = 1; // BOOTREQUEST
+  msg[1] = 1;
+  msg[2] = 6;
+  msg[4] = '\xde', msg[5] = '\xad', msg[6] = '\xbe', msg[7] = '\xef';
+  std::string mac("\x02\x00\x00\x00\x00\x01", 6);
+  msg.replace(28, 6, mac);
+  msg[236] = 99, msg[237] = static_cast<char>(130), msg[238] = 83, msg[239] = 99;
+  msg += std::string("\x35\x01\x01", 3);                 // DISCOVER
+  msg += std::string("\x32\x04\xc0\x00\x02\x07", 6);     // requested 192.0.2.7
+  msg += std::string("\x0c\x05") + "alpha" + "\xff";
+  auto send = [&](const std::string& data) {
+    auto sock = datagram_socket::open(bind_address::loopback(), 0, udp_options{});
+    BOOST_REQUIRE(sock);
+    auto to = udp_peer::from(ex.address);
+    BOOST_REQUIRE(to);
+    BOOST_CHECK((*sock)->send_to(*to, data) == caf::none);
+  };
+  send("garbage");
+  send(msg);
+  auto first = ex.proc.read_line(3000ms);
+  BOOST_REQUIRE(first);
+  BOOST_CHECK_MESSAGE(first->find("dhcp malformed from 127.0.0.1:") == 0, *first);
+  auto second = ex.proc.read_line(3000ms);
+  BOOST_REQUIRE(second);
+  BOOST_CHECK_MESSAGE(second->find("dhcp DISCOVER from 127.0.0.1:") == 0, *second);
+  for (auto part : {"xid=0xdeadbeef", "mac=02:00:00:00:00:01", "requested=192.0.2.7",
+                    "hostname=alpha"})
+    BOOST_CHECK_MESSAGE(second->find(part) != std::string::npos, part << " missing: " << *second);
+  ex.stop();
+}
+
+BOOST_AUTO_TEST_CASE(mdns_dump_prints_queries_sent_to_its_group) {
+  running_example ex{"mdns_dump", {"--host=any", "--interface=127.0.0.1"}};
+  // A query for _http._tcp.local PTR, as a browser sends it.
+  std::string q("\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00", 12);
+  q += std::string("\x05_http\x04_tcp\x05local\x00", 18);
+  q += std::string("\x00\x0c\x00\x01", 4);
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(fd >= 0);
+  in_addr ifaddr{};
+  ::inet_pton(AF_INET, "127.0.0.1", &ifaddr);
+  ::setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &ifaddr, sizeof(ifaddr));
+  sockaddr_in group{};
+  group.sin_family = AF_INET;
+  group.sin_port = htons(ex.address.port);
+  ::inet_pton(AF_INET, "224.0.0.251", &group.sin_addr);
+  BOOST_CHECK(::sendto(fd, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&group),
+                       sizeof(group))
+              == static_cast<ssize_t>(q.size()));
+  ::close(fd);
+  auto line = ex.proc.read_line(3000ms);
+  BOOST_REQUIRE(line);
+  BOOST_CHECK_MESSAGE(line->find("mdns query from ") == 0, *line);
+  BOOST_CHECK_MESSAGE(line->find("_http._tcp.local.") != std::string::npos, *line);
+  BOOST_CHECK_MESSAGE(line->find("PTR") != std::string::npos, *line);
+  ex.stop();
+  expect_refused({example_path("mdns_dump"), "--port=0", "--group=10.0.0.1"}, "--group");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
