@@ -720,4 +720,37 @@ BOOST_FIXTURE_TEST_CASE(in_listener_handlers_answer_every_sender_and_survive_exc
   BOOST_CHECK_EQUAL(std::count(n.begin(), n.end(), "connection"), 2);
 }
 
+BOOST_FIXTURE_TEST_CASE(metrics_count_udp_handlers_and_drops, udp_fixture) {
+  auto opts = loopback_options();
+  opts.set_handler<echo_handler>();
+  opts.max_packet_size = 10;
+  opts.rate_limit_enabled = true;
+  opts.rate_limit_max_packets = 2;
+  opts.rate_limit_window = 60s;
+  server_metrics metrics{opts.telemetry};
+  start(opts);
+  udp_client c;
+  c.send(where, std::string(11, 'x')); // too large
+  c.send(where, "one");
+  c.send(where, "two");
+  c.send(where, "three"); // over the limit
+  BOOST_CHECK_EQUAL(c.recv().value_or("-").size(), 3u);
+  BOOST_CHECK_EQUAL(c.recv().value_or("-").size(), 3u);
+  BOOST_REQUIRE(wait_until([&] {
+    auto m = metrics.snapshot();
+    return m.udp_handlers_started == 2 && m.udp_handlers_active == 0 &&
+           m.datagrams_dropped["rate_limited"] == 1;
+  }));
+  auto m = metrics.snapshot();
+  BOOST_CHECK_EQUAL(m.datagrams_dropped["too_large"], 1u);
+  BOOST_CHECK_EQUAL(m.datagrams_dropped["no_handler"], 0u);
+  BOOST_CHECK_EQUAL(m.bytes_received, 6u);
+  BOOST_CHECK_EQUAL(m.packets_sent, 2u);
+  auto text = to_prometheus_text(m);
+  BOOST_CHECK_MESSAGE(text.find("atoll_datagrams_dropped_total{reason=\"rate_limited\"} 1") !=
+                          std::string::npos,
+                      text);
+  BOOST_CHECK(text.find("atoll_udp_handlers_started_total 2") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -8,9 +8,9 @@ namespace atl {
 
 namespace {
 
-constexpr const char* close_reasons[] = {
-  "peer_closed", "local_closed", "handler_closed",  "timeout",          "shutdown",
-  "error",       "exception",    "handshake_error", "handshake_timeout"};
+constexpr const char* close_reasons[] = {"peer_closed", "local_closed",    "handler_closed",
+                                         "timeout",     "shutdown",        "error",
+                                         "exception",   "handshake_error", "handshake_timeout"};
 
 constexpr const char* accept_error_kinds[] = {"econnaborted", "einval", "emfile", "accept_error"};
 
@@ -59,8 +59,7 @@ void labelled(std::string& out, const char* name, const char* help, const char* 
     fmt::format_to(std::back_inserter(out), "{}{{{}=\"{}\"}} {}\n", name, label, key, value);
 }
 
-void histogram(std::string& out, const char* name, const char* help,
-               const histogram_snapshot& h) {
+void histogram(std::string& out, const char* name, const char* help, const histogram_snapshot& h) {
   header(out, name, "histogram", help);
   for (size_t i = 0; i < h.bounds.size(); ++i)
     fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"{}\"}} {}\n", name, h.bounds[i],
@@ -82,23 +81,28 @@ std::string to_prometheus_text(const metrics_snapshot& snap) {
   counter(out, "atoll_connections_accepted_total", "Connections accepted.",
           snap.connections_accepted);
   header(out, "atoll_connections_active", "gauge", "Connections open now.");
-  fmt::format_to(std::back_inserter(out), "atoll_connections_active {}\n",
-                 snap.connections_active);
-  labelled(out, "atoll_connections_closed_total", "Connections ended, by how they ended.",
-           "reason", snap.connections_closed);
+  fmt::format_to(std::back_inserter(out), "atoll_connections_active {}\n", snap.connections_active);
+  labelled(out, "atoll_connections_closed_total", "Connections ended, by how they ended.", "reason",
+           snap.connections_closed);
   counter(out, "atoll_received_bytes_total", "Bytes received by ended connections.",
           snap.bytes_received);
   counter(out, "atoll_sent_bytes_total", "Bytes sent by ended connections.", snap.bytes_sent);
-  counter(out, "atoll_received_packets_total",
-          "Reads that received data, on ended connections.", snap.packets_received);
+  counter(out, "atoll_received_packets_total", "Reads that received data, on ended connections.",
+          snap.packets_received);
   counter(out, "atoll_sent_packets_total", "Writes that sent data, on ended connections.",
           snap.packets_sent);
   counter(out, "atoll_handshake_failures_total", "TLS handshakes that failed or timed out.",
           snap.handshake_failures);
   counter(out, "atoll_spawn_errors_total", "Accepted connections that could not be started.",
           snap.spawn_errors);
-  labelled(out, "atoll_accept_errors_total", "Accept errors, by kind.", "kind",
-           snap.accept_errors);
+  labelled(out, "atoll_accept_errors_total", "Accept errors, by kind.", "kind", snap.accept_errors);
+  counter(out, "atoll_udp_handlers_started_total", "UDP handler actors started.",
+          snap.udp_handlers_started);
+  header(out, "atoll_udp_handlers_active", "gauge", "UDP handler actors alive now.");
+  fmt::format_to(std::back_inserter(out), "atoll_udp_handlers_active {}\n",
+                 snap.udp_handlers_active);
+  labelled(out, "atoll_datagrams_dropped_total", "Datagrams UDP servers dropped, by reason.",
+           "reason", snap.datagrams_dropped);
   histogram(out, "atoll_connection_duration_seconds", "Connection lifetimes.",
             snap.connection_duration);
   histogram(out, "atoll_time_to_first_byte_seconds",
@@ -114,9 +118,16 @@ server_metrics::server_metrics(std::shared_ptr<telemetry::bus> events)
     values_.accept_errors[kind] = 0;
   values_.connection_duration = empty_histogram();
   values_.time_to_first_byte = empty_histogram();
+  for (auto reason : {"rate_limited", "too_large", "no_handler"})
+    values_.datagrams_dropped[reason] = 0;
   for (auto prefix : {telemetry::event_name{"atoll", "connection", "start"},
                       telemetry::event_name{"atoll", "connection", "stop"},
-                      telemetry::event_name{"atoll", "acceptor"}})
+                      telemetry::event_name{"atoll", "acceptor"},
+                      telemetry::event_name{"atoll", "udp", "connection", "start"},
+                      telemetry::event_name{"atoll", "udp", "connection", "stop"},
+                      telemetry::event_name{"atoll", "udp", "listener", "rate_limit_exceeded"},
+                      telemetry::event_name{"atoll", "udp", "listener", "packet_too_large"},
+                      telemetry::event_name{"atoll", "udp", "listener", "spawn_error"}})
     subs_.push_back(events_->attach(prefix, [this](const telemetry::event& ev) { on_event(ev); }));
 }
 
@@ -129,10 +140,40 @@ metrics_snapshot server_metrics::snapshot() const {
   std::lock_guard<std::mutex> guard{mtx_};
   auto result = values_;
   result.connections_active = live_.size();
+  result.udp_handlers_active = live_udp_.size();
   return result;
 }
 
+void server_metrics::on_udp_event(const telemetry::event& ev) {
+  const auto& span = ev.name[2];
+  const auto& what = ev.name[3];
+  std::lock_guard<std::mutex> guard{mtx_};
+  if (span == "connection") {
+    auto ctx = ev.metadata.get_or<uint64_t>("telemetry_span_context", 0);
+    if (what == "start") {
+      ++values_.udp_handlers_started;
+      live_udp_.insert(ctx);
+    } else if (what == "stop") {
+      live_udp_.erase(ctx);
+      values_.bytes_received += unsigned_of(ev.measurements, "recv_oct");
+      values_.bytes_sent += unsigned_of(ev.measurements, "send_oct");
+      values_.packets_received += unsigned_of(ev.measurements, "recv_cnt");
+      values_.packets_sent += unsigned_of(ev.measurements, "send_cnt");
+    }
+  } else if (what == "rate_limit_exceeded") {
+    ++values_.datagrams_dropped["rate_limited"];
+  } else if (what == "packet_too_large") {
+    ++values_.datagrams_dropped["too_large"];
+  } else if (what == "spawn_error") {
+    ++values_.datagrams_dropped["no_handler"];
+  }
+}
+
 void server_metrics::on_event(const telemetry::event& ev) {
+  if (ev.name.size() == 4 && ev.name[1] == "udp") {
+    on_udp_event(ev);
+    return;
+  }
   if (ev.name.size() != 3)
     return;
   const auto& span = ev.name[1];

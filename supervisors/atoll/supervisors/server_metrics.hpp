@@ -58,6 +58,14 @@ struct metrics_snapshot {
   uint64_t spawn_errors = 0;
   /// Accept errors by kind: econnaborted, einval, emfile, accept_error.
   std::map<std::string, uint64_t> accept_errors;
+  /// UDP handler actors started (per datagram or per peer; `in_listener`
+  /// servers start none).
+  uint64_t udp_handlers_started = 0;
+  /// UDP handler actors started and not yet ended.
+  uint64_t udp_handlers_active = 0;
+  /// Datagrams UDP servers dropped, by reason: rate_limited, too_large,
+  /// no_handler (the connection limit held after the retries).
+  std::map<std::string, uint64_t> datagrams_dropped;
   /// Seconds from accept to the end of each connection.
   histogram_snapshot connection_duration;
   /// Seconds from accept to the first bytes received, per connection that
@@ -71,7 +79,8 @@ typename Inspector::result_type inspect(Inspector& f, metrics_snapshot& x) {
   return f(caf::meta::type_name("atl::metrics_snapshot"), x.connections_accepted,
            x.connections_active, x.connections_closed, x.bytes_received, x.bytes_sent,
            x.packets_received, x.packets_sent, x.handshake_failures, x.spawn_errors,
-           x.accept_errors, x.connection_duration, x.time_to_first_byte);
+           x.accept_errors, x.udp_handlers_started, x.udp_handlers_active, x.datagrams_dropped,
+           x.connection_duration, x.time_to_first_byte);
 }
 
 /// Renders a snapshot in Prometheus' text exposition format (version
@@ -81,7 +90,8 @@ std::string to_prometheus_text(const metrics_snapshot& snap);
 /// Aggregates the events of one bus (the servers that emit to it) while
 /// alive. It subscribes to connection start and stop and to the acceptor's
 /// events only, so connections do not build their per-I/O data events for
-/// it; each event is counted on the emitting thread under one lock. The
+/// it; each event is counted on the emitting thread under one lock. UDP
+/// servers' handler spans and dropped datagrams are counted too. The
 /// time to first byte comes from the stop event's `time_to_first_byte`
 /// (bytes delivered to `handle_data`).
 class server_metrics {
@@ -108,6 +118,7 @@ public:
 
 private:
   void on_event(const telemetry::event& ev);
+  void on_udp_event(const telemetry::event& ev);
 
   std::shared_ptr<telemetry::bus> events_;
   std::vector<telemetry::subscription> subs_;
@@ -115,6 +126,8 @@ private:
   metrics_snapshot values_;
   // Open connections (span contexts).
   std::unordered_set<uint64_t> live_;
+  // Live UDP handler actors (span contexts).
+  std::unordered_set<uint64_t> live_udp_;
 };
 
 } // namespace atl
