@@ -21,7 +21,7 @@ Usage: $0 [options]
 Options:
   --atoll "CMD"      UDP echo server to compare with the baseline; it must print
                      'listening on HOST:PORT' on stdout when ready.
-                     Default: "BUILD_DIR/examples/udp_echo --port 0 --host 127.0.0.1 --num-listeners 2"
+                     Default: "BUILD_DIR/examples/udp_echo --port 0 --host 127.0.0.1 --num-listeners 2 --recbuf 4194304 --sndbuf 4194304"
   --baseline "CMD"   Reference server
                      (default: "BUILD_DIR/test/bench/atoll_udp_baseline_echo --port 0 --host 127.0.0.1")
   --build-dir DIR    Build directory with test/bench/atoll_udp_loadgen (default: build)
@@ -94,7 +94,7 @@ done
 
 loadgen=$build_dir/test/bench/atoll_udp_loadgen
 : "${baseline_cmd:=$build_dir/test/bench/atoll_udp_baseline_echo --port 0 --host 127.0.0.1}"
-: "${atoll_cmd:=$build_dir/examples/udp_echo --port 0 --host 127.0.0.1 --num-listeners 2}"
+: "${atoll_cmd:=$build_dir/examples/udp_echo --port 0 --host 127.0.0.1 --num-listeners 2 --recbuf 4194304 --sndbuf 4194304}"
 [[ -x $loadgen ]] || die "$loadgen not found; build it with:
   ninja -C $build_dir atoll_udp_loadgen atoll_udp_baseline_echo udp_echo"
 for cmd in "$baseline_cmd" "$atoll_cmd"; do
