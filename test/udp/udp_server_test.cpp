@@ -244,6 +244,20 @@ private:
   std::shared_ptr<event_log> log_;
 };
 
+/// Answers with the address the datagram was sent to and the socket's
+/// receive buffer size.
+class destination_handler : public udp_handler {
+public:
+  verdict handle_data(std::string_view, socket& sock) override {
+    auto recbuf = sock.getopt(socket_option::recbuf);
+    auto bad = sock.getopt(socket_option::nodelay); // a TCP option: an error
+    static_cast<void>(sock.send(sock.destination().value_or("none") + " " +
+                                std::to_string(recbuf ? *recbuf : -1) + " " +
+                                (bad ? "nodelay?" : "no-nodelay")));
+    return verdict::proceed();
+  }
+};
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(udp_server_suite)
@@ -751,6 +765,27 @@ BOOST_FIXTURE_TEST_CASE(metrics_count_udp_handlers_and_drops, udp_fixture) {
                           std::string::npos,
                       text);
   BOOST_CHECK(text.find("atoll_udp_handlers_started_total 2") != std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(handlers_see_the_destination_and_socket_options, udp_fixture) {
+  for (auto lifetime : {udp_lifetime::per_datagram, udp_lifetime::in_listener}) {
+    auto opts = loopback_options();
+    opts.set_handler<destination_handler>();
+    opts.address = bind_address::any();
+    opts.transport.pktinfo = true;
+    opts.transport.recbuf = 65536;
+    opts.lifetime = lifetime;
+    start(opts);
+    udp_client c;
+    endpoint to{endpoint::family_type::ipv4, "127.0.0.1", where.port};
+    c.send(to, "?");
+    auto got = c.recv();
+    BOOST_REQUIRE(got);
+    // Linux doubles SO_RCVBUF for its bookkeeping.
+    BOOST_CHECK_MESSAGE(*got == "127.0.0.1 131072 no-nodelay", *got);
+    BOOST_CHECK(srv->stop(10s) == caf::none);
+    srv.reset();
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

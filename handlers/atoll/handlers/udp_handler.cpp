@@ -65,6 +65,20 @@ endpoint udp_socket::sockname() const {
   return sock_->local();
 }
 
+caf::expected<int> udp_socket::getopt(socket_option opt) const {
+  auto fd = sock_->fd();
+  if (fd < 0)
+    return caf::make_error(errc::closed, "the UDP socket is closed");
+  return get_socket_option(fd, opt);
+}
+
+caf::error udp_socket::setopt(socket_option opt, int value) {
+  auto fd = sock_->fd();
+  if (fd < 0)
+    return caf::make_error(errc::closed, "the UDP socket is closed");
+  return set_socket_option(fd, opt, value);
+}
+
 // -- udp_handler ----------------------------------------------------------------
 
 namespace detail {

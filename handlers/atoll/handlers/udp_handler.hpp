@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -18,6 +19,7 @@
 #include "atoll/handlers/verdict.hpp"
 #include "atoll/transports/datagram_socket.hpp"
 #include "atoll/transports/endpoint.hpp"
+#include "atoll/transports/tcp_options.hpp"
 
 namespace atl {
 
@@ -90,6 +92,27 @@ public:
   /// The server's bound address.
   endpoint sockname() const;
 
+  /// With `udp_options::pktinfo`: the address the current datagram was sent
+  /// to (e.g. a broadcast or multicast group, or which of the host's
+  /// addresses) and the receiving interface's index; empty otherwise.
+  const std::optional<std::string>& destination() const noexcept {
+    return destination_;
+  }
+
+  /// See `destination`.
+  int interface_index() const noexcept {
+    return interface_index_;
+  }
+
+  /// Reads an option of the server's socket (`recbuf`, `sndbuf`, `tos`; the
+  /// TCP ones fail). Errors: `errc::closed`, `errc::system_error`.
+  [[nodiscard]] caf::expected<int> getopt(socket_option opt) const;
+
+  /// Sets an option of the server's socket: it applies to the whole server
+  /// (every handler shares the socket). Errors: `errc::closed`,
+  /// `errc::invalid_option`, `errc::system_error`.
+  [[nodiscard]] caf::error setopt(socket_option opt, int value);
+
   /// Datagrams and octets this handler received and sent.
   datagram_stats stats() const noexcept {
     return stats_;
@@ -105,6 +128,8 @@ private:
   const telemetry::span* span_ = nullptr;
   const telemetry::interest* send_event_ = nullptr;
   std::vector<std::pair<udp_peer, std::string>>* outbox_ = nullptr; // in_listener: deferred
+  std::optional<std::string> destination_;
+  int interface_index_ = 0;
 };
 
 namespace detail {

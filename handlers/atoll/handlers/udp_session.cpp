@@ -195,6 +195,7 @@ private:
     if (done_)
       return;
     detail::udp_socket_access::received(sock_, p.data.size());
+    detail::udp_socket_access::set_destination(sock_, p.destination, p.interface_index);
     if (conf_->recv_event && span_.enabled(*conf_->recv_event))
       span_.emit(*conf_->recv_event, telemetry::fields{{"data", p.data}});
     guarded([this, &p] {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -58,6 +59,10 @@ struct udp_payload {
   std::string data;
   /// When the listener received it (monotonic ns).
   int64_t received_at = 0;
+  /// With `udp_options::pktinfo`: where it was sent to, and the interface.
+  std::optional<std::string> destination;
+  /// See above.
+  int interface_index = 0;
 };
 
 /// What a listener hands to a new handler actor (Abyss's
@@ -137,6 +142,12 @@ struct udp_socket_access {
                    const telemetry::interest* send_event) {
     sock.span_ = span;
     sock.send_event_ = send_event;
+  }
+  /// The current datagram's destination (pktinfo).
+  static void set_destination(udp_socket& sock, const std::optional<std::string>& destination,
+                              int interface_index) {
+    sock.destination_ = destination;
+    sock.interface_index_ = interface_index;
   }
   /// Counts a received datagram.
   static void received(udp_socket& sock, size_t octets) {

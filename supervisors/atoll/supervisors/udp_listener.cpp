@@ -146,6 +146,7 @@ private:
       return;
     }
     if (inline_sock_) {
+      udp_socket_access::set_destination(*inline_sock_, meta.destination, meta.interface_index);
       run_inline(meta.peer, data);
       return;
     }
@@ -154,6 +155,8 @@ private:
     h.peer = meta.peer;
     h.first.data.assign(data.data(), data.size());
     h.first.received_at = now;
+    h.first.destination = meta.destination;
+    h.first.interface_index = meta.interface_index;
     h.listener_span = span_.context();
     if (auto& peers = ctx_->sessions()->peers) {
       switch (peers->route(h.peer, h.first)) {
