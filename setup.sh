@@ -24,6 +24,7 @@ packages=(
   clang libclang-rt-14-dev                       # libFuzzer targets (test/fuzz/run_fuzz.sh)
   libldns-dev                                    # the dns_server example's zone answers
   bind9-dnsutils dnsperf netcat-openbsd          # dig/dnsperf/nc against the UDP examples
+  haproxy                                        # PROXY protocol end to end (send-proxy)
 )
 
 if [[ "${1:-}" != "--no-apt" ]]; then

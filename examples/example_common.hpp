@@ -42,6 +42,10 @@ public:
   bool telemetry_json = false;
   int metrics_port = -1;
   std::string metrics_host = "loopback";
+  std::string proxy_protocol = "off";
+  std::string proxy_trusted = "127.0.0.0/8,::1";
+  int proxy_timeout = 5000;
+  int max_connections_per_source = 0;
 
   /// `default_read_timeout`: the `--read-timeout` (ms, 0: none) when the
   /// command line has none.
@@ -73,7 +77,47 @@ public:
            "serve Prometheus metrics at http://METRICS-HOST:PORT/metrics, 0..65535 "
            "(0: pick a free port; -1: off, the default)")
       .add(metrics_host, "metrics-host",
-           "bind address of the metrics endpoint (default: loopback)");
+           "bind address of the metrics endpoint (default: loopback)")
+      .add(proxy_protocol, "proxy-protocol",
+           "expect a PROXY protocol header on every connection: off (default), v1, v2 or any")
+      .add(proxy_trusted, "proxy-trusted",
+           "comma-separated addresses or networks allowed to send PROXY headers "
+           "(default: 127.0.0.0/8,::1)")
+      .add(proxy_timeout, "proxy-timeout",
+           "how long a connection may take to send its PROXY header, in ms (default: 5000)")
+      .add(max_connections_per_source, "max-connections-per-source",
+           "connections at once from one client address (0: unlimited, the default)");
+  }
+
+  /// The PROXY protocol settings, or nullopt when `--proxy-protocol=off`.
+  caf::expected<std::optional<atl::proxy_protocol_options>> proxy_options() const {
+    if (proxy_protocol == "off")
+      return std::optional<atl::proxy_protocol_options>{};
+    atl::proxy_protocol_options po;
+    auto version = atl::parse_proxy_protocol_version(proxy_protocol);
+    if (!version)
+      return caf::make_error(atl::errc::invalid_option,
+                             "--proxy-protocol must be off, v1, v2 or any, got \""
+                               + proxy_protocol + "\"");
+    po.version = *version;
+    std::string_view rest = proxy_trusted;
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      auto item = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      auto net = atl::ip_network::parse(item);
+      if (!net)
+        return caf::make_error(atl::errc::invalid_option,
+                               "--proxy-trusted: " + atl::describe(net.error()));
+      po.trusted.push_back(*net);
+    }
+    if (po.trusted.empty())
+      return caf::make_error(atl::errc::invalid_option,
+                             "--proxy-trusted must list at least one address or network");
+    if (proxy_timeout <= 0)
+      return caf::make_error(atl::errc::invalid_option, "--proxy-timeout must be positive");
+    po.timeout = std::chrono::milliseconds{proxy_timeout};
+    return std::optional<atl::proxy_protocol_options>{std::move(po)};
   }
 
   /// The metrics endpoint's options, or nullopt when `--metrics-port` is off.
@@ -135,6 +179,15 @@ public:
         atl::shutdown_policy::timeout(std::chrono::milliseconds{shutdown_timeout});
     opts.transport.reuseport = reuseport;
     opts.detached_connections = detached;
+    auto proxy = proxy_options();
+    if (!proxy)
+      return proxy.error();
+    opts.proxy_protocol = std::move(*proxy);
+    if (max_connections_per_source < 0)
+      return caf::make_error(atl::errc::invalid_option,
+                             "--max-connections-per-source must not be negative (0: unlimited)");
+    if (max_connections_per_source > 0)
+      opts.max_connections_per_source = static_cast<uint32_t>(max_connections_per_source);
     return opts;
   }
 
@@ -148,6 +201,8 @@ protected:
       return "--log is an alias of --log-level: give one, or the same value to both";
     if (auto mo = metrics_options(); !mo)
       return atl::describe(mo.error());
+    if (auto po = proxy_options(); !po)
+      return atl::describe(po.error());
     return std::nullopt;
   }
 };

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -712,6 +713,158 @@ BOOST_AUTO_TEST_CASE(echo_writes_json_telemetry_logs_and_serves_metrics) {
   BOOST_CHECK_EQUAL(count("atoll [debug] atoll.connection.stop server=127.0.0.1:"), 5u);
   BOOST_CHECK_EQUAL(count("atoll [info] atoll.listener.start"), 1u);
   BOOST_CHECK_EQUAL(count("atoll [trace]"), 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- behind load balancers: the PROXY protocol, per-source limits -----------------------
+
+namespace {
+
+/// A free TCP port on loopback (for programs that cannot report theirs).
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in in{};
+  in.sin_family = AF_INET;
+  in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(in);
+  BOOST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&in), len) == 0);
+  BOOST_REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&in), &len) == 0);
+  ::close(fd);
+  return ntohs(in.sin_port);
+}
+
+/// Debian's haproxy in front of `backend`, sending PROXY headers
+/// (`send_proxy`: "send-proxy" or "send-proxy-v2"); stopped on destruction.
+struct haproxy_front {
+  std::string config_path;
+  std::unique_ptr<child_process> proc;
+  endpoint address;
+
+  haproxy_front(const endpoint& backend, const std::string& send_proxy) {
+    address.address = "127.0.0.1";
+    address.port = free_port();
+    config_path = "haproxy-" + std::to_string(::getpid()) + "-" + send_proxy + ".cfg";
+    std::ofstream cfg{config_path};
+    cfg << "global\n  maxconn 100\n"
+        << "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n"
+        << "  timeout server 30s\n"
+        << "frontend front\n  bind 127.0.0.1:" << address.port << "\n  default_backend back\n"
+        << "backend back\n  server echo " << backend.address << ":" << backend.port << " "
+        << send_proxy << "\n";
+    cfg.close();
+    proc = std::make_unique<child_process>(
+      std::vector<std::string>{"/usr/sbin/haproxy", "-db", "-f", config_path});
+    BOOST_REQUIRE(proc->started());
+    BOOST_REQUIRE_MESSAGE(wait_until([&] {
+                            test_client probe;
+                            return probe.try_connect(address);
+                          }),
+                          "haproxy did not listen: " << proc->stderr_text());
+  }
+
+  ~haproxy_front() {
+    proc->signal(SIGTERM);
+    static_cast<void>(proc->wait());
+    std::remove(config_path.c_str());
+  }
+};
+
+/// The local port of a connected client socket.
+uint16_t local_port_of(const test_client& c) {
+  sockaddr_in in{};
+  socklen_t len = sizeof(in);
+  ::getsockname(c.fd(), reinterpret_cast<sockaddr*>(&in), &len);
+  return ntohs(in.sin_port);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(examples_proxy)
+
+BOOST_AUTO_TEST_CASE(echo_behind_haproxy_sees_the_original_clients) {
+  if (::access("/usr/sbin/haproxy", X_OK) != 0) {
+    BOOST_FAIL("haproxy is not installed (setup.sh installs it)");
+    return;
+  }
+  for (std::string mode : {"send-proxy", "send-proxy-v2"}) {
+    BOOST_TEST_CONTEXT(mode) {
+      running_example ex{"echo", {"--proxy-protocol=any", "--telemetry-json"}};
+      haproxy_front front{ex.address, mode};
+      std::vector<uint16_t> client_ports;
+      for (int i = 0; i < 3; ++i) {
+        test_client c;
+        BOOST_REQUIRE(c.try_connect(front.address));
+        client_ports.push_back(local_port_of(c));
+        c.send("through haproxy " + std::to_string(i));
+        BOOST_CHECK_EQUAL(c.recv_exact(17), "through haproxy " + std::to_string(i));
+      }
+      // A client that skips the balancer has no header: refused.
+      auto direct = ex.connect();
+      direct.send("no header\r\n");
+      BOOST_CHECK(direct.closed_within(3000ms));
+      ex.stop(SIGTERM);
+      std::vector<uint16_t> seen_ports;
+      std::vector<uint16_t> proxy_ports;
+      int refused = 0;
+      for (auto& ev : json_lines(ex.proc.stderr_text())) {
+        if (ev["event"][1] != "connection")
+          continue;
+        auto& meta = ev["metadata"];
+        if (ev["event"][2] == "start" && meta.contains("proxy_port")) {
+          seen_ports.push_back(meta["remote_port"].get<uint16_t>());
+          proxy_ports.push_back(meta["proxy_port"].get<uint16_t>());
+          BOOST_CHECK_EQUAL(meta["remote_address"].get<std::string>(), "127.0.0.1");
+        }
+        if (ev["event"][2] == "stop" && meta.value("reason", "") == "proxy_error") {
+          ++refused;
+          BOOST_CHECK_MESSAGE(meta.value("error", "").find("proxy_header") != std::string::npos,
+                              meta.dump());
+        }
+      }
+      // The server saw the clients' own ports, not haproxy's (the probe
+      // that waited for haproxy to listen went through too).
+      for (auto p : client_ports)
+        BOOST_CHECK_MESSAGE(std::find(seen_ports.begin(), seen_ports.end(), p)
+                              != seen_ports.end(),
+                            "client port " << p << " not seen");
+      for (auto p : proxy_ports)
+        BOOST_CHECK(std::find(client_ports.begin(), client_ports.end(), p) == client_ports.end());
+      BOOST_CHECK_EQUAL(refused, 1);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(echo_limits_connections_per_source) {
+  running_example ex{"echo", {"--max-connections-per-source=2"}};
+  auto a = ex.connect();
+  auto b = ex.connect();
+  a.send("a");
+  b.send("b");
+  BOOST_CHECK_EQUAL(a.recv_exact(1), "a");
+  BOOST_CHECK_EQUAL(b.recv_exact(1), "b");
+  auto c = ex.connect();
+  BOOST_CHECK(c.closed_within(3000ms));
+  a.send("still");
+  BOOST_CHECK_EQUAL(a.recv_exact(5), "still");
+  ex.stop();
+}
+
+BOOST_AUTO_TEST_CASE(echo_refuses_bad_proxy_and_source_limit_options) {
+  auto echo = example_path("echo");
+  expect_refused({echo, "--port=0", "--proxy-protocol=v3"}, "--proxy-protocol");
+  expect_refused({echo, "--port=0", "--proxy-protocol=v1", "--proxy-trusted=10.0.0.1/8"},
+                 "--proxy-trusted");
+  expect_refused({echo, "--port=0", "--proxy-protocol=v1", "--proxy-trusted="},
+                 "--proxy-trusted");
+  expect_refused({echo, "--port=0", "--proxy-protocol=any", "--proxy-timeout=0"},
+                 "--proxy-timeout");
+  expect_refused({echo, "--port=0", "--max-connections-per-source=-1"},
+                 "--max-connections-per-source");
+  auto text = examples::help_text("echo");
+  for (auto option : {"--proxy-protocol", "--proxy-trusted", "--proxy-timeout",
+                      "--max-connections-per-source"})
+    BOOST_CHECK_MESSAGE(text.find(option) != std::string::npos, option << " missing:\n" << text);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

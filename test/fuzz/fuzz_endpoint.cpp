@@ -41,18 +41,9 @@
 #include "atoll/runtime/error.hpp"
 #include "atoll/transports/endpoint.hpp"
 
+#include "fuzz_check.hpp"
+
 namespace {
-
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_endpoint: invariant violated: %s\n", what);
-  std::abort();
-}
-
-#define FUZZ_CHECK(cond)                                                                           \
-  do {                                                                                             \
-    if (!(cond))                                                                                   \
-      fail(#cond);                                                                                 \
-  } while (false)
 
 /// A resolved socket address.
 struct resolved {

@@ -42,18 +42,9 @@
 
 #include "http_request.hpp"
 
+#include "fuzz_check.hpp"
+
 namespace {
-
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_http_head: invariant violated: %s\n", what);
-  std::abort();
-}
-
-#define FUZZ_CHECK(cond)                                                                           \
-  do {                                                                                             \
-    if (!(cond))                                                                                   \
-      fail(#cond);                                                                                 \
-  } while (false)
 
 constexpr std::string_view crlf2 = "\r\n\r\n";
 

@@ -39,20 +39,11 @@
 #include "atoll/transports/output_queue.hpp"
 #include "atoll/transports/transport.hpp"
 
+#include "fuzz_check.hpp"
+
 namespace {
 
 /// Stops the run with a message (libFuzzer saves the input as a crash).
-[[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_output_queue: invariant violated: %s\n", what);
-  std::abort();
-}
-
-#define FUZZ_CHECK(cond)                                                                           \
-  do {                                                                                             \
-    if (!(cond))                                                                                   \
-      fail(#cond);                                                                                 \
-  } while (false)
-
 /// Most bytes one input may append (keeps each run fast while still allowing
 /// more than 64 queued buffers of 16 KiB, the gather limit of a write).
 constexpr size_t max_total_append = 2u << 20;
@@ -155,7 +146,7 @@ public:
   }
 
   atl::io_result read(char*, size_t) override {
-    fail("output_queue read from its transport");
+    fuzz_fail(__FILE__, "output_queue read from its transport");
   }
 
   atl::io_result write(const iovec* iov, size_t count) override {
@@ -202,7 +193,7 @@ public:
   }
 
   atl::io_result sendfile(int, uint64_t, size_t) override {
-    fail("output_queue sent a file range although none was queued");
+    fuzz_fail(__FILE__, "output_queue sent a file range although none was queued");
   }
 
   caf::error shutdown(atl::shutdown_way) override {

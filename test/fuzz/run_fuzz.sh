@@ -44,7 +44,7 @@ while (($#)); do
   esac
   shift
 done
-((${#targets[@]})) || targets=(fuzz_endpoint fuzz_http_head fuzz_output_queue)
+((${#targets[@]})) || targets=(fuzz_endpoint fuzz_http_head fuzz_output_queue fuzz_proxy_protocol)
 
 echo "== building the fuzz targets with clang into $build"
 generator=()

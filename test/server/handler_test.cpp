@@ -35,19 +35,6 @@ struct log_capture {
   }
 };
 
-/// The single connection actor of `srv` (waits for it to appear).
-caf::actor only_connection(server& srv) {
-  caf::actor result;
-  BOOST_REQUIRE(wait_until([&] {
-    auto conns = srv.connections();
-    if (!conns || conns->size() != 1)
-      return false;
-    result = conns->front();
-    return true;
-  }));
-  return result;
-}
-
 
 } // namespace
 

@@ -475,6 +475,69 @@ BOOST_AUTO_TEST_CASE(starttls_with_a_timeout_a_persistent_timeout_or_a_continue_
   }
 }
 
+BOOST_AUTO_TEST_CASE(mailbox_messages_wait_until_the_connection_is_open) {
+  using push_atom = caf::atom_constant<caf::atom("push")>;
+  auto script = starttls_script(test_tls_context());
+  script->on_connection = [](atl::socket& sock) {
+    sock.send("welcome\n");
+    return verdict::proceed();
+  };
+  script->messages = [log{script->log}](atl::handler& h, atl::socket& sock) {
+    // Sent before the handshake: it must still run after handle_connection.
+    caf::anon_send(static_cast<probe_handler&>(h).actor(), push_atom::value,
+                   std::string{"early"});
+    log->add("installed");
+    return caf::message_handler{[log, &sock](push_atom, const std::string& text) {
+      log->add("message:" + text);
+      sock.send(text + "\n");
+    }};
+  };
+  auto opts = probe_options(script);
+  opts.tls = test_tls_options();
+  auto& srv = start(opts);
+  test_client client;
+  BOOST_REQUIRE(client.try_connect(address_of(srv))); // TCP only, no handshake yet
+  auto conn = only_connection(srv);
+  BOOST_REQUIRE(script->log->wait_for("installed"));
+  caf::anon_send(conn, push_atom::value, std::string{"outside"});
+  BOOST_REQUIRE_MESSAGE(client.start_tls({}), client.tls_error());
+  BOOST_CHECK_EQUAL(client.recv_exact(22), "welcome\nearly\noutside\n");
+  BOOST_REQUIRE(script->log->wait_for("message:outside"));
+  std::vector<std::string> expected{"installed", "connection", "message:early",
+                                    "message:outside"};
+  BOOST_CHECK(script->log->entries() == expected);
+}
+
+BOOST_AUTO_TEST_CASE(mailbox_messages_wait_for_an_upgrade_handshake) {
+  using push_atom = caf::atom_constant<caf::atom("push")>;
+  // The upgrade continues with a step: it runs once the handshake is done,
+  // and the waiting message after it.
+  auto script = starttls_script(test_tls_context(),
+                                verdict::proceed(continue_step{caf::make_message(1)}));
+  script->messages = [log{script->log}](atl::handler&, atl::socket& sock) {
+    return caf::message_handler{[log, &sock](push_atom, const std::string& text) {
+      log->add(std::string{"message:"} + (sock.secure() ? "secure:" : "clear:") + text);
+      sock.send(text + "\n");
+    }};
+  };
+  auto opts = probe_options(script);
+  opts.tls.reset();
+  auto& srv = start(opts);
+  test_client client;
+  BOOST_REQUIRE(client.try_connect(address_of(srv)));
+  auto conn = only_connection(srv);
+  client.send("STARTTLS\n");
+  BOOST_REQUIRE_EQUAL(client.recv_exact(3), "OK\n");
+  // The upgrade's handshake has not started: the message waits for it.
+  caf::anon_send(conn, push_atom::value, std::string{"pushed"});
+  BOOST_REQUIRE_MESSAGE(client.start_tls({}), client.tls_error());
+  BOOST_CHECK_EQUAL(client.recv_exact(7), "pushed\n");
+  BOOST_REQUIRE(script->log->wait_for("message:secure:pushed"));
+  std::vector<std::string> expected{"connection", "data:STARTTLS\n", "continue:(1)",
+                                    "message:secure:pushed"};
+  BOOST_CHECK(script->log->entries() == expected);
+}
+
 BOOST_AUTO_TEST_CASE(a_failed_upgrade_handshake_calls_handle_error) {
   auto script = starttls_script(test_tls_context());
   auto opts = probe_options(script);

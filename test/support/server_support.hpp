@@ -467,6 +467,19 @@ private:
   std::vector<telemetry::event> recorded_;
 };
 
+/// The single connection actor of `srv` (waits for it to appear).
+inline caf::actor only_connection(server& srv) {
+  caf::actor result;
+  BOOST_REQUIRE(wait_until([&] {
+    auto conns = srv.connections();
+    if (!conns || conns->size() != 1)
+      return false;
+    result = conns->front();
+    return true;
+  }));
+  return result;
+}
+
 /// A data script that sends the data back (an echo server).
 inline verdict echo(std::string_view data, socket& sock) {
   sock.send(data);

@@ -75,12 +75,8 @@ public:
     attach_functor([this](const caf::error& reason) { cleanup(reason); });
     if (!set_up())
       return {};
-    // One behavior for the actor's whole life: internal messages first, then
-    // the handler's own (no become: each behavior costs memory per
-    // connection).
-    caf::message_handler user;
     try {
-      user = handler_->message_handlers(*sock_);
+      user_ = handler_->message_handlers(*sock_);
     } catch (const std::exception& ex) {
       log_exception(ex.what());
       sock_->close_now();
@@ -88,10 +84,16 @@ public:
       quit(caf::make_error(errc::handler_exception, ex.what()));
       return {};
     }
-    auto bhvr = user ? caf::behavior{internal_handlers().or_else(user)}
-                     : caf::behavior{internal_handlers()};
-    start_connection();
-    return bhvr;
+    // Internal messages first, then the handler's own. The handler's wait
+    // (skipped, in order) until the connection is open: none runs before
+    // `handle_connection` or during a transport switch's handshake.
+    in_make_behavior_ = true;
+    start_connection(); // a clear connection opens right here
+    in_make_behavior_ = false;
+    if (!user_ || (phase_ != phase::handshaking && phase_ != phase::proxy))
+      return full_behavior();
+    gate_user_messages();
+    return caf::behavior{internal_handlers()};
   }
 
   // -- socket events without messages (io_sink) ---------------------------------
@@ -156,7 +158,16 @@ private:
   /// lingering: the final callback ran, queued output is being written;
   /// half_closed: after a stop, our FIN is out, input is dropped until the
   /// client closes (see `half_close`).
-  enum class phase : uint8_t { starting, handshaking, open, lingering, half_closed, finished };
+  /// proxy: reading the PROXY header (before the span and the handshake).
+  enum class phase : uint8_t {
+    starting,
+    proxy,
+    handshaking,
+    open,
+    lingering,
+    half_closed,
+    finished
+  };
   enum class end_kind : uint8_t {
     peer_closed,
     local_closed,
@@ -165,6 +176,8 @@ private:
     shutdown,
     error,
     exception,
+    proxy_error,  // PROXY header missing, malformed, late or untrusted
+    source_limit, // the client's address has the most connections allowed
   };
 
   /// The `reason` of the stop event: how the connection ended. An end by
@@ -178,6 +191,8 @@ private:
       case end_kind::shutdown: return "shutdown";
       case end_kind::error: return opened_ ? "error" : "handshake_error";
       case end_kind::exception: return "exception";
+      case end_kind::proxy_error: return "proxy_error";
+      case end_kind::source_limit: return "source_limit";
     }
     return "error";
   }
@@ -189,6 +204,34 @@ private:
       },
       [this](reactor_timer_atom, uint64_t) { on_timer(); },
     };
+  }
+
+  /// Internal messages, then the handler's.
+  caf::behavior full_behavior() {
+    return user_ ? caf::behavior{internal_handlers().or_else(user_)}
+                 : caf::behavior{internal_handlers()};
+  }
+
+  /// Keeps the handler's messages in the mailbox (in order) from now on.
+  void gate_user_messages() {
+    if (!user_ || gated_)
+      return;
+    gated_ = true;
+    set_default_handler(caf::skip);
+    if (!in_make_behavior_)
+      become(caf::behavior{internal_handlers()});
+  }
+
+  /// Lets the handler's messages (waiting ones first) run again.
+  void open_user_messages() {
+    if (!gated_)
+      return;
+    gated_ = false;
+    set_default_handler(caf::drop);
+    become(full_behavior());
+    // Skipped messages return to the queue when a message is consumed; an
+    // opening by a posted socket event consumed none.
+    mailbox().flush_cache();
   }
 
   // -- start-up -------------------------------------------------------------------
@@ -243,8 +286,25 @@ private:
     return true;
   }
 
-  /// Starts the span, then the handshake (and `handle_connection`).
+  /// Reads the PROXY header if the listener wants one, then opens.
   void start_connection() {
+    if (conf_->proxy)
+      begin_proxy();
+    else
+      open_connection();
+  }
+
+  /// Admits the client (per-source limit), starts the span, then the
+  /// handshake (and `handle_connection`).
+  void open_connection() {
+    if (!admit())
+      return;
+    start_span();
+    phase_ = phase::handshaking;
+    drive_handshake();
+  }
+
+  void start_span() {
     telemetry::fields meta;
     if (conf_->events->enabled()) {
       auto peer = sock_->peername();
@@ -254,6 +314,11 @@ private:
         meta.set("local_address", local->address);
         meta.set("local_port", uint64_t{local->port});
       }
+      if (conf_->proxy)
+        if (auto via = sock_->via()) {
+          meta.set("proxy_address", via->address);
+          meta.set("proxy_port", uint64_t{via->port});
+        }
       meta.set("handler", conf_->handler_name);
     }
     sock_->span() = telemetry::span::start(conf_->events.get(), conf_->span_prefix.get(), {},
@@ -262,8 +327,98 @@ private:
     hand_off_.reset(); // all taken
     if (sock_->span().enabled())
       sock_->span().emit("ready", {{"monotonic_time", telemetry::monotonic_time()}});
-    phase_ = phase::handshaking;
-    drive_handshake();
+  }
+
+  /// Counts the connection against its source's limit; refuses it (false)
+  /// past the limit.
+  bool admit() {
+    if (!conf_->sources)
+      return true;
+    auto key = source_limiter::key_of(*sock_->peername());
+    if (!conf_->sources->acquire(key)) {
+      refuse(end_kind::source_limit,
+             caf::make_error(errc::source_limit,
+                             key + " has reached max_connections_per_source = "
+                               + std::to_string(conf_->sources->limit())));
+      return false;
+    }
+    source_key_ = std::make_unique<std::string>(std::move(key));
+    return true;
+  }
+
+  // -- the PROXY protocol -----------------------------------------------------------
+
+  /// Checks that the connection comes from a trusted source, then reads its
+  /// header (bounded by the PROXY timeout).
+  void begin_proxy() {
+    auto peer = *sock_->peername();
+    if (!trusted(peer)) {
+      refuse(end_kind::proxy_error,
+             caf::make_error(errc::untrusted_source,
+                             "PROXY header from an untrusted source " + to_string(peer)));
+      return;
+    }
+    proxy_reader_ = std::make_unique<proxy_header_reader>(conf_->proxy->version);
+    phase_ = phase::proxy;
+    handshake_deadline_ = telemetry::monotonic_time() + to_ns(conf_->proxy->timeout);
+    update_timer();
+    drive_proxy();
+  }
+
+  /// Unix-socket peers are trusted (the socket file's permissions decide).
+  bool trusted(const endpoint& peer) const {
+    if (!peer.is_ip())
+      return true;
+    for (auto& net : conf_->proxy->trusted)
+      if (net.contains(peer))
+        return true;
+    return false;
+  }
+
+  void drive_proxy() {
+    auto res = proxy_reader_->read(sock_->stream().fd());
+    switch (res.status) {
+      case io_status::done:
+        sock_->set_proxy(proxy_reader_->header());
+        proxy_reader_.reset();
+        handshake_deadline_ = 0; // the handshake gets its own
+        open_connection();
+        return;
+      case io_status::want_read:
+      case io_status::want_write:
+        if (!in_io_)
+          arm();
+        return;
+      case io_status::closed:
+        refuse(end_kind::proxy_error,
+               caf::make_error(errc::proxy_header,
+                               "PROXY header: the client closed before the header ended"));
+        return;
+      case io_status::failed:
+        refuse(end_kind::proxy_error, res.error);
+        return;
+    }
+  }
+
+  /// Ends a connection before its handler starts (no callback runs): a
+  /// PROXY header error, the per-source limit, or a stop meanwhile. The
+  /// span starts and stops (reason and error in the stop event).
+  void refuse(end_kind kind, caf::error reason) {
+    if (kind == end_kind::proxy_error && !conf_->silent_terminate_on_error) {
+      auto peer = sock_->via();
+      log(log_level::error, "atoll: connection from " + (peer ? to_string(*peer) : "?")
+                              + " refused: " + describe(reason));
+    }
+    proxy_reader_.reset();
+    if (hand_off_)
+      start_span();
+    end_kind_ = kind;
+    end_reason_ = reason;
+    close_now(kind, reason);
+    if (kind == end_kind::shutdown)
+      quit(caf::exit_reason::user_shutdown);
+    else
+      quit(std::move(reason));
   }
 
   void drive_handshake() {
@@ -298,6 +453,7 @@ private:
     opened_ = true;
     handshake_interest_ = 0;
     handshake_deadline_ = 0;
+    open_user_messages();
     if (upgrade_then_) {
       // After a transport upgrade: continue as the switch verdict said.
       auto then = std::move(*upgrade_then_);
@@ -329,6 +485,8 @@ private:
     in_io_ = true;
     if (phase_ == phase::handshaking) {
       drive_handshake();
+    } else if (phase_ == phase::proxy) {
+      drive_proxy();
     } else if (phase_ == phase::half_closed) {
       drop_input();
     } else {
@@ -436,6 +594,8 @@ private:
     uint32_t interest = 0;
     if (phase_ == phase::handshaking)
       interest = handshake_interest_;
+    else if (phase_ == phase::proxy)
+      interest = io_events::readable;
     else if (phase_ == phase::open && reading_ && !backpressured())
       interest |= io_events::readable;
     else if (phase_ == phase::half_closed)
@@ -542,6 +702,7 @@ private:
     }
     sock_->replace_stream(std::move(*next));
     upgrade_then_ = std::make_unique<verdict>(proceed_part(v));
+    gate_user_messages();
     phase_ = phase::handshaking;
     reading_ = false;
     drive_handshake();
@@ -576,7 +737,7 @@ private:
     };
     if (phase_ == phase::open)
       consider(deadline_);
-    if (phase_ == phase::handshaking)
+    if (phase_ == phase::handshaking || phase_ == phase::proxy)
       consider(handshake_deadline_);
     if (send_deadline_armed())
       consider(send_progress_ + to_ns(conf_->transport.send_timeout));
@@ -607,6 +768,13 @@ private:
         end_now();
       else
         update_timer();
+      return;
+    }
+    if (phase_ == phase::proxy && now >= handshake_deadline_) {
+      refuse(end_kind::proxy_error,
+             caf::make_error(errc::proxy_header,
+                             "PROXY header: none within "
+                               + std::to_string(conf_->proxy->timeout.count()) + " ms"));
       return;
     }
     if (phase_ == phase::handshaking && handshake_deadline_ != 0 && now >= handshake_deadline_) {
@@ -642,6 +810,11 @@ private:
       return; // normal exits of linked actors do not concern us
     if (phase_ == phase::starting) {
       quit(msg.reason);
+      return;
+    }
+    if (phase_ == phase::proxy) {
+      refuse(msg.reason == caf::exit_reason::user_shutdown ? end_kind::shutdown : end_kind::error,
+             msg.reason);
       return;
     }
     if (msg.reason == caf::exit_reason::user_shutdown)
@@ -744,6 +917,9 @@ private:
         case end_kind::exception:
           handler_->handle_error(reason, *sock_);
           break;
+        case end_kind::proxy_error:
+        case end_kind::source_limit:
+          break; // the handler never started (see refuse)
       }
     } catch (const std::exception& ex) {
       log_exception(ex.what());
@@ -842,6 +1018,8 @@ private:
         break;
       case end_kind::error:
       case end_kind::exception:
+      case end_kind::proxy_error:
+      case end_kind::source_limit:
         meta.set("error", describe(reason));
         break;
       default:
@@ -853,6 +1031,8 @@ private:
   /// Runs for every exit, kill included: nothing leaks, one stop event.
   void cleanup(const caf::error& reason) {
     hand_off_.reset();
+    if (source_key_)
+      conf_->sources->release(*source_key_);
     reactor::cancel(timer_);
     if (!sock_)
       return;
@@ -866,6 +1046,9 @@ private:
   std::shared_ptr<const connection_config> conf_;
   std::unique_ptr<accepted_connection> hand_off_; // until the connection started
   std::unique_ptr<handler> handler_;
+  caf::message_handler user_; // the handler's message handlers
+  std::unique_ptr<proxy_header_reader> proxy_reader_; // while reading the PROXY header
+  std::unique_ptr<std::string> source_key_;           // counted by conf_->sources
   std::optional<socket> sock_; // inline: one allocation less per connection
   fd_registration reg_;
   reactor_timer timer_;
@@ -884,6 +1067,8 @@ private:
   end_kind end_kind_ = end_kind::local_closed;
   bool reading_ = false;
   bool in_io_ = false;
+  bool in_make_behavior_ = false;
+  bool gated_ = false; // the handler's messages wait (see gate_user_messages)
   std::atomic<uint32_t> posted_{0}; // socket events posted by a poller
 };
 

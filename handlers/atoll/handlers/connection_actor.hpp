@@ -16,9 +16,11 @@
 #include <caf/fwd.hpp>
 
 #include "atoll/handlers/handler.hpp"
+#include "atoll/handlers/source_limiter.hpp"
 #include "atoll/runtime/reactor.hpp"
 #include "atoll/runtime/telemetry.hpp"
 #include "atoll/transports/owned_fd.hpp"
+#include "atoll/transports/proxy_protocol.hpp"
 #include "atoll/transports/tcp_options.hpp"
 #include "atoll/transports/transport.hpp"
 
@@ -54,6 +56,10 @@ struct connection_config {
   bool silent_terminate_on_error = false;
   /// Makes the transport of an accepted fd; empty: clear TCP.
   transport_factory make_transport;
+  /// Read a PROXY header before anything else (null: no PROXY protocol).
+  std::shared_ptr<const proxy_protocol_options> proxy;
+  /// Limits the connections per client address (null: no limit).
+  std::shared_ptr<source_limiter> sources;
   /// When a stopping server gives up on its connections (monotonic ns; 0:
   /// not stopping). Blocking socket calls (`recv`, flushes) give up then, so
   /// that a handler blocked in them cannot delay the stop: CAF cannot kill

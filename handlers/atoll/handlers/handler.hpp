@@ -88,9 +88,13 @@ public:
 
   /// The handler's own message handlers, matched after the connection's
   /// internal messages (messages nobody matches are dropped; requests get
-  /// `sec::unexpected_message`). Called once, after `handle_connection`'s
-  /// setup; the returned lambdas may capture `this` and `sock`. Mailbox
-  /// messages do not reset the read timeout; call `apply` for that.
+  /// `sec::unexpected_message`). Called once, when the connection actor
+  /// starts (before the TLS handshake); the returned lambdas may capture
+  /// `this` and `sock`. They run only while the connection is open: a
+  /// message that arrives before `handle_connection` has run, or during the
+  /// handshake of a `switch_transport` upgrade, waits in the mailbox (in
+  /// order) until then. Mailbox messages do not reset the read timeout;
+  /// call `apply` for that.
   virtual caf::message_handler message_handlers(socket& sock);
 
 protected:

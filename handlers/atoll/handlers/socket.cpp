@@ -330,6 +330,25 @@ caf::expected<endpoint> socket::peername() const {
   return peer_;
 }
 
+caf::expected<proxy_header> socket::proxy_info() const {
+  if (!proxy_)
+    return caf::make_error(errc::not_found, "the connection came without a PROXY header");
+  return proxy_->first;
+}
+
+caf::expected<endpoint> socket::via() const {
+  if (closed())
+    return closed_error();
+  return proxy_ ? proxy_->second : peer_;
+}
+
+void socket::set_proxy(proxy_header header) {
+  auto real = peer_;
+  if (header.proxied && header.source)
+    peer_ = *header.source;
+  proxy_ = std::make_unique<std::pair<proxy_header, endpoint>>(std::move(header), std::move(real));
+}
+
 caf::expected<endpoint> socket::sockname() const {
   if (closed())
     return closed_error();

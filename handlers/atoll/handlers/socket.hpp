@@ -18,6 +18,7 @@
 #include "atoll/runtime/span.hpp"
 #include "atoll/transports/endpoint.hpp"
 #include "atoll/transports/output_queue.hpp"
+#include "atoll/transports/proxy_protocol.hpp"
 #include "atoll/transports/tcp_options.hpp"
 #include "atoll/transports/transport.hpp"
 
@@ -128,9 +129,20 @@ public:
 
   // -- information -------------------------------------------------------------
 
-  /// The remote address (taken when the connection started). Errors:
-  /// `errc::closed`.
+  /// The remote address (taken when the connection started): on a listener
+  /// with the PROXY protocol, the original client the header names (the
+  /// load balancer's own address is `via`). Errors: `errc::closed`.
   [[nodiscard]] caf::expected<endpoint> peername() const;
+
+  /// The PROXY header this connection started with (listeners with
+  /// `server_options::proxy_protocol`). Errors: `errc::not_found` (the
+  /// listener does not use the PROXY protocol).
+  [[nodiscard]] caf::expected<proxy_header> proxy_info() const;
+
+  /// The address the connection really comes from (the load balancer on a
+  /// PROXY listener; otherwise the same as `peername`). Errors:
+  /// `errc::closed`.
+  [[nodiscard]] caf::expected<endpoint> via() const;
 
   /// The local address. Errors: `errc::closed`, `errc::system_error`.
   [[nodiscard]] caf::expected<endpoint> sockname() const;
@@ -224,6 +236,10 @@ public:
   /// Closes the transport without flushing (idempotent).
   void close_now() noexcept;
 
+  /// Records the connection's PROXY header: `peername` becomes the client
+  /// it names (if it names one).
+  void set_proxy(proxy_header header);
+
   /// True if `close` was called by the handler.
   bool closed_by_handler() const noexcept {
     return closed_by_handler_;
@@ -242,6 +258,7 @@ private:
   socket_stats stats_;
   telemetry::span span_;
   endpoint peer_;
+  std::unique_ptr<std::pair<proxy_header, endpoint>> proxy_; // the header, the real peer
   const tcp_options* opts_;
   std::chrono::milliseconds read_timeout_;
   detail::socket_host* host_;

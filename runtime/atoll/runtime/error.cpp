@@ -44,6 +44,9 @@ std::string to_string(errc code) {
     case errc::too_many_connections: return "too_many_connections";
     case errc::suspended: return "suspended";
     case errc::output_limit: return "output_limit";
+    case errc::proxy_header: return "proxy_header";
+    case errc::untrusted_source: return "untrusted_source";
+    case errc::source_limit: return "source_limit";
   }
   return "unknown_error(" + std::to_string(static_cast<int>(code)) + ")";
 }

@@ -84,6 +84,14 @@ enum class errc : uint8_t {
   /// A send would queue more output than the connection's limit
   /// (`tcp_options::max_queued_output`).
   output_limit,
+  /// A PROXY protocol header is missing, malformed or of a version the
+  /// listener does not accept (context: what is wrong).
+  proxy_header,
+  /// The connection's source may not send PROXY headers (not trusted).
+  untrusted_source,
+  /// The client's address already has the most connections allowed per
+  /// source.
+  source_limit,
 };
 
 } // namespace atl

@@ -54,6 +54,10 @@ server_context::server_context(server_options opts, std::shared_ptr<reactor> io,
   conf->handshake_timeout = opts_.handshake_timeout;
   conf->silent_terminate_on_error = opts_.silent_terminate_on_error;
   conf->make_transport = opts_.transport_layer;
+  if (opts_.proxy_protocol)
+    conf->proxy = std::make_shared<const proxy_protocol_options>(*opts_.proxy_protocol);
+  if (opts_.max_connections_per_source)
+    conf->sources = std::make_shared<source_limiter>(*opts_.max_connections_per_source);
   conn_ = std::move(conf);
   listener_prefix_ = std::make_shared<const telemetry::event_name>(
     telemetry::event_name{"atoll", "listener"});

@@ -10,7 +10,8 @@ namespace {
 
 constexpr const char* close_reasons[] = {"peer_closed", "local_closed",    "handler_closed",
                                          "timeout",     "shutdown",        "error",
-                                         "exception",   "handshake_error", "handshake_timeout"};
+                                         "exception",   "handshake_error", "handshake_timeout",
+                                         "proxy_error", "source_limit"};
 
 constexpr const char* accept_error_kinds[] = {"econnaborted", "einval", "emfile", "accept_error"};
 

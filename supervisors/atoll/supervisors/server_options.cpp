@@ -63,6 +63,11 @@ caf::error validate(const server_options& opts) {
     return invalid("shutdown_timeout", "must not be negative");
   if (opts.name.empty())
     return invalid("name", "must not be empty");
+  if (opts.proxy_protocol)
+    if (auto err = validate(*opts.proxy_protocol))
+      return err;
+  if (opts.max_connections_per_source && *opts.max_connections_per_source == 0)
+    return invalid("max_connections_per_source", "must be at least 1 (or unlimited)");
   return caf::none;
 }
 

@@ -16,6 +16,7 @@
 #include "atoll/runtime/telemetry.hpp"
 #include "atoll/transports/endpoint.hpp"
 #include "atoll/transports/listen_socket.hpp"
+#include "atoll/transports/proxy_protocol.hpp"
 #include "atoll/transports/tcp_options.hpp"
 #include "atoll/transports/tls.hpp"
 
@@ -73,6 +74,19 @@ struct server_options {
   /// force-close after this timeout (default 15 s), wait forever, or kill at
   /// once (`shutdown_policy::brutal_kill()`).
   shutdown_policy shutdown_timeout = shutdown_policy::timeout(std::chrono::milliseconds{15000});
+  /// Every connection starts with a PROXY protocol header (v1, v2 or either)
+  /// from a trusted load balancer: it is read before the TLS handshake and
+  /// before the handler starts; `socket::peername` and telemetry report the
+  /// client it names. A missing (within `timeout`), malformed or untrusted
+  /// header ends the connection without a handler callback (stop reason
+  /// `proxy_error`, logged unless `silent_terminate_on_error`). Empty: no
+  /// PROXY protocol.
+  std::optional<proxy_protocol_options> proxy_protocol;
+  /// The most connections at once from one client address (with the PROXY
+  /// protocol: the client the header names; Unix-socket clients share one
+  /// address). A connection past it is closed at once, before its handler
+  /// starts (stop reason `source_limit`). Empty: no limit.
+  std::optional<uint32_t> max_connections_per_source;
   /// Do not log error verdicts (exceptions are always logged).
   bool silent_terminate_on_error = false;
   /// Run each connection actor on its own thread (for handlers that block).

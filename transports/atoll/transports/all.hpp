@@ -6,6 +6,7 @@
 #include "atoll/transports/listen_socket.hpp"
 #include "atoll/transports/output_queue.hpp"
 #include "atoll/transports/owned_fd.hpp"
+#include "atoll/transports/proxy_protocol.hpp"
 #include "atoll/transports/tcp_options.hpp"
 #include "atoll/transports/tls.hpp"
 #include "atoll/transports/transport.hpp"
