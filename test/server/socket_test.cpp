@@ -232,6 +232,10 @@ BOOST_AUTO_TEST_CASE(a_large_send_to_a_slow_reader_arrives_whole_and_is_counted)
   auto at_return = stats->all();
   BOOST_REQUIRE_EQUAL(at_return.size(), 1u);
   BOOST_CHECK_LT(at_return[0].send_oct, total); // not all written at once: queued
+  BOOST_CHECK_EQUAL(at_return[0].send_pend, total - at_return[0].send_oct);
+  BOOST_CHECK_GT(at_return[0].send_max, 0u);
+  BOOST_CHECK_LE(at_return[0].send_max, at_return[0].send_oct);
+  BOOST_CHECK_EQUAL(at_return[0].send_avg(), at_return[0].send_oct / at_return[0].send_cnt);
   auto got = read_slowly(client, total);
   auto want = pattern(total, 7);
   BOOST_CHECK_MESSAGE(got == want, first_difference(got, want));
@@ -687,6 +691,12 @@ BOOST_AUTO_TEST_CASE(getstat_counts_both_directions_and_the_stop_event_reports_t
   BOOST_CHECK_GE(last.recv_cnt, 1u);
   BOOST_CHECK_GE(last.send_cnt, 1u);
   BOOST_CHECK_LE(last.send_cnt, n);
+  // Each message was read and written whole: the largest call is the
+  // largest message; nothing is left queued.
+  BOOST_CHECK_EQUAL(last.recv_max, 1000u);
+  BOOST_CHECK_EQUAL(last.send_max, 1000u);
+  BOOST_CHECK_EQUAL(last.recv_avg(), last.recv_oct / last.recv_cnt);
+  BOOST_CHECK_EQUAL(last.send_pend, 0u);
   client.close();
   BOOST_REQUIRE(script->log->wait_for("close"));
   BOOST_REQUIRE(tel.rec.wait_for("atoll.connection.stop"));
@@ -779,6 +789,81 @@ BOOST_AUTO_TEST_CASE(getopt_and_setopt_read_change_and_validate_options) {
                                            "nodelay=0",
                                            "nodelay=closed",
                                            "set nodelay 1:closed"}));
+}
+
+BOOST_AUTO_TEST_CASE(getopts_and_setopts_take_lists_names_and_raw_options) {
+  auto script = std::make_shared<probe_script>();
+  script->on_connection = [log{script->log}](atl::socket& sock) {
+    auto show = [&](const std::string& what,
+                    const caf::expected<std::vector<socket_option_value>>& got) {
+      std::string text = what + ":";
+      if (!got) {
+        log->add(text + describe(got.error()));
+        return;
+      }
+      for (auto& [opt, value] : *got)
+        text += " " + to_string(opt) + "=" + std::to_string(value);
+      log->add(text);
+    };
+    auto check = [&](const std::string& what, const caf::error& err) {
+      log->add(what + ":" + (err ? describe(err) : std::string{"ok"}));
+    };
+    check("setopts", sock.setopts({{socket_option::keepalive, 1},
+                                   {socket_option::keepidle, 30},
+                                   {socket_option::keepintvl, 5},
+                                   {socket_option::keepcnt, 4},
+                                   {socket_option::user_timeout, 20000},
+                                   {socket_option::ttl, 33},
+                                   {socket_option::priority, 3},
+                                   {socket_option::nodelay, 0}}));
+    show("getopts", sock.getopts({socket_option::keepalive, socket_option::keepidle,
+                                  socket_option::keepintvl, socket_option::keepcnt,
+                                  socket_option::user_timeout, socket_option::ttl,
+                                  socket_option::priority, socket_option::nodelay}));
+    // One bad value: nothing of the list is set.
+    check("bad list", sock.setopts({{socket_option::nodelay, 1}, {socket_option::keepcnt, 500}}));
+    show("after", sock.getopts({socket_option::nodelay, socket_option::keepcnt}));
+    // A list that fails in the kernel names the option (IPV6_TCLASS on IPv4).
+    check("tclass", sock.setopts({{socket_option::tclass, 8}}));
+    // By name, as a configuration file would give them.
+    auto named = parse_socket_option("keepidle");
+    log->add("parse keepidle:" + (named ? to_string(*named) : describe(named.error())));
+    auto unknown = parse_socket_option("bogus");
+    log->add("parse bogus:" + (unknown ? to_string(*unknown) : describe(unknown.error())));
+    // Raw: any integer option by level and name.
+    check("raw set", sock.setopt_raw(SOL_SOCKET, SO_RCVLOWAT, 7));
+    auto lowat = sock.getopt_raw(SOL_SOCKET, SO_RCVLOWAT);
+    log->add("raw get:" + (lowat ? std::to_string(*lowat) : describe(lowat.error())));
+    auto bad = sock.getopt_raw(SOL_SOCKET, 12345);
+    log->add(std::string{"raw bad:"} + (bad ? "ok" : to_string(static_cast<errc>(bad.error().code()))));
+    return verdict::close();
+  };
+  auto opts = probe_options(script);
+  opts.tls.reset(); // options of the TCP socket: the same under TLS
+  auto& srv = start(opts);
+  test_client client;
+  BOOST_REQUIRE(client.try_connect(address_of(srv)));
+  BOOST_CHECK(client.closed_within(5000ms));
+  BOOST_REQUIRE(script->log->wait_for("close"));
+  auto known = std::string{"nodelay, keepalive, recbuf, sndbuf, linger, tos, tclass, ttl, "
+                           "priority, dontroute, reuseaddr, reuseport, ipv6_v6only, keepidle, "
+                           "keepintvl, keepcnt, user_timeout, cork, quickack, rcvlowat"};
+  std::vector<std::string> expected{
+    "connection",
+    "setopts:ok",
+    "getopts: keepalive=1 keepidle=30 keepintvl=5 keepcnt=4 user_timeout=20000 ttl=33 "
+    "priority=3 nodelay=0",
+    "bad list:atoll error invalid_option: keepcnt must be within 1..127, got 500",
+    "after: nodelay=0 keepcnt=4",
+    "tclass:atoll error system_error: setsockopt(tclass): Protocol not available",
+    "parse keepidle:keepidle",
+    "parse bogus:atoll error invalid_option: unknown socket option 'bogus' (known: " + known + ")",
+    "raw set:ok",
+    "raw get:7",
+    "raw bad:system_error",
+    "close"};
+  auto seen = script->log->entries();
+  BOOST_CHECK_EQUAL_COLLECTIONS(seen.begin(), seen.end(), expected.begin(), expected.end());
 }
 
 BOOST_AUTO_TEST_CASE(server_tcp_options_apply_to_accepted_sockets) {

@@ -55,6 +55,10 @@ struct negotiated {
         log->add("protocol:" + info->protocol);
         log->add("cipher:" + info->cipher);
         log->add("sni:" + info->sni_hostname);
+        log->add("info_alpn:" + info->alpn);
+        log->add("group:" + info->group);
+        log->add("bits:" + std::to_string(info->cipher_bits));
+        log->add(std::string{"reused:"} + (info->session_reused ? "yes" : "no"));
       }
       auto alpn = sock.negotiated_protocol();
       log->add("alpn:" + (alpn ? *alpn : describe(alpn.error())));
@@ -102,6 +106,11 @@ BOOST_AUTO_TEST_CASE(tls_1_2_and_1_3_both_work_and_report_their_parameters) {
     BOOST_CHECK_EQUAL(SSL_get_version(client.ssl()), std::string{expected});
     BOOST_CHECK_NE(seen.value("cipher"), "<missing>");
     BOOST_CHECK_EQUAL(seen.value("sni"), "localhost");
+    BOOST_CHECK_EQUAL(seen.value("info_alpn"), "");
+    // OpenSSL 3's defaults: X25519 key exchange, AES-256-GCM.
+    BOOST_CHECK_EQUAL(seen.value("group"), "X25519");
+    BOOST_CHECK_EQUAL(seen.value("bits"), "256");
+    BOOST_CHECK_EQUAL(seen.value("reused"), "no");
     BOOST_CHECK_EQUAL(seen.value("alpn"), "atoll error protocol_not_negotiated");
     BOOST_CHECK_EQUAL(seen.value("peercert"), "atoll error not_found: the peer sent no certificate");
   }
@@ -141,6 +150,7 @@ BOOST_AUTO_TEST_CASE(alpn_picks_the_servers_preference) {
   BOOST_REQUIRE_MESSAGE(client.try_connect_tls(address_of(srv), copts), client.tls_error());
   BOOST_REQUIRE(seen.log->wait_for("done"));
   BOOST_CHECK_EQUAL(seen.value("alpn"), "h2");
+  BOOST_CHECK_EQUAL(seen.value("info_alpn"), "h2");
   // No common protocol: the handshake proceeds without one. (A server of its
   // own: the first connection may still be running its callback, which must
   // not be replaced under it.)

@@ -514,8 +514,8 @@ private:
       auto res = sock_->stream().read(buf, sizeof(buf));
       if (res.bytes > 0) {
         auto& stats = sock_->stats();
-        stats.recv_oct += res.bytes;
-        if (++stats.recv_cnt == 1)
+        stats.count_recv(res.bytes);
+        if (stats.recv_cnt == 1)
           first_byte_at_ = telemetry::monotonic_time();
         if (conf_->data_events ? sock_->span().enabled(conf_->data_events->async_recv)
                                : sock_->span().enabled()) {

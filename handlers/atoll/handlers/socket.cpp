@@ -156,8 +156,7 @@ caf::error socket::send_iov(const iovec* iov, size_t count, size_t total) {
     }
     written = res.bytes;
     if (written > 0) {
-      stats_.send_oct += written;
-      ++stats_.send_cnt;
+      stats_.count_send(written);
     }
   }
   if (written < total) {
@@ -223,8 +222,7 @@ caf::expected<std::string> socket::recv(size_t length,
     auto res = stream_->read(result.data() + old_size, want);
     result.resize(old_size + res.bytes);
     if (res.bytes > 0) {
-      stats_.recv_oct += res.bytes;
-      ++stats_.recv_cnt;
+      stats_.count_recv(res.bytes);
     }
     if (res.status == io_status::done && res.bytes > 0) {
       if (length == 0 || result.size() == length) {
@@ -365,6 +363,31 @@ caf::error socket::setopt(socket_option opt, int value) {
   if (closed())
     return closed_error();
   return set_socket_option(stream_->fd(), opt, value);
+}
+
+caf::expected<std::vector<socket_option_value>>
+socket::getopts(const std::vector<socket_option>& opts) const {
+  if (closed())
+    return closed_error();
+  return get_socket_options(stream_->fd(), opts);
+}
+
+caf::error socket::setopts(const std::vector<socket_option_value>& opts) {
+  if (closed())
+    return closed_error();
+  return set_socket_options(stream_->fd(), opts);
+}
+
+caf::expected<int> socket::getopt_raw(int level, int name) const {
+  if (closed())
+    return closed_error();
+  return get_raw_socket_option(stream_->fd(), level, name);
+}
+
+caf::error socket::setopt_raw(int level, int name, int value) {
+  if (closed())
+    return closed_error();
+  return set_raw_socket_option(stream_->fd(), level, name, value);
 }
 
 bool socket::secure() const noexcept {

@@ -148,9 +148,13 @@ public:
   [[nodiscard]] caf::expected<endpoint> sockname() const;
 
   /// Bytes and calls each way so far (application data; TLS records not
-  /// counted).
+  /// counted), the largest call each way, the averages (`recv_avg()`,
+  /// `send_avg()`) and the bytes queued (`send_pend`): Thousand Island's
+  /// `getstat` but `recv_dvi`.
   socket_stats getstat() const noexcept {
-    return stats_;
+    auto out = stats_;
+    out.send_pend = out_.pending_bytes();
+    return out;
   }
 
   /// Reads a socket option. Errors: `errc::closed`, `errc::system_error`.
@@ -159,6 +163,26 @@ public:
   /// Sets a socket option. Errors: `errc::closed`, `errc::invalid_option`,
   /// `errc::system_error`.
   [[nodiscard]] caf::error setopt(socket_option opt, int value);
+
+  /// Reads several options (Thousand Island's `getopts`), in order. Errors:
+  /// `errc::closed`, or the first option that cannot be read
+  /// (`errc::system_error` naming it).
+  [[nodiscard]] caf::expected<std::vector<socket_option_value>>
+  getopts(const std::vector<socket_option>& opts) const;
+
+  /// Sets several options (`setopts`), in order. Every value is checked
+  /// first: one out of range fails with `errc::invalid_option` and nothing
+  /// is set; a setsockopt failure stops there (`errc::system_error`; the
+  /// options before it stay set). Errors also: `errc::closed`.
+  [[nodiscard]] caf::error setopts(const std::vector<socket_option_value>& opts);
+
+  /// Reads any integer option by level and name, as getsockopt(2) (e.g.
+  /// `SOL_SOCKET`, `SO_ERROR`). Errors: `errc::closed`, `errc::system_error`.
+  [[nodiscard]] caf::expected<int> getopt_raw(int level, int name) const;
+
+  /// Sets any integer option by level and name, as setsockopt(2). Errors:
+  /// `errc::closed`, `errc::system_error`.
+  [[nodiscard]] caf::error setopt_raw(int level, int name, int value);
 
   /// True on TLS connections.
   bool secure() const noexcept;

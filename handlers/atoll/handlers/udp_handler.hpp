@@ -104,8 +104,9 @@ public:
     return interface_index_;
   }
 
-  /// Reads an option of the server's socket (`recbuf`, `sndbuf`, `tos`; the
-  /// TCP ones fail). Errors: `errc::closed`, `errc::system_error`.
+  /// Reads an option of the server's socket (the socket and IP ones:
+  /// `recbuf`, `sndbuf`, `tos`, `ttl`, `priority`, ...; the TCP ones fail).
+  /// Errors: `errc::closed`, `errc::system_error`.
   [[nodiscard]] caf::expected<int> getopt(socket_option opt) const;
 
   /// Sets an option of the server's socket: it applies to the whole server

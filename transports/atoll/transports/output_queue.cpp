@@ -92,8 +92,7 @@ io_result output_queue::flush(transport& out, socket_stats& stats) {
       auto res = out.sendfile(front.file_fd, front.offset,
                               static_cast<size_t>(std::min(front.remaining, sendfile_chunk)));
       if (res.bytes > 0) {
-        stats.send_oct += res.bytes;
-        ++stats.send_cnt;
+        stats.count_send(res.bytes);
         front.offset += res.bytes;
         front.remaining -= res.bytes;
         pending_ -= res.bytes;
@@ -124,8 +123,7 @@ io_result output_queue::flush(transport& out, socket_stats& stats) {
     auto res = out.write(iov, count);
     auto written = res.bytes;
     if (written > 0) {
-      stats.send_oct += written;
-      ++stats.send_cnt;
+      stats.count_send(written);
       pending_ -= written;
       buffered_ -= written;
     }

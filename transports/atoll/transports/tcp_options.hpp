@@ -10,6 +10,8 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 
+#include "atoll/transports/socket_option.hpp"
+
 namespace atl {
 
 /// A timeout that may be infinite.
@@ -64,25 +66,5 @@ struct tcp_options {
 /// that the common case costs no system call. Errors as
 /// `configure_connection`.
 [[nodiscard]] caf::error configure_accepted(int fd, const tcp_options& opts);
-
-/// The socket options a handler may read and change on its connection.
-enum class socket_option : uint8_t {
-  nodelay,   ///< TCP_NODELAY (0 or 1)
-  keepalive, ///< SO_KEEPALIVE (0 or 1)
-  recbuf,    ///< SO_RCVBUF (bytes)
-  sndbuf,    ///< SO_SNDBUF (bytes)
-  linger,    ///< SO_LINGER seconds, -1 when off
-  tos,       ///< IP_TOS
-};
-
-/// Returns "nodelay", "keepalive", ...
-std::string to_string(socket_option opt);
-
-/// Reads an option of a connected socket. Errors: `errc::system_error`.
-[[nodiscard]] caf::expected<int> get_socket_option(int fd, socket_option opt);
-
-/// Sets an option of a connected socket. Errors: `errc::invalid_option` for
-/// a value out of range, `errc::system_error` from setsockopt.
-[[nodiscard]] caf::error set_socket_option(int fd, socket_option opt, int value);
 
 } // namespace atl

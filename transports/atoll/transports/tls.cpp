@@ -444,6 +444,16 @@ caf::expected<connection_info> tls_transport::connection_information() const {
     info.cipher = cipher;
   if (const char* host = SSL_get_servername(as_ssl(ssl_), TLSEXT_NAMETYPE_host_name))
     info.sni_hostname = host;
+  const unsigned char* alpn = nullptr;
+  unsigned alpn_len = 0;
+  SSL_get0_alpn_selected(as_ssl(ssl_), &alpn, &alpn_len);
+  if (alpn != nullptr)
+    info.alpn.assign(reinterpret_cast<const char*>(alpn), alpn_len);
+  if (auto nid = SSL_get_negotiated_group(as_ssl(ssl_)); nid != 0 && nid != NID_undef)
+    if (const char* group = OBJ_nid2sn(nid & ~TLSEXT_nid_unknown))
+      info.group = group;
+  info.session_reused = SSL_session_reused(as_ssl(ssl_)) == 1;
+  info.cipher_bits = SSL_get_cipher_bits(as_ssl(ssl_), nullptr);
   return info;
 }
 

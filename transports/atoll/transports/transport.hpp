@@ -31,6 +31,38 @@ struct socket_stats {
   uint64_t send_oct = 0;
   /// Successful send calls.
   uint64_t send_cnt = 0;
+  /// The most bytes one receive call got.
+  uint64_t recv_max = 0;
+  /// The most bytes one send call wrote.
+  uint64_t send_max = 0;
+  /// Bytes queued and not yet written (filled in by `socket::getstat`).
+  uint64_t send_pend = 0;
+
+  /// Average bytes per receive call (0 before the first).
+  uint64_t recv_avg() const noexcept {
+    return recv_cnt == 0 ? 0 : recv_oct / recv_cnt;
+  }
+
+  /// Average bytes per send call (0 before the first).
+  uint64_t send_avg() const noexcept {
+    return send_cnt == 0 ? 0 : send_oct / send_cnt;
+  }
+
+  /// Counts a receive call that got `n` (> 0) bytes.
+  void count_recv(uint64_t n) noexcept {
+    recv_oct += n;
+    ++recv_cnt;
+    if (n > recv_max)
+      recv_max = n;
+  }
+
+  /// Counts a send call that wrote `n` (> 0) bytes.
+  void count_send(uint64_t n) noexcept {
+    send_oct += n;
+    ++send_cnt;
+    if (n > send_max)
+      send_max = n;
+  }
 };
 
 /// What a TLS connection negotiated (see `transport::connection_information`).
@@ -41,6 +73,14 @@ struct connection_info {
   std::string cipher;
   /// The server name the client asked for (SNI), empty if none.
   std::string sni_hostname;
+  /// The application protocol chosen by ALPN, empty if none.
+  std::string alpn;
+  /// The key exchange group, e.g. "X25519" (empty if unknown).
+  std::string group;
+  /// The cipher's secret bits, e.g. 256.
+  int cipher_bits = 0;
+  /// True if the client resumed an earlier session.
+  bool session_reused = false;
 };
 
 /// How a non-blocking operation ended.
