@@ -410,6 +410,32 @@ BOOST_AUTO_TEST_CASE(a_send_past_the_output_limit_fails_whole_and_the_connection
   BOOST_REQUIRE(tel.rec.wait_for("atoll.connection.send_error"));
   auto ev = tel.rec.named("atoll.connection.send_error").front();
   BOOST_CHECK_NE(text_of(ev.measurements, "error").find("max_queued_output"), std::string::npos);
+  BOOST_CHECK(text_of(ev.measurements, "data") == std::string(chunk, 'x')); // the refused send
+}
+
+BOOST_AUTO_TEST_CASE(a_queued_write_that_fails_emits_send_error_with_the_bytes_lost) {
+  constexpr size_t total = 8u << 20;
+  recording tel{*this};
+  auto script = std::make_shared<probe_script>();
+  script->on_connection = [log{script->log}](atl::socket& sock) {
+    static_cast<void>(sock.setopt(socket_option::sndbuf, 65536));
+    log->add("send:" + outcome_of(sock.send(pattern(total, 5))));
+    return verdict::proceed();
+  };
+  auto& srv = start(probe_options(script));
+  auto client = connect(srv);
+  BOOST_REQUIRE(script->log->wait_for("send:ok"));
+  client.reset(); // never read; the queued rest cannot be written
+  BOOST_REQUIRE(tel.rec.wait_for("atoll.connection.stop"));
+  auto errors = tel.rec.named("atoll.connection.send_error");
+  BOOST_REQUIRE_EQUAL(errors.size(), 1u);
+  auto lost = u64_of(errors[0].measurements, "bytes_pending");
+  BOOST_CHECK_GT(lost, 0u);
+  BOOST_CHECK_LT(lost, total);
+  BOOST_CHECK(!text_of(errors[0].measurements, "error").empty());
+  BOOST_CHECK(errors[0].measurements.contains("monotonic_time"));
+  auto stop = tel.rec.named("atoll.connection.stop").front();
+  BOOST_CHECK_EQUAL(u64_of(stop.measurements, "send_oct") + lost, total);
 }
 
 // -- recv ------------------------------------------------------------------------
@@ -573,7 +599,9 @@ BOOST_AUTO_TEST_CASE(shutdown_write_sends_eof_while_the_client_can_still_send) {
   BOOST_REQUIRE_EQUAL(events.size(), 1u);
   BOOST_CHECK_EQUAL(text_of(events[0].measurements, "way"), "write");
   BOOST_CHECK(events[0].measurements.contains("monotonic_time"));
-  BOOST_CHECK_EQUAL(tel.rec.count("atoll.connection.send_error"), 1u);
+  BOOST_REQUIRE_EQUAL(tel.rec.count("atoll.connection.send_error"), 1u);
+  BOOST_CHECK_EQUAL(text_of(tel.rec.named("atoll.connection.send_error")[0].measurements, "data"),
+                    "too late");
 }
 
 BOOST_AUTO_TEST_CASE(shutdown_read_write_ends_the_connection_with_handle_close) {

@@ -560,6 +560,14 @@ private:
     auto res = out.flush(sock_->stream(), sock_->stats());
     if (out.pending_bytes() < before)
       note_send_progress();
+    if (res.status == io_status::closed || res.status == io_status::failed)
+      // Queued output that cannot be written: the bytes lost, not the data
+      // (it went out in its `send` event).
+      sock_->emit_error("send_error",
+                        res.status == io_status::closed
+                          ? caf::make_error(errc::closed, "queued output: peer closed")
+                          : res.error,
+                        {{"bytes_pending", out.pending_bytes()}});
     switch (res.status) {
       case io_status::done:
         if (phase_ == phase::lingering)

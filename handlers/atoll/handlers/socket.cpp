@@ -116,32 +116,37 @@ caf::error socket::send(const std::vector<std::string_view>& parts) {
 }
 
 caf::error socket::send_iov(const iovec* iov, size_t count, size_t total) {
-  auto emit_sent = [&] {
-    if (data_ != nullptr ? !span_.enabled(data_->send) : !span_.enabled())
-      return;
+  auto joined = [&] {
     std::string data;
     data.reserve(total);
     for (size_t i = 0; i < count; ++i)
       data.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+    return data;
+  };
+  // The seed's send_error carries the data that was being sent.
+  auto fail = [&](caf::error err) {
+    if (span_.enabled())
+      emit_error("send_error", err, {{"data", joined()}});
+    return err;
+  };
+  auto emit_sent = [&] {
+    if (data_ != nullptr ? !span_.enabled(data_->send) : !span_.enabled())
+      return;
+    auto data = joined();
     if (data_ != nullptr)
       span_.emit(data_->send, {{"data", std::move(data)}});
     else
       span_.emit("send", {{"data", std::move(data)}});
   };
-  if (closed()) {
-    auto err = closed_error();
-    emit_error("send_error", err);
-    return err;
-  }
+  if (closed())
+    return fail(closed_error());
   if (total == 0)
     return caf::none;
   if (!out_.empty() && opts_->max_queued_output != 0
       && out_.buffered_bytes() + total > opts_->max_queued_output) {
-    auto err = caf::make_error(errc::output_limit,
-                               "queued output would exceed transport.max_queued_output ("
-                                 + std::to_string(opts_->max_queued_output) + " bytes)");
-    emit_error("send_error", err);
-    return err;
+    return fail(caf::make_error(errc::output_limit,
+                                "queued output would exceed transport.max_queued_output ("
+                                  + std::to_string(opts_->max_queued_output) + " bytes)"));
   }
   size_t written = 0;
   bool started = out_.empty();
@@ -149,11 +154,8 @@ caf::error socket::send_iov(const iovec* iov, size_t count, size_t total) {
     // Limit a single gathered write to what sendmsg takes (IOV_MAX).
     size_t batch = std::min<size_t>(count, 1024);
     auto res = stream_->write(iov, batch);
-    if (res.status == io_status::closed || res.status == io_status::failed) {
-      auto err = res.status == io_status::closed ? closed_error() : res.error;
-      emit_error("send_error", err);
-      return err;
-    }
+    if (res.status == io_status::closed || res.status == io_status::failed)
+      return fail(res.status == io_status::closed ? closed_error() : res.error);
     written = res.bytes;
     if (written > 0) {
       stats_.count_send(written);

@@ -260,6 +260,10 @@ public:
   /// Closes the transport without flushing (idempotent).
   void close_now() noexcept;
 
+  /// Emits `event` (`send_error`, ...) with `error` and `monotonic_time`
+  /// added to `m` (also for failed queued writes).
+  void emit_error(const char* event, const caf::error& err, telemetry::fields m = {});
+
   /// Records the connection's PROXY header: `peername` becomes the client
   /// it names (if it names one).
   void set_proxy(proxy_header header);
@@ -275,7 +279,6 @@ private:
                   const std::optional<std::chrono::steady_clock::time_point>& deadline,
                   caf::error& why);
   [[nodiscard]] caf::error closed_error() const;
-  void emit_error(const char* event, const caf::error& err, telemetry::fields m = {});
 
   std::unique_ptr<transport> stream_;
   output_queue out_;
