@@ -250,4 +250,95 @@ BOOST_AUTO_TEST_CASE(a_thousand_crashing_handlers_leave_every_other_connection_i
   BOOST_CHECK_EQUAL(late.recv_exact(11), "still here\n");
 }
 
+BOOST_AUTO_TEST_CASE(the_server_supervisor_takes_its_restart_intensity_from_the_options) {
+  auto opts = probe_options(crashable_echo());
+  opts.num_acceptors = 1;
+  opts.supervisor.max_restarts = 1;
+  opts.supervisor.period = 30000ms;
+  opts.supervisor.registered_name = "fault_srv";
+  auto& srv = start(opts);
+  auto key = caf::atom_from_string("fault_srv");
+  BOOST_CHECK(sys.registry().get<caf::actor>(key) == srv.handle());
+  auto addr = address_of(srv);
+  auto kill_pool = [&] {
+    auto pool = child_of(sys, srv.handle(), "acceptor_pool");
+    BOOST_REQUIRE(pool);
+    caf::anon_send_exit(pool, caf::exit_reason::kill);
+    return pool;
+  };
+  // One restart is allowed: the pool comes back and serves.
+  auto first = kill_pool();
+  BOOST_REQUIRE(wait_until([&] {
+    auto now = child_of(sys, srv.handle(), "acceptor_pool");
+    return now && now != first;
+  }));
+  BOOST_REQUIRE(wait_until([&] {
+    test_client c;
+    if (!(tls_mode() ? c.try_connect_tls(addr, {}) : c.try_connect(addr)))
+      return false;
+    c.send("x");
+    return c.recv_exact(1) == "x";
+  }));
+  // The second within the period is one too many (OTP: more than
+  // max_restarts): the server stops and its name is free again.
+  kill_pool();
+  BOOST_CHECK(wait_until([&] { return srv.status() == server_status::stopped; }));
+  BOOST_CHECK(wait_until([&] { return !sys.registry().get<caf::actor>(key); }));
+  test_client late;
+  BOOST_CHECK(wait_until([&] { return !late.try_connect(addr); }));
+}
+
+BOOST_AUTO_TEST_CASE(a_registered_name_is_unique_checked_and_released_at_stop) {
+  auto opts = probe_options(crashable_echo());
+  opts.supervisor.registered_name = "my_server";
+  auto& srv = start(opts);
+  auto key = caf::atom_from_string("my_server");
+  BOOST_CHECK(sys.registry().get<caf::actor>(key) == srv.handle());
+  // A second server cannot take the name.
+  auto twice = start_server(sys, opts);
+  BOOST_REQUIRE(!twice);
+  BOOST_CHECK_EQUAL(describe(twice.error()),
+                    "atoll error invalid_option: supervisor.registered_name 'my_server' is "
+                    "already registered");
+  BOOST_REQUIRE(!srv.stop(5000ms));
+  BOOST_CHECK(!sys.registry().get<caf::actor>(key));
+  // Names that are not CAF atoms, and a period that is not positive.
+  for (std::string bad : {"a_very_long_name", "bad-name", "sp ace"}) {
+    auto o = probe_options(crashable_echo());
+    o.supervisor.registered_name = bad;
+    auto s = start_server(sys, o);
+    BOOST_REQUIRE(!s);
+    BOOST_CHECK_MESSAGE(describe(s.error()).find("supervisor.registered_name") != std::string::npos,
+                        describe(s.error()));
+  }
+  auto o = probe_options(crashable_echo());
+  o.supervisor.period = 0ms;
+  auto s = start_server(sys, o);
+  BOOST_REQUIRE(!s);
+  BOOST_CHECK_EQUAL(describe(s.error()),
+                    "atoll error invalid_option: supervisor.period must be positive and finite");
+}
+
+BOOST_AUTO_TEST_CASE(hidden_connections_do_not_count_as_running_actors) {
+  auto script = crashable_echo();
+  auto opts = probe_options(script);
+  auto& plain = start(opts);
+  opts.hidden_connections = true;
+  auto& hidden = start(opts);
+  auto count_with = [&](server& srv) {
+    auto before = sys.registry().running();
+    test_client c;
+    BOOST_REQUIRE(tls_mode() ? c.try_connect_tls(address_of(srv), {})
+                             : c.try_connect(address_of(srv)));
+    c.send("x");
+    BOOST_REQUIRE_EQUAL(c.recv_exact(1), "x");
+    auto during = sys.registry().running();
+    c.close();
+    BOOST_REQUIRE(wait_until([&] { return srv.connections() && srv.connections()->empty(); }));
+    return during - before;
+  };
+  BOOST_CHECK_EQUAL(count_with(plain), 1u);
+  BOOST_CHECK_EQUAL(count_with(hidden), 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -1082,9 +1082,14 @@ private:
 
 caf::actor spawn_connection(caf::event_based_actor* parent,
                             std::shared_ptr<const connection_config> config,
-                            accepted_connection hand_off, bool detached) {
-  if (detached)
+                            accepted_connection hand_off, connection_spawn_options how) {
+  if (how.detached && how.hidden)
+    return parent->spawn<connection_actor, caf::detached + caf::hidden>(std::move(config),
+                                                                         std::move(hand_off));
+  if (how.detached)
     return parent->spawn<connection_actor, caf::detached>(std::move(config), std::move(hand_off));
+  if (how.hidden)
+    return parent->spawn<connection_actor, caf::hidden>(std::move(config), std::move(hand_off));
   return parent->spawn<connection_actor>(std::move(config), std::move(hand_off));
 }
 

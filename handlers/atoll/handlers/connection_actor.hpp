@@ -83,12 +83,22 @@ struct accepted_connection {
   socklen_t peer_len = 0;
 };
 
+/// How connection actors are spawned (CAF's spawn options that apply to
+/// them; Thousand Island's genserver_options).
+struct connection_spawn_options {
+  /// The actor gets its own thread (for handlers that block, e.g. in
+  /// `socket::recv`): `caf::detached`.
+  bool detached = false;
+  /// The actor does not count for `actor_system::await_all_actors_done`:
+  /// `caf::hidden`.
+  bool hidden = false;
+};
+
 /// Spawns a connection actor from inside `parent` (normally the connection
-/// supervisor's start function). With `detached`, the actor gets its own
-/// thread (for handlers that block, e.g. in `socket::recv`).
+/// supervisor's start function).
 caf::actor spawn_connection(caf::event_based_actor* parent,
                             std::shared_ptr<const connection_config> config,
-                            accepted_connection hand_off, bool detached);
+                            accepted_connection hand_off, connection_spawn_options how);
 
 } // namespace atl
 

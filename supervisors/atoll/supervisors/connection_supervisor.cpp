@@ -13,13 +13,15 @@ child_spec connection_supervisor_spec(std::shared_ptr<server_context> ctx,
   connection.id = "connection";
   connection.restart = restart_type::temporary;
   connection.shutdown = opts.shutdown_timeout;
-  connection.start = [conf{ctx->connections()},
-                      detached{opts.detached_connections}](start_context& sc)
+  connection_spawn_options how;
+  how.detached = opts.detached_connections;
+  how.hidden = opts.hidden_connections;
+  connection.start = [conf{ctx->connections()}, how](start_context& sc)
     -> caf::expected<caf::actor> {
     const auto& args = sc.args();
     if (!args.match_elements<accepted_connection>())
       return caf::make_error(errc::invalid_spec, "start_child expects an accepted_connection");
-    return spawn_connection(sc.self(), conf, args.get_as<accepted_connection>(0), detached);
+    return spawn_connection(sc.self(), conf, args.get_as<accepted_connection>(0), how);
   };
   supervisor_flags flags;
   flags.strategy = strategy::simple_one_for_one;

@@ -2,6 +2,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include "atoll/runtime/error.hpp"
@@ -29,6 +30,10 @@ caf::expected<std::shared_ptr<detail::server_context>> make_context(caf::actor_s
                                                                     server_options opts) {
   if (auto err = validate(opts))
     return err;
+  if (auto& name = opts.supervisor.registered_name; !name.empty())
+    if (sys.registry().get(caf::atom_from_string(name)))
+      return caf::make_error(errc::invalid_option, "supervisor.registered_name '" + name
+                                                     + "' is already registered");
   if (opts.tls) {
     auto tls = tls_context::make(*opts.tls);
     if (!tls)
@@ -46,14 +51,32 @@ caf::expected<std::shared_ptr<detail::server_context>> make_context(caf::actor_s
 
 /// The server supervisor's flags and children (Thousand Island's tree).
 std::pair<supervisor_flags, std::vector<child_spec>>
-server_tree(const std::shared_ptr<detail::server_context>& ctx) {
+server_tree(caf::actor_system& sys, const std::shared_ptr<detail::server_context>& ctx) {
+  const auto& opts = ctx->options();
   supervisor_flags flags;
   flags.strategy = strategy::rest_for_one;
-  flags.name = ctx->options().name;
-  flags.on_stop = [ctx] { ctx->stopping = true; };
+  flags.name = opts.name;
+  flags.max_restarts = opts.supervisor.max_restarts;
+  flags.period = opts.supervisor.period;
+  flags.on_stop = [ctx, sys{&sys}] {
+    // Runs inside the server's supervisor, so the system is alive.
+    ctx->stopping = true;
+    if (auto& name = ctx->options().supervisor.registered_name; !name.empty()) {
+      auto key = caf::atom_from_string(name);
+      if (sys->registry().get<caf::actor>(key) == ctx->server())
+        sys->registry().erase(key);
+    }
+  };
   return {std::move(flags),
           {detail::listener_spec(ctx), detail::acceptor_pool_spec(ctx),
            detail::shutdown_listener_spec(ctx)}};
+}
+
+/// Registers the server's root actor under `supervisor.registered_name`.
+void register_server(caf::actor_system& sys, const detail::server_context& ctx,
+                     const caf::actor& sup) {
+  if (auto& name = ctx.options().supervisor.registered_name; !name.empty())
+    sys.registry().put(caf::atom_from_string(name), sup);
 }
 
 } // namespace
@@ -62,11 +85,12 @@ caf::expected<server> start_server(caf::actor_system& sys, server_options opts) 
   auto ctx = make_context(sys, std::move(opts));
   if (!ctx)
     return ctx.error();
-  auto [flags, children] = server_tree(*ctx);
+  auto [flags, children] = server_tree(sys, *ctx);
   auto sup = start_supervisor(sys, std::move(flags), std::move(children));
   if (!sup)
     return sup.error();
   (*ctx)->set_server(*sup);
+  register_server(sys, **ctx, *sup);
   return server{&sys, std::move(*ctx)};
 }
 
@@ -75,15 +99,17 @@ caf::expected<server_child> make_server_child(caf::actor_system& sys, std::strin
   auto ctx = make_context(sys, std::move(opts));
   if (!ctx)
     return ctx.error();
-  auto [flags, children] = server_tree(*ctx);
+  auto [flags, children] = server_tree(sys, *ctx);
   auto spec = supervisor_child(std::move(id), std::move(flags), std::move(children));
   auto start = std::move(spec.start);
   spec.start = [start{std::move(start)}, ctx{*ctx}](start_context& sc) {
     ctx->stopping = false; // a restart runs again
     ctx->connections()->give_up_at->store(0);
     auto sup = start(sc);
-    if (sup)
+    if (sup) {
       ctx->set_server(*sup);
+      register_server(sc.self()->system(), *ctx, *sup);
+    }
     return sup;
   };
   return server_child{std::move(spec), server{&sys, *ctx}};

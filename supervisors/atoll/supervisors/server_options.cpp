@@ -1,5 +1,7 @@
 #include "atoll/supervisors/server_options.hpp"
 
+#include <algorithm>
+
 #include "atoll/runtime/error.hpp"
 
 namespace atl {
@@ -66,6 +68,16 @@ caf::error validate(const server_options& opts) {
   if (opts.proxy_protocol)
     if (auto err = validate(*opts.proxy_protocol))
       return err;
+  if (opts.supervisor.period.count() <= 0 || opts.supervisor.period == infinite)
+    return invalid("supervisor.period", "must be positive and finite");
+  if (auto& name = opts.supervisor.registered_name; !name.empty()) {
+    auto valid_char = [](char c) {
+      return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+    };
+    if (name.size() > 10 || !std::all_of(name.begin(), name.end(), valid_char))
+      return invalid("supervisor.registered_name",
+                     "must be 1 to 10 characters of [0-9A-Za-z_] (a CAF atom), got '" + name + "'");
+  }
   if (opts.max_connections_per_source && *opts.max_connections_per_source == 0)
     return invalid("max_connections_per_source", "must be at least 1 (or unlimited)");
   return caf::none;

@@ -22,6 +22,22 @@
 
 namespace atl {
 
+/// The server supervisor's restart intensity and registration (Thousand
+/// Island's supervisor_options).
+struct server_supervisor_options {
+  /// At most this many restarts of the server's children (listener,
+  /// acceptor pool, shutdown listener)...
+  uint32_t max_restarts = 3;
+  /// ...within this period; beyond it the server stops with
+  /// `errc::restart_intensity_reached`. Positive.
+  std::chrono::milliseconds period{5000};
+  /// Registers the server's root actor in the actor system's registry
+  /// (`sys.registry().get(caf::atom_from_string(name))`, also reachable
+  /// from other nodes through the middleman) while the server runs: 1 to 10
+  /// characters of [0-9A-Za-z_], not already registered. Empty: none.
+  std::string registered_name;
+};
+
 /// A server's configuration. Defaults are Thousand Island's.
 struct server_options {
   /// Creates each connection's handler (and its initial state). Required;
@@ -89,8 +105,16 @@ struct server_options {
   std::optional<uint32_t> max_connections_per_source;
   /// Do not log error verdicts (exceptions are always logged).
   bool silent_terminate_on_error = false;
-  /// Run each connection actor on its own thread (for handlers that block).
+  /// Run each connection actor on its own thread (for handlers that block;
+  /// CAF's `detached` spawn option).
   bool detached_connections = false;
+  /// Spawn connection actors hidden (CAF's `hidden` spawn option: they do
+  /// not count for `actor_system::await_all_actors_done`). CAF's other spawn
+  /// options do not apply: the connection supervisor links and monitors its
+  /// children, and a connection must start at once (no `lazy_init`).
+  bool hidden_connections = false;
+  /// The server supervisor's restart intensity and registered name.
+  server_supervisor_options supervisor;
   /// The server's name: the root of its tree snapshots.
   std::string name = "server";
   /// Where telemetry goes (default: `telemetry::default_bus()`).
