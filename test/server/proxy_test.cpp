@@ -5,6 +5,9 @@
 
 #include <arpa/inet.h>
 
+#include <atomic>
+#include <thread>
+
 #include "support/server_support.hpp"
 
 using namespace atl;
@@ -359,6 +362,46 @@ BOOST_AUTO_TEST_CASE(behind_a_proxy_the_limit_counts_the_clients_it_names) {
   BOOST_CHECK_EQUAL(rec.named("atoll.connection.stop").at(0).metadata.get_or<std::string>(
                       "error", ""),
                     "atoll error source_limit: 203.0.113.1 has reached max_connections_per_source = 1");
+}
+
+BOOST_AUTO_TEST_CASE(the_source_table_holds_only_sources_with_open_connections) {
+  // A flood of distinct (spoofed) sources from 4 threads: every entry goes
+  // when its connection does, so memory follows the open connections.
+  source_limiter limiter{2};
+  std::vector<std::thread> threads;
+  std::atomic<int> admitted{0};
+  std::atomic<int> refused{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 5000; ++i) {
+        auto key = "10." + std::to_string(t) + "." + std::to_string(i / 256) + "."
+                   + std::to_string(i % 256);
+        // Three tries per source: two admitted, the third refused.
+        int ok = 0;
+        for (int k = 0; k < 3; ++k)
+          ok += limiter.acquire(key) ? 1 : 0;
+        admitted += ok;
+        refused += 3 - ok;
+        for (int k = 0; k < ok; ++k)
+          limiter.release(key);
+      }
+    });
+  for (auto& th : threads)
+    th.join();
+  BOOST_CHECK_EQUAL(admitted.load(), 4 * 5000 * 2);
+  BOOST_CHECK_EQUAL(refused.load(), 4 * 5000);
+  BOOST_CHECK_EQUAL(limiter.sources(), 0u);
+  // Keys: IPv4-mapped IPv6 is the IPv4 address; Unix clients share one.
+  endpoint mapped{endpoint::family_type::ipv6, "::ffff:192.0.2.1", 1};
+  endpoint v4{endpoint::family_type::ipv4, "192.0.2.1", 2};
+  endpoint unix_a{endpoint::family_type::local, "", 0};
+  BOOST_CHECK_EQUAL(source_limiter::key_of(mapped), source_limiter::key_of(v4));
+  BOOST_CHECK_EQUAL(source_limiter::key_of(unix_a), "unix");
+  BOOST_CHECK_EQUAL(source_limiter::key_of({endpoint::family_type::ipv6, "2001:db8::1", 3}),
+                    "2001:db8::1");
+  // Releasing what was never counted changes nothing.
+  limiter.release("192.0.2.99");
+  BOOST_CHECK_EQUAL(limiter.sources(), 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
