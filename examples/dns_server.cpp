@@ -57,10 +57,10 @@ int main(int argc, char** argv) {
         std::string error;
         auto zone = example::dns_zone::load(cfg.zone, cfg.origin, error);
         if (!zone) {
-          std::cerr << "cannot load the zone: " << error << '\n';
+          example::say(std::string{"cannot load the zone: "} + error + "\n");
           return false;
         }
-        std::cerr << "serving " << zone->origin() << " (" << zone->size() << " records)\n";
+        example::say("serving " + zone->origin() + " (" + std::to_string(zone->size()) + " records)\n");
         opts.set_handler<dns_handler>(std::make_shared<const example::dns_zone>(std::move(*zone)));
         opts.name = "dns_server";
         return true;

@@ -249,7 +249,7 @@ public:
   std::optional<atl::tls_options> tls_options_or_report() const {
     auto tls = tls_options();
     if (!tls) {
-      std::cerr << "invalid options: " << atl::describe(tls.error()) << '\n';
+      say(std::string{"invalid options: "} + atl::describe(tls.error()) + "\n");
       return std::nullopt;
     }
     return std::move(*tls);
@@ -326,7 +326,7 @@ inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::ser
   auto bus = opts.telemetry ? opts.telemetry : atl::telemetry::default_bus();
   if (auto level = cfg.log()) {
     if (auto err = atl::attach_logger(*bus, *level)) {
-      std::cerr << "cannot attach the logger: " << atl::describe(err) << '\n';
+      say(std::string{"cannot attach the logger: "} + atl::describe(err) + "\n");
       return EXIT_FAILURE;
     }
   }
@@ -339,19 +339,19 @@ inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::ser
     metrics = std::make_shared<atl::server_metrics>(bus); // before the first event
   auto srv = atl::start_server(sys, std::move(opts));
   if (!srv) {
-    std::cerr << "cannot start the server: " << atl::describe(srv.error()) << '\n';
+    say(std::string{"cannot start the server: "} + atl::describe(srv.error()) + "\n");
     return EXIT_FAILURE;
   }
   auto local = srv->listener_info();
   if (!local) {
-    std::cerr << "cannot read the listener address: " << atl::describe(local.error()) << '\n';
+    say("cannot read the listener address: " + atl::describe(local.error()) + "\n");
     return EXIT_FAILURE;
   }
   std::optional<atl::server> metrics_endpoint;
   if (metrics) {
     auto ep = atl::start_metrics_endpoint(sys, metrics, **metrics_opts);
     if (!ep) {
-      std::cerr << "cannot start the metrics endpoint: " << atl::describe(ep.error()) << '\n';
+      say("cannot start the metrics endpoint: " + atl::describe(ep.error()) + "\n");
       static_cast<void>(srv->stop());
       return EXIT_FAILURE;
     }
@@ -360,23 +360,23 @@ inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::ser
   std::cout << "listening on " << atl::to_string(*local) << std::endl;
   if (metrics_endpoint) {
     if (auto where = metrics_endpoint->listener_info())
-      std::cerr << "metrics on http://" << atl::to_string(*where) << "/metrics\n";
+      say(std::string{"metrics on http://"} + atl::to_string(*where) + "/metrics\n");
   }
   if (cfg.print_tree) {
     if (auto tree = srv->tree())
-      std::cerr << atl::format_tree(*tree);
+      say(atl::format_tree(*tree));
     else
-      std::cerr << "cannot snapshot the tree: " << atl::describe(tree.error()) << '\n';
+      say(std::string{"cannot snapshot the tree: "} + atl::describe(tree.error()) + "\n");
   }
   auto sig = wait_for_stop_signal();
-  std::cerr << "received " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", stopping\n";
+  say(std::string{"received "} + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", stopping\n");
   if (auto err = srv->stop()) {
-    std::cerr << "stop: " << atl::describe(err) << '\n';
+    say(std::string{"stop: "} + atl::describe(err) + "\n");
     return EXIT_FAILURE;
   }
   if (metrics_endpoint) {
     if (auto err = metrics_endpoint->stop()) {
-      std::cerr << "stop of the metrics endpoint: " << atl::describe(err) << '\n';
+      say(std::string{"stop of the metrics endpoint: "} + atl::describe(err) + "\n");
       return EXIT_FAILURE;
     }
   }
@@ -394,7 +394,7 @@ int main_of(int argc, char** argv, Customize customize) {
     return exit_code;
   auto opts = cfg.options();
   if (!opts) {
-    std::cerr << "invalid options: " << atl::describe(opts.error()) << '\n';
+    say(std::string{"invalid options: "} + atl::describe(opts.error()) + "\n");
     return EXIT_FAILURE;
   }
   // A scheduler that cannot start throws: report it, exit 1.

@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
@@ -25,6 +26,14 @@
 #include <caf/all.hpp>
 
 namespace example {
+
+/// Writes `text` to standard error in one call (stdio's lock makes it
+/// atomic), so that it never interleaves with the log and JSON telemetry
+/// lines that other threads write meanwhile.
+inline void say(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::fflush(stderr);
+}
 
 /// The most worker threads an example accepts (`--scheduler.max-threads`).
 constexpr int64_t max_scheduler_threads = 512;

@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
         return false;
       auto ctx = atl::tls_context::make(std::move(*tls));
       if (!ctx) {
-        std::cerr << "cannot start the server: " << atl::describe(ctx.error()) << '\n';
+        example::say(std::string{"cannot start the server: "} + atl::describe(ctx.error()) + "\n");
         return false;
       }
       // The server itself is clear TCP; each connection upgrades on demand.

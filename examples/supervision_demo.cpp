@@ -112,7 +112,7 @@ int run(caf::actor_system& sys, const demo_config& cfg) {
                            {worker("worker-1"), worker("worker-2"), worker("worker-3")}),
      worker("reporter", atl::restart_type::transient)});
   if (!root) {
-    std::cerr << "cannot start the tree: " << atl::describe(root.error()) << '\n';
+    example::say(std::string{"cannot start the tree: "} + atl::describe(root.error()) + "\n");
     return EXIT_FAILURE;
   }
   print_tree(sys, *root, "started");
@@ -150,7 +150,7 @@ int run(caf::actor_system& sys, const demo_config& cfg) {
       std::cout << atl::tree_to_json(*tree) << '\n';
 
   if (auto err = atl::stop_supervisor(sys, *root)) {
-    std::cerr << "stop failed: " << atl::describe(err) << '\n';
+    example::say(std::string{"stop failed: "} + atl::describe(err) + "\n");
     return EXIT_FAILURE;
   }
   std::cout << "stopped\n";

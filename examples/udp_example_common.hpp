@@ -162,7 +162,7 @@ inline int run_udp_server(caf::actor_system& sys, const udp_server_config& cfg,
   auto bus = opts.telemetry ? opts.telemetry : atl::telemetry::default_bus();
   if (auto level = cfg.log()) {
     if (auto err = atl::attach_logger(*bus, *level)) {
-      std::cerr << "cannot attach the logger: " << atl::describe(err) << '\n';
+      say(std::string{"cannot attach the logger: "} + atl::describe(err) + "\n");
       return EXIT_FAILURE;
     }
   }
@@ -171,30 +171,31 @@ inline int run_udp_server(caf::actor_system& sys, const udp_server_config& cfg,
     json.emplace(bus, stderr);
   auto srv = atl::start_udp_server(sys, std::move(opts));
   if (!srv) {
-    std::cerr << "cannot start the server: " << atl::describe(srv.error()) << '\n';
+    say(std::string{"cannot start the server: "} + atl::describe(srv.error()) + "\n");
     return EXIT_FAILURE;
   }
   auto local = srv->listener_info();
   if (!local) {
-    std::cerr << "cannot read the listener address: " << atl::describe(local.error()) << '\n';
+    say(std::string{"cannot read the listener address: "} + atl::describe(local.error()) + "\n");
     return EXIT_FAILURE;
   }
   std::cout << "listening on " << atl::to_string(*local) << std::endl;
   if (cfg.print_tree) {
     if (auto tree = srv->tree())
-      std::cerr << atl::format_tree(*tree);
+      say(atl::format_tree(*tree));
     else
-      std::cerr << "cannot snapshot the tree: " << atl::describe(tree.error()) << '\n';
+      say(std::string{"cannot snapshot the tree: "} + atl::describe(tree.error()) + "\n");
   }
   auto sig = wait_for_stop_signal();
-  std::cerr << "received " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", stopping\n";
+  say(std::string{"received "} + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", stopping\n");
   if (auto err = srv->stop()) {
-    std::cerr << "stop: " << atl::describe(err) << '\n';
+    say(std::string{"stop: "} + atl::describe(err) + "\n");
     return EXIT_FAILURE;
   }
   auto s = srv->stats();
-  std::cerr << "datagrams: " << s.received << " received, " << s.too_large << " too large, "
-            << s.rate_limited << " rate-limited, " << s.spawn_failed << " without a handler\n";
+  say("datagrams: " + std::to_string(s.received) + " received, " + std::to_string(s.too_large)
+      + " too large, " + std::to_string(s.rate_limited) + " rate-limited, "
+      + std::to_string(s.spawn_failed) + " without a handler\n");
   return EXIT_SUCCESS;
 }
 
@@ -209,7 +210,7 @@ int udp_main_of(int argc, char** argv, Customize customize) {
     return exit_code;
   auto opts = cfg.options();
   if (!opts) {
-    std::cerr << "invalid options: " << atl::describe(opts.error()) << '\n';
+    say(std::string{"invalid options: "} + atl::describe(opts.error()) + "\n");
     return EXIT_FAILURE;
   }
   auto previous_handler = std::set_terminate(&example::report_startup_failure);

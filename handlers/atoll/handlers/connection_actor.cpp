@@ -314,7 +314,7 @@ private:
         meta.set("local_address", local->address);
         meta.set("local_port", uint64_t{local->port});
       }
-      if (conf_->proxy)
+      if (sock_->has_proxy_header())
         if (auto via = sock_->via()) {
           meta.set("proxy_address", via->address);
           meta.set("proxy_port", uint64_t{via->port});

@@ -268,6 +268,11 @@ public:
   /// it names (if it names one).
   void set_proxy(proxy_header header);
 
+  /// True once `set_proxy` ran.
+  bool has_proxy_header() const noexcept {
+    return proxy_ != nullptr;
+  }
+
   /// True if `close` was called by the handler.
   bool closed_by_handler() const noexcept {
     return closed_by_handler_;
