@@ -87,13 +87,12 @@ public:
     // Internal messages first, then the handler's own. The handler's wait
     // (skipped, in order) until the connection is open: none runs before
     // `handle_connection` or during a transport switch's handshake.
-    in_make_behavior_ = true;
-    start_connection(); // a clear connection opens right here
+    in_make_behavior_ = true; // no become: the behavior is returned
+    start_connection();       // a clear connection opens right here
+    if (user_ && (phase_ == phase::handshaking || phase_ == phase::proxy))
+      gate_user_messages();
     in_make_behavior_ = false;
-    if (!user_ || (phase_ != phase::handshaking && phase_ != phase::proxy))
-      return full_behavior();
-    gate_user_messages();
-    return caf::behavior{internal_handlers()};
+    return gated_ ? caf::behavior{internal_handlers()} : full_behavior();
   }
 
   // -- socket events without messages (io_sink) ---------------------------------
