@@ -4,5 +4,6 @@
 #include "atoll/handlers/connection_actor.hpp"
 #include "atoll/handlers/handler.hpp"
 #include "atoll/handlers/socket.hpp"
+#include "atoll/handlers/stream_connection.hpp"
 #include "atoll/handlers/udp_handler.hpp"
 #include "atoll/handlers/verdict.hpp"

@@ -1,4 +1,5 @@
 #include "atoll/handlers/connection_actor.hpp"
+#include "atoll/handlers/connection_common.hpp"
 
 #include <optional>
 
@@ -16,37 +17,12 @@ namespace atl {
 
 namespace {
 
-constexpr int64_t ns_per_ms = 1000000;
-
-int64_t to_ns(std::chrono::milliseconds t) {
-  return t.count() * ns_per_ms;
-}
+using detail::to_ns;
 
 /// Stop reading while this much output waits (back-pressure).
 constexpr uint64_t output_high_watermark = 1 << 20;
-/// Reads per socket event before yielding to other messages.
-constexpr int max_reads_per_event = 16;
 /// Reads at a stop to hand the handler what arrived before it.
 constexpr int max_reads_at_drain = 64;
-/// After a stop's FIN: input is read and dropped until the client closes or
-/// sends nothing for this long (closing with unread input would reset the
-/// connection and could destroy the answers still in flight) ...
-constexpr int64_t half_close_quiet_ns = 500 * ns_per_ms;
-/// ... or for at most this long.
-constexpr int64_t half_close_limit_ns = 5000 * ns_per_ms;
-constexpr size_t read_buffer_size = 65536;
-
-std::string exception_text(std::exception_ptr ep) {
-  try {
-    if (ep)
-      std::rethrow_exception(ep);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "non-standard exception";
-  }
-  return "unknown exception";
-}
 
 } // namespace
 
@@ -238,35 +214,15 @@ private:
   /// Takes the socket and builds the transport, handler and socket object.
   /// Returns false (having quit) if the connection cannot be set up.
   bool set_up() {
-    int fd = hand_off_->fd ? hand_off_->fd->release() : -1;
-    hand_off_->fd.reset();
-    if (fd < 0) {
-      quit();
-      return false;
-    }
-    // A client that is already gone gets no callback and no span.
-    auto peer = hand_off_->peer_len > 0 ? make_endpoint(hand_off_->peer, hand_off_->peer_len)
-                                        : remote_endpoint(fd);
-    if (!peer) {
-      ::close(fd);
+    caf::error why;
+    auto taken = detail::take_connection(*conf_, *hand_off_, why);
+    if (!taken) {
       phase_ = phase::finished;
-      quit();
+      quit(std::move(why));
       return false;
     }
-    // Best effort: a connection works without these options.
-    static_cast<void>(configure_accepted(fd, conf_->transport));
-    caf::expected<std::unique_ptr<transport>> stream{caf::error{}};
-    if (conf_->make_transport)
-      stream = conf_->make_transport(fd);
-    else
-      stream = std::unique_ptr<transport>{new tcp_transport(fd)};
-    if (!stream) {
-      log(log_level::error, "atoll: cannot set up the transport of a connection from "
-                              + to_string(*peer) + ": " + describe(stream.error()));
-      phase_ = phase::finished;
-      quit(stream.error());
-      return false;
-    }
+    auto stream = std::move(taken->stream);
+    auto peer = std::move(taken->peer);
     try {
       handler_ = conf_->factory();
     } catch (const std::exception& ex) {
@@ -274,13 +230,13 @@ private:
                               + " threw: " + ex.what());
     }
     if (!handler_) {
-      (*stream)->close();
+      stream->close();
       phase_ = phase::finished;
       quit(caf::make_error(errc::start_failed, "handler factory failed"));
       return false;
     }
     handler_->host_ = this;
-    sock_.emplace(std::move(*stream), *peer, &conf_->transport, conf_->read_timeout, this,
+    sock_.emplace(std::move(stream), std::move(peer), &conf_->transport, conf_->read_timeout, this,
                   conf_->give_up_at.get(), conf_->data_events.get());
     return true;
   }
@@ -304,44 +260,17 @@ private:
   }
 
   void start_span() {
-    telemetry::fields meta;
-    if (conf_->events->enabled()) {
-      auto peer = sock_->peername();
-      meta.set("remote_address", peer->address);
-      meta.set("remote_port", uint64_t{peer->port});
-      if (auto local = sock_->sockname()) {
-        meta.set("local_address", local->address);
-        meta.set("local_port", uint64_t{local->port});
-      }
-      if (sock_->has_proxy_header())
-        if (auto via = sock_->via()) {
-          meta.set("proxy_address", via->address);
-          meta.set("proxy_port", uint64_t{via->port});
-        }
-      meta.set("handler", conf_->handler_name);
-    }
-    sock_->span() = telemetry::span::start(conf_->events.get(), conf_->span_prefix.get(), {},
-                                           std::move(meta), hand_off_->acceptor_span,
-                                           hand_off_->start_time);
+    detail::start_connection_span(*sock_, *conf_, *hand_off_);
     hand_off_.reset(); // all taken
-    if (sock_->span().enabled())
-      sock_->span().emit("ready", {{"monotonic_time", telemetry::monotonic_time()}});
   }
 
   /// Counts the connection against its source's limit; refuses it (false)
   /// past the limit.
   bool admit() {
-    if (!conf_->sources)
-      return true;
-    auto key = source_limiter::key_of(*sock_->peername());
-    if (!conf_->sources->acquire(key)) {
-      refuse(end_kind::source_limit,
-             caf::make_error(errc::source_limit,
-                             key + " has reached max_connections_per_source = "
-                               + std::to_string(conf_->sources->limit())));
+    if (auto err = detail::acquire_source(*conf_, *sock_, source_key_)) {
+      refuse(end_kind::source_limit, std::move(err));
       return false;
     }
-    source_key_ = std::make_unique<std::string>(std::move(key));
     return true;
   }
 
@@ -351,7 +280,7 @@ private:
   /// header (bounded by the PROXY timeout).
   void begin_proxy() {
     auto peer = *sock_->peername();
-    if (!trusted(peer)) {
+    if (!detail::trusted_proxy_source(*conf_->proxy, peer)) {
       refuse(end_kind::proxy_error,
              caf::make_error(errc::untrusted_source,
                              "PROXY header from an untrusted source " + to_string(peer)));
@@ -364,37 +293,20 @@ private:
     drive_proxy();
   }
 
-  /// Unix-socket peers are trusted (the socket file's permissions decide).
-  bool trusted(const endpoint& peer) const {
-    if (!peer.is_ip())
-      return true;
-    for (auto& net : conf_->proxy->trusted)
-      if (net.contains(peer))
-        return true;
-    return false;
-  }
-
   void drive_proxy() {
-    auto res = proxy_reader_->read(sock_->stream().fd());
-    switch (res.status) {
-      case io_status::done:
-        sock_->set_proxy(proxy_reader_->header());
+    auto step = detail::proxy_step(*proxy_reader_, *sock_);
+    switch (step.kind) {
+      case detail::step_result::done:
         proxy_reader_.reset();
         handshake_deadline_ = 0; // the handshake gets its own
         open_connection();
         return;
-      case io_status::want_read:
-      case io_status::want_write:
+      case detail::step_result::wait:
         if (!in_io_)
           arm();
         return;
-      case io_status::closed:
-        refuse(end_kind::proxy_error,
-               caf::make_error(errc::proxy_header,
-                               "PROXY header: the client closed before the header ended"));
-        return;
-      case io_status::failed:
-        refuse(end_kind::proxy_error, res.error);
+      case detail::step_result::failed:
+        refuse(end_kind::proxy_error, std::move(step.error));
         return;
     }
   }
@@ -403,11 +315,8 @@ private:
   /// PROXY header error, the per-source limit, or a stop meanwhile. The
   /// span starts and stops (reason and error in the stop event).
   void refuse(end_kind kind, caf::error reason) {
-    if (kind == end_kind::proxy_error && !conf_->silent_terminate_on_error) {
-      auto peer = sock_->via();
-      log(log_level::error, "atoll: connection from " + (peer ? to_string(*peer) : "?")
-                              + " refused: " + describe(reason));
-    }
+    if (kind == end_kind::proxy_error)
+      detail::log_refused(*conf_, *sock_, reason);
     proxy_reader_.reset();
     if (hand_off_)
       start_span();
@@ -421,15 +330,13 @@ private:
   }
 
   void drive_handshake() {
-    auto res = sock_->stream().handshake();
-    switch (res.status) {
-      case io_status::done:
+    auto step = detail::handshake_step(*sock_);
+    switch (step.kind) {
+      case detail::step_result::done:
         handshake_done();
         return;
-      case io_status::want_read:
-      case io_status::want_write:
-        handshake_interest_ = res.status == io_status::want_read ? io_events::readable
-                                                                 : io_events::writable;
+      case detail::step_result::wait:
+        handshake_interest_ = step.interest;
         if (handshake_deadline_ == 0 && conf_->handshake_timeout != infinite) {
           // Bounds this handshake (and an upgrade's).
           handshake_deadline_ = telemetry::monotonic_time() + to_ns(conf_->handshake_timeout);
@@ -438,11 +345,8 @@ private:
         if (!in_io_)
           arm();
         return;
-      case io_status::closed:
-        finish(end_kind::error, caf::make_error(errc::closed, "handshake: peer closed"));
-        return;
-      case io_status::failed:
-        finish(end_kind::error, res.error);
+      case detail::step_result::failed:
+        finish(end_kind::error, std::move(step.error));
         return;
     }
   }
@@ -503,8 +407,8 @@ private:
   /// Reads and hands data to the handler. `until_empty`: at a stop, reads
   /// until the socket has nothing more (bounded), not one event's worth.
   void read_loop(bool until_empty = false) {
-    static thread_local char buf[read_buffer_size];
-    auto max_reads = until_empty ? max_reads_at_drain : max_reads_per_event;
+    static thread_local char buf[detail::read_buffer_size];
+    auto max_reads = until_empty ? max_reads_at_drain : detail::max_reads_per_event;
     // The transport is looked up each time: a switch_transport verdict
     // replaces it inside this loop.
     for (int i = 0; i < max_reads && phase_ == phase::open && reading_; ++i) {
@@ -554,38 +458,24 @@ private:
   }
 
   void flush_output() {
-    auto& out = sock_->pending();
-    auto before = out.pending_bytes();
-    auto res = out.flush(sock_->stream(), sock_->stats());
-    if (out.pending_bytes() < before)
+    bool progressed = false;
+    auto step = detail::flush_step(*sock_, progressed);
+    if (progressed)
       note_send_progress();
-    if (res.status == io_status::closed || res.status == io_status::failed)
-      // Queued output that cannot be written: the bytes lost, not the data
-      // (it went out in its `send` event).
-      sock_->emit_error("send_error",
-                        res.status == io_status::closed
-                          ? caf::make_error(errc::closed, "queued output: peer closed")
-                          : res.error,
-                        {{"bytes_pending", out.pending_bytes()}});
-    switch (res.status) {
-      case io_status::done:
+    switch (step.kind) {
+      case detail::step_result::done:
         if (phase_ == phase::lingering)
           complete_close();
         return;
-      case io_status::want_read:
-      case io_status::want_write:
+      case detail::step_result::wait:
         return;
-      case io_status::closed:
+      case detail::step_result::failed:
         if (phase_ == phase::lingering)
           end_now(); // broken: no FIN to send
-        else
+        else if (step.closed)
           finish(end_kind::peer_closed);
-        return;
-      case io_status::failed:
-        if (phase_ == phase::lingering)
-          end_now();
         else
-          finish(end_kind::error, res.error);
+          finish(end_kind::error, std::move(step.error));
         return;
     }
   }
@@ -609,26 +499,11 @@ private:
       interest = io_events::readable;
     if (!sock_->pending().empty())
       interest |= io_events::writable;
-    if (interest == 0 || interest == armed_interest_)
-      return;
-    caf::error err;
-    if (!reg_) {
-      // Detached actors run on their own thread: messages wake it.
-      auto* sink = getf(is_detached_flag) ? nullptr : static_cast<io_sink*>(this);
-      auto reg = conf_->io->add(sock_->stream().fd(), caf::actor_cast<caf::strong_actor_ptr>(this),
-                                sink, interest);
-      if (reg)
-        reg_ = *reg;
-      else
-        err = reg.error();
-    } else {
-      err = conf_->io->rearm(reg_, interest);
-    }
-    if (err) {
+    // Detached actors run on their own thread: messages wake it.
+    auto* sink = getf(is_detached_flag) ? nullptr : static_cast<io_sink*>(this);
+    if (auto err = detail::arm_fd(*conf_, *sock_, reg_, caf::actor_cast<caf::strong_actor_ptr>(this),
+                                  sink, interest, armed_interest_))
       finish(end_kind::error, err);
-      return;
-    }
-    armed_interest_ = interest;
   }
 
   // -- verdicts and timeouts --------------------------------------------------------
@@ -737,20 +612,12 @@ private:
 
   /// The earliest of the read, handshake and send deadlines (0: none).
   int64_t next_deadline() const {
-    int64_t next = 0;
-    auto consider = [&](int64_t t) {
-      if (t != 0 && (next == 0 || t < next))
-        next = t;
-    };
-    if (phase_ == phase::open)
-      consider(deadline_);
-    if (phase_ == phase::handshaking || phase_ == phase::proxy)
-      consider(handshake_deadline_);
-    if (send_deadline_armed())
-      consider(send_progress_ + to_ns(conf_->transport.send_timeout));
-    if (phase_ == phase::half_closed)
-      consider(std::min(half_close_quiet_until_, half_close_until_));
-    return next;
+    auto setting_up = phase_ == phase::handshaking || phase_ == phase::proxy;
+    auto half_closed = phase_ == phase::half_closed;
+    return detail::earliest(
+      {phase_ == phase::open ? deadline_ : 0, setting_up ? handshake_deadline_ : 0,
+       send_deadline_armed() ? send_progress_ + to_ns(conf_->transport.send_timeout) : 0,
+       half_closed ? half_close_quiet_until_ : 0, half_closed ? half_close_until_ : 0});
   }
 
   bool send_deadline_armed() const {
@@ -845,7 +712,7 @@ private:
   }
 
   caf::error on_uncaught(std::exception_ptr& ep) {
-    auto what = exception_text(ep);
+    auto what = detail::exception_text(ep);
     log_exception(what);
     auto reason = caf::make_error(errc::handler_exception, what);
     if (phase_ == phase::open || phase_ == phase::handshaking) {
@@ -947,15 +814,8 @@ private:
   /// input would make the kernel reset the connection instead. Returns
   /// false if the socket cannot be half-closed (then it closes at once).
   bool half_close() {
-    if (sock_->closed() || !sock_->pending().empty())
+    if (!detail::begin_half_close(*conf_, *sock_, half_close_until_, half_close_quiet_until_))
       return false;
-    if (sock_->stream().shutdown(shutdown_way::write))
-      return false;
-    auto now = telemetry::monotonic_time();
-    half_close_until_ = now + half_close_limit_ns;
-    if (auto give_up = conf_->give_up_at ? conf_->give_up_at->load() : 0; give_up != 0)
-      half_close_until_ = std::min(half_close_until_, give_up);
-    half_close_quiet_until_ = now + half_close_quiet_ns;
     phase_ = phase::half_closed;
     update_timer();
     if (!in_io_)
@@ -966,19 +826,8 @@ private:
   /// Reads and drops what a half-closed connection's client still sends;
   /// ends the connection when the client closes.
   void drop_input() {
-    static thread_local char buf[read_buffer_size];
-    for (int i = 0; i < max_reads_per_event; ++i) {
-      auto res = sock_->stream().read(buf, sizeof(buf));
-      if (res.bytes > 0) {
-        half_close_quiet_until_ = telemetry::monotonic_time() + half_close_quiet_ns;
-        continue;
-      }
-      if (res.status == io_status::want_read || res.status == io_status::want_write
-          || res.status == io_status::done)
-        return;
+    if (!detail::drop_input(sock_->stream(), half_close_quiet_until_))
       end_now(); // closed by the client, or broken
-      return;
-    }
   }
 
   /// Closes the socket and ends the actor with the reason of its end kind.
@@ -1006,33 +855,21 @@ private:
       reg_ = fd_registration{};
     }
     sock_->close_now();
-    auto& span = sock_->span();
-    if (!span.active())
-      return;
-    auto stats = sock_->getstat();
-    telemetry::fields m{{"send_oct", stats.send_oct},
-                        {"send_cnt", stats.send_cnt},
-                        {"recv_oct", stats.recv_oct},
-                        {"recv_cnt", stats.recv_cnt}};
-    if (first_byte_at_ != 0)
-      m.set("time_to_first_byte", first_byte_at_ - span.start_time());
-    telemetry::fields meta;
-    if (span.enabled())
-      meta.set("reason", std::string{reason_name(kind)});
+    std::string error;
     switch (kind) {
       case end_kind::timeout:
-        meta.set("error", std::string{"timeout"});
+        error = "timeout";
         break;
       case end_kind::error:
       case end_kind::exception:
       case end_kind::proxy_error:
       case end_kind::source_limit:
-        meta.set("error", describe(reason));
+        error = describe(reason);
         break;
       default:
         break;
     }
-    span.stop(std::move(m), std::move(meta));
+    detail::stop_connection_span(*sock_, reason_name(kind), error, first_byte_at_);
   }
 
   /// Runs for every exit, kill included: nothing leaks, one stop event.

@@ -16,12 +16,24 @@ child_spec connection_supervisor_spec(std::shared_ptr<server_context> ctx,
   connection_spawn_options how;
   how.detached = opts.detached_connections;
   how.hidden = opts.hidden_connections;
-  connection.start = [conf{ctx->connections()}, how](start_context& sc)
-    -> caf::expected<caf::actor> {
+  connection.start = [conf{ctx->connections()}, how, process{opts.connection_process}](
+                       start_context& sc) -> caf::expected<caf::actor> {
     const auto& args = sc.args();
     if (!args.match_elements<accepted_connection>())
       return caf::make_error(errc::invalid_spec, "start_child expects an accepted_connection");
-    return spawn_connection(sc.self(), conf, args.get_as<accepted_connection>(0), how);
+    if (!process)
+      return spawn_connection(sc.self(), conf, args.get_as<accepted_connection>(0), how);
+    // The user's own actor: a failed spawn (or an exception) loses this
+    // connection only; its socket closes with the hand-off.
+    try {
+      auto actor = process(sc.self(), connection_hand_off{conf, args.get_as<accepted_connection>(0)});
+      if (!actor)
+        return caf::make_error(errc::start_failed, "connection_process returned no actor");
+      return actor;
+    } catch (const std::exception& ex) {
+      return caf::make_error(errc::start_failed,
+                             std::string{"connection_process threw: "} + ex.what());
+    }
   };
   supervisor_flags flags;
   flags.strategy = strategy::simple_one_for_one;

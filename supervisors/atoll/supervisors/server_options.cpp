@@ -19,8 +19,17 @@ bool positive_or_infinite(std::chrono::milliseconds t) {
 } // namespace
 
 caf::error validate(const server_options& opts) {
-  if (!opts.handler)
-    return caf::make_error(errc::missing_option, "handler: a handler factory is required");
+  if (!opts.handler && !opts.connection_process)
+    return caf::make_error(errc::missing_option,
+                           "handler: a handler factory (or a connection_process) is required");
+  if (opts.handler && opts.connection_process)
+    return invalid("connection_process", "replaces the handler: set one of them, not both");
+  if (opts.connection_process && opts.detached_connections)
+    return invalid("detached_connections",
+                   "does not apply to a connection_process (it spawns with its own options)");
+  if (opts.connection_process && opts.hidden_connections)
+    return invalid("hidden_connections",
+                   "does not apply to a connection_process (it spawns with its own options)");
   if (opts.port > 65535)
     return invalid("port", "must be within 0..65535, got " + std::to_string(opts.port));
   if (opts.address.which() == bind_address::kind::local && opts.port != 0)

@@ -12,6 +12,7 @@
 
 #include "atoll/handlers/connection_actor.hpp"
 #include "atoll/handlers/handler.hpp"
+#include "atoll/handlers/stream_connection.hpp"
 #include "atoll/runtime/supervisor.hpp"
 #include "atoll/runtime/telemetry.hpp"
 #include "atoll/transports/endpoint.hpp"
@@ -40,10 +41,17 @@ struct server_supervisor_options {
 
 /// A server's configuration. Defaults are Thousand Island's.
 struct server_options {
-  /// Creates each connection's handler (and its initial state). Required;
-  /// `set_handler<H>(args...)` fills it and `handler_name`.
+  /// Creates each connection's handler (and its initial state). Required
+  /// unless `connection_process` is set; `set_handler<H>(args...)` fills it
+  /// and `handler_name`.
   handler_factory handler;
-  /// The handler's name in telemetry and logs.
+  /// Instead of a handler: spawns the user's own actor for each connection
+  /// and hands it the socket (Thousand Island's custom connection process;
+  /// see `atl::stream_connection`). `set_connection_process<A>(args...)`
+  /// fills it and `handler_name`. `detached_connections` and
+  /// `hidden_connections` do not apply (the function spawns as it likes).
+  connection_process_factory connection_process;
+  /// The handler's (or the connection process's) name in telemetry and logs.
   std::string handler_name = "handler";
   /// TCP port; 0 picks a free port (see `server::listener_info`). Must be 0
   /// for Unix domain sockets.
@@ -126,6 +134,16 @@ struct server_options {
   template <class Handler, class... Ts> server_options& set_handler(Ts... args) {
     handler = make_handler_factory<Handler>(std::move(args)...);
     handler_name = handler_type_name(typeid(Handler));
+    return *this;
+  }
+
+  /// Spawns `Actor` (see `atl::make_connection_process`) with spawn options
+  /// `Os` for every connection, constructed from `(caf::actor_config&,
+  /// atl::connection_hand_off, args...)`.
+  template <class Actor, caf::spawn_options Os = caf::no_spawn_options, class... Ts>
+  server_options& set_connection_process(Ts... args) {
+    connection_process = make_connection_process<Actor, Os>(std::move(args)...);
+    handler_name = handler_type_name(typeid(Actor));
     return *this;
   }
 };

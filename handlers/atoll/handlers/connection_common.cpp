@@ -1,0 +1,243 @@
+#include "atoll/handlers/connection_common.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "atoll/runtime/error.hpp"
+#include "atoll/runtime/logger.hpp"
+#include "atoll/runtime/telemetry.hpp"
+#include "atoll/transports/endpoint.hpp"
+
+namespace atl::detail {
+
+std::optional<taken_connection> take_connection(const connection_config& conf,
+                                                accepted_connection& hand_off, caf::error& why) {
+  int fd = hand_off.fd ? hand_off.fd->release() : -1;
+  hand_off.fd.reset();
+  if (fd < 0)
+    return std::nullopt;
+  // A client that is already gone gets no callback and no span.
+  auto peer = hand_off.peer_len > 0 ? make_endpoint(hand_off.peer, hand_off.peer_len)
+                                    : remote_endpoint(fd);
+  if (!peer) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  // Best effort: a connection works without these options.
+  static_cast<void>(configure_accepted(fd, conf.transport));
+  caf::expected<std::unique_ptr<transport>> stream{caf::error{}};
+  if (conf.make_transport)
+    stream = conf.make_transport(fd);
+  else
+    stream = std::unique_ptr<transport>{new tcp_transport(fd)};
+  if (!stream) {
+    log(log_level::error, "atoll: cannot set up the transport of a connection from "
+                            + to_string(*peer) + ": " + describe(stream.error()));
+    why = stream.error();
+    return std::nullopt;
+  }
+  return taken_connection{std::move(*stream), std::move(*peer)};
+}
+
+void start_connection_span(socket& sock, const connection_config& conf,
+                           const accepted_connection& hand_off) {
+  telemetry::fields meta;
+  if (conf.events->enabled()) {
+    auto peer = sock.peername();
+    meta.set("remote_address", peer->address);
+    meta.set("remote_port", uint64_t{peer->port});
+    if (auto local = sock.sockname()) {
+      meta.set("local_address", local->address);
+      meta.set("local_port", uint64_t{local->port});
+    }
+    if (sock.has_proxy_header())
+      if (auto via = sock.via()) {
+        meta.set("proxy_address", via->address);
+        meta.set("proxy_port", uint64_t{via->port});
+      }
+    meta.set("handler", conf.handler_name);
+  }
+  sock.span() = telemetry::span::start(conf.events.get(), conf.span_prefix.get(), {},
+                                       std::move(meta), hand_off.acceptor_span,
+                                       hand_off.start_time);
+  if (sock.span().enabled())
+    sock.span().emit("ready", {{"monotonic_time", telemetry::monotonic_time()}});
+}
+
+void stop_connection_span(socket& sock, const char* reason, const std::string& error,
+                          int64_t first_byte_at) {
+  auto& span = sock.span();
+  if (!span.active())
+    return;
+  auto stats = sock.getstat();
+  telemetry::fields m{{"send_oct", stats.send_oct},
+                      {"send_cnt", stats.send_cnt},
+                      {"recv_oct", stats.recv_oct},
+                      {"recv_cnt", stats.recv_cnt}};
+  if (first_byte_at != 0)
+    m.set("time_to_first_byte", first_byte_at - span.start_time());
+  telemetry::fields meta;
+  if (span.enabled())
+    meta.set("reason", std::string{reason});
+  if (!error.empty())
+    meta.set("error", error);
+  span.stop(std::move(m), std::move(meta));
+}
+
+bool trusted_proxy_source(const proxy_protocol_options& proxy, const endpoint& peer) {
+  if (!peer.is_ip())
+    return true;
+  for (auto& net : proxy.trusted)
+    if (net.contains(peer))
+      return true;
+  return false;
+}
+
+bool drop_input(transport& stream, int64_t& quiet_until) {
+  static thread_local char buf[read_buffer_size];
+  for (int i = 0; i < max_reads_per_event; ++i) {
+    auto res = stream.read(buf, sizeof(buf));
+    if (res.bytes > 0) {
+      quiet_until = telemetry::monotonic_time() + half_close_quiet_ns;
+      continue;
+    }
+    return res.status == io_status::want_read || res.status == io_status::want_write
+           || res.status == io_status::done;
+  }
+  return true;
+}
+
+step_result proxy_step(proxy_header_reader& reader, socket& sock) {
+  auto res = reader.read(sock.stream().fd());
+  switch (res.status) {
+    case io_status::done:
+      sock.set_proxy(reader.header());
+      return {};
+    case io_status::want_read:
+    case io_status::want_write:
+      return {step_result::wait, io_events::readable, {}};
+    case io_status::closed:
+      return {step_result::failed, 0,
+              caf::make_error(errc::proxy_header,
+                              "PROXY header: the client closed before the header ended")};
+    case io_status::failed:
+      break;
+  }
+  return {step_result::failed, 0, std::move(res.error)};
+}
+
+step_result handshake_step(socket& sock) {
+  auto res = sock.stream().handshake();
+  switch (res.status) {
+    case io_status::done:
+      return {};
+    case io_status::want_read:
+      return {step_result::wait, io_events::readable, {}};
+    case io_status::want_write:
+      return {step_result::wait, io_events::writable, {}};
+    case io_status::closed:
+      return {step_result::failed, 0, caf::make_error(errc::closed, "handshake: peer closed")};
+    case io_status::failed:
+      break;
+  }
+  return {step_result::failed, 0, std::move(res.error)};
+}
+
+step_result flush_step(socket& sock, bool& progressed) {
+  auto& out = sock.pending();
+  auto before = out.pending_bytes();
+  auto res = out.flush(sock.stream(), sock.stats());
+  progressed = out.pending_bytes() < before;
+  switch (res.status) {
+    case io_status::done:
+      return {};
+    case io_status::want_read:
+    case io_status::want_write:
+      return {step_result::wait, io_events::writable, {}};
+    case io_status::closed:
+    case io_status::failed:
+      break;
+  }
+  // Queued output that cannot be written: the bytes lost, not the data (it
+  // went out in its `send` event).
+  auto err = res.status == io_status::closed
+               ? caf::make_error(errc::closed, "queued output: peer closed")
+               : std::move(res.error);
+  sock.emit_error("send_error", err, {{"bytes_pending", out.pending_bytes()}});
+  return {step_result::failed, 0, std::move(err), res.status == io_status::closed};
+}
+
+caf::error acquire_source(const connection_config& conf, socket& sock,
+                          std::unique_ptr<std::string>& key) {
+  if (!conf.sources)
+    return {};
+  auto name = source_limiter::key_of(*sock.peername());
+  if (!conf.sources->acquire(name))
+    return caf::make_error(errc::source_limit,
+                           name + " has reached max_connections_per_source = "
+                             + std::to_string(conf.sources->limit()));
+  key = std::make_unique<std::string>(std::move(name));
+  return {};
+}
+
+void log_refused(const connection_config& conf, socket& sock, const caf::error& reason) {
+  if (conf.silent_terminate_on_error)
+    return;
+  auto peer = sock.via();
+  log(log_level::error, "atoll: connection from " + (peer ? to_string(*peer) : "?")
+                          + " refused: " + describe(reason));
+}
+
+caf::error arm_fd(const connection_config& conf, socket& sock, fd_registration& reg,
+                  caf::strong_actor_ptr owner, io_sink* sink, uint32_t interest,
+                  uint32_t& armed) {
+  if (interest == 0 || interest == armed)
+    return {};
+  if (!reg) {
+    auto added = conf.io->add(sock.stream().fd(), std::move(owner), sink, interest);
+    if (!added)
+      return std::move(added.error());
+    reg = *added;
+  } else if (auto err = conf.io->rearm(reg, interest)) {
+    return err;
+  }
+  armed = interest;
+  return {};
+}
+
+bool begin_half_close(const connection_config& conf, socket& sock, int64_t& until,
+                      int64_t& quiet_until) {
+  if (sock.closed() || !sock.pending().empty())
+    return false;
+  if (sock.stream().shutdown(shutdown_way::write))
+    return false;
+  auto now = telemetry::monotonic_time();
+  until = now + half_close_limit_ns;
+  if (auto give_up = conf.give_up_at ? conf.give_up_at->load() : 0; give_up != 0)
+    until = std::min(until, give_up);
+  quiet_until = now + half_close_quiet_ns;
+  return true;
+}
+
+int64_t earliest(std::initializer_list<int64_t> deadlines) noexcept {
+  int64_t next = 0;
+  for (auto t : deadlines)
+    if (t != 0 && (next == 0 || t < next))
+      next = t;
+  return next;
+}
+
+std::string exception_text(std::exception_ptr ep) {
+  try {
+    if (ep)
+      std::rethrow_exception(ep);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "non-standard exception";
+  }
+  return "unknown exception";
+}
+
+} // namespace atl::detail

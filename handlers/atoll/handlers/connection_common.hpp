@@ -1,0 +1,124 @@
+// Internal: the steps every kind of connection actor shares (the built-in
+// connection actor and `atl::stream_connection`): taking over an accepted
+// socket, the connection span, the PROXY source check, dropping input after
+// a stop's FIN. Not part of the public API.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <caf/actor_control_block.hpp>
+#include <caf/error.hpp>
+
+#include "atoll/handlers/connection_actor.hpp"
+#include "atoll/handlers/socket.hpp"
+
+namespace atl::detail {
+
+constexpr int64_t ns_per_ms = 1000000;
+
+/// `t` in nanoseconds.
+constexpr int64_t to_ns(std::chrono::milliseconds t) noexcept {
+  return t.count() * ns_per_ms;
+}
+
+/// After a stop's FIN: input is read and dropped until the client closes or
+/// sends nothing for this long (closing with unread input would reset the
+/// connection and could destroy the answers still in flight) ...
+constexpr int64_t half_close_quiet_ns = 500 * ns_per_ms;
+/// ... or for at most this long.
+constexpr int64_t half_close_limit_ns = 5000 * ns_per_ms;
+/// Reads per socket event before yielding to other messages.
+constexpr int max_reads_per_event = 16;
+/// The read buffer of connection actors.
+constexpr size_t read_buffer_size = 65536;
+
+/// An accepted socket taken over: its transport and its client.
+struct taken_connection {
+  std::unique_ptr<transport> stream;
+  endpoint peer;
+};
+
+/// Takes the fd of `hand_off`, finds the client's address, applies the
+/// server's socket options and wraps the fd in its transport. Nothing
+/// (with `why` empty) if the client is already gone or there was no fd;
+/// nothing with `why` set (and logged) if the transport cannot be made. The
+/// fd is closed on failure.
+std::optional<taken_connection> take_connection(const connection_config& conf,
+                                                accepted_connection& hand_off, caf::error& why);
+
+/// Starts the connection span of `sock` (metadata: addresses, PROXY
+/// address, handler name) and emits `ready`.
+void start_connection_span(socket& sock, const connection_config& conf,
+                           const accepted_connection& hand_off);
+
+/// Stops the span of `sock` (if active) with its statistics, `reason` and
+/// `error` (empty: none) in the stop event.
+void stop_connection_span(socket& sock, const char* reason, const std::string& error,
+                          int64_t first_byte_at);
+
+/// True if `peer` may send a PROXY header (Unix-socket peers always may).
+bool trusted_proxy_source(const proxy_protocol_options& proxy, const endpoint& peer);
+
+/// Reads and drops input of a half-closed connection (at most one event's
+/// worth). Moves `quiet_until` when bytes came. False once the client
+/// closed or the stream broke (the connection ends then).
+bool drop_input(transport& stream, int64_t& quiet_until);
+
+/// The outcome of one step of a connection's set-up or output.
+struct step_result {
+  enum kind_t : uint8_t {
+    done,   ///< finished
+    wait,   ///< wants the fd's readiness (`interest`)
+    failed, ///< ended with `error`
+  } kind = done;
+  uint32_t interest = 0;
+  caf::error error;
+  /// With `failed`: the peer closed (rather than an error).
+  bool closed = false;
+};
+
+/// Reads (more of) the PROXY header; when complete, records it in `sock`.
+/// A client that closes before the header ends fails with
+/// `errc::proxy_header`.
+step_result proxy_step(proxy_header_reader& reader, socket& sock);
+
+/// Advances the transport handshake. A client that closes fails with
+/// `errc::closed`.
+step_result handshake_step(socket& sock);
+
+/// Writes queued output (`progressed`: some bytes went out). Output that
+/// cannot be written anymore emits `send_error` with `bytes_pending`.
+step_result flush_step(socket& sock, bool& progressed);
+
+/// Counts the connection against the per-source limit (if the server has
+/// one): sets `key` on success. Errors: `errc::source_limit`.
+caf::error acquire_source(const connection_config& conf, socket& sock,
+                          std::unique_ptr<std::string>& key);
+
+/// Logs a connection refused for its PROXY header (unless silent).
+void log_refused(const connection_config& conf, socket& sock, const caf::error& reason);
+
+/// Registers the fd of `sock` for `owner` (events by message, or through
+/// `sink`) or re-arms it with `interest`; skips the call when `interest`
+/// is 0 or already armed (`armed`).
+caf::error arm_fd(const connection_config& conf, socket& sock, fd_registration& reg,
+                  caf::strong_actor_ptr owner, io_sink* sink, uint32_t interest,
+                  uint32_t& armed);
+
+/// Sends our FIN after a stop and sets the limits of the drop-input phase
+/// (`until`: at most; `quiet_until`: unless bytes come). False if the
+/// socket cannot be half-closed (close it at once then).
+bool begin_half_close(const connection_config& conf, socket& sock, int64_t& until,
+                      int64_t& quiet_until);
+
+/// The earliest of `deadlines` that are set (0: none).
+int64_t earliest(std::initializer_list<int64_t> deadlines) noexcept;
+
+/// The text of an exception pointer's exception.
+std::string exception_text(std::exception_ptr ep);
+
+} // namespace atl::detail

@@ -1,0 +1,639 @@
+#include "atoll/handlers/stream_connection.hpp"
+
+#include <algorithm>
+#include <optional>
+
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+
+#include "atoll/handlers/connection_actor.hpp"
+#include "atoll/handlers/connection_common.hpp"
+#include "atoll/runtime/atoms.hpp"
+#include "atoll/runtime/error.hpp"
+#include "atoll/runtime/logger.hpp"
+#include "atoll/runtime/reactor.hpp"
+
+namespace atl {
+
+// -- connection_hand_off ---------------------------------------------------------
+
+connection_hand_off::connection_hand_off() = default;
+
+connection_hand_off::connection_hand_off(std::shared_ptr<const connection_config> config,
+                                         accepted_connection accepted)
+  : config_(std::move(config)),
+    accepted_(std::make_unique<accepted_connection>(std::move(accepted))) {
+}
+
+connection_hand_off::connection_hand_off(connection_hand_off&&) noexcept = default;
+
+connection_hand_off& connection_hand_off::operator=(connection_hand_off&&) noexcept = default;
+
+connection_hand_off::~connection_hand_off() = default; // owned_fd closes an unused socket
+
+connection_hand_off::operator bool() const noexcept {
+  return accepted_ && accepted_->fd && config_;
+}
+
+// -- stream_connection::impl -----------------------------------------------------
+
+/// The connection's state; shared with the cleanup attached to `self`, which
+/// runs however the actor ends.
+class stream_connection::impl final : public detail::socket_host {
+public:
+  enum class phase : uint8_t {
+    idle,        // before start
+    proxy,       // reading the PROXY header
+    handshaking, // transport handshake
+    open,
+    closing,     // close(): writing queued output
+    draining,    // drain(): writing queued output before the FIN
+    half_closed, // drain(): FIN sent, dropping input
+    finished,
+  };
+
+  impl(caf::event_based_actor* self, connection_hand_off hand_off)
+    : self_(self), conf_(std::move(hand_off.config_)), hand_off_(std::move(hand_off.accepted_)) {
+  }
+
+  ~impl() override {
+    end(opened_ ? "local_closed" : "error", {});
+  }
+
+  // -- the public operations -------------------------------------------------------
+
+  void start() {
+    if (phase_ != phase::idle)
+      return;
+    if (!conf_ || !hand_off_) {
+      fail_setup(caf::make_error(errc::closed, "no connection was handed off"));
+      return;
+    }
+    caf::error why;
+    auto taken = detail::take_connection(*conf_, *hand_off_, why);
+    if (!taken) {
+      fail_setup(why ? why : caf::make_error(errc::closed, "the client is gone"));
+      return;
+    }
+    sock_.emplace(std::move(taken->stream), std::move(taken->peer), &conf_->transport,
+                  conf_->read_timeout, this, conf_->give_up_at.get(), conf_->data_events.get());
+    if (conf_->proxy) {
+      auto peer = *sock_->peername();
+      if (!detail::trusted_proxy_source(*conf_->proxy, peer)) {
+        refuse("proxy_error",
+               caf::make_error(errc::untrusted_source,
+                               "PROXY header from an untrusted source " + to_string(peer)));
+        return;
+      }
+      proxy_reader_ = std::make_unique<proxy_header_reader>(conf_->proxy->version);
+      phase_ = phase::proxy;
+      setup_deadline_ = telemetry::monotonic_time() + detail::to_ns(conf_->proxy->timeout);
+      update_timer();
+      drive_proxy();
+      return;
+    }
+    open_connection();
+  }
+
+  void activate() {
+    if (phase_ != phase::open || active_)
+      return;
+    active_ = true;
+    if (sock_->stream().has_buffered_input()) {
+      // Buffered inside the transport: the fd will not tell.
+      self_->send(caf::actor_cast<caf::actor>(self_), socket_ready_atom::value, reg_.fd,
+                  io_events::readable, reg_.token);
+      return;
+    }
+    arm();
+  }
+
+  caf::expected<std::string> read_available(size_t max) {
+    if (phase_ != phase::open || eof_)
+      return caf::make_error(errc::closed, "the connection is not open");
+    std::string out;
+    char buf[4096];
+    while (out.size() < max) {
+      auto res = sock_->stream().read(buf, std::min(sizeof(buf), max - out.size()));
+      if (res.bytes > 0) {
+        out.append(buf, res.bytes);
+        continue;
+      }
+      if (res.status == io_status::closed) {
+        eof_ = true;
+        break;
+      }
+      if (res.status == io_status::failed) {
+        if (out.empty())
+          return res.error;
+        break;
+      }
+      break; // nothing more for now
+    }
+    if (out.empty() && eof_)
+      return caf::make_error(errc::closed, "the client closed the connection");
+    if (!out.empty()) {
+      received(out.size());
+      auto& span = sock_->span();
+      if (conf_->data_events ? span.enabled(conf_->data_events->recv) : span.enabled()) {
+        if (conf_->data_events)
+          span.emit(conf_->data_events->recv, {{"data", out}});
+        else
+          span.emit("recv", {{"data", out}});
+      }
+    }
+    return out;
+  }
+
+  void close() {
+    switch (phase_) {
+      case phase::open:
+        if (!sock_->pending().empty()) {
+          phase_ = phase::closing;
+          active_ = false;
+          note_send_progress();
+          arm();
+          return;
+        }
+        end("local_closed", {});
+        self_->quit();
+        return;
+      case phase::closing:
+      case phase::draining:
+      case phase::half_closed:
+        return; // already ending
+      default:
+        end(opened_ ? "local_closed" : "error", {});
+        self_->quit();
+    }
+  }
+
+  void drain() {
+    switch (phase_) {
+      case phase::open:
+      case phase::closing:
+        phase_ = phase::draining;
+        active_ = false;
+        if (sock_->pending().empty()) {
+          half_close();
+          return;
+        }
+        note_send_progress();
+        arm();
+        return;
+      case phase::draining:
+      case phase::half_closed:
+        return;
+      default:
+        end("shutdown", {});
+        self_->quit(caf::exit_reason::user_shutdown);
+    }
+  }
+
+  caf::message_handler handlers() {
+    return {
+      [this](socket_ready_atom, int, uint32_t events, uint32_t token) {
+        on_socket_ready(events, token);
+      },
+      [this](reactor_timer_atom, uint64_t) { on_timer(); },
+    };
+  }
+
+  /// Runs when `self` ends, however it ends.
+  void on_actor_end(const caf::error& reason) {
+    if (phase_ == phase::finished)
+      return;
+    if (reason == caf::exit_reason::user_shutdown)
+      end("shutdown", {});
+    else if (!reason || reason == caf::exit_reason::normal)
+      end(opened_ ? "local_closed" : "error", {});
+    else
+      end("error", describe(reason));
+  }
+
+  bool is_open() const noexcept {
+    return phase_ == phase::open;
+  }
+
+  bool has_socket() const noexcept {
+    return sock_.has_value();
+  }
+
+  atl::socket& socket() {
+    return *sock_;
+  }
+
+  // -- socket_host -----------------------------------------------------------------
+
+  void output_pending(bool started) override {
+    if (started)
+      note_send_progress();
+    if (!in_io_)
+      arm();
+  }
+
+private:
+  // -- set-up ----------------------------------------------------------------------
+
+  void open_connection() {
+    if (auto err = detail::acquire_source(*conf_, *sock_, source_key_)) {
+      refuse("source_limit", std::move(err));
+      return;
+    }
+    detail::start_connection_span(*sock_, *conf_, *hand_off_);
+    hand_off_.reset();
+    phase_ = phase::handshaking;
+    setup_deadline_ = 0;
+    drive_handshake();
+  }
+
+  void drive_proxy() {
+    auto step = detail::proxy_step(*proxy_reader_, *sock_);
+    switch (step.kind) {
+      case detail::step_result::done:
+        proxy_reader_.reset();
+        open_connection();
+        return;
+      case detail::step_result::wait:
+        if (!in_io_)
+          arm();
+        return;
+      case detail::step_result::failed:
+        refuse("proxy_error", std::move(step.error));
+        return;
+    }
+  }
+
+  void drive_handshake() {
+    auto step = detail::handshake_step(*sock_);
+    switch (step.kind) {
+      case detail::step_result::done:
+        phase_ = phase::open;
+        opened_ = true;
+        setup_deadline_ = 0;
+        handshake_interest_ = 0;
+        notify(stream_open_atom::value);
+        return;
+      case detail::step_result::wait:
+        handshake_interest_ = step.interest;
+        if (setup_deadline_ == 0 && conf_->handshake_timeout != infinite) {
+          setup_deadline_ = telemetry::monotonic_time() + detail::to_ns(conf_->handshake_timeout);
+          update_timer();
+        }
+        if (!in_io_)
+          arm();
+        return;
+      case detail::step_result::failed:
+        fail("handshake_error", std::move(step.error));
+        return;
+    }
+  }
+
+  /// Ends a connection before it opened because of the PROXY header or the
+  /// per-source limit (logged like the built-in connection actor does).
+  void refuse(const char* reason, caf::error err) {
+    if (std::string{reason} == "proxy_error")
+      detail::log_refused(*conf_, *sock_, err);
+    proxy_reader_.reset();
+    if (hand_off_) {
+      detail::start_connection_span(*sock_, *conf_, *hand_off_);
+      hand_off_.reset();
+    }
+    fail(reason, std::move(err));
+  }
+
+  /// The set-up failed before there was a socket.
+  void fail_setup(caf::error err) {
+    phase_ = phase::finished;
+    hand_off_.reset();
+    notify(stream_error_atom::value, std::move(err));
+  }
+
+  /// Ends the connection with an error and tells `self`.
+  void fail(const char* reason, caf::error err) {
+    end(reason, describe(err));
+    notify(stream_error_atom::value, std::move(err));
+  }
+
+  /// Sends `xs` to `self` (after what is already in its mailbox).
+  template <class... Ts> void notify(Ts&&... xs) {
+    self_->send(caf::actor_cast<caf::actor>(self_), std::forward<Ts>(xs)...);
+  }
+
+  // -- events ----------------------------------------------------------------------
+
+  void on_socket_ready(uint32_t events, uint32_t token) {
+    if (token != reg_.token || phase_ == phase::finished || phase_ == phase::idle)
+      return; // stale
+    armed_interest_ = 0;
+    in_io_ = true;
+    switch (phase_) {
+      case phase::proxy:
+        drive_proxy();
+        break;
+      case phase::handshaking:
+        drive_handshake();
+        break;
+      case phase::half_closed:
+        if (!detail::drop_input(sock_->stream(), half_close_quiet_until_))
+          finish_drain();
+        break;
+      default:
+        if (!sock_->pending().empty())
+          flush_output();
+        if (phase_ == phase::open && active_
+            && (events & (io_events::readable | io_events::hangup | io_events::error
+                          | io_events::peer_shutdown)))
+          read_once();
+        break;
+    }
+    in_io_ = false;
+    arm();
+  }
+
+  void read_once() {
+    static thread_local char buf[detail::read_buffer_size];
+    auto res = sock_->stream().read(buf, sizeof(buf));
+    if (res.bytes > 0) {
+      active_ = false;
+      received(res.bytes);
+      auto& span = sock_->span();
+      if (conf_->data_events ? span.enabled(conf_->data_events->async_recv) : span.enabled()) {
+        telemetry::fields m{{"data", std::string{buf, res.bytes}}};
+        if (conf_->data_events)
+          span.emit(conf_->data_events->async_recv, std::move(m));
+        else
+          span.emit("async_recv", std::move(m));
+      }
+      notify(stream_data_atom::value, std::string{buf, res.bytes});
+      return;
+    }
+    switch (res.status) {
+      case io_status::done:
+      case io_status::want_read:
+      case io_status::want_write:
+        return;
+      case io_status::closed:
+        active_ = false;
+        end("peer_closed", {});
+        notify(stream_closed_atom::value);
+        return;
+      case io_status::failed:
+        active_ = false;
+        fail("error", res.error);
+        return;
+    }
+  }
+
+  void received(size_t bytes) {
+    auto& stats = sock_->stats();
+    stats.count_recv(bytes);
+    if (stats.recv_cnt == 1)
+      first_byte_at_ = telemetry::monotonic_time();
+  }
+
+  void flush_output() {
+    bool progressed = false;
+    auto step = detail::flush_step(*sock_, progressed);
+    if (progressed)
+      note_send_progress();
+    switch (step.kind) {
+      case detail::step_result::done:
+        if (phase_ == phase::closing) {
+          end("local_closed", {});
+          self_->quit();
+        } else if (phase_ == phase::draining) {
+          half_close();
+        }
+        return;
+      case detail::step_result::wait:
+        return;
+      case detail::step_result::failed:
+        ending_broken(step.error);
+        return;
+    }
+  }
+
+  /// The stream broke (or the client stopped reading) while output waited.
+  void ending_broken(const caf::error& err) {
+    switch (phase_) {
+      case phase::closing:
+        end("local_closed", describe(err));
+        self_->quit();
+        return;
+      case phase::draining:
+        end("shutdown", describe(err));
+        self_->quit(caf::exit_reason::user_shutdown);
+        return;
+      default:
+        active_ = false;
+        fail("error", err);
+    }
+  }
+
+  /// After a stop's output: our FIN (TLS: close_notify), then input is
+  /// dropped until the client closes (see `detail::drop_input`).
+  void half_close() {
+    if (!detail::begin_half_close(*conf_, *sock_, half_close_until_, half_close_quiet_until_)) {
+      finish_drain();
+      return;
+    }
+    phase_ = phase::half_closed;
+    update_timer();
+    if (!in_io_)
+      arm();
+  }
+
+  void finish_drain() {
+    end("shutdown", {});
+    self_->quit(caf::exit_reason::user_shutdown);
+  }
+
+  // -- interest and deadlines ------------------------------------------------------
+
+  void arm() {
+    if (phase_ == phase::finished || phase_ == phase::idle || !sock_ || sock_->closed())
+      return;
+    uint32_t interest = 0;
+    switch (phase_) {
+      case phase::proxy:
+      case phase::half_closed:
+        interest = io_events::readable;
+        break;
+      case phase::handshaking:
+        interest = handshake_interest_;
+        break;
+      case phase::open:
+        if (active_)
+          interest = io_events::readable;
+        break;
+      default:
+        break;
+    }
+    if (!sock_->pending().empty())
+      interest |= io_events::writable;
+    // Events come as messages: `self` may be any actor, detached too.
+    if (auto err = detail::arm_fd(*conf_, *sock_, reg_, caf::actor_cast<caf::strong_actor_ptr>(self_),
+                                  nullptr, interest, armed_interest_))
+      ending_broken(err);
+  }
+
+  void note_send_progress() {
+    send_progress_ = telemetry::monotonic_time();
+    update_timer();
+  }
+
+  bool send_deadline_armed() const {
+    return conf_->transport.send_timeout != infinite && sock_ && !sock_->pending().empty()
+           && (phase_ == phase::open || phase_ == phase::closing || phase_ == phase::draining);
+  }
+
+  int64_t next_deadline() const {
+    auto setting_up = phase_ == phase::proxy || phase_ == phase::handshaking;
+    auto half_closed = phase_ == phase::half_closed;
+    return detail::earliest(
+      {setting_up ? setup_deadline_ : 0,
+       send_deadline_armed() ? send_progress_ + detail::to_ns(conf_->transport.send_timeout) : 0,
+       half_closed ? half_close_quiet_until_ : 0, half_closed ? half_close_until_ : 0});
+  }
+
+  void update_timer() {
+    auto next = next_deadline();
+    if (next == 0 || (timer_.armed() && timer_.due() <= next))
+      return;
+    conf_->io->schedule(timer_, caf::actor_cast<caf::strong_actor_ptr>(self_), next, 0);
+  }
+
+  void on_timer() {
+    auto now = telemetry::monotonic_time();
+    switch (phase_) {
+      case phase::half_closed:
+        if (now >= half_close_quiet_until_ || now >= half_close_until_) {
+          finish_drain();
+          return;
+        }
+        break;
+      case phase::proxy:
+        if (now >= setup_deadline_) {
+          refuse("proxy_error",
+                 caf::make_error(errc::proxy_header,
+                                 "PROXY header: none within "
+                                   + std::to_string(conf_->proxy->timeout.count()) + " ms"));
+          return;
+        }
+        break;
+      case phase::handshaking:
+        if (setup_deadline_ != 0 && now >= setup_deadline_) {
+          fail("handshake_timeout", caf::make_error(errc::timeout, "handshake timeout"));
+          return;
+        }
+        break;
+      default:
+        if (send_deadline_armed()
+            && now - send_progress_ >= detail::to_ns(conf_->transport.send_timeout)
+            && (phase_ != phase::open || conf_->transport.send_timeout_close)) {
+          ending_broken(caf::make_error(errc::timeout, "send timeout"));
+          return;
+        }
+        break;
+    }
+    update_timer();
+  }
+
+  // -- the end ---------------------------------------------------------------------
+
+  /// Closes the socket and stops the span (once); callers tell `self`
+  /// what they need to.
+  void end(const char* reason, const std::string& error) {
+    if (phase_ == phase::finished)
+      return;
+    phase_ = phase::finished;
+    active_ = false;
+    reactor::cancel(timer_);
+    if (reg_) {
+      conf_->io->remove(reg_, true);
+      reg_ = fd_registration{};
+    }
+    if (source_key_) {
+      conf_->sources->release(*source_key_);
+      source_key_.reset();
+    }
+    hand_off_.reset();
+    proxy_reader_.reset();
+    if (!sock_)
+      return;
+    sock_->close_now();
+    detail::stop_connection_span(*sock_, reason, error, first_byte_at_);
+  }
+
+  caf::event_based_actor* self_;
+  std::shared_ptr<const connection_config> conf_;
+  std::unique_ptr<accepted_connection> hand_off_; // until the span started
+  std::unique_ptr<proxy_header_reader> proxy_reader_;
+  std::unique_ptr<std::string> source_key_;
+  std::optional<atl::socket> sock_;
+  fd_registration reg_;
+  reactor_timer timer_;
+  int64_t setup_deadline_ = 0; // PROXY header or handshake (monotonic ns), 0: none
+  int64_t send_progress_ = 0;
+  int64_t half_close_until_ = 0;
+  int64_t half_close_quiet_until_ = 0;
+  int64_t first_byte_at_ = 0;
+  uint32_t armed_interest_ = 0;
+  uint32_t handshake_interest_ = 0;
+  phase phase_ = phase::idle;
+  bool opened_ = false;
+  bool active_ = false;
+  bool eof_ = false;
+  bool in_io_ = false;
+};
+
+// -- stream_connection -----------------------------------------------------------
+
+stream_connection::stream_connection(caf::event_based_actor* self, connection_hand_off hand_off)
+  : impl_(std::make_shared<impl>(self, std::move(hand_off))) {
+  self->attach_functor([weak{std::weak_ptr<impl>{impl_}}](const caf::error& reason) {
+    if (auto state = weak.lock())
+      state->on_actor_end(reason);
+  });
+}
+
+stream_connection::~stream_connection() = default;
+
+void stream_connection::start() {
+  impl_->start();
+}
+
+caf::message_handler stream_connection::handlers() {
+  return impl_->handlers();
+}
+
+void stream_connection::activate() {
+  impl_->activate();
+}
+
+bool stream_connection::is_open() const noexcept {
+  return impl_->is_open();
+}
+
+atl::socket& stream_connection::socket() {
+  return impl_->socket();
+}
+
+bool stream_connection::has_socket() const noexcept {
+  return impl_->has_socket();
+}
+
+caf::expected<std::string> stream_connection::read_available(size_t max) {
+  return impl_->read_available(max);
+}
+
+void stream_connection::close() {
+  impl_->close();
+}
+
+void stream_connection::drain() {
+  impl_->drain();
+}
+
+} // namespace atl

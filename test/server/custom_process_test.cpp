@@ -1,0 +1,272 @@
+// Custom connection actors (`server_options::connection_process` with
+// `atl::stream_connection`): the user's own actor per connection, handed the
+// socket; bytes, mailbox messages, telemetry, the PROXY protocol, closing
+// with queued output and the server's drain, as for built-in handlers.
+#include <boost/test/unit_test.hpp>
+
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+
+#include "support/server_support.hpp"
+
+using namespace atl;
+using namespace atl::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+using say_atom = caf::atom_constant<caf::atom("say")>;
+using blast_atom = caf::atom_constant<caf::atom("blast")>;
+using boom_atom = caf::atom_constant<caf::atom("boom")>;
+
+/// How the test actor behaves.
+struct process_script {
+  std::shared_ptr<event_log> log = std::make_shared<event_log>();
+  /// Answers a stop: reads what is left, says goodbye, drains. False: no
+  /// exit handler (CAF's default ends the actor at once).
+  bool drain_on_stop = true;
+};
+
+/// Echoes; "hold" is echoed without asking for more input, so that what
+/// follows stays unread until a stop. Logs what it sees.
+class echo_process : public caf::event_based_actor {
+public:
+  echo_process(caf::actor_config& cfg, connection_hand_off hand_off,
+               std::shared_ptr<const process_script> script)
+    : caf::event_based_actor(cfg), conn_(this, std::move(hand_off)), script_(std::move(script)) {
+  }
+
+  caf::behavior make_behavior() override {
+    auto& log = *script_->log;
+    if (script_->drain_on_stop)
+      set_exit_handler([this, &log](caf::exit_msg& msg) {
+        if (msg.reason != caf::exit_reason::user_shutdown) {
+          quit(msg.reason);
+          return;
+        }
+        log.add("shutdown");
+        if (auto rest = conn_.read_available(); rest && !rest->empty())
+          static_cast<void>(conn_.socket().send("late:" + *rest + "\n"));
+        static_cast<void>(conn_.socket().send("bye\n"));
+        conn_.drain();
+      });
+    conn_.start();
+    return conn_.handlers().or_else(
+      [this, &log](stream_open_atom) {
+        auto peer = conn_.socket().peername();
+        log.add("open:" + (peer ? to_string(*peer) : describe(peer.error())));
+        log.add(std::string{"secure:"} + (conn_.socket().secure() ? "yes" : "no"));
+        conn_.activate();
+      },
+      [this, &log](stream_data_atom, const std::string& data) {
+        log.add("data:" + data);
+        static_cast<void>(conn_.socket().send(data));
+        if (data != "hold")
+          conn_.activate();
+      },
+      [this, &log](stream_closed_atom) {
+        log.add("closed");
+        conn_.close();
+      },
+      [this, &log](stream_error_atom, const caf::error& reason) {
+        log.add("error:" + describe(reason));
+        conn_.close();
+      },
+      [this](say_atom, const std::string& text) { static_cast<void>(conn_.socket().send(text)); },
+      [this](blast_atom, uint64_t size) {
+        // More than the socket buffers take: most of it is queued.
+        static_cast<void>(conn_.socket().send(std::string(size, 'x')));
+        conn_.close();
+      },
+      [](boom_atom) { throw std::runtime_error("boom"); });
+  }
+
+private:
+  stream_connection conn_;
+  std::shared_ptr<const process_script> script_;
+};
+
+struct process_fixture : server_fixture {
+  std::shared_ptr<process_script> script = std::make_shared<process_script>();
+
+  server_options process_options() {
+    auto opts = probe_options(echo_script());
+    opts.handler = nullptr;
+    opts.set_connection_process<echo_process>(
+      std::shared_ptr<const process_script>{script});
+    return opts;
+  }
+
+  std::string stop_reason(const telemetry_recorder& rec, size_t index = 0) {
+    return rec.named("atoll.connection.stop").at(index).metadata.get_or<std::string>("reason", "");
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(custom_process, process_fixture)
+
+BOOST_AUTO_TEST_CASE(a_custom_actor_gets_bytes_and_mailbox_messages_with_the_same_telemetry) {
+  auto& srv = start(process_options());
+  telemetry_recorder rec{bus};
+  auto client = connect(srv);
+  BOOST_REQUIRE(script->log->wait_for("secure:" + std::string{tls_mode() ? "yes" : "no"}));
+  client.send("hello");
+  BOOST_CHECK_EQUAL(client.recv_exact(5), "hello");
+  // An ordinary message to the connection's actor, from outside.
+  auto conn = only_connection(srv);
+  caf::anon_send(conn, say_atom::value, std::string{"note\n"});
+  BOOST_CHECK_EQUAL(client.recv_exact(5), "note\n");
+  client.close();
+  BOOST_REQUIRE(script->log->wait_for("closed"));
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.stop"));
+  BOOST_REQUIRE(wait_until([&] { return srv.connections() && srv.connections()->empty(); }));
+  auto entries = script->log->entries();
+  BOOST_REQUIRE_GE(entries.size(), 4u);
+  BOOST_CHECK_EQUAL(entries[0].rfind("open:127.0.0.1:", 0), 0u);
+  BOOST_CHECK_EQUAL(entries[2], "data:hello");
+  BOOST_CHECK_EQUAL(entries.back(), "closed");
+  // The connection span, as for built-in handlers.
+  auto start_ev = rec.named("atoll.connection.start").at(0);
+  BOOST_CHECK_EQUAL(start_ev.metadata.get_or<std::string>("remote_address", ""), "127.0.0.1");
+  BOOST_CHECK_NE(start_ev.metadata.get_or<std::string>("handler", "").find("echo_process"),
+                 std::string::npos);
+  BOOST_CHECK_EQUAL(rec.count("atoll.connection.ready"), 1u);
+  BOOST_REQUIRE_EQUAL(rec.count("atoll.connection.async_recv"), 1u);
+  BOOST_CHECK_EQUAL(
+    rec.named("atoll.connection.async_recv")[0].measurements.get_or<std::string>("data", ""),
+    "hello");
+  BOOST_CHECK_EQUAL(rec.count("atoll.connection.send"), 2u);
+  auto stop_ev = rec.named("atoll.connection.stop").at(0);
+  BOOST_CHECK_EQUAL(stop_ev.metadata.get_or<std::string>("reason", ""), "peer_closed");
+  BOOST_CHECK_EQUAL(stop_ev.measurements.get_or<uint64_t>("recv_oct", 0), 5u);
+  BOOST_CHECK_EQUAL(stop_ev.measurements.get_or<uint64_t>("send_oct", 0), 10u);
+  BOOST_CHECK_EQUAL(rec.count("atoll.connection.stop"), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(close_writes_queued_output_first) {
+  auto& srv = start(process_options());
+  telemetry_recorder rec{bus};
+  auto client = connect(srv);
+  BOOST_REQUIRE(script->log->wait_for_size(2));
+  constexpr uint64_t size = 8 << 20;
+  caf::anon_send(only_connection(srv), blast_atom::value, size);
+  auto all = client.recv_until_closed(20000ms);
+  BOOST_CHECK_EQUAL(all.size(), size);
+  BOOST_CHECK(!client.was_reset());
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.stop"));
+  BOOST_CHECK_EQUAL(stop_reason(rec), "local_closed");
+  BOOST_CHECK_EQUAL(
+    rec.named("atoll.connection.stop")[0].measurements.get_or<uint64_t>("send_oct", 0), size);
+}
+
+BOOST_AUTO_TEST_CASE(a_stop_lets_the_actor_answer_what_it_had_not_read_then_drains) {
+  auto& srv = start(process_options());
+  telemetry_recorder rec{bus};
+  auto client = connect(srv);
+  client.send("hold");
+  BOOST_CHECK_EQUAL(client.recv_exact(4), "hold");
+  // Not read by the actor (it asked for nothing more): in the socket when
+  // the stop comes (loopback delivers at send).
+  client.send("late");
+  BOOST_REQUIRE(!srv.stop(10000ms));
+  BOOST_CHECK_EQUAL(client.recv_until_closed(), "late:late\nbye\n");
+  BOOST_CHECK(!client.was_reset());
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.stop"));
+  BOOST_CHECK_EQUAL(stop_reason(rec), "shutdown");
+  BOOST_CHECK_EQUAL(script->log->count("shutdown"), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(without_an_exit_handler_a_stop_closes_the_connection) {
+  script->drain_on_stop = false;
+  auto& srv = start(process_options());
+  telemetry_recorder rec{bus};
+  auto client = connect(srv);
+  client.send("ping");
+  BOOST_CHECK_EQUAL(client.recv_exact(4), "ping");
+  BOOST_REQUIRE(!srv.stop(10000ms));
+  BOOST_CHECK(client.closed_within(5000ms));
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.stop"));
+  BOOST_CHECK_EQUAL(stop_reason(rec), "shutdown");
+  BOOST_CHECK_EQUAL(rec.count("atoll.connection.stop"), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(an_exception_in_the_actor_ends_its_connection_only) {
+  auto& srv = start(process_options());
+  telemetry_recorder rec{bus};
+  auto first = connect(srv);
+  auto second = connect(srv);
+  BOOST_REQUIRE(script->log->wait_for_size(4));
+  first.send("a");
+  BOOST_CHECK_EQUAL(first.recv_exact(1), "a");
+  auto conns = srv.connections();
+  BOOST_REQUIRE(conns && conns->size() == 2);
+  for (auto& conn : *conns)
+    caf::anon_send(conn, boom_atom::value);
+  BOOST_CHECK(first.closed_within(5000ms));
+  BOOST_CHECK(second.closed_within(5000ms));
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.stop", 2));
+  for (auto& ev : rec.named("atoll.connection.stop")) {
+    BOOST_CHECK_EQUAL(ev.metadata.get_or<std::string>("reason", ""), "error");
+    // CAF's default exception handler ends the actor with
+    // sec::runtime_error (and prints the exception).
+    BOOST_CHECK_NE(ev.metadata.get_or<std::string>("error", "").find("runtime_error"),
+                   std::string::npos);
+  }
+  // The server goes on.
+  auto third = connect(srv);
+  third.send("still");
+  BOOST_CHECK_EQUAL(third.recv_exact(5), "still");
+}
+
+BOOST_AUTO_TEST_CASE(the_proxy_protocol_and_its_errors_reach_the_actor) {
+  auto opts = process_options();
+  opts.tls.reset();
+  proxy_protocol_options proxy;
+  proxy.trusted = {*ip_network::parse("127.0.0.0/8")};
+  proxy.timeout = 300ms;
+  opts.proxy_protocol = proxy;
+  auto& srv = start(opts);
+  telemetry_recorder rec{bus};
+  {
+    test_client client;
+    BOOST_REQUIRE(client.try_connect(address_of(srv)));
+    client.send("PROXY TCP4 203.0.113.7 192.0.2.1 56324 443\r\nhi");
+    BOOST_CHECK_EQUAL(client.recv_exact(2), "hi");
+    BOOST_REQUIRE(script->log->wait_for("open:203.0.113.7:56324"));
+  }
+  {
+    // No header within the timeout: the actor hears why, no data flows.
+    test_client client;
+    BOOST_REQUIRE(client.try_connect(address_of(srv)));
+    BOOST_CHECK(client.closed_within(5000ms));
+    BOOST_REQUIRE(wait_until([&] {
+      for (auto& e : script->log->entries())
+        if (e.find("error:") == 0 && e.find("PROXY header: none within 300 ms") != std::string::npos)
+          return true;
+      return false;
+    }));
+  }
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.stop", 2));
+  BOOST_CHECK_EQUAL(stop_reason(rec, 1), "proxy_error");
+}
+
+BOOST_AUTO_TEST_CASE(options_are_validated) {
+  auto opts = process_options();
+  opts.handler = make_handler_factory<probe_handler>(echo_script());
+  auto both = validate(opts);
+  BOOST_CHECK(both == errc::invalid_option);
+  BOOST_CHECK_NE(describe(both).find("connection_process"), std::string::npos);
+  opts = process_options();
+  opts.detached_connections = true;
+  BOOST_CHECK(validate(opts) == errc::invalid_option);
+  opts = process_options();
+  opts.hidden_connections = true;
+  BOOST_CHECK(validate(opts) == errc::invalid_option);
+  opts = process_options();
+  opts.connection_process = nullptr;
+  BOOST_CHECK(validate(opts) == errc::missing_option);
+  BOOST_CHECK(!validate(process_options()));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
