@@ -148,6 +148,37 @@ BOOST_AUTO_TEST_CASE(echo_stops_on_sigterm_and_refuses_new_connections) {
   BOOST_CHECK(!late.try_connect(ex.address));
 }
 
+// Issue 13: a custom connection actor per connection (`connection_process`),
+// shared and on its own thread; the drain answers input sent just before
+// the signal, then closes with a FIN.
+BOOST_AUTO_TEST_CASE(echo_actor_echoes_from_its_own_actors_and_drains_on_sigterm) {
+  for (bool detached : {false, true}) {
+    BOOST_TEST_MESSAGE("detached: " << detached);
+    std::vector<std::string> extra{"--greeting=hi there"};
+    if (detached)
+      extra.emplace_back("--detached");
+    running_example ex{"echo_actor", extra};
+    auto a = ex.connect();
+    auto b = ex.connect();
+    BOOST_CHECK_EQUAL(a.recv_exact(9), "hi there\n");
+    BOOST_CHECK_EQUAL(b.recv_exact(9), "hi there\n");
+    a.send("ping\n");
+    b.send(std::string(100000, 'x'));
+    BOOST_CHECK_EQUAL(a.recv_exact(5), "ping\n");
+    BOOST_CHECK_EQUAL(b.recv_exact(100000), std::string(100000, 'x'));
+    a.send("late\n");
+    ex.stop(SIGTERM);
+    BOOST_CHECK_EQUAL(a.recv_until_closed(), "late\nbye\n");
+    BOOST_CHECK(!a.was_reset());
+    BOOST_CHECK_EQUAL(b.recv_until_closed(), "bye\n");
+  }
+  // --read-timeout takes effect on the actor's reads too.
+  running_example ex{"echo_actor", {"--read-timeout=300"}};
+  auto silent = ex.connect();
+  BOOST_CHECK(silent.closed_within(5000ms));
+  ex.stop();
+}
+
 BOOST_AUTO_TEST_CASE(hello_world_greets_and_closes) {
   running_example ex{"hello_world"};
   for (int i = 0; i < 3; ++i) {
@@ -347,6 +378,7 @@ BOOST_AUTO_TEST_CASE(help_prints_the_options_and_exits_zero) {
        {"--certfile=", "--keyfile=", "--cafile=", "--verify=", "--alpn=", "--handshake-timeout="})
     BOOST_CHECK_MESSAGE(tls.find(option) != std::string::npos, option << " missing:\n" << tls);
   BOOST_CHECK(help_text("daytime").find("--local-time") != std::string::npos);
+  BOOST_CHECK(help_text("echo_actor").find("--greeting=") != std::string::npos);
   BOOST_CHECK(help_text("supervision_demo").find("--crashes=") != std::string::npos);
 }
 

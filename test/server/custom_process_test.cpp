@@ -251,6 +251,28 @@ BOOST_AUTO_TEST_CASE(the_proxy_protocol_and_its_errors_reach_the_actor) {
   BOOST_CHECK_EQUAL(stop_reason(rec, 1), "proxy_error");
 }
 
+BOOST_AUTO_TEST_CASE(a_silent_client_ends_at_the_read_timeout) {
+  auto opts = process_options();
+  opts.read_timeout = 200ms;
+  auto& srv = start(opts);
+  telemetry_recorder rec{bus};
+  auto client = connect(srv);
+  client.send("once");
+  BOOST_CHECK_EQUAL(client.recv_exact(4), "once");
+  // The timeout counts from each activate(), not from the connection start.
+  BOOST_CHECK(client.closed_within(5000ms));
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.stop"));
+  BOOST_CHECK_EQUAL(stop_reason(rec), "timeout");
+  BOOST_CHECK_EQUAL(
+    rec.named("atoll.connection.stop")[0].metadata.get_or<std::string>("error", ""), "timeout");
+  BOOST_REQUIRE(wait_until([&] {
+    for (auto& e : script->log->entries())
+      if (e.rfind("error:", 0) == 0 && e.find("timeout") != std::string::npos)
+        return true;
+    return false;
+  }));
+}
+
 BOOST_AUTO_TEST_CASE(options_are_validated) {
   auto opts = process_options();
   opts.handler = make_handler_factory<probe_handler>(echo_script());

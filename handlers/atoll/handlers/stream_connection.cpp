@@ -95,10 +95,13 @@ public:
     open_connection();
   }
 
-  void activate() {
+  void activate(std::optional<std::chrono::milliseconds> timeout) {
     if (phase_ != phase::open || active_)
       return;
     active_ = true;
+    auto limit = timeout ? *timeout : sock_->read_timeout();
+    read_deadline_ = limit == infinite ? 0 : telemetry::monotonic_time() + detail::to_ns(limit);
+    update_timer();
     if (sock_->stream().has_buffered_input()) {
       // Buffered inside the transport: the fd will not tell.
       self_->send(caf::actor_cast<caf::actor>(self_), socket_ready_atom::value, reg_.fd,
@@ -311,7 +314,7 @@ private:
 
   /// Ends the connection with an error and tells `self`.
   void fail(const char* reason, caf::error err) {
-    end(reason, describe(err));
+    end(reason, std::string{reason} == "timeout" ? "timeout" : describe(err));
     notify(stream_error_atom::value, std::move(err));
   }
 
@@ -356,6 +359,7 @@ private:
     auto res = sock_->stream().read(buf, sizeof(buf));
     if (res.bytes > 0) {
       active_ = false;
+      read_deadline_ = 0;
       received(res.bytes);
       auto& span = sock_->span();
       if (conf_->data_events ? span.enabled(conf_->data_events->async_recv) : span.enabled()) {
@@ -492,7 +496,7 @@ private:
     auto setting_up = phase_ == phase::proxy || phase_ == phase::handshaking;
     auto half_closed = phase_ == phase::half_closed;
     return detail::earliest(
-      {setting_up ? setup_deadline_ : 0,
+      {setting_up ? setup_deadline_ : 0, phase_ == phase::open && active_ ? read_deadline_ : 0,
        send_deadline_armed() ? send_progress_ + detail::to_ns(conf_->transport.send_timeout) : 0,
        half_closed ? half_close_quiet_until_ : 0, half_closed ? half_close_until_ : 0});
   }
@@ -529,6 +533,10 @@ private:
         }
         break;
       default:
+        if (phase_ == phase::open && active_ && read_deadline_ != 0 && now >= read_deadline_) {
+          fail("timeout", caf::make_error(errc::timeout, "read timeout"));
+          return;
+        }
         if (send_deadline_armed()
             && now - send_progress_ >= detail::to_ns(conf_->transport.send_timeout)
             && (phase_ != phase::open || conf_->transport.send_timeout_close)) {
@@ -575,6 +583,7 @@ private:
   fd_registration reg_;
   reactor_timer timer_;
   int64_t setup_deadline_ = 0; // PROXY header or handshake (monotonic ns), 0: none
+  int64_t read_deadline_ = 0;  // while active (monotonic ns), 0: none
   int64_t send_progress_ = 0;
   int64_t half_close_until_ = 0;
   int64_t half_close_quiet_until_ = 0;
@@ -608,8 +617,8 @@ caf::message_handler stream_connection::handlers() {
   return impl_->handlers();
 }
 
-void stream_connection::activate() {
-  impl_->activate();
+void stream_connection::activate(std::optional<std::chrono::milliseconds> timeout) {
+  impl_->activate(timeout);
 }
 
 bool stream_connection::is_open() const noexcept {

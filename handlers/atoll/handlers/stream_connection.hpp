@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <typeinfo>
 
@@ -139,9 +140,13 @@ public:
   caf::message_handler handlers();
 
   /// Asks for the next bytes from the client (one `stream_data_atom`
-  /// message), or the end of the connection. Does nothing before
-  /// `stream_open_atom` or after the end.
-  void activate();
+  /// message), or the end of the connection. If the client sends nothing
+  /// within `timeout` (default: the socket's read timeout, the server's
+  /// `read_timeout` unless changed; `atl::infinite`: no limit), the
+  /// connection ends with `(stream_error_atom, errc::timeout)` (stop reason
+  /// `timeout`). Does nothing before `stream_open_atom`, after the end, or
+  /// while a request is pending.
+  void activate(std::optional<std::chrono::milliseconds> timeout = {});
 
   /// True between `stream_open_atom` and the end of the connection.
   bool is_open() const noexcept;
