@@ -642,6 +642,26 @@ BOOST_AUTO_TEST_CASE(shutdown_write_first_writes_the_queued_output) {
   BOOST_REQUIRE(script->log->wait_for("close"));
 }
 
+// A closed fd number can be reused by the next accept at once: the
+// registration must be gone before the close, or that connection could not
+// register its fd.
+BOOST_AUTO_TEST_CASE(close_takes_the_fd_out_of_the_reactor_before_closing_it) {
+  auto io = reactor::of(sys);
+  BOOST_REQUIRE(io);
+  auto script = std::make_shared<probe_script>();
+  script->on_data = [log{script->log}, io{*io}](std::string_view, atl::socket& sock) {
+    auto before = io->size();
+    static_cast<void>(sock.close());
+    log->add("registrations:-" + std::to_string(before - io->size()));
+    return verdict::proceed();
+  };
+  auto& srv = start(probe_options(script));
+  auto client = connect(srv);
+  client.send("go");
+  BOOST_CHECK(client.closed_within(5000ms));
+  BOOST_REQUIRE(script->log->wait_for("registrations:-1"));
+}
+
 BOOST_AUTO_TEST_CASE(close_in_handle_data_delivers_queued_bytes_then_eof) {
   recording tel{*this};
   auto script = std::make_shared<probe_script>();

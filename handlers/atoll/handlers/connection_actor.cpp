@@ -121,6 +121,10 @@ public:
       arm();
   }
 
+  void releasing_fd() noexcept override {
+    release_registration();
+  }
+
   void apply_verdict(verdict v) override {
     apply(std::move(v));
   }
@@ -850,10 +854,7 @@ private:
   void close_now(end_kind kind, const caf::error& reason) {
     phase_ = phase::finished;
     reactor::cancel(timer_);
-    if (reg_) {
-      conf_->io->remove(reg_, true);
-      reg_ = fd_registration{};
-    }
+    release_registration();
     sock_->close_now();
     std::string error;
     switch (kind) {
@@ -870,6 +871,15 @@ private:
         break;
     }
     detail::stop_connection_span(*sock_, reason_name(kind), error, first_byte_at_);
+  }
+
+  /// Takes the fd out of the reactor (before it is closed).
+  void release_registration() noexcept {
+    if (reg_) {
+      conf_->io->remove(reg_, true);
+      reg_ = fd_registration{};
+      armed_interest_ = 0;
+    }
   }
 
   /// Runs for every exit, kill included: nothing leaks, one stop event.

@@ -314,6 +314,7 @@ caf::error socket::close() {
     return caf::none;
   auto err = flush_blocking();
   closed_by_handler_ = true;
+  host_->releasing_fd();
   close_now();
   return err;
 }

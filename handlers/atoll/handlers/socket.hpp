@@ -35,6 +35,11 @@ public:
   /// queue was empty before (the send timeout counts from then on; only
   /// bytes written later count as progress).
   virtual void output_pending(bool started) = 0;
+
+  /// The handler closes the socket (`socket::close`): the fd is about to
+  /// be closed, so its reactor registration must go first (else another
+  /// connection could get the same fd number while it is still registered).
+  virtual void releasing_fd() noexcept = 0;
 };
 
 /// The connection events that carry data (`async_recv`, `recv`, `send`),

@@ -228,6 +228,10 @@ public:
 
   // -- socket_host -----------------------------------------------------------------
 
+  void releasing_fd() noexcept override {
+    release_registration();
+  }
+
   void output_pending(bool started) override {
     if (started)
       note_send_progress();
@@ -558,10 +562,7 @@ private:
     phase_ = phase::finished;
     active_ = false;
     reactor::cancel(timer_);
-    if (reg_) {
-      conf_->io->remove(reg_, true);
-      reg_ = fd_registration{};
-    }
+    release_registration();
     if (source_key_) {
       conf_->sources->release(*source_key_);
       source_key_.reset();
@@ -572,6 +573,15 @@ private:
       return;
     sock_->close_now();
     detail::stop_connection_span(*sock_, reason, error, first_byte_at_);
+  }
+
+  /// Takes the fd out of the reactor (before it is closed).
+  void release_registration() noexcept {
+    if (reg_) {
+      conf_->io->remove(reg_, true);
+      reg_ = fd_registration{};
+      armed_interest_ = 0;
+    }
   }
 
   caf::event_based_actor* self_;
