@@ -8,6 +8,7 @@
 #include <atomic>
 #include <thread>
 
+#include "atoll/handlers/detail/source_limiter.hpp" // the limiter itself is tested too
 #include "support/server_support.hpp"
 
 using namespace atl;
@@ -367,7 +368,7 @@ BOOST_AUTO_TEST_CASE(behind_a_proxy_the_limit_counts_the_clients_it_names) {
 BOOST_AUTO_TEST_CASE(the_source_table_holds_only_sources_with_open_connections) {
   // A flood of distinct (spoofed) sources from 4 threads: every entry goes
   // when its connection does, so memory follows the open connections.
-  source_limiter limiter{2};
+  detail::source_limiter limiter{2};
   std::vector<std::thread> threads;
   std::atomic<int> admitted{0};
   std::atomic<int> refused{0};
@@ -395,9 +396,9 @@ BOOST_AUTO_TEST_CASE(the_source_table_holds_only_sources_with_open_connections) 
   endpoint mapped{endpoint::family_type::ipv6, "::ffff:192.0.2.1", 1};
   endpoint v4{endpoint::family_type::ipv4, "192.0.2.1", 2};
   endpoint unix_a{endpoint::family_type::local, "", 0};
-  BOOST_CHECK_EQUAL(source_limiter::key_of(mapped), source_limiter::key_of(v4));
-  BOOST_CHECK_EQUAL(source_limiter::key_of(unix_a), "unix");
-  BOOST_CHECK_EQUAL(source_limiter::key_of({endpoint::family_type::ipv6, "2001:db8::1", 3}),
+  BOOST_CHECK_EQUAL(detail::source_limiter::key_of(mapped), detail::source_limiter::key_of(v4));
+  BOOST_CHECK_EQUAL(detail::source_limiter::key_of(unix_a), "unix");
+  BOOST_CHECK_EQUAL(detail::source_limiter::key_of({endpoint::family_type::ipv6, "2001:db8::1", 3}),
                     "2001:db8::1");
   // Releasing what was never counted changes nothing.
   limiter.release("192.0.2.99");

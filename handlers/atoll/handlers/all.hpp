@@ -1,7 +1,6 @@
 // Umbrella header of atoll::handlers.
 #pragma once
 
-#include "atoll/handlers/connection_actor.hpp"
 #include "atoll/handlers/handler.hpp"
 #include "atoll/handlers/socket.hpp"
 #include "atoll/handlers/stream_connection.hpp"

@@ -6,8 +6,8 @@
 #include <caf/exit_reason.hpp>
 #include <caf/send.hpp>
 
-#include "atoll/handlers/connection_actor.hpp"
-#include "atoll/handlers/connection_common.hpp"
+#include "atoll/handlers/detail/connection_actor.hpp"
+#include "atoll/handlers/detail/connection_common.hpp"
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/error.hpp"
 #include "atoll/runtime/logger.hpp"

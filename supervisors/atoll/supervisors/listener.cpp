@@ -4,6 +4,7 @@
 
 #include "atoll/runtime/error.hpp"
 #include "atoll/runtime/span.hpp"
+#include "atoll/supervisors/server.hpp"
 
 namespace atl::detail {
 

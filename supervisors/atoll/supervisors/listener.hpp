@@ -11,9 +11,6 @@
 
 namespace atl {
 
-/// `(listener_info_atom)` to a listener: replies the bound `endpoint`.
-using listener_info_atom = caf::atom_constant<caf::atom("lstninfo")>;
-
 namespace detail {
 
 /// The listener's child spec (worker, transient). Its start function opens

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <caf/actor.hpp>
+#include <caf/atom.hpp>
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 #include <caf/fwd.hpp>
@@ -23,6 +24,11 @@ namespace atl {
 namespace detail {
 class server_context;
 } // namespace detail
+
+/// `(listener_info_atom)` to a server's listener (the `listener` child of
+/// its tree): replies the bound `endpoint`. Usable from other actors and
+/// nodes; `server::listener_info` is the blocking form.
+using listener_info_atom = caf::atom_constant<caf::atom("lstninfo")>;
 
 /// Whether a server accepts connections.
 enum class server_status : uint8_t {

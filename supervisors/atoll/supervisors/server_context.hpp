@@ -11,7 +11,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
 
-#include "atoll/handlers/connection_actor.hpp"
+#include "atoll/handlers/detail/connection_actor.hpp"
 #include "atoll/runtime/reactor.hpp"
 #include "atoll/runtime/telemetry.hpp"
 #include "atoll/supervisors/server_options.hpp"

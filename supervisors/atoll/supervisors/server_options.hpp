@@ -10,7 +10,6 @@
 
 #include <caf/error.hpp>
 
-#include "atoll/handlers/connection_actor.hpp"
 #include "atoll/handlers/handler.hpp"
 #include "atoll/handlers/stream_connection.hpp"
 #include "atoll/runtime/supervisor.hpp"

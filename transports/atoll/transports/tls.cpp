@@ -473,8 +473,7 @@ caf::expected<std::string> tls_transport::peercert() const {
   return out;
 }
 
-std::function<caf::expected<std::unique_ptr<transport>>(int)>
-tls_transport_factory(std::shared_ptr<tls_context> ctx) {
+transport_factory tls_transport_factory(std::shared_ptr<tls_context> ctx) {
   return [ctx](int fd) { return tls_transport::make(fd, ctx); };
 }
 

@@ -162,8 +162,7 @@ private:
 };
 
 /// Makes each accepted socket a TLS connection (a server's `transport_layer`).
-std::function<caf::expected<std::unique_ptr<transport>>(int)>
-tls_transport_factory(std::shared_ptr<tls_context> ctx);
+transport_factory tls_transport_factory(std::shared_ptr<tls_context> ctx);
 
 /// The upgrade of a clear connection to TLS (STARTTLS), for
 /// `verdict::switch_transport`. Upgrading a connection that is already

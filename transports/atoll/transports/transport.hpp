@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -160,6 +161,10 @@ public:
   /// transport is unusable afterwards. Returns -1 if not supported.
   virtual int release() noexcept;
 };
+
+/// Wraps an accepted fd in a transport (TCP, TLS, ...): a server's
+/// `transport_layer`. Takes ownership of the fd, also on failure.
+using transport_factory = std::function<caf::expected<std::unique_ptr<transport>>(int fd)>;
 
 /// A clear TCP (or Unix stream) connection.
 class tcp_transport final : public transport {

@@ -13,7 +13,7 @@
 #include <caf/actor_control_block.hpp>
 #include <caf/error.hpp>
 
-#include "atoll/handlers/connection_actor.hpp"
+#include "atoll/handlers/detail/connection_actor.hpp"
 #include "atoll/handlers/socket.hpp"
 
 namespace atl::detail {

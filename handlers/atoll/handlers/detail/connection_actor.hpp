@@ -1,5 +1,5 @@
-// The connection actor: one per client connection; drives a handler with
-// socket events and mailbox messages.
+// Internal: the connection actor, one per client connection; drives a
+// handler with socket events and mailbox messages. Not part of the public API.
 #pragma once
 
 #include <atomic>
@@ -16,7 +16,7 @@
 #include <caf/fwd.hpp>
 
 #include "atoll/handlers/handler.hpp"
-#include "atoll/handlers/source_limiter.hpp"
+#include "atoll/handlers/detail/source_limiter.hpp"
 #include "atoll/runtime/reactor.hpp"
 #include "atoll/runtime/telemetry.hpp"
 #include "atoll/transports/owned_fd.hpp"
@@ -25,10 +25,6 @@
 #include "atoll/transports/transport.hpp"
 
 namespace atl {
-
-/// Wraps an accepted fd in a transport (TCP, TLS, ...). Takes ownership of
-/// the fd also on failure.
-using transport_factory = std::function<caf::expected<std::unique_ptr<transport>>(int fd)>;
 
 /// Settings shared by all connections of a server (Thousand Island's handler
 /// config). Immutable once connections run.
@@ -59,7 +55,7 @@ struct connection_config {
   /// Read a PROXY header before anything else (null: no PROXY protocol).
   std::shared_ptr<const proxy_protocol_options> proxy;
   /// Limits the connections per client address (null: no limit).
-  std::shared_ptr<source_limiter> sources;
+  std::shared_ptr<detail::source_limiter> sources;
   /// When a stopping server gives up on its connections (monotonic ns; 0:
   /// not stopping). Blocking socket calls (`recv`, flushes) give up then, so
   /// that a handler blocked in them cannot delay the stop: CAF cannot kill

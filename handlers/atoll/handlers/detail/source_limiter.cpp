@@ -1,8 +1,8 @@
-#include "atoll/handlers/source_limiter.hpp"
+#include "atoll/handlers/detail/source_limiter.hpp"
 
 #include <functional>
 
-namespace atl {
+namespace atl::detail {
 
 std::string source_limiter::key_of(const endpoint& client) {
   if (!client.is_ip())
@@ -51,4 +51,4 @@ size_t source_limiter::sources() const {
   return n;
 }
 
-} // namespace atl
+} // namespace atl::detail

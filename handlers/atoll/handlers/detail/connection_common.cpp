@@ -1,4 +1,4 @@
-#include "atoll/handlers/connection_common.hpp"
+#include "atoll/handlers/detail/connection_common.hpp"
 
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-// Per-source connection limits: how many connections each client address
+// Internal: per-source connection limits: how many connections each client address
 // has, and refusing those past the maximum.
 #pragma once
 
@@ -11,7 +11,7 @@
 
 #include "atoll/transports/endpoint.hpp"
 
-namespace atl {
+namespace atl::detail {
 
 /// Counts the open connections of each client address and refuses a new
 /// one past `max_per_source`. Only addresses with open connections take
@@ -59,4 +59,4 @@ private:
   uint32_t max_;
 };
 
-} // namespace atl
+} // namespace atl::detail

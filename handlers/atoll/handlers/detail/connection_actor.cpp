@@ -1,5 +1,5 @@
-#include "atoll/handlers/connection_actor.hpp"
-#include "atoll/handlers/connection_common.hpp"
+#include "atoll/handlers/detail/connection_actor.hpp"
+#include "atoll/handlers/detail/connection_common.hpp"
 
 #include <optional>
 
