@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "support/process.hpp"
+#include "atoll/handlers/detail/socket_access.hpp" // detail::data_events
 #include "support/server_support.hpp"
 
 using namespace atl;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atoll/handlers/detail/socket_access.hpp"
 #include "atoll/runtime/error.hpp"
 
 namespace atl {
@@ -38,17 +39,12 @@ std::optional<clock_type::time_point> deadline_after(std::chrono::milliseconds t
 
 } // namespace
 
-socket::socket(std::unique_ptr<transport> stream, endpoint peer, const tcp_options* opts,
-               std::chrono::milliseconds read_timeout, detail::socket_host* host,
-               const std::atomic<int64_t>* give_up_at, const detail::data_events* data)
-  : stream_(std::move(stream)),
-    peer_(std::move(peer)),
-    opts_(opts),
-    read_timeout_(read_timeout),
-    host_(host),
-    give_up_at_(give_up_at),
-    data_(data) {
-}
+socket::socket(detail::socket_key, std::unique_ptr<transport> stream, endpoint peer,
+               const tcp_options* opts, std::chrono::milliseconds read_timeout,
+               detail::socket_host* host, const std::atomic<int64_t>* give_up_at,
+               const detail::data_events* data)
+  : stream_(std::move(stream)), peer_(std::move(peer)), opts_(opts), read_timeout_(read_timeout),
+    host_(host), give_up_at_(give_up_at), data_(data) {}
 
 bool socket::wait_ready(io_status status, const std::optional<clock_type::time_point>& deadline,
                         caf::error& why) {

@@ -26,35 +26,14 @@ namespace atl {
 
 namespace detail {
 
-/// What the socket needs from the connection actor that owns it.
-class socket_host {
-public:
-  virtual ~socket_host();
+class socket_host;
+struct data_events;
+class socket_access;
 
-  /// Output is queued: watch for writability. `started` is true when the
-  /// queue was empty before (the send timeout counts from then on; only
-  /// bytes written later count as progress).
-  virtual void output_pending(bool started) = 0;
-
-  /// The handler closes the socket (`socket::close`): the fd is about to
-  /// be closed, so its reactor registration must go first (else another
-  /// connection could get the same fd number while it is still registered).
-  virtual void releasing_fd() noexcept = 0;
-};
-
-/// The connection events that carry data (`async_recv`, `recv`, `send`),
-/// one `interest` each, shared by all connections of a server: they are
-/// built only when a subscriber wants them, not whenever the bus has any.
-struct data_events {
-  /// Watches `prefix + {"async_recv"}`, ... on `events`.
-  data_events(const telemetry::bus* events, const telemetry::event_name& prefix)
-    : async_recv(events, telemetry::join(prefix, "async_recv")),
-      recv(events, telemetry::join(prefix, "recv")), send(events, telemetry::join(prefix, "send")) {
-  }
-
-  telemetry::interest async_recv;
-  telemetry::interest recv;
-  telemetry::interest send;
+/// Only Atoll makes sockets: the key to `socket`'s constructor.
+class socket_key {
+  socket_key() = default;
+  friend class socket_access;
 };
 
 } // namespace detail
@@ -72,10 +51,10 @@ struct data_events {
 /// detached when handlers use it heavily).
 class socket {
 public:
-  /// Creates the socket of a connection (used by the connection actor);
-  /// `opts` must outlive the socket.
-  socket(std::unique_ptr<transport> stream, endpoint peer, const tcp_options* opts,
-         std::chrono::milliseconds read_timeout, detail::socket_host* host,
+  /// Creates the socket of a connection (made by Atoll's connection actors
+  /// only: the key is internal); `opts` must outlive the socket.
+  socket(detail::socket_key, std::unique_ptr<transport> stream, endpoint peer,
+         const tcp_options* opts, std::chrono::milliseconds read_timeout, detail::socket_host* host,
          const std::atomic<int64_t>* give_up_at = nullptr,
          const detail::data_events* data = nullptr);
 
@@ -211,7 +190,10 @@ public:
     return read_timeout_;
   }
 
-  // -- used by the connection actor --------------------------------------------
+private:
+  friend class detail::socket_access;
+
+  // -- used by the connection actors (through detail::socket_access) ------------
 
   /// The connection's span (the actor starts and stops it).
   telemetry::span& span() noexcept {
@@ -253,11 +235,6 @@ public:
     return out_;
   }
 
-  /// The options the connection runs with.
-  const tcp_options& options() const noexcept {
-    return *opts_;
-  }
-
   /// Writes queued output now, waiting for writability up to the send
   /// timeout (blocking). Used before blocking reads and when closing.
   [[nodiscard]] caf::error flush_blocking();
@@ -283,7 +260,6 @@ public:
     return closed_by_handler_;
   }
 
-private:
   [[nodiscard]] caf::error send_iov(const iovec* iov, size_t count, size_t total);
   bool wait_ready(io_status status,
                   const std::optional<std::chrono::steady_clock::time_point>& deadline,

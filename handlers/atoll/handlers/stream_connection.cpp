@@ -8,12 +8,15 @@
 
 #include "atoll/handlers/detail/connection_actor.hpp"
 #include "atoll/handlers/detail/connection_common.hpp"
+#include "atoll/handlers/detail/socket_access.hpp"
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/error.hpp"
 #include "atoll/runtime/logger.hpp"
 #include "atoll/runtime/reactor.hpp"
 
 namespace atl {
+
+using access = detail::socket_access;
 
 // -- connection_hand_off ---------------------------------------------------------
 
@@ -75,8 +78,9 @@ public:
       fail_setup(why ? why : caf::make_error(errc::closed, "the client is gone"));
       return;
     }
-    sock_.emplace(std::move(taken->stream), std::move(taken->peer), &conf_->transport,
-                  conf_->read_timeout, this, conf_->give_up_at.get(), conf_->data_events.get());
+    sock_.emplace(access::key(), std::move(taken->stream), std::move(taken->peer),
+                  &conf_->transport, conf_->read_timeout, this, conf_->give_up_at.get(),
+                  conf_->data_events.get());
     if (conf_->proxy) {
       auto peer = *sock_->peername();
       if (!detail::trusted_proxy_source(*conf_->proxy, peer)) {
@@ -102,7 +106,7 @@ public:
     auto limit = timeout ? *timeout : sock_->read_timeout();
     read_deadline_ = limit == infinite ? 0 : telemetry::monotonic_time() + detail::to_ns(limit);
     update_timer();
-    if (sock_->stream().has_buffered_input()) {
+    if (access::stream(*sock_).has_buffered_input()) {
       // Buffered inside the transport: the fd will not tell.
       self_->send(caf::actor_cast<caf::actor>(self_), socket_ready_atom::value, reg_.fd,
                   io_events::readable, reg_.token);
@@ -117,7 +121,7 @@ public:
     std::string out;
     char buf[4096];
     while (out.size() < max) {
-      auto res = sock_->stream().read(buf, std::min(sizeof(buf), max - out.size()));
+      auto res = access::stream(*sock_).read(buf, std::min(sizeof(buf), max - out.size()));
       if (res.bytes > 0) {
         out.append(buf, res.bytes);
         continue;
@@ -137,7 +141,7 @@ public:
       return caf::make_error(errc::closed, "the client closed the connection");
     if (!out.empty()) {
       received(out.size());
-      auto& span = sock_->span();
+      auto& span = access::span(*sock_);
       if (conf_->data_events ? span.enabled(conf_->data_events->recv) : span.enabled()) {
         if (conf_->data_events)
           span.emit(conf_->data_events->recv, {{"data", out}});
@@ -151,7 +155,7 @@ public:
   void close() {
     switch (phase_) {
       case phase::open:
-        if (!sock_->pending().empty()) {
+        if (!access::pending(*sock_).empty()) {
           phase_ = phase::closing;
           active_ = false;
           note_send_progress();
@@ -177,7 +181,7 @@ public:
       case phase::closing:
         phase_ = phase::draining;
         active_ = false;
-        if (sock_->pending().empty()) {
+        if (access::pending(*sock_).empty()) {
           half_close();
           return;
         }
@@ -342,11 +346,11 @@ private:
         drive_handshake();
         break;
       case phase::half_closed:
-        if (!detail::drop_input(sock_->stream(), half_close_quiet_until_))
+        if (!detail::drop_input(access::stream(*sock_), half_close_quiet_until_))
           finish_drain();
         break;
       default:
-        if (!sock_->pending().empty())
+        if (!access::pending(*sock_).empty())
           flush_output();
         if (phase_ == phase::open && active_
             && (events & (io_events::readable | io_events::hangup | io_events::error
@@ -360,12 +364,12 @@ private:
 
   void read_once() {
     static thread_local char buf[detail::read_buffer_size];
-    auto res = sock_->stream().read(buf, sizeof(buf));
+    auto res = access::stream(*sock_).read(buf, sizeof(buf));
     if (res.bytes > 0) {
       active_ = false;
       read_deadline_ = 0;
       received(res.bytes);
-      auto& span = sock_->span();
+      auto& span = access::span(*sock_);
       if (conf_->data_events ? span.enabled(conf_->data_events->async_recv) : span.enabled()) {
         telemetry::fields m{{"data", std::string{buf, res.bytes}}};
         if (conf_->data_events)
@@ -394,7 +398,7 @@ private:
   }
 
   void received(size_t bytes) {
-    auto& stats = sock_->stats();
+    auto& stats = access::stats(*sock_);
     stats.count_recv(bytes);
     if (stats.recv_cnt == 1)
       first_byte_at_ = telemetry::monotonic_time();
@@ -478,11 +482,12 @@ private:
       default:
         break;
     }
-    if (!sock_->pending().empty())
+    if (!access::pending(*sock_).empty())
       interest |= io_events::writable;
     // Events come as messages: `self` may be any actor, detached too.
-    if (auto err = detail::arm_fd(*conf_, *sock_, reg_, caf::actor_cast<caf::strong_actor_ptr>(self_),
-                                  nullptr, interest, armed_interest_))
+    if (auto err =
+            detail::arm_fd(*conf_, *sock_, reg_, caf::actor_cast<caf::strong_actor_ptr>(self_),
+                           nullptr, interest, armed_interest_))
       ending_broken(err);
   }
 
@@ -492,7 +497,7 @@ private:
   }
 
   bool send_deadline_armed() const {
-    return conf_->transport.send_timeout != infinite && sock_ && !sock_->pending().empty()
+    return conf_->transport.send_timeout != infinite && sock_ && !access::pending(*sock_).empty()
            && (phase_ == phase::open || phase_ == phase::closing || phase_ == phase::draining);
   }
 
@@ -571,7 +576,7 @@ private:
     proxy_reader_.reset();
     if (!sock_)
       return;
-    sock_->close_now();
+    access::close_now(*sock_);
     detail::stop_connection_span(*sock_, reason, error, first_byte_at_);
   }
 

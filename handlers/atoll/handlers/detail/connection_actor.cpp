@@ -1,5 +1,6 @@
 #include "atoll/handlers/detail/connection_actor.hpp"
 #include "atoll/handlers/detail/connection_common.hpp"
+#include "atoll/handlers/detail/socket_access.hpp"
 
 #include <optional>
 
@@ -16,6 +17,8 @@
 namespace atl {
 
 namespace {
+
+using access = detail::socket_access;
 
 using detail::to_ns;
 
@@ -55,7 +58,7 @@ public:
       user_ = handler_->message_handlers(*sock_);
     } catch (const std::exception& ex) {
       log_exception(ex.what());
-      sock_->close_now();
+      access::close_now(*sock_);
       phase_ = phase::finished;
       quit(caf::make_error(errc::handler_exception, ex.what()));
       return {};
@@ -240,8 +243,8 @@ private:
       return false;
     }
     handler_->host_ = this;
-    sock_.emplace(std::move(stream), std::move(peer), &conf_->transport, conf_->read_timeout, this,
-                  conf_->give_up_at.get(), conf_->data_events.get());
+    sock_.emplace(access::key(), std::move(stream), std::move(peer), &conf_->transport,
+                  conf_->read_timeout, this, conf_->give_up_at.get(), conf_->data_events.get());
     return true;
   }
 
@@ -397,7 +400,7 @@ private:
     } else if (phase_ == phase::half_closed) {
       drop_input();
     } else {
-      if (!sock_->pending().empty())
+      if (!access::pending(*sock_).empty())
         flush_output();
       if (phase_ == phase::open && reading_
           && (events & (io_events::readable | io_events::hangup | io_events::error
@@ -418,19 +421,19 @@ private:
     for (int i = 0; i < max_reads && phase_ == phase::open && reading_; ++i) {
       if (backpressured())
         return;
-      auto res = sock_->stream().read(buf, sizeof(buf));
+      auto res = access::stream(*sock_).read(buf, sizeof(buf));
       if (res.bytes > 0) {
-        auto& stats = sock_->stats();
+        auto& stats = access::stats(*sock_);
         stats.count_recv(res.bytes);
         if (stats.recv_cnt == 1)
           first_byte_at_ = telemetry::monotonic_time();
-        if (conf_->data_events ? sock_->span().enabled(conf_->data_events->async_recv)
-                               : sock_->span().enabled()) {
+        if (conf_->data_events ? access::span(*sock_).enabled(conf_->data_events->async_recv)
+                               : access::span(*sock_).enabled()) {
           telemetry::fields m{{"data", std::string{buf, res.bytes}}};
           if (conf_->data_events)
-            sock_->span().emit(conf_->data_events->async_recv, std::move(m));
+            access::span(*sock_).emit(conf_->data_events->async_recv, std::move(m));
           else
-            sock_->span().emit("async_recv", std::move(m));
+            access::span(*sock_).emit("async_recv", std::move(m));
         }
         reading_ = false; // until the verdict says proceed
         auto v = guarded([&] { return handler_->handle_data({buf, res.bytes}, *sock_); });
@@ -439,7 +442,7 @@ private:
         apply(std::move(*v));
         if (phase_ != phase::open)
           return;
-        if (!until_empty && res.bytes < sizeof(buf) && !sock_->stream().has_buffered_input())
+        if (!until_empty && res.bytes < sizeof(buf) && !access::stream(*sock_).has_buffered_input())
           return; // most likely drained: the re-armed event tells otherwise
         continue;
       }
@@ -457,7 +460,7 @@ private:
       }
     }
     // Input buffered inside the transport does not make the fd readable.
-    if (phase_ == phase::open && reading_ && sock_->stream().has_buffered_input())
+    if (phase_ == phase::open && reading_ && access::stream(*sock_).has_buffered_input())
       send(this, socket_ready_atom::value, reg_.fd, io_events::readable, reg_.token);
   }
 
@@ -485,7 +488,7 @@ private:
   }
 
   bool backpressured() const noexcept {
-    return sock_->pending().pending_bytes() > output_high_watermark;
+    return access::pending(*sock_).pending_bytes() > output_high_watermark;
   }
 
   /// Registers or re-arms the fd with the interest the state calls for.
@@ -501,12 +504,13 @@ private:
       interest |= io_events::readable;
     else if (phase_ == phase::half_closed)
       interest = io_events::readable;
-    if (!sock_->pending().empty())
+    if (!access::pending(*sock_).empty())
       interest |= io_events::writable;
     // Detached actors run on their own thread: messages wake it.
     auto* sink = getf(is_detached_flag) ? nullptr : static_cast<io_sink*>(this);
-    if (auto err = detail::arm_fd(*conf_, *sock_, reg_, caf::actor_cast<caf::strong_actor_ptr>(this),
-                                  sink, interest, armed_interest_))
+    if (auto err =
+            detail::arm_fd(*conf_, *sock_, reg_, caf::actor_cast<caf::strong_actor_ptr>(this), sink,
+                           interest, armed_interest_))
       finish(end_kind::error, err);
   }
 
@@ -528,7 +532,7 @@ private:
   void apply(verdict v) {
     if (phase_ != phase::open && phase_ != phase::handshaking)
       return;
-    if (sock_->closed_by_handler()) {
+    if (access::closed_by_handler(*sock_)) {
       // The handler closed its socket: done, without handle_close.
       finish(end_kind::handler_closed);
       return;
@@ -561,7 +565,7 @@ private:
         set_deadline(v.timeout());
         break;
       case verdict::timeout_kind::persistent:
-        sock_->set_read_timeout(v.timeout());
+        access::set_read_timeout(*sock_, v.timeout());
         set_deadline(v.timeout());
         break;
     }
@@ -577,16 +581,16 @@ private:
   }
 
   void switch_transport(verdict v) {
-    if (auto err = sock_->flush_blocking()) {
+    if (auto err = access::flush_blocking(*sock_)) {
       finish(end_kind::error, err);
       return;
     }
-    auto next = (*v.upgrade())(sock_->stream_ptr());
+    auto next = (*v.upgrade())(access::stream_ptr(*sock_));
     if (!next) {
       finish(end_kind::error, next.error());
       return;
     }
-    sock_->replace_stream(std::move(*next));
+    access::replace_stream(*sock_, std::move(*next));
     upgrade_then_ = std::make_unique<verdict>(proceed_part(v));
     gate_user_messages();
     phase_ = phase::handshaking;
@@ -625,7 +629,7 @@ private:
   }
 
   bool send_deadline_armed() const {
-    return conf_->transport.send_timeout != infinite && sock_ && !sock_->pending().empty()
+    return conf_->transport.send_timeout != infinite && sock_ && !access::pending(*sock_).empty()
            && (phase_ == phase::open || phase_ == phase::lingering);
   }
 
@@ -755,7 +759,7 @@ private:
     end_reason_ = reason;
     auto broken = kind == end_kind::peer_closed || kind == end_kind::error
                   || kind == end_kind::exception;
-    if (!broken && !sock_->closed() && !sock_->pending().empty()) {
+    if (!broken && !sock_->closed() && !access::pending(*sock_).empty()) {
       // Write the goodbye first; the send timeout bounds the wait.
       phase_ = phase::lingering;
       reading_ = false;
@@ -830,7 +834,7 @@ private:
   /// Reads and drops what a half-closed connection's client still sends;
   /// ends the connection when the client closes.
   void drop_input() {
-    if (!detail::drop_input(sock_->stream(), half_close_quiet_until_))
+    if (!detail::drop_input(access::stream(*sock_), half_close_quiet_until_))
       end_now(); // closed by the client, or broken
   }
 
@@ -855,7 +859,7 @@ private:
     phase_ = phase::finished;
     reactor::cancel(timer_);
     release_registration();
-    sock_->close_now();
+    access::close_now(*sock_);
     std::string error;
     switch (kind) {
       case end_kind::timeout:

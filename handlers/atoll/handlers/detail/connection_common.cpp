@@ -1,4 +1,5 @@
 #include "atoll/handlers/detail/connection_common.hpp"
+#include "atoll/handlers/detail/socket_access.hpp"
 
 #include <unistd.h>
 
@@ -10,6 +11,8 @@
 #include "atoll/transports/endpoint.hpp"
 
 namespace atl::detail {
+
+using access = socket_access;
 
 std::optional<taken_connection> take_connection(const connection_config& conf,
                                                 accepted_connection& hand_off, caf::error& why) {
@@ -51,23 +54,23 @@ void start_connection_span(socket& sock, const connection_config& conf,
       meta.set("local_address", local->address);
       meta.set("local_port", uint64_t{local->port});
     }
-    if (sock.has_proxy_header())
+    if (access::has_proxy_header(sock))
       if (auto via = sock.via()) {
         meta.set("proxy_address", via->address);
         meta.set("proxy_port", uint64_t{via->port});
       }
     meta.set("handler", conf.handler_name);
   }
-  sock.span() = telemetry::span::start(conf.events.get(), conf.span_prefix.get(), {},
+  access::span(sock) = telemetry::span::start(conf.events.get(), conf.span_prefix.get(), {},
                                        std::move(meta), hand_off.acceptor_span,
                                        hand_off.start_time);
-  if (sock.span().enabled())
-    sock.span().emit("ready", {{"monotonic_time", telemetry::monotonic_time()}});
+  if (access::span(sock).enabled())
+    access::span(sock).emit("ready", {{"monotonic_time", telemetry::monotonic_time()}});
 }
 
 void stop_connection_span(socket& sock, const char* reason, const std::string& error,
                           int64_t first_byte_at) {
-  auto& span = sock.span();
+  auto& span = access::span(sock);
   if (!span.active())
     return;
   auto stats = sock.getstat();
@@ -109,10 +112,10 @@ bool drop_input(transport& stream, int64_t& quiet_until) {
 }
 
 step_result proxy_step(proxy_header_reader& reader, socket& sock) {
-  auto res = reader.read(sock.stream().fd());
+  auto res = reader.read(access::stream(sock).fd());
   switch (res.status) {
     case io_status::done:
-      sock.set_proxy(reader.header());
+      access::set_proxy(sock, reader.header());
       return {};
     case io_status::want_read:
     case io_status::want_write:
@@ -128,7 +131,7 @@ step_result proxy_step(proxy_header_reader& reader, socket& sock) {
 }
 
 step_result handshake_step(socket& sock) {
-  auto res = sock.stream().handshake();
+  auto res = access::stream(sock).handshake();
   switch (res.status) {
     case io_status::done:
       return {};
@@ -145,9 +148,9 @@ step_result handshake_step(socket& sock) {
 }
 
 step_result flush_step(socket& sock, bool& progressed) {
-  auto& out = sock.pending();
+  auto& out = access::pending(sock);
   auto before = out.pending_bytes();
-  auto res = out.flush(sock.stream(), sock.stats());
+  auto res = out.flush(access::stream(sock), access::stats(sock));
   progressed = out.pending_bytes() < before;
   switch (res.status) {
     case io_status::done:
@@ -164,7 +167,7 @@ step_result flush_step(socket& sock, bool& progressed) {
   auto err = res.status == io_status::closed
                ? caf::make_error(errc::closed, "queued output: peer closed")
                : std::move(res.error);
-  sock.emit_error("send_error", err, {{"bytes_pending", out.pending_bytes()}});
+  access::emit_error(sock, "send_error", err, {{"bytes_pending", out.pending_bytes()}});
   return {step_result::failed, 0, std::move(err), res.status == io_status::closed};
 }
 
@@ -195,7 +198,7 @@ caf::error arm_fd(const connection_config& conf, socket& sock, fd_registration& 
   if (interest == 0 || interest == armed)
     return {};
   if (!reg) {
-    auto added = conf.io->add(sock.stream().fd(), std::move(owner), sink, interest);
+    auto added = conf.io->add(access::stream(sock).fd(), std::move(owner), sink, interest);
     if (!added)
       return std::move(added.error());
     reg = *added;
@@ -208,9 +211,9 @@ caf::error arm_fd(const connection_config& conf, socket& sock, fd_registration& 
 
 bool begin_half_close(const connection_config& conf, socket& sock, int64_t& until,
                       int64_t& quiet_until) {
-  if (sock.closed() || !sock.pending().empty())
+  if (sock.closed() || !access::pending(sock).empty())
     return false;
-  if (sock.stream().shutdown(shutdown_way::write))
+  if (access::stream(sock).shutdown(shutdown_way::write))
     return false;
   auto now = telemetry::monotonic_time();
   until = now + half_close_limit_ns;
