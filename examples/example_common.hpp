@@ -50,7 +50,7 @@ public:
   /// `default_read_timeout`: the `--read-timeout` (ms, 0: none) when the
   /// command line has none.
   explicit server_config(int default_read_timeout = 60000) : read_timeout(default_read_timeout) {
-    atl::register_server_types(*this);
+    atl::register_types(*this);
     auto limit = [](uint32_t n) { return std::to_string(n); };
     opt_group{custom_options_, "global"}
       .add(port, "port,p", "TCP port, 0..65535 (0: pick a free port)")

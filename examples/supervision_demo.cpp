@@ -33,7 +33,7 @@ public:
   bool json = false;
 
   demo_config() {
-    atl::register_types(*this);
+    atl::register_runtime_types(*this); // the runtime alone: no servers
     opt_group{custom_options_, "global"}
       .add(crashes, "crashes",
            "number of single worker crashes to show, 0.." + std::to_string(max_crashes))

@@ -32,7 +32,7 @@ public:
   bool telemetry_json = false;
 
   udp_server_config() {
-    atl::register_server_types(*this);
+    atl::register_types(*this);
     opt_group{custom_options_, "global"}
         .add(port, "port,p", "UDP port, 0..65535 (0: pick a free port)")
         .add(host, "host", "bind address: any, any6, loopback, loopback6 or an IP")

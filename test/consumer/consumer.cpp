@@ -48,7 +48,7 @@ bool echo_once(uint16_t port) {
 
 int main() {
   caf::actor_system_config cfg;
-  atl::register_server_types(cfg);
+  atl::register_types(cfg);
   caf::actor_system sys{cfg};
   atl::server_options opts;
   opts.set_handler<echo_handler>();

@@ -81,7 +81,7 @@ struct system_fixture : fd_leak_check {
   }
 
   static std::unique_ptr<caf::actor_system> make_system(caf::actor_system_config& cfg) {
-    atl::register_types(cfg);
+    atl::register_runtime_types(cfg); // all a test system needs
     cfg.set("scheduler.max-threads", 2);
     return std::make_unique<caf::actor_system>(cfg);
   }

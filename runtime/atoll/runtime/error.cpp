@@ -105,12 +105,12 @@ caf::error make_system_error(const char* what, int errno_value) {
   }
 }
 
-void register_types(caf::actor_system_config& cfg) {
+void register_runtime_types(caf::actor_system_config& cfg) {
   cfg.add_error_category(caf::atom("atoll"),
                          [](uint8_t code, caf::atom_value, const caf::message& ctx) {
                            return render_atoll(code, ctx);
                          });
-  register_runtime_types(cfg);
+  detail::add_runtime_message_types(cfg);
   cfg.load<io_scheduler>();
 }
 

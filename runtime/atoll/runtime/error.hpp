@@ -126,12 +126,13 @@ std::string describe(const caf::error& err);
 /// text. Thread-safe.
 [[nodiscard]] caf::error make_system_error(const char* what, int errno_value);
 
-/// Prepares `cfg` for Atoll: loads Atoll's scheduler (`atl::io_scheduler`,
-/// whose workers also poll the sockets; servers need it), registers the
-/// "atoll" error category (renderer) and every message type that Atoll's
-/// actors exchange, so that `sys.render(err)` prints Atoll errors and tree
-/// snapshots can cross nodes. Call it once per `actor_system_config`, before
-/// constructing the actor system.
-void register_types(caf::actor_system_config& cfg);
+/// Prepares `cfg` for Atoll's runtime alone (programs that use the generic
+/// supervisor without servers; servers: `atl::register_types`, which calls
+/// this): loads Atoll's scheduler (`atl::io_scheduler`, whose workers also
+/// poll the sockets), registers the "atoll" error category (renderer) and
+/// the runtime's message types (tree snapshots), so that `sys.render(err)`
+/// prints Atoll errors and snapshots can cross nodes. Call it once per
+/// `actor_system_config`, before constructing the actor system.
+void register_runtime_types(caf::actor_system_config& cfg);
 
 } // namespace atl

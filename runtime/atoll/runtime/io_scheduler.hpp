@@ -34,7 +34,8 @@ namespace atl {
 /// registration and timer, before anything they refer to is destroyed. Two
 /// systems in one process each have their own.
 ///
-/// Load it with `atl::register_types(cfg)` (which does it for you) or
+/// Load it with `atl::register_types(cfg)` or `atl::register_runtime_types(cfg)`
+/// (which do it for you) or
 /// `cfg.load<atl::io_scheduler>()`, before constructing the system.
 /// Settings: `scheduler.max-threads` (default: one worker per core; 0 also
 /// means one per core) and `scheduler.max-throughput` (messages an actor

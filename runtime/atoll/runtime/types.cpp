@@ -74,7 +74,7 @@ size_t tree_size(const tree_node& root) {
   return n;
 }
 
-void register_runtime_types(caf::actor_system_config& cfg) {
+void detail::add_runtime_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<child_info>("atl::child_info");
   cfg.add_message_type<child_counts>("atl::child_counts");
   cfg.add_message_type<tree_node>("atl::tree_node");

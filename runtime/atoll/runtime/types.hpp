@@ -110,8 +110,12 @@ std::string tree_to_json(const tree_node& root, int indent = 2);
 /// Counts the nodes of a snapshot (the root included). Thread-safe.
 size_t tree_size(const tree_node& root);
 
-/// Registers the runtime's message types with a config (called by
-/// `atl::register_types`).
-void register_runtime_types(caf::actor_system_config& cfg);
+namespace detail {
+
+/// Adds the runtime's message types (tree snapshots) to `cfg` (part of
+/// `atl::register_runtime_types`).
+void add_runtime_message_types(caf::actor_system_config& cfg);
+
+} // namespace detail
 
 } // namespace atl

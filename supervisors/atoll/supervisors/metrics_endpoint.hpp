@@ -20,7 +20,7 @@ namespace atl {
 using metrics_actor = caf::typed_actor<caf::replies_to<caf::get_atom>::with<metrics_snapshot>>;
 
 /// Spawns an actor that answers `get_atom` with `metrics->snapshot()` (for
-/// code in actors, and for other CAF nodes once `register_server_types` ran).
+/// code in actors, and for other CAF nodes once `register_types` ran).
 /// It keeps `metrics` alive until it ends.
 [[nodiscard]] metrics_actor spawn_metrics_actor(caf::actor_system& sys,
                                                 std::shared_ptr<const server_metrics> metrics);

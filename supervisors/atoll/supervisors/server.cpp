@@ -237,8 +237,8 @@ caf::expected<tree_node> server::tree() const {
   return snapshot_tree(*sys_, handle());
 }
 
-void register_server_types(caf::actor_system_config& cfg) {
-  register_types(cfg);
+void register_types(caf::actor_system_config& cfg) {
+  register_runtime_types(cfg);
   cfg.add_message_type<endpoint>("atoll::endpoint");
   cfg.add_message_type<histogram_snapshot>("atl::histogram_snapshot");
   cfg.add_message_type<metrics_snapshot>("atl::metrics_snapshot");

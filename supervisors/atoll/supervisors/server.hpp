@@ -130,9 +130,13 @@ struct server_child {
 [[nodiscard]] caf::expected<server_child> make_server_child(caf::actor_system& sys, std::string id,
                                                             server_options opts);
 
-/// Registers Atoll's message types and error category with `cfg` (call it
-/// before creating the actor system; needed to inspect servers from other
-/// CAF nodes).
-void register_server_types(caf::actor_system_config& cfg);
+/// Prepares `cfg` for Atoll (the one call a program needs): loads Atoll's
+/// scheduler (`atl::io_scheduler`, whose workers also poll the sockets;
+/// servers cannot start without it), registers the "atoll" error category
+/// and every message type Atoll's actors exchange (tree snapshots,
+/// endpoints, metrics), so that `sys.render(err)` prints Atoll errors and
+/// servers can be inspected from other CAF nodes. Call it once per
+/// `actor_system_config`, before constructing the actor system.
+void register_types(caf::actor_system_config& cfg);
 
 } // namespace atl
