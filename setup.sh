@@ -25,6 +25,7 @@ packages=(
   libldns-dev                                    # the dns_server example's zone answers
   bind9-dnsutils dnsperf netcat-openbsd          # dig/dnsperf/nc against the UDP examples
   haproxy                                        # PROXY protocol end to end (send-proxy)
+  doxygen                                        # the API reference (--target docs)
 )
 
 if [[ "${1:-}" != "--no-apt" ]]; then

@@ -48,7 +48,9 @@ public:
   /// Used by the connection supervisor.
   connection_hand_off(std::shared_ptr<const connection_config> config,
                       accepted_connection accepted);
+  /// Moves the socket along (the source is left empty).
   connection_hand_off(connection_hand_off&&) noexcept;
+  /// Moves the socket along (closing one this held unused).
   connection_hand_off& operator=(connection_hand_off&&) noexcept;
   connection_hand_off(const connection_hand_off&) = delete;
   connection_hand_off& operator=(const connection_hand_off&) = delete;

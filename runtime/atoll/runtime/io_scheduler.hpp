@@ -42,8 +42,11 @@ namespace atl {
 /// handles per run; default 100, so that sockets are polled often).
 class io_scheduler final : public caf::scheduler::abstract_coordinator {
 public:
+  /// CAF's coordinator interface this scheduler implements.
   using super = caf::scheduler::abstract_coordinator;
 
+  /// Made by CAF (`cfg.load<atl::io_scheduler>()`) for `sys`; the workers
+  /// and the reactor start with the system.
   explicit io_scheduler(caf::actor_system& sys);
 
   ~io_scheduler() override;

@@ -48,8 +48,8 @@ struct rate_limit_stats {
 };
 
 /// A source IP as the limiter keys it: the 16 bytes of an IPv6 address, an
-/// IPv4 address stored as its IPv4-mapped IPv6 form (::ffff:a.b.c.d), so
-/// 192.0.2.1 and ::ffff:192.0.2.1 are the same key. Ports, flow labels and
+/// IPv4 address stored as its IPv4-mapped IPv6 form (0:0:0:0:0:ffff:a.b.c.d), so
+/// 192.0.2.1 and 0:0:0:0:0:ffff:192.0.2.1 are the same key. Ports, flow labels and
 /// IPv6 scope ids are ignored. An immutable value: safe to share and copy
 /// between threads.
 class rate_limit_key {
@@ -71,7 +71,7 @@ public:
   /// IPv4-mapped address is thus the IPv4 key).
   static rate_limit_key v6(const std::array<uint8_t, 16>& bytes) noexcept;
 
-  /// The 16 bytes in network order (IPv4: ::ffff:a.b.c.d).
+  /// The 16 bytes in network order (IPv4: 0:0:0:0:0:ffff:a.b.c.d).
   const std::array<uint8_t, 16>& bytes() const noexcept {
     return bytes_;
   }

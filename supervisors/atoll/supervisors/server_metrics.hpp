@@ -47,10 +47,13 @@ struct metrics_snapshot {
   /// local_closed, handler_closed, timeout, shutdown, error, exception,
   /// handshake_error, handshake_timeout.
   std::map<std::string, uint64_t> connections_closed;
-  /// Bytes and packets (reads and writes that moved data) each way.
+  /// Bytes received (application data).
   uint64_t bytes_received = 0;
+  /// Bytes sent (application data).
   uint64_t bytes_sent = 0;
+  /// Packets received: reads that moved data (TCP), datagrams (UDP).
   uint64_t packets_received = 0;
+  /// Packets sent: writes that moved data (TCP), datagrams (UDP).
   uint64_t packets_sent = 0;
   /// TLS handshakes that failed or timed out.
   uint64_t handshake_failures = 0;

@@ -93,6 +93,7 @@ bool operator==(const udp_peer& a, const udp_peer& b) noexcept;
 
 /// Hashes a peer (for per-peer tables).
 struct udp_peer_hash {
+  /// `x.hash()`.
   size_t operator()(const udp_peer& x) const noexcept {
     return x.hash();
   }

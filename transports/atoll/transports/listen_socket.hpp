@@ -26,7 +26,9 @@ public:
                                                          const tcp_options& opts);
 
   listen_socket() = default;
+  /// Takes `other`'s socket (`other` is left closed).
   listen_socket(listen_socket&& other) noexcept;
+  /// Takes `other`'s socket, closing the one this held.
   listen_socket& operator=(listen_socket&& other) noexcept;
   listen_socket(const listen_socket&) = delete;
   listen_socket& operator=(const listen_socket&) = delete;

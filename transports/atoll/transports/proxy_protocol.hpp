@@ -23,7 +23,7 @@
 namespace atl {
 
 /// An IP network ("10.0.0.0/8", "::1/128", or one address): a trusted source
-/// of PROXY headers. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) match the
+/// of PROXY headers. IPv4-mapped IPv6 addresses (0:0:0:0:0:ffff:a.b.c.d) match the
 /// IPv4 networks they map to.
 class ip_network {
 public:
@@ -95,13 +95,19 @@ struct proxy_tlv {
 
 /// A parsed PROXY header.
 struct proxy_header {
-  /// TLV types of the specification.
+  /// TLV type: the ALPN protocol the client asked for.
   static constexpr uint8_t tlv_alpn = 0x01;
+  /// TLV type: the host name the client asked for (SNI).
   static constexpr uint8_t tlv_authority = 0x02;
+  /// TLV type: CRC32C of the header (checked when present).
   static constexpr uint8_t tlv_crc32c = 0x03;
+  /// TLV type: padding, to be ignored.
   static constexpr uint8_t tlv_noop = 0x04;
+  /// TLV type: the balancer's id of the connection.
   static constexpr uint8_t tlv_unique_id = 0x05;
+  /// TLV type: TLS information of the client's connection to the balancer.
   static constexpr uint8_t tlv_ssl = 0x20;
+  /// TLV type: the network namespace.
   static constexpr uint8_t tlv_netns = 0x30;
 
   /// What the header says about the transport of the proxied connection.
@@ -130,6 +136,7 @@ struct proxy_header {
 
 /// The outcome of parsing the start of a connection's input.
 struct proxy_parse_result {
+  /// How far the parse got.
   enum class status_type : uint8_t {
     /// `header` holds a complete, valid header of `header.length` bytes.
     complete,
@@ -138,7 +145,9 @@ struct proxy_parse_result {
     /// Not a valid header (`error` says why).
     invalid,
   };
+  /// How far the parse got.
   status_type status = status_type::incomplete;
+  /// The header, when complete.
   proxy_header header;
   /// `errc::proxy_header` with a reason, when invalid.
   caf::error error;
@@ -156,6 +165,7 @@ proxy_parse_result parse_proxy_header(std::string_view data, proxy_protocol_vers
 /// anything but `want_read`. One reader per connection; not thread-safe.
 class proxy_header_reader {
 public:
+  /// A reader accepting the `accepted` versions.
   explicit proxy_header_reader(proxy_protocol_version accepted) : accepted_(accepted) {}
 
   /// Reads what is available. `done`: `header()` is complete. `want_read`:
