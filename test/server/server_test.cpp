@@ -13,6 +13,7 @@
 
 #include <sys/un.h>
 
+#include "atoll/supervisors/detail/server_options_access.hpp" // accept fault injection
 #include "support/server_support.hpp"
 
 using namespace atl;
@@ -600,7 +601,7 @@ BOOST_AUTO_TEST_CASE(acceptors_survive_per_connection_accept_errors) {
   injector->errors = {ECONNABORTED, EINVAL, ETIMEDOUT, EPROTO, EMFILE, ENFILE};
   auto opts = probe_options(echo_script());
   opts.num_acceptors = 1;
-  opts.accept_hook = injector->hook();
+  detail::server_options_access::set_accept_hook(opts, injector->hook());
   auto& srv = start(opts);
   telemetry_recorder rec{bus};
   auto before = srv.tree();
@@ -631,7 +632,7 @@ BOOST_AUTO_TEST_CASE(an_unexpected_accept_error_crashes_the_acceptor_which_resta
   injector->errors = {ENOMEM};
   auto opts = probe_options(echo_script());
   opts.num_acceptors = 1;
-  opts.accept_hook = injector->hook();
+  detail::server_options_access::set_accept_hook(opts, injector->hook());
   auto& srv = start(opts);
   telemetry_recorder rec{bus};
   auto client = connect(srv);

@@ -5,6 +5,7 @@
 
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/error.hpp"
+#include "atoll/supervisors/detail/server_options_access.hpp"
 #include "atoll/runtime/span.hpp"
 
 namespace atl::detail {
@@ -71,7 +72,8 @@ private:
         end_normally();
         return;
       }
-      auto res = accept_connection(sock_->fd(), ctx_->options().accept_hook);
+      auto res = accept_connection(sock_->fd(),
+                                   detail::server_options_access::accept_hook(ctx_->options()));
       if (res.outcome == accept_outcome::would_block)
         break;
       ++count_;

@@ -38,6 +38,10 @@ struct server_supervisor_options {
   std::string registered_name;
 };
 
+namespace detail {
+struct server_options_access;
+} // namespace detail
+
 /// A server's configuration. Defaults are Thousand Island's.
 struct server_options {
   /// Creates each connection's handler (and its initial state). Required
@@ -126,8 +130,6 @@ struct server_options {
   std::string name = "server";
   /// Where telemetry goes (default: `telemetry::default_bus()`).
   std::shared_ptr<telemetry::bus> telemetry;
-  /// Test seam: replaces accept4(2) in the acceptors.
-  accept_function accept_hook;
 
   /// Uses `Handler` built from copies of `args` for every connection.
   template <class Handler, class... Ts> server_options& set_handler(Ts... args) {
@@ -145,6 +147,10 @@ struct server_options {
     handler_name = handler_type_name(typeid(Actor));
     return *this;
   }
+
+private:
+  friend struct detail::server_options_access;
+  accept_function accept_hook_; // fault injection in tests: replaces accept4(2)
 };
 
 /// Checks every option. Errors: `errc::missing_option` (no handler),

@@ -98,12 +98,13 @@ public:
   /// Opaque implementation.
   struct impl;
 
-  /// Used internally.
+private:
+  friend class tls_transport; // makes its SSL objects from the context
+
   impl& internals() noexcept {
     return *impl_;
   }
 
-private:
   explicit tls_context(std::unique_ptr<impl> ptr);
 
   std::unique_ptr<impl> impl_;
