@@ -3,13 +3,14 @@
 #include <algorithm>
 
 #include "atoll/runtime/error.hpp"
+#include "atoll/supervisors/detail/option_checks.hpp"
 
 namespace atl {
 
 namespace {
 
 caf::error invalid(const char* option, const std::string& why) {
-  return caf::make_error(errc::invalid_option, std::string{option} + " " + why);
+  return detail::invalid_option(option, why);
 }
 
 bool positive_or_infinite(std::chrono::milliseconds t) {
@@ -30,16 +31,10 @@ caf::error validate(const server_options& opts) {
   if (opts.connection_process && opts.hidden_connections)
     return invalid("hidden_connections",
                    "does not apply to a connection_process (it spawns with its own options)");
-  if (opts.port > 65535)
-    return invalid("port", "must be within 0..65535, got " + std::to_string(opts.port));
   if (opts.address.which() == bind_address::kind::local && opts.port != 0)
     return invalid("port", "must be 0 with a Unix socket address");
-  {
-    sockaddr_storage ss{};
-    socklen_t len = 0;
-    if (auto err = opts.address.resolve(static_cast<uint16_t>(opts.port), ss, len))
-      return err;
-  }
+  if (auto err = detail::check_port_and_address(opts.port, opts.address))
+    return err;
   if (auto err = validate(opts.transport))
     return err;
   if (opts.num_acceptors == 0)

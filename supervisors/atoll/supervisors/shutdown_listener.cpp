@@ -8,6 +8,7 @@
 
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/telemetry.hpp"
+#include "atoll/supervisors/detail/shutdown_common.hpp"
 
 namespace atl::detail {
 
@@ -33,24 +34,7 @@ caf::behavior shutdown_listener(caf::event_based_actor* self,
       ctx->connections()->give_up_at->store(telemetry::monotonic_time()
                                             + std::min(grace, century_ms) * 1000000);
     }
-    auto sups = ctx->connection_supervisors();
-    if (sups.empty()) {
-      self->quit(reason);
-      return;
-    }
-    auto pending = std::make_shared<size_t>(sups.size());
-    for (auto& sup : sups) {
-      self->request(sup, caf::infinite, drain_atom::value)
-        .then(
-          [self, pending, reason](caf::ok_atom) {
-            if (--*pending == 0)
-              self->quit(reason);
-          },
-          [self, pending, reason](caf::error&) {
-            if (--*pending == 0)
-              self->quit(reason);
-          });
-    }
+    drain_then_quit(self, ctx->connection_supervisors(), reason);
   });
   return {
     [](int) {}, // no messages of its own
@@ -60,14 +44,7 @@ caf::behavior shutdown_listener(caf::event_based_actor* self,
 } // namespace
 
 child_spec shutdown_listener_spec(std::shared_ptr<server_context> ctx) {
-  child_spec spec;
-  spec.id = "shutdown_listener";
-  spec.restart = restart_type::permanent;
-  spec.shutdown = shutdown_policy::infinity();
-  spec.start = [ctx](start_context& sc) -> caf::expected<caf::actor> {
-    return sc.self()->spawn(shutdown_listener, ctx);
-  };
-  return spec;
+  return shutdown_listener_child(shutdown_listener, std::move(ctx));
 }
 
 } // namespace atl::detail

@@ -1,6 +1,7 @@
 #include "atoll/supervisors/udp_server_options.hpp"
 
 #include "atoll/runtime/error.hpp"
+#include "atoll/supervisors/detail/option_checks.hpp"
 #include "atoll/transports/tcp_options.hpp"
 
 namespace atl {
@@ -8,7 +9,7 @@ namespace atl {
 namespace {
 
 caf::error invalid(const char* option, const std::string& why) {
-  return caf::make_error(errc::invalid_option, std::string{option} + " " + why);
+  return detail::invalid_option(option, why);
 }
 
 } // namespace
@@ -17,16 +18,10 @@ caf::error validate(const udp_server_options& opts) {
   using std::chrono::milliseconds;
   if (!opts.handler)
     return caf::make_error(errc::missing_option, "handler: a handler factory is required");
-  if (opts.port > 65535)
-    return invalid("port", "must be within 0..65535, got " + std::to_string(opts.port));
   if (opts.address.which() == bind_address::kind::local)
     return invalid("address", "must be an IP address for a UDP server");
-  {
-    sockaddr_storage ss{};
-    socklen_t len = 0;
-    if (auto err = opts.address.resolve(static_cast<uint16_t>(opts.port), ss, len))
-      return err;
-  }
+  if (auto err = detail::check_port_and_address(opts.port, opts.address))
+    return err;
   if (auto err = validate(opts.transport))
     return err;
   if (opts.num_listeners == 0)

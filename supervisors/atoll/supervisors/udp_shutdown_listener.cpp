@@ -5,6 +5,7 @@
 #include <caf/system_messages.hpp>
 
 #include "atoll/runtime/atoms.hpp"
+#include "atoll/supervisors/detail/shutdown_common.hpp"
 
 namespace atl::detail {
 
@@ -23,14 +24,10 @@ caf::behavior udp_shutdown_listener(caf::event_based_actor* self,
     // Nothing more is received; the sockets stay open for the goodbyes of
     // `handle_shutdown` and close with the listener pool, after the drain.
     ctx->stop_receiving();
-    auto sup = ctx->connection_supervisor();
-    if (!sup) {
-      self->quit(reason);
-      return;
-    }
-    self->request(sup, caf::infinite, drain_atom::value)
-        .then([self, reason](caf::ok_atom) { self->quit(reason); },
-              [self, reason](caf::error&) { self->quit(reason); });
+    std::vector<caf::actor> sups;
+    if (auto sup = ctx->connection_supervisor())
+      sups.push_back(std::move(sup));
+    drain_then_quit(self, sups, reason);
   });
   return {
       [](int) {}, // no messages of its own
@@ -40,14 +37,7 @@ caf::behavior udp_shutdown_listener(caf::event_based_actor* self,
 } // namespace
 
 child_spec udp_shutdown_listener_spec(std::shared_ptr<udp_server_context> ctx) {
-  child_spec spec;
-  spec.id = "shutdown_listener";
-  spec.restart = restart_type::permanent;
-  spec.shutdown = shutdown_policy::infinity();
-  spec.start = [ctx](start_context& sc) -> caf::expected<caf::actor> {
-    return sc.self()->spawn(udp_shutdown_listener, ctx);
-  };
-  return spec;
+  return shutdown_listener_child(udp_shutdown_listener, std::move(ctx));
 }
 
 } // namespace atl::detail
