@@ -1,5 +1,7 @@
 #include "atoll/handlers/handler.hpp"
 
+#include "atoll/handlers/detail/handler_host.hpp"
+
 #include <cstdlib>
 #include <memory>
 
@@ -7,11 +9,7 @@
 
 namespace atl {
 
-namespace detail {
-
-handler_host::~handler_host() = default;
-
-} // namespace detail
+detail::handler_host::~handler_host() = default;
 
 handler::~handler() = default;
 

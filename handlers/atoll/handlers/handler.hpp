@@ -19,19 +19,7 @@
 namespace atl {
 
 namespace detail {
-
-/// What a handler needs from the connection actor running it.
-class handler_host {
-public:
-  virtual ~handler_host();
-
-  /// Applies a verdict from outside a network callback.
-  virtual void apply_verdict(verdict v) = 0;
-
-  /// The connection actor.
-  virtual caf::event_based_actor* actor() noexcept = 0;
-};
-
+class handler_host;
 } // namespace detail
 
 /// A connection handler. Derive from it, override the callbacks you need, and

@@ -1,5 +1,7 @@
 #include "atoll/handlers/udp_handler.hpp"
 
+#include "atoll/handlers/detail/handler_host.hpp"
+
 #include "atoll/runtime/error.hpp"
 #include "atoll/runtime/span.hpp"
 
@@ -80,12 +82,6 @@ caf::error udp_socket::setopt(socket_option opt, int value) {
 }
 
 // -- udp_handler ----------------------------------------------------------------
-
-namespace detail {
-
-udp_handler_host::~udp_handler_host() = default;
-
-} // namespace detail
 
 udp_handler::~udp_handler() = default;
 

@@ -134,19 +134,7 @@ private:
 };
 
 namespace detail {
-
-/// What a UDP handler needs from the actor running it.
-class udp_handler_host {
-public:
-  virtual ~udp_handler_host();
-
-  /// Applies a verdict from outside a network callback.
-  virtual void apply_verdict(verdict v) = 0;
-
-  /// The handler actor.
-  virtual caf::event_based_actor* actor() noexcept = 0;
-};
-
+class handler_host;
 } // namespace detail
 
 /// A UDP handler. Derive from it and override what you need; keep state in
@@ -203,7 +191,7 @@ protected:
 
 private:
   friend class udp_session_access;
-  detail::udp_handler_host* host_ = nullptr;
+  detail::handler_host* host_ = nullptr;
 };
 
 /// Creates one UDP handler per handler actor.

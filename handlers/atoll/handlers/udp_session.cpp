@@ -109,7 +109,7 @@ std::string exception_text(const std::exception_ptr& ep) {
   }
 }
 
-class udp_session final : public caf::event_based_actor, public detail::udp_handler_host {
+class udp_session final : public caf::event_based_actor, public detail::handler_host {
 public:
   udp_session(caf::actor_config& cfg, std::shared_ptr<const detail::udp_session_config> conf,
               detail::udp_hand_off hand_off)
@@ -121,7 +121,7 @@ public:
     return "atoll.udp_handler";
   }
 
-  // -- udp_handler_host ----------------------------------------------------------
+  // -- handler_host --------------------------------------------------------------
 
   void apply_verdict(verdict v) override {
     apply(std::move(v));

@@ -16,6 +16,7 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
+#include "atoll/handlers/detail/handler_host.hpp"
 #include "atoll/handlers/udp_handler.hpp"
 #include "atoll/runtime/telemetry.hpp"
 #include "atoll/transports/datagram_socket.hpp"
@@ -170,7 +171,7 @@ struct udp_socket_access {
 class udp_session_access {
 public:
   /// Used by the actors that run handlers.
-  static void set_host(udp_handler& h, detail::udp_handler_host* host) {
+  static void set_host(udp_handler& h, detail::handler_host* host) {
     h.host_ = host;
   }
 };

@@ -28,7 +28,7 @@ datagram_batch& thread_batch(size_t slot_size) {
   return *batch;
 }
 
-class udp_listener final : public caf::event_based_actor, public udp_handler_host {
+class udp_listener final : public caf::event_based_actor, public handler_host {
 public:
   udp_listener(caf::actor_config& cfg, std::shared_ptr<udp_server_context> ctx,
                std::shared_ptr<udp_endpoint> sock)
@@ -38,7 +38,7 @@ public:
     return "atoll.udp_listener";
   }
 
-  // -- udp_handler_host (in_listener) ------------------------------------------------
+  // -- handler_host (in_listener) ----------------------------------------------------
 
   void apply_verdict(verdict v) override {
     inline_verdict(v);

@@ -15,6 +15,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/fwd.hpp>
 
+#include "atoll/handlers/detail/handler_host.hpp"
 #include "atoll/handlers/detail/socket_access.hpp"
 #include "atoll/handlers/handler.hpp"
 #include "atoll/handlers/detail/source_limiter.hpp"
