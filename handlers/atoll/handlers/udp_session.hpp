@@ -20,6 +20,7 @@
 #include "atoll/handlers/udp_handler.hpp"
 #include "atoll/runtime/telemetry.hpp"
 #include "atoll/transports/datagram_socket.hpp"
+#include "atoll/transports/tcp_options.hpp" // default_read_timeout
 
 namespace atl {
 
@@ -47,7 +48,7 @@ struct udp_session_config {
   /// Per datagram or per peer.
   udp_lifetime lifetime = udp_lifetime::per_datagram;
   /// Silence before `handle_timeout` (per peer; `atl::infinite`: none).
-  std::chrono::milliseconds read_timeout{60000};
+  std::chrono::milliseconds read_timeout = default_read_timeout;
   /// Do not log error verdicts (exceptions are always logged).
   bool silent_terminate_on_error = false;
   /// The per-peer routing table (per_peer only).

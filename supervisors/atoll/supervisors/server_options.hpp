@@ -94,9 +94,9 @@ struct server_options {
   /// The wait between those retries.
   std::chrono::milliseconds max_connections_retry_wait{1000};
   /// How long a client may stay silent (`atl::infinite` for no limit).
-  std::chrono::milliseconds read_timeout{60000};
+  std::chrono::milliseconds read_timeout = default_read_timeout;
   /// How long a transport handshake may take (`atl::infinite` for no limit).
-  std::chrono::milliseconds handshake_timeout{5000};
+  std::chrono::milliseconds handshake_timeout = default_handshake_timeout;
   /// How stopping the server treats connections: `handle_shutdown` then
   /// force-close after this timeout (default 15 s), wait forever, or kill at
   /// once (`shutdown_policy::brutal_kill()`).

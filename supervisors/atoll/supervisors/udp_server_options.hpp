@@ -15,6 +15,7 @@
 #include "atoll/runtime/supervisor.hpp"
 #include "atoll/runtime/telemetry.hpp"
 #include "atoll/transports/datagram_socket.hpp"
+#include "atoll/transports/tcp_options.hpp" // default_read_timeout
 #include "atoll/transports/endpoint.hpp"
 
 namespace atl {
@@ -49,7 +50,7 @@ struct udp_server_options {
   std::chrono::milliseconds max_connections_retry_wait{1000};
   /// Silence before a per-peer actor's `handle_timeout` (`atl::infinite`:
   /// none); also the default of `verdict::proceed` timeouts.
-  std::chrono::milliseconds read_timeout{60000};
+  std::chrono::milliseconds read_timeout = default_read_timeout;
   /// How stopping treats handler actors: `handle_shutdown`, then a kill
   /// after this timeout (default 15 s), wait forever, or kill at once.
   shutdown_policy shutdown_timeout = shutdown_policy::timeout(std::chrono::milliseconds{15000});

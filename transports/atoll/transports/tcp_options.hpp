@@ -17,6 +17,13 @@ namespace atl {
 /// A timeout that may be infinite.
 inline constexpr std::chrono::milliseconds infinite = std::chrono::milliseconds::max();
 
+/// The default read timeout of servers (Thousand Island's 60 s): a client
+/// silent this long is closed.
+inline constexpr std::chrono::milliseconds default_read_timeout{60000};
+
+/// The default bound of a transport handshake (TLS), 5 s.
+inline constexpr std::chrono::milliseconds default_handshake_timeout{5000};
+
 /// Options of listen sockets and of the connections they accept. The defaults
 /// are Thousand Island's. Every socket is non-blocking whatever is set here.
 struct tcp_options {

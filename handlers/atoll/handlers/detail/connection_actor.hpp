@@ -47,9 +47,9 @@ struct connection_config {
   /// Socket options (nodelay, send timeout, ...).
   tcp_options transport;
   /// The default read timeout (`atl::infinite` for none).
-  std::chrono::milliseconds read_timeout{60000};
+  std::chrono::milliseconds read_timeout = default_read_timeout;
   /// Bound of the transport handshake (`atl::infinite` for none).
-  std::chrono::milliseconds handshake_timeout{5000};
+  std::chrono::milliseconds handshake_timeout = default_handshake_timeout;
   /// Do not log error verdicts (exceptions are always logged).
   bool silent_terminate_on_error = false;
   /// Makes the transport of an accepted fd; empty: clear TCP.
