@@ -12,7 +12,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_addr.hpp>
 
-#include "atoll/handlers/udp_session.hpp"
+#include "atoll/handlers/detail/udp_session.hpp"
 #include "atoll/runtime/logger.hpp"
 #include "atoll/runtime/reactor.hpp"
 #include "atoll/runtime/telemetry.hpp"

@@ -1,4 +1,4 @@
-#include "atoll/handlers/udp_session.hpp"
+#include "atoll/handlers/detail/udp_session.hpp"
 
 #include <exception>
 
