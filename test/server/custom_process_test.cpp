@@ -202,7 +202,7 @@ BOOST_AUTO_TEST_CASE(an_exception_in_the_actor_ends_its_connection_only) {
   auto conns = srv.connections();
   BOOST_REQUIRE(conns && conns->size() == 2);
   for (auto& conn : *conns)
-    caf::anon_send(conn, boom_atom::value);
+    caf::anon_send(conn.handle, boom_atom::value);
   BOOST_CHECK(first.closed_within(5000ms));
   BOOST_CHECK(second.closed_within(5000ms));
   BOOST_REQUIRE(rec.wait_for("atoll.connection.stop", 2));

@@ -367,7 +367,7 @@ BOOST_AUTO_TEST_CASE(an_exception_in_a_message_handler_ends_only_its_connection)
   auto conns = srv.connections();
   BOOST_REQUIRE(conns);
   for (auto& conn : *conns)
-    caf::anon_send(conn, boom_atom::value); // both get it; both end
+    caf::anon_send(conn.handle, boom_atom::value); // both get it; both end
   BOOST_CHECK(victim.closed_within(5000ms));
   BOOST_CHECK(neighbour.closed_within(5000ms));
   BOOST_REQUIRE(script->log->wait_for("error:atoll error handler_exception: mailbox boom", 2));

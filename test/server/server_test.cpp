@@ -286,7 +286,7 @@ BOOST_AUTO_TEST_CASE(status_info_and_connections_report_the_running_server) {
   BOOST_CHECK_EQUAL(conns->size(), 3u);
   std::set<caf::actor_id> ids;
   for (auto& c : *conns)
-    ids.insert(c.id());
+    ids.insert(c.handle.id());
   BOOST_CHECK_EQUAL(ids.size(), 3u);
   clients.clear();
   BOOST_CHECK(wait_until([&] { return srv.info()->active_connections == 0; }));

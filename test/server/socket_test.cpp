@@ -361,7 +361,7 @@ BOOST_AUTO_TEST_CASE(output_queued_by_messages_does_not_postpone_the_send_timeou
   BOOST_REQUIRE(script->log->wait_for("send:ok"));
   auto conns = srv.connections();
   BOOST_REQUIRE(conns && conns->size() == 1);
-  auto conn = conns->front();
+  auto conn = conns->front().handle;
   const std::string timed_out = "error:atoll error timeout: send timeout";
   auto started = std::chrono::steady_clock::now();
   // A line every 20 ms, as a chat room would deliver them.

@@ -474,7 +474,7 @@ inline caf::actor only_connection(server& srv) {
     auto conns = srv.connections();
     if (!conns || conns->size() != 1)
       return false;
-    result = conns->front();
+    result = conns->front().handle;
     return true;
   }));
   return result;

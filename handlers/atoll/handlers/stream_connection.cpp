@@ -203,7 +203,41 @@ public:
         on_socket_ready(events, token);
       },
       [this](reactor_timer_atom, uint64_t) { on_timer(); },
+      [this](connection_info_atom) -> caf::result<connection_record> {
+        if (!sock_)
+          return caf::make_error(errc::closed, "the connection ended");
+        auto accepted_at = hand_off_ ? hand_off_->start_time : access::span(*sock_).start_time();
+        return detail::make_record(*sock_, *conf_, self_handle(), state(), accepted_at);
+      },
     };
+  }
+
+  /// `self_`'s handle; invalid once nothing references it any more (the
+  /// cleanup of an unreachable actor must not revive it).
+  caf::actor self_handle() const {
+    return caf::actor_cast<caf::actor>(self_->address());
+  }
+
+  /// The phase as the connection's record shows it.
+  connection_state state() const noexcept {
+    switch (phase_) {
+      case phase::idle:
+      case phase::handshaking: return connection_state::handshaking;
+      case phase::proxy: return connection_state::proxy;
+      case phase::open: return connection_state::open;
+      case phase::closing:
+      case phase::draining:
+      case phase::half_closed: return connection_state::draining;
+      case phase::finished: break;
+    }
+    return connection_state::closed;
+  }
+
+  /// Starts the connection span and tells the server's subscribers.
+  void start_span() {
+    detail::start_connection_span(*sock_, *conf_, *hand_off_);
+    hand_off_.reset();
+    detail::notify_started(*sock_, *conf_, self_handle(), connection_state::handshaking);
   }
 
   /// Runs when `self` ends, however it ends.
@@ -251,8 +285,7 @@ private:
       refuse("source_limit", std::move(err));
       return;
     }
-    detail::start_connection_span(*sock_, *conf_, *hand_off_);
-    hand_off_.reset();
+    start_span();
     phase_ = phase::handshaking;
     setup_deadline_ = 0;
     drive_handshake();
@@ -306,10 +339,8 @@ private:
     if (std::string{reason} == "proxy_error")
       detail::log_refused(*conf_, *sock_, err);
     proxy_reader_.reset();
-    if (hand_off_) {
-      detail::start_connection_span(*sock_, *conf_, *hand_off_);
-      hand_off_.reset();
-    }
+    if (hand_off_)
+      start_span();
     fail(reason, std::move(err));
   }
 
@@ -576,6 +607,8 @@ private:
     proxy_reader_.reset();
     if (!sock_)
       return;
+    // While the fd is open (the record names both ends).
+    detail::notify_stopped(*sock_, *conf_, self_handle(), reason, error);
     access::close_now(*sock_);
     detail::stop_connection_span(*sock_, reason, error, first_byte_at_);
   }

@@ -138,7 +138,9 @@ public:
   void start();
 
   /// The messages this connection needs to see (socket readiness, its
-  /// timer). Put them first in `self`'s behavior.
+  /// timer, and `connection_info_atom`, answered with the connection's
+  /// record for the server's `connections` list). Put them first in
+  /// `self`'s behavior.
   caf::message_handler handlers();
 
   /// Asks for the next bytes from the client (one `stream_data_atom`

@@ -47,6 +47,7 @@ std::string to_string(errc code) {
     case errc::proxy_header: return "proxy_header";
     case errc::untrusted_source: return "untrusted_source";
     case errc::source_limit: return "source_limit";
+    case errc::would_deadlock: return "would_deadlock";
   }
   return "unknown_error(" + std::to_string(static_cast<int>(code)) + ")";
 }

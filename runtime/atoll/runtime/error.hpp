@@ -92,6 +92,10 @@ enum class errc : uint8_t {
   /// The client's address already has the most connections allowed per
   /// source.
   source_limit,
+  /// A blocking call was made on a thread that the call itself would have
+  /// to wait for (the only worker of the actor system's scheduler, inside an
+  /// actor): use the asynchronous form (a request) instead.
+  would_deadlock,
 };
 
 } // namespace atl

@@ -845,6 +845,10 @@ bool reactor::running() const noexcept {
   return core_->running.load();
 }
 
+bool reactor::on_worker() const noexcept {
+  return detail::this_core == core_.get();
+}
+
 namespace {
 
 caf::error system_error(errc code, const char* what, int err) {

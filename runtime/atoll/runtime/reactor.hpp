@@ -203,6 +203,10 @@ public:
   /// True until the scheduler stopped the reactor.
   bool running() const noexcept;
 
+  /// True if the calling thread is one of this reactor's workers (it runs
+  /// actors of this system: a blocking call there holds a worker).
+  bool on_worker() const noexcept;
+
 private:
   friend class io_scheduler;
 

@@ -138,7 +138,7 @@ public:
     // the children must not outlive us.
     attach_functor([this](const caf::error& reason) { on_cleanup_children(reason); });
     begin_initial_start();
-    return {
+    caf::message_handler protocol{
       [this](which_children_atom) { return which(); },
       [this](count_children_atom) { return counts(); },
       [this](start_child_atom, child_spec& spec) -> caf::result<caf::actor> {
@@ -211,6 +211,9 @@ public:
         when_idle([this, seq] { try_again(seq); });
       },
     };
+    if (flags_.extension)
+      return caf::behavior{protocol.or_else(flags_.extension(this))};
+    return caf::behavior{protocol};
   }
 
 private:
@@ -617,6 +620,7 @@ private:
     terminating_.clear();
     template_.reset();
     flags_.on_stop = nullptr;
+    flags_.extension = nullptr;
   }
 
   /// Sends an exit signal whose source is the receiver itself (like CAF's

@@ -16,6 +16,7 @@
 #include <caf/expected.hpp>
 #include <caf/fwd.hpp>
 #include <caf/message.hpp>
+#include <caf/message_handler.hpp>
 
 #include "atoll/runtime/types.hpp"
 
@@ -145,6 +146,12 @@ struct supervisor_flags {
   /// or giving up on restart intensity), before any child is stopped; never
   /// for the restarts of its children. Must not block.
   std::function<void()> on_stop;
+  /// More message handlers for the supervisor actor itself, tried after
+  /// the supervisor protocol (e.g. a server's own requests, see
+  /// `atl::server_actor`). Called once, inside the supervisor as it starts
+  /// (restarts of a nested supervisor call it again), with the supervisor
+  /// actor. The handlers run on the supervisor's thread and must not block.
+  std::function<caf::message_handler(caf::event_based_actor* self)> extension;
 };
 
 /// Checks flags and specs: unique non-empty ids, a start function for every

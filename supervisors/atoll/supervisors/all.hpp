@@ -2,6 +2,7 @@
 #pragma once
 
 #include "atoll/supervisors/server.hpp"
+#include "atoll/supervisors/server_actor.hpp"
 #include "atoll/supervisors/metrics_endpoint.hpp"
 #include "atoll/supervisors/server_log_levels.hpp"
 #include "atoll/supervisors/server_metrics.hpp"

@@ -6,8 +6,10 @@
 #include <caf/scoped_actor.hpp>
 
 #include "atoll/runtime/error.hpp"
+#include "atoll/runtime/logger.hpp"
 #include "atoll/supervisors/acceptor_pool.hpp"
 #include "atoll/supervisors/listener.hpp"
+#include "atoll/supervisors/detail/server_protocol.hpp"
 #include "atoll/supervisors/server_context.hpp"
 #include "atoll/supervisors/server_metrics.hpp"
 #include "atoll/supervisors/shutdown_listener.hpp"
@@ -67,6 +69,9 @@ server_tree(caf::actor_system& sys, const std::shared_ptr<detail::server_context
         sys->registry().erase(key);
     }
   };
+  flags.extension = [ctx](caf::event_based_actor* self) {
+    return detail::server_protocol(self, ctx);
+  };
   return {std::move(flags),
           {detail::listener_spec(ctx), detail::acceptor_pool_spec(ctx),
            detail::shutdown_listener_spec(ctx)}};
@@ -79,12 +84,65 @@ void register_server(caf::actor_system& sys, const detail::server_context& ctx,
     sys.registry().put(caf::atom_from_string(name), sup);
 }
 
+/// `errc::would_deadlock` if a blocking call on this thread would wait
+/// for itself: the caller is an actor on the only scheduler thread.
+caf::error check_blocking(const reactor& io) {
+  if (io.on_worker() && io.num_pollers() == 1)
+    return caf::make_error(errc::would_deadlock,
+                           "a blocking server call inside an actor on the only scheduler "
+                           "thread; send the request of atl::server_actor instead");
+  return caf::none;
+}
+
+/// One request to `root`, waiting for its answer on this thread.
+template <class T, class... Ts>
+caf::expected<T> call(caf::actor_system& sys, const detail::server_context& ctx,
+                      const caf::actor& root, Ts&&... xs) {
+  if (!root)
+    return caf::make_error(errc::not_found, "the server is not running");
+  if (auto err = check_blocking(*ctx.io()))
+    return err;
+  caf::scoped_actor self{sys};
+  caf::expected<T> result{caf::error{}};
+  self->request(root, caf::infinite, std::forward<Ts>(xs)...)
+    .receive([&](T& x) { result = std::move(x); },
+             [&](caf::error& err) { result = std::move(err); });
+  return result;
+}
+
+/// As `call` for requests answered with `ok`.
+template <class... Ts>
+caf::error call_ok(caf::actor_system& sys, const detail::server_context& ctx,
+                   const caf::actor& root, Ts&&... xs) {
+  auto res = call<caf::ok_atom>(sys, ctx, root, std::forward<Ts>(xs)...);
+  return res ? caf::error{} : std::move(res.error());
+}
+
+caf::error no_server() {
+  return caf::make_error(errc::not_found, "no server");
+}
+
 } // namespace
+
+caf::expected<server_actor> spawn_server(caf::actor_system& sys, server_options opts) {
+  auto ctx = make_context(sys, std::move(opts));
+  if (!ctx)
+    return ctx.error();
+  auto [flags, children] = server_tree(sys, *ctx);
+  auto sup = spawn_supervisor(sys, std::move(flags), std::move(children));
+  if (!sup)
+    return sup.error();
+  (*ctx)->set_server(*sup);
+  register_server(sys, **ctx, *sup);
+  return caf::actor_cast<server_actor>(*sup);
+}
 
 caf::expected<server> start_server(caf::actor_system& sys, server_options opts) {
   auto ctx = make_context(sys, std::move(opts));
   if (!ctx)
     return ctx.error();
+  if (auto err = check_blocking(*(*ctx)->io()))
+    return err;
   auto [flags, children] = server_tree(sys, *ctx);
   auto sup = start_supervisor(sys, std::move(flags), std::move(children));
   if (!sup)
@@ -119,106 +177,55 @@ caf::actor server::handle() const {
   return ctx_ ? ctx_->server() : caf::actor{};
 }
 
+server_actor server::actor() const {
+  return caf::actor_cast<server_actor>(handle());
+}
+
 caf::expected<endpoint> server::listener_info() const {
   if (!ctx_)
-    return caf::make_error(errc::not_found, "no server");
-  if (auto l = ctx_->listener())
-    return l->local;
-  return caf::make_error(errc::suspended, "the server is not listening");
+    return no_server();
+  return call<endpoint>(*sys_, *ctx_, handle(), listener_info_atom::value);
 }
 
 server_status server::status() const {
   if (!ctx_ || ctx_->stopping.load() || !handle())
     return server_status::stopped;
-  return ctx_->listener() ? server_status::running : server_status::suspended;
+  auto res = call<server_status>(*sys_, *ctx_, handle(), status_atom::value);
+  return res ? *res : server_status::stopped;
 }
 
-caf::expected<std::vector<caf::actor>> server::connections() const {
+caf::expected<std::vector<connection_record>> server::connections() const {
   if (!ctx_)
-    return caf::make_error(errc::not_found, "no server");
-  std::vector<caf::actor> result;
-  for (auto& sup : ctx_->connection_supervisors()) {
-    auto children = which_children(*sys_, sup);
-    if (!children)
-      continue; // a supervisor that just went away has no connections
-    for (auto& child : *children)
-      if (child.handle)
-        result.push_back(child.handle);
-  }
-  return result;
+    return no_server();
+  return call<std::vector<connection_record>>(*sys_, *ctx_, handle(), connections_atom::value);
 }
 
 caf::expected<server_info> server::info() const {
   if (!ctx_)
-    return caf::make_error(errc::not_found, "no server");
-  server_info result;
-  result.status = status();
-  if (auto l = ctx_->listener())
-    result.local = l->local;
-  for (auto& sup : ctx_->connection_supervisors())
-    if (auto counts = count_children(*sys_, sup))
-      result.active_connections += counts->active;
-  return result;
-}
-
-caf::expected<std::vector<caf::actor>> server::acceptor_supervisors() const {
-  auto top = which_children(*sys_, handle());
-  if (!top)
-    return top.error();
-  for (auto& child : *top) {
-    if (child.id != "acceptor_pool")
-      continue;
-    if (!child.handle)
-      return caf::make_error(errc::not_found, "acceptor pool not running");
-    auto groups = which_children(*sys_, child.handle);
-    if (!groups)
-      return groups.error();
-    std::vector<caf::actor> result;
-    for (auto& g : *groups)
-      if (g.handle)
-        result.push_back(g.handle);
-    return result;
-  }
-  return caf::make_error(errc::not_found, "no acceptor pool");
+    return no_server();
+  return call<server_info>(*sys_, *ctx_, handle(), server_info_atom::value);
 }
 
 caf::error server::suspend() {
   if (!ctx_)
-    return caf::make_error(errc::not_found, "no server");
-  // Acceptors first (so none is mid-accept), then the listener: the port
-  // closes; connections and their supervisors stay.
-  auto groups = acceptor_supervisors();
-  if (!groups)
-    return groups.error();
-  for (auto& g : *groups)
-    if (auto err = terminate_child(*sys_, g, std::string{"acceptor"}))
-      return err;
-  return terminate_child(*sys_, handle(), std::string{"listener"});
+    return no_server();
+  return call_ok(*sys_, *ctx_, handle(), suspend_atom::value);
 }
 
 caf::error server::resume() {
   if (!ctx_)
-    return caf::make_error(errc::not_found, "no server");
-  auto listener = restart_child(*sys_, handle(), "listener");
-  if (!listener && listener.error() != errc::running)
-    return listener.error();
-  auto groups = acceptor_supervisors();
-  if (!groups)
-    return groups.error();
-  for (auto& g : *groups) {
-    auto acc = restart_child(*sys_, g, "acceptor");
-    if (!acc && acc.error() != errc::running)
-      return acc.error();
-  }
-  return caf::none;
+    return no_server();
+  return call_ok(*sys_, *ctx_, handle(), resume_atom::value);
 }
 
 caf::error server::stop(std::optional<std::chrono::milliseconds> timeout) {
   if (!ctx_)
-    return caf::make_error(errc::not_found, "no server");
+    return no_server();
   auto sup = handle();
   if (!sup)
     return caf::none; // already gone
+  if (auto err = check_blocking(*ctx_->io()))
+    return err;
   if (!timeout) {
     const auto& policy = ctx_->options().shutdown_timeout;
     if (policy.which() == shutdown_policy::kind::infinity)
@@ -233,13 +240,34 @@ caf::error server::stop(std::optional<std::chrono::milliseconds> timeout) {
 
 caf::expected<tree_node> server::tree() const {
   if (!ctx_)
-    return caf::make_error(errc::not_found, "no server");
-  return snapshot_tree(*sys_, handle());
+    return no_server();
+  return call<tree_node>(*sys_, *ctx_, handle(), tree_atom::value);
+}
+
+scoped_server& scoped_server::operator=(scoped_server&& other) noexcept {
+  if (this != &other) {
+    scoped_server old{release()};
+    srv_ = other.release();
+  }
+  return *this;
+}
+
+scoped_server::~scoped_server() {
+  if (!srv_)
+    return;
+  if (auto err = srv_.stop())
+    log(log_level::error, "atoll: scoped_server could not stop its server: " + describe(err));
 }
 
 void register_types(caf::actor_system_config& cfg) {
   register_runtime_types(cfg);
   cfg.add_message_type<endpoint>("atoll::endpoint");
+  cfg.add_message_type<server_status>("atl::server_status");
+  cfg.add_message_type<server_info>("atl::server_info");
+  cfg.add_message_type<connection_state>("atl::connection_state");
+  cfg.add_message_type<connection_record>("atl::connection_record");
+  cfg.add_message_type<std::vector<connection_record>>("std::vector<atl::connection_record>");
+  cfg.add_message_type<connection_event>("atl::connection_event");
   cfg.add_message_type<histogram_snapshot>("atl::histogram_snapshot");
   cfg.add_message_type<metrics_snapshot>("atl::metrics_snapshot");
 }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -16,6 +17,7 @@
 
 #include "atoll/runtime/supervisor.hpp"
 #include "atoll/runtime/types.hpp"
+#include "atoll/supervisors/server_actor.hpp"
 #include "atoll/supervisors/server_options.hpp"
 #include "atoll/transports/endpoint.hpp"
 
@@ -25,37 +27,14 @@ namespace detail {
 class server_context;
 } // namespace detail
 
-/// `(listener_info_atom)` to a server's listener (the `listener` child of
-/// its tree): replies the bound `endpoint`. Usable from other actors and
-/// nodes; `server::listener_info` is the blocking form.
-using listener_info_atom = caf::atom_constant<caf::atom("lstninfo")>;
-
-/// Whether a server accepts connections.
-enum class server_status : uint8_t {
-  /// Listening.
-  running,
-  /// Suspended: the port is closed, existing connections go on.
-  suspended,
-  /// Stopping or stopped.
-  stopped,
-};
-
-/// Returns "running", "suspended" or "stopped".
-std::string to_string(server_status x);
-
-/// A server's state as reported by `server::info`.
-struct server_info {
-  /// Running, suspended or stopped.
-  server_status status = server_status::stopped;
-  /// The bound address while running.
-  std::optional<endpoint> local;
-  /// Connections alive now (summed over the connection supervisors).
-  uint64_t active_connections = 0;
-};
-
-/// A handle to a running server (Thousand Island's server pid). Cheap to
-/// copy. The member functions block the calling thread: call them from
-/// outside actors (inside an actor, message the actors of `tree()` instead).
+/// A blocking handle to a running server (Thousand Island's server pid),
+/// for code outside actors. Cheap to copy. Each member function is a thin
+/// client of the server's typed protocol (`atl::server_actor`): one request
+/// to the root actor, waiting for its answer on the calling thread. Inside
+/// an actor, send those requests yourself (`actor()`, `request(...).then`):
+/// a blocking call there holds a scheduler thread, and on the system's
+/// only worker thread it fails at once with `errc::would_deadlock` instead
+/// of hanging.
 class server {
 public:
   server() = default;
@@ -63,12 +42,16 @@ public:
   /// The server's supervisor actor (root of its supervision tree).
   caf::actor handle() const;
 
+  /// The same actor, typed: the requests of `atl::server_actor`.
+  server_actor actor() const;
+
   /// The bound address (the real port when started with port 0). Errors:
   /// `errc::suspended`.
   [[nodiscard]] caf::expected<endpoint> listener_info() const;
 
-  /// The connection actors alive now (a snapshot: connections come and go).
-  [[nodiscard]] caf::expected<std::vector<caf::actor>> connections() const;
+  /// The connections alive now, as records (a snapshot: connections come
+  /// and go). `connections_atom` of `atl::server_actor`.
+  [[nodiscard]] caf::expected<std::vector<connection_record>> connections() const;
 
   /// Running, suspended or stopped.
   server_status status() const;
@@ -105,16 +88,59 @@ public:
     : sys_(sys), ctx_(std::move(ctx)) {}
 
 private:
-  [[nodiscard]] caf::expected<std::vector<caf::actor>> acceptor_supervisors() const;
-
   caf::actor_system* sys_ = nullptr;
   std::shared_ptr<detail::server_context> ctx_;
 };
 
+/// Owns a running server and stops it when it goes out of scope (a stop
+/// with drain, waiting as `server::stop()` does), so that no server
+/// outlives the code that started it; an actor system's destructor would
+/// otherwise wait for a running server forever. Move-only. Use it outside
+/// actors, like `server`.
+class scoped_server {
+public:
+  /// Owns nothing.
+  scoped_server() = default;
+
+  /// Owns `srv`.
+  explicit scoped_server(server srv) noexcept : srv_(std::move(srv)) {}
+
+  scoped_server(scoped_server&& other) noexcept : srv_(other.release()) {}
+
+  /// Stops the server owned so far, then owns `other`'s.
+  scoped_server& operator=(scoped_server&& other) noexcept;
+
+  scoped_server(const scoped_server&) = delete;
+  scoped_server& operator=(const scoped_server&) = delete;
+
+  /// Stops the server (errors are logged, never thrown).
+  ~scoped_server();
+
+  /// The server.
+  server& get() noexcept {
+    return srv_;
+  }
+
+  /// The server.
+  server* operator->() noexcept {
+    return &srv_;
+  }
+
+  /// Gives up ownership: the server keeps running.
+  server release() noexcept {
+    return std::exchange(srv_, server{});
+  }
+
+private:
+  server srv_;
+};
+
 /// Starts a server and blocks until it listens. Callable from any thread
-/// outside actors. Errors: `errc::missing_option` / `errc::invalid_option`
-/// (validation), bind errors (`errc::address_in_use`, `errc::access_denied`,
-/// `errc::invalid_address`), `errc::reactor_unavailable`.
+/// outside actors (inside one, use `spawn_server`). Errors:
+/// `errc::missing_option` / `errc::invalid_option` (validation), bind
+/// errors (`errc::address_in_use`, `errc::access_denied`,
+/// `errc::invalid_address`), `errc::reactor_unavailable`,
+/// `errc::would_deadlock` (called on the only scheduler thread).
 [[nodiscard]] caf::expected<server> start_server(caf::actor_system& sys, server_options opts);
 
 /// A server to run under your own supervisor: add `spec` to it; `handle`

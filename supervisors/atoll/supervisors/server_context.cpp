@@ -58,6 +58,7 @@ server_context::server_context(server_options opts, std::shared_ptr<reactor> io,
     conf->proxy = std::make_shared<const proxy_protocol_options>(*opts_.proxy_protocol);
   if (opts_.max_connections_per_source)
     conf->sources = std::make_shared<detail::source_limiter>(*opts_.max_connections_per_source);
+  conf->watchers = std::make_shared<detail::connection_watchers>();
   conn_ = std::move(conf);
   listener_prefix_ = std::make_shared<const telemetry::event_name>(
     telemetry::event_name{"atoll", "listener"});

@@ -104,6 +104,11 @@ public:
     return io_;
   }
 
+  /// The actors subscribed to connection starts and stops.
+  detail::connection_watchers& watchers() const noexcept {
+    return *conn_->watchers;
+  }
+
   /// The telemetry bus.
   const std::shared_ptr<telemetry::bus>& events() const noexcept {
     return events_;

@@ -185,6 +185,11 @@ private:
         on_socket_ready(events, token);
       },
       [this](reactor_timer_atom, uint64_t) { on_timer(); },
+      [this](connection_info_atom) -> caf::result<connection_record> {
+        if (!sock_)
+          return caf::make_error(errc::closed, "the connection ended");
+        return record();
+      },
     };
   }
 
@@ -269,6 +274,35 @@ private:
   void start_span() {
     detail::start_connection_span(*sock_, *conf_, *hand_off_);
     hand_off_.reset(); // all taken
+    detail::notify_started(*sock_, *conf_, self_handle(),
+                           connection_state::handshaking);
+  }
+
+  /// This actor's handle; invalid once nothing references it any more (the
+  /// cleanup of an unreachable actor must not revive it).
+  caf::actor self_handle() const {
+    return caf::actor_cast<caf::actor>(address());
+  }
+
+  /// The phase as the connection's record shows it.
+  connection_state state() const noexcept {
+    switch (phase_) {
+      case phase::starting:
+      case phase::handshaking: return connection_state::handshaking;
+      case phase::proxy: return connection_state::proxy;
+      case phase::open: return connection_state::open;
+      case phase::lingering:
+      case phase::half_closed: return connection_state::draining;
+      case phase::finished: break;
+    }
+    return connection_state::closed;
+  }
+
+  /// The connection's record (`connection_info_atom`).
+  connection_record record() {
+    auto accepted_at = hand_off_ ? hand_off_->start_time : access::span(*sock_).start_time();
+    return detail::make_record(*sock_, *conf_, self_handle(), state(),
+                               accepted_at);
   }
 
   /// Counts the connection against its source's limit; refuses it (false)
@@ -859,7 +893,6 @@ private:
     phase_ = phase::finished;
     reactor::cancel(timer_);
     release_registration();
-    access::close_now(*sock_);
     std::string error;
     switch (kind) {
       case end_kind::timeout:
@@ -874,6 +907,10 @@ private:
       default:
         break;
     }
+    // While the fd is open (the record names both ends).
+    detail::notify_stopped(*sock_, *conf_, self_handle(), reason_name(kind),
+                           error);
+    access::close_now(*sock_);
     detail::stop_connection_span(*sock_, reason_name(kind), error, first_byte_at_);
   }
 

@@ -15,6 +15,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/fwd.hpp>
 
+#include "atoll/handlers/detail/connection_watchers.hpp"
 #include "atoll/handlers/detail/handler_host.hpp"
 #include "atoll/handlers/detail/socket_access.hpp"
 #include "atoll/handlers/handler.hpp"
@@ -63,6 +64,8 @@ struct connection_config {
   /// that a handler blocked in them cannot delay the stop: CAF cannot kill
   /// an actor that is busy in a callback.
   std::shared_ptr<std::atomic<int64_t>> give_up_at = std::make_shared<std::atomic<int64_t>>(0);
+  /// The actors subscribed to connection starts and stops (null: none ever).
+  std::shared_ptr<detail::connection_watchers> watchers;
 };
 
 /// The hand-off from an acceptor to a new connection actor (Thousand

@@ -88,6 +88,53 @@ void stop_connection_span(socket& sock, const char* reason, const std::string& e
   span.stop(std::move(m), std::move(meta));
 }
 
+connection_record make_record(socket& sock, const connection_config& conf, caf::actor self,
+                              connection_state state, int64_t accepted_at) {
+  connection_record rec;
+  rec.handle = std::move(self);
+  if (auto peer = sock.peername())
+    rec.peer = std::move(*peer);
+  if (auto local = sock.sockname())
+    rec.local = std::move(*local);
+  if (auto& stream = access::stream_ptr(sock))
+    rec.transport = stream->name();
+  rec.handler = conf.handler_name;
+  rec.state = state;
+  auto stats = sock.getstat();
+  rec.recv_oct = stats.recv_oct;
+  rec.recv_cnt = stats.recv_cnt;
+  rec.send_oct = stats.send_oct;
+  rec.send_cnt = stats.send_cnt;
+  rec.send_pend = stats.send_pend;
+  if (accepted_at != 0)
+    rec.age = std::chrono::nanoseconds{telemetry::monotonic_time() - accepted_at};
+  return rec;
+}
+
+void notify_started(socket& sock, const connection_config& conf, caf::actor self,
+                    connection_state state) {
+  if (!conf.watchers || !conf.watchers->any())
+    return;
+  connection_event ev;
+  ev.kind = connection_event::kind_t::started;
+  ev.connection =
+    make_record(sock, conf, std::move(self), state, access::span(sock).start_time());
+  conf.watchers->notify(ev);
+}
+
+void notify_stopped(socket& sock, const connection_config& conf, caf::actor self,
+                    const char* reason, const std::string& error) {
+  if (!conf.watchers || !conf.watchers->any() || !access::span(sock).active())
+    return; // no stop without a start
+  connection_event ev;
+  ev.kind = connection_event::kind_t::stopped;
+  ev.connection = make_record(sock, conf, std::move(self), connection_state::closed,
+                              access::span(sock).start_time());
+  ev.reason = reason;
+  ev.error = error;
+  conf.watchers->notify(ev);
+}
+
 bool trusted_proxy_source(const proxy_protocol_options& proxy, const endpoint& peer) {
   if (!peer.is_ip())
     return true;

@@ -14,6 +14,7 @@
 #include <caf/error.hpp>
 
 #include "atoll/handlers/detail/connection_actor.hpp"
+#include "atoll/handlers/connection_record.hpp"
 #include "atoll/handlers/socket.hpp"
 
 namespace atl::detail {
@@ -59,6 +60,20 @@ void start_connection_span(socket& sock, const connection_config& conf,
 /// `error` (empty: none) in the stop event.
 void stop_connection_span(socket& sock, const char* reason, const std::string& error,
                           int64_t first_byte_at);
+
+/// The record of the connection on `sock` (actor `self`, accepted at
+/// `accepted_at`, monotonic ns) in `state`.
+connection_record make_record(socket& sock, const connection_config& conf, caf::actor self,
+                              connection_state state, int64_t accepted_at);
+
+/// Tells the server's subscribers (if any) that the connection started.
+void notify_started(socket& sock, const connection_config& conf, caf::actor self,
+                    connection_state state);
+
+/// Tells the server's subscribers (if any) that the connection stopped
+/// (call before the span's stop, while the statistics are final).
+void notify_stopped(socket& sock, const connection_config& conf, caf::actor self,
+                    const char* reason, const std::string& error);
 
 /// True if `peer` may send a PROXY header (Unix-socket peers always may).
 bool trusted_proxy_source(const proxy_protocol_options& proxy, const endpoint& peer);
