@@ -82,7 +82,14 @@ struct connection_event {
   /// Started (the connection span began: after the PROXY header, before the
   /// handshake) or stopped (its last event; the record's state is `closed`
   /// and its counters are final).
-  enum class kind_t : uint8_t { started, stopped } kind = kind_t::started;
+  enum class kind_t : uint8_t {
+    /// The connection started.
+    started,
+    /// The connection ended.
+    stopped,
+  };
+  /// Which of the two.
+  kind_t kind = kind_t::started;
   /// The connection.
   connection_record connection;
   /// Stopped only: the stop event's reason (`peer_closed`, `local_closed`,

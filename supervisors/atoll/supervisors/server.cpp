@@ -122,6 +122,51 @@ caf::error no_server() {
   return caf::make_error(errc::not_found, "no server");
 }
 
+/// Answers one `listening_atom` request for `root`: its address, or the
+/// reason it went down (its start error). A failed root may be gone before
+/// it sees the request; its exit reason then comes with the down message.
+caf::behavior start_watcher(caf::event_based_actor* self, caf::actor root) {
+  struct state {
+    caf::error reason;
+    bool down = false;
+    std::optional<caf::typed_response_promise<endpoint>> waiting; // for the down message
+  };
+  auto st = std::make_shared<state>();
+  self->set_down_handler([self, st](caf::down_msg& dm) {
+    st->down = true;
+    st->reason = dm.reason ? std::move(dm.reason)
+                           : caf::make_error(errc::shutting_down, "the server stopped");
+    if (st->waiting) {
+      st->waiting->deliver(st->reason);
+      self->quit();
+    }
+  });
+  self->monitor(root);
+  return {
+    [self, st, root](listening_atom) -> caf::result<endpoint> {
+      auto rp = self->make_response_promise<endpoint>();
+      self->request(root, caf::infinite, listening_atom::value)
+        .then(
+          [self, rp](endpoint& ep) mutable {
+            rp.deliver(ep);
+            self->quit();
+          },
+          [self, st, rp](caf::error& err) mutable {
+            if (err != caf::sec::request_receiver_down) {
+              rp.deliver(std::move(err));
+              self->quit();
+            } else if (st->down) {
+              rp.deliver(st->reason);
+              self->quit();
+            } else {
+              st->waiting = rp; // the down message tells why
+            }
+          });
+      return rp;
+    },
+  };
+}
+
 } // namespace
 
 caf::expected<server_actor> spawn_server(caf::actor_system& sys, server_options opts) {
@@ -135,6 +180,21 @@ caf::expected<server_actor> spawn_server(caf::actor_system& sys, server_options 
   (*ctx)->set_server(*sup);
   register_server(sys, **ctx, *sup);
   return caf::actor_cast<server_actor>(*sup);
+}
+
+caf::typed_response_promise<server_actor, endpoint> spawn_server(caf::event_based_actor* self,
+                                                                 server_options opts) {
+  auto rp = self->make_response_promise<server_actor, endpoint>();
+  auto srv = spawn_server(self->system(), std::move(opts));
+  if (!srv) {
+    rp.deliver(std::move(srv.error()));
+    return rp;
+  }
+  auto watcher = self->spawn(start_watcher, caf::actor_cast<caf::actor>(*srv));
+  self->request(watcher, caf::infinite, listening_atom::value)
+    .then([rp, root{*srv}](endpoint& ep) mutable { rp.deliver(root, std::move(ep)); },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
 }
 
 caf::expected<server> start_server(caf::actor_system& sys, server_options opts) {
@@ -188,10 +248,10 @@ caf::expected<endpoint> server::listener_info() const {
 }
 
 server_status server::status() const {
+  // Read from the state the server's actors share: never blocks.
   if (!ctx_ || ctx_->stopping.load() || !handle())
     return server_status::stopped;
-  auto res = call<server_status>(*sys_, *ctx_, handle(), status_atom::value);
-  return res ? *res : server_status::stopped;
+  return ctx_->listener() ? server_status::running : server_status::suspended;
 }
 
 caf::expected<std::vector<connection_record>> server::connections() const {

@@ -53,7 +53,8 @@ public:
   /// and go). `connections_atom` of `atl::server_actor`.
   [[nodiscard]] caf::expected<std::vector<connection_record>> connections() const;
 
-  /// Running, suspended or stopped.
+  /// Running, suspended or stopped. Reads the state the server's actors
+  /// share, without a request: never blocks, also inside actors.
   server_status status() const;
 
   /// Status, address and the number of active connections.
@@ -105,6 +106,7 @@ public:
   /// Owns `srv`.
   explicit scoped_server(server srv) noexcept : srv_(std::move(srv)) {}
 
+  /// Takes `other`'s server (`other` owns nothing then).
   scoped_server(scoped_server&& other) noexcept : srv_(other.release()) {}
 
   /// Stops the server owned so far, then owns `other`'s.

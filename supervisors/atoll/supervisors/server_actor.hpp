@@ -14,6 +14,7 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include "atoll/handlers/connection_record.hpp"
 #include "atoll/runtime/atoms.hpp"
@@ -65,7 +66,10 @@ typename Inspector::result_type inspect(Inspector& f, server_info& x) {
 using listener_info_atom = caf::atom_constant<caf::atom("lstninfo")>;
 /// `(listening_atom)`: replies the bound `endpoint` once the server started
 /// (at once if it runs), or the error that made its start fail (e.g.
-/// `errc::address_in_use`; the server is gone then).
+/// `errc::address_in_use`) if asked while it started. A server that failed
+/// is gone: a later request fails with `caf::sec::request_receiver_down`
+/// (monitor the server for its exit reason, or start it with
+/// `spawn_server(self, opts)`, which reports the start's own error).
 using listening_atom = caf::atom_constant<caf::atom("listening")>;
 /// `(status_atom)`: replies the `server_status`.
 using status_atom = caf::atom_constant<caf::atom("srvstatus")>;
@@ -97,8 +101,9 @@ using unsubscribe_atom = caf::atom_constant<caf::atom("unsubscr")>;
 
 /// The typed interface of a server's root actor (the supervisor at the top
 /// of its tree). Every request is answered asynchronously: an actor never
-/// blocks on it, also on a one-thread scheduler. The same messages work from
-/// other CAF nodes (`atl::register_types` on both ends).
+/// blocks on it, also on a one-thread scheduler. `atl::register_types`
+/// announces every type these messages carry, so that they can cross CAF
+/// nodes; publishing a server to another node is not built yet.
 ///
 /// Besides those listed here, the root speaks the supervisor protocol of
 /// `atoll/runtime/supervisor.hpp` (`which_children_atom`, ...), and:
@@ -129,5 +134,19 @@ using server_actor = caf::typed_actor<
 /// (`errc::tls_error`), `errc::reactor_unavailable`.
 [[nodiscard]] caf::expected<server_actor> spawn_server(caf::actor_system& sys,
                                                        server_options opts);
+
+/// Spawns a server from a message handler of the actor `self`, without
+/// blocking it, and answers the request being handled once the server
+/// listens: with the server's root actor and its bound address, or with
+/// the error of the validation or of the start (`errc::address_in_use`,
+/// ...; nothing is left running then). Return the promise from the
+/// handler:
+///
+///     [=](start_atom) { return atl::spawn_server(self, opts); }
+///
+/// The server is not linked to `self`: it runs until stopped. Runs on
+/// `self`'s thread; a small helper actor waits for the start.
+[[nodiscard]] caf::typed_response_promise<server_actor, endpoint>
+spawn_server(caf::event_based_actor* self, server_options opts);
 
 } // namespace atl
