@@ -1,5 +1,6 @@
 // Tests of the generic supervisor: strategies, restart types, intensity,
 // ordered start and shutdown, shutdown policies and the operations.
+#include <optional>
 #include <boost/test/unit_test.hpp>
 
 #include <caf/all.hpp>
@@ -652,13 +653,69 @@ BOOST_AUTO_TEST_CASE(tree_snapshot_of_three_levels) {
   BOOST_CHECK(text.find("w3  <worker, permanent>") != std::string::npos);
   auto json = tree_to_json(*tree);
   BOOST_CHECK(json.find("\"role\": \"group-2\"") != std::string::npos);
+  // Every supervisor reports its strategy and intensity.
+  BOOST_CHECK_EQUAL(tree->strategy, "rest_for_one");
+  BOOST_CHECK_EQUAL(tree->max_restarts, 3u);
+  BOOST_CHECK(tree->period == 5000ms);
+  BOOST_CHECK_EQUAL(pool.strategy, "one_for_one");
+  BOOST_CHECK_EQUAL(pool.children[1].strategy, "rest_for_one");
+  BOOST_CHECK(tree->children[0].strategy.empty()); // a worker
+  BOOST_CHECK(text.find("root  <supervisor, permanent>  #" + std::to_string(sup->id())
+                        + "  rest_for_one intensity=3/5000ms recent=0")
+              != std::string::npos);
+  BOOST_CHECK(json.find("\"strategy\": \"one_for_one\"") != std::string::npos);
   // The snapshot reflects restarts.
   auto w3 = child_of(sys, child_of(sys, child_of(sys, *sup, "pool"), "group-2"), "w3");
   caf::anon_send(w3, crash_atom::value);
+  std::optional<tree_node> after;
   BOOST_REQUIRE(wait_until([&] {
     auto t = snapshot_tree(sys, *sup);
-    return t && t->children[1].children[1].children[0].restart_count == 1;
+    if (!t || t->children[1].children[1].children[0].restart_count != 1)
+      return false;
+    after = std::move(*t);
+    return true;
   }));
+  BOOST_CHECK_EQUAL(after->children[1].children[1].recent_restarts, 1u); // group-2's
+  BOOST_CHECK_EQUAL(after->children[1].recent_restarts, 0u);              // the pool's
+  // DOT: 9 nodes, 8 edges, the restarted worker in red.
+  auto dot = tree_to_dot(*after);
+  BOOST_TEST_MESSAGE("dot:\n" << dot);
+  BOOST_CHECK_EQUAL(dot.rfind("digraph supervision_tree {", 0), 0u);
+  auto count = [&](const std::string& what) {
+    size_t n = 0;
+    for (auto pos = dot.find(what); pos != std::string::npos; pos = dot.find(what, pos + 1))
+      ++n;
+    return n;
+  };
+  BOOST_CHECK_EQUAL(count("[label="), 9u);
+  BOOST_CHECK_EQUAL(count(" -> "), 8u);
+  BOOST_CHECK_EQUAL(count("color=red"), 1u);
+  BOOST_CHECK(dot.find("\"w3\\n#") != std::string::npos);
+  BOOST_CHECK(dot.find("shape=box") != std::string::npos);
+  BOOST_CHECK(!stop_supervisor(sys, *sup));
+}
+
+BOOST_AUTO_TEST_CASE(tree_snapshots_carry_the_details_a_child_spec_describes) {
+  auto log = std::make_shared<event_log>();
+  auto described = worker(log, "described");
+  described.describe = [](caf::event_based_actor*, const caf::actor& child,
+                          std::function<void(std::vector<tree_detail>)> done) {
+    done({{"kind", "test"}, {"actor", std::to_string(child.id())}});
+  };
+  auto sup = start_supervisor(sys, flags_of(strategy::one_for_one),
+                              {described, worker(log, "plain")});
+  BOOST_REQUIRE(sup);
+  auto tree = snapshot_tree(sys, *sup);
+  BOOST_REQUIRE(tree);
+  BOOST_REQUIRE_EQUAL(tree->children.size(), 2u);
+  auto& d = tree->children[0].details;
+  BOOST_REQUIRE_EQUAL(d.size(), 2u);
+  BOOST_CHECK_EQUAL(d[0].key, "kind");
+  BOOST_CHECK_EQUAL(d[0].value, "test");
+  BOOST_CHECK_EQUAL(d[1].value, std::to_string(tree->children[0].id));
+  BOOST_CHECK(tree->children[1].details.empty());
+  BOOST_CHECK(format_tree(*tree).find("kind=test  actor=") != std::string::npos);
+  BOOST_CHECK(tree_to_json(*tree).find("\"details\": {") != std::string::npos);
   BOOST_CHECK(!stop_supervisor(sys, *sup));
 }
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -972,11 +973,26 @@ private:
 
   // -- tree snapshots ----------------------------------------------------------
 
+  /// Restarts counted against the intensity now.
+  uint32_t recent_restarts() const {
+    auto now = clock_type::now();
+    uint32_t n = 0;
+    for (auto t : restart_log_)
+      if (now - t <= flags_.period)
+        ++n;
+    return n;
+  }
+
   caf::result<tree_node> snapshot() {
     struct pending_tree {
       tree_node root;
-      size_t outstanding = 0;
+      size_t outstanding = 1; // released after the requests went out
       caf::typed_response_promise<tree_node> rp;
+
+      void one_done() {
+        if (--outstanding == 0)
+          rp.deliver(std::move(root));
+      }
     };
     auto st = std::make_shared<pending_tree>();
     st->rp = make_response_promise<tree_node>();
@@ -984,7 +1000,12 @@ private:
     st->root.id = id();
     st->root.type = child_type::supervisor;
     st->root.running = true;
+    st->root.strategy = to_string(flags_.strategy);
+    st->root.max_restarts = flags_.max_restarts;
+    st->root.period = flags_.period;
+    st->root.recent_restarts = recent_restarts();
     std::vector<std::pair<size_t, caf::actor>> subtrees;
+    std::vector<std::tuple<size_t, caf::actor, const describe_function*>> described;
     for (auto& kv : temps_) {
       tree_node node;
       node.role = template_->id;
@@ -992,6 +1013,8 @@ private:
       node.restart = template_->restart;
       node.running = true;
       node.id = kv.second.id();
+      if (template_->describe)
+        described.emplace_back(st->root.children.size(), kv.second, &template_->describe);
       st->root.children.push_back(std::move(node));
     }
     for (auto& kv : records_) {
@@ -1004,28 +1027,35 @@ private:
       node.id = node.running ? kv.second.handle.id() : 0;
       if (node.running && node.type == child_type::supervisor)
         subtrees.emplace_back(st->root.children.size(), kv.second.handle);
+      else if (node.running && kv.second.spec->describe)
+        described.emplace_back(st->root.children.size(), kv.second.handle,
+                               &kv.second.spec->describe);
       st->root.children.push_back(std::move(node));
     }
     auto rp = st->rp;
-    if (subtrees.empty()) {
-      st->rp.deliver(std::move(st->root));
-      return rp;
-    }
-    st->outstanding = subtrees.size();
+    st->outstanding += subtrees.size() + described.size();
     for (auto& [index, child] : subtrees) {
       request(child, caf::infinite, tree_atom::value)
         .then(
           [st, index{index}](tree_node& sub) {
-            st->root.children[index].children = std::move(sub.children);
-            if (--st->outstanding == 0)
-              st->rp.deliver(std::move(st->root));
+            auto& node = st->root.children[index];
+            node.strategy = std::move(sub.strategy);
+            node.max_restarts = sub.max_restarts;
+            node.period = sub.period;
+            node.recent_restarts = sub.recent_restarts;
+            node.children = std::move(sub.children);
+            st->one_done();
           },
-          [st](caf::error&) {
-            // A child that cannot answer (e.g. it just exited) stays a leaf.
-            if (--st->outstanding == 0)
-              st->rp.deliver(std::move(st->root));
-          });
+          // A child that cannot answer (e.g. it just exited) stays a leaf.
+          [st](caf::error&) { st->one_done(); });
     }
+    for (auto& [index, child, describe] : described) {
+      (*describe)(this, child, [st, index{index}](std::vector<tree_detail> details) {
+        st->root.children[index].details = std::move(details);
+        st->one_done();
+      });
+    }
+    st->one_done();
     return rp;
   }
 

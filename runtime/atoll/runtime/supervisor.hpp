@@ -112,6 +112,14 @@ private:
 /// the returned actor. An error (or an exception) means "failed to start".
 using start_function = std::function<caf::expected<caf::actor>(start_context&)>;
 
+/// Describes a running child in tree snapshots: asks it (e.g. a request
+/// from `self`, the supervisor, with a timeout) and calls `done` exactly
+/// once, on the supervisor's thread, with its details (none if it cannot
+/// tell). Must not block.
+using describe_function =
+  std::function<void(caf::event_based_actor* self, const caf::actor& child,
+                     std::function<void(std::vector<tree_detail>)> done)>;
+
 /// Describes one child (OTP's child specification).
 struct child_spec {
   /// Unique id among the supervisor's children; also the role name in trees.
@@ -126,6 +134,9 @@ struct child_spec {
   /// protocol: the parent waits for its `await_started_atom` reply before it
   /// starts the next child, and asks it for its subtree in tree snapshots.
   child_type type = child_type::worker;
+  /// Optional: the details of a running child in tree snapshots
+  /// (`tree_node::details`).
+  describe_function describe;
 };
 
 /// A supervisor's configuration (OTP's supervisor flags).

@@ -2,6 +2,7 @@
 // information, counts and the recursive tree snapshot.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -72,6 +73,21 @@ typename Inspector::result_type inspect(Inspector& f, child_counts& x) {
            x.workers);
 }
 
+/// One fact about a child in a tree snapshot, given by the layer that runs
+/// it (e.g. a connection's peer or byte count).
+struct tree_detail {
+  /// What it is, e.g. "peer".
+  std::string key;
+  /// Its value as text, e.g. "127.0.0.1:40000".
+  std::string value;
+};
+
+/// Serializes a `tree_detail`.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tree_detail& x) {
+  return f(caf::meta::type_name("tree_detail"), x.key, x.value);
+}
+
 /// A recursive snapshot of a supervision tree, produced by any Atoll
 /// supervisor on a `tree_atom` request. Plain data: it can be printed,
 /// exported as JSON and sent across CAF nodes.
@@ -88,6 +104,19 @@ struct tree_node {
   uint32_t restart_count = 0;
   /// Whether the child is running.
   bool running = false;
+  /// Supervisors only: the restart strategy ("one_for_one", ...).
+  std::string strategy;
+  /// Supervisors only: the restart intensity, at most `max_restarts`...
+  uint32_t max_restarts = 0;
+  /// ... within `period`.
+  std::chrono::milliseconds period{0};
+  /// Supervisors only: the restarts counted against the intensity now (those
+  /// within the last `period`).
+  uint32_t recent_restarts = 0;
+  /// Facts about a running child from the layer that runs it (connections:
+  /// peer, local, transport, handler, state, bytes and calls each way, age),
+  /// in order; empty for most children.
+  std::vector<tree_detail> details;
   /// Children, in the supervisor's order (supervisors only).
   std::vector<tree_node> children;
 };
@@ -96,7 +125,8 @@ struct tree_node {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tree_node& x) {
   return f(caf::meta::type_name("tree_node"), x.role, x.id, x.type, x.restart,
-           x.restart_count, x.running, x.children);
+           x.restart_count, x.running, x.strategy, x.max_restarts, x.period,
+           x.recent_restarts, x.details, x.children);
 }
 
 /// Renders a snapshot as an indented, human-readable tree, one node per line:
@@ -106,6 +136,12 @@ std::string format_tree(const tree_node& root);
 /// Renders a snapshot as a JSON document (nested objects with the fields of
 /// `tree_node`). Thread-safe.
 std::string tree_to_json(const tree_node& root, int indent = 2);
+
+/// Renders a snapshot as a Graphviz DOT digraph (`dot -Tsvg`): supervisors
+/// as boxes with their strategy and intensity, workers as ellipses with
+/// their details, children not running dashed, restarted ones in red.
+/// Thread-safe.
+std::string tree_to_dot(const tree_node& root);
 
 /// Counts the nodes of a snapshot (the root included). Thread-safe.
 size_t tree_size(const tree_node& root);
