@@ -3,6 +3,8 @@
 // atomic and serialized suspend/resume, scoped_server.
 #include <boost/test/unit_test.hpp>
 
+#include <set>
+
 #include <caf/scoped_actor.hpp>
 
 #include "support/server_support.hpp"
@@ -201,6 +203,50 @@ BOOST_FIXTURE_TEST_CASE(connection_records_name_both_ends_and_count_bytes, serve
   BOOST_CHECK_EQUAL(own->peer.port, (*conns)[0].peer.port);
 }
 
+BOOST_FIXTURE_TEST_CASE(the_tree_shows_strategies_and_each_connections_record, server_fixture) {
+  auto& srv = start(probe_options(echo_script()));
+  auto a = connect(srv);
+  auto b = connect(srv);
+  expect_echo(a, "hello");
+  expect_echo(b, "hi");
+  auto tree = srv.tree();
+  BOOST_REQUIRE(tree);
+  BOOST_CHECK_EQUAL(tree->strategy, "rest_for_one");
+  std::vector<const tree_node*> conns;
+  std::function<void(const tree_node&)> walk = [&](const tree_node& n) {
+    if (n.role == "connection")
+      conns.push_back(&n);
+    if (n.role == "acceptor_pool")
+      BOOST_CHECK_EQUAL(n.strategy, "one_for_one");
+    for (auto& c : n.children)
+      walk(c);
+  };
+  walk(*tree);
+  BOOST_REQUIRE_EQUAL(conns.size(), 2u);
+  auto detail = [](const tree_node& n, const std::string& key) {
+    for (auto& d : n.details)
+      if (d.key == key)
+        return d.value;
+    return std::string{"(none)"};
+  };
+  std::set<std::string> peers;
+  for (auto* n : conns) {
+    peers.insert(detail(*n, "peer"));
+    BOOST_CHECK_EQUAL(detail(*n, "state"), "open");
+    BOOST_CHECK_EQUAL(detail(*n, "handler"), "probe");
+    BOOST_CHECK_EQUAL(detail(*n, "transport"), tls_mode() ? "tls" : "tcp");
+    auto in = detail(*n, "recv_oct");
+    BOOST_CHECK(in == "5" || in == "2");
+  }
+  std::set<std::string> expected;
+  for (auto* c : {&a, &b})
+    expected.insert(to_string(*local_endpoint(c->fd())));
+  BOOST_CHECK(peers == expected);
+  auto dot = tree_to_dot(*tree);
+  BOOST_CHECK(dot.find("peer=" + *expected.begin()) != std::string::npos);
+  BOOST_CHECK(tree_to_json(*tree).find("\"state\": \"open\"") != std::string::npos);
+}
+
 BOOST_FIXTURE_TEST_CASE(subscribers_get_each_start_and_stop_until_they_unsubscribe,
                         server_fixture) {
   auto& srv = start(probe_options(echo_script()));
@@ -333,6 +379,52 @@ BOOST_FIXTURE_TEST_CASE(a_scoped_server_stops_its_server_at_the_end_of_its_scope
   }
   BOOST_CHECK(released.status() == server_status::running);
   servers.push_back(released); // the fixture stops it
+}
+
+BOOST_FIXTURE_TEST_CASE(a_connection_actors_exit_reason_tells_how_it_ended, server_fixture) {
+  // What a monitor of the connection actor sees, for each way to end.
+  auto reason_of = [&](const std::shared_ptr<probe_script>& script, auto&& trigger,
+                       std::chrono::milliseconds read_timeout = 60000ms) {
+    auto opts = probe_options(script);
+    opts.read_timeout = read_timeout;
+    auto& srv = start(opts);
+    auto client = connect(srv);
+    auto conn = only_connection(srv);
+    caf::scoped_actor self{sys};
+    self->monitor(conn);
+    trigger(client, srv);
+    caf::error reason = caf::make_error(errc::timeout, "no down message");
+    self->receive([&](caf::down_msg& dm) { reason = dm.reason; },
+                  caf::after(std::chrono::seconds{10}) >> [] {});
+    return reason;
+  };
+  auto nothing = [](test_client&, server&) {};
+  auto send_x = [](test_client& c, server&) { c.send("x"); };
+  auto quiet = std::make_shared<probe_script>(); // reads and does nothing
+  quiet->on_data = [](std::string_view, atl::socket&) { return verdict::proceed(); };
+  // The client closes.
+  auto peer = reason_of(quiet, [](test_client& c, server&) { c.close(); });
+  BOOST_CHECK_MESSAGE(peer == errc::peer_closed, describe(peer));
+  // A close verdict: the normal end.
+  auto closing = std::make_shared<probe_script>();
+  closing->on_data = [](std::string_view, atl::socket&) { return verdict::close(); };
+  auto closed = reason_of(closing, send_x);
+  BOOST_CHECK_MESSAGE(!closed, describe(closed));
+  // The read timeout.
+  auto timed_out = reason_of(quiet, nothing, 500ms);
+  BOOST_CHECK_MESSAGE(timed_out == errc::timeout, describe(timed_out));
+  // The server's stop.
+  auto stopped = reason_of(quiet, [](test_client&, server& srv) {
+    BOOST_CHECK(!srv.stop());
+  });
+  BOOST_CHECK_MESSAGE(stopped == caf::exit_reason::user_shutdown, describe(stopped));
+  // An error verdict: its error.
+  auto failing = std::make_shared<probe_script>();
+  failing->on_data = [](std::string_view, atl::socket&) {
+    return verdict::error(caf::make_error(errc::handler_error, "bad request"));
+  };
+  auto failed = reason_of(failing, send_x);
+  BOOST_CHECK_MESSAGE(failed == errc::handler_error, describe(failed));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

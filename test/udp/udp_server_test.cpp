@@ -788,4 +788,61 @@ BOOST_FIXTURE_TEST_CASE(handlers_see_the_destination_and_socket_options, udp_fix
   }
 }
 
+BOOST_AUTO_TEST_CASE(an_actor_on_a_one_thread_scheduler_runs_a_udp_server_without_blocking) {
+  fd_leak_check fds;
+  caf::actor_system_config cfg;
+  atl::register_types(cfg);
+  cfg.set("scheduler.max-threads", 1);
+  caf::actor_system sys{cfg};
+  auto log = std::make_shared<event_log>();
+  auto opts = loopback_options();
+  opts.set_handler<echo_handler>();
+  auto port = std::make_shared<std::atomic<uint16_t>>(0);
+  auto root = std::make_shared<udp_server_actor>();
+  sys.spawn([log, opts, port, root](caf::event_based_actor* self) {
+    auto blocked = start_udp_server(self->system(), opts);
+    log->add(!blocked && blocked.error() == errc::would_deadlock ? "blocking:refused"
+                                                                 : "blocking:ran");
+    auto srv = spawn_udp_server(self->system(), opts);
+    if (!srv) {
+      log->add("spawn:" + describe(srv.error()));
+      return;
+    }
+    auto s = *srv;
+    *root = s;
+    self->request(s, 10s, listening_atom::value).then([=](endpoint& ep) {
+      port->store(ep.port);
+      log->add("listening");
+    });
+  });
+  BOOST_REQUIRE(log->wait_for("listening"));
+  udp_client c;
+  endpoint to;
+  to.address = "127.0.0.1";
+  to.port = port->load();
+  c.send(to, "one");
+  BOOST_CHECK_EQUAL(c.recv().value_or("nothing"), "one");
+  sys.spawn([log, root](caf::event_based_actor* self) {
+    auto s = *root;
+    self->request(s, 10s, suspend_atom::value).then([=](caf::ok_atom) {
+      self->request(s, 10s, server_info_atom::value).then([=](udp_server_info& info) {
+        log->add("info:" + to_string(info.status) + (info.local ? ":bound" : ":unbound"));
+        self->request(s, 10s, resume_atom::value).then([=](caf::ok_atom) {
+          self->request(s, 10s, status_atom::value).then([=](server_status st) {
+            log->add("status:" + to_string(st));
+            self->request(s, 30s, stop_atom::value).then([=](caf::ok_atom) {
+              log->add("stopped");
+            });
+          });
+        });
+      });
+    });
+  });
+  BOOST_REQUIRE(log->wait_for("stopped", 1, 20000ms));
+  std::vector<std::string> expected{"blocking:refused", "listening", "info:suspended:unbound",
+                                    "status:running", "stopped"};
+  auto got = log->entries();
+  BOOST_CHECK_EQUAL_COLLECTIONS(got.begin(), got.end(), expected.begin(), expected.end());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -19,6 +19,21 @@ std::string to_string(connection_state x) {
   return "?";
 }
 
+std::vector<tree_detail> to_details(const connection_record& rec) {
+  auto age = std::chrono::duration_cast<std::chrono::milliseconds>(rec.age).count();
+  return {{"peer", to_string(rec.peer)},
+          {"local", to_string(rec.local)},
+          {"transport", rec.transport},
+          {"handler", rec.handler},
+          {"state", to_string(rec.state)},
+          {"recv_oct", std::to_string(rec.recv_oct)},
+          {"send_oct", std::to_string(rec.send_oct)},
+          {"recv_cnt", std::to_string(rec.recv_cnt)},
+          {"send_cnt", std::to_string(rec.send_cnt)},
+          {"send_pend", std::to_string(rec.send_pend)},
+          {"age_ms", std::to_string(age)}};
+}
+
 namespace detail {
 
 bool connection_watchers::add(const caf::actor& who) {

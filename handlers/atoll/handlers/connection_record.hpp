@@ -6,11 +6,13 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/atom.hpp>
 #include <caf/meta/type_name.hpp>
 
+#include "atoll/runtime/types.hpp"
 #include "atoll/transports/endpoint.hpp"
 
 namespace atl {
@@ -67,6 +69,11 @@ struct connection_record {
   /// Time since the connection was accepted.
   std::chrono::nanoseconds age{0};
 };
+
+/// The record as the details of its node in a tree snapshot: peer, local,
+/// transport, handler, state, recv_oct, send_oct, recv_cnt, send_cnt,
+/// send_pend, age_ms.
+std::vector<tree_detail> to_details(const connection_record& rec);
 
 /// Serializes a `connection_record`.
 template <class Inspector>

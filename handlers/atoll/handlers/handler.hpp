@@ -37,6 +37,17 @@ class handler_host;
 /// An exception thrown by a callback or a message handler ends this
 /// connection only: it is logged and `handle_error` runs with
 /// `errc::handler_exception`.
+///
+/// The connection actor's exit reason (what a monitor or link of it sees)
+/// tells how the connection ended: none (a normal exit) after a close
+/// verdict or `socket::close`; `errc::peer_closed` when the client closed;
+/// `errc::timeout` after the read or handshake timeout;
+/// `caf::exit_reason::user_shutdown` after the server's stop; otherwise the
+/// error (`errc::handler_error` for an error verdict,
+/// `errc::handler_exception`, a transport error, `errc::proxy_header`,
+/// `errc::source_limit`, ...). Like Erlang's `{shutdown, peer_closed}`,
+/// a peer close is not a normal exit: an actor linked to the connection
+/// actor ends with it unless it traps exits (monitor it instead).
 class handler {
 public:
   /// Lets derived handlers write `socket` (plain `socket` would otherwise

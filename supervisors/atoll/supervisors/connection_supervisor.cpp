@@ -2,6 +2,7 @@
 
 #include <caf/event_based_actor.hpp>
 
+#include "atoll/handlers/connection_record.hpp"
 #include "atoll/runtime/error.hpp"
 
 namespace atl::detail {
@@ -34,6 +35,13 @@ child_spec connection_supervisor_spec(std::shared_ptr<server_context> ctx,
       return caf::make_error(errc::start_failed,
                              std::string{"connection_process threw: "} + ex.what());
     }
+  };
+  // Tree snapshots show each connection's record.
+  connection.describe = [](caf::event_based_actor* self, const caf::actor& child,
+                           std::function<void(std::vector<tree_detail>)> done) {
+    self->request(child, std::chrono::seconds{5}, connection_info_atom::value)
+      .then([done](connection_record& rec) { done(to_details(rec)); },
+            [done](caf::error&) { done({}); });
   };
   supervisor_flags flags;
   flags.strategy = strategy::simple_one_for_one;

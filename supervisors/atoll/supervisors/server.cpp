@@ -9,10 +9,12 @@
 #include "atoll/runtime/logger.hpp"
 #include "atoll/supervisors/acceptor_pool.hpp"
 #include "atoll/supervisors/listener.hpp"
+#include "atoll/supervisors/detail/blocking_call.hpp"
 #include "atoll/supervisors/detail/server_protocol.hpp"
 #include "atoll/supervisors/server_context.hpp"
 #include "atoll/supervisors/server_metrics.hpp"
 #include "atoll/supervisors/shutdown_listener.hpp"
+#include "atoll/supervisors/udp_server.hpp"
 
 namespace atl {
 
@@ -84,38 +86,20 @@ void register_server(caf::actor_system& sys, const detail::server_context& ctx,
     sys.registry().put(caf::atom_from_string(name), sup);
 }
 
-/// `errc::would_deadlock` if a blocking call on this thread would wait
-/// for itself: the caller is an actor on the only scheduler thread.
-caf::error check_blocking(const reactor& io) {
-  if (io.on_worker() && io.num_pollers() == 1)
-    return caf::make_error(errc::would_deadlock,
-                           "a blocking server call inside an actor on the only scheduler "
-                           "thread; send the request of atl::server_actor instead");
-  return caf::none;
-}
+using detail::check_blocking;
 
-/// One request to `root`, waiting for its answer on this thread.
+/// One request to the server's root, waiting on this thread.
 template <class T, class... Ts>
 caf::expected<T> call(caf::actor_system& sys, const detail::server_context& ctx,
                       const caf::actor& root, Ts&&... xs) {
-  if (!root)
-    return caf::make_error(errc::not_found, "the server is not running");
-  if (auto err = check_blocking(*ctx.io()))
-    return err;
-  caf::scoped_actor self{sys};
-  caf::expected<T> result{caf::error{}};
-  self->request(root, caf::infinite, std::forward<Ts>(xs)...)
-    .receive([&](T& x) { result = std::move(x); },
-             [&](caf::error& err) { result = std::move(err); });
-  return result;
+  return detail::blocking_call<T>(sys, *ctx.io(), root, std::forward<Ts>(xs)...);
 }
 
 /// As `call` for requests answered with `ok`.
 template <class... Ts>
 caf::error call_ok(caf::actor_system& sys, const detail::server_context& ctx,
                    const caf::actor& root, Ts&&... xs) {
-  auto res = call<caf::ok_atom>(sys, ctx, root, std::forward<Ts>(xs)...);
-  return res ? caf::error{} : std::move(res.error());
+  return detail::blocking_call_ok(sys, *ctx.io(), root, std::forward<Ts>(xs)...);
 }
 
 caf::error no_server() {
@@ -182,18 +166,28 @@ caf::expected<server_actor> spawn_server(caf::actor_system& sys, server_options 
   return caf::actor_cast<server_actor>(*sup);
 }
 
-caf::typed_response_promise<server_actor, endpoint> spawn_server(caf::event_based_actor* self,
-                                                                 server_options opts) {
-  auto rp = self->make_response_promise<server_actor, endpoint>();
+void spawn_server(caf::event_based_actor* self, server_options opts,
+                  std::function<void(caf::expected<listening_server>)> then) {
   auto srv = spawn_server(self->system(), std::move(opts));
   if (!srv) {
-    rp.deliver(std::move(srv.error()));
-    return rp;
+    then(std::move(srv.error()));
+    return;
   }
   auto watcher = self->spawn(start_watcher, caf::actor_cast<caf::actor>(*srv));
   self->request(watcher, caf::infinite, listening_atom::value)
-    .then([rp, root{*srv}](endpoint& ep) mutable { rp.deliver(root, std::move(ep)); },
-          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+    .then([then, root{*srv}](endpoint& ep) { then(listening_server{root, std::move(ep)}); },
+          [then](caf::error& err) { then(std::move(err)); });
+}
+
+caf::typed_response_promise<server_actor, endpoint> spawn_server(caf::event_based_actor* self,
+                                                                 server_options opts) {
+  auto rp = self->make_response_promise<server_actor, endpoint>();
+  spawn_server(self, std::move(opts), [rp](caf::expected<listening_server> started) mutable {
+    if (started)
+      rp.deliver(std::move(started->root), std::move(started->local));
+    else
+      rp.deliver(std::move(started.error()));
+  });
   return rp;
 }
 
@@ -328,6 +322,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<connection_record>("atl::connection_record");
   cfg.add_message_type<std::vector<connection_record>>("std::vector<atl::connection_record>");
   cfg.add_message_type<connection_event>("atl::connection_event");
+  cfg.add_message_type<udp_server_info>("atl::udp_server_info");
   cfg.add_message_type<histogram_snapshot>("atl::histogram_snapshot");
   cfg.add_message_type<metrics_snapshot>("atl::metrics_snapshot");
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -134,6 +135,23 @@ using server_actor = caf::typed_actor<
 /// (`errc::tls_error`), `errc::reactor_unavailable`.
 [[nodiscard]] caf::expected<server_actor> spawn_server(caf::actor_system& sys,
                                                        server_options opts);
+
+/// A server that listens: its root actor and its bound address.
+struct listening_server {
+  /// The server's root actor.
+  server_actor root;
+  /// Where it listens (the real port when started with port 0).
+  endpoint local;
+};
+
+/// Spawns a server from inside the actor `self` without blocking it, and
+/// calls `then` on `self`'s thread once the server listens, or with the
+/// error of the validation or of the start (`errc::address_in_use`, ...;
+/// nothing is left running then). `then` is not called if `self` ends
+/// first. The server is not linked to `self`: it runs until stopped. A small
+/// helper actor waits for the start.
+void spawn_server(caf::event_based_actor* self, server_options opts,
+                  std::function<void(caf::expected<listening_server>)> then);
 
 /// Spawns a server from a message handler of the actor `self`, without
 /// blocking it, and answers the request being handled once the server

@@ -3,6 +3,8 @@
 #include <caf/actor_system.hpp>
 
 #include "atoll/runtime/error.hpp"
+#include "atoll/supervisors/detail/blocking_call.hpp"
+#include "atoll/supervisors/detail/udp_server_protocol.hpp"
 #include "atoll/supervisors/udp_connection_supervisor.hpp"
 #include "atoll/supervisors/udp_listener_pool.hpp"
 #include "atoll/supervisors/udp_rate_limiter.hpp"
@@ -35,6 +37,9 @@ server_tree(const std::shared_ptr<detail::udp_server_context>& ctx) {
   flags.strategy = strategy::rest_for_one;
   flags.name = ctx->options().name;
   flags.on_stop = [ctx] { ctx->stopping = true; };
+  flags.extension = [ctx](caf::event_based_actor* self) {
+    return detail::udp_server_protocol(self, ctx);
+  };
   std::vector<child_spec> children;
   if (ctx->limiter())
     children.push_back(detail::udp_rate_limiter_spec(ctx));
@@ -50,10 +55,25 @@ caf::error no_server() {
 
 } // namespace
 
+caf::expected<udp_server_actor> spawn_udp_server(caf::actor_system& sys,
+                                                 udp_server_options opts) {
+  auto ctx = make_context(sys, std::move(opts));
+  if (!ctx)
+    return ctx.error();
+  auto [flags, children] = server_tree(*ctx);
+  auto sup = spawn_supervisor(sys, std::move(flags), std::move(children));
+  if (!sup)
+    return sup.error();
+  (*ctx)->set_server(*sup);
+  return caf::actor_cast<udp_server_actor>(*sup);
+}
+
 caf::expected<udp_server> start_udp_server(caf::actor_system& sys, udp_server_options opts) {
   auto ctx = make_context(sys, std::move(opts));
   if (!ctx)
     return ctx.error();
+  if (auto err = detail::check_blocking(*(*ctx)->io()))
+    return err;
   auto [flags, children] = server_tree(*ctx);
   auto sup = start_supervisor(sys, std::move(flags), std::move(children));
   if (!sup)
@@ -84,13 +104,14 @@ caf::actor udp_server::handle() const {
   return ctx_ ? ctx_->server() : caf::actor{};
 }
 
+udp_server_actor udp_server::actor() const {
+  return caf::actor_cast<udp_server_actor>(handle());
+}
+
 caf::expected<endpoint> udp_server::listener_info() const {
   if (!ctx_)
     return no_server();
-  auto sockets = ctx_->sockets();
-  if (sockets.empty())
-    return caf::make_error(errc::suspended, "the server is not receiving");
-  return sockets.front()->socket()->local();
+  return detail::blocking_call<endpoint>(*sys_, *ctx_->io(), handle(), listener_info_atom::value);
 }
 
 server_status udp_server::status() const {
@@ -102,45 +123,27 @@ server_status udp_server::status() const {
 caf::expected<udp_server_info> udp_server::info() const {
   if (!ctx_)
     return no_server();
-  udp_server_info result;
-  result.status = status();
-  if (auto local = listener_info())
-    result.local = *local;
-  if (auto sup = ctx_->connection_supervisor())
-    if (auto counts = count_children(*sys_, sup))
-      result.active_handlers = counts->active;
-  return result;
+  return detail::blocking_call<udp_server_info>(*sys_, *ctx_->io(), handle(),
+                                                server_info_atom::value);
 }
 
 caf::expected<std::vector<caf::actor>> udp_server::connections() const {
   if (!ctx_)
     return no_server();
-  std::vector<caf::actor> result;
-  auto sup = ctx_->connection_supervisor();
-  if (!sup)
-    return result;
-  auto children = which_children(*sys_, sup);
-  if (!children)
-    return children.error();
-  for (auto& child : *children)
-    if (child.handle)
-      result.push_back(child.handle);
-  return result;
+  return detail::blocking_call<std::vector<caf::actor>>(*sys_, *ctx_->io(), handle(),
+                                                        connections_atom::value);
 }
 
 caf::error udp_server::suspend() {
   if (!ctx_)
     return no_server();
-  return terminate_child(*sys_, handle(), std::string{"listener_pool"});
+  return detail::blocking_call_ok(*sys_, *ctx_->io(), handle(), suspend_atom::value);
 }
 
 caf::error udp_server::resume() {
   if (!ctx_)
     return no_server();
-  auto pool = restart_child(*sys_, handle(), "listener_pool");
-  if (!pool && pool.error() != errc::running)
-    return pool.error();
-  return caf::none;
+  return detail::blocking_call_ok(*sys_, *ctx_->io(), handle(), resume_atom::value);
 }
 
 caf::error udp_server::stop(std::optional<std::chrono::milliseconds> timeout) {
@@ -149,6 +152,8 @@ caf::error udp_server::stop(std::optional<std::chrono::milliseconds> timeout) {
   auto sup = handle();
   if (!sup)
     return caf::none;
+  if (auto err = detail::check_blocking(*ctx_->io()))
+    return err;
   if (!timeout) {
     const auto& policy = ctx_->options().shutdown_timeout;
     constexpr std::chrono::milliseconds grace{5000};
@@ -164,7 +169,7 @@ caf::error udp_server::stop(std::optional<std::chrono::milliseconds> timeout) {
 caf::expected<tree_node> udp_server::tree() const {
   if (!ctx_)
     return no_server();
-  return snapshot_tree(*sys_, handle());
+  return detail::blocking_call<tree_node>(*sys_, *ctx_->io(), handle(), tree_atom::value);
 }
 
 udp_server_stats udp_server::stats() const {

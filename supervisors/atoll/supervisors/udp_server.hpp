@@ -13,11 +13,15 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 #include <caf/fwd.hpp>
+#include <caf/meta/load_callback.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/typed_actor.hpp>
 
 #include "atoll/runtime/supervisor.hpp"
 #include "atoll/runtime/types.hpp"
 #include "atoll/supervisors/rate_limiter.hpp"
 #include "atoll/supervisors/server.hpp"
+#include "atoll/supervisors/server_actor.hpp"
 #include "atoll/supervisors/udp_server_options.hpp"
 #include "atoll/transports/endpoint.hpp"
 
@@ -54,8 +58,52 @@ struct udp_server_info {
   uint64_t active_handlers = 0;
 };
 
-/// A handle to a running UDP server. Cheap to copy. The member functions
-/// block the calling thread: call them from outside actors.
+/// Serializes a `udp_server_info`.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, udp_server_info& x) {
+  // CAF 0.17 has no std::optional: a flag and the address.
+  bool receiving = x.local.has_value();
+  endpoint local = receiving ? *x.local : endpoint{};
+  auto loaded = caf::meta::load_callback([&]() -> caf::error {
+    x.local = receiving ? std::optional<endpoint>{local} : std::nullopt;
+    return caf::none;
+  });
+  return f(caf::meta::type_name("udp_server_info"), x.status, receiving, local,
+           x.active_handlers, loaded);
+}
+
+/// The typed interface of a UDP server's root actor: the TCP server's
+/// protocol (`atl::server_actor`) where it applies. Every request is
+/// answered asynchronously; an actor never blocks on it.
+/// - `(listening_atom)`: the bound `endpoint` once the server started, or
+///   the error of its start if asked while it started.
+/// - `(listener_info_atom)`: the bound `endpoint`; `errc::suspended`.
+/// - `(status_atom)`: the `server_status`.
+/// - `(server_info_atom)`: a `udp_server_info` (status, address, handler
+///   actors alive).
+/// - `(connections_atom)`: the handler actors alive now.
+/// - `(tree_atom)`: a `tree_node` snapshot.
+/// - `(suspend_atom)`: stops receiving (every socket closes); `ok`, also
+///   if suspended. Atomic: one child holds every socket.
+/// - `(resume_atom)`: opens the sockets again (all or none); `ok`, also if
+///   running, or the bind error.
+/// - `(stop_atom)`: stops the server (handlers get `handle_shutdown`);
+///   `ok` once it is gone.
+/// Suspend and resume fail with `errc::shutting_down` once it stops.
+using udp_server_actor = caf::typed_actor<
+  caf::replies_to<listening_atom>::with<endpoint>,
+  caf::replies_to<listener_info_atom>::with<endpoint>,
+  caf::replies_to<status_atom>::with<server_status>,
+  caf::replies_to<server_info_atom>::with<udp_server_info>,
+  caf::replies_to<connections_atom>::with<std::vector<caf::actor>>,
+  caf::replies_to<tree_atom>::with<tree_node>, caf::replies_to<suspend_atom>::with<caf::ok_atom>,
+  caf::replies_to<resume_atom>::with<caf::ok_atom>, caf::replies_to<stop_atom>::with<caf::ok_atom>>;
+
+/// A blocking handle to a running UDP server, for code outside actors.
+/// Cheap to copy. Each member function but `status`, `stats` and
+/// `set_rate_limit` is one request of `atl::udp_server_actor` to the root,
+/// waited for on the calling thread; on the system's only scheduler thread
+/// they fail at once with `errc::would_deadlock` instead of hanging.
 class udp_server {
 public:
   udp_server() = default;
@@ -63,11 +111,15 @@ public:
   /// The server's supervisor actor (root of its supervision tree).
   caf::actor handle() const;
 
+  /// The same actor, typed: the requests of `atl::udp_server_actor`.
+  udp_server_actor actor() const;
+
   /// The bound address (the real port when started with port 0). Errors:
   /// `errc::suspended`.
   [[nodiscard]] caf::expected<endpoint> listener_info() const;
 
-  /// Running, suspended or stopped.
+  /// Running, suspended or stopped. Reads the state the server's actors
+  /// share, without a request: never blocks.
   server_status status() const;
 
   /// Status, address and the number of handler actors.
@@ -116,11 +168,19 @@ private:
   std::shared_ptr<detail::udp_server_context> ctx_;
 };
 
+/// Spawns a UDP server without waiting for it: validates `opts` and returns
+/// its root actor at once; ask it `listening_atom` to learn when it
+/// receives (and where) or why it could not start. Never blocks; callable
+/// from actors. Errors: as the validation of `start_udp_server`.
+[[nodiscard]] caf::expected<udp_server_actor> spawn_udp_server(caf::actor_system& sys,
+                                                               udp_server_options opts);
+
 /// Starts a UDP server and blocks until it receives. Callable from any
 /// thread outside actors. Errors: `errc::missing_option` /
 /// `errc::invalid_option` (validation), bind errors
 /// (`errc::address_in_use`, `errc::access_denied`, `errc::invalid_address`),
-/// `errc::reactor_unavailable`.
+/// `errc::reactor_unavailable`, `errc::would_deadlock` (called on the only
+/// scheduler thread).
 [[nodiscard]] caf::expected<udp_server> start_udp_server(caf::actor_system& sys,
                                                          udp_server_options opts);
 

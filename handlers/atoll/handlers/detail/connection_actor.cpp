@@ -872,19 +872,26 @@ private:
       end_now(); // closed by the client, or broken
   }
 
-  /// Closes the socket and ends the actor with the reason of its end kind.
+  /// Closes the socket and ends the actor with the reason of its end kind
+  /// (what monitors and links see; see `handler` for the list).
   void end_now() {
     close_now(end_kind_, end_reason_);
     switch (end_kind_) {
       case end_kind::shutdown:
         quit(caf::exit_reason::user_shutdown);
         break;
-      case end_kind::error:
-      case end_kind::exception:
-        quit(end_reason_);
+      case end_kind::peer_closed:
+        quit(caf::make_error(errc::peer_closed, "the client closed the connection"));
+        break;
+      case end_kind::timeout:
+        quit(caf::make_error(errc::timeout, opened_ ? "read timeout" : "handshake timeout"));
+        break;
+      case end_kind::local_closed:
+      case end_kind::handler_closed:
+        quit(); // a close the server side chose: the normal end
         break;
       default:
-        quit();
+        quit(end_reason_ ? end_reason_ : caf::make_error(errc::closed, "connection ended"));
     }
   }
 

@@ -266,7 +266,7 @@ void list_connections(const state_ptr& st,
           for (size_t i = 0; i < records.size(); ++i) {
             if (records[i]) {
               result.push_back(std::move(*records[i]));
-            } else if (records[i].error() != errc::closed) {
+            } else if (records[i].error() == caf::sec::request_timeout) {
               connection_record busy; // did not answer in time
               busy.handle = conns[i];
               result.push_back(std::move(busy));
