@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -320,9 +321,23 @@ inline void block_stop_signals_at_exec(int, char**, char**) {
 
 } // namespace detail
 
-/// Starts the server with `opts`, prints "listening on ADDRESS:PORT", runs
-/// until SIGINT/SIGTERM, stops it gracefully. Returns the exit code.
-inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::server_options opts) {
+/// A started server as `run_server_with` sees it: its typed root, where it
+/// listens, and how to stop it gracefully (blocking).
+struct started_server {
+  atl::server_actor root;
+  atl::endpoint local;
+  std::function<caf::error()> stop;
+};
+
+/// Starts a server from options (the example's own way).
+using start_function = std::function<caf::expected<started_server>(atl::server_options)>;
+
+/// Attaches what the observability options ask for (logger, JSON
+/// telemetry, metrics endpoint), starts the server with `start`, prints
+/// "listening on ADDRESS:PORT", runs until SIGINT/SIGTERM, stops it
+/// gracefully. Returns the exit code.
+inline int run_server_with(caf::actor_system& sys, const server_config& cfg,
+                           atl::server_options opts, const start_function& start) {
   auto bus = opts.telemetry ? opts.telemetry : atl::telemetry::default_bus();
   if (auto level = cfg.log()) {
     if (auto err = atl::attach_logger(*bus, *level)) {
@@ -337,14 +352,9 @@ inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::ser
   std::shared_ptr<atl::server_metrics> metrics;
   if (metrics_opts && *metrics_opts)
     metrics = std::make_shared<atl::server_metrics>(bus); // before the first event
-  auto srv = atl::start_server(sys, std::move(opts));
+  auto srv = start(std::move(opts));
   if (!srv) {
     say(std::string{"cannot start the server: "} + atl::describe(srv.error()) + "\n");
-    return EXIT_FAILURE;
-  }
-  auto local = srv->listener_info();
-  if (!local) {
-    say("cannot read the listener address: " + atl::describe(local.error()) + "\n");
     return EXIT_FAILURE;
   }
   std::optional<atl::server> metrics_endpoint;
@@ -357,16 +367,18 @@ inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::ser
     }
     metrics_endpoint = *ep;
   }
-  std::cout << "listening on " << atl::to_string(*local) << std::endl;
+  std::cout << "listening on " << atl::to_string(srv->local) << std::endl;
   if (metrics_endpoint) {
     if (auto where = metrics_endpoint->listener_info())
       say(std::string{"metrics on http://"} + atl::to_string(*where) + "/metrics\n");
   }
   if (cfg.print_tree) {
-    if (auto tree = srv->tree())
-      say(atl::format_tree(*tree));
-    else
-      say(std::string{"cannot snapshot the tree: "} + atl::describe(tree.error()) + "\n");
+    caf::scoped_actor self{sys};
+    self->request(srv->root, std::chrono::seconds{5}, atl::tree_atom::value)
+      .receive([](atl::tree_node& tree) { say(atl::format_tree(tree)); },
+               [](caf::error& err) {
+                 say(std::string{"cannot snapshot the tree: "} + atl::describe(err) + "\n");
+               });
   }
   auto sig = wait_for_stop_signal();
   say(std::string{"received "} + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", stopping\n");
@@ -383,10 +395,32 @@ inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::ser
   return EXIT_SUCCESS;
 }
 
+/// Starts a server with `atl::start_server` (blocking; the examples' main
+/// thread is outside actors).
+inline start_function blocking_start(caf::actor_system& sys) {
+  return [&sys](atl::server_options o) -> caf::expected<started_server> {
+    auto srv = atl::start_server(sys, std::move(o));
+    if (!srv)
+      return srv.error();
+    auto local = srv->listener_info();
+    if (!local) {
+      static_cast<void>(srv->stop());
+      return local.error();
+    }
+    return started_server{srv->actor(), *local, [s{*srv}]() mutable { return s.stop(); }};
+  };
+}
+
+/// `run_server_with` for a server started by `atl::start_server`.
+inline int run_server(caf::actor_system& sys, const server_config& cfg, atl::server_options opts) {
+  return run_server_with(sys, cfg, std::move(opts), blocking_start(sys));
+}
+
 /// The whole main() of an example: parse, start, run, stop. `customize`
-/// adds the example's handler to the options.
-template <class Config, class Customize>
-int main_of(int argc, char** argv, Customize customize) {
+/// adds the example's handler to the options; `make_start(sys, cfg)` gives
+/// the way the server starts.
+template <class Config, class Customize, class MakeStart>
+int main_of_with(int argc, char** argv, Customize customize, MakeStart make_start) {
   block_stop_signals(); // done at exec already (see detail::block_stop_signals_at_exec)
   Config cfg;
   int exit_code = 0;
@@ -403,7 +437,16 @@ int main_of(int argc, char** argv, Customize customize) {
   std::set_terminate(previous_handler);
   if (!customize(system, cfg, *opts))
     return EXIT_FAILURE;
-  return run_server(system, cfg, std::move(*opts));
+  return run_server_with(system, cfg, std::move(*opts), make_start(system, cfg));
+}
+
+/// `main_of_with` for a server started by `atl::start_server`.
+template <class Config, class Customize>
+int main_of(int argc, char** argv, Customize customize) {
+  return main_of_with<Config>(argc, argv, std::move(customize),
+                              [](caf::actor_system& sys, const Config&) {
+                                return blocking_start(sys);
+                              });
 }
 
 } // namespace example

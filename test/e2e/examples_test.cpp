@@ -179,6 +179,43 @@ BOOST_AUTO_TEST_CASE(echo_actor_echoes_from_its_own_actors_and_drains_on_sigterm
   ex.stop();
 }
 
+BOOST_AUTO_TEST_CASE(echo_managed_runs_its_server_from_an_actor) {
+  running_example ex{"echo_managed", {"--events", "--status-every=100", "--goodbye=see you"}};
+  auto a = ex.connect();
+  auto b = ex.connect();
+  a.send("ping\n");
+  b.send("pong pong\n");
+  BOOST_CHECK_EQUAL(a.recv_exact(5), "ping\n");
+  BOOST_CHECK_EQUAL(b.recv_exact(10), "pong pong\n");
+  auto pa = "127.0.0.1:" + std::to_string(local_endpoint(a.fd())->port);
+  auto pb = "127.0.0.1:" + std::to_string(local_endpoint(b.fd())->port);
+  // The manager's subscription and its listings of the connection records.
+  auto a_line = "connection from " + pa + "\n";
+  auto a_status = pa + " open in=5 out=5 age=";
+  auto b_status = pb + " open in=10 out=10 age=";
+  BOOST_CHECK_MESSAGE(wait_until([&] {
+                        auto err = ex.proc.stderr_text();
+                        return err.find(a_line) != std::string::npos
+                               && err.find("connections: 2\n") != std::string::npos
+                               && err.find(a_status) != std::string::npos
+                               && err.find(b_status) != std::string::npos;
+                      }),
+                      "stderr: " << ex.proc.stderr_text());
+  {
+    auto c = ex.connect();
+    c.send("x");
+    BOOST_CHECK_EQUAL(c.recv_exact(1), "x");
+  } // closed by the client
+  // At the stop each connection actor sends the goodbye line, then drains.
+  ex.stop(SIGTERM);
+  BOOST_CHECK_EQUAL(a.recv_until_closed(), "see you\n");
+  BOOST_CHECK_EQUAL(b.recv_until_closed(), "see you\n");
+  BOOST_CHECK(!a.was_reset());
+  auto err = ex.proc.stderr_text();
+  BOOST_CHECK_MESSAGE(err.find(" closed: peer_closed\n") != std::string::npos, err);
+  BOOST_CHECK_MESSAGE(err.find(pa + " closed: shutdown\n") != std::string::npos, err);
+}
+
 BOOST_AUTO_TEST_CASE(hello_world_greets_and_closes) {
   running_example ex{"hello_world"};
   for (int i = 0; i < 3; ++i) {
@@ -379,6 +416,9 @@ BOOST_AUTO_TEST_CASE(help_prints_the_options_and_exits_zero) {
     BOOST_CHECK_MESSAGE(tls.find(option) != std::string::npos, option << " missing:\n" << tls);
   BOOST_CHECK(help_text("daytime").find("--local-time") != std::string::npos);
   BOOST_CHECK(help_text("echo_actor").find("--greeting=") != std::string::npos);
+  for (auto option : {"--events", "--status-every=", "--goodbye="})
+    BOOST_CHECK_MESSAGE(help_text("echo_managed").find(option) != std::string::npos,
+                        option << " missing from echo_managed --help");
   BOOST_CHECK(help_text("supervision_demo").find("--crashes=") != std::string::npos);
 }
 
@@ -395,6 +435,10 @@ BOOST_AUTO_TEST_CASE(examples_reject_integers_that_are_not_plain_decimal) {
   expect_refused({echo, "-p"}, "--port");     // no value
   expect_refused({echo, "--port=0", "--scheduler.max-threads=0x2"}, "--scheduler.max-threads");
   expect_refused({echo, "--port=0", "--scheduler.max-threads=-1"}, "--scheduler.max-threads");
+  auto managed = example_path("echo_managed");
+  expect_refused({managed, "--port=0", "--status-every=-5"}, "--status-every");
+  expect_refused({managed, "--port=0", "--status-every=3600001"}, "--status-every");
+  expect_refused({managed, "--port=0", "--goodbye=" + std::string(1025, 'x')}, "--goodbye");
   auto demo = example_path("supervision_demo");
   expect_refused({demo, "--crashes=0x1"}, "--crashes");
   expect_refused({demo, "--crashes=-1"}, "--crashes");
