@@ -881,7 +881,7 @@ private:
         quit(caf::exit_reason::user_shutdown);
         break;
       case end_kind::peer_closed:
-        quit(caf::make_error(errc::peer_closed, "the client closed the connection"));
+        quit(caf::make_error(errc::peer_closed)); // the common end: no context text
         break;
       case end_kind::timeout:
         quit(caf::make_error(errc::timeout, opened_ ? "read timeout" : "handshake timeout"));
