@@ -1035,7 +1035,10 @@ private:
     auto rp = st->rp;
     st->outstanding += subtrees.size() + described.size();
     for (auto& [index, child] : subtrees) {
-      request(child, caf::infinite, tree_atom::value)
+      // Bounded: a child killed while it builds its answer drops its response
+      // promise (CAF 0.17 sends no error for it), and the whole snapshot
+      // would wait forever.
+      request(child, default_call_timeout, tree_atom::value)
         .then(
           [st, index{index}](tree_node& sub) {
             auto& node = st->root.children[index];

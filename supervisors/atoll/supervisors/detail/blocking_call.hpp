@@ -3,6 +3,7 @@
 // thread.
 #pragma once
 
+#include <chrono>
 #include <utility>
 
 #include <caf/actor.hpp>
@@ -25,6 +26,11 @@ inline caf::error check_blocking(const reactor& io) {
   return caf::none;
 }
 
+/// How long a blocking call waits for the root's answer (a bound, not an
+/// expectation: a request whose answer is lost fails with
+/// `caf::sec::request_timeout` instead of hanging).
+constexpr std::chrono::seconds blocking_call_timeout{60};
+
 /// One request to `root`, waiting for its answer on this thread.
 template <class T, class... Ts>
 caf::expected<T> blocking_call(caf::actor_system& sys, const reactor& io, const caf::actor& root,
@@ -35,7 +41,7 @@ caf::expected<T> blocking_call(caf::actor_system& sys, const reactor& io, const 
     return err;
   caf::scoped_actor self{sys};
   caf::expected<T> result{caf::error{}};
-  self->request(root, caf::infinite, std::forward<Ts>(xs)...)
+  self->request(root, blocking_call_timeout, std::forward<Ts>(xs)...)
     .receive([&](T& x) { result = std::move(x); },
              [&](caf::error& err) { result = std::move(err); });
   return result;
