@@ -33,16 +33,12 @@ public:
   }
 
   caf::behavior make_behavior() override {
-    // The server's stop: answer what arrived, say goodbye, then drain.
-    set_exit_handler([this](caf::exit_msg& msg) {
-      if (msg.reason != caf::exit_reason::user_shutdown || !conn_.is_open()) {
-        quit(msg.reason);
-        return;
-      }
+    // The server's stop: after every byte already read was echoed, answer
+    // what arrived but was not read yet and say goodbye; the drain follows.
+    conn_.on_stop([this] {
       if (auto rest = conn_.read_available(); rest && !rest->empty())
         static_cast<void>(conn_.socket().send(*rest));
       static_cast<void>(conn_.socket().send("bye\n"));
-      conn_.drain();
     });
     conn_.start();
     return conn_.handlers().or_else(

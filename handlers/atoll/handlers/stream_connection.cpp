@@ -18,6 +18,14 @@ namespace atl {
 
 using access = detail::socket_access;
 
+namespace {
+
+/// `(stream_stop_atom)`: to `self` from itself when the server's stop
+/// arrived; behind every `stream_data_atom` sent before it.
+using stream_stop_atom = caf::atom_constant<caf::atom("strmstop")>;
+
+} // namespace
+
 // -- connection_hand_off ---------------------------------------------------------
 
 connection_hand_off::connection_hand_off() = default;
@@ -100,8 +108,8 @@ public:
   }
 
   void activate(std::optional<std::chrono::milliseconds> timeout) {
-    if (phase_ != phase::open || active_)
-      return;
+    if (phase_ != phase::open || active_ || stopping_)
+      return; // a stop reads nothing more (but `read_available`)
     active_ = true;
     auto limit = timeout ? *timeout : sock_->read_timeout();
     read_deadline_ = limit == infinite ? 0 : telemetry::monotonic_time() + detail::to_ns(limit);
@@ -197,8 +205,49 @@ public:
     }
   }
 
+  void on_stop(std::function<void()> answer) {
+    on_stop_ = std::move(answer);
+  }
+
+  /// The server's stop: in an open connection, nothing more is read for
+  /// `activate` and the stop is taken up behind the `stream_data_atom`
+  /// messages already sent (an exit message overtakes them).
+  bool handle_exit(const caf::exit_msg& msg) {
+    if (msg.reason != caf::exit_reason::user_shutdown)
+      return false;
+    if (stopping_)
+      return true;
+    stopping_ = true;
+    if (phase_ == phase::open) {
+      active_ = false;
+      read_deadline_ = 0;
+      arm();
+      notify(stream_stop_atom::value);
+      return true;
+    }
+    if (phase_ == phase::finished)
+      self_->quit(caf::exit_reason::user_shutdown);
+    else
+      drain(); // setting up: ends now; closing, draining: goes on
+    return true;
+  }
+
+  /// The stop, behind every byte read before it.
+  void on_stop_turn() {
+    if (phase_ == phase::open && on_stop_) {
+      auto answer = on_stop_; // may replace itself
+      answer();
+    }
+    if (phase_ == phase::open)
+      drain();
+    else if (phase_ == phase::finished)
+      self_->quit(caf::exit_reason::user_shutdown); // ended meanwhile
+    // else: a `close()` or `drain()` in progress goes on
+  }
+
   caf::message_handler handlers() {
     return {
+      [this](stream_stop_atom) { on_stop_turn(); },
       [this](socket_ready_atom, int, uint32_t events, uint32_t token) {
         on_socket_ready(events, token);
       },
@@ -254,6 +303,10 @@ public:
 
   bool is_open() const noexcept {
     return phase_ == phase::open;
+  }
+
+  caf::event_based_actor* self() const noexcept {
+    return self_;
   }
 
   bool has_socket() const noexcept {
@@ -383,7 +436,7 @@ private:
       default:
         if (!access::pending(*sock_).empty())
           flush_output();
-        if (phase_ == phase::open && active_
+        if (phase_ == phase::open && active_ && !stopping_
             && (events & (io_events::readable | io_events::hangup | io_events::error
                           | io_events::peer_shutdown)))
           read_once();
@@ -507,7 +560,7 @@ private:
         interest = handshake_interest_;
         break;
       case phase::open:
-        if (active_)
+        if (active_ && !stopping_)
           interest = io_events::readable;
         break;
       default:
@@ -643,6 +696,8 @@ private:
   bool active_ = false;
   bool eof_ = false;
   bool in_io_ = false;
+  bool stopping_ = false; // the server's stop arrived
+  std::function<void()> on_stop_;
 };
 
 // -- stream_connection -----------------------------------------------------------
@@ -658,7 +713,23 @@ stream_connection::stream_connection(caf::event_based_actor* self, connection_ha
 stream_connection::~stream_connection() = default;
 
 void stream_connection::start() {
+  // The server's stop drains; any other exit reason ends the actor as
+  // CAF's default handler does.
+  auto* self = impl_->self();
+  self->set_exit_handler([self, weak{std::weak_ptr<impl>{impl_}}](caf::exit_msg& msg) {
+    auto state = weak.lock();
+    if (!state || !state->handle_exit(msg))
+      self->quit(std::move(msg.reason));
+  });
   impl_->start();
+}
+
+void stream_connection::on_stop(std::function<void()> answer) {
+  impl_->on_stop(std::move(answer));
+}
+
+bool stream_connection::handle_exit(const caf::exit_msg& msg) {
+  return impl_->handle_exit(msg);
 }
 
 caf::message_handler stream_connection::handlers() {

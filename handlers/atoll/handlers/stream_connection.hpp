@@ -15,6 +15,7 @@
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/system_messages.hpp>
 #include <caf/message_handler.hpp>
 
 #include "atoll/handlers/socket.hpp"
@@ -97,7 +98,8 @@ connection_process_factory make_connection_process(Ts... args) {
 /// Protocol:
 /// 1. Construct it from the hand-off in the actor's constructor, put
 ///    `handlers()` first in the actor's behavior (and in every `become`),
-///    and call `start()` in `make_behavior`.
+///    and call `start()` in `make_behavior` (it also sets `self`'s exit
+///    handler, see below).
 /// 2. `self` gets `(stream_open_atom)` when the connection is set up, or
 ///    `(stream_error_atom, reason)` if it could not be.
 /// 3. `activate()` asks for the next bytes: `(stream_data_atom, bytes)`,
@@ -110,11 +112,15 @@ connection_process_factory make_connection_process(Ts... args) {
 ///    actor.
 ///
 /// A server stop sends `self` an exit message with
-/// `caf::exit_reason::user_shutdown`. Without an exit handler CAF ends the
-/// actor at once and the connection closes abruptly (stop reason
-/// `shutdown`); to answer first, set an exit handler that calls
-/// `read_available()`, sends its answers, then `drain()`. The server kills
-/// the actor at its shutdown timeout in any case.
+/// `caf::exit_reason::user_shutdown`. `start()` sets `self`'s exit handler
+/// so that the stop drains the connection, losing nothing that was read:
+/// from the stop on, nothing more is read from the socket for `activate()`;
+/// every `(stream_data_atom)` read before the stop is still delivered (the
+/// exit message can arrive after bytes were read and before their message
+/// was handled: the stop is taken up behind it); then the `on_stop`
+/// callback runs (to answer, e.g. with `read_available()`), then `drain()`. An actor with its own exit handler
+/// sets it after `start()` and passes each exit message to `handle_exit`
+/// first. The server kills the actor at its shutdown timeout in any case.
 ///
 /// However the actor ends (kill, exception, quit), the socket is closed and
 /// the span stops exactly once, with reason and statistics.
@@ -176,6 +182,22 @@ public:
   /// timeout), the socket closed (stop reason `local_closed`), then `self`
   /// quits normally. Idempotent.
   void close();
+
+  /// What to do on the server's stop, before the drain: runs on `self`
+  /// after every `(stream_data_atom)` read before the stop was handled,
+  /// while the connection is still open (a connection that ended or is
+  /// closing meanwhile skips it). Typically answers what the client sent
+  /// last (`read_available()`), and says goodbye; `drain()` follows (the
+  /// callback may call `drain()` or `close()` itself). Default: none (the
+  /// connection just drains). An exception from it ends the actor as any
+  /// handler's would.
+  void on_stop(std::function<void()> answer);
+
+  /// For an actor with its own exit handler (set after `start()`): takes
+  /// the server's stop (`caf::exit_reason::user_shutdown`) as described
+  /// above and returns true; returns false for any other exit message,
+  /// which the caller handles (e.g. `self->quit(msg.reason)`).
+  [[nodiscard]] bool handle_exit(const caf::exit_msg& msg);
 
   /// Ends the connection for a server stop: queued output is written, a FIN
   /// sent, input dropped until the client closes (bounded as for built-in
