@@ -4,6 +4,7 @@
 // Uses the public API only.
 #pragma once
 
+#include <atomic>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
 
 #include "atoll/all.hpp"
 #include "example_options.hpp"
@@ -47,6 +49,8 @@ public:
   std::string proxy_trusted = "127.0.0.0/8,::1";
   int proxy_timeout = 5000;
   int max_connections_per_source = 0;
+  int inspector_port = -1;
+  bool inspector_control = false;
 
   /// `default_read_timeout`: the `--read-timeout` (ms, 0: none) when the
   /// command line has none.
@@ -87,7 +91,31 @@ public:
       .add(proxy_timeout, "proxy-timeout",
            "how long a connection may take to send its PROXY header, in ms (default: 5000)")
       .add(max_connections_per_source, "max-connections-per-source",
-           "connections at once from one client address (0: unlimited, the default)");
+           "connections at once from one client address (0: unlimited, the default)")
+      .add(inspector_port, "inspector-port",
+           "publish the inspector (for atoll-observer and other CAF nodes) on loopback port "
+           "0..65535 (0: pick a free port; -1: off, the default)")
+      .add(inspector_control, "inspector-control",
+           "let remote nodes suspend, resume and stop the server through the inspector "
+           "(needs --inspector-port)");
+  }
+
+  /// The inspector's settings, or nullopt when `--inspector-port=-1`.
+  caf::expected<std::optional<atl::inspector_options>> inspector_options() const {
+    if (inspector_port == -1) {
+      if (inspector_control)
+        return caf::make_error(atl::errc::invalid_option,
+                               "--inspector-control needs --inspector-port");
+      return std::optional<atl::inspector_options>{};
+    }
+    if (inspector_port < -1 || inspector_port > 65535)
+      return caf::make_error(atl::errc::invalid_option,
+                             "--inspector-port must be 0..65535 (or -1: off), got "
+                               + std::to_string(inspector_port));
+    atl::inspector_options io;
+    io.port = static_cast<uint16_t>(inspector_port);
+    io.control = inspector_control;
+    return std::optional<atl::inspector_options>{io};
   }
 
   /// The PROXY protocol settings, or nullopt when `--proxy-protocol=off`.
@@ -204,6 +232,8 @@ protected:
       return atl::describe(mo.error());
     if (auto po = proxy_options(); !po)
       return atl::describe(po.error());
+    if (auto io = inspector_options(); !io)
+      return atl::describe(io.error());
     return std::nullopt;
   }
 };
@@ -352,6 +382,7 @@ inline int run_server_with(caf::actor_system& sys, const server_config& cfg,
   std::shared_ptr<atl::server_metrics> metrics;
   if (metrics_opts && *metrics_opts)
     metrics = std::make_shared<atl::server_metrics>(bus); // before the first event
+  auto name = opts.name.empty() ? std::string{"server"} : opts.name;
   auto srv = start(std::move(opts));
   if (!srv) {
     say(std::string{"cannot start the server: "} + atl::describe(srv.error()) + "\n");
@@ -367,7 +398,21 @@ inline int run_server_with(caf::actor_system& sys, const server_config& cfg,
     }
     metrics_endpoint = *ep;
   }
+  std::optional<atl::published_inspector> inspector;
+  if (auto io = cfg.inspector_options(); io && *io) {
+    auto published = atl::spawn_inspector(sys, **io);
+    if (!published) {
+      say("cannot start the inspector: " + atl::describe(published.error()) + "\n");
+      static_cast<void>(srv->stop());
+      return EXIT_FAILURE;
+    }
+    inspector = *published;
+    caf::anon_send(inspector->handle, atl::add_server_atom::value, name, srv->root);
+  }
   std::cout << "listening on " << atl::to_string(srv->local) << std::endl;
+  if (inspector)
+    say("inspector on 127.0.0.1:" + std::to_string(inspector->port)
+        + (cfg.inspector_control ? " (control enabled)\n" : "\n"));
   if (metrics_endpoint) {
     if (auto where = metrics_endpoint->listener_info())
       say(std::string{"metrics on http://"} + atl::to_string(*where) + "/metrics\n");
@@ -380,10 +425,37 @@ inline int run_server_with(caf::actor_system& sys, const server_config& cfg,
                  say(std::string{"cannot snapshot the tree: "} + atl::describe(err) + "\n");
                });
   }
+  // A server stopped from elsewhere (`atoll-observer ... stop`) ends the
+  // program as a stop signal does.
+  auto stopped_elsewhere = std::make_shared<std::atomic<bool>>(false);
+  auto stopping_here = std::make_shared<std::atomic<bool>>(false);
+  // (Its handle is kept: an actor nothing references ends at once.)
+  auto watcher = sys.spawn([root{srv->root}, stopped_elsewhere,
+             stopping_here](caf::event_based_actor* self) -> caf::behavior {
+    self->monitor(root);
+    self->set_down_handler([self, stopped_elsewhere, stopping_here](caf::down_msg&) {
+      if (!stopping_here->load()) {
+        stopped_elsewhere->store(true);
+        ::kill(::getpid(), SIGTERM);
+      }
+      self->quit();
+    });
+    return {[](caf::ok_atom) {}}; // waits for the down message
+  });
   auto sig = wait_for_stop_signal();
-  say(std::string{"received "} + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", stopping\n");
-  if (auto err = srv->stop()) {
-    say(std::string{"stop: "} + atl::describe(err) + "\n");
+  stopping_here->store(true);
+  caf::error stopped;
+  if (stopped_elsewhere->load()) {
+    say("the server stopped without a stop signal (e.g. through the inspector), exiting\n");
+  } else {
+    say(std::string{"received "} + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", stopping\n");
+    stopped = srv->stop();
+  }
+  caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+  if (inspector)
+    caf::anon_send_exit(inspector->handle, caf::exit_reason::user_shutdown);
+  if (stopped) {
+    say(std::string{"stop: "} + atl::describe(stopped) + "\n");
     return EXIT_FAILURE;
   }
   if (metrics_endpoint) {
@@ -431,6 +503,8 @@ int main_of_with(int argc, char** argv, Customize customize, MakeStart make_star
     say(std::string{"invalid options: "} + atl::describe(opts.error()) + "\n");
     return EXIT_FAILURE;
   }
+  if (cfg.inspector_port >= 0)
+    cfg.template load<caf::io::middleman>(); // the inspector's remote node links
   // A scheduler that cannot start throws: report it, exit 1.
   auto previous_handler = std::set_terminate(&example::report_startup_failure);
   caf::actor_system system{cfg};

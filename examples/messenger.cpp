@@ -6,6 +6,10 @@
 // Usage: messenger [--port=N] [--host=ADDR] [--read-timeout=MS] ...
 //   nc 127.0.0.1 PORT   # in two terminals; lines typed in one appear in the other
 //
+// With --inspector-port=N, another process can write to one client:
+//   atoll-observer 127.0.0.1 N connections      # find its ID
+//   atoll-observer 127.0.0.1 N send ID "hello"  # the client reads "(operator): hello"
+//
 // Lines may be up to 64 KiB long (newline included). --read-timeout closes
 // clients silent that long (default 0: never, as chat clients idle).
 #include <set>
@@ -95,6 +99,17 @@ public:
         // buffered without bound.
         if (auto err = sock.send(line); err == atl::errc::output_limit)
           apply(atl::verdict::error(std::move(err)));
+      },
+      [this, &sock](atl::text_message_atom, const std::string& text) -> std::string {
+        // From another process (`atoll-observer HOST PORT send ID TEXT`):
+        // a line for this client.
+        auto line = text.empty() || text.back() != '\n' ? text + "\n" : text;
+        if (auto err = sock.send("(operator): " + line)) {
+          if (err == atl::errc::output_limit)
+            apply(atl::verdict::error(err));
+          return "not delivered to " + name_ + ": " + atl::describe(err);
+        }
+        return "delivered to " + name_;
       },
     };
   }

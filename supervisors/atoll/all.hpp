@@ -3,12 +3,5 @@
 
 #include "atoll/handlers/all.hpp"
 #include "atoll/runtime/all.hpp"
-#include "atoll/supervisors/server.hpp"
-#include "atoll/supervisors/metrics_endpoint.hpp"
-#include "atoll/supervisors/server_log_levels.hpp"
-#include "atoll/supervisors/server_metrics.hpp"
-#include "atoll/supervisors/server_options.hpp"
-#include "atoll/supervisors/rate_limiter.hpp"
-#include "atoll/supervisors/udp_server.hpp"
-#include "atoll/supervisors/udp_server_options.hpp"
+#include "atoll/supervisors/all.hpp"
 #include "atoll/transports/all.hpp"

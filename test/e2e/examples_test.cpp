@@ -1171,3 +1171,197 @@ BOOST_AUTO_TEST_CASE(mdns_dump_prints_queries_sent_to_its_group) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// Issue 9: the inspector (--inspector-port, --inspector-control) and
+// atoll-observer, a second process on CAF's middleman.
+namespace {
+
+/// What a run of atoll-observer gave.
+struct observer_run {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+observer_run run_observer(std::vector<std::string> args) {
+  args.insert(args.begin(), example_path("atoll-observer"));
+  child_process proc{args};
+  BOOST_REQUIRE(proc.started());
+  observer_run run;
+  run.out = proc.stdout_until_eof(30000ms);
+  auto code = proc.wait(30000ms);
+  BOOST_REQUIRE_MESSAGE(code, "atoll-observer did not exit");
+  run.code = *code;
+  run.err = proc.stderr_text();
+  return run;
+}
+
+/// The inspector's port, from the example's "inspector on ..." line.
+uint16_t inspector_port(running_example& ex) {
+  static const std::regex pattern{R"(inspector on 127\.0\.0\.1:(\d+))"};
+  std::string err;
+  std::smatch m;
+  BOOST_REQUIRE(wait_until(
+    [&] {
+      err += ex.proc.stderr_text();
+      return std::regex_search(err, m, pattern);
+    },
+    10000ms));
+  return static_cast<uint16_t>(std::stoi(m[1]));
+}
+
+/// The local port of a client's socket.
+uint16_t local_port(const test_client& c) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  BOOST_REQUIRE(::getsockname(c.fd(), reinterpret_cast<sockaddr*>(&ss), &len) == 0);
+  return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+}
+
+/// The lines of `text`.
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in{text};
+  for (std::string line; std::getline(in, line);)
+    out.push_back(line);
+  return out;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(examples_inspector)
+
+BOOST_AUTO_TEST_CASE(the_observer_sees_messages_and_controls_a_server_from_another_process) {
+  running_example ex{"messenger", {"--inspector-port=0", "--inspector-control"}};
+  auto node = "127.0.0.1:" + std::to_string(inspector_port(ex));
+  auto a = ex.connect();
+  auto b = ex.connect();
+  BOOST_CHECK_EQUAL(recv_lines(a, 1).rfind("welcome, ", 0), 0u);
+  BOOST_CHECK_EQUAL(recv_lines(b, 1).rfind("welcome, ", 0), 0u);
+
+  auto servers = run_observer({node, "servers"});
+  BOOST_CHECK_EQUAL(servers.code, 0);
+  BOOST_CHECK_EQUAL(servers.out, node + "  messenger  running  " + to_string(ex.address)
+                                   + "  2 connections\n");
+
+  // One line per connection, with the peer's address and port.
+  auto conns = run_observer({node, "connections"});
+  BOOST_REQUIRE_EQUAL(conns.code, 0);
+  auto lines = lines_of(conns.out);
+  BOOST_REQUIRE_EQUAL(lines.size(), 2u);
+  std::string a_id;
+  auto a_peer = "127.0.0.1:" + std::to_string(local_port(a));
+  for (auto& line : lines) {
+    std::istringstream fields{line};
+    std::string where, server, id, peer, local, state;
+    fields >> where >> server >> id >> peer >> local >> state;
+    BOOST_CHECK_EQUAL(where, node);
+    BOOST_CHECK_EQUAL(server, "messenger");
+    BOOST_CHECK_EQUAL(local, to_string(ex.address));
+    BOOST_CHECK_EQUAL(state, "open");
+    BOOST_CHECK_NE(line.find("messenger_handler"), std::string::npos);
+    if (peer == a_peer)
+      a_id = id;
+  }
+  BOOST_REQUIRE_MESSAGE(!a_id.empty(), "no line for " << a_peer << " in " << conns.out);
+
+  // A text to one client through its connection actor, answered.
+  auto sent = run_observer({node, "send", a_id, "hello from afar"});
+  BOOST_CHECK_EQUAL(sent.code, 0);
+  BOOST_CHECK_EQUAL(sent.out, "delivered to " + a_peer + "\n");
+  BOOST_CHECK_EQUAL(recv_lines(a, 1), "(operator): hello from afar\n");
+  BOOST_CHECK(b.silent_for(200ms));
+
+  // The tree as JSON: the server's root and its two connections.
+  auto tree = run_observer({node, "tree", "--json"});
+  BOOST_REQUIRE_EQUAL(tree.code, 0);
+  auto json = nlohmann::json::parse(tree.out);
+  BOOST_REQUIRE_EQUAL(json.size(), 1u);
+  BOOST_CHECK_EQUAL(json[0]["server"], "messenger");
+  BOOST_CHECK_EQUAL(json[0]["tree"]["role"], "messenger");
+  BOOST_CHECK_EQUAL(std::count(tree.out.begin(), tree.out.end(), '\n') > 10, true);
+  size_t connection_nodes = 0;
+  std::function<void(const nlohmann::json&)> walk = [&](const nlohmann::json& n) {
+    if (n["role"] == "connection")
+      ++connection_nodes;
+    for (auto& c : n["children"])
+      walk(c);
+  };
+  walk(json[0]["tree"]);
+  BOOST_CHECK_EQUAL(connection_nodes, 2u);
+  auto dot = run_observer({node, "tree", "--dot"});
+  BOOST_CHECK_EQUAL(dot.code, 0);
+  BOOST_CHECK_NE(dot.out.find("digraph"), std::string::npos);
+
+  // Control, allowed here: suspend, resume, then stop (the program exits).
+  BOOST_CHECK_EQUAL(run_observer({node, "suspend"}).out, node + "  messenger  suspend: done\n");
+  BOOST_CHECK_NE(run_observer({node, "servers"}).out.find("  suspended  "), std::string::npos);
+  BOOST_CHECK_EQUAL(run_observer({node, "resume"}).code, 0);
+  BOOST_CHECK_NE(run_observer({node, "servers"}).out.find("  running  "), std::string::npos);
+  auto stopped = run_observer({node, "stop"});
+  BOOST_CHECK_EQUAL(stopped.code, 0);
+  BOOST_CHECK_EQUAL(stopped.out, node + "  messenger  stop: done\n");
+  BOOST_CHECK_EQUAL(a.recv_until_closed(), "");
+  auto code = ex.proc.wait();
+  BOOST_REQUIRE_MESSAGE(code, "the example did not exit after a remote stop");
+  BOOST_CHECK_EQUAL(*code, 0);
+}
+
+BOOST_AUTO_TEST_CASE(without_control_the_observer_looks_but_does_not_stop) {
+  running_example ex{"echo", {"--inspector-port=0"}};
+  auto port = inspector_port(ex);
+  auto node = "127.0.0.1:" + std::to_string(port);
+  auto client = ex.connect();
+  client.send("ping\n");
+  BOOST_CHECK_EQUAL(client.recv_exact(5), "ping\n");
+  // "HOST PORT" works as well as "HOST:PORT".
+  auto tree = run_observer({"127.0.0.1", std::to_string(port), "tree"});
+  BOOST_CHECK_EQUAL(tree.code, 0);
+  BOOST_CHECK_NE(tree.out.find("└─ connection"), std::string::npos);
+  auto stop = run_observer({node, "stop"});
+  BOOST_CHECK_EQUAL(stop.code, 3);
+  BOOST_CHECK_NE(stop.err.find("control is not enabled"), std::string::npos);
+  BOOST_CHECK_EQUAL(run_observer({node, "suspend"}).code, 3);
+  // echo's handler takes no texts: CAF's unexpected_message, exit code 4.
+  auto conns = run_observer({node, "connections"});
+  std::istringstream fields{conns.out};
+  std::string where, server, id;
+  fields >> where >> server >> id;
+  auto sent = run_observer({node, "send", id, "hi"});
+  BOOST_CHECK_EQUAL(sent.code, 4);
+  BOOST_CHECK_NE(sent.err.find("unexpected_message"), std::string::npos);
+  BOOST_CHECK_EQUAL(run_observer({node, "send", "999999", "hi"}).code, 4);
+  // Still serving.
+  client.send("pong\n");
+  BOOST_CHECK_EQUAL(client.recv_exact(5), "pong\n");
+  ex.stop(SIGTERM);
+}
+
+BOOST_AUTO_TEST_CASE(bad_observer_usage_and_unreachable_nodes_are_clear_errors) {
+  auto help = run_observer({"--help"});
+  BOOST_CHECK_EQUAL(help.code, 0);
+  for (auto* word : {"servers", "tree --json", "tree --dot", "connections", "send ID TEXT",
+                     "suspend", "resume", "stop", "--server", "--timeout"})
+    BOOST_CHECK_MESSAGE(help.out.find(word) != std::string::npos, "--help lacks " << word);
+  for (auto args : std::vector<std::vector<std::string>>{{},
+                                                         {"127.0.0.1", "x", "tree"},
+                                                         {"127.0.0.1:70000", "tree"},
+                                                         {"127.0.0.1:4000"},
+                                                         {"127.0.0.1:4000", "explode"},
+                                                         {"127.0.0.1:4000", "send", "1"},
+                                                         {"127.0.0.1:4000", "servers", "--json"},
+                                                         {"127.0.0.1:4000", "tree", "--timeout=0"}}) {
+    auto run = run_observer(args);
+    BOOST_CHECK_MESSAGE(run.code == 1, "exit code " << run.code << " for " << run.err);
+    BOOST_CHECK_NE(run.err.find("atoll-observer: "), std::string::npos);
+  }
+  // A port nobody listens on.
+  auto unreachable = run_observer({"127.0.0.1:" + std::to_string(free_port()), "tree"});
+  BOOST_CHECK_EQUAL(unreachable.code, 2);
+  BOOST_CHECK_NE(unreachable.err.find("cannot be reached"), std::string::npos);
+  // The examples validate their inspector options.
+  expect_refused({example_path("echo"), "--port=0", "--inspector-port=70000"}, "--inspector-port");
+  expect_refused({example_path("echo"), "--port=0", "--inspector-control"}, "--inspector-port");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -48,6 +48,7 @@ std::string to_string(errc code) {
     case errc::untrusted_source: return "untrusted_source";
     case errc::source_limit: return "source_limit";
     case errc::would_deadlock: return "would_deadlock";
+    case errc::not_permitted: return "not_permitted";
   }
   return "unknown_error(" + std::to_string(static_cast<int>(code)) + ")";
 }

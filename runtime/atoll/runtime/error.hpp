@@ -96,6 +96,9 @@ enum class errc : uint8_t {
   /// to wait for (the only worker of the actor system's scheduler, inside an
   /// actor): use the asynchronous form (a request) instead.
   would_deadlock,
+  /// The operation is not allowed to the one asking (e.g. a remote node
+  /// asking to stop a server whose inspector has no control).
+  not_permitted,
 };
 
 } // namespace atl

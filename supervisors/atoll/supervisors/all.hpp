@@ -1,6 +1,7 @@
 // Umbrella header of atoll::supervisors.
 #pragma once
 
+#include "atoll/supervisors/inspector.hpp"
 #include "atoll/supervisors/server.hpp"
 #include "atoll/supervisors/server_actor.hpp"
 #include "atoll/supervisors/metrics_endpoint.hpp"

@@ -8,6 +8,7 @@
 #include "atoll/runtime/error.hpp"
 #include "atoll/runtime/logger.hpp"
 #include "atoll/supervisors/acceptor_pool.hpp"
+#include "atoll/supervisors/inspector.hpp"
 #include "atoll/supervisors/listener.hpp"
 #include "atoll/supervisors/detail/blocking_call.hpp"
 #include "atoll/supervisors/detail/server_protocol.hpp"
@@ -325,6 +326,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<udp_server_info>("atl::udp_server_info");
   cfg.add_message_type<histogram_snapshot>("atl::histogram_snapshot");
   cfg.add_message_type<metrics_snapshot>("atl::metrics_snapshot");
+  cfg.add_message_type<inspected_server>("atl::inspected_server");
 }
 
 } // namespace atl

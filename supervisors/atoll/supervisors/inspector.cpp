@@ -1,0 +1,177 @@
+#include "atoll/supervisors/inspector.hpp"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+
+#include <caf/actor_system.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/system_messages.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "atoll/runtime/error.hpp"
+
+namespace atl {
+
+namespace {
+
+/// The inspector's state: the servers it shows.
+struct inspector_state {
+  std::map<std::string, server_actor> servers;
+  bool control = false;
+  std::chrono::milliseconds server_timeout{5000};
+  static inline const char* name = "atl.inspector";
+};
+
+using inspector_ptr = inspector_actor::stateful_pointer<inspector_state>;
+
+/// The server called `name`, or an error naming the ones there are.
+caf::expected<server_actor> find_server(inspector_ptr self, const std::string& name) {
+  auto& servers = self->state.servers;
+  if (auto i = servers.find(name); i != servers.end())
+    return i->second;
+  std::string known;
+  for (auto& [n, _] : servers)
+    known += (known.empty() ? "" : ", ") + n;
+  return caf::make_error(errc::not_found, "no server named \"" + name + "\" (servers: "
+                                            + (known.empty() ? "none" : known) + ")");
+}
+
+/// Control operations need the node's permission.
+caf::error check_control(inspector_ptr self) {
+  if (self->state.control)
+    return {};
+  return caf::make_error(errc::not_permitted,
+                         "control is not enabled on this node (its inspector was spawned "
+                         "without control)");
+}
+
+/// Forwards a control request to the server called `name`.
+template <class Atom>
+caf::result<caf::ok_atom> forward_control(inspector_ptr self, Atom atom, const std::string& name) {
+  if (auto err = check_control(self))
+    return err;
+  auto srv = find_server(self, name);
+  if (!srv)
+    return srv.error();
+  return self->delegate(*srv, atom);
+}
+
+inspector_actor::behavior_type inspector(inspector_ptr self, bool control,
+                                         std::chrono::milliseconds server_timeout) {
+  self->state.control = control;
+  self->state.server_timeout = server_timeout;
+  self->set_down_handler([self](caf::down_msg& msg) {
+    auto& servers = self->state.servers;
+    for (auto i = servers.begin(); i != servers.end(); ++i)
+      if (i->second.address() == msg.source) {
+        servers.erase(i);
+        return;
+      }
+  });
+  return {
+    [self](servers_atom) -> caf::result<std::vector<inspected_server>> {
+      auto& servers = self->state.servers;
+      if (servers.empty())
+        return std::vector<inspected_server>{};
+      auto rp = self->make_response_promise<std::vector<inspected_server>>();
+      auto list = std::make_shared<std::vector<inspected_server>>();
+      auto left = std::make_shared<size_t>(servers.size());
+      for (auto& [name, srv] : servers) {
+        auto answered = [rp, list, left, n{name}](server_info info) mutable {
+          list->push_back(inspected_server{std::move(n), std::move(info)});
+          if (--*left == 0) {
+            std::sort(list->begin(), list->end(),
+                      [](auto& a, auto& b) { return a.name < b.name; });
+            rp.deliver(std::move(*list));
+          }
+        };
+        self->request(srv, self->state.server_timeout, server_info_atom::value)
+          .then([answered](server_info& info) mutable { answered(std::move(info)); },
+                [answered](caf::error&) mutable { answered(server_info{}); });
+      }
+      return rp;
+    },
+    [self](add_server_atom, std::string& name,
+           server_actor& srv) -> caf::result<caf::ok_atom> {
+      if (auto& from = self->current_sender(); from && from->node() != self->node())
+        return caf::make_error(errc::not_permitted, "servers are added on the inspector's node");
+      if (!srv)
+        return caf::make_error(errc::invalid_option, "add_server: an invalid server handle");
+      if (name.empty())
+        return caf::make_error(errc::invalid_option, "add_server: an empty server name");
+      auto& servers = self->state.servers;
+      if (servers.count(name) != 0)
+        return caf::make_error(errc::already_present,
+                               "a server named \"" + name + "\" is shown already");
+      self->monitor(srv);
+      servers.emplace(std::move(name), std::move(srv));
+      return caf::ok_atom::value;
+    },
+    [self](tree_atom atom, const std::string& name) -> caf::result<tree_node> {
+      auto srv = find_server(self, name);
+      if (!srv)
+        return srv.error();
+      return self->delegate(*srv, atom);
+    },
+    [self](connections_atom atom,
+           const std::string& name) -> caf::result<std::vector<connection_record>> {
+      auto srv = find_server(self, name);
+      if (!srv)
+        return srv.error();
+      return self->delegate(*srv, atom);
+    },
+    [self](suspend_atom atom, const std::string& name) -> caf::result<caf::ok_atom> {
+      return forward_control(self, atom, name);
+    },
+    [self](resume_atom atom, const std::string& name) -> caf::result<caf::ok_atom> {
+      return forward_control(self, atom, name);
+    },
+    [self](stop_atom atom, const std::string& name) -> caf::result<caf::ok_atom> {
+      return forward_control(self, atom, name);
+    },
+    [self](control_atom) { return self->state.control; },
+  };
+}
+
+} // namespace
+
+caf::expected<published_inspector> spawn_inspector(caf::actor_system& sys,
+                                                   inspector_options opts) {
+  if (!sys.has_middleman())
+    return caf::make_error(errc::invalid_option,
+                           "the inspector needs CAF's middleman: load caf::io::middleman into "
+                           "the actor system's config");
+  if (opts.host.empty())
+    return caf::make_error(errc::invalid_option, "inspector host: empty");
+  if (opts.server_timeout <= std::chrono::milliseconds::zero())
+    return caf::make_error(errc::invalid_option, "inspector server_timeout: must be positive");
+  auto handle = sys.spawn(inspector, opts.control, opts.server_timeout);
+  auto port = sys.middleman().publish(handle, opts.port, opts.host.c_str(), true);
+  if (!port) {
+    caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
+    return caf::make_error(errc::start_failed, "cannot publish the inspector on " + opts.host
+                                                 + ":" + std::to_string(opts.port) + ": "
+                                                 + sys.render(port.error()));
+  }
+  return published_inspector{std::move(handle), *port};
+}
+
+caf::expected<inspector_actor> connect_inspector(caf::actor_system& sys, const std::string& host,
+                                                 uint16_t port) {
+  if (!sys.has_middleman())
+    return caf::make_error(errc::invalid_option,
+                           "connecting to an inspector needs CAF's middleman: load "
+                           "caf::io::middleman into the actor system's config");
+  auto handle = sys.middleman().remote_actor<inspector_actor>(host, port);
+  if (!handle)
+    return caf::make_error(errc::closed, "cannot reach the inspector at " + host + ":"
+                                           + std::to_string(port) + ": "
+                                           + sys.render(handle.error()));
+  return std::move(*handle);
+}
+
+} // namespace atl

@@ -1,0 +1,112 @@
+// The inspector: a node's servers seen, and when the node allows it
+// controlled, from other CAF nodes through CAF's middleman (remote actors).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/atom.hpp>
+#include <caf/expected.hpp>
+#include <caf/fwd.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "atoll/handlers/connection_record.hpp"
+#include "atoll/runtime/atoms.hpp"
+#include "atoll/runtime/types.hpp"
+#include "atoll/supervisors/server_actor.hpp"
+#include "atoll/transports/endpoint.hpp"
+
+namespace atl {
+
+/// `(servers_atom)` → `std::vector<inspected_server>`: the node's servers.
+using servers_atom = caf::atom_constant<caf::atom("servers")>;
+/// `(add_server_atom, name, server_actor)` → `ok`: shows a server under
+/// `name` (from the inspector's own node only).
+using add_server_atom = caf::atom_constant<caf::atom("addserver")>;
+/// `(control_atom)` → `bool`: whether remote nodes may suspend, resume and
+/// stop the node's servers.
+using control_atom = caf::atom_constant<caf::atom("control")>;
+/// `(text_message_atom, std::string text)`: a text for a connection, as
+/// `atoll-observer send` sends it to a connection actor. A handler that
+/// takes it answers with a `std::string`; one that does not gives CAF's
+/// `unexpected_message` error.
+using text_message_atom = caf::atom_constant<caf::atom("textmsg")>;
+
+/// One server as the inspector lists it (without its handle: control goes
+/// through the inspector, which checks it is allowed).
+struct inspected_server {
+  /// The name it was added under.
+  std::string name;
+  /// Its status, listening address and active connections (status
+  /// `stopped` if it did not answer).
+  server_info info;
+};
+
+/// Serializes an `inspected_server` (CAF inspection: it crosses nodes).
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, inspected_server& x) {
+  return f(caf::meta::type_name("inspected_server"), x.name, x.info);
+}
+
+/// The inspector's typed interface. Server names select a server (error
+/// `errc::not_found` for an unknown name). `tree_atom` and
+/// `connections_atom` are answered by the server itself (the connection
+/// records' handles are usable from the remote node: messages to them reach
+/// the connection actors). `suspend_atom`, `resume_atom` and `stop_atom` fail
+/// with `errc::not_permitted` unless the inspector was spawned with control.
+using inspector_actor = caf::typed_actor<
+  caf::replies_to<servers_atom>::with<std::vector<inspected_server>>,
+  caf::replies_to<add_server_atom, std::string, server_actor>::with<caf::ok_atom>,
+  caf::replies_to<tree_atom, std::string>::with<tree_node>,
+  caf::replies_to<connections_atom, std::string>::with<std::vector<connection_record>>,
+  caf::replies_to<suspend_atom, std::string>::with<caf::ok_atom>,
+  caf::replies_to<resume_atom, std::string>::with<caf::ok_atom>,
+  caf::replies_to<stop_atom, std::string>::with<caf::ok_atom>,
+  caf::replies_to<control_atom>::with<bool>>;
+
+/// Where and how an inspector is published.
+struct inspector_options {
+  /// The TCP port of CAF's middleman for it (0: a free one).
+  uint16_t port = 0;
+  /// The address it listens on. Loopback by default: a remote node that
+  /// connects can message every connection actor (and, with `control`, stop
+  /// servers), so wider exposure needs a protected network or CAF's OpenSSL
+  /// module (see the README).
+  std::string host = "127.0.0.1";
+  /// Allows remote nodes to suspend, resume and stop servers.
+  bool control = false;
+  /// How long the inspector waits for a server's answer when listing.
+  std::chrono::milliseconds server_timeout{5000};
+};
+
+/// A published inspector.
+struct published_inspector {
+  /// The inspector (local); add servers with `add_server_atom`. Stop it
+  /// with an exit message (`caf::exit_reason::user_shutdown`) before the
+  /// actor system ends, or the system waits for it.
+  inspector_actor handle;
+  /// The port it is published on.
+  uint16_t port = 0;
+};
+
+/// Spawns an inspector and publishes it with `sys`'s middleman on
+/// `opts.host:opts.port`. Errors: `errc::invalid_option` when `sys` has no
+/// middleman (load `caf::io::middleman` into the config) or the host is
+/// empty, the middleman's error when publishing fails (e.g. a port in use);
+/// nothing is left running on an error. Blocks the calling thread until
+/// published (call it outside actors, as a program's set-up).
+[[nodiscard]] caf::expected<published_inspector> spawn_inspector(caf::actor_system& sys,
+                                                                 inspector_options opts);
+
+/// Connects to the inspector published on `host:port` (another node)
+/// through `sys`'s middleman. Errors: `errc::invalid_option` without a
+/// middleman, the middleman's error when the node cannot be reached. Blocks
+/// the calling thread (CAF's `remote_actor`).
+[[nodiscard]] caf::expected<inspector_actor>
+connect_inspector(caf::actor_system& sys, const std::string& host, uint16_t port);
+
+} // namespace atl
