@@ -26,6 +26,7 @@ packages=(
   bind9-dnsutils dnsperf netcat-openbsd          # dig/dnsperf/nc against the UDP examples
   haproxy                                        # PROXY protocol end to end (send-proxy)
   doxygen                                        # the API reference (--target docs)
+  chromium                                       # the observer page's test (headless)
 )
 
 if [[ "${1:-}" != "--no-apt" ]]; then

@@ -50,6 +50,7 @@ public:
   int proxy_timeout = 5000;
   int max_connections_per_source = 0;
   int inspector_port = -1;
+  int observer_port = -1;
   bool inspector_control = false;
 
   /// `default_read_timeout`: the `--read-timeout` (ms, 0: none) when the
@@ -95,6 +96,9 @@ public:
       .add(inspector_port, "inspector-port",
            "publish the inspector (for atoll-observer and other CAF nodes) on loopback port "
            "0..65535 (0: pick a free port; -1: off, the default)")
+      .add(observer_port, "observer-port",
+           "serve the live observer page at http://127.0.0.1:PORT/, 0..65535 (0: pick a free "
+           "port; -1: off, the default)")
       .add(inspector_control, "inspector-control",
            "let remote nodes suspend, resume and stop the server through the inspector "
            "(needs --inspector-port)");
@@ -234,6 +238,8 @@ protected:
       return atl::describe(po.error());
     if (auto io = inspector_options(); !io)
       return atl::describe(io.error());
+    if (observer_port < -1 || observer_port > 65535)
+      return "--observer-port must be 0..65535 (or -1: off), got " + std::to_string(observer_port);
     return std::nullopt;
   }
 };
@@ -398,7 +404,10 @@ inline int run_server_with(caf::actor_system& sys, const server_config& cfg,
     }
     metrics_endpoint = *ep;
   }
-  std::optional<atl::published_inspector> inspector;
+  // The inspector: published for other nodes (--inspector-port), local for
+  // the observer page alone.
+  std::optional<atl::inspector_actor> inspector;
+  std::optional<uint16_t> inspector_port;
   if (auto io = cfg.inspector_options(); io && *io) {
     auto published = atl::spawn_inspector(sys, **io);
     if (!published) {
@@ -406,13 +415,34 @@ inline int run_server_with(caf::actor_system& sys, const server_config& cfg,
       static_cast<void>(srv->stop());
       return EXIT_FAILURE;
     }
-    inspector = *published;
-    caf::anon_send(inspector->handle, atl::add_server_atom::value, name, srv->root);
+    inspector = published->handle;
+    inspector_port = published->port;
+  } else if (cfg.observer_port >= 0) {
+    inspector = atl::spawn_local_inspector(sys);
+  }
+  if (inspector)
+    caf::anon_send(*inspector, atl::add_server_atom::value, name, srv->root);
+  std::optional<atl::server> observer_page;
+  if (cfg.observer_port >= 0) {
+    atl::observer_page_options po;
+    po.port = static_cast<uint32_t>(cfg.observer_port);
+    auto page = atl::start_observer_page(sys, *inspector, po);
+    if (!page) {
+      say("cannot start the observer page: " + atl::describe(page.error()) + "\n");
+      caf::anon_send_exit(*inspector, caf::exit_reason::user_shutdown);
+      static_cast<void>(srv->stop());
+      return EXIT_FAILURE;
+    }
+    observer_page = *page;
   }
   std::cout << "listening on " << atl::to_string(srv->local) << std::endl;
-  if (inspector)
-    say("inspector on 127.0.0.1:" + std::to_string(inspector->port)
+  if (inspector_port)
+    say("inspector on 127.0.0.1:" + std::to_string(*inspector_port)
         + (cfg.inspector_control ? " (control enabled)\n" : "\n"));
+  if (observer_page) {
+    if (auto where = observer_page->listener_info())
+      say("observer on http://" + atl::to_string(*where) + "/\n");
+  }
   if (metrics_endpoint) {
     if (auto where = metrics_endpoint->listener_info())
       say(std::string{"metrics on http://"} + atl::to_string(*where) + "/metrics\n");
@@ -452,8 +482,12 @@ inline int run_server_with(caf::actor_system& sys, const server_config& cfg,
     stopped = srv->stop();
   }
   caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+  if (observer_page) {
+    if (auto err = observer_page->stop())
+      say("stop of the observer page: " + atl::describe(err) + "\n");
+  }
   if (inspector)
-    caf::anon_send_exit(inspector->handle, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(*inspector, caf::exit_reason::user_shutdown);
   if (stopped) {
     say(std::string{"stop: "} + atl::describe(stopped) + "\n");
     return EXIT_FAILURE;

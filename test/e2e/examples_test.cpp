@@ -1196,9 +1196,9 @@ observer_run run_observer(std::vector<std::string> args) {
   return run;
 }
 
-/// The inspector's port, from the example's "inspector on ..." line.
-uint16_t inspector_port(running_example& ex) {
-  static const std::regex pattern{R"(inspector on 127\.0\.0\.1:(\d+))"};
+/// The port in the first match of `pattern` (its group 1) on the example's
+/// standard error.
+uint16_t port_on_stderr(running_example& ex, const std::regex& pattern) {
   std::string err;
   std::smatch m;
   BOOST_REQUIRE(wait_until(
@@ -1208,6 +1208,12 @@ uint16_t inspector_port(running_example& ex) {
     },
     10000ms));
   return static_cast<uint16_t>(std::stoi(m[1]));
+}
+
+/// The inspector's port, from the example's "inspector on ..." line.
+uint16_t inspector_port(running_example& ex) {
+  static const std::regex pattern{R"(inspector on 127\.0\.0\.1:(\d+))"};
+  return port_on_stderr(ex, pattern);
 }
 
 /// The local port of a client's socket.
@@ -1362,6 +1368,28 @@ BOOST_AUTO_TEST_CASE(bad_observer_usage_and_unreachable_nodes_are_clear_errors) 
   // The examples validate their inspector options.
   expect_refused({example_path("echo"), "--port=0", "--inspector-port=70000"}, "--inspector-port");
   expect_refused({example_path("echo"), "--port=0", "--inspector-control"}, "--inspector-port");
+  expect_refused({example_path("echo"), "--port=0", "--observer-port=-2"}, "--observer-port");
+}
+
+BOOST_AUTO_TEST_CASE(the_observer_page_of_an_example_serves_its_server) {
+  running_example ex{"echo", {"--observer-port=0"}};
+  static const std::regex pattern{R"(observer on http://127\.0\.0\.1:(\d+)/)"};
+  endpoint page;
+  page.address = "127.0.0.1";
+  page.port = port_on_stderr(ex, pattern);
+  auto client = ex.connect();
+  client.send("ping\n");
+  BOOST_CHECK_EQUAL(client.recv_exact(5), "ping\n");
+  test_client http;
+  BOOST_REQUIRE(http.try_connect(page));
+  http.send("GET /snapshot HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto response = http.recv_until_closed(10000ms);
+  auto body = response.substr(response.find("\r\n\r\n") + 4);
+  auto snap = nlohmann::json::parse(body);
+  BOOST_REQUIRE_EQUAL(snap["servers"].size(), 1u);
+  BOOST_CHECK_EQUAL(snap["servers"][0]["name"], "echo");
+  BOOST_CHECK_EQUAL(snap["servers"][0]["connections"], 1);
+  ex.stop(SIGTERM);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -5,6 +5,7 @@
 #include "atoll/supervisors/server.hpp"
 #include "atoll/supervisors/server_actor.hpp"
 #include "atoll/supervisors/metrics_endpoint.hpp"
+#include "atoll/supervisors/observer_page.hpp"
 #include "atoll/supervisors/server_log_levels.hpp"
 #include "atoll/supervisors/server_metrics.hpp"
 #include "atoll/supervisors/server_options.hpp"

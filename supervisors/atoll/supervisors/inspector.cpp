@@ -139,6 +139,13 @@ inspector_actor::behavior_type inspector(inspector_ptr self, bool control,
 
 } // namespace
 
+inspector_actor spawn_local_inspector(caf::actor_system& sys, const inspector_options& opts) {
+  auto timeout = opts.server_timeout > std::chrono::milliseconds::zero()
+                   ? opts.server_timeout
+                   : std::chrono::milliseconds{5000};
+  return sys.spawn(inspector, opts.control, timeout);
+}
+
 caf::expected<published_inspector> spawn_inspector(caf::actor_system& sys,
                                                    inspector_options opts) {
   if (!sys.has_middleman())
@@ -149,7 +156,7 @@ caf::expected<published_inspector> spawn_inspector(caf::actor_system& sys,
     return caf::make_error(errc::invalid_option, "inspector host: empty");
   if (opts.server_timeout <= std::chrono::milliseconds::zero())
     return caf::make_error(errc::invalid_option, "inspector server_timeout: must be positive");
-  auto handle = sys.spawn(inspector, opts.control, opts.server_timeout);
+  auto handle = spawn_local_inspector(sys, opts);
   auto port = sys.middleman().publish(handle, opts.port, opts.host.c_str(), true);
   if (!port) {
     caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);

@@ -102,6 +102,13 @@ struct published_inspector {
 [[nodiscard]] caf::expected<published_inspector> spawn_inspector(caf::actor_system& sys,
                                                                  inspector_options opts);
 
+/// Spawns an inspector that is not published (for the observer page, or
+/// to publish yourself, e.g. with CAF's OpenSSL module). `opts.port` and
+/// `opts.host` are not used; no middleman is needed. Stop it with an exit
+/// message before the actor system ends.
+[[nodiscard]] inspector_actor spawn_local_inspector(caf::actor_system& sys,
+                                                    const inspector_options& opts = {});
+
 /// Connects to the inspector published on `host:port` (another node)
 /// through `sys`'s middleman. Errors: `errc::invalid_option` without a
 /// middleman, the middleman's error when the node cannot be reached. Blocks
