@@ -1343,6 +1343,34 @@ BOOST_AUTO_TEST_CASE(without_control_the_observer_looks_but_does_not_stop) {
   ex.stop(SIGTERM);
 }
 
+BOOST_AUTO_TEST_CASE(several_nodes_side_by_side) {
+  running_example first{"echo", {"--inspector-port=0"}};
+  running_example second{"messenger", {"--inspector-port=0"}};
+  auto node1 = "127.0.0.1:" + std::to_string(inspector_port(first));
+  auto node2 = "127.0.0.1:" + std::to_string(inspector_port(second));
+  auto a = first.connect();
+  a.send("x");
+  BOOST_CHECK_EQUAL(a.recv_exact(1), "x");
+  auto b = second.connect();
+  BOOST_CHECK_EQUAL(recv_lines(b, 1).rfind("welcome, ", 0), 0u);
+  auto servers = run_observer({node1, node2, "servers"});
+  BOOST_CHECK_EQUAL(servers.code, 0);
+  BOOST_CHECK_EQUAL(servers.out, node1 + "  echo  running  " + to_string(first.address)
+                                   + "  1 connections\n" + node2 + "  messenger  running  "
+                                   + to_string(second.address) + "  1 connections\n");
+  auto conns = lines_of(run_observer({node1, node2, "connections"}).out);
+  BOOST_REQUIRE_EQUAL(conns.size(), 2u);
+  BOOST_CHECK_EQUAL(conns[0].rfind(node1 + "  echo  ", 0), 0u);
+  BOOST_CHECK_EQUAL(conns[1].rfind(node2 + "  messenger  ", 0), 0u);
+  // One node gone: the other is still shown, the exit code says so.
+  first.stop(SIGTERM);
+  auto partial = run_observer({node1, node2, "servers"});
+  BOOST_CHECK_EQUAL(partial.code, 2);
+  BOOST_CHECK_NE(partial.out.find(node2 + "  messenger  running"), std::string::npos);
+  BOOST_CHECK_NE(partial.err.find(node1 + " cannot be reached"), std::string::npos);
+  second.stop(SIGTERM);
+}
+
 BOOST_AUTO_TEST_CASE(bad_observer_usage_and_unreachable_nodes_are_clear_errors) {
   auto help = run_observer({"--help"});
   BOOST_CHECK_EQUAL(help.code, 0);
