@@ -22,6 +22,7 @@
 #include <caf/io/middleman.hpp>
 
 #include "atoll/all.hpp"
+#include "example_inspection.hpp"
 #include "example_options.hpp"
 
 namespace example {
@@ -49,9 +50,7 @@ public:
   std::string proxy_trusted = "127.0.0.0/8,::1";
   int proxy_timeout = 5000;
   int max_connections_per_source = 0;
-  int inspector_port = -1;
-  int observer_port = -1;
-  bool inspector_control = false;
+  inspection_options inspection;
 
   /// `default_read_timeout`: the `--read-timeout` (ms, 0: none) when the
   /// command line has none.
@@ -92,34 +91,8 @@ public:
       .add(proxy_timeout, "proxy-timeout",
            "how long a connection may take to send its PROXY header, in ms (default: 5000)")
       .add(max_connections_per_source, "max-connections-per-source",
-           "connections at once from one client address (0: unlimited, the default)")
-      .add(inspector_port, "inspector-port",
-           "publish the inspector (for atoll-observer and other CAF nodes) on loopback port "
-           "0..65535 (0: pick a free port; -1: off, the default)")
-      .add(observer_port, "observer-port",
-           "serve the live observer page at http://127.0.0.1:PORT/, 0..65535 (0: pick a free "
-           "port; -1: off, the default)")
-      .add(inspector_control, "inspector-control",
-           "let remote nodes suspend, resume and stop the server through the inspector "
-           "(needs --inspector-port)");
-  }
-
-  /// The inspector's settings, or nullopt when `--inspector-port=-1`.
-  caf::expected<std::optional<atl::inspector_options>> inspector_options() const {
-    if (inspector_port == -1) {
-      if (inspector_control)
-        return caf::make_error(atl::errc::invalid_option,
-                               "--inspector-control needs --inspector-port");
-      return std::optional<atl::inspector_options>{};
-    }
-    if (inspector_port < -1 || inspector_port > 65535)
-      return caf::make_error(atl::errc::invalid_option,
-                             "--inspector-port must be 0..65535 (or -1: off), got "
-                               + std::to_string(inspector_port));
-    atl::inspector_options io;
-    io.port = static_cast<uint16_t>(inspector_port);
-    io.control = inspector_control;
-    return std::optional<atl::inspector_options>{io};
+           "connections at once from one client address (0: unlimited, the default)");
+    inspection.add_to(custom_options_);
   }
 
   /// The PROXY protocol settings, or nullopt when `--proxy-protocol=off`.
@@ -236,10 +209,8 @@ protected:
       return atl::describe(mo.error());
     if (auto po = proxy_options(); !po)
       return atl::describe(po.error());
-    if (auto io = inspector_options(); !io)
-      return atl::describe(io.error());
-    if (observer_port < -1 || observer_port > 65535)
-      return "--observer-port must be 0..65535 (or -1: off), got " + std::to_string(observer_port);
+    if (auto problem = inspection.check())
+      return problem;
     return std::nullopt;
   }
 };
@@ -335,6 +306,28 @@ inline int wait_for_stop_signal() {
   return sig;
 }
 
+/// Runs until SIGINT/SIGTERM, or until the server `root` ends without one
+/// (stopped through the inspector); then stops the server with `stop`
+/// (unless it ended already) and `seen`. False, after saying why, if the
+/// server's stop failed.
+template <class Handle, class Stop>
+bool run_until_stopped(caf::actor_system& sys, const Handle& root, inspector_services& seen,
+                       Stop stop) {
+  stop_watch watch{sys, root};
+  auto sig = wait_for_stop_signal();
+  caf::error stopped;
+  if (!watch.stopped_elsewhere()) {
+    say(std::string{"received "} + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", stopping\n");
+    stopped = stop();
+  }
+  seen.stop();
+  if (stopped) {
+    say(std::string{"stop: "} + atl::describe(stopped) + "\n");
+    return false;
+  }
+  return true;
+}
+
 namespace detail {
 
 /// Blocks SIGINT and SIGTERM for the whole process as its first act: it runs
@@ -404,45 +397,15 @@ inline int run_server_with(caf::actor_system& sys, const server_config& cfg,
     }
     metrics_endpoint = *ep;
   }
-  // The inspector: published for other nodes (--inspector-port), local for
-  // the observer page alone.
-  std::optional<atl::inspector_actor> inspector;
-  std::optional<uint16_t> inspector_port;
-  if (auto io = cfg.inspector_options(); io && *io) {
-    auto published = atl::spawn_inspector(sys, **io);
-    if (!published) {
-      say("cannot start the inspector: " + atl::describe(published.error()) + "\n");
-      static_cast<void>(srv->stop());
-      return EXIT_FAILURE;
-    }
-    inspector = published->handle;
-    inspector_port = published->port;
-  } else if (cfg.observer_port >= 0) {
-    inspector = atl::spawn_local_inspector(sys);
-  }
-  if (inspector)
-    caf::anon_send(*inspector, atl::add_server_atom::value, name, srv->root);
-  std::optional<atl::server> observer_page;
-  if (cfg.observer_port >= 0) {
-    atl::observer_page_options po;
-    po.port = static_cast<uint32_t>(cfg.observer_port);
-    auto page = atl::start_observer_page(sys, *inspector, po);
-    if (!page) {
-      say("cannot start the observer page: " + atl::describe(page.error()) + "\n");
-      caf::anon_send_exit(*inspector, caf::exit_reason::user_shutdown);
-      static_cast<void>(srv->stop());
-      return EXIT_FAILURE;
-    }
-    observer_page = *page;
+  inspector_services seen;
+  if (!seen.start(sys, cfg.inspection, [&](const atl::inspector_actor& insp) {
+        caf::anon_send(insp, atl::add_server_atom::value, name, srv->root);
+      })) {
+    static_cast<void>(srv->stop());
+    return EXIT_FAILURE;
   }
   std::cout << "listening on " << atl::to_string(srv->local) << std::endl;
-  if (inspector_port)
-    say("inspector on 127.0.0.1:" + std::to_string(*inspector_port)
-        + (cfg.inspector_control ? " (control enabled)\n" : "\n"));
-  if (observer_page) {
-    if (auto where = observer_page->listener_info())
-      say("observer on http://" + atl::to_string(*where) + "/\n");
-  }
+  seen.print();
   if (metrics_endpoint) {
     if (auto where = metrics_endpoint->listener_info())
       say(std::string{"metrics on http://"} + atl::to_string(*where) + "/metrics\n");
@@ -455,43 +418,8 @@ inline int run_server_with(caf::actor_system& sys, const server_config& cfg,
                  say(std::string{"cannot snapshot the tree: "} + atl::describe(err) + "\n");
                });
   }
-  // A server stopped from elsewhere (`atoll-observer ... stop`) ends the
-  // program as a stop signal does.
-  auto stopped_elsewhere = std::make_shared<std::atomic<bool>>(false);
-  auto stopping_here = std::make_shared<std::atomic<bool>>(false);
-  // (Its handle is kept: an actor nothing references ends at once.)
-  auto watcher = sys.spawn([root{srv->root}, stopped_elsewhere,
-             stopping_here](caf::event_based_actor* self) -> caf::behavior {
-    self->monitor(root);
-    self->set_down_handler([self, stopped_elsewhere, stopping_here](caf::down_msg&) {
-      if (!stopping_here->load()) {
-        stopped_elsewhere->store(true);
-        ::kill(::getpid(), SIGTERM);
-      }
-      self->quit();
-    });
-    return {[](caf::ok_atom) {}}; // waits for the down message
-  });
-  auto sig = wait_for_stop_signal();
-  stopping_here->store(true);
-  caf::error stopped;
-  if (stopped_elsewhere->load()) {
-    say("the server stopped without a stop signal (e.g. through the inspector), exiting\n");
-  } else {
-    say(std::string{"received "} + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", stopping\n");
-    stopped = srv->stop();
-  }
-  caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
-  if (observer_page) {
-    if (auto err = observer_page->stop())
-      say("stop of the observer page: " + atl::describe(err) + "\n");
-  }
-  if (inspector)
-    caf::anon_send_exit(*inspector, caf::exit_reason::user_shutdown);
-  if (stopped) {
-    say(std::string{"stop: "} + atl::describe(stopped) + "\n");
+  if (!run_until_stopped(sys, srv->root, seen, srv->stop))
     return EXIT_FAILURE;
-  }
   if (metrics_endpoint) {
     if (auto err = metrics_endpoint->stop()) {
       say(std::string{"stop of the metrics endpoint: "} + atl::describe(err) + "\n");
@@ -537,8 +465,7 @@ int main_of_with(int argc, char** argv, Customize customize, MakeStart make_star
     say(std::string{"invalid options: "} + atl::describe(opts.error()) + "\n");
     return EXIT_FAILURE;
   }
-  if (cfg.inspector_port >= 0)
-    cfg.template load<caf::io::middleman>(); // the inspector's remote node links
+  cfg.inspection.prepare(cfg); // e.g. CAF's middleman for the inspector
   // A scheduler that cannot start throws: report it, exit 1.
   auto previous_handler = std::set_terminate(&example::report_startup_failure);
   caf::actor_system system{cfg};

@@ -30,6 +30,7 @@ public:
   std::string log_level;
   std::string log_alias;
   bool telemetry_json = false;
+  inspection_options inspection;
 
   udp_server_config() {
     atl::register_types(*this);
@@ -63,6 +64,7 @@ public:
         .add(log_alias, "log", "the same as --log-level")
         .add(telemetry_json, "telemetry-json",
              "write every telemetry event to stderr as one JSON object per line");
+    inspection.add_to(custom_options_);
   }
 
   /// The level of `--log-level` (or `--log`), or nullopt for none.
@@ -139,6 +141,8 @@ protected:
                "\"";
     if (!log_level.empty() && !log_alias.empty() && log_level != log_alias)
       return "--log is an alias of --log-level: give one, or the same value to both";
+    if (auto problem = inspection.check())
+      return problem;
     if (auto opts = options(); !opts)
       return atl::describe(opts.error());
     else if (auto err = validate_without_handler(*opts))
@@ -169,6 +173,7 @@ inline int run_udp_server(caf::actor_system& sys, const udp_server_config& cfg,
   std::optional<atl::telemetry::json_writer> json;
   if (cfg.telemetry_json)
     json.emplace(bus, stderr);
+  auto name = opts.name.empty() ? std::string{"udp_server"} : opts.name;
   auto srv = atl::start_udp_server(sys, std::move(opts));
   if (!srv) {
     say(std::string{"cannot start the server: "} + atl::describe(srv.error()) + "\n");
@@ -179,19 +184,23 @@ inline int run_udp_server(caf::actor_system& sys, const udp_server_config& cfg,
     say(std::string{"cannot read the listener address: "} + atl::describe(local.error()) + "\n");
     return EXIT_FAILURE;
   }
+  inspector_services seen;
+  if (!seen.start(sys, cfg.inspection, [&](const atl::inspector_actor& insp) {
+        caf::anon_send(insp, atl::add_server_atom::value, name, srv->actor());
+      })) {
+    static_cast<void>(srv->stop());
+    return EXIT_FAILURE;
+  }
   std::cout << "listening on " << atl::to_string(*local) << std::endl;
+  seen.print();
   if (cfg.print_tree) {
     if (auto tree = srv->tree())
       say(atl::format_tree(*tree));
     else
       say(std::string{"cannot snapshot the tree: "} + atl::describe(tree.error()) + "\n");
   }
-  auto sig = wait_for_stop_signal();
-  say(std::string{"received "} + (sig == SIGINT ? "SIGINT" : "SIGTERM") + ", stopping\n");
-  if (auto err = srv->stop()) {
-    say(std::string{"stop: "} + atl::describe(err) + "\n");
+  if (!run_until_stopped(sys, srv->actor(), seen, [&] { return srv->stop(); }))
     return EXIT_FAILURE;
-  }
   auto s = srv->stats();
   say("datagrams: " + std::to_string(s.received) + " received, " + std::to_string(s.too_large)
       + " too large, " + std::to_string(s.rate_limited) + " rate-limited, "
@@ -213,6 +222,7 @@ int udp_main_of(int argc, char** argv, Customize customize) {
     say(std::string{"invalid options: "} + atl::describe(opts.error()) + "\n");
     return EXIT_FAILURE;
   }
+  cfg.inspection.prepare(cfg); // e.g. CAF's middleman for the inspector
   auto previous_handler = std::set_terminate(&example::report_startup_failure);
   caf::actor_system system{cfg};
   std::set_terminate(previous_handler);

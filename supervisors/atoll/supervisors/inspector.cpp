@@ -18,9 +18,22 @@ namespace atl {
 
 namespace {
 
+/// A shown server: a TCP/TLS server or a UDP server.
+struct shown_server {
+  caf::actor handle;
+  bool udp = false;
+
+  server_actor tcp() const {
+    return caf::actor_cast<server_actor>(handle);
+  }
+  udp_server_actor datagram() const {
+    return caf::actor_cast<udp_server_actor>(handle);
+  }
+};
+
 /// The inspector's state: the servers it shows.
 struct inspector_state {
-  std::map<std::string, server_actor> servers;
+  std::map<std::string, shown_server> servers;
   bool control = false;
   std::chrono::milliseconds server_timeout{5000};
   static inline const char* name = "atl.inspector";
@@ -29,7 +42,7 @@ struct inspector_state {
 using inspector_ptr = inspector_actor::stateful_pointer<inspector_state>;
 
 /// The server called `name`, or an error naming the ones there are.
-caf::expected<server_actor> find_server(inspector_ptr self, const std::string& name) {
+caf::expected<shown_server> find_server(inspector_ptr self, const std::string& name) {
   auto& servers = self->state.servers;
   if (auto i = servers.find(name); i != servers.end())
     return i->second;
@@ -57,7 +70,26 @@ caf::result<caf::ok_atom> forward_control(inspector_ptr self, Atom atom, const s
   auto srv = find_server(self, name);
   if (!srv)
     return srv.error();
-  return self->delegate(*srv, atom);
+  if (srv->udp)
+    return self->delegate(srv->datagram(), atom);
+  return self->delegate(srv->tcp(), atom);
+}
+
+/// Shows `srv` under `name` (local senders only).
+caf::result<caf::ok_atom> add(inspector_ptr self, std::string& name, shown_server srv) {
+  if (auto& from = self->current_sender(); from && from->node() != self->node())
+    return caf::make_error(errc::not_permitted, "servers are added on the inspector's node");
+  if (!srv.handle)
+    return caf::make_error(errc::invalid_option, "add_server: an invalid server handle");
+  if (name.empty())
+    return caf::make_error(errc::invalid_option, "add_server: an empty server name");
+  auto& servers = self->state.servers;
+  if (servers.count(name) != 0)
+    return caf::make_error(errc::already_present,
+                           "a server named \"" + name + "\" is shown already");
+  self->monitor(srv.handle);
+  servers.emplace(std::move(name), std::move(srv));
+  return caf::ok_atom::value;
 }
 
 inspector_actor::behavior_type inspector(inspector_ptr self, bool control,
@@ -67,7 +99,7 @@ inspector_actor::behavior_type inspector(inspector_ptr self, bool control,
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& servers = self->state.servers;
     for (auto i = servers.begin(); i != servers.end(); ++i)
-      if (i->second.address() == msg.source) {
+      if (i->second.handle.address() == msg.source) {
         servers.erase(i);
         return;
       }
@@ -89,40 +121,64 @@ inspector_actor::behavior_type inspector(inspector_ptr self, bool control,
             rp.deliver(std::move(*list));
           }
         };
-        self->request(srv, self->state.server_timeout, server_info_atom::value)
-          .then([answered](server_info& info) mutable { answered(std::move(info)); },
-                [answered](caf::error&) mutable { answered(server_info{}); });
+        auto timeout = self->state.server_timeout;
+        if (srv.udp)
+          self->request(srv.datagram(), timeout, server_info_atom::value)
+            .then(
+              [answered](udp_server_info& u) mutable {
+                server_info info;
+                info.status = u.status;
+                info.local = u.local;
+                info.active_connections = u.active_handlers;
+                answered(std::move(info));
+              },
+              [answered](caf::error&) mutable { answered(server_info{}); });
+        else
+          self->request(srv.tcp(), timeout, server_info_atom::value)
+            .then([answered](server_info& info) mutable { answered(std::move(info)); },
+                  [answered](caf::error&) mutable { answered(server_info{}); });
       }
       return rp;
     },
     [self](add_server_atom, std::string& name,
            server_actor& srv) -> caf::result<caf::ok_atom> {
-      if (auto& from = self->current_sender(); from && from->node() != self->node())
-        return caf::make_error(errc::not_permitted, "servers are added on the inspector's node");
-      if (!srv)
-        return caf::make_error(errc::invalid_option, "add_server: an invalid server handle");
-      if (name.empty())
-        return caf::make_error(errc::invalid_option, "add_server: an empty server name");
-      auto& servers = self->state.servers;
-      if (servers.count(name) != 0)
-        return caf::make_error(errc::already_present,
-                               "a server named \"" + name + "\" is shown already");
-      self->monitor(srv);
-      servers.emplace(std::move(name), std::move(srv));
-      return caf::ok_atom::value;
+      return add(self, name, shown_server{caf::actor_cast<caf::actor>(srv), false});
+    },
+    [self](add_server_atom, std::string& name,
+           udp_server_actor& srv) -> caf::result<caf::ok_atom> {
+      return add(self, name, shown_server{caf::actor_cast<caf::actor>(srv), true});
     },
     [self](tree_atom atom, const std::string& name) -> caf::result<tree_node> {
       auto srv = find_server(self, name);
       if (!srv)
         return srv.error();
-      return self->delegate(*srv, atom);
+      if (srv->udp)
+        return self->delegate(srv->datagram(), atom);
+      return self->delegate(srv->tcp(), atom);
     },
     [self](connections_atom atom,
            const std::string& name) -> caf::result<std::vector<connection_record>> {
       auto srv = find_server(self, name);
       if (!srv)
         return srv.error();
-      return self->delegate(*srv, atom);
+      if (!srv->udp)
+        return self->delegate(srv->tcp(), atom);
+      // UDP handler actors keep no records: their handles, as records.
+      auto rp = self->make_response_promise<std::vector<connection_record>>();
+      self->request(srv->datagram(), self->state.server_timeout, atom)
+        .then(
+          [rp](std::vector<caf::actor>& handlers) mutable {
+            std::vector<connection_record> records;
+            for (auto& h : handlers) {
+              connection_record r;
+              r.handle = std::move(h);
+              r.transport = "udp";
+              records.push_back(std::move(r));
+            }
+            rp.deliver(std::move(records));
+          },
+          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
     },
     [self](suspend_atom atom, const std::string& name) -> caf::result<caf::ok_atom> {
       return forward_control(self, atom, name);

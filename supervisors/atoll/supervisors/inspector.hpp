@@ -18,14 +18,16 @@
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/types.hpp"
 #include "atoll/supervisors/server_actor.hpp"
+#include "atoll/supervisors/udp_server.hpp"
 #include "atoll/transports/endpoint.hpp"
 
 namespace atl {
 
 /// `(servers_atom)` → `std::vector<inspected_server>`: the node's servers.
 using servers_atom = caf::atom_constant<caf::atom("servers")>;
-/// `(add_server_atom, name, server_actor)` → `ok`: shows a server under
-/// `name` (from the inspector's own node only).
+/// `(add_server_atom, name, server_actor)` or `(add_server_atom, name,
+/// udp_server_actor)` → `ok`: shows a server under `name` (from the
+/// inspector's own node only).
 using add_server_atom = caf::atom_constant<caf::atom("addserver")>;
 /// `(control_atom)` → `bool`: whether remote nodes may suspend, resume and
 /// stop the node's servers.
@@ -53,7 +55,9 @@ typename Inspector::result_type inspect(Inspector& f, inspected_server& x) {
 }
 
 /// The inspector's typed interface. Server names select a server (error
-/// `errc::not_found` for an unknown name). `tree_atom` and
+/// `errc::not_found` for an unknown name). A UDP server's `server_info`
+/// counts its handler actors as connections, and its connection records
+/// carry only the handler actors' handles (transport "udp"). `tree_atom` and
 /// `connections_atom` are answered by the server itself (the connection
 /// records' handles are usable from the remote node: messages to them reach
 /// the connection actors). `suspend_atom`, `resume_atom` and `stop_atom` fail
@@ -61,6 +65,7 @@ typename Inspector::result_type inspect(Inspector& f, inspected_server& x) {
 using inspector_actor = caf::typed_actor<
   caf::replies_to<servers_atom>::with<std::vector<inspected_server>>,
   caf::replies_to<add_server_atom, std::string, server_actor>::with<caf::ok_atom>,
+  caf::replies_to<add_server_atom, std::string, udp_server_actor>::with<caf::ok_atom>,
   caf::replies_to<tree_atom, std::string>::with<tree_node>,
   caf::replies_to<connections_atom, std::string>::with<std::vector<connection_record>>,
   caf::replies_to<suspend_atom, std::string>::with<caf::ok_atom>,
