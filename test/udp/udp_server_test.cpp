@@ -386,6 +386,52 @@ BOOST_FIXTURE_TEST_CASE(per_datagram_actor_ends_after_its_datagram, udp_fixture)
   BOOST_CHECK(wait_until([&] { return srv->connections()->empty(); }));
 }
 
+BOOST_FIXTURE_TEST_CASE(the_inspector_lists_a_udp_server_and_its_handlers_records, udp_fixture) {
+  auto opts = loopback_options();
+  opts.set_handler<echo_handler>();
+  opts.handler_name = "udp-echo";
+  opts.lifetime = udp_lifetime::per_peer;
+  opts.read_timeout = 10s;
+  start(opts);
+  auto insp = spawn_local_inspector(sys);
+  caf::scoped_actor self{sys};
+  auto root = caf::actor_cast<udp_server_actor>(srv->handle());
+  bool added = false;
+  self->request(insp, 5s, add_server_atom::value, std::string{"dns"}, root)
+      .receive([&](caf::ok_atom) { added = true; },
+               [&](caf::error& err) { BOOST_ERROR(describe(err)); });
+  BOOST_REQUIRE(added);
+  udp_client c;
+  c.send(where, "hello");
+  BOOST_REQUIRE_EQUAL(c.recv().value_or("-"), "hello");
+  std::vector<inspected_server> servers;
+  self->request(insp, 5s, servers_atom::value)
+      .receive([&](std::vector<inspected_server>& xs) { servers = std::move(xs); },
+               [&](caf::error& err) { BOOST_ERROR(describe(err)); });
+  BOOST_REQUIRE_EQUAL(servers.size(), 1u);
+  BOOST_CHECK_EQUAL(servers[0].name, "dns");
+  BOOST_CHECK(servers[0].info.status == server_status::running);
+  BOOST_CHECK_EQUAL(servers[0].info.active_connections, 1u);
+  std::vector<connection_record> records;
+  self->request(insp, 5s, connections_atom::value, std::string{"dns"})
+      .receive([&](std::vector<connection_record>& xs) { records = std::move(xs); },
+               [&](caf::error& err) { BOOST_ERROR(describe(err)); });
+  BOOST_REQUIRE_EQUAL(records.size(), 1u);
+  BOOST_CHECK_EQUAL(records[0].peer.port, c.port());
+  BOOST_CHECK_EQUAL(records[0].handler, "udp-echo");
+  BOOST_CHECK_EQUAL(records[0].transport, "udp");
+  BOOST_CHECK_EQUAL(records[0].recv_oct, 5u);
+  BOOST_CHECK_EQUAL(records[0].send_oct, 5u);
+  // The record's handle reaches the handler actor: it is the live one.
+  caf::actor_addr seen;
+  self->monitor(records[0].handle);
+  caf::anon_send_exit(records[0].handle, caf::exit_reason::kill);
+  self->receive([&](caf::down_msg& msg) { seen = msg.source; });
+  BOOST_CHECK(seen == records[0].handle.address());
+  BOOST_CHECK(wait_until([&] { return srv->connections()->empty(); }));
+  caf::anon_send_exit(insp, caf::exit_reason::user_shutdown);
+}
+
 BOOST_FIXTURE_TEST_CASE(per_peer_actor_serves_one_peer_until_silence, udp_fixture) {
   auto log = std::make_shared<event_log>();
   auto opts = loopback_options();
@@ -402,7 +448,33 @@ BOOST_FIXTURE_TEST_CASE(per_peer_actor_serves_one_peer_until_silence, udp_fixtur
   other.send(where, "x");
   BOOST_CHECK_EQUAL(other.recv().value_or("-"), "1:x");
   BOOST_CHECK_EQUAL(srv->stats().peers, 2u);
-  BOOST_CHECK_EQUAL(srv->connections()->size(), 2u);
+  // Each peer's actor reports its record: peer, address, datagrams and
+  // bytes each way (c: 3 datagrams of 2 bytes in, 3 replies of 4 out).
+  auto records = srv->connections();
+  BOOST_REQUIRE(records);
+  BOOST_REQUIRE_EQUAL(records->size(), 2u);
+  auto of_peer = [&](uint16_t port) -> const connection_record* {
+    for (auto& r : *records)
+      if (r.peer.port == port)
+        return &r;
+    return nullptr;
+  };
+  auto rc = of_peer(c.port());
+  BOOST_REQUIRE(rc != nullptr);
+  BOOST_CHECK(rc->handle);
+  BOOST_CHECK_EQUAL(rc->peer.address, "127.0.0.1");
+  BOOST_CHECK_EQUAL(rc->local.port, where.port);
+  BOOST_CHECK_EQUAL(rc->transport, "udp");
+  BOOST_CHECK(rc->state == connection_state::open);
+  BOOST_CHECK_EQUAL(rc->recv_cnt, 3u);
+  BOOST_CHECK_EQUAL(rc->recv_oct, 6u);
+  BOOST_CHECK_EQUAL(rc->send_cnt, 3u);
+  BOOST_CHECK_EQUAL(rc->send_oct, 12u);
+  BOOST_CHECK(rc->age > 0ns);
+  auto ro = of_peer(other.port());
+  BOOST_REQUIRE(ro != nullptr);
+  BOOST_CHECK_EQUAL(ro->recv_cnt, 1u);
+  BOOST_CHECK_EQUAL(ro->send_oct, 3u);
   // Silence: each actor times out (its handler still sends), then ends.
   BOOST_CHECK_EQUAL(c.recv().value_or("-"), "timeout");
   BOOST_CHECK_EQUAL(other.recv().value_or("-"), "timeout");

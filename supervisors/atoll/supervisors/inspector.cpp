@@ -62,17 +62,29 @@ caf::error check_control(inspector_ptr self) {
                          "without control)");
 }
 
+/// Hands a request on to the server `srv`, TCP or UDP (same reply type).
+template <class Reply, class Atom>
+caf::result<Reply> delegate_to(inspector_ptr self, const shown_server& srv, Atom atom) {
+  if (srv.udp)
+    return self->delegate(srv.datagram(), atom);
+  return self->delegate(srv.tcp(), atom);
+}
+
+/// Hands a request on to the server called `name`.
+template <class Reply, class Atom>
+caf::result<Reply> delegate_named(inspector_ptr self, Atom atom, const std::string& name) {
+  auto srv = find_server(self, name);
+  if (!srv)
+    return srv.error();
+  return delegate_to<Reply>(self, *srv, atom);
+}
+
 /// Forwards a control request to the server called `name`.
 template <class Atom>
 caf::result<caf::ok_atom> forward_control(inspector_ptr self, Atom atom, const std::string& name) {
   if (auto err = check_control(self))
     return err;
-  auto srv = find_server(self, name);
-  if (!srv)
-    return srv.error();
-  if (srv->udp)
-    return self->delegate(srv->datagram(), atom);
-  return self->delegate(srv->tcp(), atom);
+  return delegate_named<caf::ok_atom>(self, atom, name);
 }
 
 /// Shows `srv` under `name` (local senders only).
@@ -149,36 +161,11 @@ inspector_actor::behavior_type inspector(inspector_ptr self, bool control,
       return add(self, name, shown_server{caf::actor_cast<caf::actor>(srv), true});
     },
     [self](tree_atom atom, const std::string& name) -> caf::result<tree_node> {
-      auto srv = find_server(self, name);
-      if (!srv)
-        return srv.error();
-      if (srv->udp)
-        return self->delegate(srv->datagram(), atom);
-      return self->delegate(srv->tcp(), atom);
+      return delegate_named<tree_node>(self, atom, name);
     },
     [self](connections_atom atom,
            const std::string& name) -> caf::result<std::vector<connection_record>> {
-      auto srv = find_server(self, name);
-      if (!srv)
-        return srv.error();
-      if (!srv->udp)
-        return self->delegate(srv->tcp(), atom);
-      // UDP handler actors keep no records: their handles, as records.
-      auto rp = self->make_response_promise<std::vector<connection_record>>();
-      self->request(srv->datagram(), self->state.server_timeout, atom)
-        .then(
-          [rp](std::vector<caf::actor>& handlers) mutable {
-            std::vector<connection_record> records;
-            for (auto& h : handlers) {
-              connection_record r;
-              r.handle = std::move(h);
-              r.transport = "udp";
-              records.push_back(std::move(r));
-            }
-            rp.deliver(std::move(records));
-          },
-          [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
-      return rp;
+      return delegate_named<std::vector<connection_record>>(self, atom, name);
     },
     [self](suspend_atom atom, const std::string& name) -> caf::result<caf::ok_atom> {
       return forward_control(self, atom, name);

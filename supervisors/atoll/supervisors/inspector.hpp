@@ -57,7 +57,7 @@ typename Inspector::result_type inspect(Inspector& f, inspected_server& x) {
 /// The inspector's typed interface. Server names select a server (error
 /// `errc::not_found` for an unknown name). A UDP server's `server_info`
 /// counts its handler actors as connections, and its connection records
-/// carry only the handler actors' handles (transport "udp"). `tree_atom` and
+/// are its handler actors' (transport "udp"). `tree_atom` and
 /// `connections_atom` are answered by the server itself (the connection
 /// records' handles are usable from the remote node: messages to them reach
 /// the connection actors). `suspend_atom`, `resume_atom` and `stop_atom` fail

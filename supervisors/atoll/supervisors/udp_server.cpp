@@ -127,11 +127,11 @@ caf::expected<udp_server_info> udp_server::info() const {
                                                 server_info_atom::value);
 }
 
-caf::expected<std::vector<caf::actor>> udp_server::connections() const {
+caf::expected<std::vector<connection_record>> udp_server::connections() const {
   if (!ctx_)
     return no_server();
-  return detail::blocking_call<std::vector<caf::actor>>(*sys_, *ctx_->io(), handle(),
-                                                        connections_atom::value);
+  return detail::blocking_call<std::vector<connection_record>>(*sys_, *ctx_->io(), handle(),
+                                                               connections_atom::value);
 }
 
 caf::error udp_server::suspend() {

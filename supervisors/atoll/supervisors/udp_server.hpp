@@ -17,6 +17,7 @@
 #include <caf/meta/type_name.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "atoll/handlers/connection_record.hpp"
 #include "atoll/runtime/supervisor.hpp"
 #include "atoll/runtime/types.hpp"
 #include "atoll/supervisors/rate_limiter.hpp"
@@ -81,7 +82,9 @@ typename Inspector::result_type inspect(Inspector& f, udp_server_info& x) {
 /// - `(status_atom)`: the `server_status`.
 /// - `(server_info_atom)`: a `udp_server_info` (status, address, handler
 ///   actors alive).
-/// - `(connections_atom)`: the handler actors alive now.
+/// - `(connections_atom)`: the records of the handler actors alive now
+///   (`connection_record`: handle, peer, local address, transport "udp",
+///   handler, datagrams and bytes each way, age).
 /// - `(tree_atom)`: a `tree_node` snapshot.
 /// - `(suspend_atom)`: stops receiving (every socket closes); `ok`, also
 ///   if suspended. Atomic: one child holds every socket.
@@ -90,14 +93,16 @@ typename Inspector::result_type inspect(Inspector& f, udp_server_info& x) {
 /// - `(stop_atom)`: stops the server (handlers get `handle_shutdown`);
 ///   `ok` once it is gone.
 /// Suspend and resume fail with `errc::shutting_down` once it stops.
-using udp_server_actor = caf::typed_actor<
-  caf::replies_to<listening_atom>::with<endpoint>,
-  caf::replies_to<listener_info_atom>::with<endpoint>,
-  caf::replies_to<status_atom>::with<server_status>,
-  caf::replies_to<server_info_atom>::with<udp_server_info>,
-  caf::replies_to<connections_atom>::with<std::vector<caf::actor>>,
-  caf::replies_to<tree_atom>::with<tree_node>, caf::replies_to<suspend_atom>::with<caf::ok_atom>,
-  caf::replies_to<resume_atom>::with<caf::ok_atom>, caf::replies_to<stop_atom>::with<caf::ok_atom>>;
+using udp_server_actor =
+    caf::typed_actor<caf::replies_to<listening_atom>::with<endpoint>,
+                     caf::replies_to<listener_info_atom>::with<endpoint>,
+                     caf::replies_to<status_atom>::with<server_status>,
+                     caf::replies_to<server_info_atom>::with<udp_server_info>,
+                     caf::replies_to<connections_atom>::with<std::vector<connection_record>>,
+                     caf::replies_to<tree_atom>::with<tree_node>,
+                     caf::replies_to<suspend_atom>::with<caf::ok_atom>,
+                     caf::replies_to<resume_atom>::with<caf::ok_atom>,
+                     caf::replies_to<stop_atom>::with<caf::ok_atom>>;
 
 /// A blocking handle to a running UDP server, for code outside actors.
 /// Cheap to copy. Each member function but `status`, `stats` and
@@ -125,8 +130,9 @@ public:
   /// Status, address and the number of handler actors.
   [[nodiscard]] caf::expected<udp_server_info> info() const;
 
-  /// The handler actors alive now (a snapshot).
-  [[nodiscard]] caf::expected<std::vector<caf::actor>> connections() const;
+  /// The records of the handler actors alive now (a snapshot; see
+  /// `connections_atom`).
+  [[nodiscard]] caf::expected<std::vector<connection_record>> connections() const;
 
   /// Stops receiving: the listeners end and the sockets close (the port is
   /// free; datagrams sent meanwhile are not received). Handler actors go on;

@@ -2,10 +2,12 @@
 
 #include <exception>
 
+#include <caf/actor_cast.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/system_messages.hpp>
 
+#include "atoll/handlers/connection_record.hpp"
 #include "atoll/runtime/error.hpp"
 #include "atoll/runtime/logger.hpp"
 #include "atoll/runtime/span.hpp"
@@ -115,7 +117,8 @@ public:
               detail::udp_hand_off hand_off)
     : caf::event_based_actor(cfg), conf_(std::move(conf)), peer_(hand_off.peer),
       sock_(std::move(hand_off.sock), hand_off.peer), first_(std::move(hand_off.first)),
-      listener_span_(hand_off.listener_span), timeout_(conf_->read_timeout) {}
+      listener_span_(hand_off.listener_span), started_at_(first_.received_at),
+      timeout_(conf_->read_timeout) {}
 
   const char* name() const override {
     return "atoll.udp_handler";
@@ -169,6 +172,7 @@ public:
           if (gen == timer_gen_ && !done_)
             finish(end_kind::timeout);
         },
+        [this](connection_info_atom) { return record(); },
     };
     auto first = std::move(first_);
     deliver(first);
@@ -244,6 +248,25 @@ private:
                caf::make_error(errc::unsupported_upgrade, "UDP handlers cannot switch transport"));
         return;
     }
+  }
+
+  /// What `connection_info_atom` answers.
+  connection_record record() {
+    connection_record r;
+    r.handle = caf::actor_cast<caf::actor>(this);
+    if (auto ep = peer_.to_endpoint())
+      r.peer = std::move(*ep);
+    r.local = sock_.sockname();
+    r.transport = "udp";
+    r.handler = conf_->handler_name;
+    r.state = done_ ? connection_state::closed : connection_state::open;
+    auto s = sock_.stats();
+    r.recv_oct = s.recv_oct;
+    r.recv_cnt = s.recv_cnt;
+    r.send_oct = s.send_oct;
+    r.send_cnt = s.send_cnt;
+    r.age = std::chrono::nanoseconds{telemetry::monotonic_time() - started_at_};
+    return r;
   }
 
   void arm(std::chrono::milliseconds wait) {
@@ -342,6 +365,8 @@ private:
   udp_socket sock_;
   detail::udp_payload first_;
   uint64_t listener_span_;
+  /// When the first datagram arrived (monotonic ns): the record's age.
+  int64_t started_at_;
   std::chrono::milliseconds timeout_;
   std::unique_ptr<udp_handler> handler_;
   telemetry::span span_;

@@ -10,15 +10,13 @@
 #include <caf/event_based_actor.hpp>
 
 #include "atoll/runtime/error.hpp"
+#include "atoll/supervisors/detail/gather.hpp"
 #include "atoll/supervisors/server_actor.hpp"
 #include "atoll/supervisors/server_context.hpp"
 
 namespace atl::detail {
 
 namespace {
-
-/// How long a connection actor may take to report its record.
-constexpr auto record_timeout = std::chrono::seconds{5};
 
 using done_fn = std::function<void()>;
 
@@ -56,35 +54,6 @@ void enqueue_control(const state_ptr& st, std::function<void(done_fn)> op) {
     });
   });
   run_next(st);
-}
-
-/// Asks every actor of `targets` for `Reply` with `msg`; calls `k` with one
-/// result per target, in order, once all answered.
-template <class Reply>
-void ask_all(const state_ptr& st, const std::vector<caf::actor>& targets, caf::message msg,
-             caf::duration timeout, std::function<void(std::vector<caf::expected<Reply>>)> k) {
-  if (targets.empty()) {
-    k({});
-    return;
-  }
-  struct gathering {
-    std::vector<caf::expected<Reply>> results;
-    size_t pending;
-    std::function<void(std::vector<caf::expected<Reply>>)> k;
-  };
-  auto g = std::make_shared<gathering>();
-  g->results.resize(targets.size(), caf::expected<Reply>{caf::error{}});
-  g->pending = targets.size();
-  g->k = std::move(k);
-  auto arrive = [g](size_t i, caf::expected<Reply> x) {
-    g->results[i] = std::move(x);
-    if (--g->pending == 0)
-      g->k(std::move(g->results));
-  };
-  for (size_t i = 0; i < targets.size(); ++i)
-    st->self->request(targets[i], timeout, msg)
-      .then([arrive, i](Reply& x) { arrive(i, std::move(x)); },
-            [arrive, i](caf::error& err) { arrive(i, std::move(err)); });
 }
 
 /// The first error of `results`, if any.
@@ -157,8 +126,7 @@ void suspend(const state_ptr& st, caf::typed_response_promise<caf::ok_atom> rp, 
       return;
     }
     auto stop_msg = caf::make_message(terminate_child_atom::value, std::string{"acceptor"});
-    ask_all<caf::ok_atom>(
-      st, *groups, std::move(stop_msg), caf::infinite,
+    ask_all<caf::ok_atom>(st->self, *groups, std::move(stop_msg), caf::infinite,
       [st, rp, done, groups{*groups}](std::vector<caf::expected<caf::ok_atom>> results) mutable {
         auto stopped = succeeded(groups, results);
         if (auto err = first_error(results)) {
@@ -208,8 +176,7 @@ void resume(const state_ptr& st, caf::typed_response_promise<caf::ok_atom> rp, d
         return;
       }
       auto start_msg = caf::make_message(restart_child_atom::value, std::string{"acceptor"});
-      ask_all<caf::actor>(
-        st, *groups, std::move(start_msg), caf::infinite,
+      ask_all<caf::actor>(st->self, *groups, std::move(start_msg), caf::infinite,
         [rp, done, fail, listener_restarted,
          groups{*groups}](std::vector<caf::expected<caf::actor>> results) mutable {
           caf::error err;
@@ -250,7 +217,7 @@ void list_connections(const state_ptr& st,
                       caf::typed_response_promise<std::vector<connection_record>> rp) {
   auto sups = st->ctx->connection_supervisors();
   ask_all<std::vector<child_info>>(
-    st, sups, caf::make_message(which_children_atom::value), caf::infinite,
+    st->self, sups, caf::make_message(which_children_atom::value), caf::infinite,
     [st, rp](std::vector<caf::expected<std::vector<child_info>>> lists) mutable {
       std::vector<caf::actor> conns;
       for (auto& list : lists)
@@ -258,26 +225,7 @@ void list_connections(const state_ptr& st,
           for (auto& child : *list)
             if (child.handle)
               conns.push_back(child.handle);
-      ask_all<connection_record>(
-        st, conns, caf::make_message(connection_info_atom::value), caf::duration{record_timeout},
-        [rp, conns](std::vector<caf::expected<connection_record>> records) mutable {
-          std::vector<connection_record> result;
-          result.reserve(records.size());
-          for (size_t i = 0; i < records.size(); ++i) {
-            if (records[i]) {
-              result.push_back(std::move(*records[i]));
-            } else if (records[i].error() == caf::sec::request_timeout) {
-              connection_record busy; // did not answer in time
-              busy.handle = conns[i];
-              result.push_back(std::move(busy));
-            }
-          }
-          std::sort(result.begin(), result.end(),
-                    [](const connection_record& a, const connection_record& b) {
-                      return a.handle.id() < b.handle.id();
-                    });
-          rp.deliver(std::move(result));
-        });
+      gather_records(st->self, std::move(conns), rp);
     });
 }
 
@@ -310,7 +258,7 @@ caf::message_handler server_protocol(caf::event_based_actor* self,
     [st](status_atom) { return status_of(*st->ctx); },
     [st](server_info_atom) -> caf::result<server_info> {
       auto rp = st->self->make_response_promise<server_info>();
-      ask_all<child_counts>(st, st->ctx->connection_supervisors(),
+      ask_all<child_counts>(st->self, st->ctx->connection_supervisors(),
                             caf::make_message(count_children_atom::value), caf::infinite,
                             [st, rp](std::vector<caf::expected<child_counts>> counts) mutable {
                               server_info result;

@@ -4,6 +4,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "atoll/runtime/error.hpp"
+#include "atoll/supervisors/detail/gather.hpp"
 #include "atoll/supervisors/udp_server.hpp"
 #include "atoll/supervisors/udp_server_context.hpp"
 
@@ -75,19 +76,19 @@ caf::message_handler udp_server_protocol(caf::event_based_actor* self,
           [rp, result](caf::error&) mutable { rp.deliver(result); }); // restarting: none
       return rp;
     },
-    [self, ctx](connections_atom) -> caf::result<std::vector<caf::actor>> {
+    [self, ctx](connections_atom) -> caf::result<std::vector<connection_record>> {
       auto sup = ctx->connection_supervisor();
       if (!sup)
-        return std::vector<caf::actor>{};
-      auto rp = self->make_response_promise<std::vector<caf::actor>>();
+        return std::vector<connection_record>{};
+      auto rp = self->make_response_promise<std::vector<connection_record>>();
       self->request(sup, caf::infinite, which_children_atom::value)
         .then(
-          [rp](std::vector<child_info>& children) mutable {
-            std::vector<caf::actor> result;
+          [self, rp](std::vector<child_info>& children) mutable {
+            std::vector<caf::actor> handlers;
             for (auto& child : children)
               if (child.handle)
-                result.push_back(child.handle);
-            rp.deliver(std::move(result));
+                handlers.push_back(child.handle);
+            gather_records(self, std::move(handlers), rp);
           },
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
       return rp;
