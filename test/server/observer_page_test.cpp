@@ -1,7 +1,8 @@
 // The live observer page (`atl::start_observer_page`): its HTTP answers, its
 // event stream, and the page itself in headless Chromium (Debian's
 // `chromium`, installed by setup.sh): the tree of a running server, a new
-// connection, a killed acceptor's restart.
+// connection, a killed acceptor's restart, at each load and live (one page
+// kept open, refreshed by its event stream).
 #include <boost/test/unit_test.hpp>
 
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "atoll/supervisors/observer_page.hpp"
+#include "support/headless_browser.hpp"
 #include "support/process.hpp"
 #include "support/server_support.hpp"
 
@@ -200,6 +202,51 @@ BOOST_AUTO_TEST_CASE(chromium_shows_the_tree_a_new_connection_and_a_restart) {
   }));
   auto after = rendered_page();
   BOOST_CHECK_NE(after.find("<span class=\"restarted\">restarted 1×</span>"), std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(an_open_page_follows_connections_and_restarts_live) {
+  auto& srv = start_shown("live");
+  headless_browser browser;
+  BOOST_REQUIRE_MESSAGE(browser.started(), headless_browser::path
+                                             << " did not start: setup.sh installs Debian's chromium");
+  BOOST_REQUIRE(browser.open("http://" + to_string(page_address) + "/"));
+  BOOST_REQUIRE(browser.wait_for(R"(document.querySelector('section.server[data-server="live"]'))",
+                                 30000ms));
+  // (Cells, not the body's text: that holds the inline script's too.)
+  const std::string no_rows =
+    "[...document.querySelectorAll('td')].some(c => c.textContent === 'no connections')";
+  BOOST_CHECK(browser.wait_for(no_rows, 10000ms));
+  // A mark in the page's script state: gone if the page were loaded again.
+  auto mark = browser.evaluate("window.atollTestMark = 'the same page'");
+  BOOST_REQUIRE(mark && *mark == "the same page");
+
+  // A client connects: its row appears by the event stream alone.
+  std::optional<test_client> client{connect(srv)};
+  client->send("x");
+  BOOST_CHECK_EQUAL(client->recv_exact(1), "x");
+  sockaddr_in local{};
+  socklen_t len = sizeof(local);
+  BOOST_REQUIRE(::getsockname(client->fd(), reinterpret_cast<sockaddr*>(&local), &len) == 0);
+  auto peer = "127.0.0.1:" + std::to_string(ntohs(local.sin_port));
+  auto row_of_peer = "[...document.querySelectorAll('tr.connection')].some(r => "
+                     "r.textContent.includes('" + peer + "'))";
+  BOOST_CHECK(browser.wait_for(row_of_peer, 10000ms));
+  BOOST_CHECK(browser.wait_for("!" + no_rows, 1000ms));
+
+  // It leaves: the row goes.
+  client.reset();
+  BOOST_CHECK(browser.wait_for("!(" + row_of_peer + ")", 10000ms));
+  BOOST_CHECK(browser.wait_for(no_rows, 10000ms));
+
+  // A killed acceptor is restarted by its supervisor: the open page says so.
+  auto pool = child(sys, srv.handle(), "acceptor_pool");
+  auto group = child(sys, pool, "acceptor-1");
+  caf::anon_send_exit(child(sys, group, "acceptor"), caf::exit_reason::kill);
+  BOOST_CHECK(browser.wait_for("[...document.querySelectorAll('span.restarted')].some(s => "
+                               "s.textContent === 'restarted 1×')",
+                               10000ms));
+  auto still = browser.evaluate("window.atollTestMark");
+  BOOST_CHECK(still && *still == "the same page");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
