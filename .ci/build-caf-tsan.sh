@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds CAF 0.17.6's core and io libraries with ThreadSanitizer into
+# Builds CAF 0.17.6's core, io and openssl libraries with ThreadSanitizer into
 # build-caf-tsan/install, from Debian's source package (apt-get source, as
 # root). Debian's libcaf-core is not instrumented: TSan then cannot see the
 # synchronization inside CAF's mailboxes and reports every message hand-off as
@@ -23,7 +23,7 @@ if [[ ! -d actor-framework-0.17.6 ]]; then
   tar xzf actor-framework_0.17.6.orig.tar.gz
 fi
 cmake -S actor-framework-0.17.6 -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCAF_NO_EXAMPLES=yes -DCAF_NO_UNIT_TESTS=yes -DCAF_NO_OPENSSL=yes -DCAF_NO_OPENCL=yes \
+  -DCAF_NO_EXAMPLES=yes -DCAF_NO_UNIT_TESTS=yes -DCAF_NO_OPENSSL=no -DCAF_NO_OPENCL=yes \
   -DCAF_NO_PYTHON=yes -DCAF_NO_TOOLS=yes -DCAF_LOG_LEVEL=QUIET \
   -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer -include limits" \
   -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread" -DCMAKE_INSTALL_PREFIX="$root/install"

@@ -19,6 +19,7 @@
 
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
 #include <nlohmann/json.hpp>
 
 #include "atoll/all.hpp"
@@ -53,6 +54,10 @@ commands:
 options:
   --server NAME        only the server NAME (default: every server)
   --timeout MS         how long to wait for each answer (default: 5000)
+  --cert FILE          link to the nodes with TLS (CAF's OpenSSL module, for
+  --key FILE           nodes started with --inspector-cert): this node's
+  --ca FILE            certificate (PEM), its key, and the CA that signed
+                       the nodes' certificates; all three, or none
   --help               this text
 
 exit codes: 0 done, 1 bad usage, 2 a node cannot be reached, 3 control is
@@ -75,6 +80,13 @@ struct arguments {
   std::string server; // empty: all
   std::string format = "text";
   std::chrono::milliseconds timeout{5000};
+  std::string cert; // all three set: secure links
+  std::string key;
+  std::string ca;
+
+  bool secure() const {
+    return !cert.empty();
+  }
 };
 
 std::optional<uint16_t> parse_port(const std::string& text) {
@@ -135,12 +147,26 @@ std::optional<arguments> parse(int argc, char** argv, std::string& why, bool& he
         return std::nullopt;
       }
       args.timeout = std::chrono::milliseconds{ms};
+    } else if (auto name = arg.substr(0, arg.find('='));
+               name == "--cert" || name == "--key" || name == "--ca") {
+      auto v = value(name);
+      if (!v)
+        return std::nullopt;
+      if (v->empty()) {
+        why = name + " needs a file";
+        return std::nullopt;
+      }
+      (name == "--cert" ? args.cert : name == "--key" ? args.key : args.ca) = *v;
     } else if (arg.rfind("--", 0) == 0 && arg != "--") {
       why = "unknown option " + arg;
       return std::nullopt;
     } else {
       positional.push_back(arg);
     }
+  }
+  if (args.cert.empty() != args.key.empty() || args.cert.empty() != args.ca.empty()) {
+    why = "--cert, --key and --ca go together (all three, or none)";
+    return std::nullopt;
   }
   // Nodes: HOST PORT, or HOST:PORT..., up to the command.
   size_t i = 0;
@@ -206,7 +232,11 @@ public:
 
   int run() {
     for (auto& where : args_.nodes) {
-      auto insp = atl::connect_inspector(sys_, where.host, where.port);
+      auto insp = atl::connect_inspector(sys_, where.host, where.port, args_.secure());
+      if (!insp && insp.error() == atl::errc::invalid_option) { // e.g. a bad --cert
+        fail(exit_usage, atl::describe(insp.error()));
+        return exit_code_;
+      }
       if (!insp) {
         fail(exit_unreachable, "node " + where.text() + " cannot be reached: "
                                  + atl::describe(insp.error()));
@@ -430,6 +460,12 @@ int main(int argc, char** argv) {
   caf::actor_system_config cfg;
   atl::register_types(cfg);
   cfg.load<caf::io::middleman>();
+  if (args->secure()) {
+    cfg.load<caf::openssl::manager>();
+    cfg.openssl_certificate = args->cert;
+    cfg.openssl_key = args->key;
+    cfg.openssl_cafile = args->ca;
+  }
   cfg.set("scheduler.max-threads", 2);
   int code = 0;
   {

@@ -16,6 +16,7 @@
 
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
 
 #include "atoll/all.hpp"
 #include "example_options.hpp"
@@ -27,6 +28,9 @@ struct inspection_options {
   int inspector_port = -1;
   bool inspector_control = false;
   int observer_port = -1;
+  std::string inspector_cert; // all three set: TLS between nodes
+  std::string inspector_key;
+  std::string inspector_ca;
 
   void add_to(caf::config_option_set& set) {
     caf::config_option_adder{set, "global"}
@@ -36,6 +40,13 @@ struct inspection_options {
       .add(inspector_control, "inspector-control",
            "let remote nodes suspend, resume and stop the server through the inspector "
            "(needs --inspector-port)")
+      .add(inspector_cert, "inspector-cert",
+           "publish the inspector over TLS (CAF's OpenSSL module): this node's certificate "
+           "(PEM); needs --inspector-key and --inspector-ca; atoll-observer then connects with "
+           "--cert, --key and --ca")
+      .add(inspector_key, "inspector-key", "the private key (PEM) of --inspector-cert")
+      .add(inspector_ca, "inspector-ca",
+           "the CA (PEM) whose certificates other nodes must present to the inspector")
       .add(observer_port, "observer-port",
            "serve the live observer page at http://127.0.0.1:PORT/, 0..65535 (0: pick a free "
            "port; -1: off, the default)");
@@ -48,16 +59,28 @@ struct inspection_options {
              + std::to_string(inspector_port);
     if (inspector_control && inspector_port == -1)
       return std::string{"--inspector-control needs --inspector-port"};
+    if (inspector_cert.empty() != inspector_key.empty()
+        || inspector_cert.empty() != inspector_ca.empty())
+      return std::string{"--inspector-cert, --inspector-key and --inspector-ca go together"};
+    if (!inspector_cert.empty() && inspector_port == -1)
+      return std::string{"--inspector-cert needs --inspector-port"};
     if (observer_port < -1 || observer_port > 65535)
       return "--observer-port must be 0..65535 (or -1: off), got " + std::to_string(observer_port);
     return std::nullopt;
   }
 
   /// Loads what the options need into the config (before the actor system
-  /// is made): CAF's middleman for a published inspector.
+  /// is made): CAF's middleman for a published inspector, and its OpenSSL
+  /// module with the node's certificate for a secure one.
   void prepare(caf::actor_system_config& cfg) const {
     if (inspector_port >= 0)
       cfg.load<caf::io::middleman>();
+    if (!inspector_cert.empty()) {
+      cfg.load<caf::openssl::manager>();
+      cfg.openssl_certificate = inspector_cert;
+      cfg.openssl_key = inspector_key;
+      cfg.openssl_cafile = inspector_ca;
+    }
   }
 };
 
@@ -74,6 +97,8 @@ public:
       atl::inspector_options io;
       io.port = static_cast<uint16_t>(opts.inspector_port);
       io.control = opts.inspector_control;
+      io.secure = !opts.inspector_cert.empty();
+      secure_ = io.secure;
       auto published = atl::spawn_inspector(sys, io);
       if (!published) {
         say("cannot start the inspector: " + atl::describe(published.error()) + "\n");
@@ -103,7 +128,7 @@ public:
   /// Says where they are, on stderr (after the "listening on" line).
   void print() const {
     if (port_)
-      say("inspector on 127.0.0.1:" + std::to_string(*port_)
+      say("inspector on 127.0.0.1:" + std::to_string(*port_) + (secure_ ? " (TLS)" : "")
           + (control_ ? " (control enabled)\n" : "\n"));
     if (page_) {
       if (auto where = page_->listener_info())
@@ -129,6 +154,7 @@ private:
   std::optional<uint16_t> port_;
   std::optional<atl::server> page_;
   bool control_ = false;
+  bool secure_ = false;
 };
 
 /// Ends the program's wait for a stop signal when the server `root` ends

@@ -1397,6 +1397,60 @@ BOOST_AUTO_TEST_CASE(bad_observer_usage_and_unreachable_nodes_are_clear_errors) 
   expect_refused({example_path("echo"), "--port=0", "--inspector-port=70000"}, "--inspector-port");
   expect_refused({example_path("echo"), "--port=0", "--inspector-control"}, "--inspector-port");
   expect_refused({example_path("echo"), "--port=0", "--observer-port=-2"}, "--observer-port");
+  auto certs = certs_dir();
+  expect_refused({example_path("echo"), "--port=0", "--inspector-port=0",
+                  "--inspector-cert=" + certs + "/server.pem"},
+                 "--inspector-key");
+  expect_refused({example_path("echo"), "--port=0", "--inspector-cert=" + certs + "/server.pem",
+                  "--inspector-key=" + certs + "/server.key", "--inspector-ca=" + certs + "/ca.pem"},
+                 "--inspector-port");
+  expect_refused({example_path("echo"), "--port=0", "--inspector-port=0",
+                  "--inspector-cert=" + certs + "/server.pem",
+                  "--inspector-key=" + certs + "/other.key", "--inspector-ca=" + certs + "/ca.pem"},
+                 "does not match");
+  expect_refused({example_path("echo"), "--port=0", "--inspector-port=0",
+                  "--inspector-cert=" + certs + "/missing.pem",
+                  "--inspector-key=" + certs + "/server.key", "--inspector-ca=" + certs + "/ca.pem"},
+                 "missing.pem");
+  auto partial = run_observer({"127.0.0.1:4000", "servers", "--cert=" + certs + "/client.pem"});
+  BOOST_CHECK_EQUAL(partial.code, 1);
+  BOOST_CHECK_NE(partial.err.find("go together"), std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_tls_inspector_answers_only_nodes_with_a_trusted_certificate) {
+  auto certs = certs_dir();
+  running_example ex{"echo",
+                     {"--inspector-port=0", "--inspector-cert=" + certs + "/server.pem",
+                      "--inspector-key=" + certs + "/server.key",
+                      "--inspector-ca=" + certs + "/ca.pem"}};
+  static const std::regex pattern{R"(inspector on 127\.0\.0\.1:(\d+) \(TLS\))"};
+  auto node = "127.0.0.1:" + std::to_string(port_on_stderr(ex, pattern));
+  auto client = ex.connect();
+  client.send("ping\n");
+  BOOST_CHECK_EQUAL(client.recv_exact(5), "ping\n");
+  auto trusted = run_observer({node, "connections", "--cert=" + certs + "/client.pem",
+                               "--key=" + certs + "/client.key", "--ca=" + certs + "/ca.pem"});
+  BOOST_CHECK_EQUAL(trusted.code, 0);
+  BOOST_CHECK_EQUAL(lines_of(trusted.out).size(), 1u);
+  BOOST_CHECK_NE(trusted.out.find("127.0.0.1:" + std::to_string(local_port(client))),
+                 std::string::npos);
+  // Without TLS, or with a certificate of another CA: not reached.
+  auto plain = run_observer({node, "servers"});
+  BOOST_CHECK_EQUAL(plain.code, 2);
+  auto untrusted =
+    run_observer({node, "servers", "--cert=" + certs + "/untrusted-client.pem",
+                  "--key=" + certs + "/untrusted-client.key", "--ca=" + certs + "/ca.pem"});
+  BOOST_CHECK_EQUAL(untrusted.code, 2);
+  BOOST_CHECK_NE(untrusted.err.find("cannot be reached"), std::string::npos);
+  // A key that does not match: a usage error, before any connection.
+  auto bad = run_observer({node, "servers", "--cert=" + certs + "/client.pem",
+                           "--key=" + certs + "/other.key", "--ca=" + certs + "/ca.pem"});
+  BOOST_CHECK_EQUAL(bad.code, 1);
+  BOOST_CHECK_NE(bad.err.find("does not match"), std::string::npos);
+  // Still serving.
+  client.send("pong\n");
+  BOOST_CHECK_EQUAL(client.recv_exact(5), "pong\n");
+  ex.stop(SIGTERM);
 }
 
 BOOST_AUTO_TEST_CASE(the_observer_page_of_an_example_serves_its_server) {

@@ -5,14 +5,18 @@
 #include <memory>
 
 #include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/publish.hpp>
+#include <caf/openssl/remote_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/system_messages.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
 #include "atoll/runtime/error.hpp"
+#include "atoll/transports/tls.hpp"
 
 namespace atl {
 
@@ -180,6 +184,42 @@ inspector_actor::behavior_type inspector(inspector_ptr self, bool control,
   };
 }
 
+/// Whether `sys` can link nodes with CAF's OpenSSL module, with mutual
+/// authentication: the module, a certificate, its key and a CA, loadable.
+caf::error check_secure_links(caf::actor_system& sys, const std::string& what) {
+  if (!sys.has_openssl_manager())
+    return caf::make_error(errc::invalid_option,
+                           what + " with secure links needs CAF's OpenSSL module: load "
+                                  "caf::openssl::manager into the actor system's config");
+  auto& cfg = sys.config();
+  const char* missing = nullptr;
+  if (cfg.openssl_certificate.empty())
+    missing = "openssl.certificate";
+  else if (cfg.openssl_key.empty())
+    missing = "openssl.key";
+  else if (cfg.openssl_cafile.empty() && cfg.openssl_capath.empty())
+    missing = "openssl.cafile (or openssl.capath)";
+  if (missing != nullptr)
+    return caf::make_error(errc::invalid_option,
+                           what + " with secure links: " + missing
+                             + " is not set (without it, nodes would not authenticate each other)");
+  // Loaded here, so that a bad file fails now, not at each node's handshake.
+  tls_options check;
+  check.certificates.push_back({cfg.openssl_certificate, cfg.openssl_key, cfg.openssl_passphrase});
+  if (!cfg.openssl_cafile.empty()) {
+    check.verify = tls_verify::required;
+    check.cafile = cfg.openssl_cafile;
+  }
+  if (auto ctx = tls_context::make(std::move(check)); !ctx) {
+    auto why = describe(ctx.error()); // without its "atoll error invalid_option: "
+    auto prefix = "atoll error " + to_string(errc::invalid_option) + ": ";
+    if (why.rfind(prefix, 0) == 0)
+      why.erase(0, prefix.size());
+    return caf::make_error(errc::invalid_option, what + " with secure links: " + why);
+  }
+  return {};
+}
+
 } // namespace
 
 inspector_actor spawn_local_inspector(caf::actor_system& sys, const inspector_options& opts) {
@@ -199,8 +239,12 @@ caf::expected<published_inspector> spawn_inspector(caf::actor_system& sys,
     return caf::make_error(errc::invalid_option, "inspector host: empty");
   if (opts.server_timeout <= std::chrono::milliseconds::zero())
     return caf::make_error(errc::invalid_option, "inspector server_timeout: must be positive");
+  if (opts.secure)
+    if (auto err = check_secure_links(sys, "the inspector"))
+      return err;
   auto handle = spawn_local_inspector(sys, opts);
-  auto port = sys.middleman().publish(handle, opts.port, opts.host.c_str(), true);
+  auto port = opts.secure ? caf::openssl::publish(handle, opts.port, opts.host.c_str(), true)
+                          : sys.middleman().publish(handle, opts.port, opts.host.c_str(), true);
   if (!port) {
     caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
     return caf::make_error(errc::start_failed, "cannot publish the inspector on " + opts.host
@@ -211,12 +255,16 @@ caf::expected<published_inspector> spawn_inspector(caf::actor_system& sys,
 }
 
 caf::expected<inspector_actor> connect_inspector(caf::actor_system& sys, const std::string& host,
-                                                 uint16_t port) {
+                                                 uint16_t port, bool secure) {
   if (!sys.has_middleman())
     return caf::make_error(errc::invalid_option,
                            "connecting to an inspector needs CAF's middleman: load "
                            "caf::io::middleman into the actor system's config");
-  auto handle = sys.middleman().remote_actor<inspector_actor>(host, port);
+  if (secure)
+    if (auto err = check_secure_links(sys, "connecting to an inspector"))
+      return err;
+  auto handle = secure ? caf::openssl::remote_actor<inspector_actor>(sys, host, port)
+                       : sys.middleman().remote_actor<inspector_actor>(host, port);
   if (!handle)
     return caf::make_error(errc::closed, "cannot reach the inspector at " + host + ":"
                                            + std::to_string(port) + ": "

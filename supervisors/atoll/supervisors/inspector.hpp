@@ -79,9 +79,16 @@ struct inspector_options {
   uint16_t port = 0;
   /// The address it listens on. Loopback by default: a remote node that
   /// connects can message every connection actor (and, with `control`, stop
-  /// servers), so wider exposure needs a protected network or CAF's OpenSSL
-  /// module (see the README).
+  /// servers), so wider exposure needs a protected network or `secure`.
   std::string host = "127.0.0.1";
+  /// Publishes through CAF's OpenSSL module instead of plain TCP: both nodes
+  /// present a certificate and accept only one signed by their CA (TLS with
+  /// mutual authentication). Needs `caf::openssl::manager` loaded into the
+  /// actor system's config, and CAF's options `openssl.certificate`,
+  /// `openssl.key` (`openssl.passphrase` for an encrypted key) and
+  /// `openssl.cafile` or `openssl.capath` set. Remote nodes connect with
+  /// `connect_inspector(..., true)`.
+  bool secure = false;
   /// Allows remote nodes to suspend, resume and stop servers.
   bool control = false;
   /// How long the inspector waits for a server's answer when listing.
@@ -99,9 +106,13 @@ struct published_inspector {
 };
 
 /// Spawns an inspector and publishes it with `sys`'s middleman on
-/// `opts.host:opts.port`. Errors: `errc::invalid_option` when `sys` has no
-/// middleman (load `caf::io::middleman` into the config) or the host is
-/// empty, the middleman's error when publishing fails (e.g. a port in use);
+/// `opts.host:opts.port` (with `opts.secure`: through CAF's OpenSSL module).
+/// Errors: `errc::invalid_option` when `sys` has no middleman (load
+/// `caf::io::middleman` into the config) or the host is empty; with
+/// `secure`, also without `caf::openssl::manager`, without a certificate,
+/// key or CA in the config, or when the certificate or key cannot be loaded
+/// (a missing file, a key that does not match); `errc::start_failed` when
+/// publishing fails (e.g. a port in use);
 /// nothing is left running on an error. Blocks the calling thread until
 /// published (call it outside actors, as a program's set-up).
 [[nodiscard]] caf::expected<published_inspector> spawn_inspector(caf::actor_system& sys,
@@ -115,10 +126,14 @@ struct published_inspector {
                                                     const inspector_options& opts = {});
 
 /// Connects to the inspector published on `host:port` (another node)
-/// through `sys`'s middleman. Errors: `errc::invalid_option` without a
-/// middleman, the middleman's error when the node cannot be reached. Blocks
-/// the calling thread (CAF's `remote_actor`).
+/// through `sys`'s middleman; with `secure`, through CAF's OpenSSL module
+/// (to an inspector published with `inspector_options::secure`; `sys` needs
+/// the same set-up). Errors: `errc::invalid_option` without a middleman (or,
+/// with `secure`, as for `spawn_inspector`), `errc::closed` when the node
+/// cannot be reached or the handshake fails (e.g. a certificate the node
+/// does not trust). Blocks the calling thread (CAF's `remote_actor`).
 [[nodiscard]] caf::expected<inspector_actor>
-connect_inspector(caf::actor_system& sys, const std::string& host, uint16_t port);
+connect_inspector(caf::actor_system& sys, const std::string& host, uint16_t port,
+                  bool secure = false);
 
 } // namespace atl
