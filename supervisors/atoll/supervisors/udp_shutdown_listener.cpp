@@ -1,8 +1,6 @@
 #include "atoll/supervisors/udp_shutdown_listener.hpp"
 
 #include <caf/event_based_actor.hpp>
-#include <caf/exit_reason.hpp>
-#include <caf/system_messages.hpp>
 
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/supervisors/detail/shutdown_common.hpp"
@@ -13,25 +11,15 @@ namespace {
 
 caf::behavior udp_shutdown_listener(caf::event_based_actor* self,
                                     std::shared_ptr<udp_server_context> ctx) {
-  self->set_exit_handler([self, ctx](caf::exit_msg& msg) {
-    if (!msg.reason || msg.reason == caf::exit_reason::normal)
-      return;
-    auto reason = msg.reason;
-    if (!ctx->stopping.load()) {
-      self->quit(reason); // a restart of the tree, not a stop
-      return;
-    }
+  return shutdown_listener_behavior(self, std::move(ctx), [](udp_server_context& c) {
     // Nothing more is received; the sockets stay open for the goodbyes of
     // `handle_shutdown` and close with the listener pool, after the drain.
-    ctx->stop_receiving();
+    c.stop_receiving();
     std::vector<caf::actor> sups;
-    if (auto sup = ctx->connection_supervisor())
+    if (auto sup = c.connection_supervisor())
       sups.push_back(std::move(sup));
-    drain_then_quit(self, sups, reason);
+    return sups;
   });
-  return {
-      [](int) {}, // no messages of its own
-  };
 }
 
 } // namespace
