@@ -4,7 +4,9 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <optional>
 #include <string>
 
@@ -738,6 +740,58 @@ BOOST_FIXTURE_TEST_CASE(multicast_group_members_receive, udp_fixture) {
   ::close(fd);
   BOOST_REQUIRE(n > 0);
   BOOST_CHECK_EQUAL(std::string(buf, static_cast<size_t>(n)), msg);
+}
+
+/// Whether the kernel lists the IPv6 group `hex` (32 hex digits) as joined
+/// on interface `ifname` (/proc/net/igmp6: index, name, group, users, ...).
+static bool kernel_lists_ipv6_group(const std::string& ifname, const std::string& hex) {
+  std::ifstream in{"/proc/net/igmp6"};
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields{line};
+    std::string index, name, group;
+    fields >> index >> name >> group;
+    if (name == ifname && group == hex)
+      return true;
+  }
+  return false;
+}
+
+BOOST_AUTO_TEST_CASE(ipv6_multicast_groups_are_joined_and_left) {
+  fd_leak_check fds;
+  // (This machine's loopback carries no IPv6 multicast route, so the test
+  // asks the kernel's membership table instead of sending to the group.)
+  const std::string hex = "ff1500000000000000000000a7a70119"; // ff15::a7a7:119
+  udp_options opts;
+  opts.membership = {"ff15::a7a7:119%lo"};
+  opts.multicast_ttl = 3;
+  opts.multicast_loop = true;
+  BOOST_REQUIRE(!kernel_lists_ipv6_group("lo", hex));
+  {
+    auto sock = datagram_socket::open(bind_address::any6(), 0, opts);
+    BOOST_REQUIRE_MESSAGE(sock, "open: " << (sock ? "" : describe(sock.error())));
+    BOOST_CHECK(kernel_lists_ipv6_group("lo", hex));
+    BOOST_CHECK(!(*sock)->leave_group("ff15::a7a7:119", "lo"));
+    BOOST_CHECK(!kernel_lists_ipv6_group("lo", hex));
+    // Joined at run time, on the interface given by number (lo is 1).
+    BOOST_CHECK(!(*sock)->join_group("ff15::a7a7:119", "1"));
+    BOOST_CHECK(kernel_lists_ipv6_group("lo", hex));
+    // An IPv4 interface address means nothing to an IPv6 group.
+    BOOST_CHECK((*sock)->join_group("ff15::a7a7:11a", "127.0.0.1") == errc::invalid_address);
+  }
+  BOOST_CHECK(!kernel_lists_ipv6_group("lo", hex)); // closing left it
+  // An IPv6 group on an IPv4 socket, and bad groups: clear errors.
+  auto v4 = datagram_socket::open(bind_address::loopback(), 0, udp_options{});
+  BOOST_REQUIRE(v4);
+  auto err = (*v4)->join_group("ff15::a7a7:119");
+  BOOST_CHECK(err == errc::invalid_address);
+  BOOST_CHECK_MESSAGE(describe(err).find("IPv6 address") != std::string::npos, describe(err));
+  for (auto bad : {"ff15::zz", "2001:db8::1", "ff15::1%nosuch0", "10.0.0.1"}) {
+    udp_options o;
+    o.membership = {bad};
+    auto verdict = validate(o);
+    BOOST_CHECK_MESSAGE(verdict == errc::invalid_option, bad);
+    BOOST_CHECK_MESSAGE(describe(verdict).find(bad) != std::string::npos, describe(verdict));
+  }
 }
 
 BOOST_FIXTURE_TEST_CASE(send_recv_asks_and_waits_for_the_answer, udp_fixture) {

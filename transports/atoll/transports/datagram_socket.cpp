@@ -7,6 +7,7 @@
 #include <utility>
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <unistd.h>
@@ -29,20 +30,90 @@ caf::error set_int(int fd, int level, int name, int value, const char* what) {
   return caf::none;
 }
 
-caf::error change_membership(int fd, int op, const std::string& group,
-                             const std::string& interface_address) {
-  ip_mreq req{};
-  if (::inet_pton(AF_INET, group.c_str(), &req.imr_multiaddr) != 1 ||
-      !IN_MULTICAST(ntohl(req.imr_multiaddr.s_addr)))
-    return caf::make_error(errc::invalid_address, "not an IPv4 multicast group", group);
-  req.imr_interface.s_addr = htonl(INADDR_ANY);
-  if (!interface_address.empty() &&
-      ::inet_pton(AF_INET, interface_address.c_str(), &req.imr_interface) != 1)
-    return caf::make_error(errc::invalid_address, "not an IPv4 interface address",
-                           interface_address);
-  if (::setsockopt(fd, IPPROTO_IP, op, &req, sizeof(req)) != 0)
-    return make_system_error(op == IP_ADD_MEMBERSHIP ? "setsockopt(IP_ADD_MEMBERSHIP)"
-                                                     : "setsockopt(IP_DROP_MEMBERSHIP)",
+/// A network interface's index, from its name ("eth0") or its number.
+caf::expected<unsigned> interface_index(const std::string& name) {
+  if (!name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+        return c >= '0' && c <= '9';
+      }) && name.size() <= 9)
+    return static_cast<unsigned>(std::stoul(name));
+  if (auto index = ::if_nametoindex(name.c_str()); index != 0)
+    return index;
+  return caf::make_error(errc::invalid_address, "no such network interface", name);
+}
+
+/// A multicast group: an IPv4 one ("239.1.2.3"), or an IPv6 one with an
+/// optional interface after a '%' ("ff02::fb%eth0", "ff15::9%2").
+struct multicast_group {
+  bool v6 = false;
+  in_addr v4addr{};
+  in6_addr v6addr{};
+  unsigned interface = 0; // IPv6: the zone's interface (0: the kernel's choice)
+};
+
+caf::expected<multicast_group> parse_group(const std::string& text) {
+  multicast_group g;
+  if (::inet_pton(AF_INET, text.c_str(), &g.v4addr) == 1) {
+    if (!IN_MULTICAST(ntohl(g.v4addr.s_addr)))
+      return caf::make_error(errc::invalid_address, "not a multicast group", text);
+    return g;
+  }
+  auto zone = text.find('%');
+  auto addr = text.substr(0, zone);
+  if (::inet_pton(AF_INET6, addr.c_str(), &g.v6addr) != 1 || !IN6_IS_ADDR_MULTICAST(&g.v6addr))
+    return caf::make_error(errc::invalid_address, "not an IPv4 or IPv6 multicast group", text);
+  g.v6 = true;
+  if (zone != std::string::npos) {
+    auto index = interface_index(text.substr(zone + 1));
+    if (!index)
+      return index.error();
+    g.interface = *index;
+  }
+  return g;
+}
+
+/// Joins or leaves `group`: IPv4 on the interface with address
+/// `interface` (empty: any); IPv6 on the interface named or numbered
+/// `interface` (empty: the group's zone, or the kernel's choice).
+caf::error change_membership(int fd, bool join, const std::string& group,
+                             const std::string& interface) {
+  auto g = parse_group(group);
+  if (!g)
+    return g.error();
+  if (!g->v6) {
+    ip_mreq req{};
+    req.imr_multiaddr = g->v4addr;
+    req.imr_interface.s_addr = htonl(INADDR_ANY);
+    if (!interface.empty() && ::inet_pton(AF_INET, interface.c_str(), &req.imr_interface) != 1)
+      return caf::make_error(errc::invalid_address, "not an IPv4 interface address", interface);
+    if (::setsockopt(fd, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, &req,
+                     sizeof(req))
+        != 0)
+      return make_system_error(join ? "setsockopt(IP_ADD_MEMBERSHIP)"
+                                    : "setsockopt(IP_DROP_MEMBERSHIP)",
+                               errno);
+    return caf::none;
+  }
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+    return make_system_error("getsockname", errno);
+  if (ss.ss_family != AF_INET6)
+    return caf::make_error(errc::invalid_address,
+                           "an IPv6 group needs a socket bound to an IPv6 address (e.g. ::)",
+                           group);
+  ipv6_mreq req{};
+  req.ipv6mr_multiaddr = g->v6addr;
+  req.ipv6mr_interface = g->interface;
+  if (!interface.empty()) {
+    auto index = interface_index(interface);
+    if (!index)
+      return index.error();
+    req.ipv6mr_interface = *index;
+  }
+  if (::setsockopt(fd, IPPROTO_IPV6, join ? IPV6_JOIN_GROUP : IPV6_LEAVE_GROUP, &req,
+                   sizeof(req))
+      != 0)
+    return make_system_error(join ? "setsockopt(IPV6_JOIN_GROUP)" : "setsockopt(IPV6_LEAVE_GROUP)",
                              errno);
   return caf::none;
 }
@@ -59,12 +130,10 @@ caf::error validate(const udp_options& opts) {
                            *opts.multicast_if);
   if (opts.multicast_ttl && (*opts.multicast_ttl < 0 || *opts.multicast_ttl > 255))
     return caf::make_error(errc::invalid_option, "transport.multicast_ttl must be 0..255");
-  for (auto& group : opts.membership) {
-    in_addr addr{};
-    if (::inet_pton(AF_INET, group.c_str(), &addr) != 1 || !IN_MULTICAST(ntohl(addr.s_addr)))
+  for (auto& group : opts.membership)
+    if (auto g = parse_group(group); !g)
       return caf::make_error(errc::invalid_option,
-                             "transport.membership: not an IPv4 multicast group", group);
-  }
+                             "transport.membership: " + group + ": " + describe(g.error()));
   return caf::none;
 }
 
@@ -237,15 +306,27 @@ datagram_socket::open(const bind_address& addr, uint16_t port, const udp_options
       if (auto err = set_int(fd, IPPROTO_IP, IP_MULTICAST_LOOP, *opts.multicast_loop ? 1 : 0,
                              "setsockopt(IP_MULTICAST_LOOP)"))
         return fail(std::move(err));
+  } else {
+    if (opts.multicast_ttl)
+      if (auto err = set_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, *opts.multicast_ttl,
+                             "setsockopt(IPV6_MULTICAST_HOPS)"))
+        return fail(std::move(err));
+    if (opts.multicast_loop)
+      if (auto err = set_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, *opts.multicast_loop ? 1 : 0,
+                             "setsockopt(IPV6_MULTICAST_LOOP)"))
+        return fail(std::move(err));
   }
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     auto what = "bind " + to_string(addr) + ":" + std::to_string(port) + "/udp";
     return fail(make_system_error(what.c_str(), errno));
   }
-  for (auto& group : opts.membership)
-    if (auto err = change_membership(fd, IP_ADD_MEMBERSHIP, group,
-                                     opts.multicast_if ? *opts.multicast_if : std::string{}))
+  for (auto& group : opts.membership) {
+    // multicast_if names an IPv4 interface; an IPv6 group carries its own.
+    auto v4 = group.find(':') == std::string::npos;
+    if (auto err = change_membership(fd, true, group,
+                                     v4 && opts.multicast_if ? *opts.multicast_if : std::string{}))
       return fail(std::move(err));
+  }
   auto local = local_endpoint(fd);
   if (!local)
     return fail(local.error());
@@ -422,7 +503,7 @@ caf::error datagram_socket::join_group(const std::string& group,
   std::shared_lock guard{mtx_};
   if (fd_ < 0)
     return caf::make_error(errc::closed, "the UDP socket is closed");
-  return change_membership(fd_, IP_ADD_MEMBERSHIP, group, interface_address);
+  return change_membership(fd_, true, group, interface_address);
 }
 
 caf::error datagram_socket::leave_group(const std::string& group,
@@ -430,7 +511,7 @@ caf::error datagram_socket::leave_group(const std::string& group,
   std::shared_lock guard{mtx_};
   if (fd_ < 0)
     return caf::make_error(errc::closed, "the UDP socket is closed");
-  return change_membership(fd_, IP_DROP_MEMBERSHIP, group, interface_address);
+  return change_membership(fd_, false, group, interface_address);
 }
 
 datagram_stats datagram_socket::stats() const noexcept {

@@ -47,13 +47,17 @@ struct udp_options {
   /// IP_MULTICAST_IF: the IPv4 address of the interface multicast goes out of
   /// (unset: the kernel's choice).
   std::optional<std::string> multicast_if;
-  /// IP_MULTICAST_TTL, 0..255 (unset: 1, the kernel's default).
+  /// IP_MULTICAST_TTL (IPv6 sockets: IPV6_MULTICAST_HOPS), 0..255 (unset: 1,
+  /// the kernel's default).
   std::optional<int> multicast_ttl;
-  /// IP_MULTICAST_LOOP: multicast sent here is looped back to local members
-  /// (unset: the kernel's default, on).
+  /// IP_MULTICAST_LOOP (IPv6: IPV6_MULTICAST_LOOP): multicast sent here is
+  /// looped back to local members (unset: the kernel's default, on).
   std::optional<bool> multicast_loop;
-  /// IPv4 multicast groups to join when the socket opens (e.g. "224.0.0.251"
-  /// for mDNS), on `multicast_if` or any interface.
+  /// Multicast groups to join when the socket opens: IPv4 ones (e.g.
+  /// "224.0.0.251" for mDNS) on `multicast_if` or any interface; IPv6 ones
+  /// (the socket bound to an IPv6 address such as "::") with the interface
+  /// after a '%', by name or index (e.g. "ff02::fb%eth0"), or without one
+  /// on the kernel's choice.
   std::vector<std::string> membership;
   /// IPV6_V6ONLY on IPv6 sockets (unset: the kernel's default).
   std::optional<bool> ipv6_v6only;
@@ -215,8 +219,12 @@ public:
   [[nodiscard]] caf::expected<size_t>
   send_many(const std::vector<std::pair<udp_peer, std::string>>& msgs);
 
-  /// Joins an IPv4 multicast group (on `interface_address`, or any).
-  /// Errors: `errc::invalid_address`, `errc::system_error`.
+  /// Joins a multicast group: an IPv4 one on the interface with address
+  /// `interface_address` (empty: any); an IPv6 one (this socket bound to an
+  /// IPv6 address) on the interface named or numbered `interface_address`
+  /// (empty: the group's "%zone", or the kernel's choice). Errors:
+  /// `errc::invalid_address` (not a group, an unknown interface, an IPv6
+  /// group on an IPv4 socket), `errc::system_error`.
   [[nodiscard]] caf::error join_group(const std::string& group,
                                       const std::string& interface_address = {});
 
