@@ -424,6 +424,22 @@ BOOST_FIXTURE_TEST_CASE(the_inspector_lists_a_udp_server_and_its_handlers_record
   BOOST_CHECK_EQUAL(records[0].transport, "udp");
   BOOST_CHECK_EQUAL(records[0].recv_oct, 5u);
   BOOST_CHECK_EQUAL(records[0].send_oct, 5u);
+  // The tree shows the record as the handler node's details.
+  tree_node tree;
+  self->request(insp, 5s, tree_atom::value, std::string{"dns"})
+    .receive([&](tree_node& t) { tree = std::move(t); },
+             [&](caf::error& err) { BOOST_ERROR(describe(err)); });
+  const tree_node* handler_node = nullptr;
+  for (auto& child : tree.children)
+    if (child.role == "connection_sup" && child.children.size() == 1)
+      handler_node = &child.children[0];
+  BOOST_REQUIRE(handler_node != nullptr);
+  BOOST_CHECK_EQUAL(handler_node->role, "handler");
+  std::string peer_detail;
+  for (auto& d : handler_node->details)
+    if (d.key == "peer")
+      peer_detail = d.value;
+  BOOST_CHECK_EQUAL(peer_detail, "127.0.0.1:" + std::to_string(c.port()));
   // The record's handle reaches the handler actor: it is the live one.
   caf::actor_addr seen;
   self->monitor(records[0].handle);

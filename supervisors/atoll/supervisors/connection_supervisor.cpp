@@ -4,6 +4,7 @@
 
 #include "atoll/handlers/connection_record.hpp"
 #include "atoll/runtime/error.hpp"
+#include "atoll/supervisors/detail/gather.hpp"
 
 namespace atl::detail {
 
@@ -37,12 +38,7 @@ child_spec connection_supervisor_spec(std::shared_ptr<server_context> ctx,
     }
   };
   // Tree snapshots show each connection's record.
-  connection.describe = [](caf::event_based_actor* self, const caf::actor& child,
-                           std::function<void(std::vector<tree_detail>)> done) {
-    self->request(child, std::chrono::seconds{5}, connection_info_atom::value)
-      .then([done](connection_record& rec) { done(to_details(rec)); },
-            [done](caf::error&) { done({}); });
-  };
+  connection.describe = describe_connection;
   supervisor_flags flags;
   flags.strategy = strategy::simple_one_for_one;
   flags.max_children = opts.num_connections;

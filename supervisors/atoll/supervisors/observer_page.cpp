@@ -77,7 +77,9 @@ function rate(bytesPerSecond) {
   return (b / 1048576).toFixed(1) + " MiB/s";
 }
 function connectionsOf(node, out) {
-  if (node.role === "connection") out.push(node);
+  // TCP/TLS connection actors, and UDP handler actors
+  if (node.type === "worker" && (node.role === "connection" || node.role === "handler"))
+    out.push(node);
   (node.children || []).forEach(c => connectionsOf(c, out));
   return out;
 }

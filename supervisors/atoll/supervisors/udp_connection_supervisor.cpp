@@ -3,6 +3,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "atoll/runtime/error.hpp"
+#include "atoll/supervisors/detail/gather.hpp"
 
 namespace atl::detail {
 
@@ -18,6 +19,8 @@ child_spec udp_connection_supervisor_spec(std::shared_ptr<udp_server_context> ct
       return caf::make_error(errc::invalid_spec, "start_child expects a udp_hand_off");
     return spawn_udp_session(sc.self(), conf, args.get_as<udp_hand_off>(0));
   };
+  // Tree snapshots show each handler actor's record.
+  handler.describe = describe_connection;
   supervisor_flags flags;
   flags.strategy = strategy::simple_one_for_one;
   flags.max_children = opts.num_connections;

@@ -33,4 +33,11 @@ void gather_records(caf::event_based_actor* self, std::vector<caf::actor> conns,
       });
 }
 
+void describe_connection(caf::event_based_actor* self, const caf::actor& child,
+                         std::function<void(std::vector<tree_detail>)> done) {
+  self->request(child, caf::duration{record_timeout}, connection_info_atom::value)
+    .then([done](connection_record& rec) { done(to_details(rec)); },
+          [done](caf::error&) { done({}); });
+}
+
 } // namespace atl::detail

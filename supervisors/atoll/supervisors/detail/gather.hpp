@@ -16,6 +16,7 @@
 #include <caf/typed_response_promise.hpp>
 
 #include "atoll/handlers/connection_record.hpp"
+#include "atoll/runtime/types.hpp"
 
 namespace atl::detail {
 
@@ -58,5 +59,11 @@ void ask_all(caf::event_based_actor* self, const std::vector<caf::actor>& target
 /// handle only. Runs in `self`.
 void gather_records(caf::event_based_actor* self, std::vector<caf::actor> conns,
                     caf::typed_response_promise<std::vector<connection_record>> rp);
+
+/// A child spec's `describe` for connection actors (TCP, TLS and UDP
+/// handler actors): their record as the details of their tree node (none
+/// if the actor does not answer within `record_timeout`). Runs in `self`.
+void describe_connection(caf::event_based_actor* self, const caf::actor& child,
+                         std::function<void(std::vector<tree_detail>)> done);
 
 } // namespace atl::detail
