@@ -9,5 +9,6 @@
 #include "atoll/runtime/reactor.hpp"
 #include "atoll/runtime/span.hpp"
 #include "atoll/runtime/supervisor.hpp"
+#include "atoll/runtime/supervisor_client.hpp"
 #include "atoll/runtime/telemetry.hpp"
 #include "atoll/runtime/types.hpp"

@@ -1,6 +1,7 @@
 // A generic OTP-style supervisor for CAF 0.17: child specs, restart
 // strategies, restart intensity, ordered start and shutdown, and the
-// supervisor operations as messages with typed replies.
+// supervisor operations as messages with typed replies (and as blocking
+// calls: supervisor_client.hpp, included at the end).
 #pragma once
 
 #include <chrono>
@@ -191,78 +192,10 @@ start_supervisor(caf::actor_system& sys, supervisor_flags flags, std::vector<chi
 child_spec supervisor_child(std::string id, supervisor_flags flags, std::vector<child_spec> specs,
                             restart_type restart = restart_type::permanent);
 
-// -- blocking client helpers (call from outside actors) -------------------------
-
-/// Default timeout of the blocking helpers below.
-inline constexpr std::chrono::milliseconds default_call_timeout{5000};
-
-/// Lists the children of `sup` (OTP's which_children). Errors: the request's.
-caf::expected<std::vector<child_info>>
-which_children(caf::actor_system& sys, const caf::actor& sup,
-               std::chrono::milliseconds timeout = default_call_timeout);
-
-/// Counts the children of `sup` (OTP's count_children).
-caf::expected<child_counts>
-count_children(caf::actor_system& sys, const caf::actor& sup,
-               std::chrono::milliseconds timeout = default_call_timeout);
-
-/// Adds and starts a child of a static supervisor. Errors: `already_present`,
-/// `already_started`, `invalid_spec`, `unsupported_operation` (dynamic
-/// supervisor), or the start function's error.
-caf::expected<caf::actor> start_child(caf::actor_system& sys, const caf::actor& sup,
-                                      child_spec spec,
-                                      std::chrono::milliseconds timeout = default_call_timeout);
-
-/// Starts a child of a `simple_one_for_one` supervisor from its template,
-/// with `args` visible to the start function. Errors: `max_children`,
-/// `unsupported_operation` (static supervisor), or the start function's error.
-caf::expected<caf::actor> start_child(caf::actor_system& sys, const caf::actor& sup,
-                                      caf::message args,
-                                      std::chrono::milliseconds timeout = default_call_timeout);
-
-/// Stops the child `id` with its shutdown policy; its spec stays (static
-/// supervisors). Errors: `not_found`.
-[[nodiscard]] caf::error terminate_child(caf::actor_system& sys, const caf::actor& sup,
-                                         const std::string& id,
-                                         std::chrono::milliseconds timeout = default_call_timeout);
-
-/// Stops a dynamic child given by handle (`simple_one_for_one`).
-/// Errors: `not_found`.
-[[nodiscard]] caf::error terminate_child(caf::actor_system& sys, const caf::actor& sup,
-                                         const caf::actor& child,
-                                         std::chrono::milliseconds timeout = default_call_timeout);
-
-/// Restarts a terminated child whose spec is still present.
-/// Errors: `not_found`, `running`, or the start function's error.
-caf::expected<caf::actor> restart_child(caf::actor_system& sys, const caf::actor& sup,
-                                        const std::string& id,
-                                        std::chrono::milliseconds timeout = default_call_timeout);
-
-/// Deletes the spec of a terminated child. Errors: `not_found`, `running`.
-[[nodiscard]] caf::error delete_child(caf::actor_system& sys, const caf::actor& sup,
-                                      const std::string& id,
-                                      std::chrono::milliseconds timeout = default_call_timeout);
-
-/// Stops all children of `sup` (a dynamic supervisor stops them concurrently)
-/// with their shutdown policies, and from then on refuses `start_child` with
-/// `errc::shutting_down`; the supervisor itself keeps running. Returns once
-/// the children are gone (or `timeout` passed).
-[[nodiscard]] caf::error drain(caf::actor_system& sys, const caf::actor& sup,
-                               std::chrono::milliseconds timeout = std::chrono::milliseconds{
-                                   60000});
-
-/// Returns a recursive snapshot of the tree rooted at `sup`.
-[[nodiscard]] caf::expected<tree_node>
-snapshot_tree(caf::actor_system& sys, const caf::actor& sup,
-              std::chrono::milliseconds timeout = default_call_timeout);
-
-/// Stops `sup` (children in reverse order, each with its shutdown policy) and
-/// waits up to `timeout` until it is gone. Returns `errc::timeout` if it is
-/// still running then (it keeps stopping).
-[[nodiscard]] caf::error
-stop_supervisor(caf::actor_system& sys, const caf::actor& sup,
-                std::chrono::milliseconds timeout = std::chrono::milliseconds{60000});
-
 } // namespace atl
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(atl::child_spec)
+
+// The blocking client helpers (which_children, start_child, stop_supervisor,
+// ...) belong to this header's API; they live in their own file.
+#include "atoll/runtime/supervisor_client.hpp"
