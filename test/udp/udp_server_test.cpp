@@ -967,7 +967,7 @@ BOOST_AUTO_TEST_CASE(an_actor_on_a_one_thread_scheduler_runs_a_udp_server_withou
   sys.spawn([log, root](caf::event_based_actor* self) {
     auto s = *root;
     self->request(s, 10s, suspend_atom::value).then([=](caf::ok_atom) {
-      self->request(s, 10s, server_info_atom::value).then([=](udp_server_info& info) {
+      self->request(s, 10s, server_info_atom::value).then([=](server_info& info) {
         log->add("info:" + to_string(info.status) + (info.local ? ":bound" : ":unbound"));
         self->request(s, 10s, resume_atom::value).then([=](caf::ok_atom) {
           self->request(s, 10s, status_atom::value).then([=](server_status st) {

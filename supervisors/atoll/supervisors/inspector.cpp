@@ -137,22 +137,14 @@ inspector_actor::behavior_type inspector(inspector_ptr self, bool control,
             rp.deliver(std::move(*list));
           }
         };
+        // TCP and UDP servers reply the same `server_info`.
+        auto replied = [answered](server_info& info) mutable { answered(std::move(info)); };
+        auto failed = [answered](caf::error&) mutable { answered(server_info{}); };
         auto timeout = self->state.server_timeout;
         if (srv.udp)
-          self->request(srv.datagram(), timeout, server_info_atom::value)
-            .then(
-              [answered](udp_server_info& u) mutable {
-                server_info info;
-                info.status = u.status;
-                info.local = u.local;
-                info.active_connections = u.active_handlers;
-                answered(std::move(info));
-              },
-              [answered](caf::error&) mutable { answered(server_info{}); });
+          self->request(srv.datagram(), timeout, server_info_atom::value).then(replied, failed);
         else
-          self->request(srv.tcp(), timeout, server_info_atom::value)
-            .then([answered](server_info& info) mutable { answered(std::move(info)); },
-                  [answered](caf::error&) mutable { answered(server_info{}); });
+          self->request(srv.tcp(), timeout, server_info_atom::value).then(replied, failed);
       }
       return rp;
     },

@@ -323,7 +323,6 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<connection_record>("atl::connection_record");
   cfg.add_message_type<std::vector<connection_record>>("std::vector<atl::connection_record>");
   cfg.add_message_type<connection_event>("atl::connection_event");
-  cfg.add_message_type<udp_server_info>("atl::udp_server_info");
   cfg.add_message_type<histogram_snapshot>("atl::histogram_snapshot");
   cfg.add_message_type<metrics_snapshot>("atl::metrics_snapshot");
   cfg.add_message_type<inspected_server>("atl::inspected_server");

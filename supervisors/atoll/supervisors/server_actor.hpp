@@ -38,13 +38,17 @@ enum class server_status : uint8_t {
 /// Returns "running", "suspended" or "stopped".
 std::string to_string(server_status x);
 
-/// A server's state as reported by `server_info_atom` (and `server::info`).
+/// A server's state as reported by `server_info_atom` of a TCP/TLS server
+/// (`server::info`) and of a UDP server (`udp_server::info`).
 struct server_info {
   /// Running, suspended or stopped.
   server_status status = server_status::stopped;
   /// The bound address while running.
   std::optional<endpoint> local;
-  /// Connections alive now (summed over the connection supervisors).
+  /// TCP/TLS: connections alive now (summed over the connection
+  /// supervisors). UDP: handler actors alive now (one per peer or per
+  /// datagram, as `udp_server_options::lifetime` says), the actors that
+  /// `connections_atom` lists.
   uint64_t active_connections = 0;
 };
 

@@ -4,7 +4,7 @@
 
 #include "atoll/runtime/error.hpp"
 #include "atoll/supervisors/detail/blocking_call.hpp"
-#include "atoll/supervisors/detail/udp_server_protocol.hpp"
+#include "atoll/supervisors/detail/server_protocol.hpp"
 #include "atoll/supervisors/udp_connection_supervisor.hpp"
 #include "atoll/supervisors/udp_listener_pool.hpp"
 #include "atoll/supervisors/udp_rate_limiter.hpp"
@@ -120,11 +120,10 @@ server_status udp_server::status() const {
   return ctx_->sockets().empty() ? server_status::suspended : server_status::running;
 }
 
-caf::expected<udp_server_info> udp_server::info() const {
+caf::expected<server_info> udp_server::info() const {
   if (!ctx_)
     return no_server();
-  return detail::blocking_call<udp_server_info>(*sys_, *ctx_->io(), handle(),
-                                                server_info_atom::value);
+  return detail::blocking_call<server_info>(*sys_, *ctx_->io(), handle(), server_info_atom::value);
 }
 
 caf::expected<std::vector<connection_record>> udp_server::connections() const {

@@ -13,8 +13,6 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 #include <caf/fwd.hpp>
-#include <caf/meta/load_callback.hpp>
-#include <caf/meta/type_name.hpp>
 #include <caf/typed_actor.hpp>
 
 #include "atoll/handlers/connection_record.hpp"
@@ -49,30 +47,6 @@ struct udp_server_stats {
   size_t peers = 0;
 };
 
-/// A UDP server's state as reported by `udp_server::info`.
-struct udp_server_info {
-  /// Running, suspended or stopped.
-  server_status status = server_status::stopped;
-  /// The bound address while running.
-  std::optional<endpoint> local;
-  /// Handler actors alive now.
-  uint64_t active_handlers = 0;
-};
-
-/// Serializes a `udp_server_info`.
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, udp_server_info& x) {
-  // CAF 0.17 has no std::optional: a flag and the address.
-  bool receiving = x.local.has_value();
-  endpoint local = receiving ? *x.local : endpoint{};
-  auto loaded = caf::meta::load_callback([&]() -> caf::error {
-    x.local = receiving ? std::optional<endpoint>{local} : std::nullopt;
-    return caf::none;
-  });
-  return f(caf::meta::type_name("udp_server_info"), x.status, receiving, local,
-           x.active_handlers, loaded);
-}
-
 /// The typed interface of a UDP server's root actor: the TCP server's
 /// protocol (`atl::server_actor`) where it applies. Every request is
 /// answered asynchronously; an actor never blocks on it.
@@ -80,8 +54,8 @@ typename Inspector::result_type inspect(Inspector& f, udp_server_info& x) {
 ///   the error of its start if asked while it started.
 /// - `(listener_info_atom)`: the bound `endpoint`; `errc::suspended`.
 /// - `(status_atom)`: the `server_status`.
-/// - `(server_info_atom)`: a `udp_server_info` (status, address, handler
-///   actors alive).
+/// - `(server_info_atom)`: a `server_info` (status, address, handler
+///   actors alive as `active_connections`).
 /// - `(connections_atom)`: the records of the handler actors alive now
 ///   (`connection_record`: handle, peer, local address, transport "udp",
 ///   handler, datagrams and bytes each way, age).
@@ -97,7 +71,7 @@ using udp_server_actor =
     caf::typed_actor<caf::replies_to<listening_atom>::with<endpoint>,
                      caf::replies_to<listener_info_atom>::with<endpoint>,
                      caf::replies_to<status_atom>::with<server_status>,
-                     caf::replies_to<server_info_atom>::with<udp_server_info>,
+                     caf::replies_to<server_info_atom>::with<server_info>,
                      caf::replies_to<connections_atom>::with<std::vector<connection_record>>,
                      caf::replies_to<tree_atom>::with<tree_node>,
                      caf::replies_to<suspend_atom>::with<caf::ok_atom>,
@@ -127,8 +101,9 @@ public:
   /// share, without a request: never blocks.
   server_status status() const;
 
-  /// Status, address and the number of handler actors.
-  [[nodiscard]] caf::expected<udp_server_info> info() const;
+  /// Status, address and the number of handler actors (in
+  /// `active_connections`).
+  [[nodiscard]] caf::expected<server_info> info() const;
 
   /// The records of the handler actors alive now (a snapshot; see
   /// `connections_atom`).

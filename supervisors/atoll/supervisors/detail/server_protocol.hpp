@@ -1,5 +1,6 @@
-// Internal: the handlers of `atl::server_actor` that a server's root
-// supervisor adds to its own (through `supervisor_flags::extension`).
+// Internal: the handlers of `atl::server_actor` and of `atl::udp_server_actor`
+// that a server's root supervisor adds to its own (through
+// `supervisor_flags::extension`).
 #pragma once
 
 #include <memory>
@@ -10,11 +11,17 @@
 namespace atl::detail {
 
 class server_context;
+class udp_server_context;
 
-/// The server's own requests (`listening_atom`, `status_atom`, ...), run
-/// inside the root supervisor `self` of the server `ctx`. Asynchronous: each
-/// handler only sends requests and answers through a response promise.
+/// The TCP/TLS server's own requests (`listening_atom`, `status_atom`, ...),
+/// run inside the root supervisor `self` of the server `ctx`. Asynchronous:
+/// each handler only sends requests and answers through a response promise.
 caf::message_handler server_protocol(caf::event_based_actor* self,
                                      std::shared_ptr<server_context> ctx);
+
+/// The UDP server's own requests, run inside the root supervisor `self` of
+/// the server `ctx`. Asynchronous, as `server_protocol`.
+caf::message_handler udp_server_protocol(caf::event_based_actor* self,
+                                         std::shared_ptr<udp_server_context> ctx);
 
 } // namespace atl::detail

@@ -1,4 +1,4 @@
-#include "atoll/supervisors/detail/udp_server_protocol.hpp"
+#include "atoll/supervisors/detail/server_protocol.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/event_based_actor.hpp>
@@ -58,19 +58,19 @@ caf::message_handler udp_server_protocol(caf::event_based_actor* self,
         return std::move(local.error());
     },
     [ctx](status_atom) { return status_of(*ctx); },
-    [self, ctx](server_info_atom) -> caf::result<udp_server_info> {
-      udp_server_info result;
+    [self, ctx](server_info_atom) -> caf::result<server_info> {
+      server_info result;
       result.status = status_of(*ctx);
       if (auto local = local_of(*ctx))
         result.local = *local;
       auto sup = ctx->connection_supervisor();
       if (!sup)
         return result;
-      auto rp = self->make_response_promise<udp_server_info>();
+      auto rp = self->make_response_promise<server_info>();
       self->request(sup, caf::infinite, count_children_atom::value)
         .then(
           [rp, result](child_counts& counts) mutable {
-            result.active_handlers = counts.active;
+            result.active_connections = counts.active;
             rp.deliver(result);
           },
           [rp, result](caf::error&) mutable { rp.deliver(result); }); // restarting: none
