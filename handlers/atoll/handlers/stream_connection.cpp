@@ -8,6 +8,7 @@
 
 #include "atoll/handlers/detail/connection_actor.hpp"
 #include "atoll/handlers/detail/connection_common.hpp"
+#include "atoll/handlers/detail/connection_deadlines.hpp"
 #include "atoll/handlers/detail/socket_access.hpp"
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/error.hpp"
@@ -99,7 +100,7 @@ public:
       }
       proxy_reader_ = std::make_unique<proxy_header_reader>(conf_->proxy->version);
       phase_ = phase::proxy;
-      setup_deadline_ = telemetry::monotonic_time() + detail::to_ns(conf_->proxy->timeout);
+      deadlines_.setup = detail::connection_deadlines::from_now(conf_->proxy->timeout);
       update_timer();
       drive_proxy();
       return;
@@ -112,7 +113,7 @@ public:
       return; // a stop reads nothing more (but `read_available`)
     active_ = true;
     auto limit = timeout ? *timeout : sock_->read_timeout();
-    read_deadline_ = limit == infinite ? 0 : telemetry::monotonic_time() + detail::to_ns(limit);
+    deadlines_.read = detail::connection_deadlines::from_now(limit);
     update_timer();
     if (access::stream(*sock_).has_buffered_input()) {
       // Buffered inside the transport: the fd will not tell.
@@ -220,7 +221,7 @@ public:
     stopping_ = true;
     if (phase_ == phase::open) {
       active_ = false;
-      read_deadline_ = 0;
+      deadlines_.read = 0;
       arm();
       notify(stream_stop_atom::value);
       return true;
@@ -340,7 +341,7 @@ private:
     }
     start_span();
     phase_ = phase::handshaking;
-    setup_deadline_ = 0;
+    deadlines_.setup = 0;
     drive_handshake();
   }
 
@@ -367,14 +368,14 @@ private:
       case detail::step_result::done:
         phase_ = phase::open;
         opened_ = true;
-        setup_deadline_ = 0;
+        deadlines_.setup = 0;
         handshake_interest_ = 0;
         notify(stream_open_atom::value);
         return;
       case detail::step_result::wait:
         handshake_interest_ = step.interest;
-        if (setup_deadline_ == 0 && conf_->handshake_timeout != infinite) {
-          setup_deadline_ = telemetry::monotonic_time() + detail::to_ns(conf_->handshake_timeout);
+        if (deadlines_.setup == 0 && conf_->handshake_timeout != infinite) {
+          deadlines_.setup = detail::connection_deadlines::from_now(conf_->handshake_timeout);
           update_timer();
         }
         if (!in_io_)
@@ -430,7 +431,7 @@ private:
         drive_handshake();
         break;
       case phase::half_closed:
-        if (!detail::drop_input(access::stream(*sock_), half_close_quiet_until_))
+        if (!detail::drop_input(access::stream(*sock_), deadlines_.half_close_quiet_until))
           finish_drain();
         break;
       default:
@@ -451,7 +452,7 @@ private:
     auto res = access::stream(*sock_).read(buf, sizeof(buf));
     if (res.bytes > 0) {
       active_ = false;
-      read_deadline_ = 0;
+      deadlines_.read = 0;
       received(res.bytes);
       auto& span = access::span(*sock_);
       if (conf_->data_events ? span.enabled(conf_->data_events->async_recv) : span.enabled()) {
@@ -530,7 +531,7 @@ private:
   /// After a stop's output: our FIN (TLS: close_notify), then input is
   /// dropped until the client closes (see `detail::drop_input`).
   void half_close() {
-    if (!detail::begin_half_close(*conf_, *sock_, half_close_until_, half_close_quiet_until_)) {
+    if (!detail::begin_half_close(*conf_, *sock_, deadlines_.half_close_until, deadlines_.half_close_quiet_until)) {
       finish_drain();
       return;
     }
@@ -576,69 +577,47 @@ private:
   }
 
   void note_send_progress() {
-    send_progress_ = telemetry::monotonic_time();
+    deadlines_.send_progress = telemetry::monotonic_time();
     update_timer();
   }
 
-  bool send_deadline_armed() const {
-    return conf_->transport.send_timeout != infinite && sock_ && !access::pending(*sock_).empty()
-           && (phase_ == phase::open || phase_ == phase::closing || phase_ == phase::draining);
-  }
-
-  int64_t next_deadline() const {
-    auto setting_up = phase_ == phase::proxy || phase_ == phase::handshaking;
-    auto half_closed = phase_ == phase::half_closed;
-    return detail::earliest(
-      {setting_up ? setup_deadline_ : 0, phase_ == phase::open && active_ ? read_deadline_ : 0,
-       send_deadline_armed() ? send_progress_ + detail::to_ns(conf_->transport.send_timeout) : 0,
-       half_closed ? half_close_quiet_until_ : 0, half_closed ? half_close_until_ : 0});
+  /// Which deadlines count now.
+  detail::deadline_phase counting_deadlines() const {
+    auto sending = sock_ && !access::pending(*sock_).empty()
+                   && (phase_ == phase::open || phase_ == phase::closing
+                       || phase_ == phase::draining);
+    return {phase_ == phase::proxy || phase_ == phase::handshaking,
+            phase_ == phase::open && active_, sending, phase_ == phase::half_closed};
   }
 
   void update_timer() {
-    auto next = next_deadline();
-    if (next == 0 || (timer_.armed() && timer_.due() <= next))
-      return;
-    conf_->io->schedule(timer_, caf::actor_cast<caf::strong_actor_ptr>(self_), next, 0);
+    deadlines_.update_timer(*conf_->io, caf::actor_cast<caf::strong_actor_ptr>(self_),
+                            counting_deadlines(), conf_->transport.send_timeout);
   }
 
   void on_timer() {
-    auto now = telemetry::monotonic_time();
-    switch (phase_) {
-      case phase::half_closed:
-        if (now >= half_close_quiet_until_ || now >= half_close_until_) {
-          finish_drain();
-          return;
-        }
-        break;
-      case phase::proxy:
-        if (now >= setup_deadline_) {
-          refuse("proxy_error",
-                 caf::make_error(errc::proxy_header,
-                                 "PROXY header: none within "
-                                   + std::to_string(conf_->proxy->timeout.count()) + " ms"));
-          return;
-        }
-        break;
-      case phase::handshaking:
-        if (setup_deadline_ != 0 && now >= setup_deadline_) {
+    auto send_ends = phase_ != phase::open || conf_->transport.send_timeout_close;
+    switch (deadlines_.check(counting_deadlines(), conf_->transport.send_timeout, send_ends,
+                             telemetry::monotonic_time())) {
+      case detail::expired_deadline::half_close:
+        finish_drain();
+        return;
+      case detail::expired_deadline::setup:
+        if (phase_ == phase::proxy)
+          refuse("proxy_error", detail::proxy_timeout_error(*conf_));
+        else
           fail("handshake_timeout", caf::make_error(errc::timeout, "handshake timeout"));
-          return;
-        }
-        break;
-      default:
-        if (phase_ == phase::open && active_ && read_deadline_ != 0 && now >= read_deadline_) {
-          fail("timeout", caf::make_error(errc::timeout, "read timeout"));
-          return;
-        }
-        if (send_deadline_armed()
-            && now - send_progress_ >= detail::to_ns(conf_->transport.send_timeout)
-            && (phase_ != phase::open || conf_->transport.send_timeout_close)) {
-          ending_broken(caf::make_error(errc::timeout, "send timeout"));
-          return;
-        }
-        break;
+        return;
+      case detail::expired_deadline::read:
+        fail("timeout", caf::make_error(errc::timeout, "read timeout"));
+        return;
+      case detail::expired_deadline::send:
+        ending_broken(caf::make_error(errc::timeout, "send timeout"));
+        return;
+      case detail::expired_deadline::none:
+        update_timer();
+        return;
     }
-    update_timer();
   }
 
   // -- the end ---------------------------------------------------------------------
@@ -650,7 +629,7 @@ private:
       return;
     phase_ = phase::finished;
     active_ = false;
-    reactor::cancel(timer_);
+    deadlines_.cancel_timer();
     release_registration();
     if (source_key_) {
       conf_->sources->release(*source_key_);
@@ -682,12 +661,7 @@ private:
   std::unique_ptr<std::string> source_key_;
   std::optional<atl::socket> sock_;
   fd_registration reg_;
-  reactor_timer timer_;
-  int64_t setup_deadline_ = 0; // PROXY header or handshake (monotonic ns), 0: none
-  int64_t read_deadline_ = 0;  // while active (monotonic ns), 0: none
-  int64_t send_progress_ = 0;
-  int64_t half_close_until_ = 0;
-  int64_t half_close_quiet_until_ = 0;
+  detail::connection_deadlines deadlines_;
   int64_t first_byte_at_ = 0;
   uint32_t armed_interest_ = 0;
   uint32_t handshake_interest_ = 0;

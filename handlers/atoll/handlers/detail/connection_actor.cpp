@@ -1,5 +1,6 @@
 #include "atoll/handlers/detail/connection_actor.hpp"
 #include "atoll/handlers/detail/connection_common.hpp"
+#include "atoll/handlers/detail/connection_deadlines.hpp"
 #include "atoll/handlers/detail/socket_access.hpp"
 
 #include <optional>
@@ -247,7 +248,7 @@ private:
       quit(caf::make_error(errc::start_failed, "handler factory failed"));
       return false;
     }
-    handler_->host_ = this;
+    detail::handler_binding::bind(*handler_, this);
     sock_.emplace(access::key(), std::move(stream), std::move(peer), &conf_->transport,
                   conf_->read_timeout, this, conf_->give_up_at.get(), conf_->data_events.get());
     return true;
@@ -329,7 +330,7 @@ private:
     }
     proxy_reader_ = std::make_unique<proxy_header_reader>(conf_->proxy->version);
     phase_ = phase::proxy;
-    handshake_deadline_ = telemetry::monotonic_time() + to_ns(conf_->proxy->timeout);
+    deadlines_.setup = detail::connection_deadlines::from_now(conf_->proxy->timeout);
     update_timer();
     drive_proxy();
   }
@@ -339,7 +340,7 @@ private:
     switch (step.kind) {
       case detail::step_result::done:
         proxy_reader_.reset();
-        handshake_deadline_ = 0; // the handshake gets its own
+        deadlines_.setup = 0; // the handshake gets its own
         open_connection();
         return;
       case detail::step_result::wait:
@@ -378,9 +379,9 @@ private:
         return;
       case detail::step_result::wait:
         handshake_interest_ = step.interest;
-        if (handshake_deadline_ == 0 && conf_->handshake_timeout != infinite) {
+        if (deadlines_.setup == 0 && conf_->handshake_timeout != infinite) {
           // Bounds this handshake (and an upgrade's).
-          handshake_deadline_ = telemetry::monotonic_time() + to_ns(conf_->handshake_timeout);
+          deadlines_.setup = detail::connection_deadlines::from_now(conf_->handshake_timeout);
           update_timer();
         }
         if (!in_io_)
@@ -396,7 +397,7 @@ private:
     phase_ = phase::open;
     opened_ = true;
     handshake_interest_ = 0;
-    handshake_deadline_ = 0;
+    deadlines_.setup = 0;
     open_user_messages();
     if (upgrade_then_) {
       // After a transport upgrade: continue as the switch verdict said.
@@ -648,74 +649,53 @@ private:
 
   /// Client silence is measured from now on.
   void set_deadline(std::chrono::milliseconds timeout) {
-    deadline_ = timeout == infinite ? 0 : telemetry::monotonic_time() + to_ns(timeout);
+    deadlines_.read = detail::connection_deadlines::from_now(timeout);
     update_timer();
   }
 
-  /// The earliest of the read, handshake and send deadlines (0: none).
-  int64_t next_deadline() const {
-    auto setting_up = phase_ == phase::handshaking || phase_ == phase::proxy;
-    auto half_closed = phase_ == phase::half_closed;
-    return detail::earliest(
-      {phase_ == phase::open ? deadline_ : 0, setting_up ? handshake_deadline_ : 0,
-       send_deadline_armed() ? send_progress_ + to_ns(conf_->transport.send_timeout) : 0,
-       half_closed ? half_close_quiet_until_ : 0, half_closed ? half_close_until_ : 0});
+  /// Which deadlines count now.
+  detail::deadline_phase counting_deadlines() const {
+    auto sending = sock_ && !access::pending(*sock_).empty()
+                   && (phase_ == phase::open || phase_ == phase::lingering);
+    return {phase_ == phase::handshaking || phase_ == phase::proxy, phase_ == phase::open, sending,
+            phase_ == phase::half_closed};
   }
 
-  bool send_deadline_armed() const {
-    return conf_->transport.send_timeout != infinite && sock_ && !access::pending(*sock_).empty()
-           && (phase_ == phase::open || phase_ == phase::lingering);
-  }
-
-  /// One lazy timer for all deadlines: it is moved only when a deadline
-  /// comes earlier than it; when it fires, the deadlines are checked and it
-  /// is set for the next one.
   void update_timer() {
-    auto next = next_deadline();
-    if (next == 0 || (timer_.armed() && timer_.due() <= next))
-      return;
-    conf_->io->schedule(timer_, caf::actor_cast<caf::strong_actor_ptr>(this), next, 0);
+    deadlines_.update_timer(*conf_->io, caf::actor_cast<caf::strong_actor_ptr>(this),
+                            counting_deadlines(), conf_->transport.send_timeout);
   }
 
   void on_timer() {
-    auto now = telemetry::monotonic_time();
-    if (phase_ == phase::half_closed) {
-      if (now >= half_close_quiet_until_ || now >= half_close_until_)
+    auto send_ends = phase_ == phase::lingering || conf_->transport.send_timeout_close;
+    switch (deadlines_.check(counting_deadlines(), conf_->transport.send_timeout, send_ends,
+                             telemetry::monotonic_time())) {
+      case detail::expired_deadline::half_close:
         end_now();
-      else
+        return;
+      case detail::expired_deadline::setup:
+        if (phase_ == phase::proxy)
+          refuse(end_kind::proxy_error, detail::proxy_timeout_error(*conf_));
+        else
+          finish(end_kind::error, caf::make_error(errc::timeout, "handshake timeout"));
+        return;
+      case detail::expired_deadline::read:
+        finish(end_kind::timeout, caf::make_error(errc::timeout));
+        return;
+      case detail::expired_deadline::send:
+        if (phase_ == phase::lingering)
+          end_now(); // the client does not read: no FIN can follow
+        else
+          finish(end_kind::error, caf::make_error(errc::timeout, "send timeout"));
+        return;
+      case detail::expired_deadline::none:
         update_timer();
-      return;
-    }
-    if (phase_ == phase::proxy && now >= handshake_deadline_) {
-      refuse(end_kind::proxy_error,
-             caf::make_error(errc::proxy_header,
-                             "PROXY header: none within "
-                               + std::to_string(conf_->proxy->timeout.count()) + " ms"));
-      return;
-    }
-    if (phase_ == phase::handshaking && handshake_deadline_ != 0 && now >= handshake_deadline_) {
-      finish(end_kind::error, caf::make_error(errc::timeout, "handshake timeout"));
-      return;
-    }
-    if (phase_ == phase::open && deadline_ != 0 && now >= deadline_) {
-      finish(end_kind::timeout, caf::make_error(errc::timeout));
-      return;
-    }
-    if (send_deadline_armed() && now - send_progress_ >= to_ns(conf_->transport.send_timeout)) {
-      if (phase_ == phase::lingering) {
-        end_now(); // the client does not read: no FIN can follow
         return;
-      }
-      if (conf_->transport.send_timeout_close) {
-        finish(end_kind::error, caf::make_error(errc::timeout, "send timeout"));
-        return;
-      }
     }
-    update_timer();
   }
 
   void note_send_progress() {
-    send_progress_ = telemetry::monotonic_time();
+    deadlines_.send_progress = telemetry::monotonic_time();
     update_timer();
   }
 
@@ -809,7 +789,7 @@ private:
   void dispatch(end_kind kind, const caf::error& reason) {
     phase_ = phase::lingering; // no further verdicts
     reading_ = false;
-    deadline_ = 0;
+    deadlines_.read = 0;
     try {
       switch (kind) {
         case end_kind::peer_closed:
@@ -856,7 +836,7 @@ private:
   /// input would make the kernel reset the connection instead. Returns
   /// false if the socket cannot be half-closed (then it closes at once).
   bool half_close() {
-    if (!detail::begin_half_close(*conf_, *sock_, half_close_until_, half_close_quiet_until_))
+    if (!detail::begin_half_close(*conf_, *sock_, deadlines_.half_close_until, deadlines_.half_close_quiet_until))
       return false;
     phase_ = phase::half_closed;
     update_timer();
@@ -868,7 +848,7 @@ private:
   /// Reads and drops what a half-closed connection's client still sends;
   /// ends the connection when the client closes.
   void drop_input() {
-    if (!detail::drop_input(access::stream(*sock_), half_close_quiet_until_))
+    if (!detail::drop_input(access::stream(*sock_), deadlines_.half_close_quiet_until))
       end_now(); // closed by the client, or broken
   }
 
@@ -898,7 +878,7 @@ private:
   /// Closes the socket and emits the stop event (once).
   void close_now(end_kind kind, const caf::error& reason) {
     phase_ = phase::finished;
-    reactor::cancel(timer_);
+    deadlines_.cancel_timer();
     release_registration();
     std::string error;
     switch (kind) {
@@ -935,7 +915,7 @@ private:
     hand_off_.reset();
     if (source_key_)
       conf_->sources->release(*source_key_);
-    reactor::cancel(timer_);
+    deadlines_.cancel_timer();
     if (!sock_)
       return;
     if (phase_ != phase::finished)
@@ -953,12 +933,7 @@ private:
   std::unique_ptr<std::string> source_key_;           // counted by conf_->sources
   std::optional<socket> sock_; // inline: one allocation less per connection
   fd_registration reg_;
-  reactor_timer timer_;
-  int64_t deadline_ = 0;           // read deadline (monotonic ns), 0: none
-  int64_t handshake_deadline_ = 0; // while handshaking (monotonic ns), 0: none
-  int64_t send_progress_ = 0;      // last progress of queued output (monotonic ns)
-  int64_t half_close_until_ = 0;       // half_closed: the limit (monotonic ns)
-  int64_t half_close_quiet_until_ = 0; // half_closed: quiet since (monotonic ns)
+  detail::connection_deadlines deadlines_;
   std::unique_ptr<verdict> upgrade_then_;
   caf::error end_reason_;
   uint32_t armed_interest_ = 0;

@@ -231,6 +231,12 @@ caf::error acquire_source(const connection_config& conf, socket& sock,
   return {};
 }
 
+caf::error proxy_timeout_error(const connection_config& conf) {
+  return caf::make_error(errc::proxy_header, "PROXY header: none within "
+                                               + std::to_string(conf.proxy->timeout.count())
+                                               + " ms");
+}
+
 void log_refused(const connection_config& conf, socket& sock, const caf::error& reason) {
   if (conf.silent_terminate_on_error)
     return;
@@ -268,14 +274,6 @@ bool begin_half_close(const connection_config& conf, socket& sock, int64_t& unti
     until = std::min(until, give_up);
   quiet_until = now + half_close_quiet_ns;
   return true;
-}
-
-int64_t earliest(std::initializer_list<int64_t> deadlines) noexcept {
-  int64_t next = 0;
-  for (auto t : deadlines)
-    if (t != 0 && (next == 0 || t < next))
-      next = t;
-  return next;
 }
 
 std::string exception_text(std::exception_ptr ep) {

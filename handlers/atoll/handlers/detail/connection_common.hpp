@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -114,6 +113,9 @@ step_result flush_step(socket& sock, bool& progressed);
 caf::error acquire_source(const connection_config& conf, socket& sock,
                           std::unique_ptr<std::string>& key);
 
+/// The error of a connection whose PROXY header did not come in time.
+caf::error proxy_timeout_error(const connection_config& conf);
+
 /// Logs a connection refused for its PROXY header (unless silent).
 void log_refused(const connection_config& conf, socket& sock, const caf::error& reason);
 
@@ -129,9 +131,6 @@ caf::error arm_fd(const connection_config& conf, socket& sock, fd_registration& 
 /// socket cannot be half-closed (close it at once then).
 bool begin_half_close(const connection_config& conf, socket& sock, int64_t& until,
                       int64_t& quiet_until);
-
-/// The earliest of `deadlines` that are set (0: none).
-int64_t earliest(std::initializer_list<int64_t> deadlines) noexcept;
 
 /// The text of an exception pointer's exception.
 std::string exception_text(std::exception_ptr ep);
