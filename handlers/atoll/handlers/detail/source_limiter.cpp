@@ -1,6 +1,6 @@
 #include "atoll/handlers/detail/source_limiter.hpp"
 
-#include <functional>
+#include <string_view>
 
 namespace atl::detail {
 
@@ -15,40 +15,29 @@ std::string source_limiter::key_of(const endpoint& client) {
   return client.address;
 }
 
-source_limiter::shard& source_limiter::shard_of(const std::string& key) {
-  return shards_[std::hash<std::string>{}(key) % num_shards];
-}
-
 bool source_limiter::acquire(const std::string& key) {
-  auto& s = shard_of(key);
-  std::lock_guard<std::mutex> guard{s.mtx};
-  auto& n = s.counts[key];
-  if (n >= max_) {
-    if (n == 0)
-      s.counts.erase(key);
-    return false;
-  }
-  ++n;
-  return true;
+  return counts_.with_shard(key, [&](auto& counts) {
+    auto& n = counts[key];
+    if (n >= max_) {
+      if (n == 0)
+        counts.erase(key);
+      return false;
+    }
+    ++n;
+    return true;
+  });
 }
 
 void source_limiter::release(const std::string& key) {
-  auto& s = shard_of(key);
-  std::lock_guard<std::mutex> guard{s.mtx};
-  auto i = s.counts.find(key);
-  if (i == s.counts.end())
-    return;
-  if (--i->second == 0)
-    s.counts.erase(i);
+  counts_.with_shard(key, [&](auto& counts) {
+    auto i = counts.find(key);
+    if (i != counts.end() && --i->second == 0)
+      counts.erase(i);
+  });
 }
 
 size_t source_limiter::sources() const {
-  size_t n = 0;
-  for (auto& s : shards_) {
-    std::lock_guard<std::mutex> guard{s.mtx};
-    n += s.counts.size();
-  }
-  return n;
+  return counts_.size();
 }
 
 } // namespace atl::detail

@@ -2,13 +2,11 @@
 // has, and refusing those past the maximum.
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 
+#include "atoll/handlers/detail/sharded_map.hpp"
 #include "atoll/transports/endpoint.hpp"
 
 namespace atl::detail {
@@ -47,15 +45,7 @@ public:
   }
 
 private:
-  struct shard {
-    mutable std::mutex mtx;
-    std::unordered_map<std::string, uint32_t> counts;
-  };
-
-  shard& shard_of(const std::string& key);
-
-  static constexpr size_t num_shards = 16;
-  std::array<shard, num_shards> shards_;
+  sharded_map<std::string, uint32_t> counts_;
   uint32_t max_;
 };
 
