@@ -1,6 +1,7 @@
 // Umbrella header of atoll::handlers.
 #pragma once
 
+#include "atoll/handlers/basic_handler.hpp"
 #include "atoll/handlers/connection_record.hpp"
 #include "atoll/handlers/handler.hpp"
 #include "atoll/handlers/socket.hpp"

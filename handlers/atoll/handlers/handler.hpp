@@ -13,14 +13,13 @@
 #include <caf/message.hpp>
 #include <caf/message_handler.hpp>
 
+#include "atoll/handlers/basic_handler.hpp"
 #include "atoll/handlers/socket.hpp"
 #include "atoll/handlers/verdict.hpp"
 
 namespace atl {
 
-namespace detail {
-class handler_host;
-} // namespace detail
+extern template class basic_handler<atl::socket>;
 
 /// A connection handler. Derive from it, override the callbacks you need, and
 /// keep the connection's state in members: one handler object lives per
@@ -34,6 +33,21 @@ class handler_host;
 /// `handle_timeout` (read timeout, socket still open), `handle_shutdown`
 /// (server stop, socket still open: a goodbye may be sent), `handle_error`
 /// (error verdict, exception, failed handshake or upgrade, socket error).
+/// `handle_connection` runs after the TLS handshake, if any.
+/// `handle_shutdown` runs after `handle_data` got what the client had sent
+/// before the stop (so that it can be answered); what it sends is written,
+/// then the connection sends a FIN and drops further input until the client
+/// closes (at most until the server's drain deadline). `handle_timeout`
+/// runs after the read timeout.
+///
+/// `message_handlers` is called once, when the connection actor starts
+/// (before the TLS handshake). Its handlers run only while the connection
+/// is open: a message that arrives before `handle_connection` has run, or
+/// during the handshake of a `switch_transport` upgrade, waits in the
+/// mailbox (in order) until then. Messages nobody matches are dropped;
+/// requests get `sec::unexpected_message`. `apply` can also request a
+/// continue step (Thousand Island's `handle_continuation`).
+///
 /// An exception thrown by a callback or a message handler ends this
 /// connection only: it is logged and `handle_error` runs with
 /// `errc::handler_exception`.
@@ -48,66 +62,13 @@ class handler_host;
 /// `errc::source_limit`, ...). Like Erlang's `{shutdown, peer_closed}`,
 /// a peer close is not a normal exit: an actor linked to the connection
 /// actor ends with it unless it traps exits (monitor it instead).
-class handler {
+class handler : public basic_handler<atl::socket> {
 public:
-  /// Lets derived handlers write `socket` (plain `socket` would otherwise
-  /// find the POSIX function socket(2)).
-  using socket = atl::socket;
-
-  virtual ~handler();
-
-  /// The connection is ready (after the TLS handshake, if any).
-  /// Default: `verdict::proceed()`.
-  virtual verdict handle_connection(socket& sock);
-
-  /// Client data arrived. `data` is valid during the call only.
-  /// Default: `verdict::proceed()`.
-  virtual verdict handle_data(std::string_view data, socket& sock);
-
-  /// The connection was closed (close verdict or peer close). Last callback.
-  virtual void handle_close(socket& sock);
-
-  /// The connection ends with an error. Last callback.
-  virtual void handle_error(const caf::error& reason, socket& sock);
-
-  /// The server is stopping; the socket is still open. Last callback. Runs
-  /// after `handle_data` got what the client had sent before the stop (so
-  /// that it can be answered); what it sends is written, then the
-  /// connection sends a FIN and drops further input until the client
-  /// closes (at most until the server's drain deadline).
-  virtual void handle_shutdown(socket& sock);
-
-  /// The client was silent for the read timeout; the socket is still open.
-  /// Last callback.
-  virtual void handle_timeout(socket& sock);
+  ~handler() override;
 
   /// Runs for a `proceed(continue_step{arg})` verdict before any other
   /// message. Default: `verdict::proceed()`.
   virtual verdict handle_continue(const caf::message& arg, socket& sock);
-
-  /// The handler's own message handlers, matched after the connection's
-  /// internal messages (messages nobody matches are dropped; requests get
-  /// `sec::unexpected_message`). Called once, when the connection actor
-  /// starts (before the TLS handshake); the returned lambdas may capture
-  /// `this` and `sock`. They run only while the connection is open: a
-  /// message that arrives before `handle_connection` has run, or during the
-  /// handshake of a `switch_transport` upgrade, waits in the mailbox (in
-  /// order) until then. Mailbox messages do not reset the read timeout;
-  /// call `apply` for that.
-  virtual caf::message_handler message_handlers(socket& sock);
-
-protected:
-  /// Applies a verdict now, from a message handler: close or end the
-  /// connection, re-arm the read timeout, request a continue step (Thousand
-  /// Island's `handle_continuation`).
-  void apply(verdict v);
-
-  /// The connection actor (e.g. to send messages, spawn, monitor).
-  caf::event_based_actor* self() const noexcept;
-
-private:
-  friend class connection_actor;
-  detail::handler_host* host_ = nullptr;
 };
 
 /// Creates one handler per connection (the initial state travels in the

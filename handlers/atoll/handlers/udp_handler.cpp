@@ -85,33 +85,4 @@ caf::error udp_socket::setopt(socket_option opt, int value) {
 
 udp_handler::~udp_handler() = default;
 
-verdict udp_handler::handle_connection(socket&) {
-  return verdict::proceed();
-}
-
-verdict udp_handler::handle_data(std::string_view, socket&) {
-  return verdict::proceed();
-}
-
-void udp_handler::handle_close(socket&) {}
-
-void udp_handler::handle_error(const caf::error&, socket&) {}
-
-void udp_handler::handle_shutdown(socket&) {}
-
-void udp_handler::handle_timeout(socket&) {}
-
-caf::message_handler udp_handler::message_handlers(socket&) {
-  return {};
-}
-
-void udp_handler::apply(verdict v) {
-  if (host_ != nullptr)
-    host_->apply_verdict(std::move(v));
-}
-
-caf::event_based_actor* udp_handler::self() const noexcept {
-  return host_ != nullptr ? host_->actor() : nullptr;
-}
-
 } // namespace atl

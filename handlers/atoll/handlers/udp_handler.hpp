@@ -16,6 +16,7 @@
 #include <caf/fwd.hpp>
 #include <caf/message_handler.hpp>
 
+#include "atoll/handlers/basic_handler.hpp"
 #include "atoll/handlers/verdict.hpp"
 #include "atoll/transports/datagram_socket.hpp"
 #include "atoll/transports/endpoint.hpp"
@@ -133,9 +134,7 @@ private:
   int interface_index_ = 0;
 };
 
-namespace detail {
-class handler_host;
-} // namespace detail
+extern template class basic_handler<udp_socket>;
 
 /// A UDP handler. Derive from it and override what you need; keep state in
 /// members. One handler object lives per handler actor (per datagram or per
@@ -149,49 +148,14 @@ class handler_host;
 /// or `handle_error` (error verdict, exception). An exception thrown by a
 /// callback or a message handler ends this actor only: it is logged and
 /// `handle_error` runs with `errc::handler_exception`.
-class udp_handler {
+///
+/// A `close` or `error` verdict of `handle_connection` ends the actor
+/// without `handle_data`. A datagram may be empty. `message_handlers` is
+/// called once, after `handle_connection`; `apply` takes `close`, `error`,
+/// or `proceed(timeout)` to re-arm the timeout.
+class udp_handler : public basic_handler<udp_socket> {
 public:
-  /// Lets derived handlers write `socket`.
-  using socket = udp_socket;
-
-  virtual ~udp_handler();
-
-  /// The actor starts, before its first datagram. Default: proceed. A
-  /// `close` or `error` verdict ends the actor without `handle_data`.
-  virtual verdict handle_connection(socket& sock);
-
-  /// A datagram from the peer (`data` valid during the call only; it may be
-  /// empty). Default: proceed.
-  virtual verdict handle_data(std::string_view data, socket& sock);
-
-  /// The actor ends normally. Last callback.
-  virtual void handle_close(socket& sock);
-
-  /// The actor ends with an error. Last callback.
-  virtual void handle_error(const caf::error& reason, socket& sock);
-
-  /// The server is stopping. Last callback; `sock` still sends.
-  virtual void handle_shutdown(socket& sock);
-
-  /// No datagram came for the timeout. Last callback; `sock` still sends.
-  virtual void handle_timeout(socket& sock);
-
-  /// The handler's own message handlers, matched after the actor's internal
-  /// messages. Called once, after `handle_connection`. Mailbox messages do
-  /// not reset the timeout; `apply` a verdict for that.
-  virtual caf::message_handler message_handlers(socket& sock);
-
-protected:
-  /// Applies a verdict now, from a message handler: `close`, `error`, or
-  /// `proceed(timeout)` to re-arm the timeout.
-  void apply(verdict v);
-
-  /// The handler actor (to send messages, spawn, monitor).
-  caf::event_based_actor* self() const noexcept;
-
-private:
-  friend class udp_session_access;
-  detail::handler_host* host_ = nullptr;
+  ~udp_handler() override;
 };
 
 /// Creates one UDP handler per handler actor.

@@ -240,7 +240,7 @@ private:
   bool new_inline_handler() {
     try {
       inline_ = ctx_->options().handler();
-      udp_session_access::set_host(*inline_, this);
+      detail::handler_binding::bind(*inline_, this);
       inline_verdict(inline_->handle_connection(*inline_sock_));
       return true;
     } catch (const std::exception& ex) {

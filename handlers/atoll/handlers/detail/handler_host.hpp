@@ -3,6 +3,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "atoll/handlers/basic_handler.hpp"
 #include "atoll/handlers/verdict.hpp"
 
 namespace atl::detail {
@@ -18,6 +19,15 @@ public:
 
   /// The actor.
   virtual caf::event_based_actor* actor() noexcept = 0;
+};
+
+/// Binds a handler to the actor that runs it (before its first callback).
+struct handler_binding {
+  /// Makes `host` the actor behind `h`'s `apply` and `self`.
+  template <class Socket>
+  static void bind(basic_handler<Socket>& h, handler_host* host) noexcept {
+    h.host_ = host;
+  }
 };
 
 } // namespace atl::detail

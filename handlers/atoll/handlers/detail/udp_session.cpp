@@ -20,64 +20,59 @@ namespace detail {
 // -- udp_peer_table ---------------------------------------------------------------
 
 udp_peer_table::outcome udp_peer_table::route(const udp_peer& peer, detail::udp_payload& payload) {
-  auto& sh = shard_of(peer);
-  std::lock_guard<std::mutex> guard{sh.mtx};
-  auto i = sh.map.find(peer);
-  if (i == sh.map.end()) {
-    sh.map.emplace(peer, entry{});
-    return outcome::start;
-  }
-  if (i->second.actor) {
-    caf::anon_send(i->second.actor, udp_datagram_atom::value, std::move(payload));
-    return outcome::delivered;
-  }
-  if (i->second.pending.size() >= max_pending)
-    return outcome::dropped;
-  i->second.pending.push_back(std::move(payload));
-  return outcome::held;
+  return peers_.with_shard(peer, [&](auto& map) {
+    auto i = map.find(peer);
+    if (i == map.end()) {
+      map.emplace(peer, entry{});
+      return outcome::start;
+    }
+    if (i->second.actor) {
+      caf::anon_send(i->second.actor, udp_datagram_atom::value, std::move(payload));
+      return outcome::delivered;
+    }
+    if (i->second.pending.size() >= max_pending)
+      return outcome::dropped;
+    i->second.pending.push_back(std::move(payload));
+    return outcome::held;
+  });
 }
 
 void udp_peer_table::started(const udp_peer& peer, const caf::actor& actor) {
-  auto& sh = shard_of(peer);
-  std::lock_guard<std::mutex> guard{sh.mtx};
-  auto i = sh.map.find(peer);
-  if (i == sh.map.end())
-    return; // the actor already ended
-  // In order, under the lock: no datagram can overtake the held ones.
-  for (auto& p : i->second.pending)
-    caf::anon_send(actor, udp_datagram_atom::value, std::move(p));
-  i->second.pending.clear();
-  i->second.actor = actor;
+  peers_.with_shard(peer, [&](auto& map) {
+    auto i = map.find(peer);
+    if (i == map.end())
+      return; // the actor already ended
+    // In order, under the lock: no datagram can overtake the held ones.
+    for (auto& p : i->second.pending)
+      caf::anon_send(actor, udp_datagram_atom::value, std::move(p));
+    i->second.pending.clear();
+    i->second.actor = actor;
+  });
 }
 
 size_t udp_peer_table::failed(const udp_peer& peer) {
-  auto& sh = shard_of(peer);
-  std::lock_guard<std::mutex> guard{sh.mtx};
-  auto i = sh.map.find(peer);
-  if (i == sh.map.end() || i->second.actor)
-    return 0;
-  auto n = i->second.pending.size();
-  sh.map.erase(i);
-  return n;
+  return peers_.with_shard(peer, [&](auto& map) -> size_t {
+    auto i = map.find(peer);
+    if (i == map.end() || i->second.actor)
+      return 0;
+    auto n = i->second.pending.size();
+    map.erase(i);
+    return n;
+  });
 }
 
 void udp_peer_table::ended(const udp_peer& peer, const caf::actor_addr& actor) {
-  auto& sh = shard_of(peer);
-  std::lock_guard<std::mutex> guard{sh.mtx};
-  auto i = sh.map.find(peer);
-  // A starting entry (no actor yet) may belong to this actor too: `started`
-  // has not run. Either way, the peer's next datagram starts a new actor.
-  if (i != sh.map.end() && (!i->second.actor || i->second.actor.address() == actor))
-    sh.map.erase(i);
+  peers_.with_shard(peer, [&](auto& map) {
+    auto i = map.find(peer);
+    // A starting entry (no actor yet) may belong to this actor too: `started`
+    // has not run. Either way, the peer's next datagram starts a new actor.
+    if (i != map.end() && (!i->second.actor || i->second.actor.address() == actor))
+      map.erase(i);
+  });
 }
 
 size_t udp_peer_table::size() const {
-  size_t n = 0;
-  for (auto& sh : shards_) {
-    std::lock_guard<std::mutex> guard{sh.mtx};
-    n += sh.map.size();
-  }
-  return n;
+  return peers_.size();
 }
 
 } // namespace detail
@@ -153,7 +148,7 @@ public:
     caf::message_handler user;
     if (!guarded([this, &user] {
           handler_ = conf_->factory();
-          udp_session_access::set_host(*handler_, this);
+          detail::handler_binding::bind(*handler_, this);
           auto v = handler_->handle_connection(sock_);
           if (v.which() != verdict::kind::proceed) {
             apply(std::move(v));

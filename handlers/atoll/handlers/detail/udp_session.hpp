@@ -5,10 +5,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -17,6 +15,7 @@
 #include <caf/fwd.hpp>
 
 #include "atoll/handlers/detail/handler_host.hpp"
+#include "atoll/handlers/detail/sharded_map.hpp"
 #include "atoll/handlers/udp_handler.hpp"
 #include "atoll/runtime/telemetry.hpp"
 #include "atoll/transports/datagram_socket.hpp"
@@ -122,15 +121,7 @@ private:
     caf::actor actor;
     std::vector<udp_payload> pending;
   };
-  struct shard {
-    mutable std::mutex mtx;
-    std::unordered_map<udp_peer, entry, udp_peer_hash> map;
-  };
-  static constexpr size_t num_shards = 16;
-  shard& shard_of(const udp_peer& peer) {
-    return shards_[peer.hash() % num_shards];
-  }
-  shard shards_[num_shards];
+  sharded_map<udp_peer, entry, udp_peer_hash> peers_;
 };
 
 } // namespace detail
@@ -167,15 +158,6 @@ struct udp_socket_access {
 };
 
 } // namespace detail
-
-/// Sets a UDP handler's host (the actor running it).
-class udp_session_access {
-public:
-  /// Used by the actors that run handlers.
-  static void set_host(udp_handler& h, detail::handler_host* host) {
-    h.host_ = host;
-  }
-};
 
 /// Spawns a UDP handler actor from inside `parent` (the connection
 /// supervisor's start function).
