@@ -12,6 +12,8 @@
 #include <set>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include "support/server_support.hpp"
 
 using namespace atl;
@@ -337,6 +339,52 @@ BOOST_AUTO_TEST_CASE(output_a_client_does_not_read_ends_the_connection_after_the
   BOOST_CHECK_NE(text_of(stop.metadata, "error").find("send timeout"), std::string::npos);
   BOOST_CHECK_LT(u64_of(stop.measurements, "send_oct"), 8u << 20);
   BOOST_REQUIRE(wait_until([&] { return srv.info()->active_connections == 0; }));
+}
+
+BOOST_AUTO_TEST_CASE(a_send_timeout_without_close_keeps_the_connection_and_its_output) {
+  // Regression: with send_timeout_close off, the passed send deadline was
+  // re-armed at once, again and again: a poller spun at 100% CPU for as
+  // long as the client did not read.
+  auto script = std::make_shared<probe_script>();
+  const auto data = pattern(8u << 20, 6);
+  script->on_connection = [log{script->log}, &data](atl::socket& sock) {
+    static_cast<void>(sock.setopt(socket_option::sndbuf, 65536));
+    log->add("send:" + outcome_of(sock.send(data))); // most of it queued
+    return verdict::proceed();
+  };
+  auto opts = probe_options(script);
+  opts.transport.send_timeout = 100ms;
+  opts.transport.send_timeout_close = false;
+  auto& srv = start(opts);
+  auto client = connect(srv); // does not read yet
+  BOOST_REQUIRE(script->log->wait_for("send:ok"));
+  std::this_thread::sleep_for(300ms); // three send timeouts pass
+  auto cpu_seconds = [] {
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
+           + static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  };
+  auto cpu_before = cpu_seconds();
+  std::this_thread::sleep_for(500ms);
+  auto cpu_used = cpu_seconds() - cpu_before;
+  // Idle, the process uses a few ms in 500 ms; a spinning poller uses ~500.
+  BOOST_CHECK_LT(cpu_used, 0.2);
+  for (const auto& entry : script->log->entries())
+    BOOST_CHECK_MESSAGE(entry.rfind("error:", 0) != 0, entry);
+  // Still open: the client reads all of it.
+  std::string got;
+  got.reserve(data.size());
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (got.size() < data.size() && std::chrono::steady_clock::now() < deadline) {
+    auto chunk = client.recv_some(1000ms);
+    if (!chunk || chunk->empty())
+      break;
+    got += *chunk;
+  }
+  BOOST_CHECK_EQUAL(got.size(), data.size());
+  BOOST_CHECK(got == data);
+  BOOST_CHECK_EQUAL(srv.info()->active_connections, 1u);
 }
 
 BOOST_AUTO_TEST_CASE(output_queued_by_messages_does_not_postpone_the_send_timeout) {
