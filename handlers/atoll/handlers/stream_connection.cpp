@@ -91,16 +91,11 @@ public:
                   &conf_->transport, conf_->read_timeout, this, conf_->give_up_at.get(),
                   conf_->data_events.get());
     if (conf_->proxy) {
-      auto peer = *sock_->peername();
-      if (!detail::trusted_proxy_source(*conf_->proxy, peer)) {
-        refuse("proxy_error",
-               caf::make_error(errc::untrusted_source,
-                               "PROXY header from an untrusted source " + to_string(peer)));
+      if (auto err = detail::begin_proxy(*conf_, *sock_, proxy_reader_, deadlines_)) {
+        refuse("proxy_error", std::move(err));
         return;
       }
-      proxy_reader_ = std::make_unique<proxy_header_reader>(conf_->proxy->version);
       phase_ = phase::proxy;
-      deadlines_.setup = detail::connection_deadlines::from_now(conf_->proxy->timeout);
       update_timer();
       drive_proxy();
       return;
@@ -149,14 +144,7 @@ public:
     if (out.empty() && eof_)
       return caf::make_error(errc::closed, "the client closed the connection");
     if (!out.empty()) {
-      received(out.size());
-      auto& span = access::span(*sock_);
-      if (conf_->data_events ? span.enabled(conf_->data_events->recv) : span.enabled()) {
-        if (conf_->data_events)
-          span.emit(conf_->data_events->recv, {{"data", out}});
-        else
-          span.emit("recv", {{"data", out}});
-      }
+      detail::note_received(*sock_, *conf_, out, false, first_byte_at_);
     }
     return out;
   }
@@ -346,44 +334,29 @@ private:
   }
 
   void drive_proxy() {
-    auto step = detail::proxy_step(*proxy_reader_, *sock_);
-    switch (step.kind) {
-      case detail::step_result::done:
-        proxy_reader_.reset();
-        open_connection();
-        return;
-      case detail::step_result::wait:
-        if (!in_io_)
-          arm();
-        return;
-      case detail::step_result::failed:
-        refuse("proxy_error", std::move(step.error));
-        return;
-    }
+    auto step = detail::proxy_step(proxy_reader_, *sock_, deadlines_);
+    if (step.kind == detail::step_result::done)
+      open_connection();
+    else if (step.kind == detail::step_result::failed)
+      refuse("proxy_error", std::move(step.error));
+    else if (!in_io_)
+      arm();
   }
 
   void drive_handshake() {
-    auto step = detail::handshake_step(*sock_);
-    switch (step.kind) {
-      case detail::step_result::done:
-        phase_ = phase::open;
-        opened_ = true;
-        deadlines_.setup = 0;
-        handshake_interest_ = 0;
-        notify(stream_open_atom::value);
-        return;
-      case detail::step_result::wait:
-        handshake_interest_ = step.interest;
-        if (deadlines_.setup == 0 && conf_->handshake_timeout != infinite) {
-          deadlines_.setup = detail::connection_deadlines::from_now(conf_->handshake_timeout);
-          update_timer();
-        }
-        if (!in_io_)
-          arm();
-        return;
-      case detail::step_result::failed:
-        fail("handshake_error", std::move(step.error));
-        return;
+    auto step = detail::handshake_step(*conf_, *sock_, deadlines_, handshake_interest_);
+    if (step.kind == detail::step_result::done) {
+      phase_ = phase::open;
+      opened_ = true;
+      deadlines_.setup = 0;
+      handshake_interest_ = 0;
+      notify(stream_open_atom::value);
+    } else if (step.kind == detail::step_result::failed) {
+      fail("handshake_error", std::move(step.error));
+    } else {
+      update_timer();
+      if (!in_io_)
+        arm();
     }
   }
 
@@ -453,15 +426,7 @@ private:
     if (res.bytes > 0) {
       active_ = false;
       deadlines_.read = 0;
-      received(res.bytes);
-      auto& span = access::span(*sock_);
-      if (conf_->data_events ? span.enabled(conf_->data_events->async_recv) : span.enabled()) {
-        telemetry::fields m{{"data", std::string{buf, res.bytes}}};
-        if (conf_->data_events)
-          span.emit(conf_->data_events->async_recv, std::move(m));
-        else
-          span.emit("async_recv", std::move(m));
-      }
+      detail::note_received(*sock_, *conf_, {buf, res.bytes}, true, first_byte_at_);
       notify(stream_data_atom::value, std::string{buf, res.bytes});
       return;
     }
@@ -480,13 +445,6 @@ private:
         fail("error", res.error);
         return;
     }
-  }
-
-  void received(size_t bytes) {
-    auto& stats = access::stats(*sock_);
-    stats.count_recv(bytes);
-    if (stats.recv_cnt == 1)
-      first_byte_at_ = telemetry::monotonic_time();
   }
 
   void flush_output() {
@@ -647,11 +605,7 @@ private:
 
   /// Takes the fd out of the reactor (before it is closed).
   void release_registration() noexcept {
-    if (reg_) {
-      conf_->io->remove(reg_, true);
-      reg_ = fd_registration{};
-      armed_interest_ = 0;
-    }
+    detail::release_fd(*conf_, reg_, armed_interest_);
   }
 
   caf::event_based_actor* self_;

@@ -321,36 +321,23 @@ private:
   /// Checks that the connection comes from a trusted source, then reads its
   /// header (bounded by the PROXY timeout).
   void begin_proxy() {
-    auto peer = *sock_->peername();
-    if (!detail::trusted_proxy_source(*conf_->proxy, peer)) {
-      refuse(end_kind::proxy_error,
-             caf::make_error(errc::untrusted_source,
-                             "PROXY header from an untrusted source " + to_string(peer)));
+    if (auto err = detail::begin_proxy(*conf_, *sock_, proxy_reader_, deadlines_)) {
+      refuse(end_kind::proxy_error, std::move(err));
       return;
     }
-    proxy_reader_ = std::make_unique<proxy_header_reader>(conf_->proxy->version);
     phase_ = phase::proxy;
-    deadlines_.setup = detail::connection_deadlines::from_now(conf_->proxy->timeout);
     update_timer();
     drive_proxy();
   }
 
   void drive_proxy() {
-    auto step = detail::proxy_step(*proxy_reader_, *sock_);
-    switch (step.kind) {
-      case detail::step_result::done:
-        proxy_reader_.reset();
-        deadlines_.setup = 0; // the handshake gets its own
-        open_connection();
-        return;
-      case detail::step_result::wait:
-        if (!in_io_)
-          arm();
-        return;
-      case detail::step_result::failed:
-        refuse(end_kind::proxy_error, std::move(step.error));
-        return;
-    }
+    auto step = detail::proxy_step(proxy_reader_, *sock_, deadlines_);
+    if (step.kind == detail::step_result::done)
+      open_connection();
+    else if (step.kind == detail::step_result::failed)
+      refuse(end_kind::proxy_error, std::move(step.error));
+    else if (!in_io_)
+      arm();
   }
 
   /// Ends a connection before its handler starts (no callback runs): a
@@ -372,24 +359,16 @@ private:
   }
 
   void drive_handshake() {
-    auto step = detail::handshake_step(*sock_);
-    switch (step.kind) {
-      case detail::step_result::done:
-        handshake_done();
-        return;
-      case detail::step_result::wait:
-        handshake_interest_ = step.interest;
-        if (deadlines_.setup == 0 && conf_->handshake_timeout != infinite) {
-          // Bounds this handshake (and an upgrade's).
-          deadlines_.setup = detail::connection_deadlines::from_now(conf_->handshake_timeout);
-          update_timer();
-        }
-        if (!in_io_)
-          arm();
-        return;
-      case detail::step_result::failed:
-        finish(end_kind::error, std::move(step.error));
-        return;
+    // The set-up deadline bounds this handshake (and an upgrade's).
+    auto step = detail::handshake_step(*conf_, *sock_, deadlines_, handshake_interest_);
+    if (step.kind == detail::step_result::done) {
+      handshake_done();
+    } else if (step.kind == detail::step_result::failed) {
+      finish(end_kind::error, std::move(step.error));
+    } else {
+      update_timer();
+      if (!in_io_)
+        arm();
     }
   }
 
@@ -458,18 +437,7 @@ private:
         return;
       auto res = access::stream(*sock_).read(buf, sizeof(buf));
       if (res.bytes > 0) {
-        auto& stats = access::stats(*sock_);
-        stats.count_recv(res.bytes);
-        if (stats.recv_cnt == 1)
-          first_byte_at_ = telemetry::monotonic_time();
-        if (conf_->data_events ? access::span(*sock_).enabled(conf_->data_events->async_recv)
-                               : access::span(*sock_).enabled()) {
-          telemetry::fields m{{"data", std::string{buf, res.bytes}}};
-          if (conf_->data_events)
-            access::span(*sock_).emit(conf_->data_events->async_recv, std::move(m));
-          else
-            access::span(*sock_).emit("async_recv", std::move(m));
-        }
+        detail::note_received(*sock_, *conf_, {buf, res.bytes}, true, first_byte_at_);
         reading_ = false; // until the verdict says proceed
         auto v = guarded([&] { return handler_->handle_data({buf, res.bytes}, *sock_); });
         if (!v)
@@ -903,11 +871,7 @@ private:
 
   /// Takes the fd out of the reactor (before it is closed).
   void release_registration() noexcept {
-    if (reg_) {
-      conf_->io->remove(reg_, true);
-      reg_ = fd_registration{};
-      armed_interest_ = 0;
-    }
+    detail::release_fd(*conf_, reg_, armed_interest_);
   }
 
   /// Runs for every exit, kill included: nothing leaks, one stop event.

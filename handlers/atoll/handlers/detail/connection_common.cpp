@@ -158,11 +158,26 @@ bool drop_input(transport& stream, int64_t& quiet_until) {
   return true;
 }
 
-step_result proxy_step(proxy_header_reader& reader, socket& sock) {
-  auto res = reader.read(access::stream(sock).fd());
+caf::error begin_proxy(const connection_config& conf, socket& sock,
+                       std::unique_ptr<proxy_header_reader>& reader,
+                       connection_deadlines& deadlines) {
+  auto peer = *sock.peername();
+  if (!trusted_proxy_source(*conf.proxy, peer))
+    return caf::make_error(errc::untrusted_source,
+                           "PROXY header from an untrusted source " + to_string(peer));
+  reader = std::make_unique<proxy_header_reader>(conf.proxy->version);
+  deadlines.setup = connection_deadlines::from_now(conf.proxy->timeout);
+  return caf::none;
+}
+
+step_result proxy_step(std::unique_ptr<proxy_header_reader>& reader, socket& sock,
+                       connection_deadlines& deadlines) {
+  auto res = reader->read(access::stream(sock).fd());
   switch (res.status) {
     case io_status::done:
-      access::set_proxy(sock, reader.header());
+      access::set_proxy(sock, reader->header());
+      reader.reset();
+      deadlines.setup = 0;
       return {};
     case io_status::want_read:
     case io_status::want_write:
@@ -177,21 +192,48 @@ step_result proxy_step(proxy_header_reader& reader, socket& sock) {
   return {step_result::failed, 0, std::move(res.error)};
 }
 
-step_result handshake_step(socket& sock) {
+step_result handshake_step(const connection_config& conf, socket& sock,
+                           connection_deadlines& deadlines, uint32_t& interest) {
   auto res = access::stream(sock).handshake();
   switch (res.status) {
     case io_status::done:
       return {};
     case io_status::want_read:
-      return {step_result::wait, io_events::readable, {}};
     case io_status::want_write:
-      return {step_result::wait, io_events::writable, {}};
+      interest = res.status == io_status::want_read ? io_events::readable : io_events::writable;
+      if (deadlines.setup == 0)
+        deadlines.setup = connection_deadlines::from_now(conf.handshake_timeout);
+      return {step_result::wait, interest, {}};
     case io_status::closed:
       return {step_result::failed, 0, caf::make_error(errc::closed, "handshake: peer closed")};
     case io_status::failed:
       break;
   }
   return {step_result::failed, 0, std::move(res.error)};
+}
+
+void note_received(socket& sock, const connection_config& conf, std::string_view data,
+                   bool async, int64_t& first_byte_at) {
+  auto& stats = access::stats(sock);
+  stats.count_recv(data.size());
+  if (stats.recv_cnt == 1)
+    first_byte_at = telemetry::monotonic_time();
+  auto& span = access::span(sock);
+  if (conf.data_events) {
+    const auto& event = async ? conf.data_events->async_recv : conf.data_events->recv;
+    if (span.enabled(event))
+      span.emit(event, {{"data", std::string{data}}});
+  } else if (span.enabled()) {
+    span.emit(async ? "async_recv" : "recv", {{"data", std::string{data}}});
+  }
+}
+
+void release_fd(const connection_config& conf, fd_registration& reg, uint32_t& armed) noexcept {
+  if (!reg)
+    return;
+  conf.io->remove(reg, true);
+  reg = fd_registration{};
+  armed = 0;
 }
 
 step_result flush_step(socket& sock, bool& progressed) {

@@ -8,11 +8,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <caf/actor_control_block.hpp>
 #include <caf/error.hpp>
 
 #include "atoll/handlers/detail/connection_actor.hpp"
+#include "atoll/handlers/detail/connection_deadlines.hpp"
 #include "atoll/handlers/connection_record.hpp"
 #include "atoll/handlers/socket.hpp"
 
@@ -95,14 +97,37 @@ struct step_result {
   bool closed = false;
 };
 
-/// Reads (more of) the PROXY header; when complete, records it in `sock`.
-/// A client that closes before the header ends fails with
-/// `errc::proxy_header`.
-step_result proxy_step(proxy_header_reader& reader, socket& sock);
+/// Starts reading the PROXY header of `sock`: makes `reader` and sets the
+/// set-up deadline (the PROXY timeout). Errors: `errc::untrusted_source`
+/// (nothing set) for a client that may not send one.
+caf::error begin_proxy(const connection_config& conf, socket& sock,
+                       std::unique_ptr<proxy_header_reader>& reader,
+                       connection_deadlines& deadlines);
 
-/// Advances the transport handshake. A client that closes fails with
-/// `errc::closed`.
-step_result handshake_step(socket& sock);
+/// Reads (more of) the PROXY header; when complete, records it in `sock`,
+/// drops `reader` and clears the set-up deadline (the handshake gets its
+/// own). A client that closes before the header ends fails with
+/// `errc::proxy_header`.
+step_result proxy_step(std::unique_ptr<proxy_header_reader>& reader, socket& sock,
+                       connection_deadlines& deadlines);
+
+/// Advances the transport handshake. While it waits: `interest` is what it
+/// waits for, and the set-up deadline is set (the handshake timeout) unless
+/// it is already (an upgrade's handshake is bounded from its start). A
+/// client that closes fails with `errc::closed`.
+step_result handshake_step(const connection_config& conf, socket& sock,
+                           connection_deadlines& deadlines, uint32_t& interest);
+
+/// Counts `data` as read from the client of `sock` (`first_byte_at` set
+/// at the first bytes) and emits it with the `recv` event (`async` false:
+/// read by a call of the owner) or `async_recv` (read for an event), if
+/// anyone listens.
+void note_received(socket& sock, const connection_config& conf, std::string_view data,
+                   bool async, int64_t& first_byte_at);
+
+/// Takes the fd of a connection out of the reactor before it is closed
+/// (no-op without a registration).
+void release_fd(const connection_config& conf, fd_registration& reg, uint32_t& armed) noexcept;
 
 /// Writes queued output (`progressed`: some bytes went out). Output that
 /// cannot be written anymore emits `send_error` with `bytes_pending`.
