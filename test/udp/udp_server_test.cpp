@@ -642,6 +642,45 @@ BOOST_FIXTURE_TEST_CASE(telemetry_spans_carry_the_seed_fields, udp_fixture) {
   BOOST_CHECK(cstop[0].measurements.contains("duration"));
 }
 
+/// Sends each datagram to the broadcast address (refused by the kernel
+/// without SO_BROADCAST), then tells the peer the outcome.
+class broadcast_refused_handler : public udp_handler {
+public:
+  verdict handle_data(std::string_view data, socket& sock) override {
+    auto err = sock.send_to(endpoint{endpoint::family_type::ipv4, "255.255.255.255", 9}, data);
+    static_cast<void>(sock.send(err ? "refused" : "sent"));
+    return verdict::close();
+  }
+};
+
+BOOST_FIXTURE_TEST_CASE(a_failed_send_emits_send_error_with_the_data_and_the_error, udp_fixture) {
+  auto opts = loopback_options();
+  opts.set_handler<broadcast_refused_handler>();
+  opts.num_listeners = 1;
+  event_recorder rec{opts.telemetry};
+  start(opts);
+  udp_client c;
+  c.send(where, "ping");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "refused");
+  BOOST_REQUIRE(wait_until([&] { return rec.named("atoll.udp.connection.stop").size() == 1; }));
+  auto failed = rec.named("atoll.udp.connection.send_error");
+  BOOST_REQUIRE_EQUAL(failed.size(), 1u);
+  BOOST_CHECK_EQUAL(failed[0].measurements.get_or<std::string>("data", ""), "ping");
+  auto error = failed[0].measurements.get_or<std::string>("error", "");
+  BOOST_CHECK_MESSAGE(error.find("sendto: Permission denied") != std::string::npos, error);
+  BOOST_CHECK_EQUAL(failed[0].metadata.get_or<uint64_t>("telemetry_span_context", 0),
+                    rec.named("atoll.udp.connection.start")
+                      .front()
+                      .metadata.get_or<uint64_t>("telemetry_span_context", 1));
+  // Only the answer counts as sent.
+  auto sent = rec.named("atoll.udp.connection.send");
+  BOOST_REQUIRE_EQUAL(sent.size(), 1u);
+  BOOST_CHECK_EQUAL(sent[0].measurements.get_or<std::string>("data", ""), "refused");
+  auto stop = rec.named("atoll.udp.connection.stop");
+  BOOST_CHECK_EQUAL(stop[0].measurements.get_or<uint64_t>("send_cnt", 0), 1u);
+  BOOST_CHECK_EQUAL(stop[0].measurements.get_or<uint64_t>("send_oct", 0), 7u);
+}
+
 BOOST_FIXTURE_TEST_CASE(tree_shows_the_abyss_roles, udp_fixture) {
   auto opts = loopback_options();
   opts.set_handler<echo_handler>();

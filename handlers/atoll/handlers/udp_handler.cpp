@@ -30,7 +30,9 @@ caf::error udp_socket::send(std::string_view data) {
     return caf::none;
   }
   auto err = sock_->send_to(peer_, data);
-  if (!err)
+  if (err)
+    send_failed(data, err);
+  else
     sent(data);
   return err;
 }
@@ -47,7 +49,9 @@ caf::error udp_socket::send_to(const endpoint& to, std::string_view data) {
     return caf::none;
   }
   auto err = sock_->send_to(*peer, data);
-  if (!err)
+  if (err)
+    send_failed(data, err);
+  else
     sent(data);
   return err;
 }
@@ -57,6 +61,13 @@ void udp_socket::sent(std::string_view data) {
   stats_.send_oct += data.size();
   if (span_ != nullptr && send_event_ != nullptr && span_->enabled(*send_event_))
     span_->emit(*send_event_, telemetry::fields{{"data", std::string{data}}});
+}
+
+void udp_socket::send_failed(std::string_view data, const caf::error& err) const {
+  if (span_ != nullptr && span_->enabled())
+    span_->emit("send_error", telemetry::fields{{"monotonic_time", telemetry::monotonic_time()},
+                                                {"data", std::string{data}},
+                                                {"error", describe(err)}});
 }
 
 caf::expected<endpoint> udp_socket::peername() const {

@@ -74,12 +74,14 @@ public:
 
   /// Sends `data` to the peer. Errors: `errc::closed` (the server was
   /// suspended or stopped: its socket is closed), `errc::timeout` (the send
-  /// buffer is full, the datagram is dropped), `errc::system_error`.
+  /// buffer is full, the datagram is dropped), `errc::system_error`. A
+  /// failed send emits the connection span's `send_error` event (`data`,
+  /// `error`).
   [[nodiscard]] caf::error send(std::string_view data);
 
   /// Sends `data` to `to` (any address; broadcast needs
   /// `udp_options::broadcast`). Errors as `send`, plus
-  /// `errc::invalid_address`.
+  /// `errc::invalid_address` (not sent, no event).
   [[nodiscard]] caf::error send_to(const endpoint& to, std::string_view data);
 
   /// The peer (address and port) this handler serves.
@@ -123,6 +125,7 @@ public:
 private:
   friend struct detail::udp_socket_access;
   void sent(std::string_view data);
+  void send_failed(std::string_view data, const caf::error& err) const;
 
   std::shared_ptr<datagram_socket> sock_;
   udp_peer peer_;

@@ -44,7 +44,7 @@ const log_level_table& udp_log_levels() {
     add("listener", {"ready", "rate_limit_exceeded", "packet_too_large"}, log_level::debug);
     add("connection", {"start", "stop"}, log_level::debug);
     add("listener", {"waiting", "receiving"}, log_level::trace);
-    add("connection", {"ready", "recv", "send"}, log_level::trace);
+    add("connection", {"ready", "recv", "send", "send_error"}, log_level::trace);
     return t;
   }();
   return table;
