@@ -24,6 +24,15 @@ BOOST_AUTO_TEST_CASE(codes_compare_and_render) {
                     "system_error(runtime_error)");
 }
 
+BOOST_AUTO_TEST_CASE(the_context_of_an_error_is_its_text_without_the_code) {
+  BOOST_CHECK_EQUAL(error_context(caf::make_error(errc::address_in_use, "bind 127.0.0.1:80")),
+                    "bind 127.0.0.1:80");
+  BOOST_CHECK_EQUAL(error_context(caf::make_error(errc::timeout)), "");
+  BOOST_CHECK_EQUAL(error_context(caf::make_error(caf::sec::runtime_error)),
+                    "system_error(runtime_error)");
+  BOOST_CHECK_EQUAL(error_context(caf::error{}), "none");
+}
+
 BOOST_AUTO_TEST_CASE(every_code_has_a_name) {
   for (uint8_t code = 1; code <= static_cast<uint8_t>(errc::output_limit); ++code)
     BOOST_CHECK_MESSAGE(to_string(static_cast<errc>(code)).find("unknown") == std::string::npos,

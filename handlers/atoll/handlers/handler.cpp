@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <string_view>
 
 #include <cxxabi.h>
 
@@ -21,7 +22,15 @@ std::string handler_type_name(const std::type_info& type) {
   int status = 0;
   std::unique_ptr<char, void (*)(void*)> name{
     abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free};
-  return status == 0 && name ? std::string{name.get()} : std::string{type.name()};
+  if (status != 0 || !name)
+    return type.name();
+  // "(anonymous namespace)::" says nothing to a reader of logs and trees.
+  std::string result{name.get()};
+  constexpr std::string_view anonymous = "(anonymous namespace)::";
+  for (auto pos = result.find(anonymous); pos != std::string::npos;
+       pos = result.find(anonymous, pos))
+    result.erase(pos, anonymous.size());
+  return result;
 }
 
 } // namespace atl

@@ -82,7 +82,8 @@ handler_factory make_handler_factory(Ts... args) {
   return [args...]() -> std::unique_ptr<handler> { return std::make_unique<Handler>(args...); };
 }
 
-/// A readable name for a handler type (demangled), used in telemetry.
+/// A readable name for a handler type (demangled, without
+/// `(anonymous namespace)::`), used in telemetry, tree snapshots and logs.
 std::string handler_type_name(const std::type_info& type);
 
 } // namespace atl

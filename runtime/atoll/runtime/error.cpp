@@ -90,6 +90,12 @@ std::string describe(const caf::error& err) {
   return caf::to_string(err);
 }
 
+std::string error_context(const caf::error& err) {
+  if (err && err.category() == caf::atom("atoll"))
+    return render_context(err.context());
+  return describe(err);
+}
+
 caf::error make_system_error(const char* what, int errno_value) {
   std::string text = std::string{what} + ": " + std::strerror(errno_value);
   switch (errno_value) {

@@ -128,6 +128,12 @@ std::string to_string(errc code);
 /// rendering (e.g. `system_error(runtime_error)`). Thread-safe.
 std::string describe(const caf::error& err);
 
+/// The context of an error of the "atoll" category: what `describe` shows
+/// after `atoll error <code>: ` (empty if there is none), e.g. to wrap it in
+/// another error's text. Other errors (and none): `describe(err)`.
+/// Thread-safe.
+std::string error_context(const caf::error& err);
+
 /// Builds an `errc::system_error` (or a more specific code for well-known
 /// errno values such as EADDRINUSE) whose context names `what` and the errno
 /// text. Thread-safe.

@@ -184,11 +184,11 @@ caf::error check_secure_links(caf::actor_system& sys, const std::string& what) {
                            what + " with secure links needs CAF's OpenSSL module: load "
                                   "caf::openssl::manager into the actor system's config");
   auto& cfg = sys.config();
+  // (A certificate without a key, or a key without a certificate, stops
+  // CAF's module already at the actor system's start.)
   const char* missing = nullptr;
   if (cfg.openssl_certificate.empty())
     missing = "openssl.certificate";
-  else if (cfg.openssl_key.empty())
-    missing = "openssl.key";
   else if (cfg.openssl_cafile.empty() && cfg.openssl_capath.empty())
     missing = "openssl.cafile (or openssl.capath)";
   if (missing != nullptr)
@@ -203,11 +203,8 @@ caf::error check_secure_links(caf::actor_system& sys, const std::string& what) {
     check.cafile = cfg.openssl_cafile;
   }
   if (auto ctx = tls_context::make(std::move(check)); !ctx) {
-    auto why = describe(ctx.error()); // without its "atoll error invalid_option: "
-    auto prefix = "atoll error " + to_string(errc::invalid_option) + ": ";
-    if (why.rfind(prefix, 0) == 0)
-      why.erase(0, prefix.size());
-    return caf::make_error(errc::invalid_option, what + " with secure links: " + why);
+    return caf::make_error(errc::invalid_option,
+                           what + " with secure links: " + error_context(ctx.error()));
   }
   return {};
 }
