@@ -627,8 +627,14 @@ BOOST_FIXTURE_TEST_CASE(telemetry_spans_carry_the_seed_fields, udp_fixture) {
   BOOST_REQUIRE_EQUAL(cstart.size(), 1u);
   BOOST_CHECK_EQUAL(cstart[0].metadata.get_or<std::string>("remote_address", ""), "127.0.0.1");
   BOOST_CHECK_EQUAL(cstart[0].metadata.get_or<uint64_t>("remote_port", 0), c.port());
-  BOOST_CHECK_EQUAL(cstart[0].metadata.get_or<uint64_t>("parent_telemetry_span_context", 0),
+  // Abyss's acceptor span: a child of the listener's, the parent of the
+  // connection's; its stop counts the datagrams handed to handlers.
+  auto astart = rec.named("atoll.udp.acceptor.start");
+  BOOST_REQUIRE_EQUAL(astart.size(), 1u);
+  BOOST_CHECK_EQUAL(astart[0].metadata.get_or<uint64_t>("parent_telemetry_span_context", 0),
                     lstart[0].metadata.get_or<uint64_t>("telemetry_span_context", 1));
+  BOOST_CHECK_EQUAL(cstart[0].metadata.get_or<uint64_t>("parent_telemetry_span_context", 0),
+                    astart[0].metadata.get_or<uint64_t>("telemetry_span_context", 1));
   auto recv = rec.named("atoll.udp.connection.recv");
   BOOST_REQUIRE_EQUAL(recv.size(), 1u);
   BOOST_CHECK_EQUAL(recv[0].measurements.get_or<std::string>("data", ""), "ping");
@@ -640,6 +646,14 @@ BOOST_FIXTURE_TEST_CASE(telemetry_spans_carry_the_seed_fields, udp_fixture) {
   BOOST_CHECK_EQUAL(cstop[0].measurements.get_or<uint64_t>("send_oct", 0), 4u);
   BOOST_CHECK_EQUAL(cstop[0].metadata.get_or<std::string>("reason", ""), "local_closed");
   BOOST_CHECK(cstop[0].measurements.contains("duration"));
+  // The acceptor span ends with its listener.
+  BOOST_REQUIRE(!srv->stop(10s));
+  BOOST_REQUIRE(wait_until([&] { return rec.named("atoll.udp.acceptor.stop").size() == 1; }));
+  auto astop = rec.named("atoll.udp.acceptor.stop");
+  BOOST_CHECK_EQUAL(astop[0].measurements.get_or<uint64_t>("connections", 0), 1u);
+  BOOST_CHECK(!astop[0].metadata.contains("error"));
+  BOOST_CHECK_EQUAL(astop[0].metadata.get_or<uint64_t>("telemetry_span_context", 0),
+                    astart[0].metadata.get_or<uint64_t>("telemetry_span_context", 1));
 }
 
 /// Sends each datagram to the broadcast address (refused by the kernel
@@ -717,7 +731,7 @@ BOOST_FIXTURE_TEST_CASE(limit_reached_drops_after_the_retries, udp_fixture) {
   b.send(where, "b");
   BOOST_CHECK(!b.recv(500ms));
   BOOST_CHECK(wait_until([&] { return srv->stats().spawn_failed == 1; }));
-  BOOST_CHECK_EQUAL(rec.named("atoll.udp.listener.spawn_error").size(), 1u);
+  BOOST_CHECK_EQUAL(rec.named("atoll.udp.acceptor.spawn_error").size(), 1u);
   // a keeps its actor.
   a.send(where, "a2");
   BOOST_CHECK_EQUAL(a.recv().value_or("-"), "2:a2");

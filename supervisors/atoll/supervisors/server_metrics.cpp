@@ -128,7 +128,7 @@ server_metrics::server_metrics(std::shared_ptr<telemetry::bus> events)
                       telemetry::event_name{"atoll", "udp", "connection", "stop"},
                       telemetry::event_name{"atoll", "udp", "listener", "rate_limit_exceeded"},
                       telemetry::event_name{"atoll", "udp", "listener", "packet_too_large"},
-                      telemetry::event_name{"atoll", "udp", "listener", "spawn_error"}})
+                      telemetry::event_name{"atoll", "udp", "acceptor", "spawn_error"}})
     subs_.push_back(events_->attach(prefix, [this](const telemetry::event& ev) { on_event(ev); }));
 }
 

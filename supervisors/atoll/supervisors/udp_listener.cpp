@@ -60,6 +60,9 @@ public:
     }
     span_ = telemetry::span::start(ctx_->events().get(), ctx_->listener_prefix().get(), {},
                                    std::move(meta));
+    // Abyss's acceptor span: what this listener hands to handlers.
+    acceptor_span_ = telemetry::span::start(ctx_->events().get(), ctx_->acceptor_prefix().get(),
+                                            {}, {}, span_.context());
     attach_functor([this](const caf::error& reason) { cleanup(reason); });
     if (auto err =
             sock_->io().join(sock_->registration(), caf::actor_cast<caf::strong_actor_ptr>(this))) {
@@ -135,16 +138,17 @@ private:
     if (meta.truncated || meta.size > opts.max_packet_size) {
       ctx_->drops().too_large.fetch_add(1, std::memory_order_relaxed);
       if (span_.enabled())
-        emit_peer("packet_too_large", meta.peer, {{"packet_size", uint64_t{meta.size}}});
+        emit_peer(span_, "packet_too_large", meta.peer, {{"packet_size", uint64_t{meta.size}}});
       return;
     }
     if (auto& limiter = ctx_->limiter();
         limiter && !limiter->allow(rate_limit_key::of(meta.peer.addr), now)) {
       ctx_->drops().rate_limited.fetch_add(1, std::memory_order_relaxed);
       if (span_.enabled())
-        emit_peer("rate_limit_exceeded", meta.peer, {});
+        emit_peer(span_, "rate_limit_exceeded", meta.peer, {});
       return;
     }
+    ++handed_;
     if (inline_sock_) {
       udp_socket_access::set_destination(*inline_sock_, meta.destination, meta.interface_index);
       run_inline(meta.peer, data);
@@ -157,7 +161,7 @@ private:
     h.first.received_at = now;
     h.first.destination = meta.destination;
     h.first.interface_index = meta.interface_index;
-    h.listener_span = span_.context();
+    h.parent_span = acceptor_span_.context();
     if (auto& peers = ctx_->sessions()->peers) {
       switch (peers->route(h.peer, h.first)) {
         case udp_peer_table::outcome::delivered:
@@ -205,8 +209,8 @@ private:
 
   void spawn_failed(const udp_peer& peer, const caf::error& err) {
     ctx_->drops().spawn_failed.fetch_add(1, std::memory_order_relaxed);
-    if (span_.enabled())
-      emit_peer("spawn_error", peer, {{"error", describe(err)}});
+    if (acceptor_span_.enabled())
+      emit_peer(acceptor_span_, "spawn_error", peer, {{"error", describe(err)}});
   }
 
   void emit(const char* event) {
@@ -214,12 +218,13 @@ private:
       span_.emit(event, {{"monotonic_time", telemetry::monotonic_time()}});
   }
 
-  void emit_peer(const char* event, const udp_peer& peer, telemetry::fields meta) {
+  static void emit_peer(const telemetry::span& span, const char* event, const udp_peer& peer,
+                        telemetry::fields meta) {
     if (auto ep = peer.to_endpoint()) {
       meta.set("remote_address", ep->address);
       meta.set("remote_port", uint64_t{ep->port});
     }
-    span_.emit(event, {{"monotonic_time", telemetry::monotonic_time()}}, std::move(meta));
+    span.emit(event, {{"monotonic_time", telemetry::monotonic_time()}}, std::move(meta));
   }
 
   // -- in_listener ----------------------------------------------------------------------
@@ -315,6 +320,7 @@ private:
     telemetry::fields meta;
     if (reason && reason != caf::exit_reason::user_shutdown)
       meta.set("error", describe(reason));
+    acceptor_span_.stop({{"connections", handed_}}, meta);
     span_.stop({{"datagrams", count_}}, std::move(meta));
   }
 
@@ -324,7 +330,9 @@ private:
   std::optional<udp_socket> inline_sock_;
   std::vector<std::pair<udp_peer, std::string>> outbox_;
   telemetry::span span_;
-  uint64_t count_ = 0;
+  telemetry::span acceptor_span_;
+  uint64_t count_ = 0;  // datagrams received
+  uint64_t handed_ = 0; // datagrams handed to handlers (not dropped on arrival)
   bool joined_ = false;
 };
 

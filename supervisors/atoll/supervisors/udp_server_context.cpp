@@ -39,8 +39,9 @@ const log_level_table& udp_log_levels() {
       for (auto name : names)
         t.emplace_back(telemetry::event_name{"atoll", "udp", span, name}, l);
     };
-    add("listener", {"spawn_error"}, log_level::error);
+    add("acceptor", {"spawn_error"}, log_level::error);
     add("listener", {"start", "stop"}, log_level::info);
+    add("acceptor", {"start", "stop"}, log_level::debug);
     add("listener", {"ready", "rate_limit_exceeded", "packet_too_large"}, log_level::debug);
     add("connection", {"start", "stop"}, log_level::debug);
     add("listener", {"waiting", "receiving"}, log_level::trace);
@@ -77,6 +78,8 @@ udp_server_context::udp_server_context(udp_server_options opts, std::shared_ptr<
   sessions_ = std::move(conf);
   listener_prefix_ = std::make_shared<const telemetry::event_name>(
       telemetry::event_name{"atoll", "udp", "listener"});
+  acceptor_prefix_ = std::make_shared<const telemetry::event_name>(
+      telemetry::event_name{"atoll", "udp", "acceptor"});
   receiving_ = std::make_unique<telemetry::interest>(
       events_.get(), telemetry::join(*listener_prefix_, "receiving"));
   waiting_ = std::make_unique<telemetry::interest>(events_.get(),

@@ -117,6 +117,11 @@ public:
     return listener_prefix_;
   }
 
+  /// The acceptor span's prefix {"atoll", "udp", "acceptor"}.
+  const std::shared_ptr<const telemetry::event_name>& acceptor_prefix() const noexcept {
+    return acceptor_prefix_;
+  }
+
   /// The listener's frequent events, built only for their subscribers.
   const telemetry::interest& receiving_event() const noexcept {
     return *receiving_;
@@ -176,6 +181,7 @@ private:
   std::shared_ptr<telemetry::bus> events_;
   std::shared_ptr<const udp_session_config> sessions_;
   std::shared_ptr<const telemetry::event_name> listener_prefix_;
+  std::shared_ptr<const telemetry::event_name> acceptor_prefix_;
   std::unique_ptr<telemetry::interest> receiving_;
   std::unique_ptr<telemetry::interest> waiting_;
   std::shared_ptr<rate_limiter> limiter_;

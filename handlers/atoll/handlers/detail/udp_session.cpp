@@ -112,7 +112,7 @@ public:
               detail::udp_hand_off hand_off)
     : caf::event_based_actor(cfg), conf_(std::move(conf)), peer_(hand_off.peer),
       sock_(std::move(hand_off.sock), hand_off.peer), first_(std::move(hand_off.first)),
-      listener_span_(hand_off.listener_span), started_at_(first_.received_at),
+      parent_span_(hand_off.parent_span), started_at_(first_.received_at),
       timeout_(conf_->read_timeout) {}
 
   const char* name() const override {
@@ -143,7 +143,7 @@ public:
       meta.set("handler", conf_->handler_name);
     }
     span_ = telemetry::span::start(conf_->events.get(), conf_->span_prefix.get(), {},
-                                   std::move(meta), listener_span_, first_.received_at);
+                                   std::move(meta), parent_span_, first_.received_at);
     detail::udp_socket_access::wire(sock_, &span_, conf_->send_event.get());
     caf::message_handler user;
     if (!guarded([this, &user] {
@@ -359,7 +359,7 @@ private:
   udp_peer peer_;
   udp_socket sock_;
   detail::udp_payload first_;
-  uint64_t listener_span_;
+  uint64_t parent_span_;
   /// When the first datagram arrived (monotonic ns): the record's age.
   int64_t started_at_;
   std::chrono::milliseconds timeout_;

@@ -75,8 +75,8 @@ struct udp_hand_off {
   udp_peer peer;
   /// The first datagram.
   udp_payload first;
-  /// The listener span's context (the connection span's parent).
-  uint64_t listener_span = 0;
+  /// The acceptor span's context (the connection span's parent).
+  uint64_t parent_span = 0;
 };
 
 /// Per-peer routing: which handler actor serves which peer, and the
