@@ -898,14 +898,19 @@ BOOST_FIXTURE_TEST_CASE(each_listener_gets_its_own_socket_with_reuseport, udp_fi
   BOOST_CHECK_EQUAL(tree->children[1].children.size(), 4u);
 }
 
+/// One listener running one `recording_handler` for every datagram.
+static udp_server_options in_listener_options(std::shared_ptr<event_log> log) {
+  auto opts = loopback_options();
+  opts.set_handler<recording_handler>(std::move(log));
+  opts.lifetime = udp_lifetime::in_listener;
+  opts.num_listeners = 1;
+  return opts;
+}
+
 BOOST_FIXTURE_TEST_CASE(in_listener_handlers_answer_every_sender_and_survive_exceptions,
                         udp_fixture) {
   auto log = std::make_shared<event_log>();
-  auto opts = loopback_options();
-  opts.set_handler<recording_handler>(log);
-  opts.lifetime = udp_lifetime::in_listener;
-  opts.num_listeners = 1;
-  start(opts);
+  start(in_listener_options(log));
   BOOST_REQUIRE(log->wait_for_size(1)); // handle_connection when the listener starts
   udp_client a;
   udp_client b;
@@ -927,6 +932,46 @@ BOOST_FIXTURE_TEST_CASE(in_listener_handlers_answer_every_sender_and_survive_exc
   auto n = names(*log);
   BOOST_CHECK_EQUAL(n.back(), "shutdown");
   BOOST_CHECK_EQUAL(std::count(n.begin(), n.end(), "connection"), 2);
+}
+
+BOOST_FIXTURE_TEST_CASE(in_listener_handlers_get_a_connection_span_per_datagram_when_watched,
+                        udp_fixture) {
+  auto opts = in_listener_options(std::make_shared<event_log>());
+  event_recorder rec{opts.telemetry};
+  start(opts);
+  udp_client a;
+  a.send(where, "x");
+  BOOST_CHECK_EQUAL(a.recv().value_or("-"), "1:x");
+  a.send(where, "throw");
+  BOOST_CHECK_EQUAL(a.recv().value_or("-"), "2:throw");
+  BOOST_REQUIRE(wait_until([&] { return rec.named("atoll.udp.connection.stop").size() == 2; }));
+  auto starts = rec.named("atoll.udp.connection.start");
+  auto stops = rec.named("atoll.udp.connection.stop");
+  auto acceptor = rec.named("atoll.udp.acceptor.start");
+  BOOST_REQUIRE_EQUAL(starts.size(), 2u);
+  BOOST_REQUIRE_EQUAL(acceptor.size(), 1u);
+  for (size_t i = 0; i < 2; ++i) {
+    BOOST_CHECK_EQUAL(starts[i].metadata.get_or<uint64_t>("remote_port", 0), a.port());
+    BOOST_CHECK_EQUAL(starts[i].metadata.get_or<uint64_t>("parent_telemetry_span_context", 0),
+                      acceptor[0].metadata.get_or<uint64_t>("telemetry_span_context", 1));
+    BOOST_CHECK_EQUAL(stops[i].metadata.get_or<uint64_t>("telemetry_span_context", 0),
+                      starts[i].metadata.get_or<uint64_t>("telemetry_span_context", 1));
+    // This datagram's figures, not the handler object's running totals.
+    BOOST_CHECK_EQUAL(stops[i].measurements.get_or<uint64_t>("recv_cnt", 0), 1u);
+    BOOST_CHECK_EQUAL(stops[i].measurements.get_or<uint64_t>("send_cnt", 0), 1u);
+  }
+  BOOST_CHECK_EQUAL(stops[0].measurements.get_or<uint64_t>("recv_oct", 0), 1u);
+  BOOST_CHECK_EQUAL(stops[0].measurements.get_or<uint64_t>("send_oct", 0), 3u);
+  BOOST_CHECK_EQUAL(stops[0].metadata.get_or<std::string>("reason", ""), "local_closed");
+  BOOST_CHECK(!stops[0].metadata.contains("error"));
+  BOOST_CHECK_EQUAL(stops[1].metadata.get_or<std::string>("reason", ""), "exception");
+  BOOST_CHECK(stops[1].metadata.contains("error"));
+  auto recvs = rec.named("atoll.udp.connection.recv");
+  BOOST_REQUIRE_EQUAL(recvs.size(), 2u);
+  BOOST_CHECK_EQUAL(recvs[1].measurements.get_or<std::string>("data", ""), "throw");
+  auto sends = rec.named("atoll.udp.connection.send");
+  BOOST_REQUIRE_EQUAL(sends.size(), 2u);
+  BOOST_CHECK_EQUAL(sends[0].measurements.get_or<std::string>("data", ""), "1:x");
 }
 
 BOOST_FIXTURE_TEST_CASE(metrics_count_udp_handlers_and_drops, udp_fixture) {

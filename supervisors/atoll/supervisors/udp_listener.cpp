@@ -73,6 +73,11 @@ public:
     caf::message_handler user;
     if (ctx_->options().lifetime == udp_lifetime::in_listener) {
       inline_sock_.emplace(sock_->socket(), udp_peer{});
+      const auto& conf = *ctx_->sessions();
+      inline_start_ = std::make_unique<telemetry::interest>(
+          ctx_->events().get(), telemetry::join(*conf.span_prefix, "start"));
+      inline_stop_ = std::make_unique<telemetry::interest>(
+          ctx_->events().get(), telemetry::join(*conf.span_prefix, "stop"));
       if (!new_inline_handler())
         return {};
       user = inline_guarded([this] { return inline_->message_handlers(*inline_sock_); });
@@ -151,7 +156,7 @@ private:
     ++handed_;
     if (inline_sock_) {
       udp_socket_access::set_destination(*inline_sock_, meta.destination, meta.interface_index);
-      run_inline(meta.peer, data);
+      run_inline(meta.peer, data, now);
       return;
     }
     udp_hand_off h;
@@ -260,26 +265,66 @@ private:
     return false;
   }
 
-  void run_inline(const udp_peer& peer, std::string_view data) {
+  /// True if anyone listens to the connection events of in_listener
+  /// handlers (a few cached atomic loads).
+  bool trace_inline() const noexcept {
+    const auto& conf = *ctx_->sessions();
+    return inline_start_->enabled() || inline_stop_->enabled()
+           || (conf.recv_event && conf.recv_event->enabled())
+           || (conf.send_event && conf.send_event->enabled());
+  }
+
+  void run_inline(const udp_peer& peer, std::string_view data, int64_t received_at) {
     if (!inline_)
       return;
     udp_socket_access::set_peer(*inline_sock_, peer);
+    auto handle = [&] {
+      inline_guarded([&] {
+        inline_verdict(inline_->handle_data(data, *inline_sock_));
+        return 0;
+      });
+    };
+    if (!trace_inline()) {
+      udp_socket_access::received(*inline_sock_, data.size());
+      handle();
+      return;
+    }
+    // Traced: one connection span per datagram, as a per-datagram handler
+    // actor has, with this datagram's figures.
+    const auto& conf = *ctx_->sessions();
+    auto before = inline_sock_->stats();
     udp_socket_access::received(*inline_sock_, data.size());
-    inline_guarded([&] {
-      inline_verdict(inline_->handle_data(data, *inline_sock_));
-      return 0;
-    });
+    auto span =
+      detail::start_udp_connection_span(conf, peer, acceptor_span_.context(), received_at);
+    udp_socket_access::wire(*inline_sock_, &span, conf.send_event.get());
+    if (conf.recv_event && span.enabled(*conf.recv_event))
+      span.emit(*conf.recv_event, telemetry::fields{{"data", std::string{data}}});
+    inline_reason_ = "local_closed";
+    inline_error_ = caf::error{};
+    handle();
+    udp_socket_access::wire(*inline_sock_, nullptr, nullptr);
+    auto after = inline_sock_->stats();
+    datagram_stats figures;
+    figures.recv_cnt = after.recv_cnt - before.recv_cnt;
+    figures.recv_oct = after.recv_oct - before.recv_oct;
+    figures.send_cnt = after.send_cnt - before.send_cnt;
+    figures.send_oct = after.send_oct - before.send_oct;
+    detail::stop_udp_connection_span(span, figures, inline_reason_, inline_error_);
   }
 
   void inline_verdict(const verdict& v) {
     if (v.which() != verdict::kind::error)
       return; // proceed and close: nothing to end here
+    inline_reason_ = "error";
+    inline_error_ = v.reason();
     if (!ctx_->options().silent_terminate_on_error)
       log(log_level::error, "atoll: UDP handler " + ctx_->options().handler_name +
                                 " returned an error: " + describe(v.reason()));
   }
 
   void inline_failed(const caf::error& reason) {
+    inline_reason_ = "exception";
+    inline_error_ = reason;
     log(log_level::error, "atoll: UDP handler " + ctx_->options().handler_name + " failed (" +
                               describe(reason) + "); a fresh handler takes over");
     try {
@@ -328,6 +373,10 @@ private:
   std::shared_ptr<udp_endpoint> sock_;
   std::unique_ptr<udp_handler> inline_;
   std::optional<udp_socket> inline_sock_;
+  std::unique_ptr<telemetry::interest> inline_start_; // in_listener: spans only when watched
+  std::unique_ptr<telemetry::interest> inline_stop_;
+  const char* inline_reason_ = "local_closed"; // how the current datagram's handling ended
+  caf::error inline_error_;
   std::vector<std::pair<udp_peer, std::string>> outbox_;
   telemetry::span span_;
   telemetry::span acceptor_span_;

@@ -134,16 +134,7 @@ public:
     set_exception_handler([this](std::exception_ptr& ep) { return on_uncaught(ep); });
     set_default_handler(caf::drop);
     attach_functor([this](const caf::error& reason) { cleanup(reason); });
-    telemetry::fields meta;
-    if (conf_->events->enabled()) {
-      if (auto ep = peer_.to_endpoint()) {
-        meta.set("remote_address", ep->address);
-        meta.set("remote_port", uint64_t{ep->port});
-      }
-      meta.set("handler", conf_->handler_name);
-    }
-    span_ = telemetry::span::start(conf_->events.get(), conf_->span_prefix.get(), {},
-                                   std::move(meta), parent_span_, first_.received_at);
+    span_ = detail::start_udp_connection_span(*conf_, peer_, parent_span_, first_.received_at);
     detail::udp_socket_access::wire(sock_, &span_, conf_->send_event.get());
     caf::message_handler user;
     if (!guarded([this, &user] {
@@ -333,15 +324,7 @@ private:
   void stop_span(end_kind kind, const caf::error& reason) {
     if (!span_.active())
       return;
-    auto s = sock_.stats();
-    telemetry::fields meta{{"reason", std::string{reason_text(kind)}}};
-    if (reason)
-      meta.set("error", describe(reason));
-    span_.stop({{"send_oct", s.send_oct},
-                {"send_cnt", s.send_cnt},
-                {"recv_oct", s.recv_oct},
-                {"recv_cnt", s.recv_cnt}},
-               std::move(meta));
+    detail::stop_udp_connection_span(span_, sock_.stats(), reason_text(kind), reason);
   }
 
   void cleanup(const caf::error& reason) {
@@ -370,6 +353,36 @@ private:
 };
 
 } // namespace
+
+namespace detail {
+
+telemetry::span start_udp_connection_span(const udp_session_config& conf, const udp_peer& peer,
+                                          uint64_t parent, int64_t start_time) {
+  telemetry::fields meta;
+  if (conf.events->enabled()) {
+    if (auto ep = peer.to_endpoint()) {
+      meta.set("remote_address", ep->address);
+      meta.set("remote_port", uint64_t{ep->port});
+    }
+    meta.set("handler", conf.handler_name);
+  }
+  return telemetry::span::start(conf.events.get(), conf.span_prefix.get(), {}, std::move(meta),
+                                parent, start_time);
+}
+
+void stop_udp_connection_span(telemetry::span& span, const datagram_stats& stats,
+                              const char* reason, const caf::error& error) {
+  telemetry::fields meta{{"reason", std::string{reason}}};
+  if (error)
+    meta.set("error", describe(error));
+  span.stop({{"send_oct", stats.send_oct},
+             {"send_cnt", stats.send_cnt},
+             {"recv_oct", stats.recv_oct},
+             {"recv_cnt", stats.recv_cnt}},
+            std::move(meta));
+}
+
+} // namespace detail
 
 caf::actor spawn_udp_session(caf::event_based_actor* parent,
                              std::shared_ptr<const detail::udp_session_config> config,

@@ -17,6 +17,7 @@
 #include "atoll/handlers/detail/handler_host.hpp"
 #include "atoll/handlers/detail/sharded_map.hpp"
 #include "atoll/handlers/udp_handler.hpp"
+#include "atoll/runtime/span.hpp"
 #include "atoll/runtime/telemetry.hpp"
 #include "atoll/transports/datagram_socket.hpp"
 #include "atoll/transports/tcp_options.hpp" // default_read_timeout
@@ -156,6 +157,17 @@ struct udp_socket_access {
     sock.outbox_ = outbox;
   }
 };
+
+/// Starts the connection span of a handler serving `peer` (metadata: its
+/// address and port, the handler's name), a child of the span `parent`,
+/// started at `start_time` (monotonic ns).
+telemetry::span start_udp_connection_span(const udp_session_config& conf, const udp_peer& peer,
+                                          uint64_t parent, int64_t start_time);
+
+/// Stops a UDP connection span with the datagrams and octets each way,
+/// the `reason` and the error (none: no `error` field).
+void stop_udp_connection_span(telemetry::span& span, const datagram_stats& stats,
+                              const char* reason, const caf::error& error);
 
 } // namespace detail
 
