@@ -83,16 +83,6 @@ supervisor_flags flags_of(strategy s, uint32_t max_restarts = 3,
   return f;
 }
 
-/// The handle of child `id`, or an invalid handle.
-caf::actor child_of(caf::actor_system& sys, const caf::actor& sup, const std::string& id) {
-  auto children = which_children(sys, sup);
-  BOOST_REQUIRE(children);
-  for (auto& c : *children)
-    if (c.id == id)
-      return c.handle;
-  return {};
-}
-
 uint32_t restarts_of(caf::actor_system& sys, const caf::actor& sup, const std::string& id) {
   auto children = which_children(sys, sup);
   BOOST_REQUIRE(children);

@@ -29,17 +29,6 @@ std::shared_ptr<probe_script> crashable_echo() {
   return script;
 }
 
-/// The handle of `id` among `sup`'s children (an invalid handle if none).
-caf::actor child_of(caf::actor_system& sys, const caf::actor& sup, const std::string& id) {
-  auto children = which_children(sys, sup);
-  if (!children)
-    return {};
-  for (auto& c : *children)
-    if (c.id == id)
-      return c.handle;
-  return {};
-}
-
 /// Connects, echoes one line and closes, over and over on its own thread,
 /// counting what works and what fails: proves the port keeps accepting.
 class connect_loop {

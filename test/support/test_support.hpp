@@ -21,6 +21,7 @@
 #include <caf/actor_system_config.hpp>
 
 #include "atoll/runtime/error.hpp"
+#include "atoll/runtime/supervisor.hpp"
 
 namespace atl::test {
 
@@ -97,6 +98,17 @@ inline bool wait_until(const std::function<bool()>& pred,
     std::this_thread::sleep_for(1ms);
   }
   return true;
+}
+
+/// The handle of `id` among `sup`'s children (an invalid handle if none).
+inline caf::actor child_of(caf::actor_system& sys, const caf::actor& sup, const std::string& id) {
+  auto children = which_children(sys, sup);
+  if (!children)
+    return {};
+  for (auto& c : *children)
+    if (c.id == id)
+      return c.handle;
+  return {};
 }
 
 /// A thread-safe, append-only list of strings that tests wait on.

@@ -131,6 +131,17 @@ public:
     log_->add(tag(reason == errc::handler_exception ? "error:exception" : "error"));
   }
 
+  /// "seen": how many datagrams this object handled; "raise": throws.
+  caf::message_handler message_handlers(socket&) override {
+    return {
+        [this](const std::string& what) -> int {
+          if (what == "raise")
+            throw std::runtime_error("message boom");
+          return seen_;
+        },
+    };
+  }
+
 private:
   std::string tag(const char* what) const {
     auto* s = self();
@@ -932,6 +943,52 @@ BOOST_FIXTURE_TEST_CASE(in_listener_handlers_answer_every_sender_and_survive_exc
   auto n = names(*log);
   BOOST_CHECK_EQUAL(n.back(), "shutdown");
   BOOST_CHECK_EQUAL(std::count(n.begin(), n.end(), "connection"), 2);
+}
+
+BOOST_FIXTURE_TEST_CASE(in_listener_message_handlers_are_the_current_handler_objects,
+                        udp_fixture) {
+  auto log = std::make_shared<event_log>();
+  start(in_listener_options(log));
+  auto pool = child_of(sys, srv->handle(), "listener_pool");
+  auto listener = child_of(sys, pool, "listener_0");
+  BOOST_REQUIRE(listener);
+  caf::scoped_actor self{sys};
+  auto seen = [&](const caf::actor& who) {
+    int n = -1;
+    self->request(who, 5s, std::string{"seen"})
+        .receive([&](int x) { n = x; }, [&](caf::error& err) { BOOST_ERROR(describe(err)); });
+    return n;
+  };
+  auto errors = [&] {
+    auto n = names(*log);
+    return std::count(n.begin(), n.end(), "error:exception");
+  };
+  udp_client a;
+  a.send(where, "x");
+  BOOST_CHECK_EQUAL(a.recv().value_or("-"), "1:x");
+  BOOST_CHECK_EQUAL(seen(listener), 1);
+  a.send(where, "throw");
+  BOOST_CHECK_EQUAL(a.recv().value_or("-"), "2:throw");
+  BOOST_REQUIRE(wait_until([&] { return errors() == 1; }));
+  // The fresh object answers; the old one (and its handlers) is gone.
+  BOOST_CHECK_EQUAL(seen(listener), 0);
+  a.send(where, "y");
+  BOOST_CHECK_EQUAL(a.recv().value_or("-"), "1:y");
+  BOOST_CHECK_EQUAL(seen(listener), 1);
+  // An exception in a message handler: handle_error runs, the listener
+  // ends and the pool starts a fresh one that serves the same port.
+  self->send(listener, std::string{"raise"});
+  BOOST_REQUIRE(wait_until([&] { return errors() == 2; }));
+  caf::actor fresh;
+  BOOST_REQUIRE(wait_until([&] {
+    fresh = child_of(sys, pool, "listener_0");
+    return fresh && fresh != listener;
+  }));
+  a.send(where, "z");
+  BOOST_CHECK_EQUAL(a.recv().value_or("-"), "1:z");
+  BOOST_CHECK_EQUAL(seen(fresh), 1);
+  auto n = names(*log);
+  BOOST_CHECK_EQUAL(std::count(n.begin(), n.end(), "close"), 0); // handle_error, not close
 }
 
 BOOST_FIXTURE_TEST_CASE(in_listener_handlers_get_a_connection_span_per_datagram_when_watched,

@@ -41,7 +41,10 @@ public:
   /// `verdict::proceed()`.
   virtual verdict handle_data(std::string_view data, socket& sock);
 
-  /// The end after a close verdict or a close by the peer. Last callback.
+  /// The normal end. TCP and TLS: after a close verdict or a close by the
+  /// peer. UDP: after a close verdict, or when a per-datagram actor is done
+  /// with its datagram; an `in_listener` handler object gets it when its
+  /// listener ends (a peer cannot close a UDP "connection"). Last callback.
   virtual void handle_close(socket& sock);
 
   /// The end with an error. Last callback.
@@ -55,8 +58,10 @@ public:
 
   /// The handler's own message handlers, matched after the actor's internal
   /// messages; the returned lambdas may capture `this` and `sock`. Mailbox
-  /// messages do not reset the timeout; call `apply` for that. Default:
-  /// none.
+  /// messages do not reset the timeout; call `apply` for that. An exception
+  /// thrown by one of them is handled as a callback's (`handle_error`);
+  /// for an `in_listener` UDP handler it also ends the listener, which its
+  /// supervisor restarts with a fresh handler object. Default: none.
   virtual caf::message_handler message_handlers(socket& sock);
 
 protected:

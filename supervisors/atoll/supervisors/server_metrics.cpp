@@ -97,9 +97,12 @@ std::string to_prometheus_text(const metrics_snapshot& snap) {
   counter(out, "atoll_spawn_errors_total", "Accepted connections that could not be started.",
           snap.spawn_errors);
   labelled(out, "atoll_accept_errors_total", "Accept errors, by kind.", "kind", snap.accept_errors);
-  counter(out, "atoll_udp_handlers_started_total", "UDP handler actors started.",
+  counter(out, "atoll_udp_handlers_started_total",
+          "UDP handler sessions started: handler actors (per datagram or per peer), "
+          "or datagrams handled in a listener (in_listener).",
           snap.udp_handlers_started);
-  header(out, "atoll_udp_handlers_active", "gauge", "UDP handler actors alive now.");
+  header(out, "atoll_udp_handlers_active", "gauge",
+         "UDP handler sessions running now (see atoll_udp_handlers_started_total).");
   fmt::format_to(std::back_inserter(out), "atoll_udp_handlers_active {}\n",
                  snap.udp_handlers_active);
   labelled(out, "atoll_datagrams_dropped_total", "Datagrams UDP servers dropped, by reason.",

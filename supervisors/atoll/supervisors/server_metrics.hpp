@@ -61,10 +61,12 @@ struct metrics_snapshot {
   uint64_t spawn_errors = 0;
   /// Accept errors by kind: econnaborted, einval, emfile, accept_error.
   std::map<std::string, uint64_t> accept_errors;
-  /// UDP handler actors started (per datagram or per peer; `in_listener`
-  /// servers start none).
+  /// UDP handler sessions started (`atoll.udp.connection` spans): one per
+  /// handler actor (per datagram or per peer); with `in_listener`, one per
+  /// datagram (the metrics subscriber makes those spans, so that bytes and
+  /// packets are counted for every lifetime).
   uint64_t udp_handlers_started = 0;
-  /// UDP handler actors started and not yet ended.
+  /// UDP handler sessions started and not yet ended.
   uint64_t udp_handlers_active = 0;
   /// Datagrams UDP servers dropped, by reason: rate_limited, too_large,
   /// no_handler (the connection limit held after the retries).

@@ -1,7 +1,10 @@
 #include "atoll/supervisors/udp_listener.hpp"
 
+#include <exception>
+
 #include <caf/event_based_actor.hpp>
 
+#include "atoll/handlers/detail/connection_common.hpp"
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/error.hpp"
 #include "atoll/runtime/logger.hpp"
@@ -80,10 +83,13 @@ public:
           ctx_->events().get(), telemetry::join(*conf.span_prefix, "stop"));
       if (!new_inline_handler())
         return {};
-      user = inline_guarded([this] { return inline_->message_handlers(*inline_sock_); });
+      // An exception in one of the handler's own message handlers ends this
+      // listener (CAF ends an actor whose handler threw); its supervisor
+      // starts a fresh one. handle_error runs first, as for a callback.
+      set_exception_handler([this](std::exception_ptr& ep) { return on_uncaught(ep); });
     }
     emit("ready");
-    caf::message_handler internal{
+    internal_ = caf::message_handler{
         [this](socket_ready_atom, int, uint32_t, uint32_t token) {
           if (token == sock_->registration().token)
             receive_now();
@@ -92,7 +98,7 @@ public:
           start_session(std::move(h), retries_left);
         },
     };
-    return user ? caf::behavior{internal.or_else(user)} : caf::behavior{internal};
+    return inline_ ? inline_behavior() : caf::behavior{internal_};
   }
 
 private:
@@ -247,6 +253,8 @@ private:
     return {};
   }
 
+  /// Creates the handler object and runs its `handle_connection`; an
+  /// exception ends the listener (its supervisor restarts it).
   bool new_inline_handler() {
     try {
       inline_ = ctx_->options().handler();
@@ -263,6 +271,45 @@ private:
     inline_.reset();
     quit(caf::make_error(errc::handler_exception, "handle_connection failed"));
     return false;
+  }
+
+  /// The listener's own handlers, then the current handler object's
+  /// message handlers (an exception there ends the listener).
+  caf::behavior inline_behavior() {
+    caf::message_handler user;
+    try {
+      user = inline_->message_handlers(*inline_sock_);
+    } catch (...) {
+      auto ep = std::current_exception();
+      quit(on_uncaught(ep));
+      return caf::behavior{internal_};
+    }
+    return user ? caf::behavior{internal_.or_else(user)} : caf::behavior{internal_};
+  }
+
+  /// After an exception in a callback: a fresh handler object takes over,
+  /// with its own message handlers (the old object's are gone with it).
+  void replace_inline_handler() {
+    replace_inline_ = false;
+    if (new_inline_handler())
+      become(inline_behavior());
+  }
+
+  /// An exception escaped one of the handler object's message handlers:
+  /// logged, `handle_error` runs, and the listener ends with the error.
+  caf::error on_uncaught(std::exception_ptr& ep) {
+    auto reason = caf::make_error(errc::handler_exception, detail::exception_text(ep));
+    log(log_level::error, "atoll: UDP handler " + ctx_->options().handler_name + " failed (" +
+                              describe(reason) + "); its listener restarts");
+    if (inline_ && inline_sock_) {
+      try {
+        inline_->handle_error(reason, *inline_sock_);
+      } catch (...) {
+        // The listener ends anyway.
+      }
+      inline_.reset(); // no handle_close after handle_error
+    }
+    return reason;
   }
 
   /// True if anyone listens to the connection events of in_listener
@@ -287,6 +334,8 @@ private:
     if (!trace_inline()) {
       udp_socket_access::received(*inline_sock_, data.size());
       handle();
+      if (replace_inline_)
+        replace_inline_handler();
       return;
     }
     // Traced: one connection span per datagram, as a per-datagram handler
@@ -296,20 +345,40 @@ private:
     udp_socket_access::received(*inline_sock_, data.size());
     auto span =
       detail::start_udp_connection_span(conf, peer, acceptor_span_.context(), received_at);
-    udp_socket_access::wire(*inline_sock_, &span, conf.send_event.get());
-    if (conf.recv_event && span.enabled(*conf.recv_event))
-      span.emit(*conf.recv_event, telemetry::fields{{"data", std::string{data}}});
-    inline_reason_ = "local_closed";
-    inline_error_ = caf::error{};
-    handle();
-    udp_socket_access::wire(*inline_sock_, nullptr, nullptr);
-    auto after = inline_sock_->stats();
-    datagram_stats figures;
-    figures.recv_cnt = after.recv_cnt - before.recv_cnt;
-    figures.recv_oct = after.recv_oct - before.recv_oct;
-    figures.send_cnt = after.send_cnt - before.send_cnt;
-    figures.send_oct = after.send_oct - before.send_oct;
-    detail::stop_udp_connection_span(span, figures, inline_reason_, inline_error_);
+    // Wired only while this datagram is handled: the guard unwires the
+    // span and stops it with this datagram's figures on every way out.
+    struct span_scope {
+      udp_listener& self;
+      telemetry::span& span;
+      datagram_stats before;
+      int uncaught;
+      ~span_scope() {
+        if (std::uncaught_exceptions() > uncaught) {
+          self.inline_reason_ = "exception";
+          self.inline_error_ = caf::make_error(errc::handler_exception, "escaped the listener");
+        }
+        udp_socket_access::wire(*self.inline_sock_, nullptr, nullptr);
+        auto after = self.inline_sock_->stats();
+        datagram_stats figures;
+        figures.recv_cnt = after.recv_cnt - before.recv_cnt;
+        figures.recv_oct = after.recv_oct - before.recv_oct;
+        figures.send_cnt = after.send_cnt - before.send_cnt;
+        figures.send_oct = after.send_oct - before.send_oct;
+        detail::stop_udp_connection_span(span, figures, self.inline_reason_, self.inline_error_);
+      }
+    };
+    {
+      span_scope scope{*this, span, before, std::uncaught_exceptions()};
+      udp_socket_access::wire(*inline_sock_, &span, conf.send_event.get());
+      if (conf.recv_event && span.enabled(*conf.recv_event))
+        span.emit(*conf.recv_event, telemetry::fields{{"data", std::string{data}}});
+      inline_reason_ = "local_closed";
+      inline_error_ = caf::error{};
+      handle();
+    }
+    // The fresh handler's handle_connection belongs to no datagram.
+    if (replace_inline_)
+      replace_inline_handler();
   }
 
   void inline_verdict(const verdict& v) {
@@ -332,7 +401,7 @@ private:
     } catch (...) {
       // The handler is replaced anyway.
     }
-    new_inline_handler();
+    replace_inline_ = true; // once this datagram's span is stopped
   }
 
   /// Sends the replies collected during a receive batch.
@@ -371,7 +440,9 @@ private:
 
   std::shared_ptr<udp_server_context> ctx_;
   std::shared_ptr<udp_endpoint> sock_;
+  caf::message_handler internal_; // the listener's own message handlers
   std::unique_ptr<udp_handler> inline_;
+  bool replace_inline_ = false; // a callback threw: a fresh handler object takes over
   std::optional<udp_socket> inline_sock_;
   std::unique_ptr<telemetry::interest> inline_start_; // in_listener: spans only when watched
   std::unique_ptr<telemetry::interest> inline_stop_;
