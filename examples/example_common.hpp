@@ -27,9 +27,154 @@
 
 namespace example {
 
+/// The observability options of every example, TCP and UDP: `--log-level`
+/// (`--log`), `--telemetry-json`, `--metrics-port`, `--metrics-host` and the
+/// inspection options (see example_inspection.hpp).
+class observable_config : public strict_config {
+public:
+  std::string log_level;
+  std::string log_alias;
+  bool telemetry_json = false;
+  int metrics_port = -1;
+  std::string metrics_host = "loopback";
+  inspection_options inspection;
+
+  /// The metrics endpoint's options, or nullopt when `--metrics-port` is off.
+  caf::expected<std::optional<atl::metrics_endpoint_options>> metrics_options() const {
+    if (metrics_port == -1)
+      return std::optional<atl::metrics_endpoint_options>{};
+    if (metrics_port < -1 || metrics_port > 65535)
+      return caf::make_error(atl::errc::invalid_option,
+                             "--metrics-port must be within 0..65535, or -1 (off)");
+    auto addr = atl::bind_address::parse(metrics_host);
+    if (!addr)
+      return caf::make_error(atl::errc::invalid_option,
+                             "--metrics-host: " + atl::describe(addr.error()));
+    atl::metrics_endpoint_options mo;
+    mo.port = static_cast<uint32_t>(metrics_port);
+    mo.address = *addr;
+    return std::optional<atl::metrics_endpoint_options>{mo};
+  }
+
+  /// The level of `--log-level` (or `--log`), or nullopt for none.
+  std::optional<atl::log_level> log() const {
+    return atl::parse_log_level(log_level.empty() ? log_alias : log_level);
+  }
+
+protected:
+  /// Adds the options to the command line (call from the constructor).
+  void add_observability_options() {
+    opt_group{custom_options_, "global"}
+      .add(log_level, "log-level",
+           "log telemetry events to stderr at none, error, info, debug or trace "
+           "(each level includes the ones before it; default: none)")
+      .add(log_alias, "log", "the same as --log-level")
+      .add(telemetry_json, "telemetry-json",
+           "write every telemetry event to stderr as one JSON object per line")
+      .add(metrics_port, "metrics-port",
+           "serve Prometheus metrics at http://METRICS-HOST:PORT/metrics, 0..65535 "
+           "(0: pick a free port; -1: off, the default)")
+      .add(metrics_host, "metrics-host",
+           "bind address of the metrics endpoint (default: loopback)");
+    inspection.add_to(custom_options_);
+  }
+
+  /// What is wrong with the options, if anything.
+  std::optional<std::string> check_observability() const {
+    for (const auto& [name, value] : {std::pair{"--log-level", &log_level}, {"--log", &log_alias}})
+      if (!value->empty() && *value != "none" && !atl::parse_log_level(*value))
+        return std::string{name} + " must be none, error, info, debug or trace, got \"" + *value
+               + "\"";
+    if (!log_level.empty() && !log_alias.empty() && log_level != log_alias)
+      return "--log is an alias of --log-level: give one, or the same value to both";
+    if (auto mo = metrics_options(); !mo)
+      return atl::describe(mo.error());
+    return inspection.check();
+  }
+};
+
+/// What an example's observability options run around its server: the
+/// logger, the JSON writer and the metrics subscriber (attached before the
+/// server starts, so that they see its first event), then the metrics
+/// endpoint and the inspection services.
+class observability {
+public:
+  /// Attaches the logger, the JSON writer and the metrics subscriber to
+  /// `bus`. False after saying why on stderr.
+  bool attach(const std::shared_ptr<atl::telemetry::bus>& bus, const observable_config& cfg) {
+    if (auto level = cfg.log()) {
+      if (auto err = atl::attach_logger(*bus, *level)) {
+        say(std::string{"cannot attach the logger: "} + atl::describe(err) + "\n");
+        return false;
+      }
+    }
+    if (cfg.telemetry_json)
+      json_.emplace(bus, stderr);
+    if (auto mo = cfg.metrics_options(); mo && *mo) {
+      metrics_opts_ = **mo;
+      metrics_ = std::make_shared<atl::server_metrics>(bus);
+    }
+    return true;
+  }
+
+  /// Starts the metrics endpoint and the inspection services once the
+  /// server runs; `show` adds the server to the inspector. False after
+  /// saying why on stderr, with nothing of them left running.
+  bool start(caf::actor_system& sys, const observable_config& cfg,
+             const std::function<void(const atl::inspector_actor&)>& show) {
+    if (metrics_) {
+      auto ep = atl::start_metrics_endpoint(sys, metrics_, *metrics_opts_);
+      if (!ep) {
+        say("cannot start the metrics endpoint: " + atl::describe(ep.error()) + "\n");
+        return false;
+      }
+      endpoint_ = *ep;
+    }
+    if (!services_.start(sys, cfg.inspection, show)) {
+      static_cast<void>(stop());
+      return false;
+    }
+    return true;
+  }
+
+  /// Says on stderr where the services listen (after "listening on").
+  void print() {
+    services_.print();
+    if (endpoint_) {
+      if (auto where = endpoint_->listener_info())
+        say(std::string{"metrics on http://"} + atl::to_string(*where) + "/metrics\n");
+    }
+  }
+
+  /// The inspection services (for `run_until_stopped`).
+  inspector_services& services() noexcept {
+    return services_;
+  }
+
+  /// Stops the metrics endpoint. False after saying why on stderr.
+  bool stop() {
+    if (!endpoint_)
+      return true;
+    auto err = endpoint_->stop();
+    endpoint_.reset();
+    if (err) {
+      say(std::string{"stop of the metrics endpoint: "} + atl::describe(err) + "\n");
+      return false;
+    }
+    return true;
+  }
+
+private:
+  std::optional<atl::telemetry::json_writer> json_;
+  std::optional<atl::metrics_endpoint_options> metrics_opts_;
+  std::shared_ptr<atl::server_metrics> metrics_;
+  std::optional<atl::server> endpoint_;
+  inspector_services services_;
+};
+
 /// Options every example server accepts (`--help` lists them, with their
 /// limits; every value is checked before the server starts).
-class server_config : public strict_config {
+class server_config : public observable_config {
 public:
   int port = 4000;
   std::string host = "any";
@@ -41,16 +186,10 @@ public:
   bool reuseport = false;
   bool detached = false;
   bool print_tree = false;
-  std::string log_level;
-  std::string log_alias;
-  bool telemetry_json = false;
-  int metrics_port = -1;
-  std::string metrics_host = "loopback";
   std::string proxy_protocol = "off";
   std::string proxy_trusted = "127.0.0.0/8,::1";
   int proxy_timeout = 5000;
   int max_connections_per_source = 0;
-  inspection_options inspection;
 
   /// `default_read_timeout`: the `--read-timeout` (ms, 0: none) when the
   /// command line has none.
@@ -72,17 +211,6 @@ public:
       .add(reuseport, "reuseport", "set SO_REUSEPORT on listen sockets")
       .add(detached, "detached", "run each connection actor on its own thread")
       .add(print_tree, "print-tree", "print the supervision tree to stderr once listening")
-      .add(log_level, "log-level",
-           "log telemetry events to stderr at none, error, info, debug or trace "
-           "(each level includes the ones before it; default: none)")
-      .add(log_alias, "log", "the same as --log-level")
-      .add(telemetry_json, "telemetry-json",
-           "write every telemetry event to stderr as one JSON object per line")
-      .add(metrics_port, "metrics-port",
-           "serve Prometheus metrics at http://METRICS-HOST:PORT/metrics, 0..65535 "
-           "(0: pick a free port; -1: off, the default)")
-      .add(metrics_host, "metrics-host",
-           "bind address of the metrics endpoint (default: loopback)")
       .add(proxy_protocol, "proxy-protocol",
            "expect a PROXY protocol header on every connection: off (default), v1, v2 or any")
       .add(proxy_trusted, "proxy-trusted",
@@ -92,7 +220,7 @@ public:
            "how long a connection may take to send its PROXY header, in ms (default: 5000)")
       .add(max_connections_per_source, "max-connections-per-source",
            "connections at once from one client address (0: unlimited, the default)");
-    inspection.add_to(custom_options_);
+    add_observability_options();
   }
 
   /// The PROXY protocol settings, or nullopt when `--proxy-protocol=off`.
@@ -124,28 +252,6 @@ public:
       return caf::make_error(atl::errc::invalid_option, "--proxy-timeout must be positive");
     po.timeout = std::chrono::milliseconds{proxy_timeout};
     return std::optional<atl::proxy_protocol_options>{std::move(po)};
-  }
-
-  /// The metrics endpoint's options, or nullopt when `--metrics-port` is off.
-  caf::expected<std::optional<atl::metrics_endpoint_options>> metrics_options() const {
-    if (metrics_port == -1)
-      return std::optional<atl::metrics_endpoint_options>{};
-    if (metrics_port < -1 || metrics_port > 65535)
-      return caf::make_error(atl::errc::invalid_option,
-                             "--metrics-port must be within 0..65535, or -1 (off)");
-    auto addr = atl::bind_address::parse(metrics_host);
-    if (!addr)
-      return caf::make_error(atl::errc::invalid_option,
-                             "--metrics-host: " + atl::describe(addr.error()));
-    atl::metrics_endpoint_options mo;
-    mo.port = static_cast<uint32_t>(metrics_port);
-    mo.address = *addr;
-    return std::optional<atl::metrics_endpoint_options>{mo};
-  }
-
-  /// The level of `--log-level` (or `--log`), or nullopt for none.
-  std::optional<atl::log_level> log() const {
-    return atl::parse_log_level(log_level.empty() ? log_alias : log_level);
   }
 
   /// Turns the command line into server options (validated by the server,
@@ -199,18 +305,10 @@ public:
 
 protected:
   std::optional<std::string> check_options() const override {
-    for (const auto& [name, value] : {std::pair{"--log-level", &log_level}, {"--log", &log_alias}})
-      if (!value->empty() && *value != "none" && !atl::parse_log_level(*value))
-        return std::string{name} + " must be none, error, info, debug or trace, got \"" + *value
-               + "\"";
-    if (!log_level.empty() && !log_alias.empty() && log_level != log_alias)
-      return "--log is an alias of --log-level: give one, or the same value to both";
-    if (auto mo = metrics_options(); !mo)
-      return atl::describe(mo.error());
+    if (auto problem = check_observability())
+      return problem;
     if (auto po = proxy_options(); !po)
       return atl::describe(po.error());
-    if (auto problem = inspection.check())
-      return problem;
     return std::nullopt;
   }
 };
@@ -367,49 +465,23 @@ using start_function = std::function<caf::expected<started_server>(atl::server_o
 /// gracefully. Returns the exit code.
 inline int run_server_with(caf::actor_system& sys, const server_config& cfg,
                            atl::server_options opts, const start_function& start) {
-  auto bus = opts.telemetry ? opts.telemetry : atl::telemetry::default_bus();
-  if (auto level = cfg.log()) {
-    if (auto err = atl::attach_logger(*bus, *level)) {
-      say(std::string{"cannot attach the logger: "} + atl::describe(err) + "\n");
-      return EXIT_FAILURE;
-    }
-  }
-  std::optional<atl::telemetry::json_writer> json;
-  if (cfg.telemetry_json)
-    json.emplace(bus, stderr);
-  auto metrics_opts = cfg.metrics_options();
-  std::shared_ptr<atl::server_metrics> metrics;
-  if (metrics_opts && *metrics_opts)
-    metrics = std::make_shared<atl::server_metrics>(bus); // before the first event
+  observability watch;
+  if (!watch.attach(opts.telemetry ? opts.telemetry : atl::telemetry::default_bus(), cfg))
+    return EXIT_FAILURE;
   auto name = opts.name.empty() ? std::string{"server"} : opts.name;
   auto srv = start(std::move(opts));
   if (!srv) {
     say(std::string{"cannot start the server: "} + atl::describe(srv.error()) + "\n");
     return EXIT_FAILURE;
   }
-  std::optional<atl::server> metrics_endpoint;
-  if (metrics) {
-    auto ep = atl::start_metrics_endpoint(sys, metrics, **metrics_opts);
-    if (!ep) {
-      say("cannot start the metrics endpoint: " + atl::describe(ep.error()) + "\n");
-      static_cast<void>(srv->stop());
-      return EXIT_FAILURE;
-    }
-    metrics_endpoint = *ep;
-  }
-  inspector_services seen;
-  if (!seen.start(sys, cfg.inspection, [&](const atl::inspector_actor& insp) {
+  if (!watch.start(sys, cfg, [&](const atl::inspector_actor& insp) {
         caf::anon_send(insp, atl::add_server_atom::value, name, srv->root);
       })) {
     static_cast<void>(srv->stop());
     return EXIT_FAILURE;
   }
   std::cout << "listening on " << atl::to_string(srv->local) << std::endl;
-  seen.print();
-  if (metrics_endpoint) {
-    if (auto where = metrics_endpoint->listener_info())
-      say(std::string{"metrics on http://"} + atl::to_string(*where) + "/metrics\n");
-  }
+  watch.print();
   if (cfg.print_tree) {
     caf::scoped_actor self{sys};
     self->request(srv->root, std::chrono::seconds{5}, atl::tree_atom::value)
@@ -418,15 +490,9 @@ inline int run_server_with(caf::actor_system& sys, const server_config& cfg,
                  say(std::string{"cannot snapshot the tree: "} + atl::describe(err) + "\n");
                });
   }
-  if (!run_until_stopped(sys, srv->root, seen, srv->stop))
+  if (!run_until_stopped(sys, srv->root, watch.services(), srv->stop))
     return EXIT_FAILURE;
-  if (metrics_endpoint) {
-    if (auto err = metrics_endpoint->stop()) {
-      say(std::string{"stop of the metrics endpoint: "} + atl::describe(err) + "\n");
-      return EXIT_FAILURE;
-    }
-  }
-  return EXIT_SUCCESS;
+  return watch.stop() ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 /// Starts a server with `atl::start_server` (blocking; the examples' main

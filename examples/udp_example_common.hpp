@@ -8,7 +8,7 @@
 namespace example {
 
 /// Options every UDP example accepts (`--help` lists them with their limits).
-class udp_server_config : public strict_config {
+class udp_server_config : public observable_config {
 public:
   int port = 4000;
   std::string host = "any";
@@ -27,10 +27,6 @@ public:
   std::string lifetime = "per-datagram";
   bool detached = false;
   bool print_tree = false;
-  std::string log_level;
-  std::string log_alias;
-  bool telemetry_json = false;
-  inspection_options inspection;
 
   udp_server_config() {
     atl::register_types(*this);
@@ -56,20 +52,11 @@ public:
         .add(sndbuf, "sndbuf", "SO_SNDBUF in bytes (0: the kernel's default, capped by wmem_max)")
         .add(broadcast, "broadcast", "allow sending to broadcast addresses (SO_BROADCAST)")
         .add(lifetime, "lifetime",
-             "per-datagram (one handler actor per datagram, the default) or per-peer")
+             "per-datagram (one handler actor per datagram, the default), per-peer (one per "
+             "source address and port) or in-listener (one handler object per listener)")
         .add(detached, "detached", "run each handler actor on its own thread")
-        .add(print_tree, "print-tree", "print the supervision tree to stderr once listening")
-        .add(log_level, "log-level",
-             "log telemetry events to stderr at none, error, info, debug or trace (default: none)")
-        .add(log_alias, "log", "the same as --log-level")
-        .add(telemetry_json, "telemetry-json",
-             "write every telemetry event to stderr as one JSON object per line");
-    inspection.add_to(custom_options_);
-  }
-
-  /// The level of `--log-level` (or `--log`), or nullopt for none.
-  std::optional<atl::log_level> log() const {
-    return atl::parse_log_level(log_level.empty() ? log_alias : log_level);
+        .add(print_tree, "print-tree", "print the supervision tree to stderr once listening");
+    add_observability_options();
   }
 
   /// Turns the command line into server options (validated by the server).
@@ -135,13 +122,7 @@ public:
 
 protected:
   std::optional<std::string> check_options() const override {
-    for (const auto& [name, value] : {std::pair{"--log-level", &log_level}, {"--log", &log_alias}})
-      if (!value->empty() && *value != "none" && !atl::parse_log_level(*value))
-        return std::string{name} + " must be none, error, info, debug or trace, got \"" + *value +
-               "\"";
-    if (!log_level.empty() && !log_alias.empty() && log_level != log_alias)
-      return "--log is an alias of --log-level: give one, or the same value to both";
-    if (auto problem = inspection.check())
+    if (auto problem = check_observability())
       return problem;
     if (auto opts = options(); !opts)
       return atl::describe(opts.error());
@@ -163,16 +144,9 @@ private:
 /// runs until SIGINT/SIGTERM, stops it gracefully. Returns the exit code.
 inline int run_udp_server(caf::actor_system& sys, const udp_server_config& cfg,
                           atl::udp_server_options opts) {
-  auto bus = opts.telemetry ? opts.telemetry : atl::telemetry::default_bus();
-  if (auto level = cfg.log()) {
-    if (auto err = atl::attach_logger(*bus, *level)) {
-      say(std::string{"cannot attach the logger: "} + atl::describe(err) + "\n");
-      return EXIT_FAILURE;
-    }
-  }
-  std::optional<atl::telemetry::json_writer> json;
-  if (cfg.telemetry_json)
-    json.emplace(bus, stderr);
+  observability watch;
+  if (!watch.attach(opts.telemetry ? opts.telemetry : atl::telemetry::default_bus(), cfg))
+    return EXIT_FAILURE;
   auto name = opts.name.empty() ? std::string{"udp_server"} : opts.name;
   auto srv = atl::start_udp_server(sys, std::move(opts));
   if (!srv) {
@@ -184,28 +158,27 @@ inline int run_udp_server(caf::actor_system& sys, const udp_server_config& cfg,
     say(std::string{"cannot read the listener address: "} + atl::describe(local.error()) + "\n");
     return EXIT_FAILURE;
   }
-  inspector_services seen;
-  if (!seen.start(sys, cfg.inspection, [&](const atl::inspector_actor& insp) {
+  if (!watch.start(sys, cfg, [&](const atl::inspector_actor& insp) {
         caf::anon_send(insp, atl::add_server_atom::value, name, srv->actor());
       })) {
     static_cast<void>(srv->stop());
     return EXIT_FAILURE;
   }
   std::cout << "listening on " << atl::to_string(*local) << std::endl;
-  seen.print();
+  watch.print();
   if (cfg.print_tree) {
     if (auto tree = srv->tree())
       say(atl::format_tree(*tree));
     else
       say(std::string{"cannot snapshot the tree: "} + atl::describe(tree.error()) + "\n");
   }
-  if (!run_until_stopped(sys, srv->actor(), seen, [&] { return srv->stop(); }))
+  if (!run_until_stopped(sys, srv->actor(), watch.services(), [&] { return srv->stop(); }))
     return EXIT_FAILURE;
   auto s = srv->stats();
   say("datagrams: " + std::to_string(s.received) + " received, " + std::to_string(s.too_large)
       + " too large, " + std::to_string(s.rate_limited) + " rate-limited, "
       + std::to_string(s.spawn_failed) + " without a handler\n");
-  return EXIT_SUCCESS;
+  return watch.stop() ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 /// The whole main() of a UDP example: parse, start, run, stop. `customize`

@@ -694,6 +694,28 @@ std::vector<nlohmann::json> json_lines(const std::string& err) {
   return out;
 }
 
+/// The HOST:PORT/metrics of the endpoint that `ex` announced on stderr.
+std::string metrics_endpoint_of(running_example& ex) {
+  std::string where;
+  BOOST_REQUIRE(wait_until([&] {
+    auto err = ex.proc.stderr_text();
+    auto at = err.find("metrics on http://");
+    if (at == std::string::npos)
+      return false;
+    where = err.substr(at + 18, err.find('\n', at) - at - 18);
+    return true;
+  }));
+  return where;
+}
+
+/// The body of `url` (empty if curl failed).
+std::string curl_get(const std::string& url) {
+  child_process curl{{"/usr/bin/curl", "-s", "--max-time", "5", url}};
+  auto body = curl.stdout_until_eof();
+  curl.wait();
+  return body;
+}
+
 } // namespace
 
 BOOST_FIXTURE_TEST_SUITE(examples_observability, fd_leak_check)
@@ -716,19 +738,9 @@ BOOST_AUTO_TEST_CASE(echo_writes_json_telemetry_logs_and_serves_metrics) {
   auto silent = ex.connect(); // ends at the read timeout
   BOOST_CHECK(silent.closed_within(3000ms));
   // The metrics endpoint, announced on stderr.
-  std::string endpoint_line;
+  auto endpoint_line = metrics_endpoint_of(ex);
   BOOST_REQUIRE(wait_until([&] {
-    auto err = ex.proc.stderr_text();
-    auto at = err.find("metrics on http://");
-    if (at == std::string::npos)
-      return false;
-    endpoint_line = err.substr(at + 18, err.find('\n', at) - at - 18);
-    return true;
-  }));
-  BOOST_REQUIRE(wait_until([&] {
-    child_process curl{{"/usr/bin/curl", "-s", "--max-time", "5", "http://" + endpoint_line}};
-    auto body = curl.stdout_until_eof();
-    curl.wait();
+    auto body = curl_get("http://" + endpoint_line);
     return body.find("\natoll_connections_accepted_total 5\n") != std::string::npos &&
            body.find("\natoll_connections_active 0\n") != std::string::npos &&
            body.find("atoll_connections_closed_total{reason=\"timeout\"} 1\n") != std::string::npos;
@@ -988,6 +1000,26 @@ BOOST_AUTO_TEST_CASE(udp_echo_rate_limits_a_source_and_logs_it) {
   auto err = ex.proc.stderr_text();
   BOOST_CHECK_MESSAGE(err.find("atoll.udp.listener.rate_limit_exceeded") != std::string::npos, err);
   BOOST_CHECK_MESSAGE(err.find("2 rate-limited") != std::string::npos, err);
+}
+
+BOOST_AUTO_TEST_CASE(udp_echo_in_listener_serves_metrics_per_datagram) {
+  running_example ex{"udp_echo", {"--lifetime=in-listener", "--metrics-port=0"}};
+  auto endpoint = metrics_endpoint_of(ex);
+  for (auto word : {"one", "two", "three"})
+    BOOST_CHECK_EQUAL(udp_ask(ex.address, word).value_or("-"), word);
+  // One handler session per datagram, with its bytes each way.
+  std::string body;
+  BOOST_CHECK_MESSAGE(wait_until([&] {
+                        body = curl_get("http://" + endpoint);
+                        return body.find("\natoll_udp_handlers_started_total 3\n")
+                                 != std::string::npos
+                               && body.find("\natoll_received_bytes_total 11\n")
+                                    != std::string::npos
+                               && body.find("\natoll_sent_packets_total 3\n")
+                                    != std::string::npos;
+                      }),
+                      body);
+  ex.stop(SIGTERM);
 }
 
 BOOST_AUTO_TEST_CASE(udp_echo_per_peer_lifetime_and_print_tree) {
