@@ -549,7 +549,7 @@ private:
   }
 
   void update_timer() {
-    deadlines_.update_timer(*conf_->io, caf::actor_cast<caf::strong_actor_ptr>(self_),
+    deadlines_.update_timer(*conf_->io, self_,
                             counting_deadlines(), conf_->transport.send_timeout);
   }
 

@@ -630,7 +630,7 @@ private:
   }
 
   void update_timer() {
-    deadlines_.update_timer(*conf_->io, caf::actor_cast<caf::strong_actor_ptr>(this),
+    deadlines_.update_timer(*conf_->io, this,
                             counting_deadlines(), conf_->transport.send_timeout);
   }
 

@@ -1,5 +1,7 @@
 #include "atoll/handlers/detail/connection_deadlines.hpp"
 
+#include <caf/actor_cast.hpp>
+
 #include <initializer_list>
 
 #include "atoll/handlers/detail/connection_common.hpp"
@@ -52,13 +54,13 @@ expired_deadline connection_deadlines::check(deadline_phase phase,
   return expired_deadline::none;
 }
 
-void connection_deadlines::update_timer(reactor& io, caf::strong_actor_ptr owner,
+void connection_deadlines::update_timer(reactor& io, caf::abstract_actor* owner,
                                         deadline_phase phase,
                                         std::chrono::milliseconds send_timeout) {
   auto due = next(phase, send_timeout);
   if (due == 0 || (timer_.armed() && timer_.due() <= due))
     return;
-  io.schedule(timer_, std::move(owner), due, 0);
+  io.schedule(timer_, caf::actor_cast<caf::strong_actor_ptr>(owner), due, 0);
 }
 
 void connection_deadlines::cancel_timer() {

@@ -7,7 +7,7 @@
 #include <chrono>
 #include <cstdint>
 
-#include <caf/actor_control_block.hpp>
+#include <caf/abstract_actor.hpp>
 
 #include "atoll/runtime/reactor.hpp"
 
@@ -58,8 +58,10 @@ public:
 
   /// Moves the timer to the next deadline of `phase` if that comes earlier
   /// than the timer (one lazy timer: when it fires, the owner calls `check`
-  /// and then this again). `owner` gets `(reactor_timer_atom, 0)`.
-  void update_timer(reactor& io, caf::strong_actor_ptr owner, deadline_phase phase,
+  /// and then this again). `owner` (the calling actor) gets
+  /// `(reactor_timer_atom, 0)`; a reference to it is taken only when the
+  /// timer moves, not on every call.
+  void update_timer(reactor& io, caf::abstract_actor* owner, deadline_phase phase,
                     std::chrono::milliseconds send_timeout);
 
   /// Disarms the timer (the connection ends).
