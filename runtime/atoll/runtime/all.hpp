@@ -2,6 +2,7 @@
 #pragma once
 
 #include "atoll/runtime/atoms.hpp"
+#include "atoll/runtime/durations.hpp"
 #include "atoll/runtime/error.hpp"
 #include "atoll/runtime/io_scheduler.hpp"
 #include "atoll/runtime/json_writer.hpp"

@@ -19,6 +19,7 @@
 #include <caf/message.hpp>
 #include <caf/message_handler.hpp>
 
+#include "atoll/runtime/durations.hpp"
 #include "atoll/runtime/types.hpp"
 
 namespace atl {
@@ -130,7 +131,7 @@ struct child_spec {
   /// When to restart the child.
   restart_type restart = restart_type::permanent;
   /// How to stop the child.
-  shutdown_policy shutdown = shutdown_policy::timeout(std::chrono::milliseconds{5000});
+  shutdown_policy shutdown = shutdown_policy::timeout(default_worker_shutdown);
   /// Worker, or supervisor. A supervisor child must speak the supervisor
   /// protocol: the parent waits for its `await_started_atom` reply before it
   /// starts the next child, and asks it for its subtree in tree snapshots.
@@ -148,7 +149,7 @@ struct supervisor_flags {
   uint32_t max_restarts = 3;
   /// ...within this period (OTP's max_seconds). Beyond it the supervisor stops
   /// all children and exits with `errc::restart_intensity_reached`.
-  std::chrono::milliseconds period{5000};
+  std::chrono::milliseconds period = default_restart_period;
   /// `simple_one_for_one` only: the most children at once; `start_child`
   /// beyond it fails with `errc::max_children`. Empty: unlimited.
   std::optional<uint32_t> max_children;

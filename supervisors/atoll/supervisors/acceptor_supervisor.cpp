@@ -16,7 +16,7 @@ child_spec acceptor_supervisor_spec(std::shared_ptr<server_context> ctx, uint32_
   // every 10 ms at random among the default 100 while a real crash loop
   // (6 restarts a second and more) still escalates.
   flags.max_restarts = 30;
-  flags.period = std::chrono::milliseconds{5000};
+  flags.period = default_restart_period;
   flags.name = "acceptor-" + std::to_string(id);
   return supervisor_child(flags.name, flags,
                           {connection_supervisor_spec(ctx, group),

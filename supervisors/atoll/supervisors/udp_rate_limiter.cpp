@@ -31,7 +31,7 @@ child_spec udp_rate_limiter_spec(std::shared_ptr<udp_server_context> ctx) {
   child_spec spec;
   spec.id = "rate_limiter";
   spec.restart = restart_type::permanent;
-  spec.shutdown = shutdown_policy::timeout(std::chrono::milliseconds{5000});
+  spec.shutdown = shutdown_policy::timeout(default_worker_shutdown);
   spec.start = [ctx](start_context& sc) -> caf::expected<caf::actor> {
     return sc.self()->spawn(rate_limiter_actor, ctx);
   };

@@ -10,12 +10,10 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 
+#include "atoll/runtime/durations.hpp"
 #include "atoll/transports/socket_option.hpp"
 
 namespace atl {
-
-/// A timeout that may be infinite.
-inline constexpr std::chrono::milliseconds infinite = std::chrono::milliseconds::max();
 
 /// The default read timeout of servers (Thousand Island's 60 s): a client
 /// silent this long is closed.
