@@ -353,18 +353,22 @@ private:
       datagram_stats before;
       int uncaught;
       ~span_scope() {
-        if (std::uncaught_exceptions() > uncaught) {
-          self.inline_reason_ = "exception";
-          self.inline_error_ = caf::make_error(errc::handler_exception, "escaped the listener");
-        }
         udp_socket_access::wire(*self.inline_sock_, nullptr, nullptr);
-        auto after = self.inline_sock_->stats();
-        datagram_stats figures;
-        figures.recv_cnt = after.recv_cnt - before.recv_cnt;
-        figures.recv_oct = after.recv_oct - before.recv_oct;
-        figures.send_cnt = after.send_cnt - before.send_cnt;
-        figures.send_oct = after.send_oct - before.send_oct;
-        detail::stop_udp_connection_span(span, figures, self.inline_reason_, self.inline_error_);
+        try {
+          if (std::uncaught_exceptions() > uncaught) {
+            self.inline_reason_ = "exception";
+            self.inline_error_ = caf::make_error(errc::handler_exception, "escaped the listener");
+          }
+          auto after = self.inline_sock_->stats();
+          datagram_stats figures;
+          figures.recv_cnt = after.recv_cnt - before.recv_cnt;
+          figures.recv_oct = after.recv_oct - before.recv_oct;
+          figures.send_cnt = after.send_cnt - before.send_cnt;
+          figures.send_oct = after.send_oct - before.send_oct;
+          detail::stop_udp_connection_span(span, figures, self.inline_reason_, self.inline_error_);
+        } catch (...) {
+          // Out of memory while unwinding: the span ends without its stop.
+        }
       }
     };
     {
