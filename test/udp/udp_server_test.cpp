@@ -201,11 +201,17 @@ struct event_recorder {
   std::mutex mtx;
   std::vector<telemetry::event> events;
 
-  explicit event_recorder(std::shared_ptr<telemetry::bus> b) : bus(std::move(b)) {
-    sub = bus->attach({"atoll", "udp"}, [this](const telemetry::event& ev) {
-      std::lock_guard<std::mutex> guard{mtx};
-      events.push_back(ev);
-    });
+  explicit event_recorder(std::shared_ptr<telemetry::bus> b,
+                          telemetry::event_name prefix = {"atoll", "udp"},
+                          telemetry::delivery mode = telemetry::delivery::every_event)
+    : bus(std::move(b)) {
+    sub = bus->attach(
+        std::move(prefix),
+        [this](const telemetry::event& ev) {
+          std::lock_guard<std::mutex> guard{mtx};
+          events.push_back(ev);
+        },
+        mode);
   }
 
   ~event_recorder() {
@@ -1029,6 +1035,58 @@ BOOST_FIXTURE_TEST_CASE(in_listener_handlers_get_a_connection_span_per_datagram_
   auto sends = rec.named("atoll.udp.connection.send");
   BOOST_REQUIRE_EQUAL(sends.size(), 2u);
   BOOST_CHECK_EQUAL(sends[0].measurements.get_or<std::string>("data", ""), "1:x");
+}
+
+BOOST_FIXTURE_TEST_CASE(in_listener_metrics_count_every_datagram_from_summaries_without_spans,
+                        udp_fixture) {
+  auto opts = in_listener_options(std::make_shared<event_log>());
+  server_metrics metrics{opts.telemetry};
+  // Subscribers that accept summaries, like the metrics: no span is made
+  // for them; the listener reports `handled` per receive batch instead.
+  event_recorder counted{opts.telemetry, {"atoll", "udp", "connection"},
+                         telemetry::delivery::summaries};
+  event_recorder handled{opts.telemetry, {"atoll", "udp", "listener", "handled"}};
+  auto sessions = [&] {
+    uint64_t n = 0;
+    for (auto& ev : handled.named("atoll.udp.listener.handled"))
+      n += ev.measurements.get_or<uint64_t>("sessions", 0);
+    return n;
+  };
+  start(opts);
+  udp_client a;
+  auto ask = [&](const std::string& what) {
+    a.send(where, what);
+    return a.recv().value_or("-");
+  };
+  BOOST_CHECK_EQUAL(ask("x"), "1:x");
+  BOOST_CHECK_EQUAL(ask("yy"), "2:yy");
+  BOOST_REQUIRE(wait_until([&] { return metrics.snapshot().udp_handlers_started == 2; }));
+  auto m = metrics.snapshot();
+  BOOST_CHECK_EQUAL(m.udp_handlers_active, 0u);
+  BOOST_CHECK_EQUAL(m.bytes_received, 3u);
+  BOOST_CHECK_EQUAL(m.packets_received, 2u);
+  BOOST_CHECK_EQUAL(m.bytes_sent, 7u); // "1:x", "2:yy"
+  BOOST_CHECK_EQUAL(m.packets_sent, 2u);
+  BOOST_CHECK_EQUAL(sessions(), 2u);
+  BOOST_CHECK(counted.named("atoll.udp.connection.start").empty());
+  for (auto& ev : handled.named("atoll.udp.listener.handled"))
+    BOOST_CHECK_NE(ev.metadata.get_or<uint64_t>("telemetry_span_context", 0), 0u);
+  {
+    // A subscriber that wants every event: a span per datagram again, and
+    // the metrics count each datagram once (from its span).
+    event_recorder detailed{opts.telemetry, {"atoll", "udp", "connection"}};
+    BOOST_CHECK_EQUAL(ask("z"), "3:z");
+    BOOST_REQUIRE(wait_until([&] { return metrics.snapshot().udp_handlers_started == 3; }));
+    BOOST_CHECK_EQUAL(detailed.named("atoll.udp.connection.stop").size(), 1u);
+    BOOST_CHECK_EQUAL(counted.named("atoll.udp.connection.stop").size(), 1u);
+  }
+  BOOST_CHECK_EQUAL(ask("w"), "4:w");
+  BOOST_REQUIRE(wait_until([&] { return metrics.snapshot().udp_handlers_started == 4; }));
+  m = metrics.snapshot();
+  BOOST_CHECK_EQUAL(sessions(), 3u);
+  BOOST_CHECK_EQUAL(counted.named("atoll.udp.connection.start").size(), 1u);
+  BOOST_CHECK_EQUAL(m.bytes_received, 5u);
+  BOOST_CHECK_EQUAL(m.packets_sent, 4u);
 }
 
 BOOST_FIXTURE_TEST_CASE(metrics_count_udp_handlers_and_drops, udp_fixture) {

@@ -89,11 +89,21 @@ std::shared_ptr<const bus::table> bus::snapshot() const {
   return table_;
 }
 
-subscription bus::attach(event_name prefix, handler fn) {
+bus::~bus() {
+  for (auto& fn : on_destroy_)
+    fn();
+}
+
+void bus::on_destroy(std::function<void()> fn) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  on_destroy_.push_back(std::move(fn));
+}
+
+subscription bus::attach(event_name prefix, handler fn, delivery mode) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto copy = std::make_shared<table>(*table_);
   auto id = next_id_++;
-  copy->push_back(entry{id, std::move(prefix), std::make_shared<slot>(std::move(fn))});
+  copy->push_back(entry{id, std::move(prefix), std::make_shared<slot>(std::move(fn)), mode});
   table_ = std::move(copy);
   active_.store(table_->size(), std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_acq_rel);
@@ -138,23 +148,42 @@ bool bus::enabled(const event_name& name) const {
                      [&](const entry& e) { return has_prefix(name, e.prefix); });
 }
 
+bool bus::detailed(const event_name& name) const {
+  if (!enabled())
+    return false;
+  auto tbl = snapshot();
+  return std::any_of(tbl->begin(), tbl->end(), [&](const entry& e) {
+    return e.mode == delivery::every_event && has_prefix(name, e.prefix);
+  });
+}
+
+uint64_t interest::state() const noexcept {
+  auto tag = (events_->generation() + 1) << 2;
+  auto cached = cache_.load(std::memory_order_relaxed);
+  if ((cached & ~uint64_t{3}) == tag)
+    return cached;
+  // Computed for the generation read before: if subscriptions change
+  // meanwhile, the next check sees a newer generation and computes again.
+  uint64_t bits = 3; // out of memory copying the table: build the event
+  try {
+    bits = (events_->enabled(name_) ? 1u : 0u) | (events_->detailed(name_) ? 2u : 0u);
+  } catch (...) {
+    // Keep both bits set.
+  }
+  cache_.store(tag | bits, std::memory_order_relaxed);
+  return tag | bits;
+}
+
 bool interest::enabled() const noexcept {
   if (events_ == nullptr || !events_->enabled())
     return false;
-  auto tag = (events_->generation() + 1) << 1;
-  auto cached = cache_.load(std::memory_order_relaxed);
-  if ((cached & ~uint64_t{1}) == tag)
-    return (cached & 1) != 0;
-  // Computed for the generation read before: if subscriptions change
-  // meanwhile, the next check sees a newer generation and computes again.
-  bool result = false;
-  try {
-    result = events_->enabled(name_);
-  } catch (...) {
-    result = true; // out of memory copying the table: build the event
-  }
-  cache_.store(tag | (result ? 1 : 0), std::memory_order_relaxed);
-  return result;
+  return (state() & 1) != 0;
+}
+
+bool interest::detailed() const noexcept {
+  if (events_ == nullptr || !events_->enabled())
+    return false;
+  return (state() & 2) != 0;
 }
 
 void bus::emit(event_name name, fields measurements, fields metadata) const {

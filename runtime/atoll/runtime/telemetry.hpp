@@ -94,6 +94,18 @@ using handler = std::function<void(const event&)>;
 /// Identifies an attached subscriber.
 using subscription = uint64_t;
 
+/// What a subscriber needs of the events it attached to.
+enum class delivery : uint8_t {
+  /// Every event of its prefix (the default).
+  every_event,
+  /// A summary will do: an emitter that documents a summary event may,
+  /// when every subscriber of a frequent event accepts summaries, emit that
+  /// summary (one per batch of work) instead of the frequent events. Such a
+  /// subscriber also attaches to the summary event. For subscribers that
+  /// count, such as metrics.
+  summaries,
+};
+
 /// The event bus. Emitting costs one relaxed atomic load when nobody listens;
 /// callers check `enabled()` before they build an event's fields. Attaching
 /// and detaching are safe at any time from any thread, also while events are
@@ -106,9 +118,21 @@ public:
   bus(const bus&) = delete;
   bus& operator=(const bus&) = delete;
 
+  /// Runs the `on_destroy` callbacks, in the order they were added.
+  /// Destroy a bus only once nothing emits to it any more.
+  ~bus();
+
+  /// Runs `fn` when the bus is destroyed: for those that keep state about a
+  /// bus outside it (the logger's registry forgets the bus, so a new bus at
+  /// the same address starts with no logger). `fn` must not throw.
+  /// Thread-safe.
+  void on_destroy(std::function<void()> fn);
+
   /// Attaches `fn` to every event whose name starts with `prefix` (an empty
-  /// prefix matches all events). Returns the subscription's id.
-  subscription attach(event_name prefix, handler fn);
+  /// prefix matches all events). Returns the subscription's id. With
+  /// `delivery::summaries`, emitters that offer a summary may send it in
+  /// place of some of those events (see `delivery`).
+  subscription attach(event_name prefix, handler fn, delivery mode = delivery::every_event);
 
   /// Detaches a subscription. Returns false if it was not attached.
   bool detach(subscription id);
@@ -126,6 +150,10 @@ public:
 
   /// True if a subscriber's prefix matches `name`.
   bool enabled(const event_name& name) const;
+
+  /// True if a subscriber that wants every event (`delivery::every_event`)
+  /// has a prefix matching `name`.
+  bool detailed(const event_name& name) const;
 
   /// Delivers an event to every matching subscriber, in attach order.
   /// Exceptions thrown by subscribers are caught and dropped.
@@ -156,12 +184,14 @@ private:
     subscription id;
     event_name prefix;
     std::shared_ptr<slot> sub;
+    delivery mode;
   };
   using table = std::vector<entry>;
 
   std::shared_ptr<const table> snapshot() const;
 
   mutable std::mutex mtx_;
+  std::vector<std::function<void()>> on_destroy_;
   std::shared_ptr<const table> table_ = std::make_shared<const table>();
   std::atomic<size_t> active_{0};
   std::atomic<uint64_t> generation_{0};
@@ -186,6 +216,11 @@ public:
   /// True if a subscriber's prefix matches the name.
   bool enabled() const noexcept;
 
+  /// True if a subscriber that wants every event of the name
+  /// (`delivery::every_event`) matches it. When `enabled()` is true and
+  /// this is false, an emitter that offers a summary may emit it instead.
+  bool detailed() const noexcept;
+
   /// The event name.
   const event_name& name() const noexcept {
     return name_;
@@ -194,7 +229,10 @@ public:
 private:
   const bus* events_;
   event_name name_;
-  // (generation + 1) << 1 | enabled; 0: not computed yet.
+  /// The cached state: (generation + 1) << 2 | detailed << 1 | enabled.
+  uint64_t state() const noexcept;
+
+  // See state(); 0: not computed yet.
   mutable std::atomic<uint64_t> cache_{0};
 };
 

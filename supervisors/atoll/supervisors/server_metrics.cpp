@@ -44,6 +44,14 @@ uint64_t unsigned_of(const telemetry::fields& fs, const char* key) {
   return 0;
 }
 
+/// Adds a stop's (or summary's) byte and packet counts.
+void add_traffic(metrics_snapshot& values, const telemetry::fields& m) {
+  values.bytes_received += unsigned_of(m, "recv_oct");
+  values.bytes_sent += unsigned_of(m, "send_oct");
+  values.packets_received += unsigned_of(m, "recv_cnt");
+  values.packets_sent += unsigned_of(m, "send_cnt");
+}
+
 void header(std::string& out, const char* name, const char* type, const char* help) {
   fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
@@ -124,15 +132,20 @@ server_metrics::server_metrics(std::shared_ptr<telemetry::bus> events)
   values_.time_to_first_byte = empty_histogram();
   for (auto reason : {"rate_limited", "too_large", "no_handler"})
     values_.datagrams_dropped[reason] = 0;
+  auto count = [this](const telemetry::event& ev) { on_event(ev); };
   for (auto prefix : {telemetry::event_name{"atoll", "connection", "start"},
                       telemetry::event_name{"atoll", "connection", "stop"},
                       telemetry::event_name{"atoll", "acceptor"},
-                      telemetry::event_name{"atoll", "udp", "connection", "start"},
-                      telemetry::event_name{"atoll", "udp", "connection", "stop"},
+                      telemetry::event_name{"atoll", "udp", "listener", "handled"},
                       telemetry::event_name{"atoll", "udp", "listener", "rate_limit_exceeded"},
                       telemetry::event_name{"atoll", "udp", "listener", "packet_too_large"},
                       telemetry::event_name{"atoll", "udp", "acceptor", "spawn_error"}})
-    subs_.push_back(events_->attach(prefix, [this](const telemetry::event& ev) { on_event(ev); }));
+    subs_.push_back(events_->attach(prefix, count));
+  // An in_listener UDP server may summarize its datagrams' sessions in
+  // `handled` instead: counting needs no span per datagram.
+  for (auto prefix : {telemetry::event_name{"atoll", "udp", "connection", "start"},
+                      telemetry::event_name{"atoll", "udp", "connection", "stop"}})
+    subs_.push_back(events_->attach(prefix, count, telemetry::delivery::summaries));
 }
 
 server_metrics::~server_metrics() {
@@ -159,11 +172,11 @@ void server_metrics::on_udp_event(const telemetry::event& ev) {
       live_udp_.insert(ctx);
     } else if (what == "stop") {
       live_udp_.erase(ctx);
-      values_.bytes_received += unsigned_of(ev.measurements, "recv_oct");
-      values_.bytes_sent += unsigned_of(ev.measurements, "send_oct");
-      values_.packets_received += unsigned_of(ev.measurements, "recv_cnt");
-      values_.packets_sent += unsigned_of(ev.measurements, "send_cnt");
+      add_traffic(values_, ev.measurements);
     }
+  } else if (what == "handled") {
+    values_.udp_handlers_started += unsigned_of(ev.measurements, "sessions");
+    add_traffic(values_, ev.measurements);
   } else if (what == "rate_limit_exceeded") {
     ++values_.datagrams_dropped["rate_limited"];
   } else if (what == "packet_too_large") {
@@ -195,10 +208,7 @@ void server_metrics::on_event(const telemetry::event& ev) {
       ++values_.connections_closed[reason];
       if (reason.rfind("handshake_", 0) == 0)
         ++values_.handshake_failures;
-      values_.bytes_received += unsigned_of(ev.measurements, "recv_oct");
-      values_.bytes_sent += unsigned_of(ev.measurements, "send_oct");
-      values_.packets_received += unsigned_of(ev.measurements, "recv_cnt");
-      values_.packets_sent += unsigned_of(ev.measurements, "send_cnt");
+      add_traffic(values_, ev.measurements);
       observe(values_.connection_duration,
               seconds_of(ev.measurements.get_or<int64_t>("duration", 0)));
       if (auto ttfb = ev.measurements.find("time_to_first_byte"))

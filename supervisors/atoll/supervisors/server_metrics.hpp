@@ -63,8 +63,8 @@ struct metrics_snapshot {
   std::map<std::string, uint64_t> accept_errors;
   /// UDP handler sessions started (`atoll.udp.connection` spans): one per
   /// handler actor (per datagram or per peer); with `in_listener`, one per
-  /// datagram (the metrics subscriber makes those spans, so that bytes and
-  /// packets are counted for every lifetime).
+  /// datagram (counted from the listener's `handled` summaries, or from
+  /// the datagrams' spans when another subscriber asks for those).
   uint64_t udp_handlers_started = 0;
   /// UDP handler sessions started and not yet ended.
   uint64_t udp_handlers_active = 0;
@@ -96,7 +96,10 @@ std::string to_prometheus_text(const metrics_snapshot& snap);
 /// alive. It subscribes to connection start and stop and to the acceptor's
 /// events only, so connections do not build their per-I/O data events for
 /// it; each event is counted on the emitting thread under one lock. UDP
-/// servers' handler spans and dropped datagrams are counted too. The
+/// servers' handler spans and dropped datagrams are counted too; it takes
+/// UDP connection spans with `telemetry::delivery::summaries`, so an
+/// `in_listener` server reports one `handled` event per receive batch to it
+/// instead of a span per datagram. The
 /// time to first byte comes from the stop event's `time_to_first_byte`
 /// (bytes delivered to `handle_data`).
 class server_metrics {

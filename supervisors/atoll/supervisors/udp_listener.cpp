@@ -31,6 +31,17 @@ datagram_batch& thread_batch(size_t slot_size) {
   return *batch;
 }
 
+/// What an in_listener handler's datagrams emit.
+enum class inline_watch {
+  /// Nothing: nobody subscribes to their connection events.
+  none,
+  /// One `handled` event per receive batch: the connection events' only
+  /// subscribers accept summaries (metrics).
+  summary,
+  /// A connection span per datagram, as a per-datagram handler actor has.
+  spans,
+};
+
 class udp_listener final : public caf::event_based_actor, public handler_host {
 public:
   udp_listener(caf::actor_config& cfg, std::shared_ptr<udp_server_context> ctx,
@@ -105,6 +116,8 @@ private:
   void receive_now() {
     const auto& opts = ctx_->options();
     auto& batch = thread_batch(opts.max_packet_size);
+    if (inline_)
+      inline_mode_ = watch_inline();
     for (int round = 0; round < batches_per_event; ++round) {
       if (sock_->stopped()) {
         quit();
@@ -128,9 +141,12 @@ private:
       count_ += *n;
       if (inline_sock_)
         udp_socket_access::set_outbox(*inline_sock_, &outbox_);
+      auto before = inline_mode_ == inline_watch::summary ? inline_sock_->stats() : datagram_stats{};
       for (size_t i = 0; i < *n; ++i)
         dispatch(batch.meta(i), batch.data(i), now);
       flush();
+      if (inline_mode_ == inline_watch::summary)
+        emit_handled(before);
       if (*n < batch.capacity())
         break;
     }
@@ -312,13 +328,32 @@ private:
     return reason;
   }
 
-  /// True if anyone listens to the connection events of in_listener
-  /// handlers (a few cached atomic loads).
-  bool trace_inline() const noexcept {
+  /// What the subscribers of in_listener handlers' connection events need
+  /// (a few cached atomic loads per receive event).
+  inline_watch watch_inline() const noexcept {
     const auto& conf = *ctx_->sessions();
-    return inline_start_->enabled() || inline_stop_->enabled()
-           || (conf.recv_event && conf.recv_event->enabled())
-           || (conf.send_event && conf.send_event->enabled());
+    if (inline_start_->detailed() || inline_stop_->detailed()
+        || (conf.recv_event && conf.recv_event->detailed())
+        || (conf.send_event && conf.send_event->detailed()))
+      return inline_watch::spans;
+    if ((inline_start_->enabled() || inline_stop_->enabled()) && ctx_->handled_event().enabled())
+      return inline_watch::summary;
+    return inline_watch::none;
+  }
+
+  /// Emits `handled` with the figures of the datagrams handled since
+  /// `before` (the handler socket's counters then).
+  void emit_handled(const datagram_stats& before) {
+    auto after = inline_sock_->stats();
+    auto sessions = after.recv_cnt - before.recv_cnt;
+    if (sessions == 0 && after.send_cnt == before.send_cnt)
+      return;
+    span_.emit(ctx_->handled_event(), {{"monotonic_time", telemetry::monotonic_time()},
+                                       {"sessions", sessions},
+                                       {"recv_cnt", sessions},
+                                       {"recv_oct", after.recv_oct - before.recv_oct},
+                                       {"send_cnt", after.send_cnt - before.send_cnt},
+                                       {"send_oct", after.send_oct - before.send_oct}});
   }
 
   void run_inline(const udp_peer& peer, std::string_view data, int64_t received_at) {
@@ -331,7 +366,7 @@ private:
         return 0;
       });
     };
-    if (!trace_inline()) {
+    if (inline_mode_ != inline_watch::spans) {
       udp_socket_access::received(*inline_sock_, data.size());
       handle();
       if (replace_inline_)
@@ -450,6 +485,7 @@ private:
   std::optional<udp_socket> inline_sock_;
   std::unique_ptr<telemetry::interest> inline_start_; // in_listener: spans only when watched
   std::unique_ptr<telemetry::interest> inline_stop_;
+  inline_watch inline_mode_ = inline_watch::none; // for the current receive event
   const char* inline_reason_ = "local_closed"; // how the current datagram's handling ended
   caf::error inline_error_;
   std::vector<std::pair<udp_peer, std::string>> outbox_;

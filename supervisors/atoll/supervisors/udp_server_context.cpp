@@ -44,7 +44,7 @@ const log_level_table& udp_log_levels() {
     add("acceptor", {"start", "stop"}, log_level::debug);
     add("listener", {"ready", "rate_limit_exceeded", "packet_too_large"}, log_level::debug);
     add("connection", {"start", "stop"}, log_level::debug);
-    add("listener", {"waiting", "receiving"}, log_level::trace);
+    add("listener", {"waiting", "receiving", "handled"}, log_level::trace);
     add("connection", {"ready", "recv", "send", "send_error"}, log_level::trace);
     return t;
   }();
@@ -84,6 +84,8 @@ udp_server_context::udp_server_context(udp_server_options opts, std::shared_ptr<
       events_.get(), telemetry::join(*listener_prefix_, "receiving"));
   waiting_ = std::make_unique<telemetry::interest>(events_.get(),
                                                    telemetry::join(*listener_prefix_, "waiting"));
+  handled_ = std::make_unique<telemetry::interest>(events_.get(),
+                                                   telemetry::join(*listener_prefix_, "handled"));
   if (opts_.rate_limit_enabled)
     limiter_ = std::make_shared<rate_limiter>(
         rate_limit_config{opts_.rate_limit_max_packets, opts_.rate_limit_window},

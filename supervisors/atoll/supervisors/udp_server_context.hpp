@@ -132,6 +132,14 @@ public:
     return *waiting_;
   }
 
+  /// `atoll.udp.listener.handled`: an `in_listener` listener's summary of
+  /// the datagrams it handled in one receive batch, emitted in place of a
+  /// connection span per datagram when every subscriber of those spans
+  /// accepts summaries (`telemetry::delivery::summaries`).
+  const telemetry::interest& handled_event() const noexcept {
+    return *handled_;
+  }
+
   /// The rate limiter (null when rate limiting is off).
   const std::shared_ptr<rate_limiter>& limiter() const noexcept {
     return limiter_;
@@ -184,6 +192,7 @@ private:
   std::shared_ptr<const telemetry::event_name> acceptor_prefix_;
   std::unique_ptr<telemetry::interest> receiving_;
   std::unique_ptr<telemetry::interest> waiting_;
+  std::unique_ptr<telemetry::interest> handled_;
   std::shared_ptr<rate_limiter> limiter_;
   udp_drop_counters drops_;
   mutable std::mutex mtx_;
