@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -272,6 +273,27 @@ BOOST_AUTO_TEST_CASE(an_interest_follows_the_subscriptions_of_its_event_name) {
   BOOST_REQUIRE(b.detach(id));
 }
 
+BOOST_AUTO_TEST_CASE(an_interest_is_detailed_only_for_subscribers_that_want_every_event) {
+  bus b;
+  interest start{&b, {"atoll", "udp", "connection", "start"}};
+  recorder counted;
+  auto summaries = b.attach({"atoll", "udp", "connection"}, counted.fn(), delivery::summaries);
+  BOOST_CHECK(start.enabled());
+  BOOST_CHECK(!start.detailed()); // a summary will do
+  BOOST_CHECK(!b.detailed({"atoll", "udp", "connection", "start"}));
+  auto every = b.attach({"atoll", "udp"}, [](const event&) {});
+  BOOST_CHECK(start.enabled());
+  BOOST_CHECK(start.detailed());
+  BOOST_REQUIRE(b.detach(every));
+  BOOST_CHECK(!start.detailed());
+  // Whatever is emitted reaches a summaries subscriber as any other.
+  b.emit({"atoll", "udp", "connection", "start"}, {}, {});
+  BOOST_CHECK_EQUAL(counted.events.size(), 1u);
+  BOOST_REQUIRE(b.detach(summaries));
+  BOOST_CHECK(!start.enabled());
+  BOOST_CHECK(!start.detailed());
+}
+
 BOOST_AUTO_TEST_CASE(the_logger_reports_only_registered_events_at_their_level) {
   using atl::log_level;
   register_test_levels();
@@ -338,6 +360,27 @@ BOOST_AUTO_TEST_CASE(logger_levels_attach_upward_and_detach_downward) {
   BOOST_CHECK(atl::detach_logger(b, log_level::error) == atl::errc::not_found);
   BOOST_CHECK(atl::attached_log_levels(b).empty());
   BOOST_CHECK(!b.enabled());
+}
+
+BOOST_AUTO_TEST_CASE(a_logger_goes_with_its_bus) {
+  using atl::log_level;
+  register_test_levels();
+  captured_log captured;
+  std::optional<bus> b;
+  b.emplace();
+  BOOST_REQUIRE(!atl::attach_logger(*b, log_level::info));
+  b.reset(); // without detaching
+  b.emplace(); // at the same address
+  BOOST_CHECK(atl::attached_log_levels(*b).empty());
+  BOOST_CHECK(!b->enabled());
+  BOOST_CHECK(atl::detach_logger(*b, log_level::info) == atl::errc::not_found);
+  BOOST_REQUIRE(!atl::attach_logger(*b, log_level::info)); // not "already attached"
+  // New levels resubscribe every attached logger: only live buses.
+  atl::register_log_levels({{{"t", "lis", "ready"}, log_level::info}});
+  b->emit({"t", "lis", "ready"}, {}, {});
+  BOOST_CHECK(captured.texts() == std::vector<std::string>{"t.lis.ready"});
+  BOOST_REQUIRE(!atl::detach_logger(*b, log_level::error));
+  BOOST_CHECK(!b->enabled());
 }
 
 BOOST_AUTO_TEST_CASE(the_logger_subscribes_only_to_what_it_logs) {

@@ -289,8 +289,10 @@ struct logger_registry {
 };
 
 logger_registry& registry() {
-  static logger_registry instance;
-  return instance;
+  // Never destroyed: a bus that outlives it (the default bus, a static)
+  // still reaches it from its destructor at exit.
+  static auto* instance = new logger_registry;
+  return *instance;
 }
 
 void resubscribe_loggers() {
@@ -306,8 +308,16 @@ caf::error attach_logger(telemetry::bus& events, log_level level) {
   auto& reg = registry();
   std::lock_guard<std::mutex> guard{reg.mtx};
   auto& lg = reg.attached[&events];
-  if (!lg)
+  if (!lg) {
     lg = std::make_shared<bus_logger>(&events);
+    // Forgotten with the bus (whose subscriptions go with it): a bus made
+    // later at the same address has no logger, and nothing resubscribes
+    // on a bus that is gone.
+    events.on_destroy([&reg, key = &events] {
+      std::lock_guard<std::mutex> lock{reg.mtx};
+      reg.attached.erase(key);
+    });
+  }
   auto mask = lg->mask.load();
   if ((mask & bit(level)) != 0)
     return caf::make_error(errc::already_present, "logger level " + to_string(level));
@@ -335,9 +345,7 @@ caf::error detach_logger(telemetry::bus& events, log_level level) {
   i->second->mask = mask;
   // Detaching waits for handlers that run now (they take no lock of ours
   // but the sink's and the level table's).
-  i->second->resubscribe();
-  if (mask == 0)
-    reg.attached.erase(i);
+  i->second->resubscribe(); // with mask 0: no subscription left
   return result;
 }
 
