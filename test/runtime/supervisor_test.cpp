@@ -138,6 +138,16 @@ std::vector<std::string> starts_and_stops(const std::vector<std::string>& entrie
 
 BOOST_FIXTURE_TEST_SUITE(supervisor, system_fixture)
 
+BOOST_AUTO_TEST_CASE(a_stop_waits_for_the_shutdown_policy_plus_the_grace) {
+  BOOST_CHECK(shutdown_policy::timeout(2s).wait_bound(default_stop_grace) == 7s);
+  BOOST_CHECK(shutdown_policy::brutal_kill().wait_bound(default_stop_grace) == 5s);
+  BOOST_CHECK(shutdown_policy::infinity().wait_bound(default_stop_grace) == infinite);
+  // No overflow near the largest timeout.
+  BOOST_CHECK(shutdown_policy::timeout(infinite - 1ms).wait_bound(5s) == infinite);
+  BOOST_CHECK(shutdown_policy::timeout(infinite - 5s).wait_bound(5s) == infinite);
+  BOOST_CHECK(shutdown_policy::timeout(infinite - 6s).wait_bound(5s) == infinite - 1s);
+}
+
 BOOST_AUTO_TEST_CASE(starts_children_in_order_and_stops_them_in_reverse) {
   auto log = std::make_shared<event_log>();
   auto sup = start_supervisor(sys, flags_of(strategy::one_for_one),

@@ -17,4 +17,8 @@ inline constexpr std::chrono::milliseconds default_worker_shutdown{5000};
 /// OTP's default restart intensity period, 5 s.
 inline constexpr std::chrono::milliseconds default_restart_period{5000};
 
+/// How long a blocking stop waits beyond a server's shutdown timeout, 5 s:
+/// time for the tree's own exits after the connections' drain ended.
+inline constexpr std::chrono::milliseconds default_stop_grace{5000};
+
 } // namespace atl

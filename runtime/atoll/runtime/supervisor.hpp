@@ -75,6 +75,15 @@ public:
     return time_;
   }
 
+  /// How long a caller waits for a child stopped with this policy: its
+  /// time plus `grace`, or `infinite` for `infinity` (and when the sum
+  /// would overflow).
+  std::chrono::milliseconds wait_bound(std::chrono::milliseconds grace) const noexcept {
+    if (kind_ == kind::infinity || time_ > infinite - grace)
+      return infinite;
+    return time_ + grace;
+  }
+
 private:
   shutdown_policy(kind k, std::chrono::milliseconds t) noexcept : kind_(k), time_(t) {}
 

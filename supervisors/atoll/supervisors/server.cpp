@@ -281,15 +281,8 @@ caf::error server::stop(std::optional<std::chrono::milliseconds> timeout) {
     return caf::none; // already gone
   if (auto err = check_blocking(*ctx_->io()))
     return err;
-  if (!timeout) {
-    const auto& policy = ctx_->options().shutdown_timeout;
-    if (policy.which() == shutdown_policy::kind::infinity)
-      timeout = std::chrono::milliseconds::max();
-    else if (policy.time() > std::chrono::milliseconds::max() - std::chrono::milliseconds{5000})
-      timeout = std::chrono::milliseconds::max();
-    else
-      timeout = policy.time() + std::chrono::milliseconds{5000};
-  }
+  if (!timeout)
+    timeout = ctx_->options().shutdown_timeout.wait_bound(default_stop_grace);
   return stop_supervisor(*sys_, sup, *timeout);
 }
 

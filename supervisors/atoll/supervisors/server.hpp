@@ -72,8 +72,8 @@ public:
   /// are refused), then all connections drain concurrently (each gets
   /// `handle_shutdown`; after the shutdown timeout they are closed by force),
   /// then the tree stops. Waits up to `timeout` (default: the shutdown
-  /// timeout plus 5 s; forever if that is infinite). Errors: `errc::timeout`
-  /// (the tree keeps stopping).
+  /// timeout plus `default_stop_grace`, 5 s; forever if that is infinite).
+  /// Errors: `errc::timeout` (the tree keeps stopping).
   [[nodiscard]] caf::error stop(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
   /// A snapshot of the server's supervision tree.

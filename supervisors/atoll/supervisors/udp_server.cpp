@@ -153,15 +153,8 @@ caf::error udp_server::stop(std::optional<std::chrono::milliseconds> timeout) {
     return caf::none;
   if (auto err = detail::check_blocking(*ctx_->io()))
     return err;
-  if (!timeout) {
-    const auto& policy = ctx_->options().shutdown_timeout;
-    constexpr std::chrono::milliseconds grace{5000};
-    if (policy.which() == shutdown_policy::kind::infinity ||
-        policy.time() > std::chrono::milliseconds::max() - grace)
-      timeout = std::chrono::milliseconds::max();
-    else
-      timeout = policy.time() + grace;
-  }
+  if (!timeout)
+    timeout = ctx_->options().shutdown_timeout.wait_bound(default_stop_grace);
   return stop_supervisor(*sys_, sup, *timeout);
 }
 

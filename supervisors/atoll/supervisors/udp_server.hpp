@@ -121,7 +121,8 @@ public:
   /// Stops the server: nothing more is received, every handler actor gets
   /// `handle_shutdown` (then a kill after the shutdown timeout), then the
   /// tree stops. Waits up to `timeout` (default: the shutdown timeout plus
-  /// 5 s). Errors: `errc::timeout` (the tree keeps stopping).
+  /// `default_stop_grace`, 5 s; forever if that is infinite). Errors:
+  /// `errc::timeout` (the tree keeps stopping).
   [[nodiscard]] caf::error stop(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
   /// A snapshot of the server's supervision tree.
