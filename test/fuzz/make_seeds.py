@@ -197,3 +197,129 @@ queue_programs = {
 }
 for name, ops in queue_programs.items():
     write("fuzz_output_queue", name, program(ops))
+
+# -- fuzz_dns_answer --------------------------------------------------------
+# The whole input is one query datagram, answered from test/fuzz/dns_answer.zone:
+# the sample zone examples/zones/example.test.zone and, under the same origin,
+# records that reach the responder's other paths (written here).
+
+
+def write_fuzz_zone():
+    with open(os.path.join(HERE, "..", "..", "examples", "zones", "example.test.zone")) as f:
+        z = ("; The zone fuzz_dns_answer answers from (written by test/fuzz/make_seeds.py):\n"
+             "; the dns_server example's sample zone, then records that reach the\n"
+             "; responder's other paths: replies over 512, 1232 and 4096 bytes\n"
+             "; (truncation), additional-section glue, CNAME chains and loops, a\n"
+             "; delegation (a referral with glue) and a CNAME into it.\n") + f.read()
+    z += "\n; -- for the fuzzer --\n"
+    for i in range(8):  # about 900 bytes: over 512, under 1232
+        z += 'medium  IN  TXT   "%d%s"\n' % (i, "m" * 99)
+    for i in range(40):  # about 8500 bytes: over 4096
+        z += 'big     IN  TXT   "%d%s"\n' % (i, "b" * 190)
+    for i in range(20):  # the answer about 400 bytes, with the glue about 800
+        z += "mx      IN  MX    10 m%d\n" % i
+        z += "m%d      IN  A     192.0.2.%d\n" % (i, 100 + i)
+    for i in range(12):  # c0 -> c1 -> ... -> c11 -> www
+        z += "c%d      IN  CNAME %s\n" % (i, "www" if i == 11 else "c%d" % (i + 1))
+    z += ("loop1   IN  CNAME loop2\nloop2   IN  CNAME loop1\nself    IN  CNAME self\n"
+          "dangling IN CNAME missing\noutside IN  CNAME www.example.org.\n"
+          "sub     IN  NS    ns.sub\nns.sub  IN  A     192.0.2.7\n"
+          "deep.sub IN A     192.0.2.8\ntocut   IN  CNAME x.sub\n")
+    with open(os.path.join(HERE, "dns_answer.zone"), "w") as f:
+        f.write(z)
+
+
+write_fuzz_zone()
+
+TYPE = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "MX": 15, "TXT": 16, "AAAA": 28,
+        "OPT": 41, "IXFR": 251, "AXFR": 252, "ANY": 255}
+CLASS_IN, CLASS_CH = 1, 3
+FLAG_RD = 0x0100
+
+
+def dns_name(dotted):
+    out = b""
+    for label in dotted.rstrip(".").split("."):
+        if label:
+            out += bytes([len(label)]) + label.encode("ascii")
+    return out + b"\0"
+
+
+def dns_header(ident, flags, qd=1, an=0, ns=0, ar=0):
+    return struct.pack(">HHHHHH", ident, flags, qd, an, ns, ar)
+
+
+def opt_rr(udp_size, version=0, options=b""):
+    # Owner: the root; class: the UDP size; TTL: extended rcode, version, flags.
+    return b"\0" + struct.pack(">HHBBHH", TYPE["OPT"], udp_size, 0, version, 0,
+                               len(options)) + options
+
+
+def dns_query(name, qtype, ident=0x1234, flags=FLAG_RD, qclass=CLASS_IN, edns=None,
+              version=0, options=b""):
+    ar = 0 if edns is None else 1
+    q = dns_header(ident, flags, 1, 0, 0, ar) + dns_name(name)
+    q += struct.pack(">HH", TYPE[qtype], qclass)
+    if edns is not None:
+        q += opt_rr(edns, version, options)
+    return q
+
+
+WWW = "www.example.test."
+APEX = "example.test."
+# 255 bytes in wire form: 3 labels of 63, one of 48, then example.test.
+LONG_NAME = ".".join(["x" * 63] * 3 + ["y" * 48]) + "." + APEX
+cookie = struct.pack(">HH", 10, 8) + bytes(range(1, 9))  # EDNS COOKIE option
+a_in = struct.pack(">HH", TYPE["A"], CLASS_IN)
+dns_seeds = {
+    "a": dns_query(WWW, "A"),
+    "aaaa": dns_query(WWW, "AAAA", ident=0x0001),
+    "txt": dns_query(WWW, "TXT", ident=0x0002),
+    "mx-glue": dns_query(APEX, "MX", ident=0x0003),
+    "ns-glue": dns_query(APEX, "NS", ident=0x0004),
+    "soa": dns_query(APEX, "SOA", ident=0x0005),
+    "any-apex": dns_query(APEX, "ANY", ident=0x0006),
+    "cname": dns_query("web.example.test.", "A", ident=0x0007),
+    "empty-non-terminal": dns_query("b.example.test.", "A", ident=0x0008),
+    "below-empty-non-terminal": dns_query("a.b.example.test.", "A", ident=0x0009),
+    "nxdomain": dns_query("nothere.example.test.", "A", ident=0x000A),
+    "nxdomain-255-byte-name": dns_query(LONG_NAME, "A", ident=0x000B),
+    "outside-zone": dns_query("www.example.org.", "A", ident=0x000C),
+    "mixed-case-no-rd": dns_query("WwW.ExAmPlE.TeSt.", "A", ident=0x000D, flags=0),
+    "class-ch": dns_query(WWW, "A", ident=0x000E, qclass=CLASS_CH),
+    "axfr": dns_query(APEX, "AXFR", ident=0x000F),
+    "edns-4096": dns_query(WWW, "A", ident=0x0010, edns=4096),
+    "edns-700-any": dns_query(APEX, "ANY", ident=0x0011, edns=700),
+    "edns-100": dns_query(WWW, "AAAA", ident=0x0012, edns=100),
+    "edns-cookie": dns_query(WWW, "A", ident=0x0013, edns=1232, options=cookie),
+    "edns-version-1": dns_query(WWW, "A", ident=0x0014, edns=1232, version=1),
+    "opcode-notify": dns_query(APEX, "SOA", ident=0x0015, flags=4 << 11),
+    "opcode-15": dns_query(WWW, "A", ident=0x0016, flags=15 << 11 | FLAG_RD),
+    "qr-set": dns_query(WWW, "A", ident=0x0017, flags=0x8000 | FLAG_RD),
+    "runt": dns_query(WWW, "A", ident=0x0018)[:11],
+    "qtype-opt": dns_query(WWW, "OPT", ident=0x0019),
+    "trailing-bytes": dns_query(WWW, "A", ident=0x001A) + b"junk",
+    "two-questions": dns_header(0x001B, FLAG_RD, qd=2) + dns_name(WWW) + a_in
+    + b"\xc0\x0c" + a_in,
+    # An answer-section record whose owner points at the question's name.
+    "compressed-record": dns_header(0x001C, 0, qd=1, an=1) + dns_name(WWW) + a_in
+    + b"\xc0\x0c" + a_in + struct.pack(">IH", 0, 4) + bytes([192, 0, 2, 80]),
+    "opt-in-answer-section": dns_header(0x001D, FLAG_RD, qd=1, an=1) + dns_name(WWW) + a_in
+    + opt_rr(1232),
+    "pointer-loop": dns_header(0x001E, FLAG_RD) + b"\x01a\xc0\x0c" + a_in,
+    # The records of the fuzz zone's second part.
+    "medium-truncated": dns_query("medium.example.test.", "TXT", ident=0x0020),
+    "medium-edns-1232": dns_query("medium.example.test.", "TXT", ident=0x0021, edns=1232),
+    "big-edns-4096": dns_query("big.example.test.", "TXT", ident=0x0022, edns=4096),
+    "mx-20-glue": dns_query("mx.example.test.", "MX", ident=0x0023),
+    "cname-chain": dns_query("c0.example.test.", "A", ident=0x0024),
+    "cname-loop": dns_query("loop1.example.test.", "A", ident=0x0025),
+    "cname-self": dns_query("self.example.test.", "AAAA", ident=0x0026),
+    "cname-dangling": dns_query("dangling.example.test.", "A", ident=0x0027),
+    "cname-outside": dns_query("outside.example.test.", "A", ident=0x0028),
+    "referral": dns_query("deep.sub.example.test.", "A", ident=0x0029),
+    "referral-at-cut": dns_query("sub.example.test.", "NS", ident=0x002A),
+    "cname-into-cut": dns_query("tocut.example.test.", "A", ident=0x002B),
+}
+for name, data in dns_seeds.items():
+    write("fuzz_dns_answer", name, data)

@@ -44,7 +44,8 @@ while (($#)); do
   esac
   shift
 done
-((${#targets[@]})) || targets=(fuzz_endpoint fuzz_http_head fuzz_output_queue fuzz_proxy_protocol)
+((${#targets[@]})) || targets=(fuzz_endpoint fuzz_http_head fuzz_output_queue fuzz_proxy_protocol
+  fuzz_dns_answer)
 
 echo "== building the fuzz targets with clang into $build"
 generator=()
