@@ -146,6 +146,8 @@ BOOST_AUTO_TEST_CASE(a_stop_waits_for_the_shutdown_policy_plus_the_grace) {
   BOOST_CHECK(shutdown_policy::timeout(infinite - 1ms).wait_bound(5s) == infinite);
   BOOST_CHECK(shutdown_policy::timeout(infinite - 5s).wait_bound(5s) == infinite);
   BOOST_CHECK(shutdown_policy::timeout(infinite - 6s).wait_bound(5s) == infinite - 1s);
+  BOOST_CHECK(shutdown_policy::timeout(2s).wait_bound(-1s) == 2s);
+  BOOST_CHECK(shutdown_policy::timeout(-3s).wait_bound(5s) == 5s);
 }
 
 BOOST_AUTO_TEST_CASE(starts_children_in_order_and_stops_them_in_reverse) {

@@ -307,17 +307,19 @@ void resubscribe_loggers() {
 caf::error attach_logger(telemetry::bus& events, log_level level) {
   auto& reg = registry();
   std::lock_guard<std::mutex> guard{reg.mtx};
-  auto& lg = reg.attached[&events];
-  if (!lg) {
-    lg = std::make_shared<bus_logger>(&events);
+  auto i = reg.attached.find(&events);
+  if (i == reg.attached.end()) {
     // Forgotten with the bus (whose subscriptions go with it): a bus made
     // later at the same address has no logger, and nothing resubscribes
-    // on a bus that is gone.
+    // on a bus that is gone. Registered first, so that no entry exists
+    // without it.
     events.on_destroy([&reg, key = &events] {
       std::lock_guard<std::mutex> lock{reg.mtx};
       reg.attached.erase(key);
     });
+    i = reg.attached.emplace(&events, std::make_shared<bus_logger>(&events)).first;
   }
+  auto& lg = i->second;
   auto mask = lg->mask.load();
   if ((mask & bit(level)) != 0)
     return caf::make_error(errc::already_present, "logger level " + to_string(level));

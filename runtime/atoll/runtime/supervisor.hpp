@@ -4,6 +4,7 @@
 // calls: supervisor_client.hpp, included at the end).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -76,12 +77,15 @@ public:
   }
 
   /// How long a caller waits for a child stopped with this policy: its
-  /// time plus `grace`, or `infinite` for `infinity` (and when the sum
-  /// would overflow).
+  /// time plus `grace` (negative values count as 0), or `infinite` for
+  /// `infinity` (and when the sum would overflow).
   std::chrono::milliseconds wait_bound(std::chrono::milliseconds grace) const noexcept {
-    if (kind_ == kind::infinity || time_ > infinite - grace)
+    constexpr std::chrono::milliseconds zero{0};
+    auto time = std::max(time_, zero);
+    grace = std::max(grace, zero);
+    if (kind_ == kind::infinity || time > infinite - grace)
       return infinite;
-    return time_ + grace;
+    return time + grace;
   }
 
 private:

@@ -90,7 +90,12 @@ std::shared_ptr<const bus::table> bus::snapshot() const {
 }
 
 bus::~bus() {
-  for (auto& fn : on_destroy_)
+  std::vector<std::function<void()>> callbacks;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    callbacks.swap(on_destroy_);
+  }
+  for (auto& fn : callbacks)
     fn();
 }
 
