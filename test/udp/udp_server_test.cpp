@@ -3,9 +3,11 @@
 // stop with a goodbye, telemetry, the tree, and option validation.
 #include <array>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <optional>
 #include <string>
@@ -1143,6 +1145,76 @@ BOOST_FIXTURE_TEST_CASE(handlers_see_the_destination_and_socket_options, udp_fix
     BOOST_CHECK(srv->stop(10s) == caf::none);
     srv.reset();
   }
+}
+
+/// Where two blocking handlers meet: "wait" blocks its thread until "go"
+/// arrived at another handler (or 5 s passed).
+struct rendezvous {
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool waiting = false;
+  bool go = false;
+};
+
+class blocking_handler : public udp_handler {
+public:
+  explicit blocking_handler(std::shared_ptr<rendezvous> r) : r_(std::move(r)) {}
+
+  verdict handle_data(std::string_view data, socket& sock) override {
+    std::unique_lock<std::mutex> lock{r_->mtx};
+    if (data == "go") {
+      r_->go = true;
+      r_->cv.notify_all();
+      lock.unlock();
+      static_cast<void>(sock.send("go"));
+      return verdict::close();
+    }
+    r_->waiting = true;
+    r_->cv.notify_all();
+    auto released = r_->cv.wait_for(lock, 5s, [this] { return r_->go; });
+    lock.unlock();
+    static_cast<void>(sock.send(released ? "released" : "timed out"));
+    return verdict::close();
+  }
+
+private:
+  std::shared_ptr<rendezvous> r_;
+};
+
+BOOST_AUTO_TEST_CASE(detached_udp_handler_actors_block_only_their_own_thread) {
+  fd_leak_check fds;
+  caf::actor_system_config cfg;
+  atl::register_types(cfg);
+  cfg.set("scheduler.max-threads", 1); // a blocked scheduled actor would stall the server
+  caf::actor_system sys{cfg};
+  auto r = std::make_shared<rendezvous>();
+  auto opts = loopback_options();
+  opts.set_handler<blocking_handler>(r);
+  opts.detached_connections = true;
+  auto srv = start_udp_server(sys, opts);
+  BOOST_REQUIRE_MESSAGE(srv, (srv ? std::string{} : describe(srv.error())));
+  auto where = srv->listener_info();
+  BOOST_REQUIRE(where);
+  udp_client a;
+  udp_client b;
+  a.send(*where, "wait");
+  {
+    std::unique_lock<std::mutex> lock{r->mtx};
+    BOOST_REQUIRE(r->cv.wait_for(lock, 5s, [&] { return r->waiting; }));
+  }
+  // The first handler blocks its own thread; the listener and a second
+  // handler still run.
+  b.send(*where, "go");
+  BOOST_CHECK_EQUAL(b.recv(8s).value_or("-"), "go");
+  BOOST_CHECK_EQUAL(a.recv(8s).value_or("-"), "released");
+  BOOST_CHECK(!srv->stop(10s));
+  // An in_listener server has no handler actors to detach.
+  opts.lifetime = udp_lifetime::in_listener;
+  auto refused = start_udp_server(sys, opts);
+  BOOST_REQUIRE(!refused);
+  BOOST_CHECK(refused.error() == errc::invalid_option);
+  BOOST_CHECK_MESSAGE(describe(refused.error()).find("detached_connections") != std::string::npos,
+                      describe(refused.error()));
 }
 
 BOOST_AUTO_TEST_CASE(an_actor_on_a_one_thread_scheduler_runs_a_udp_server_without_blocking) {

@@ -73,6 +73,7 @@ udp_server_context::udp_server_context(udp_server_options opts, std::shared_ptr<
   conf->lifetime = opts_.lifetime;
   conf->read_timeout = opts_.read_timeout;
   conf->silent_terminate_on_error = opts_.silent_terminate_on_error;
+  conf->detached = opts_.detached_connections;
   if (opts_.lifetime == udp_lifetime::per_peer)
     conf->peers = std::make_shared<udp_peer_table>();
   sessions_ = std::move(conf);

@@ -52,6 +52,10 @@ caf::error validate(const udp_server_options& opts) {
                    "must be within 1..65535, got " + std::to_string(opts.max_packet_size));
   if (opts.name.empty())
     return invalid("name", "must not be empty");
+  if (opts.detached_connections && opts.lifetime == udp_lifetime::in_listener)
+    return invalid("detached_connections",
+                   "needs handler actors (per_datagram or per_peer); in_listener runs the "
+                   "handler inside its listener");
   return caf::none;
 }
 

@@ -74,7 +74,8 @@ struct udp_server_options {
   /// may send to broadcast addresses (DHCP and similar).
   bool broadcast = false;
   /// Run each handler actor on its own thread (for handlers that block,
-  /// e.g. in `send_recv`).
+  /// e.g. in `send_recv`). Not with `udp_lifetime::in_listener`, which has
+  /// no handler actors (refused as an invalid option).
   bool detached_connections = false;
   /// The server's name: the root of its tree snapshots.
   std::string name = "udp_server";

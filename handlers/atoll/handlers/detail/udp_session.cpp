@@ -387,6 +387,8 @@ void stop_udp_connection_span(telemetry::span& span, const datagram_stats& stats
 caf::actor spawn_udp_session(caf::event_based_actor* parent,
                              std::shared_ptr<const detail::udp_session_config> config,
                              detail::udp_hand_off hand_off) {
+  if (config->detached)
+    return parent->spawn<udp_session, caf::detached>(std::move(config), std::move(hand_off));
   return parent->spawn<udp_session>(std::move(config), std::move(hand_off));
 }
 

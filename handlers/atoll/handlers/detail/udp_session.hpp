@@ -51,6 +51,9 @@ struct udp_session_config {
   std::chrono::milliseconds read_timeout = default_read_timeout;
   /// Do not log error verdicts (exceptions are always logged).
   bool silent_terminate_on_error = false;
+  /// Run each handler actor on its own thread (`caf::detached`), for
+  /// handlers that block.
+  bool detached = false;
   /// The per-peer routing table (per_peer only).
   std::shared_ptr<udp_peer_table> peers;
 };
