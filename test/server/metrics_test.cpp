@@ -124,6 +124,81 @@ BOOST_AUTO_TEST_CASE(metrics_count_a_scripted_set_of_connections_exactly) {
   BOOST_CHECK_LE(snap.connection_duration.buckets.back(), 6u);
 }
 
+BOOST_AUTO_TEST_CASE(open_connections_report_their_traffic_about_once_a_second) {
+  auto metrics = std::make_shared<server_metrics>(bus);
+  telemetry_recorder rec{bus};
+  auto& srv = start(probe_options(echo_script()));
+  auto c = connect(srv);
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.start"));
+  auto started = rec.named("atoll.connection.start").front().measurements.get_or<int64_t>(
+    "monotonic_time", 0);
+  echo_round(c, "hello");
+  // The first report comes a second after the start at the earliest.
+  auto checked_at = telemetry::monotonic_time();
+  auto early = rec.count("atoll.connection.progress");
+  if (checked_at - started < 900'000'000)
+    BOOST_CHECK_EQUAL(early, 0u);
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.progress"));
+  auto first = rec.named("atoll.connection.progress").front();
+  BOOST_CHECK_GE(first.measurements.get_or<uint64_t>("recv_oct", 0), 5u);
+  BOOST_CHECK_EQUAL(first.metadata.get_or<uint64_t>("telemetry_span_context", 0),
+                    rec.named("atoll.connection.start")
+                      .front()
+                      .metadata.get_or<uint64_t>("telemetry_span_context", 1));
+  auto during = metrics->snapshot(); // the connection is open
+  BOOST_CHECK_EQUAL(during.connections_active, 1u);
+  BOOST_CHECK_EQUAL(rec.count("atoll.connection.stop"), 0u);
+  if (!tls_mode()) {
+    BOOST_CHECK_EQUAL(during.bytes_received, 5u);
+    BOOST_CHECK_EQUAL(during.bytes_sent, 5u);
+    BOOST_CHECK_EQUAL(during.packets_received, 1u);
+  }
+  // Quiet connections do not report.
+  echo_round(c, "world!");
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.progress", 2));
+  auto second = rec.named("atoll.connection.progress").back();
+  if (!tls_mode()) {
+    BOOST_CHECK_EQUAL(second.measurements.get_or<uint64_t>("recv_oct", 0), 11u);
+    BOOST_CHECK_EQUAL(second.measurements.get_or<uint64_t>("send_oct", 0), 11u);
+    BOOST_CHECK_EQUAL(second.measurements.get_or<uint64_t>("recv_cnt", 0), 2u);
+    BOOST_CHECK_EQUAL(metrics->snapshot().bytes_received, 11u);
+  }
+  c.close();
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.stop"));
+  // The stop adds only what the reports did not: nothing is counted twice.
+  auto after = metrics->snapshot();
+  BOOST_CHECK_EQUAL(after.connections_active, 0u);
+  BOOST_CHECK_EQUAL(rec.count("atoll.connection.progress"), 2u);
+  if (!tls_mode()) {
+    BOOST_CHECK_EQUAL(after.bytes_received, 11u);
+    BOOST_CHECK_EQUAL(after.bytes_sent, 11u);
+    BOOST_CHECK_EQUAL(after.packets_received, 2u);
+    BOOST_CHECK_EQUAL(after.packets_sent, 2u);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(output_written_outside_socket_events_is_reported_too) {
+  auto metrics = std::make_shared<server_metrics>(bus);
+  telemetry_recorder rec{bus, {"atoll", "connection", "progress"}};
+  auto script = std::make_shared<probe_script>();
+  script->on_connection = [](atl::socket& sock) {
+    static_cast<void>(sock.send("pushed"));
+    return verdict::proceed();
+  };
+  auto& srv = start(probe_options(script));
+  auto c = connect(srv);
+  BOOST_CHECK_EQUAL(c.recv_exact(6), "pushed");
+  // The client never writes: no socket event follows the push.
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.progress"));
+  auto report = rec.named("atoll.connection.progress").front().measurements;
+  BOOST_CHECK_EQUAL(report.get_or<uint64_t>("recv_cnt", 1), 0u);
+  BOOST_CHECK_EQUAL(metrics->snapshot().connections_active, 1u);
+  if (!tls_mode()) {
+    BOOST_CHECK_EQUAL(report.get_or<uint64_t>("send_oct", 0), 6u);
+    BOOST_CHECK_EQUAL(metrics->snapshot().bytes_sent, 6u);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(metrics_do_not_make_connections_build_data_events) {
   auto metrics = std::make_shared<server_metrics>(bus);
   detail::data_events data{bus.get(), {"atoll", "connection"}};

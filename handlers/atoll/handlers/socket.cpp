@@ -171,6 +171,8 @@ caf::error socket::send_iov(const iovec* iov, size_t count, size_t total) {
     }
     host_->output_pending(started);
   }
+  if (written > 0)
+    host_->wrote();
   emit_sent();
   return caf::none;
 }
@@ -286,6 +288,7 @@ caf::expected<uint64_t> socket::sendfile(const std::string& path, uint64_t offse
   }
   if (!out_.empty())
     host_->output_pending(started);
+  host_->wrote();
   if (span_.enabled())
     span_.emit("sendfile", {{"filename", path}, {"offset", offset}, {"bytes_written", count}});
   return count;

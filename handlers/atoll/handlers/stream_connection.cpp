@@ -319,6 +319,16 @@ public:
       arm();
   }
 
+  void wrote() override {
+    report_traffic();
+  }
+
+  /// Reports the traffic if a report is due, or sets the timer for it.
+  void report_traffic() {
+    if (phase_ != phase::finished && reports_.after_io(*sock_, *conf_, deadlines_.report))
+      update_timer();
+  }
+
 private:
   // -- set-up ----------------------------------------------------------------------
 
@@ -417,6 +427,7 @@ private:
         break;
     }
     in_io_ = false;
+    report_traffic();
     arm();
   }
 
@@ -555,8 +566,11 @@ private:
 
   void on_timer() {
     auto send_ends = phase_ != phase::open || conf_->transport.send_timeout_close;
+    auto now = telemetry::monotonic_time();
+    if (phase_ != phase::finished && sock_)
+      reports_.on_timer(*sock_, *conf_, deadlines_.report, now);
     switch (deadlines_.check(counting_deadlines(), conf_->transport.send_timeout, send_ends,
-                             telemetry::monotonic_time())) {
+                             now)) {
       case detail::expired_deadline::half_close:
         finish_drain();
         return;
@@ -616,6 +630,7 @@ private:
   std::optional<atl::socket> sock_;
   fd_registration reg_;
   detail::connection_deadlines deadlines_;
+  detail::traffic_reports reports_;
   int64_t first_byte_at_ = 0;
   uint32_t armed_interest_ = 0;
   uint32_t handshake_interest_ = 0;

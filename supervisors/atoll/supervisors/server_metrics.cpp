@@ -93,12 +93,14 @@ std::string to_prometheus_text(const metrics_snapshot& snap) {
   fmt::format_to(std::back_inserter(out), "atoll_connections_active {}\n", snap.connections_active);
   labelled(out, "atoll_connections_closed_total", "Connections ended, by how they ended.", "reason",
            snap.connections_closed);
-  counter(out, "atoll_received_bytes_total", "Bytes received by ended connections.",
+  counter(out, "atoll_received_bytes_total",
+          "Bytes received; open TCP connections add theirs about once a second.",
           snap.bytes_received);
-  counter(out, "atoll_sent_bytes_total", "Bytes sent by ended connections.", snap.bytes_sent);
-  counter(out, "atoll_received_packets_total", "Reads that received data, on ended connections.",
+  counter(out, "atoll_sent_bytes_total",
+          "Bytes sent; open TCP connections add theirs about once a second.", snap.bytes_sent);
+  counter(out, "atoll_received_packets_total", "Reads that received data (TCP), datagrams (UDP).",
           snap.packets_received);
-  counter(out, "atoll_sent_packets_total", "Writes that sent data, on ended connections.",
+  counter(out, "atoll_sent_packets_total", "Writes that sent data (TCP), datagrams (UDP).",
           snap.packets_sent);
   counter(out, "atoll_handshake_failures_total", "TLS handshakes that failed or timed out.",
           snap.handshake_failures);
@@ -134,6 +136,7 @@ server_metrics::server_metrics(std::shared_ptr<telemetry::bus> events)
     values_.datagrams_dropped[reason] = 0;
   auto count = [this](const telemetry::event& ev) { on_event(ev); };
   for (auto prefix : {telemetry::event_name{"atoll", "connection", "start"},
+                      telemetry::event_name{"atoll", "connection", "progress"},
                       telemetry::event_name{"atoll", "connection", "stop"},
                       telemetry::event_name{"atoll", "acceptor"},
                       telemetry::event_name{"atoll", "udp", "listener", "handled"},
@@ -186,6 +189,20 @@ void server_metrics::on_udp_event(const telemetry::event& ev) {
   }
 }
 
+void server_metrics::add_connection_traffic(const telemetry::fields& m, traffic* last) {
+  // Totals only grow; a report never takes back what an earlier one added.
+  auto more = [&m](const char* key, uint64_t& seen) {
+    auto now = unsigned_of(m, key);
+    auto added = now > seen ? now - seen : 0;
+    seen = std::max(seen, now);
+    return added;
+  };
+  values_.bytes_received += more("recv_oct", last->recv_oct);
+  values_.packets_received += more("recv_cnt", last->recv_cnt);
+  values_.bytes_sent += more("send_oct", last->send_oct);
+  values_.packets_sent += more("send_cnt", last->send_cnt);
+}
+
 void server_metrics::on_event(const telemetry::event& ev) {
   if (ev.name.size() == 4 && ev.name[1] == "udp") {
     on_udp_event(ev);
@@ -208,12 +225,20 @@ void server_metrics::on_event(const telemetry::event& ev) {
       ++values_.connections_closed[reason];
       if (reason.rfind("handshake_", 0) == 0)
         ++values_.handshake_failures;
-      add_traffic(values_, ev.measurements);
+      if (auto i = reported_.find(ctx); i != reported_.end()) {
+        add_connection_traffic(ev.measurements, &i->second);
+        reported_.erase(i);
+      } else {
+        add_traffic(values_, ev.measurements);
+      }
       observe(values_.connection_duration,
               seconds_of(ev.measurements.get_or<int64_t>("duration", 0)));
       if (auto ttfb = ev.measurements.find("time_to_first_byte"))
         if (auto ns = std::get_if<int64_t>(ttfb))
           observe(values_.time_to_first_byte, seconds_of(*ns));
+    } else if (what == "progress") {
+      std::lock_guard<std::mutex> guard{mtx_};
+      add_connection_traffic(ev.measurements, &reported_[ctx]);
     }
     return;
   }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -37,7 +38,9 @@ typename Inspector::result_type inspect(Inspector& f, histogram_snapshot& x) {
 }
 
 /// The values of a `server_metrics` at one moment. Byte and packet counts
-/// are added when a connection ends (from its stop event).
+/// of TCP connections are added from their `progress` reports (at most one
+/// a second while they move data) and from their stop events; UDP ones
+/// when a handler session ends or a listener's `handled` summary comes.
 struct metrics_snapshot {
   /// Connections accepted (connection spans started).
   uint64_t connections_accepted = 0;
@@ -93,9 +96,9 @@ typename Inspector::result_type inspect(Inspector& f, metrics_snapshot& x) {
 std::string to_prometheus_text(const metrics_snapshot& snap);
 
 /// Aggregates the events of one bus (the servers that emit to it) while
-/// alive. It subscribes to connection start and stop and to the acceptor's
-/// events only, so connections do not build their per-I/O data events for
-/// it; each event is counted on the emitting thread under one lock. UDP
+/// alive. It subscribes to connection start, progress and stop and to the
+/// acceptor's events only, so connections do not build their per-I/O data
+/// events for it; each event is counted on the emitting thread under one lock. UDP
 /// servers' handler spans and dropped datagrams are counted too; it takes
 /// UDP connection spans with `telemetry::delivery::summaries`, so an
 /// `in_listener` server reports one `handled` event per receive batch to it
@@ -125,6 +128,18 @@ public:
   static const std::vector<double>& duration_bounds();
 
 private:
+  /// Byte and packet counts, each way.
+  struct traffic {
+    uint64_t recv_oct = 0;
+    uint64_t recv_cnt = 0;
+    uint64_t send_oct = 0;
+    uint64_t send_cnt = 0;
+  };
+
+  /// Adds what a connection's totals `m` (from `progress` or `stop`) have
+  /// more than its last report; `last` (if any) becomes `m`.
+  void add_connection_traffic(const telemetry::fields& m, traffic* last);
+
   void on_event(const telemetry::event& ev);
   void on_udp_event(const telemetry::event& ev);
 
@@ -134,6 +149,9 @@ private:
   metrics_snapshot values_;
   // Open connections (span contexts).
   std::unordered_set<uint64_t> live_;
+  // Traffic already counted from open connections' `progress` reports
+  // (their totals at the last report), by span context.
+  std::unordered_map<uint64_t, traffic> reported_;
   // Live UDP handler actors (span contexts).
   std::unordered_set<uint64_t> live_udp_;
 };

@@ -129,6 +129,16 @@ public:
     release_registration();
   }
 
+  void wrote() override {
+    report_traffic();
+  }
+
+  /// Reports the traffic if a report is due, or sets the timer for it.
+  void report_traffic() {
+    if (phase_ != phase::finished && reports_.after_io(*sock_, *conf_, deadlines_.report))
+      update_timer();
+  }
+
   void apply_verdict(verdict v) override {
     apply(std::move(v));
   }
@@ -422,6 +432,7 @@ private:
         read_loop();
     }
     in_io_ = false;
+    report_traffic();
     arm();
   }
 
@@ -636,8 +647,11 @@ private:
 
   void on_timer() {
     auto send_ends = phase_ == phase::lingering || conf_->transport.send_timeout_close;
+    auto now = telemetry::monotonic_time();
+    if (phase_ != phase::finished && sock_)
+      reports_.on_timer(*sock_, *conf_, deadlines_.report, now);
     switch (deadlines_.check(counting_deadlines(), conf_->transport.send_timeout, send_ends,
-                             telemetry::monotonic_time())) {
+                             now)) {
       case detail::expired_deadline::half_close:
         end_now();
         return;
@@ -898,6 +912,7 @@ private:
   std::optional<socket> sock_; // inline: one allocation less per connection
   fd_registration reg_;
   detail::connection_deadlines deadlines_;
+  detail::traffic_reports reports_;
   std::unique_ptr<verdict> upgrade_then_;
   caf::error end_reason_;
   uint32_t armed_interest_ = 0;

@@ -228,6 +228,45 @@ void note_received(socket& sock, const connection_config& conf, std::string_view
   }
 }
 
+bool traffic_reports::after_io(socket& sock, const connection_config& conf, int64_t& due) {
+  if (due != 0 || !conf.data_events || !conf.data_events->progress.enabled())
+    return false;
+  auto& span = access::span(sock);
+  if (!span.active())
+    return false;
+  const auto& stats = access::stats(sock);
+  if (stats.recv_cnt + stats.send_cnt == reported_)
+    return false;
+  if (last_ == 0)
+    last_ = span.start_time();
+  auto now = telemetry::monotonic_time();
+  if (now - last_ >= traffic_report_period_ns) {
+    report(sock, conf.data_events->progress, now);
+    return false;
+  }
+  due = last_ + traffic_report_period_ns;
+  return true;
+}
+
+void traffic_reports::on_timer(socket& sock, const connection_config& conf, int64_t& due,
+                               int64_t now) {
+  if (due == 0 || now < due)
+    return;
+  due = 0;
+  if (conf.data_events && access::span(sock).enabled(conf.data_events->progress))
+    report(sock, conf.data_events->progress, now);
+}
+
+void traffic_reports::report(socket& sock, const telemetry::interest& what, int64_t now) {
+  const auto& stats = access::stats(sock);
+  last_ = now;
+  reported_ = stats.recv_cnt + stats.send_cnt;
+  access::span(sock).emit(what, {{"recv_oct", stats.recv_oct},
+                                       {"recv_cnt", stats.recv_cnt},
+                                       {"send_oct", stats.send_oct},
+                                       {"send_cnt", stats.send_cnt}});
+}
+
 void release_fd(const connection_config& conf, fd_registration& reg, uint32_t& armed) noexcept {
   if (!reg)
     return;

@@ -17,6 +17,7 @@
 #include "atoll/handlers/detail/connection_deadlines.hpp"
 #include "atoll/handlers/connection_record.hpp"
 #include "atoll/handlers/socket.hpp"
+#include "atoll/runtime/telemetry.hpp"
 
 namespace atl::detail {
 
@@ -124,6 +125,35 @@ step_result handshake_step(const connection_config& conf, socket& sock,
 /// anyone listens.
 void note_received(socket& sock, const connection_config& conf, std::string_view data,
                    bool async, int64_t& first_byte_at);
+
+/// How often a busy connection reports its traffic (`progress`) at most.
+constexpr int64_t traffic_report_period_ns = 1000 * ns_per_ms;
+
+/// A connection's periodic traffic report: the `progress` event of its
+/// span, with its totals so far (`recv_oct`, `recv_cnt`, `send_oct`,
+/// `send_cnt`), so subscribers that count (metrics) see a long connection's
+/// bytes while it runs, not only in its stop event. Only when a subscriber
+/// wants `progress`, only after traffic, and at most once a period: the
+/// first period counts from the connection's start, so connections shorter
+/// than a period report only at their stop. Used on the connection's actor.
+class traffic_reports {
+public:
+  /// After the connection's I/O: reports now if its traffic changed and a
+  /// period passed since the last report, or sets `due` (a deadline of the
+  /// connection) to when one has, unless it is set. Returns true if it set
+  /// `due` (the caller updates its timer).
+  bool after_io(socket& sock, const connection_config& conf, int64_t& due);
+
+  /// The connection's timer fired at `now`: reports if `due` passed, and
+  /// clears it.
+  void on_timer(socket& sock, const connection_config& conf, int64_t& due, int64_t now);
+
+private:
+  void report(socket& sock, const telemetry::interest& what, int64_t now);
+
+  int64_t last_ = 0;        // when the last report was (0: none yet)
+  uint64_t reported_ = 0;   // recv_cnt + send_cnt at the last report
+};
 
 /// Takes the fd of a connection out of the reactor before it is closed
 /// (no-op without a registration).

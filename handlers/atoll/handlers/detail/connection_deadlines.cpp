@@ -33,7 +33,7 @@ int64_t connection_deadlines::next(deadline_phase phase,
                                                             : 0;
   return earliest({phase.setting_up ? setup : 0, phase.reading ? read : 0, send_due,
                    phase.half_closed ? half_close_quiet_until : 0,
-                   phase.half_closed ? half_close_until : 0});
+                   phase.half_closed ? half_close_until : 0, report});
 }
 
 expired_deadline connection_deadlines::check(deadline_phase phase,

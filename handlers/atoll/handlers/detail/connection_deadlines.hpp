@@ -42,11 +42,15 @@ public:
   int64_t half_close_until = 0;
   /// ... and its end unless bytes come.
   int64_t half_close_quiet_until = 0;
+  /// When the next traffic report (`progress`) is due. Not an expiry: the
+  /// owner reports (see `traffic_reports`) and goes on.
+  int64_t report = 0;
 
   /// Now plus `t`, or 0 (none) for `atl::infinite`.
   static int64_t from_now(std::chrono::milliseconds t) noexcept;
 
-  /// The earliest deadline that counts in `phase` (0: none).
+  /// The earliest deadline that counts in `phase`, or the traffic report
+  /// if that comes first (0: none).
   int64_t next(deadline_phase phase, std::chrono::milliseconds send_timeout) const noexcept;
 
   /// The first deadline of `phase` passed at `now`: the half-close limits,

@@ -28,21 +28,29 @@ public:
   /// be closed, so its reactor registration must go first (else another
   /// connection could get the same fd number while it is still registered).
   virtual void releasing_fd() noexcept = 0;
+
+  /// A send or sendfile wrote bytes at once (outside the owner's socket
+  /// events, e.g. from a message handler): a traffic report may be due
+  /// (see `traffic_reports`).
+  virtual void wrote() = 0;
 };
 
-/// The connection events that carry data (`async_recv`, `recv`, `send`),
-/// one `interest` each, shared by all connections of a server: they are
-/// built only when a subscriber wants them, not whenever the bus has any.
+/// The connection events that carry data (`async_recv`, `recv`, `send`)
+/// and the periodic traffic report (`progress`), one `interest` each,
+/// shared by all connections of a server: they are built only when a
+/// subscriber wants them, not whenever the bus has any.
 struct data_events {
   /// Watches `prefix + {"async_recv"}`, ... on `events`.
   data_events(const telemetry::bus* events, const telemetry::event_name& prefix)
     : async_recv(events, telemetry::join(prefix, "async_recv")),
-      recv(events, telemetry::join(prefix, "recv")), send(events, telemetry::join(prefix, "send")) {
+      recv(events, telemetry::join(prefix, "recv")), send(events, telemetry::join(prefix, "send")),
+      progress(events, telemetry::join(prefix, "progress")) {
   }
 
   telemetry::interest async_recv;
   telemetry::interest recv;
   telemetry::interest send;
+  telemetry::interest progress;
 };
 
 /// The connection actors' access to a socket's internals. Runs on the
