@@ -126,7 +126,7 @@ caf::error socket::send_iov(const iovec* iov, size_t count, size_t total) {
     return err;
   };
   auto emit_sent = [&] {
-    if (data_ != nullptr ? !span_.enabled(data_->send) : !span_.enabled())
+    if (!span_.enabled() || (data_ != nullptr && !span_.enabled(data_->send)))
       return;
     auto data = joined();
     if (data_ != nullptr)
@@ -171,8 +171,8 @@ caf::error socket::send_iov(const iovec* iov, size_t count, size_t total) {
     }
     host_->output_pending(started);
   }
-  if (written > 0)
-    host_->wrote();
+  if (written > 0 && span_.enabled())
+    host_->wrote(); // a traffic report may be due (only for subscribers)
   emit_sent();
   return caf::none;
 }
@@ -288,9 +288,10 @@ caf::expected<uint64_t> socket::sendfile(const std::string& path, uint64_t offse
   }
   if (!out_.empty())
     host_->output_pending(started);
-  host_->wrote();
-  if (span_.enabled())
+  if (span_.enabled()) {
+    host_->wrote();
     span_.emit("sendfile", {{"filename", path}, {"offset", offset}, {"bytes_written", count}});
+  }
   return count;
 }
 

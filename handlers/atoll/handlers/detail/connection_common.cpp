@@ -219,6 +219,8 @@ void note_received(socket& sock, const connection_config& conf, std::string_view
   if (stats.recv_cnt == 1)
     first_byte_at = telemetry::monotonic_time();
   auto& span = access::span(sock);
+  if (!span.enabled())
+    return; // nobody subscribed: one relaxed load
   if (conf.data_events) {
     const auto& event = async ? conf.data_events->async_recv : conf.data_events->recv;
     if (span.enabled(event))
@@ -228,8 +230,9 @@ void note_received(socket& sock, const connection_config& conf, std::string_view
   }
 }
 
-bool traffic_reports::after_io(socket& sock, const connection_config& conf, int64_t& due) {
-  if (due != 0 || !conf.data_events || !conf.data_events->progress.enabled())
+bool traffic_reports::after_io_subscribed(socket& sock, const connection_config& conf,
+                                          int64_t& due) {
+  if (!conf.data_events || !conf.data_events->progress.enabled())
     return false;
   auto& span = access::span(sock);
   if (!span.active())

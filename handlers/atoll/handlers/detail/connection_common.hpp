@@ -142,13 +142,19 @@ public:
   /// period passed since the last report, or sets `due` (a deadline of the
   /// connection) to when one has, unless it is set. Returns true if it set
   /// `due` (the caller updates its timer).
-  bool after_io(socket& sock, const connection_config& conf, int64_t& due);
+  bool after_io(socket& sock, const connection_config& conf, int64_t& due) {
+    // Inline: with nobody subscribed, one relaxed load per call.
+    if (due != 0 || !conf.events || !conf.events->enabled())
+      return false;
+    return after_io_subscribed(sock, conf, due);
+  }
 
   /// The connection's timer fired at `now`: reports if `due` passed, and
   /// clears it.
   void on_timer(socket& sock, const connection_config& conf, int64_t& due, int64_t now);
 
 private:
+  bool after_io_subscribed(socket& sock, const connection_config& conf, int64_t& due);
   void report(socket& sock, const telemetry::interest& what, int64_t now);
 
   int64_t last_ = 0;        // when the last report was (0: none yet)
