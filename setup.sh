@@ -19,6 +19,7 @@ packages=(
   libssl-dev openssl                             # OpenSSL 3 (TLS), CLI for tests and certificates
   libfmt-dev nlohmann-json3-dev libcli11-dev     # formatting, JSON, CLI parsing (bench tools)
   python3                                        # end-to-end test drivers
+  valgrind                                       # instructions per echo (test/bench/run_callgrind_cost.sh)
   libspdlog-dev                                  # the spdlog log sink adapter and its test
   curl prometheus                                # the metrics endpoint's test (curl, promtool)
   clang libclang-rt-14-dev                       # libFuzzer targets (test/fuzz/run_fuzz.sh)
