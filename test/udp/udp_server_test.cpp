@@ -1093,6 +1093,48 @@ BOOST_FIXTURE_TEST_CASE(in_listener_metrics_count_every_datagram_from_summaries_
   BOOST_CHECK_EQUAL(m.packets_sent, 4u);
 }
 
+BOOST_FIXTURE_TEST_CASE(per_peer_sessions_report_their_traffic_while_they_run, udp_fixture) {
+  auto log = std::make_shared<event_log>();
+  auto opts = loopback_options();
+  opts.set_handler<recording_handler>(log);
+  opts.lifetime = udp_lifetime::per_peer;
+  opts.read_timeout = 60s;
+  server_metrics metrics{opts.telemetry};
+  event_recorder reports{opts.telemetry, {"atoll", "udp", "connection", "progress"}};
+  auto count = [&] { return reports.named("atoll.udp.connection.progress").size(); };
+  start(opts);
+  udp_client c;
+  c.send(where, "m1");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "1:m1");
+  // No further datagram: the session's timer brings its first report, a
+  // second after its start, while it runs.
+  BOOST_REQUIRE(wait_until([&] { return count() == 1; }));
+  auto m = metrics.snapshot();
+  BOOST_CHECK_EQUAL(m.udp_handlers_active, 1u);
+  BOOST_CHECK_EQUAL(m.bytes_received, 2u);
+  BOOST_CHECK_EQUAL(m.packets_received, 1u);
+  BOOST_CHECK_EQUAL(m.bytes_sent, 4u); // "1:m1"
+  BOOST_CHECK_EQUAL(m.packets_sent, 1u);
+  c.send(where, "m2");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "2:m2");
+  BOOST_REQUIRE(wait_until([&] { return count() == 2; }));
+  auto last = reports.named("atoll.udp.connection.progress").back();
+  BOOST_CHECK_EQUAL(last.measurements.get_or<uint64_t>("recv_oct", 0), 4u);
+  BOOST_CHECK_EQUAL(last.measurements.get_or<uint64_t>("send_cnt", 0), 2u);
+  BOOST_CHECK_EQUAL(metrics.snapshot().bytes_received, 4u);
+  // The stop adds what the reports did not (the "bye" of handle_shutdown),
+  // and nothing twice.
+  BOOST_CHECK(!srv->stop(10s));
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "bye");
+  m = metrics.snapshot();
+  BOOST_CHECK_EQUAL(m.udp_handlers_active, 0u);
+  BOOST_CHECK_EQUAL(m.bytes_received, 4u);
+  BOOST_CHECK_EQUAL(m.bytes_sent, 11u);
+  BOOST_CHECK_EQUAL(m.packets_sent, 3u);
+  BOOST_CHECK_EQUAL(m.packets_received, 2u);
+  BOOST_CHECK_EQUAL(count(), 2u);
+}
+
 BOOST_FIXTURE_TEST_CASE(metrics_count_udp_handlers_and_drops, udp_fixture) {
   auto opts = loopback_options();
   opts.set_handler<echo_handler>();

@@ -140,6 +140,7 @@ server_metrics::server_metrics(std::shared_ptr<telemetry::bus> events)
                       telemetry::event_name{"atoll", "connection", "stop"},
                       telemetry::event_name{"atoll", "acceptor"},
                       telemetry::event_name{"atoll", "udp", "listener", "handled"},
+                      telemetry::event_name{"atoll", "udp", "connection", "progress"},
                       telemetry::event_name{"atoll", "udp", "listener", "rate_limit_exceeded"},
                       telemetry::event_name{"atoll", "udp", "listener", "packet_too_large"},
                       telemetry::event_name{"atoll", "udp", "acceptor", "spawn_error"}})
@@ -173,9 +174,11 @@ void server_metrics::on_udp_event(const telemetry::event& ev) {
     if (what == "start") {
       ++values_.udp_handlers_started;
       live_udp_.insert(ctx);
+    } else if (what == "progress") {
+      add_connection_traffic(ev.measurements, &reported_[ctx]);
     } else if (what == "stop") {
       live_udp_.erase(ctx);
-      add_traffic(values_, ev.measurements);
+      add_final_traffic(ctx, ev.measurements);
     }
   } else if (what == "handled") {
     values_.udp_handlers_started += unsigned_of(ev.measurements, "sessions");
@@ -203,6 +206,16 @@ void server_metrics::add_connection_traffic(const telemetry::fields& m, traffic*
   values_.packets_sent += more("send_cnt", last->send_cnt);
 }
 
+void server_metrics::add_final_traffic(uint64_t ctx, const telemetry::fields& m) {
+  auto i = reported_.find(ctx);
+  if (i == reported_.end()) {
+    add_traffic(values_, m);
+    return;
+  }
+  add_connection_traffic(m, &i->second);
+  reported_.erase(i);
+}
+
 void server_metrics::on_event(const telemetry::event& ev) {
   if (ev.name.size() == 4 && ev.name[1] == "udp") {
     on_udp_event(ev);
@@ -225,12 +238,7 @@ void server_metrics::on_event(const telemetry::event& ev) {
       ++values_.connections_closed[reason];
       if (reason.rfind("handshake_", 0) == 0)
         ++values_.handshake_failures;
-      if (auto i = reported_.find(ctx); i != reported_.end()) {
-        add_connection_traffic(ev.measurements, &i->second);
-        reported_.erase(i);
-      } else {
-        add_traffic(values_, ev.measurements);
-      }
+      add_final_traffic(ctx, ev.measurements);
       observe(values_.connection_duration,
               seconds_of(ev.measurements.get_or<int64_t>("duration", 0)));
       if (auto ttfb = ev.measurements.find("time_to_first_byte"))

@@ -38,9 +38,9 @@ typename Inspector::result_type inspect(Inspector& f, histogram_snapshot& x) {
 }
 
 /// The values of a `server_metrics` at one moment. Byte and packet counts
-/// of TCP connections are added from their `progress` reports (at most one
-/// a second while they move data) and from their stop events; UDP ones
-/// when a handler session ends or a listener's `handled` summary comes.
+/// of TCP connections and UDP handler sessions are added from their
+/// `progress` reports (at most one a second while they move data) and
+/// from their stop events, and from UDP listeners' `handled` summaries.
 struct metrics_snapshot {
   /// Connections accepted (connection spans started).
   uint64_t connections_accepted = 0;
@@ -140,6 +140,9 @@ private:
   /// more than its last report; `last` (if any) becomes `m`.
   void add_connection_traffic(const telemetry::fields& m, traffic* last);
 
+  /// Adds a stop's totals `m`, less what the reports of span `ctx` added.
+  void add_final_traffic(uint64_t ctx, const telemetry::fields& m);
+
   void on_event(const telemetry::event& ev);
   void on_udp_event(const telemetry::event& ev);
 
@@ -149,8 +152,8 @@ private:
   metrics_snapshot values_;
   // Open connections (span contexts).
   std::unordered_set<uint64_t> live_;
-  // Traffic already counted from open connections' `progress` reports
-  // (their totals at the last report), by span context.
+  // Traffic already counted from open connections' and UDP sessions'
+  // `progress` reports (their totals at the last report), by span context.
   std::unordered_map<uint64_t, traffic> reported_;
   // Live UDP handler actors (span contexts).
   std::unordered_set<uint64_t> live_udp_;

@@ -70,6 +70,8 @@ udp_server_context::udp_server_context(udp_server_options opts, std::shared_ptr<
       events_.get(), telemetry::join(*conf->span_prefix, "recv"));
   conf->send_event = std::make_shared<const telemetry::interest>(
       events_.get(), telemetry::join(*conf->span_prefix, "send"));
+  conf->progress_event = std::make_shared<const telemetry::interest>(
+      events_.get(), telemetry::join(*conf->span_prefix, "progress"));
   conf->lifetime = opts_.lifetime;
   conf->read_timeout = opts_.read_timeout;
   conf->silent_terminate_on_error = opts_.silent_terminate_on_error;

@@ -15,6 +15,7 @@
 
 #include "atoll/handlers/detail/connection_actor.hpp"
 #include "atoll/handlers/detail/connection_deadlines.hpp"
+#include "atoll/handlers/detail/traffic_report_period.hpp"
 #include "atoll/handlers/connection_record.hpp"
 #include "atoll/handlers/socket.hpp"
 #include "atoll/runtime/telemetry.hpp"
@@ -125,9 +126,6 @@ step_result handshake_step(const connection_config& conf, socket& sock,
 /// anyone listens.
 void note_received(socket& sock, const connection_config& conf, std::string_view data,
                    bool async, int64_t& first_byte_at);
-
-/// How often a busy connection reports its traffic (`progress`) at most.
-constexpr int64_t traffic_report_period_ns = 1000 * ns_per_ms;
 
 /// A connection's periodic traffic report: the `progress` event of its
 /// span, with its totals so far (`recv_oct`, `recv_cnt`, `send_oct`,

@@ -8,6 +8,8 @@
 #include <caf/system_messages.hpp>
 
 #include "atoll/handlers/connection_record.hpp"
+#include "atoll/handlers/detail/traffic_report_period.hpp"
+#include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/error.hpp"
 #include "atoll/runtime/logger.hpp"
 #include "atoll/runtime/span.hpp"
@@ -159,6 +161,7 @@ public:
             finish(end_kind::timeout);
         },
         [this](connection_info_atom) { return record(); },
+        [this](reactor_timer_atom, uint64_t) { on_report_timer(); },
     };
     auto first = std::move(first_);
     deliver(first);
@@ -192,6 +195,51 @@ private:
       auto v = handler_->handle_data(p.data, sock_);
       apply(std::move(v), true);
     });
+    report_traffic();
+  }
+
+  // -- traffic reports (`progress`) ----------------------------------------------
+
+  /// After a datagram: reports the session's totals if they changed and a
+  /// period passed since the last report (the first counts from the start),
+  /// or sets a timer for when one has.
+  void report_traffic() {
+    if (done_ || report_timer_ || !conf_->progress_event
+        || !span_.enabled(*conf_->progress_event) || !traffic_changed())
+      return;
+    auto now = telemetry::monotonic_time();
+    if (reported_at_ == 0)
+      reported_at_ = span_.start_time();
+    auto due = reported_at_ + detail::traffic_report_period_ns;
+    if (now >= due) {
+      report(now);
+      return;
+    }
+    report_timer_ = true;
+    delayed_send(this, std::chrono::nanoseconds{due - now}, reactor_timer_atom::value,
+                 uint64_t{0});
+  }
+
+  void on_report_timer() {
+    report_timer_ = false;
+    if (!done_ && conf_->progress_event && span_.enabled(*conf_->progress_event)
+        && traffic_changed())
+      report(telemetry::monotonic_time());
+  }
+
+  bool traffic_changed() const {
+    auto s = sock_.stats();
+    return s.recv_cnt + s.send_cnt != reported_ops_;
+  }
+
+  void report(int64_t now) {
+    auto s = sock_.stats();
+    reported_at_ = now;
+    reported_ops_ = s.recv_cnt + s.send_cnt;
+    span_.emit(*conf_->progress_event, {{"recv_oct", s.recv_oct},
+                                        {"recv_cnt", s.recv_cnt},
+                                        {"send_oct", s.send_oct},
+                                        {"send_cnt", s.send_cnt}});
   }
 
   /// Applies a verdict. `after_data`: returned by `handle_data`, where a
@@ -349,6 +397,9 @@ private:
   std::unique_ptr<udp_handler> handler_;
   telemetry::span span_;
   uint64_t timer_gen_ = 0;
+  int64_t reported_at_ = 0;   // the last traffic report (0: none yet)
+  uint64_t reported_ops_ = 0; // recv_cnt + send_cnt at that report
+  bool report_timer_ = false; // a report timer is pending
   bool done_ = false;
 };
 

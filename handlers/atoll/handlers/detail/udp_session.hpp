@@ -45,6 +45,9 @@ struct udp_session_config {
   std::shared_ptr<const telemetry::interest> recv_event;
   /// See above.
   std::shared_ptr<const telemetry::interest> send_event;
+  /// The periodic traffic report (`progress`) of long sessions (per peer):
+  /// totals so far, at most once a second, for its subscribers.
+  std::shared_ptr<const telemetry::interest> progress_event;
   /// Per datagram or per peer.
   udp_lifetime lifetime = udp_lifetime::per_datagram;
   /// Silence before `handle_timeout` (per peer; `atl::infinite`: none).
