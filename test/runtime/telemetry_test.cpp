@@ -15,6 +15,7 @@
 #include "atoll/runtime/logger.hpp"
 #include "atoll/runtime/span.hpp"
 #include "atoll/runtime/telemetry.hpp"
+#include "support/allocation_count.hpp"
 
 using namespace atl::telemetry;
 
@@ -123,6 +124,26 @@ BOOST_AUTO_TEST_CASE(spans_emit_start_events_and_one_stop_with_duration) {
   BOOST_CHECK_EQUAL(stop.metadata.get_or<std::string>("error", ""), "timeout");
   BOOST_CHECK_EQUAL(stop.metadata.get_or<uint64_t>("parent_telemetry_span_context", 0),
                     parent.context());
+}
+
+BOOST_AUTO_TEST_CASE(with_nobody_subscribed_a_span_and_its_events_allocate_nothing) {
+  bus b;
+  interest data{&b, join(*conn_prefix, "recv")};
+  auto connection = [&] {
+    auto s = span::start(&b, conn_prefix.get(), {}, {}, 0);
+    if (s.enabled())
+      s.emit("ready", {{"monotonic_time", monotonic_time()}});
+    if (s.enabled(data))
+      s.emit(data, {{"data", std::string(100, 'x')}});
+    s.stop();
+  };
+  BOOST_CHECK_EQUAL(atl::test::allocations_of(connection), 0u);
+  // The counter counts: a subscriber makes the same connection allocate.
+  recorder r;
+  auto sub = b.attach({"atoll"}, r.fn());
+  BOOST_CHECK_GT(atl::test::allocations_of(connection), 0u);
+  BOOST_CHECK_EQUAL(r.names().size(), 4u);
+  b.detach(sub);
 }
 
 BOOST_AUTO_TEST_CASE(a_default_span_is_inert) {

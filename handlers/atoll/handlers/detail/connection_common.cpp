@@ -73,6 +73,10 @@ void stop_connection_span(socket& sock, const char* reason, const std::string& e
   auto& span = access::span(sock);
   if (!span.active())
     return;
+  if (!span.enabled()) {
+    span.stop(); // nobody listens: build nothing
+    return;
+  }
   auto stats = sock.getstat();
   telemetry::fields m{{"send_oct", stats.send_oct},
                       {"send_cnt", stats.send_cnt},

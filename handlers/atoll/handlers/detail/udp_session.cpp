@@ -423,6 +423,10 @@ telemetry::span start_udp_connection_span(const udp_session_config& conf, const 
 
 void stop_udp_connection_span(telemetry::span& span, const datagram_stats& stats,
                               const char* reason, const caf::error& error) {
+  if (!span.enabled()) {
+    span.stop(); // nobody listens: build nothing
+    return;
+  }
   telemetry::fields meta{{"reason", std::string{reason}}};
   if (error)
     meta.set("error", describe(error));
