@@ -199,6 +199,29 @@ BOOST_AUTO_TEST_CASE(output_written_outside_socket_events_is_reported_too) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(input_read_by_a_blocking_recv_is_reported_too) {
+  auto metrics = std::make_shared<server_metrics>(bus);
+  telemetry_recorder rec{bus, {"atoll", "connection", "progress"}};
+  auto script = std::make_shared<probe_script>();
+  script->on_connection = [](atl::socket& sock) {
+    auto got = sock.recv(5, std::chrono::milliseconds{5000});
+    BOOST_CHECK(got && *got == "hello");
+    return verdict::proceed();
+  };
+  auto& srv = start(probe_options(script));
+  auto c = connect(srv);
+  c.send("hello");
+  // The handler took the bytes itself: no socket event follows them.
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.progress"));
+  auto report = rec.named("atoll.connection.progress").front().measurements;
+  BOOST_CHECK_EQUAL(report.get_or<uint64_t>("send_cnt", 1), 0u);
+  BOOST_CHECK_EQUAL(metrics->snapshot().connections_active, 1u);
+  if (!tls_mode()) {
+    BOOST_CHECK_EQUAL(report.get_or<uint64_t>("recv_oct", 0), 5u);
+    BOOST_CHECK_EQUAL(metrics->snapshot().bytes_received, 5u);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(metrics_do_not_make_connections_build_data_events) {
   auto metrics = std::make_shared<server_metrics>(bus);
   detail::data_events data{bus.get(), {"atoll", "connection"}};

@@ -185,6 +185,8 @@ caf::error socket::flush_blocking() {
     auto res = out_.flush(*stream_, stats_);
     switch (res.status) {
       case io_status::done:
+        if (span_.enabled())
+          host_->wrote(); // a traffic report may be due
         return caf::none;
       case io_status::want_read:
       case io_status::want_write: {
@@ -226,6 +228,8 @@ caf::expected<std::string> socket::recv(size_t length,
     }
     if (res.status == io_status::done && res.bytes > 0) {
       if (length == 0 || result.size() == length) {
+        if (span_.enabled())
+          host_->wrote(); // a traffic report may be due
         if (data_ != nullptr && span_.enabled(data_->recv))
           span_.emit(data_->recv, {{"data", result}});
         else if (data_ == nullptr && span_.enabled())

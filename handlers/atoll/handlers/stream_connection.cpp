@@ -145,6 +145,7 @@ public:
       return caf::make_error(errc::closed, "the client closed the connection");
     if (!out.empty()) {
       detail::note_received(*sock_, *conf_, out, false, first_byte_at_);
+      report_traffic();
     }
     return out;
   }
@@ -565,9 +566,11 @@ private:
   }
 
   void on_timer() {
+    if (phase_ == phase::finished)
+      return; // a tick that was in flight when the connection ended
     auto send_ends = phase_ != phase::open || conf_->transport.send_timeout_close;
     auto now = telemetry::monotonic_time();
-    if (phase_ != phase::finished && sock_)
+    if (sock_)
       reports_.on_timer(*sock_, *conf_, deadlines_.report, now);
     switch (deadlines_.check(counting_deadlines(), conf_->transport.send_timeout, send_ends,
                              now)) {
@@ -601,6 +604,7 @@ private:
       return;
     phase_ = phase::finished;
     active_ = false;
+    deadlines_.report = 0; // no more reports: the stop carries the rest
     deadlines_.cancel_timer();
     release_registration();
     if (source_key_) {

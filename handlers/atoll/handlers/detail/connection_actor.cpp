@@ -646,9 +646,11 @@ private:
   }
 
   void on_timer() {
+    if (phase_ == phase::finished)
+      return; // a tick that was in flight when the connection ended
     auto send_ends = phase_ == phase::lingering || conf_->transport.send_timeout_close;
     auto now = telemetry::monotonic_time();
-    if (phase_ != phase::finished && sock_)
+    if (sock_)
       reports_.on_timer(*sock_, *conf_, deadlines_.report, now);
     switch (deadlines_.check(counting_deadlines(), conf_->transport.send_timeout, send_ends,
                              now)) {
@@ -860,6 +862,7 @@ private:
   /// Closes the socket and emits the stop event (once).
   void close_now(end_kind kind, const caf::error& reason) {
     phase_ = phase::finished;
+    deadlines_.report = 0; // no more reports: the stop carries the rest
     deadlines_.cancel_timer();
     release_registration();
     std::string error;

@@ -29,9 +29,10 @@ public:
   /// connection could get the same fd number while it is still registered).
   virtual void releasing_fd() noexcept = 0;
 
-  /// A send or sendfile wrote bytes at once (outside the owner's socket
-  /// events, e.g. from a message handler): a traffic report may be due
-  /// (see `traffic_reports`).
+  /// A send, sendfile, blocking flush or blocking `recv` moved bytes at
+  /// once (outside the owner's socket events, e.g. from a message handler):
+  /// a traffic report may be due (see `traffic_reports`). Called only when
+  /// the connection's span has a subscriber.
   virtual void wrote() = 0;
 };
 

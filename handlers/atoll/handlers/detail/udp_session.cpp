@@ -82,6 +82,9 @@ size_t udp_peer_table::size() const {
 namespace {
 
 using udp_timeout_atom = caf::atom_constant<caf::atom("udptmo")>;
+/// The session's traffic-report tick (private, so a handler's own
+/// `reactor_timer_atom` messages still reach the handler).
+using udp_report_atom = caf::atom_constant<caf::atom("udprpt")>;
 
 /// How a handler actor ends (the connection.stop `reason`).
 enum class end_kind : uint8_t { close, handler_close, timeout, shutdown, error, exception };
@@ -161,7 +164,7 @@ public:
             finish(end_kind::timeout);
         },
         [this](connection_info_atom) { return record(); },
-        [this](reactor_timer_atom, uint64_t) { on_report_timer(); },
+        [this](udp_report_atom) { on_report_timer(); },
     };
     auto first = std::move(first_);
     deliver(first);
@@ -216,8 +219,7 @@ private:
       return;
     }
     report_timer_ = true;
-    delayed_send(this, std::chrono::nanoseconds{due - now}, reactor_timer_atom::value,
-                 uint64_t{0});
+    delayed_send(this, std::chrono::nanoseconds{due - now}, udp_report_atom::value);
   }
 
   void on_report_timer() {
