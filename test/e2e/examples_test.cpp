@@ -608,6 +608,24 @@ BOOST_AUTO_TEST_CASE(starttls_answers_every_line_of_a_pipelined_burst) {
   ex.stop();
 }
 
+// Issue 11 (hostile input, seen while writing fuzz_starttls_lines): an EHLO name is
+// echoed only when it is printable (a bare CR in it would have forged a reply
+// line), and bytes pipelined behind STARTTLS are refused, not answered later
+// as if they had come over TLS.
+BOOST_AUTO_TEST_CASE(starttls_refuses_reply_injection_and_pipelining_after_starttls) {
+  running_example ex{"starttls", tls_args()};
+  const std::string greeting = "220 atoll STARTTLS example ready\r\n";
+  auto c = ex.connect();
+  BOOST_CHECK_EQUAL(c.recv_exact(greeting.size()), greeting);
+  c.send("EHLO a\r250 forged\r\nEHLO ok.test\r\n");
+  const std::string answers = "501 the name must be printable ASCII\r\n"
+                              "250-atoll greets ok.test\r\n250 STARTTLS\r\n";
+  BOOST_CHECK_EQUAL(c.recv_exact(answers.size()), answers);
+  c.send("STARTTLS\r\nEHLO injected\r\n");
+  BOOST_CHECK_EQUAL(c.recv_until_closed(), "501 pipelining after STARTTLS\r\n");
+  ex.stop();
+}
+
 // Issue 11, point 6: a stop signal that arrives while the example is still
 // initializing (here: during the shared libraries' constructors, before
 // main(); the probe holds the program there until the signal is pending)

@@ -195,14 +195,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (data[0] == 0)
     return 0;
   // The stream in reads of pseudo-random sizes.
-  uint32_t state = data[0] * 2654435761u + 1;
-  size_t max_read = size_t{1} << (data[0] % 15);
-  auto cut = read_stream(stream, false, [&] {
-    state ^= state << 13;
-    state ^= state >> 17;
-    state ^= state << 5;
-    return 1 + state % max_read;
-  });
+  auto cut = read_stream(stream, false, fuzz_read_sizes{data[0]});
   using status = example::request_reader::status;
   FUZZ_CHECK(cut.heads.size() <= whole.heads.size());
   for (size_t i = 0; i < cut.heads.size(); ++i)

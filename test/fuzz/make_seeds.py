@@ -130,6 +130,31 @@ for name in ["get11", "pipelined", "pipelined-then-partial", "close", "cr-split-
     write("fuzz_http_head", name + "-cut", "\x07" + heads[name])  # reads of 1..128 bytes
     write("fuzz_http_head", name + "-large-cut", "\x0d" + heads[name])  # 1..8192 bytes
 
+# -- fuzz_starttls_lines ----------------------------------------------------
+# First byte: how the stream is cut into reads (0: one read; b: reads of
+# 1 to 2^(b % 15) bytes); the rest is the stream of one connection.
+
+sessions = {
+    "ehlo-starttls": "EHLO client.test\r\nSTARTTLS\r\n",
+    "ehlo-starttls-echo": "EHLO c\r\nSTARTTLS\r\nhello over tls\r\nQUIT\r\n",
+    "pipelined-after-starttls": "STARTTLS\r\nEHLO injected\r\n",
+    "helo-quit": "HELO x\r\nQUIT\r\nafter quit\r\n",
+    "lowercase": "ehlo a\nstarttls\n",
+    "clear-data": "hello\r\nEHLO\r\nEHLO \r\n\r\n\n",
+    "ehlo-control-bytes": "EHLO a\rb\r\nEHLO \x00\x7f\xff\r\n",
+    "starttls-with-arg": "STARTTLS now\r\n",
+    "line-8192": "x" * 8190 + "\r\n" + "QUIT\r\n",
+    "line-8193": "x" * 8191 + "\r\n",
+    "partial-8192": "y" * 8192,
+    "burst-200": "EHLO b\r\n" * 200,
+}
+for name, stream in sessions.items():
+    write("fuzz_starttls_lines", name + "-1read", "\0" + stream)
+for name in ["ehlo-starttls", "ehlo-starttls-echo", "pipelined-after-starttls", "line-8192",
+             "burst-200"]:
+    write("fuzz_starttls_lines", name + "-bytewise", "\x0f" + sessions[name])
+    write("fuzz_starttls_lines", name + "-cut", "\x07" + sessions[name])
+
 # -- fuzz_output_queue ------------------------------------------------------
 # A program of operations; see fuzz_output_queue.cpp. Write plans: 0
 # want_write, 1 want_read, 2 closed, 3 failed, 4 partial + want_write,

@@ -45,7 +45,7 @@ while (($#)); do
   shift
 done
 ((${#targets[@]})) || targets=(fuzz_endpoint fuzz_http_head fuzz_output_queue fuzz_proxy_protocol
-  fuzz_dns_answer)
+  fuzz_dns_answer fuzz_starttls_lines)
 
 echo "== building the fuzz targets with clang into $build"
 generator=()
@@ -61,7 +61,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppres
 # Longest input per target: HTTP heads must be able to exceed the 8 KiB limit.
 max_len() {
   case $1 in
-    fuzz_http_head) echo 12288 ;;
+    fuzz_http_head | fuzz_starttls_lines) echo 12288 ;;
     *) echo 4096 ;;
   esac
 }
