@@ -155,6 +155,60 @@ for name in ["ehlo-starttls", "ehlo-starttls-echo", "pipelined-after-starttls", 
     write("fuzz_starttls_lines", name + "-bytewise", "\x0f" + sessions[name])
     write("fuzz_starttls_lines", name + "-cut", "\x07" + sessions[name])
 
+# -- fuzz_rate_limiter -------------------------------------------------------
+# A program; see fuzz_rate_limiter.cpp. Limit: mode byte (0: max_packets =
+# next byte % 8, 1: 2 bytes, 2: 1000, 3: 4 bytes), window mode byte (0: next
+# byte % 4 - 1 ms, 1: 2 bytes, 2: 1000 ms, 3: 8 bytes shifted right by the
+# next byte % 64); the tiny table's size (1 + byte % 8); the start time (8
+# bytes); then steps: 0-3 a datagram (source byte: % 8 the source, / 8 % 3
+# its form), 4-5 a clock step (kind byte % 6 and its operand), 6 a new limit,
+# 7 expire.
+
+
+def limit(packets, window):
+    return bytes([0, packets, 2]) if window == 1000 else bytes([0, packets, 1]) + struct.pack(
+        ">H", window)
+
+
+def datagram(source, form=0):
+    return bytes([0, source + 8 * form])
+
+
+def window_steps(n):  # the clock moves n windows
+    return bytes([4, 2, n])
+
+
+EXPIRE = bytes([7])
+start = struct.pack(">q", 1_000_000_000)
+programs = {
+    # 3 per second: 3 pass, the 4th drops, a window later 3 again.
+    "three-per-window": limit(3, 1000) + bytes([0]) + start + datagram(0) * 4
+    + window_steps(1) + datagram(0) * 4 + EXPIRE + window_steps(1) + EXPIRE,
+    # The same IPv4 source by value, as mapped IPv6 and as a socket address.
+    "one-source-three-forms": limit(2, 1000) + bytes([0]) + start + datagram(1, 0)
+    + datagram(1, 1) + datagram(1, 2),
+    # Refill by fractions: a third of a window gives one of 3 tokens back.
+    "fractions": limit(3, 1000) + bytes([3]) + start + datagram(2) * 3
+    + bytes([4, 1, 2]) + datagram(2) * 2,
+    # A new limit keeps the fill fraction; zero drops everything.
+    "set-config": limit(4, 1000) + bytes([7]) + start + datagram(4) * 2
+    + bytes([6]) + limit(8, 500) + datagram(4) * 7 + bytes([6]) + limit(0, 1000)
+    + datagram(5) + EXPIRE,
+    # The clock goes back: no tokens from it.
+    "clock-back": limit(1, 1000) + bytes([0]) + start + datagram(3) + bytes([4, 3, 0xff, 0xff])
+    + datagram(3) + window_steps(1) + datagram(3),
+    # Every source, a tiny table of 1, expiry in between.
+    "tiny-table": limit(1, 1) + bytes([0]) + start
+    + b"".join(datagram(i) for i in range(8)) + window_steps(2) + EXPIRE
+    + b"".join(datagram(i) for i in range(8)),
+    # Extreme limits: 2^32-1 packets, the largest window, huge clock jumps.
+    "extremes": bytes([3, 0xff, 0xff, 0xff, 0xff, 3]) + b"\x7f" + b"\xff" * 7 + bytes([0, 1])
+    + struct.pack(">q", -(2**63)) + datagram(0) * 3 + bytes([4, 5]) + b"\x7f" + b"\xff" * 7
+    + datagram(0) + bytes([6, 0, 1, 2]) + datagram(0) + EXPIRE,
+}
+for name, data in programs.items():
+    write("fuzz_rate_limiter", name, data)
+
 # -- fuzz_output_queue ------------------------------------------------------
 # A program of operations; see fuzz_output_queue.cpp. Write plans: 0
 # want_write, 1 want_read, 2 closed, 3 failed, 4 partial + want_write,
