@@ -209,6 +209,41 @@ programs = {
 for name, data in programs.items():
     write("fuzz_rate_limiter", name, data)
 
+# -- fuzz_dhcp_message -------------------------------------------------------
+# One datagram, as dhcp_dump receives it.
+
+
+def dhcp(op=1, hlen=6, options=b"", cookie=b"\x63\x82\x53\x63", xid=0x3903F326):
+    fixed = bytearray(236)
+    fixed[0] = op
+    fixed[1] = 1  # htype Ethernet
+    fixed[2] = hlen
+    fixed[4:8] = struct.pack(">I", xid)
+    fixed[12:16] = bytes([192, 0, 2, 10])  # ciaddr
+    fixed[16:20] = bytes([192, 0, 2, 20])  # yiaddr
+    fixed[28:34] = bytes([0x00, 0x16, 0x3E, 0x12, 0x34, 0x56])
+    return bytes(fixed) + cookie + options
+
+
+dhcp_seeds = {
+    "discover": dhcp(options=b"\x35\x01\x01\x0c\x04host\xff"),
+    "request": dhcp(options=b"\x35\x01\x03\x32\x04\xc0\x00\x02\x14"
+                    b"\x36\x04\xc0\x00\x02\x01\xff"),
+    "ack-reply": dhcp(op=2, options=b"\x35\x01\x05\x00\x00\xff" + b"\x00" * 20),
+    "no-end-option": dhcp(options=b"\x35\x01\x08"),
+    "past-the-end": dhcp(options=b"\x35\x01\x01\x0c\x10abc"),
+    "code-at-the-end": dhcp(options=b"\x35"),
+    "short": dhcp()[:239],
+    "bad-op": dhcp(op=3),
+    "no-cookie": dhcp(cookie=b"\x00\x00\x00\x00"),
+    "hostname-control-bytes": dhcp(options=b"\x0c\x06a\r\nb\x00\xff\xff"),
+    "hlen-255": dhcp(hlen=255, options=b"\xff"),
+    "unknown-type": dhcp(options=b"\x35\x01\x09\x35\x02\x01\x01\xff"),
+    "empty": b"",
+}
+for name, data in dhcp_seeds.items():
+    write("fuzz_dhcp_message", name, data)
+
 # -- fuzz_output_queue ------------------------------------------------------
 # A program of operations; see fuzz_output_queue.cpp. Write plans: 0
 # want_write, 1 want_read, 2 closed, 3 failed, 4 partial + want_write,

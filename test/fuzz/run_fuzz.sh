@@ -45,7 +45,7 @@ while (($#)); do
   shift
 done
 ((${#targets[@]})) || targets=(fuzz_endpoint fuzz_http_head fuzz_output_queue fuzz_proxy_protocol
-  fuzz_dns_answer fuzz_starttls_lines fuzz_rate_limiter)
+  fuzz_dns_answer fuzz_starttls_lines fuzz_rate_limiter fuzz_dhcp_message)
 
 echo "== building the fuzz targets with clang into $build"
 generator=()
