@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <iostream>
 #include <limits>
@@ -168,7 +169,7 @@ strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std:
 inline std::optional<std::string> check_setting_range(const caf::settings& content,
                                                       const char* name, int64_t min, int64_t max,
                                                       const std::string& range_text) {
-  auto value = caf::get_if(&content, name);
+  auto value = caf::get_if(&content, caf::string_view{name, std::strlen(name)});
   if (value == nullptr)
     return std::nullopt;
   auto number = caf::get_if<caf::config_value::integer>(value);

@@ -244,6 +244,28 @@ dhcp_seeds = {
 for name, data in dhcp_seeds.items():
     write("fuzz_dhcp_message", name, data)
 
+# -- fuzz_example_options ----------------------------------------------------
+# First byte: the integer type (% 8: int8, uint8, int16, uint16, int32,
+# uint32, int64, uint64) the rest is checked as; the rest, split at NUL
+# bytes, is also an argument vector.
+
+option_seeds = {
+    "long-forms": [3, "--port=8080", "--num-acceptors", "100", "--read-timeout=-1"],
+    "short-forms": [3, "-p", "0", "-a10", "-H", "localhost", "-v"],
+    "hex-and-octal": [4, "--port=0x10", "-a", "010"],
+    "limits": [7, "--max-bytes=18446744073709551615", "--level=-128", "--level=127"],
+    "over-limits": [0, "--max-bytes=18446744073709551616", "--level=128", "-p65536"],
+    "signs-and-blanks": [4, "--port=+1", "--num-acceptors= 5", "-a-0", "--level=-0"],
+    "leading-zeros": [6, "--read-timeout=-000123", "--port=00000"],
+    "missing-values": [3, "--port", "--verbose", "-p"],
+    "after-double-dash": [3, "--", "--port=0x10", "-p", "junk"],
+    "category": [3, "--global.port=80", "--global.level", "7"],
+    "string-values": [2, "--host=--port=1", "-H", "-p5", "--host", "0x10"],
+    "unknown": [1, "--nope=0x10", "-z", "1", "positional"],
+}
+for name, (type_byte, *args) in option_seeds.items():
+    write("fuzz_example_options", name, bytes([type_byte]) + "\0".join(args).encode())
+
 # -- fuzz_output_queue ------------------------------------------------------
 # A program of operations; see fuzz_output_queue.cpp. Write plans: 0
 # want_write, 1 want_read, 2 closed, 3 failed, 4 partial + want_write,

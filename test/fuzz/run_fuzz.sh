@@ -45,7 +45,7 @@ while (($#)); do
   shift
 done
 ((${#targets[@]})) || targets=(fuzz_endpoint fuzz_http_head fuzz_output_queue fuzz_proxy_protocol
-  fuzz_dns_answer fuzz_starttls_lines fuzz_rate_limiter fuzz_dhcp_message)
+  fuzz_dns_answer fuzz_starttls_lines fuzz_rate_limiter fuzz_dhcp_message fuzz_example_options)
 
 echo "== building the fuzz targets with clang into $build"
 generator=()
@@ -62,6 +62,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppres
 max_len() {
   case $1 in
     fuzz_http_head | fuzz_starttls_lines) echo 12288 ;;
+    fuzz_example_options) echo 1024 ;;
     *) echo 4096 ;;
   esac
 }
