@@ -3,6 +3,8 @@
 #include <optional>
 #include <boost/test/unit_test.hpp>
 
+#include <caf/scheduler/test_coordinator.hpp>
+
 #include <caf/all.hpp>
 
 #include "atoll/runtime/all.hpp"
@@ -270,23 +272,6 @@ BOOST_AUTO_TEST_CASE(intensity_escalates_on_the_crash_after_max_restarts) {
   BOOST_CHECK_MESSAGE(describe(*reason).find("a") != std::string::npos, describe(*reason));
   // All children were stopped: b too.
   BOOST_CHECK(log->wait_for("stop:b:user_shutdown"));
-}
-
-BOOST_AUTO_TEST_CASE(restarts_outside_the_period_do_not_escalate) {
-  auto log = std::make_shared<event_log>();
-  auto sup =
-    start_supervisor(sys, flags_of(strategy::one_for_one, 1, 200ms), {worker(log, "a")});
-  BOOST_REQUIRE(sup);
-  for (size_t i = 1; i <= 4; ++i) {
-    auto a = child_of(sys, *sup, "a");
-    auto crashed_at = std::chrono::steady_clock::now();
-    caf::anon_send(a, crash_atom::value);
-    BOOST_REQUIRE(wait_for_new_child(sys, *sup, "a", a.id()));
-    // Let the period pass before the next crash: 1 restart per 200 ms is fine.
-    std::this_thread::sleep_until(crashed_at + 250ms);
-  }
-  BOOST_CHECK_EQUAL(restarts_of(sys, *sup, "a"), 4u);
-  BOOST_CHECK(!stop_supervisor(sys, *sup));
 }
 
 BOOST_AUTO_TEST_CASE(a_child_supervisor_escalates_to_its_parent) {
@@ -743,6 +728,187 @@ BOOST_AUTO_TEST_CASE(killing_the_supervisor_takes_its_children_down) {
   BOOST_REQUIRE(sup);
   caf::anon_send_exit(*sup, caf::exit_reason::kill);
   BOOST_CHECK(log->wait_for("stop:a:kill"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// -- the same supervisor on CAF's test coordinator ------------------------------
+//
+// Time is the test's: the actor clock moves only when a test advances it, and
+// every actor runs on the test's thread when the test runs the scheduler. So
+// these tests state exactly when a period has passed or a shutdown timeout
+// fires, instead of bounding wall-clock time.
+
+namespace {
+
+/// An actor system on CAF's test coordinator (no Atoll I/O scheduler: the
+/// generic supervisor needs none), a scoped actor for requests, and helpers
+/// that run every actor until nothing is left to do.
+struct coordinator_fixture : fd_leak_check {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys_ptr;
+  caf::actor_system& sys;
+  caf::scheduler::test_coordinator& sched;
+  caf::scoped_actor self;
+  std::vector<caf::actor> supervisors;
+
+  static caf::actor_system_config& testing(caf::actor_system_config& cfg) {
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    return cfg;
+  }
+
+  coordinator_fixture()
+    : sys_ptr(std::make_unique<caf::actor_system>(testing(cfg))),
+      sys(*sys_ptr),
+      sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())),
+      self(sys, true) {
+  }
+
+  /// Ends what a failed test left running: the system's destructor would
+  /// wait for it forever (nothing runs actors but `run`).
+  ~coordinator_fixture() {
+    for (auto& sup : supervisors)
+      caf::anon_send_exit(sup, caf::exit_reason::kill);
+    run();
+  }
+
+  /// Runs every actor until no message is left.
+  void run() {
+    sched.run();
+  }
+
+  /// Moves the clock by `dt`, fires what is due and runs it.
+  void advance(caf::timespan dt) {
+    sched.advance_time(dt);
+    run();
+  }
+
+  /// Spawns a supervisor and runs its start.
+  caf::actor supervise(supervisor_flags flags, std::vector<child_spec> specs) {
+    auto sup = spawn_supervisor(sys, flags, std::move(specs));
+    BOOST_REQUIRE(sup);
+    self->monitor(*sup);
+    supervisors.push_back(*sup);
+    run();
+    return *sup;
+  }
+
+  /// The children of `sup` (its reply is in the mailbox once run).
+  std::vector<child_info> children(const caf::actor& sup) {
+    self->send(sup, which_children_atom::value);
+    run();
+    std::vector<child_info> result;
+    bool replied = false;
+    self->receive([&](std::vector<child_info>& xs) { result = std::move(xs), replied = true; },
+                  caf::after(std::chrono::seconds(0)) >> [] {});
+    BOOST_REQUIRE_MESSAGE(replied, "the supervisor did not answer which_children");
+    return result;
+  }
+
+  child_info child(const caf::actor& sup, const std::string& id) {
+    for (auto& c : children(sup))
+      if (c.id == id)
+        return c;
+    BOOST_FAIL("no child " << id);
+    return {};
+  }
+
+  /// Crashes child `id` of `sup` and runs what follows.
+  void crash(const caf::actor& sup, const std::string& id) {
+    caf::anon_send(child(sup, id).handle, crash_atom::value);
+    run();
+  }
+
+  /// The exit reason of the monitored supervisor, if it has exited.
+  std::optional<caf::error> exit_of_supervisor() {
+    std::optional<caf::error> result;
+    self->receive([&](caf::down_msg& dm) { result = dm.reason; },
+                  caf::after(std::chrono::seconds(0)) >> [] {});
+    return result;
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(supervisor_timing, coordinator_fixture)
+
+BOOST_AUTO_TEST_CASE(restarts_exactly_one_period_old_still_count) {
+  auto log = std::make_shared<event_log>();
+  auto sup = supervise(flags_of(strategy::one_for_one, 3, 5000ms),
+                       {worker(log, "a"), worker(log, "b")});
+  for (uint32_t i = 1; i <= 3; ++i) {
+    crash(sup, "a");
+    BOOST_CHECK_EQUAL(child(sup, "a").restart_count, i);
+  }
+  // Exactly one period after the three restarts they still count: the
+  // fourth crash is the fourth restart within the period, one too many.
+  advance(5000ms);
+  BOOST_CHECK(!exit_of_supervisor());
+  crash(sup, "a");
+  auto reason = exit_of_supervisor();
+  BOOST_REQUIRE(reason);
+  BOOST_CHECK(*reason == errc::restart_intensity_reached);
+  BOOST_CHECK_EQUAL(log->count("stop:b:user_shutdown"), 1u);
+  BOOST_CHECK_EQUAL(log->count("start:a"), 4u);
+}
+
+BOOST_AUTO_TEST_CASE(one_nanosecond_after_the_period_the_old_restarts_are_forgotten) {
+  auto log = std::make_shared<event_log>();
+  auto sup = supervise(flags_of(strategy::one_for_one, 3, 5000ms), {worker(log, "a")});
+  for (int i = 0; i < 3; ++i)
+    crash(sup, "a");
+  advance(5000ms + 1ns);
+  crash(sup, "a");
+  BOOST_CHECK(!exit_of_supervisor());
+  BOOST_CHECK_EQUAL(child(sup, "a").restart_count, 4u);
+  // The three forgotten restarts leave room for exactly two more at once.
+  crash(sup, "a");
+  crash(sup, "a");
+  BOOST_CHECK(!exit_of_supervisor());
+  crash(sup, "a");
+  auto reason = exit_of_supervisor();
+  BOOST_REQUIRE(reason);
+  BOOST_CHECK(*reason == errc::restart_intensity_reached);
+}
+
+BOOST_AUTO_TEST_CASE(restarts_spaced_by_more_than_the_period_never_escalate) {
+  auto log = std::make_shared<event_log>();
+  auto sup = supervise(flags_of(strategy::one_for_one, 1, 200ms), {worker(log, "a")});
+  for (uint32_t i = 1; i <= 50; ++i) {
+    crash(sup, "a");
+    BOOST_REQUIRE(!exit_of_supervisor());
+    BOOST_CHECK_EQUAL(child(sup, "a").restart_count, i);
+    advance(200ms + 1ns);
+  }
+  // Two crashes within the period are one restart too many.
+  crash(sup, "a");
+  crash(sup, "a");
+  auto reason = exit_of_supervisor();
+  BOOST_REQUIRE(reason);
+  BOOST_CHECK(*reason == errc::restart_intensity_reached);
+  BOOST_CHECK_EQUAL(log->count("start:a"), 52u);
+}
+
+BOOST_AUTO_TEST_CASE(a_child_ignoring_shutdown_is_killed_at_its_timeout_not_before) {
+  auto log = std::make_shared<event_log>();
+  auto sup = supervise(flags_of(strategy::one_for_one),
+                       {worker(log, "polite"),
+                        worker(log, "stubborn", restart_type::permanent,
+                               shutdown_policy::timeout(300ms), true)});
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  run();
+  BOOST_CHECK_EQUAL(log->count("ignored:stubborn"), 1u);
+  advance(300ms - 1ns);
+  BOOST_CHECK_EQUAL(log->count("stop:stubborn:kill"), 0u);
+  BOOST_CHECK_EQUAL(log->count("stop:polite:user_shutdown"), 0u); // waits its turn
+  BOOST_CHECK(!exit_of_supervisor());
+  advance(1ns);
+  BOOST_CHECK_EQUAL(log->count("stop:stubborn:kill"), 1u);
+  // Then the one before it, in reverse start order, and the supervisor.
+  BOOST_CHECK_EQUAL(log->count("stop:polite:user_shutdown"), 1u);
+  auto reason = exit_of_supervisor();
+  BOOST_REQUIRE(reason);
+  BOOST_CHECK(*reason == caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

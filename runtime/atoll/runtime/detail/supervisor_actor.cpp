@@ -9,10 +9,12 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
+#include <caf/actor_clock.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
@@ -35,7 +37,12 @@ bool is_normal_exit(const caf::error& reason) {
          || reason == caf::exit_reason::user_shutdown;
 }
 
-using clock_type = restart_intensity::clock_type;
+// Restarts are counted in the actor system's time (`clock().now()`: the steady
+// clock through the system's actor clock), so that a test on CAF's test
+// coordinator decides when a period has passed. (`local_actor::now()` would
+// say the same, but Debian's libcaf_core 0.17.6 declares it without a
+// definition.)
+static_assert(std::is_same_v<restart_intensity::clock_type, caf::actor_clock::clock_type>);
 
 /// A child exit or an API request that arrived while the supervisor was busy
 /// with a multi-step operation.
@@ -527,7 +534,7 @@ private:
         children_.erase(seq); // a transient dynamic child that exited normally
       return;
     }
-    if (!intensity_.note_restart(clock_type::now())) {
+    if (!intensity_.note_restart(clock().now())) {
       give_up(rec.spec->id, reason);
       return;
     }
@@ -616,7 +623,7 @@ private:
     auto i = children_.find(seq);
     if (i == children_.end() || i->second.handle)
       return;
-    if (!intensity_.note_restart(clock_type::now())) {
+    if (!intensity_.note_restart(clock().now())) {
       give_up(i->second.spec->id,
               caf::make_error(errc::start_failed, i->second.spec->id, "restart failed"));
       return;
@@ -850,7 +857,7 @@ private:
     st->root.strategy = to_string(flags_.strategy);
     st->root.max_restarts = flags_.max_restarts;
     st->root.period = flags_.period;
-    st->root.recent_restarts = intensity_.recent_restarts(clock_type::now());
+    st->root.recent_restarts = intensity_.recent_restarts(clock().now());
     std::vector<std::pair<size_t, caf::actor>> subtrees;
     std::vector<std::tuple<size_t, caf::actor, const describe_function*>> described;
     for (auto& kv : children_.temporaries()) {
