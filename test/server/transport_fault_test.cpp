@@ -1,7 +1,8 @@
 // The connection actor and its output queue driven through a transport that
 // injects faults (test/support/faulty_transport.hpp): byte-sized partial
 // reads and writes, would-block results on ready sockets, and a reset or a
-// system error on the Nth read or write, for every N a conversation has.
+// system error on the Nth read or write, for every N a conversation has, and
+// on the Nth step of a TLS handshake.
 #include <boost/test/unit_test.hpp>
 
 #include <string>
@@ -191,6 +192,82 @@ BOOST_AUTO_TEST_CASE(a_reset_or_an_error_on_the_nth_operation_ends_the_connectio
       BOOST_CHECK_GE(runs, 3u);
       BOOST_CHECK_LT(runs, 199u);
     }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_fault_at_any_step_of_a_tls_handshake_ends_the_connection_once) {
+  // For N = 1, 2, ... the Nth step of the server's TLS handshake (TLS 1.3
+  // and TLS 1.2) would block (a spurious want_write), sees a reset or fails,
+  // until N is past the handshake. A spurious would-block only delays: the client's echo
+  // works. A reset or a failure ends the connection before the handler
+  // sees it, as a handshake error, with exactly one stop event.
+  for (auto version : {tls_version::tls1_3, tls_version::tls1_2})
+  for (auto kind : {fault::would_block, fault::reset, fault::failure}) {
+    auto tls = test_tls_options();
+    tls.max_version = version;
+    auto ctx = tls_context::make(tls);
+    BOOST_REQUIRE(ctx);
+    size_t runs = 0;
+    for (size_t n = 1; n < 50; ++n) {
+      auto plan = std::make_shared<fault_plan>();
+      plan->on_handshake[n] = kind;
+      auto script = std::make_shared<probe_script>();
+      script->on_data = echo;
+      auto opts = probe_options(script);
+      opts.tls.reset();
+      opts.transport_layer = fault_plan::factory(plan, tls_transport_factory(*ctx));
+      opts.transport_name = "tls";
+      opts.silent_terminate_on_error = true;
+      auto& srv = start(opts);
+      telemetry_recorder rec{bus};
+      bool echoed = false;
+      {
+        test_client client;
+        if (client.try_connect_tls(address_of(srv), {}) && client.try_send("ping")) {
+          std::string got;
+          while (got.size() < 4) {
+            auto chunk = client.recv_some(2000ms);
+            if (!chunk || chunk->empty())
+              break;
+            got += *chunk;
+          }
+          echoed = got == "ping";
+        }
+      }
+      bool injected = plan->injected.load() > 0;
+      BOOST_TEST_CONTEXT(to_string(version) << " handshake step " << n << ": "
+                         << (kind == fault::would_block ? "would block"
+                             : kind == fault::reset     ? "reset"
+                                                        : "failure")) {
+        BOOST_REQUIRE(rec.wait_for("atoll.connection.stop", 1, 5000ms));
+        BOOST_CHECK_EQUAL(rec.count("atoll.connection.stop"), 1u);
+        auto reason = rec.named("atoll.connection.stop")
+                        .front()
+                        .metadata.get_or<std::string>("reason", "?");
+        if (kind == fault::would_block || !injected) {
+          BOOST_CHECK(echoed);
+          BOOST_CHECK_EQUAL(script->log->count("connection"), 1u);
+          BOOST_CHECK_EQUAL(reason, "peer_closed");
+        } else {
+          BOOST_CHECK(!echoed);
+          BOOST_CHECK_EQUAL(script->log->count("connection"), 0u);
+          BOOST_CHECK_EQUAL(reason, "handshake_error");
+        }
+      }
+      BOOST_CHECK(!srv.stop());
+      ++runs;
+      if (!injected)
+        break; // N is past the handshake: every step was tried
+    }
+    // Every step was faulted, and a run past the handshake ended the loop.
+    // How many steps a handshake takes depends on what has arrived when the
+    // server tries again (OpenSSL's server finishes `SSL_do_handshake` once
+    // its last flight is written, or only after the client's Finished):
+    // one or two here, and one more after a spurious would-block.
+    BOOST_TEST_MESSAGE(to_string(version) << ", " << static_cast<int>(kind) << ": " << runs - 1
+                                          << " handshake steps faulted");
+    BOOST_CHECK_GE(runs, 2u);
+    BOOST_CHECK_LT(runs, 49u);
   }
 }
 
