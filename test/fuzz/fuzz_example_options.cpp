@@ -19,9 +19,10 @@
 // - a refusal has a message; other type names pass the text through.
 // strict_arguments
 // - a refusal names an option (the message starts with '-');
-// - an accepted vector has every integer option's value (in all four
-//   spellings: --name=V, --name V, -kV, -k V) in canonical form, and once
-//   CAF has parsed it, every integer setting is that value.
+// - an accepted vector has every integer option's value (in every
+//   spelling: --name=V with any name CAF resolves to the option, such as
+//   "global.port" or "caf#port", --name V, -kV, -k V) in canonical form, and
+//   once CAF has parsed it, every integer setting is the last such value.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -123,20 +124,31 @@ constexpr int_option int_options[] = {
   {"level", 0, &types[0]},
 };
 
-/// The integer option `arg` sets with an attached value ("--port=V",
-/// "--global.port=V" or "-pV"), or nullptr.
-const int_option* attached(std::string_view arg, std::string_view& value) {
-  for (const auto& o : int_options) {
-    for (auto prefix : {std::string{"--"} + o.name + "=", std::string{"--global."} + o.name + "="})
-      if (arg.substr(0, prefix.size()) == prefix) {
-        value = arg.substr(prefix.size());
+/// The integer option `arg` sets with an attached value ("--NAME=V", NAME
+/// found as CAF finds it: "port", "global.port", "caf#port", ...; or "-pV"),
+/// or nullptr.
+const int_option* attached(const caf::config_option_set& opts, std::string_view arg,
+                           std::string_view& value) {
+  if (arg.substr(0, 2) == "--") {
+    auto eq = arg.find('=');
+    if (eq == std::string_view::npos)
+      return nullptr;
+    auto found = opts.cli_long_name_lookup(std::string{arg.substr(2, eq - 2)});
+    if (found == nullptr || found->is_flag())
+      return nullptr;
+    auto long_name = found->long_name();
+    for (const auto& o : int_options)
+      if (std::string_view{long_name.data(), long_name.size()} == o.name) {
+        value = arg.substr(eq + 1);
         return &o;
       }
+    return nullptr;
+  }
+  for (const auto& o : int_options)
     if (o.short_name != 0 && arg.size() > 2 && arg[0] == '-' && arg[1] == o.short_name) {
       value = arg.substr(2);
       return &o;
     }
-  }
   return nullptr;
 }
 
@@ -180,7 +192,7 @@ void check_arguments(const std::vector<std::string>& args) {
       o = short_option(arg[1]);
       value = (*out)[++i];
     } else {
-      o = attached(arg, value);
+      o = attached(opts, arg, value);
     }
     if (o == nullptr)
       continue;

@@ -39,6 +39,7 @@
 namespace {
 
 __extension__ typedef unsigned __int128 u128;
+__extension__ typedef __int128 i128;
 
 constexpr int64_t ns_per_ms = 1'000'000;
 constexpr int64_t int64_max = std::numeric_limits<int64_t>::max();
@@ -128,7 +129,8 @@ struct u256 {
       bool subtract = top || r >= d;
       if (subtract)
         r -= d;
-      if (i < 128 && subtract)
+      FUZZ_CHECK(i < 128 || !subtract); // the quotient must fit in 128 bits
+      if (subtract)
         q |= static_cast<u128>(1) << i;
     }
     return q;
@@ -216,7 +218,7 @@ private:
     if (now <= b.last)
       return;
     // now - last in 128 bits: no overflow for any int64 pair.
-    u128 elapsed = static_cast<u128>(static_cast<__int128>(now) - b.last);
+    u128 elapsed = static_cast<u128>(static_cast<i128>(now) - b.last);
     u128 full = b.tokens + elapsed * per_ns_; // < 2^97
     b.tokens = full < capacity_ ? full : capacity_;
     b.last = now;
@@ -296,13 +298,13 @@ source pick_source(uint8_t choice) {
 /// The next time: steps of the program's choosing, saturating at the int64
 /// range (a clock may go back: the limiter must not gain from it).
 int64_t step(program& in, int64_t now, int64_t window_ns) {
-  __int128 next = now;
+  i128 next = now;
   switch (in.byte() % 6) {
     case 0: next += in.byte(); break;
     case 1: next += window_ns / (1 + in.byte()); break;
-    case 2: next += static_cast<__int128>(window_ns) * (in.byte() % 4); break;
+    case 2: next += static_cast<i128>(window_ns) * (in.byte() % 4); break;
     case 3: next -= in.u64(2); break;
-    case 4: next += static_cast<__int128>(in.u64(8) >> (in.byte() % 64)); break;
+    case 4: next += static_cast<i128>(in.u64(8) >> (in.byte() % 64)); break;
     default: next = static_cast<int64_t>(in.u64(8)); break;
   }
   if (next > int64_max)
