@@ -265,6 +265,22 @@ private:
   std::shared_ptr<event_log> log_;
 };
 
+/// Answers "<data>-1", "<data>-2", "<data>-3", then tries a reply too large
+/// for UDP (65,508 bytes: not batched, so its error comes back at once) and
+/// says whether it failed: "<data>-big:error" or "<data>-big:sent".
+class three_replies_handler : public udp_handler {
+public:
+  verdict handle_data(std::string_view data, socket& sock) override {
+    std::string d{data};
+    for (int i = 1; i <= 3; ++i)
+      if (auto err = sock.send(d + "-" + std::to_string(i)))
+        return verdict::error(err);
+    auto big = sock.send(std::string(65'508, 'x'));
+    static_cast<void>(sock.send(d + (big ? "-big:error" : "-big:sent")));
+    return verdict::proceed();
+  }
+};
+
 /// Answers with the address the datagram was sent to and the socket's
 /// receive buffer size.
 class destination_handler : public udp_handler {
@@ -320,6 +336,54 @@ BOOST_FIXTURE_TEST_CASE(echoes_every_size_from_many_source_ports, udp_fixture) {
   auto s = srv->stats();
   BOOST_CHECK_EQUAL(s.received, 6u + 100u);
   BOOST_CHECK_EQUAL(s.too_large + s.rate_limited + s.spawn_failed, 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(batched_replies_arrive_complete_and_in_order, udp_fixture) {
+  for (auto lifetime : {udp_lifetime::per_datagram, udp_lifetime::per_peer}) {
+    BOOST_TEST_CONTEXT("lifetime " << to_string(lifetime)) {
+      auto opts = loopback_options();
+      opts.set_handler<three_replies_handler>();
+      opts.lifetime = lifetime;
+      event_recorder rec{opts.telemetry};
+      start(opts);
+      // 30 clients at once, 3 datagrams each: the handlers of many peers
+      // run back-to-back on a worker, so their replies share sendmmsg calls.
+      std::vector<std::unique_ptr<udp_client>> clients;
+      for (int i = 0; i < 30; ++i)
+        clients.push_back(std::make_unique<udp_client>());
+      for (int round = 0; round < 3; ++round)
+        for (size_t i = 0; i < clients.size(); ++i)
+          clients[i]->send(where, std::to_string(i) + "." + std::to_string(round));
+      for (size_t i = 0; i < clients.size(); ++i) {
+        std::vector<std::string> got;
+        for (int k = 0; k < 12; ++k)
+          got.push_back(clients[i]->recv().value_or("(none)"));
+        // Each datagram's four replies in order; with per_datagram, the
+        // handlers of one client's datagrams may run in any order.
+        std::multiset<std::string> rounds_seen;
+        for (size_t k = 0; k < got.size(); k += 4) {
+          auto prefix = got[k].substr(0, got[k].rfind('-'));
+          rounds_seen.insert(prefix);
+          BOOST_CHECK_EQUAL(got[k], prefix + "-1");
+          BOOST_CHECK_EQUAL(got[k + 1], prefix + "-2");
+          BOOST_CHECK_EQUAL(got[k + 2], prefix + "-3");
+          BOOST_CHECK_EQUAL(got[k + 3], prefix + "-big:error");
+        }
+        for (int round = 0; round < 3; ++round)
+          BOOST_CHECK_EQUAL(rounds_seen.count(std::to_string(i) + "." + std::to_string(round)),
+                            1u);
+        BOOST_CHECK(!clients[i]->recv(50ms)); // nothing more
+      }
+      // The oversized reply failed at once: a send_error event, and it is
+      // not counted as sent.
+      BOOST_CHECK(wait_until([&] {
+        return rec.named("atoll.udp.connection.send_error").size() == 90u;
+      }));
+      BOOST_CHECK_EQUAL(rec.named("atoll.udp.connection.send").size(), 360u);
+      BOOST_REQUIRE(!srv->stop(10s));
+      srv.reset();
+    }
+  }
 }
 
 BOOST_FIXTURE_TEST_CASE(drops_oversized_datagrams_and_reports_their_size, udp_fixture) {

@@ -1,11 +1,63 @@
 #include "atoll/handlers/udp_handler.hpp"
 
+#include <algorithm>
+
 #include "atoll/handlers/detail/handler_host.hpp"
 
 #include "atoll/runtime/error.hpp"
+#include "atoll/runtime/io_scheduler.hpp"
 #include "atoll/runtime/span.hpp"
 
 namespace atl {
+
+namespace {
+
+/// The sockets with replies queued by the handler actors that ran on this
+/// scheduler worker since its run of jobs began: each socket sends what is
+/// queued in one `sendmmsg` when the run ends
+/// (`io_scheduler::defer_to_batch_end`), or when it closes.
+class reply_batch {
+public:
+  /// Queues `data` for `to` on `sock`. Returns false if nothing was queued
+  /// because this thread is not an `io_scheduler` worker (send it now).
+  /// Errors: `errc::closed`.
+  caf::expected<bool> add(const std::shared_ptr<datagram_socket>& sock, const udp_peer& to,
+                          std::string_view data) {
+    if (!scheduled_) {
+      if (!io_scheduler::defer_to_batch_end(&reply_batch::flush_this, this))
+        return false;
+      scheduled_ = true;
+    }
+    if (std::find(pending_.begin(), pending_.end(), sock) == pending_.end())
+      pending_.push_back(sock);
+    if (auto err = sock->queue_send(to, data))
+      return err;
+    return true;
+  }
+
+  static reply_batch& of_this_thread() {
+    thread_local reply_batch batch;
+    return batch;
+  }
+
+private:
+  static void flush_this(void* self) {
+    static_cast<reply_batch*>(self)->flush();
+  }
+
+  void flush() noexcept {
+    scheduled_ = false;
+    // What cannot go (a full send buffer) is dropped, as UDP drops it.
+    for (auto& sock : pending_)
+      sock->flush_queued();
+    pending_.clear(); // a closed socket is not kept alive by the batch
+  }
+
+  std::vector<std::shared_ptr<datagram_socket>> pending_;
+  bool scheduled_ = false;
+};
+
+} // namespace
 
 std::string to_string(udp_lifetime x) {
   switch (x) {
@@ -22,33 +74,39 @@ udp_socket::udp_socket(std::shared_ptr<datagram_socket> sock, udp_peer peer)
   : sock_(std::move(sock)), peer_(peer) {}
 
 caf::error udp_socket::send(std::string_view data) {
-  if (outbox_ != nullptr) {
-    if (sock_->closed())
-      return caf::make_error(errc::closed, "the UDP socket is closed");
-    outbox_->emplace_back(peer_, std::string{data});
-    sent(data);
-    return caf::none;
+  // The largest UDP payload over IPv4: a larger reply goes out at once, so
+  // that its error (EMSGSIZE) reaches the caller.
+  constexpr size_t max_batched = 65'507;
+  if (batched_ && outbox_ == nullptr && data.size() <= max_batched) {
+    auto queued = reply_batch::of_this_thread().add(sock_, peer_, data);
+    if (!queued)
+      return queued.error();
+    if (*queued) {
+      sent(data);
+      return caf::none;
+    }
   }
-  auto err = sock_->send_to(peer_, data);
-  if (err)
-    send_failed(data, err);
-  else
-    sent(data);
-  return err;
+  return send_to_peer(peer_, data);
 }
 
 caf::error udp_socket::send_to(const endpoint& to, std::string_view data) {
   auto peer = udp_peer::from(to);
   if (!peer)
     return peer.error();
+  return send_to_peer(*peer, data);
+}
+
+caf::error udp_socket::send_to_peer(const udp_peer& to, std::string_view data) {
   if (outbox_ != nullptr) {
     if (sock_->closed())
       return caf::make_error(errc::closed, "the UDP socket is closed");
-    outbox_->emplace_back(*peer, std::string{data});
+    outbox_->emplace_back(to, std::string{data});
     sent(data);
     return caf::none;
   }
-  auto err = sock_->send_to(*peer, data);
+  if (batched_)
+    sock_->flush_queued(); // after the replies queued before it
+  auto err = sock_->send_to(to, data);
   if (err)
     send_failed(data, err);
   else

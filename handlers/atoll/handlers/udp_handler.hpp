@@ -77,11 +77,23 @@ public:
   /// buffer is full, the datagram is dropped), `errc::system_error`. A
   /// failed send emits the connection span's `send_error` event (`data`,
   /// `error`).
+  ///
+  /// Replies are batched: a handler actor running on an `io_scheduler`
+  /// worker queues the reply, and the replies of every handler that ran on
+  /// that worker go out together (one `sendmmsg` per socket) when the
+  /// worker's run of jobs ends, at the latest after 32 actor runs. A queued
+  /// reply reports only `errc::closed`; one that then cannot go (a full send
+  /// buffer) is dropped, as UDP drops it. Replies larger than 65,507 bytes,
+  /// and those of a detached handler actor, go out at once with every error
+  /// above.
   [[nodiscard]] caf::error send(std::string_view data);
 
   /// Sends `data` to `to` (any address; broadcast needs
-  /// `udp_options::broadcast`). Errors as `send`, plus
-  /// `errc::invalid_address` (not sent, no event).
+  /// `udp_options::broadcast`). From a handler actor it goes out at once,
+  /// not batched, so that its error (such as a refused broadcast) reaches
+  /// the caller; an `in_listener` handler's goes out with the listener's
+  /// replies. Errors as `send`, plus `errc::invalid_address` (not sent, no
+  /// event).
   [[nodiscard]] caf::error send_to(const endpoint& to, std::string_view data);
 
   /// The peer (address and port) this handler serves.
@@ -124,6 +136,7 @@ public:
 
 private:
   friend struct detail::udp_socket_access;
+  caf::error send_to_peer(const udp_peer& to, std::string_view data);
   void sent(std::string_view data);
   void send_failed(std::string_view data, const caf::error& err) const;
 
@@ -133,6 +146,7 @@ private:
   const telemetry::span* span_ = nullptr;
   const telemetry::interest* send_event_ = nullptr;
   std::vector<std::pair<udp_peer, std::string>>* outbox_ = nullptr; // in_listener: deferred
+  bool batched_ = false; // a handler actor's: sent when its worker's run of jobs ends
   std::optional<std::string> destination_;
   int interface_index_ = 0;
 };

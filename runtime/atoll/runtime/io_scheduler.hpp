@@ -69,6 +69,19 @@ public:
   /// one's, round-robin).
   void enqueue(caf::resumable* job) override;
 
+  /// Defers `fn(arg)` to the end of the calling worker's current run of
+  /// jobs: it runs on this thread once the worker's queue is empty (before
+  /// it steals work, spins or sleeps), after every 32 further jobs at the
+  /// latest, and before the worker ends. Lets the actors that run
+  /// back-to-back on one worker share a system call (the UDP handlers'
+  /// replies go out in one `sendmmsg`). Deferring the same `fn` and `arg`
+  /// again before it ran runs it once. `fn` must not throw or block; it may
+  /// defer again (it then runs in the same flush).
+  /// Returns false, deferring nothing, if the caller is not one of an
+  /// `io_scheduler`'s workers (a detached actor, another thread) or 8
+  /// distinct items are already waiting: the caller does the work now.
+  [[nodiscard]] static bool defer_to_batch_end(void (*fn)(void*), void* arg) noexcept;
+
   /// CAF's timer service (delayed messages, request timeouts).
   caf::detail::thread_safe_actor_clock& clock() noexcept override;
 

@@ -673,6 +673,25 @@ namespace {
 thread_local io_core* this_core = nullptr;
 thread_local size_t this_worker = 0;
 
+/// Work deferred to the end of this worker's run of jobs
+/// (`io_scheduler::defer_to_batch_end`).
+struct deferred_work {
+  static constexpr size_t capacity = 8;
+  std::pair<void (*)(void*), void*> items[capacity];
+  size_t size = 0;
+};
+thread_local deferred_work deferred;
+
+/// Runs the work deferred on this thread (and what it defers in turn).
+void run_deferred() noexcept {
+  while (deferred.size > 0) {
+    deferred_work now = deferred;
+    deferred.size = 0;
+    for (size_t i = 0; i < now.size; ++i)
+      now.items[i].first(now.items[i].second);
+  }
+}
+
 } // namespace
 
 // -- workers -----------------------------------------------------------------------
@@ -731,13 +750,18 @@ caf::resumable* io_core::next_job(size_t index, caf::execution_unit* unit) {
     // A busy worker still looks at its sockets every so many jobs.
     if (++me.since_poll >= poll_interval) {
       me.since_poll = 0;
+      run_deferred();
       poll_now(me, unit, true);
       if (workers.size() > 1)
         check_stuck(index, unit);
     }
     auto* job = pop(me);
-    if (job == nullptr)
+    if (job == nullptr) {
+      // The run of jobs ends here: what they deferred goes out before
+      // this worker looks elsewhere or sleeps.
+      run_deferred();
       job = steal(index);
+    }
     if (job != nullptr) {
       me.busy.store(true, std::memory_order_relaxed);
       me.runs.fetch_add(1, std::memory_order_relaxed);
@@ -786,6 +810,7 @@ void io_core::run_worker(caf::actor_system& sys, size_t index, size_t max_throug
         break;
     }
   }
+  run_deferred();
   this_core = nullptr;
   sys.thread_terminates();
 }
@@ -1101,6 +1126,19 @@ void io_scheduler::stop() {
 
 void io_scheduler::enqueue(caf::resumable* job) {
   io_->core_->enqueue(job);
+}
+
+bool io_scheduler::defer_to_batch_end(void (*fn)(void*), void* arg) noexcept {
+  if (detail::this_core == nullptr)
+    return false;
+  auto& d = detail::deferred;
+  for (size_t i = 0; i < d.size; ++i)
+    if (d.items[i].first == fn && d.items[i].second == arg)
+      return true;
+  if (d.size == detail::deferred_work::capacity)
+    return false;
+  d.items[d.size++] = {fn, arg};
+  return true;
 }
 
 caf::detail::thread_safe_actor_clock& io_scheduler::clock() noexcept {

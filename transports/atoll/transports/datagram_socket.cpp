@@ -350,11 +350,41 @@ bool datagram_socket::closed() const noexcept {
 }
 
 void datagram_socket::close() noexcept {
+  flush_queued();
   std::unique_lock guard{mtx_};
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
   }
+  std::lock_guard<std::mutex> queue_guard{queue_mtx_};
+  queued_.clear(); // queued after the flush: too late
+}
+
+caf::error datagram_socket::queue_send(const udp_peer& to, std::string_view data) {
+  std::shared_lock guard{mtx_};
+  if (fd_ < 0)
+    return caf::make_error(errc::closed, "the UDP socket is closed");
+  std::lock_guard<std::mutex> queue_guard{queue_mtx_};
+  queued_.emplace_back(to, std::string{data});
+  return caf::none;
+}
+
+size_t datagram_socket::flush_queued() noexcept {
+  std::vector<std::pair<udp_peer, std::string>> batch;
+  {
+    std::lock_guard<std::mutex> queue_guard{queue_mtx_};
+    if (queued_.empty())
+      return 0;
+    batch.swap(queued_);
+  }
+  auto sent = send_many(batch);
+  // Hands the storage back for the next batch if nothing was queued
+  // meanwhile (no allocation per flush).
+  batch.clear();
+  std::lock_guard<std::mutex> queue_guard{queue_mtx_};
+  if (queued_.empty())
+    queued_.swap(batch);
+  return sent ? *sent : 0;
 }
 
 caf::expected<size_t> datagram_socket::receive(datagram_batch& batch) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -219,6 +220,16 @@ public:
   [[nodiscard]] caf::expected<size_t>
   send_many(const std::vector<std::pair<udp_peer, std::string>>& msgs);
 
+  /// Queues one datagram for `to`: it goes out with everything else queued
+  /// on this socket at the next `flush_queued` (one `sendmmsg` for many), or
+  /// at `close` at the latest. Any thread. Errors: `errc::closed` (later
+  /// failures drop the datagram, as `send_many` does).
+  [[nodiscard]] caf::error queue_send(const udp_peer& to, std::string_view data);
+
+  /// Sends what `queue_send` queued so far (see `send_many`). Returns how
+  /// many went out. Any thread.
+  size_t flush_queued() noexcept;
+
   /// Joins a multicast group: an IPv4 one on the interface with address
   /// `interface_address` (empty: any); an IPv6 one (this socket bound to an
   /// IPv6 address) on the interface named or numbered `interface_address`
@@ -235,7 +246,8 @@ public:
   /// Datagrams and octets received and sent so far.
   datagram_stats stats() const noexcept;
 
-  /// Closes the socket (idempotent); waits for calls in progress.
+  /// Sends what is queued, then closes the socket (idempotent); waits for
+  /// calls in progress.
   void close() noexcept;
 
   /// True once closed.
@@ -252,6 +264,8 @@ private:
   std::atomic<uint64_t> recv_oct_{0};
   std::atomic<uint64_t> send_cnt_{0};
   std::atomic<uint64_t> send_oct_{0};
+  std::mutex queue_mtx_; // guards queued_
+  std::vector<std::pair<udp_peer, std::string>> queued_;
 };
 
 /// Sends `request` to `to` from a fresh ephemeral socket and waits up to

@@ -141,6 +141,7 @@ public:
     attach_functor([this](const caf::error& reason) { cleanup(reason); });
     span_ = detail::start_udp_connection_span(*conf_, peer_, parent_span_, first_.received_at);
     detail::udp_socket_access::wire(sock_, &span_, conf_->send_event.get());
+    detail::udp_socket_access::set_batched(sock_, true);
     caf::message_handler user;
     if (!guarded([this, &user] {
           handler_ = conf_->factory();

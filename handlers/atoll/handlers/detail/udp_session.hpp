@@ -158,6 +158,11 @@ struct udp_socket_access {
   static void set_peer(udp_socket& sock, const udp_peer& peer) {
     sock.peer_ = peer;
   }
+  /// Defers sends to the end of the scheduler worker's run of jobs (handler
+  /// actors), where the replies of all handlers that ran go out together.
+  static void set_batched(udp_socket& sock, bool batched) {
+    sock.batched_ = batched;
+  }
   /// Defers sends into `outbox` (in_listener).
   static void set_outbox(udp_socket& sock, std::vector<std::pair<udp_peer, std::string>>* outbox) {
     sock.outbox_ = outbox;
