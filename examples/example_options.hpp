@@ -52,8 +52,9 @@ inline std::optional<std::string> canonical_integer(std::string_view type_name,
   if ((!is_signed && type_name.substr(0, 4) != "uint") || bits_text.empty()
       || bits_text.find_first_not_of("0123456789") != std::string_view::npos)
     return std::string{text};
-  int bits = std::atoi(std::string{bits_text}.c_str());
-  if (bits < 8 || bits > 64)
+  int bits = 0;
+  auto parsed = std::from_chars(bits_text.data(), bits_text.data() + bits_text.size(), bits);
+  if (parsed.ec != std::errc{} || bits < 8 || bits > 64)
     return std::string{text};
   auto digits = text;
   bool negative = is_signed && !digits.empty() && digits.front() == '-';

@@ -370,6 +370,9 @@ caf::error datagram_socket::queue_send(const udp_peer& to, std::string_view data
 }
 
 size_t datagram_socket::flush_queued() noexcept {
+  // Two workers flushing at once must not send a later batch before an
+  // earlier one (one handler's replies would arrive out of order).
+  std::lock_guard<std::mutex> flush_guard{flush_mtx_};
   std::vector<std::pair<udp_peer, std::string>> batch;
   {
     std::lock_guard<std::mutex> queue_guard{queue_mtx_};

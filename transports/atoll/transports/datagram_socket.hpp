@@ -264,6 +264,7 @@ private:
   std::atomic<uint64_t> recv_oct_{0};
   std::atomic<uint64_t> send_cnt_{0};
   std::atomic<uint64_t> send_oct_{0};
+  std::mutex flush_mtx_; // one flush at a time: batches leave in the order they were queued
   std::mutex queue_mtx_; // guards queued_
   std::vector<std::pair<udp_peer, std::string>> queued_;
 };
