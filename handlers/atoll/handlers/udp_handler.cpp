@@ -49,7 +49,7 @@ private:
     scheduled_ = false;
     // What cannot go (a full send buffer) is dropped, as UDP drops it.
     for (auto& sock : pending_)
-      sock->flush_queued();
+      sock->try_flush_queued();
     pending_.clear(); // a closed socket is not kept alive by the batch
   }
 

@@ -370,24 +370,49 @@ caf::error datagram_socket::queue_send(const udp_peer& to, std::string_view data
 }
 
 size_t datagram_socket::flush_queued() noexcept {
-  // Two workers flushing at once must not send a later batch before an
+  // Two threads flushing at once must not send a later batch before an
   // earlier one (one handler's replies would arrive out of order).
   std::lock_guard<std::mutex> flush_guard{flush_mtx_};
-  std::vector<std::pair<udp_peer, std::string>> batch;
-  {
+  return drain_queue();
+}
+
+size_t datagram_socket::try_flush_queued() noexcept {
+  size_t total = 0;
+  for (;;) {
+    std::unique_lock<std::mutex> flush_guard{flush_mtx_, std::try_to_lock};
+    if (!flush_guard.owns_lock())
+      return total; // the holder sends ours: it looks again after unlocking
+    total += drain_queue();
+    flush_guard.unlock();
+    // A datagram queued after drain_queue saw an empty queue, by a thread
+    // whose try_lock failed before the unlock, would stay queued: look
+    // again. Queued after this look, its own thread's try_lock succeeds.
     std::lock_guard<std::mutex> queue_guard{queue_mtx_};
     if (queued_.empty())
-      return 0;
-    batch.swap(queued_);
+      return total;
   }
-  auto sent = send_many(batch);
-  // Hands the storage back for the next batch if nothing was queued
-  // meanwhile (no allocation per flush).
-  batch.clear();
-  std::lock_guard<std::mutex> queue_guard{queue_mtx_};
-  if (queued_.empty())
-    queued_.swap(batch);
-  return sent ? *sent : 0;
+}
+
+size_t datagram_socket::drain_queue() noexcept {
+  size_t total = 0;
+  std::vector<std::pair<udp_peer, std::string>> batch;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> queue_guard{queue_mtx_};
+      if (!batch.empty()) {
+        // Hands the storage back for the next batch if nothing was queued
+        // meanwhile (no allocation per flush).
+        batch.clear();
+        if (queued_.empty())
+          queued_.swap(batch);
+      }
+      if (queued_.empty())
+        return total;
+      batch.swap(queued_);
+    }
+    auto sent = send_many(batch);
+    total += sent ? *sent : 0;
+  }
 }
 
 caf::expected<size_t> datagram_socket::receive(datagram_batch& batch) {

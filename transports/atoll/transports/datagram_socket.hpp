@@ -226,9 +226,16 @@ public:
   /// failures drop the datagram, as `send_many` does).
   [[nodiscard]] caf::error queue_send(const udp_peer& to, std::string_view data);
 
-  /// Sends what `queue_send` queued so far (see `send_many`). Returns how
-  /// many went out. Any thread.
+  /// Sends what `queue_send` queued so far (see `send_many`), after waiting
+  /// for a flush in progress on another thread, so that whatever is sent
+  /// next leaves after it. Returns how many went out. Any thread.
   size_t flush_queued() noexcept;
+
+  /// Like `flush_queued`, but never waits: if another thread is flushing
+  /// this socket, returns 0 at once and that thread sends what is queued
+  /// (also what was queued while it sent) before it stops. Batches leave in
+  /// the order they were queued. Any thread.
+  size_t try_flush_queued() noexcept;
 
   /// Joins a multicast group: an IPv4 one on the interface with address
   /// `interface_address` (empty: any); an IPv6 one (this socket bound to an
@@ -264,6 +271,9 @@ private:
   std::atomic<uint64_t> recv_oct_{0};
   std::atomic<uint64_t> send_cnt_{0};
   std::atomic<uint64_t> send_oct_{0};
+  /// Sends batches until the queue is empty; the caller holds flush_mtx_.
+  size_t drain_queue() noexcept;
+
   std::mutex flush_mtx_; // one flush at a time: batches leave in the order they were queued
   std::mutex queue_mtx_; // guards queued_
   std::vector<std::pair<udp_peer, std::string>> queued_;
