@@ -1,6 +1,7 @@
 // Tests of the generic supervisor: strategies, restart types, intensity,
 // ordered start and shutdown, shutdown policies and the operations.
 #include <optional>
+#include <set>
 #include <boost/test/unit_test.hpp>
 
 #include <caf/scheduler/test_coordinator.hpp>
@@ -560,6 +561,76 @@ BOOST_AUTO_TEST_CASE(drain_stops_all_children_and_refuses_new_ones) {
   BOOST_REQUIRE(!refused);
   BOOST_CHECK(refused.error() == errc::shutting_down);
   BOOST_CHECK(!stop_supervisor(sys, *sup)); // still alive until stopped
+}
+
+BOOST_AUTO_TEST_CASE(adopted_actors_are_listed_counted_and_stopped_as_temporary_children) {
+  auto log = std::make_shared<event_log>();
+  auto flags = flags_of(strategy::simple_one_for_one);
+  flags.max_children = 1; // the adopter's to keep: not checked on adoption
+  auto sup = start_supervisor(sys, flags, {worker(log, "conn", restart_type::temporary)});
+  BOOST_REQUIRE(sup);
+  auto a = sys.spawn(test_worker, worker_config{log, "a"});
+  auto b = sys.spawn(test_worker, worker_config{log, "b"});
+  auto dead = sys.spawn(test_worker, worker_config{log, "dead"});
+  {
+    exit_watch watch{sys, dead};
+    caf::anon_send(dead, quit_atom::value);
+    BOOST_REQUIRE(watch.wait());
+  }
+  BOOST_REQUIRE(!adopt_children(sys, *sup, {a, b, dead}));
+  // The dead one goes at once; the others are children of the template.
+  BOOST_REQUIRE(wait_until([&] { return count_children(sys, *sup)->active == 2; }));
+  auto kids = which_children(sys, *sup);
+  BOOST_REQUIRE(kids && kids->size() == 2);
+  std::set<caf::actor_id> ids;
+  for (auto& kid : *kids) {
+    BOOST_CHECK_EQUAL(kid.id, "conn");
+    BOOST_CHECK(kid.restart == restart_type::temporary);
+    ids.insert(kid.handle.id());
+  }
+  BOOST_CHECK((ids == std::set<caf::actor_id>{a.id(), b.id()}));
+  // A crash is not restarted; the slot is freed.
+  caf::anon_send(a, crash_atom::value);
+  BOOST_REQUIRE(wait_until([&] { return count_children(sys, *sup)->active == 1; }));
+  BOOST_CHECK_EQUAL(log->count("start:conn"), 0u); // no start function ran
+  // Terminated by handle like any dynamic child, then the stop finds none.
+  BOOST_CHECK(!terminate_child(sys, *sup, b));
+  BOOST_CHECK(log->wait_for("stop:b:user_shutdown"));
+  BOOST_CHECK_EQUAL(count_children(sys, *sup)->active, 0u);
+  auto c = sys.spawn(test_worker, worker_config{log, "c"});
+  BOOST_REQUIRE(!adopt_children(sys, *sup, {c}));
+  BOOST_CHECK(!stop_supervisor(sys, *sup));
+  BOOST_CHECK(log->wait_for("stop:c:user_shutdown"));
+  BOOST_CHECK((starts_and_stops(log->entries())
+               == std::vector<std::string>{"stop:dead", "stop:a", "stop:b", "stop:c"}));
+}
+
+BOOST_AUTO_TEST_CASE(adoption_is_refused_by_other_supervisors_and_after_a_drain) {
+  auto log = std::make_shared<event_log>();
+  // A static supervisor leaves the actor alone.
+  auto fixed = start_supervisor(sys, flags_of(strategy::one_for_one), {worker(log, "w")});
+  BOOST_REQUIRE(fixed);
+  auto stray = sys.spawn(test_worker, worker_config{log, "stray"});
+  BOOST_CHECK(adopt_children(sys, *fixed, {stray}) == errc::unsupported_operation);
+  BOOST_CHECK(!stop_supervisor(sys, *fixed));
+  BOOST_CHECK_EQUAL(log->count("stop:stray:user_shutdown"), 0u);
+  caf::anon_send(stray, quit_atom::value); // still running: it ends on its own
+  BOOST_CHECK(log->wait_for("stop:stray:normal"));
+  // A drained supervisor stops the late actor with the template's policy
+  // (this one ignores the shutdown and is killed at the timeout).
+  auto sup = start_supervisor(sys, flags_of(strategy::simple_one_for_one),
+                              {worker(log, "conn", restart_type::temporary,
+                                      shutdown_policy::timeout(100ms))});
+  BOOST_REQUIRE(sup);
+  BOOST_REQUIRE(!drain(sys, *sup));
+  auto late = sys.spawn(test_worker, worker_config{log, "late", true});
+  exit_watch watch{sys, late};
+  BOOST_CHECK(adopt_children(sys, *sup, {late}) == errc::shutting_down);
+  auto reason = watch.wait();
+  BOOST_REQUIRE(reason);
+  BOOST_CHECK(*reason == caf::exit_reason::kill);
+  BOOST_CHECK_EQUAL(log->count("ignored:late"), 1u);
+  BOOST_CHECK(!stop_supervisor(sys, *sup));
 }
 
 BOOST_AUTO_TEST_CASE(on_stop_runs_when_stopping_but_not_on_restarts) {

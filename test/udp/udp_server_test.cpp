@@ -913,6 +913,60 @@ BOOST_FIXTURE_TEST_CASE(limit_reached_drops_after_the_retries, udp_fixture) {
   BOOST_CHECK_EQUAL(a.recv().value_or("-"), "2:a2");
 }
 
+/// Answers "held:<data>" and keeps its per-datagram actor waiting for
+/// mailbox messages that never come (until the stop).
+class holding_handler : public udp_handler {
+public:
+  explicit holding_handler(std::shared_ptr<event_log> log) : log_(std::move(log)) {}
+
+  verdict handle_data(std::string_view data, socket& sock) override {
+    static_cast<void>(sock.send("held:" + std::string{data}));
+    return verdict::proceed(infinite);
+  }
+
+  void handle_shutdown(socket&) override {
+    log_->add("shutdown");
+  }
+
+private:
+  std::shared_ptr<event_log> log_;
+};
+
+BOOST_FIXTURE_TEST_CASE(a_burst_of_datagrams_never_runs_more_actors_than_the_limit,
+                        system_fixture) {
+  auto log = std::make_shared<event_log>();
+  auto opts = loopback_options();
+  opts.set_handler<holding_handler>(log);
+  opts.num_listeners = 2;
+  opts.num_connections = 3;
+  opts.max_connections_retry_count = 0;
+  auto srv = start_udp_server(sys, opts);
+  BOOST_REQUIRE(srv);
+  auto where = *srv->listener_info();
+  std::vector<std::unique_ptr<udp_client>> clients;
+  for (int i = 0; i < 10; ++i)
+    clients.push_back(std::make_unique<udp_client>());
+  for (int i = 0; i < 10; ++i)
+    clients[i]->send(where, "q" + std::to_string(i));
+  BOOST_CHECK(wait_until([&] { return srv->stats().spawn_failed == 7; }));
+  BOOST_CHECK(wait_until([&] { return srv->connections()->size() == 3; }));
+  size_t answered = 0;
+  for (int i = 0; i < 10; ++i)
+    if (auto reply = clients[i]->recv(200ms)) {
+      BOOST_CHECK_EQUAL(*reply, "held:q" + std::to_string(i));
+      ++answered;
+    }
+  BOOST_CHECK_EQUAL(answered, 3u);
+  auto tree = srv->tree();
+  BOOST_REQUIRE(tree);
+  BOOST_CHECK_EQUAL(tree->children[0].role, "connection_sup");
+  BOOST_CHECK_EQUAL(tree->children[0].children.size(), 3u);
+  BOOST_CHECK_EQUAL(srv->stats().spawn_failed, 7u); // still: nothing retried
+  // The stop reaches every held actor through its supervisor.
+  BOOST_REQUIRE(srv->stop(10s) == caf::none);
+  BOOST_CHECK_EQUAL(log->count("shutdown"), 3u);
+}
+
 BOOST_FIXTURE_TEST_CASE(every_bad_option_is_named, system_fixture) {
   auto check = [this](const char* what, auto mutate) {
     auto opts = loopback_options();

@@ -13,6 +13,11 @@ using which_children_atom = caf::atom_constant<caf::atom("whichchld")>;
 using count_children_atom = caf::atom_constant<caf::atom("countchld")>;
 /// `start_child` request: replies the new child's `caf::actor` or an error.
 using start_child_atom = caf::atom_constant<caf::atom("startchld")>;
+/// `(adopt_children_atom, std::vector<caf::actor>)` request to a
+/// `simple_one_for_one` supervisor whose template is a temporary worker:
+/// takes actors its caller spawned itself as temporary children (see
+/// `supervisor_flags::max_children`). Replies `ok_atom` or an error.
+using adopt_children_atom = caf::atom_constant<caf::atom("adoptchld")>;
 /// `terminate_child` request: replies `caf::unit` or an error.
 using terminate_child_atom = caf::atom_constant<caf::atom("termchld")>;
 /// `restart_child` request: replies the new child's `caf::actor` or an error.

@@ -65,6 +65,12 @@ caf::expected<caf::actor> start_child(caf::actor_system& sys, const caf::actor& 
     sys, sup, timeout, caf::make_message(start_child_atom::value, std::move(args)));
 }
 
+caf::error adopt_children(caf::actor_system& sys, const caf::actor& sup,
+                          std::vector<caf::actor> children, std::chrono::milliseconds timeout) {
+  return blocking_ok(sys, sup, timeout,
+                     caf::make_message(adopt_children_atom::value, std::move(children)));
+}
+
 caf::error terminate_child(caf::actor_system& sys, const caf::actor& sup, const std::string& id,
                            std::chrono::milliseconds timeout) {
   return blocking_ok(sys, sup, timeout, caf::make_message(terminate_child_atom::value, id));

@@ -60,6 +60,20 @@ start_child(caf::actor_system& sys, const caf::actor& sup, child_spec spec,
 start_child(caf::actor_system& sys, const caf::actor& sup, caf::message args,
             std::chrono::milliseconds timeout = default_call_timeout);
 
+/// Hands running actors that the caller spawned itself to a
+/// `simple_one_for_one` supervisor of temporary workers, which monitors,
+/// lists, counts and stops them as children started from its template (no
+/// start function runs; one already dead goes at once). The supervisor's
+/// `max_children` is not checked: an adopter keeps its own limit. The
+/// asynchronous form is the request `(adopt_children_atom,
+/// std::vector<caf::actor>)`, one message for many actors (the UDP
+/// listeners' way). Errors: `unsupported_operation` (another kind of
+/// supervisor; the actors are left alone), `shutting_down` (draining or
+/// stopping; the supervisor stops them). Blocks the calling thread.
+[[nodiscard]] caf::error adopt_children(caf::actor_system& sys, const caf::actor& sup,
+                                        std::vector<caf::actor> children,
+                                        std::chrono::milliseconds timeout = default_call_timeout);
+
 /// Stops the child `id` with its shutdown policy; its spec stays (static
 /// supervisors). Errors: `not_found`, `unsupported_operation` (dynamic
 /// supervisor), `shutting_down`. Blocks the calling thread.

@@ -13,7 +13,13 @@ child_spec udp_connection_supervisor_spec(std::shared_ptr<udp_server_context> ct
     const auto& args = sc.args();
     if (!args.match_elements<udp_hand_off>())
       return caf::make_error(errc::invalid_spec, "start_child expects a udp_hand_off");
-    return spawn_udp_session(sc.self(), conf, args.get_as<udp_hand_off>(0));
+    // Listeners spawn their handler actors and hand them over with
+    // `adopt_children`; this path serves `start_child` callers.
+    auto h = args.get_as<udp_hand_off>(0);
+    if (!conf->slots->try_take())
+      return caf::make_error(errc::max_children, "connection_sup");
+    h.holds_slot = true;
+    return spawn_udp_session(sc.self(), conf, std::move(h));
   };
   return connection_sup_child(
       "handler", std::move(start), opts.shutdown_timeout, opts.num_connections,

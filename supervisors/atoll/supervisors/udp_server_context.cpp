@@ -78,6 +78,7 @@ udp_server_context::udp_server_context(udp_server_options opts, std::shared_ptr<
   conf->detached = opts_.detached_connections;
   if (opts_.lifetime == udp_lifetime::per_peer)
     conf->peers = std::make_shared<udp_peer_table>();
+  conf->slots = std::make_shared<udp_session_slots>(opts_.num_connections);
   sessions_ = std::move(conf);
   listener_prefix_ = std::make_shared<const telemetry::event_name>(
       telemetry::event_name{"atoll", "udp", "listener"});

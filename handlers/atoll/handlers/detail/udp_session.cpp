@@ -1,6 +1,7 @@
 #include "atoll/handlers/detail/udp_session.hpp"
 
 #include <exception>
+#include <utility>
 
 #include <caf/actor_cast.hpp>
 #include <caf/event_based_actor.hpp>
@@ -118,7 +119,11 @@ public:
     : caf::event_based_actor(cfg), conf_(std::move(conf)), peer_(hand_off.peer),
       sock_(std::move(hand_off.sock), hand_off.peer), first_(std::move(hand_off.first)),
       parent_span_(hand_off.parent_span), started_at_(first_.received_at),
-      timeout_(conf_->read_timeout) {}
+      timeout_(conf_->read_timeout), holds_slot_(hand_off.holds_slot) {}
+
+  ~udp_session() override {
+    give_back_slot(); // killed before it ever ran
+  }
 
   const char* name() const override {
     return "atoll.udp_handler";
@@ -378,7 +383,13 @@ private:
     detail::stop_udp_connection_span(span_, sock_.stats(), reason_text(kind), reason);
   }
 
+  void give_back_slot() noexcept {
+    if (std::exchange(holds_slot_, false) && conf_->slots)
+      conf_->slots->give_back();
+  }
+
   void cleanup(const caf::error& reason) {
+    give_back_slot();
     // Killed (or ended without `finish`): the peer entry and span still end.
     if (!done_) {
       done_ = true;
@@ -397,6 +408,7 @@ private:
   /// When the first datagram arrived (monotonic ns): the record's age.
   int64_t started_at_;
   std::chrono::milliseconds timeout_;
+  bool holds_slot_; // one of conf_->slots, given back when this actor ends
   std::unique_ptr<udp_handler> handler_;
   telemetry::span span_;
   uint64_t timer_gen_ = 0;

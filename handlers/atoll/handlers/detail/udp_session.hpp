@@ -2,6 +2,7 @@
 // messages, per datagram or per peer. Internal to the UDP server.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -31,6 +32,39 @@ namespace detail {
 
 class udp_peer_table;
 
+/// The handler actors of one UDP server running at once, against its
+/// `num_connections`: a listener takes a slot before it spawns an actor,
+/// and the actor gives it back when it ends. Thread-safe.
+class udp_session_slots {
+public:
+  /// At most `limit` slots at once (empty: unlimited, only counted).
+  explicit udp_session_slots(std::optional<uint32_t> limit) noexcept : limit_(limit) {}
+
+  /// Takes a slot. False at the limit (nothing taken).
+  bool try_take() noexcept {
+    auto before = used_.fetch_add(1, std::memory_order_relaxed);
+    if (limit_ && before >= *limit_) {
+      used_.fetch_sub(1, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+
+  /// Gives back a slot taken by `try_take`.
+  void give_back() noexcept {
+    used_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  /// Slots taken now.
+  uint64_t in_use() const noexcept {
+    return used_.load(std::memory_order_relaxed);
+  }
+
+private:
+  std::optional<uint32_t> limit_;
+  std::atomic<uint64_t> used_{0};
+};
+
 /// Settings shared by all handler actors of one UDP server.
 struct udp_session_config {
   /// Creates each actor's handler. Required.
@@ -59,6 +93,8 @@ struct udp_session_config {
   bool detached = false;
   /// The per-peer routing table (per_peer only).
   std::shared_ptr<udp_peer_table> peers;
+  /// The actors running at once, against `num_connections`. Required.
+  std::shared_ptr<udp_session_slots> slots;
 };
 
 /// One datagram travelling to a handler actor.
@@ -84,6 +120,9 @@ struct udp_hand_off {
   udp_payload first;
   /// The acceptor span's context (the connection span's parent).
   uint64_t parent_span = 0;
+  /// The spawner took one of `udp_session_config::slots` for this actor,
+  /// which gives it back when it ends.
+  bool holds_slot = false;
 };
 
 /// Per-peer routing: which handler actor serves which peer, and the
@@ -182,8 +221,8 @@ void stop_udp_connection_span(telemetry::span& span, const datagram_stats& stats
 
 } // namespace detail
 
-/// Spawns a UDP handler actor from inside `parent` (the connection
-/// supervisor's start function).
+/// Spawns a UDP handler actor from inside `parent` (a listener, or the
+/// connection supervisor's start function). Runs on `parent`'s thread.
 caf::actor spawn_udp_session(caf::event_based_actor* parent,
                              std::shared_ptr<const detail::udp_session_config> config,
                              detail::udp_hand_off hand_off);

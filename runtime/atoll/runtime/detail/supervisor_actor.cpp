@@ -108,6 +108,9 @@ public:
         }
         return rp;
       },
+      [this](adopt_children_atom, std::vector<caf::actor>& kids) -> caf::result<caf::ok_atom> {
+        return adopt(kids);
+      },
       [this](terminate_child_atom, std::string& id) -> caf::result<caf::ok_atom> {
         return reply_when_idle<caf::ok_atom>(&supervisor_actor::terminate_by_id, id);
       },
@@ -678,6 +681,43 @@ private:
     monitor<caf::message_priority::high>(*res);
     children_.add_temporary(*res);
     return res;
+  }
+
+  /// Takes running actors as temporary children (monitored and listed as if
+  /// started from the template; one already dead goes at once). Runs even
+  /// while busy: no start function runs and no record changes but the
+  /// temporaries'. `max_children` is the adopter's to keep. A draining
+  /// supervisor stops them with the template's shutdown policy, a stopping
+  /// one sends them `user_shutdown`; both answer `shutting_down`. A
+  /// supervisor of another kind answers `unsupported_operation` and leaves
+  /// them alone.
+  caf::result<caf::ok_atom> adopt(std::vector<caf::actor>& kids) {
+    auto tmpl = dynamic() ? children_.template_spec() : nullptr;
+    if (!tmpl || tmpl->restart != restart_type::temporary || tmpl->type != child_type::worker)
+      return caf::make_error(errc::unsupported_operation,
+                             "adopt_children needs a simple_one_for_one supervisor of "
+                             "temporary workers");
+    if (phase_ != phase::running || draining_) {
+      for (auto& kid : kids) {
+        if (!kid)
+          continue;
+        if (phase_ == phase::stopping) {
+          // Our own exit follows; it does not wait for these.
+          send_exit(kid, caf::exit_reason::user_shutdown);
+          continue;
+        }
+        monitor<caf::message_priority::high>(kid);
+        terminate_child_actor(kid, tmpl->shutdown, [] {});
+      }
+      return caf::make_error(errc::shutting_down);
+    }
+    for (auto& kid : kids) {
+      if (!kid)
+        continue;
+      monitor<caf::message_priority::high>(kid);
+      children_.add_temporary(std::move(kid));
+    }
+    return caf::ok_atom::value;
   }
 
   void add_static_child(child_spec spec, caf::typed_response_promise<caf::actor> rp) {
