@@ -107,7 +107,6 @@ public:
         },
         [this](udp_retry_atom, udp_hand_off& h, uint32_t retries_left) {
           start_session(std::move(h), retries_left);
-          adopt_sessions();
         },
     };
     return inline_ ? inline_behavior() : caf::behavior{internal_};
@@ -151,7 +150,6 @@ private:
       if (*n < batch.capacity())
         break;
     }
-    adopt_sessions();
     if (span_.enabled(ctx_->waiting_event()))
       span_.emit(ctx_->waiting_event(), {{"monotonic_time", telemetry::monotonic_time()}});
     if (auto err = sock_->io().rearm(sock_->registration(), io_events::readable)) {
@@ -205,22 +203,25 @@ private:
     start_session(std::move(h), opts.max_connections_retry_count);
   }
 
-  /// Spawns a handler actor for `h`, to be handed to the connection
-  /// supervisor after this receive event (`adopt_sessions`). At the
-  /// `num_connections` limit, retries later (holding the datagram) and
-  /// finally drops it.
+  /// Spawns a handler actor for `h`. One that outlives its first run asks
+  /// the connection supervisor to adopt it (`adopt_children`); one that
+  /// ends in it (most per-datagram actors) never costs the supervisor a
+  /// message. At the `num_connections` limit, retries later (holding the
+  /// datagram) and finally drops it.
   void start_session(udp_hand_off h, uint32_t retries_left) {
     if (ctx_->stopping.load()) {
       give_up(h.peer, caf::make_error(errc::shutting_down, "the server is stopping"));
       return;
     }
-    if (!ctx_->connection_supervisor()) {
+    h.adopter = ctx_->connection_supervisor();
+    if (!h.adopter) {
       give_up(h.peer, caf::make_error(errc::not_found, "no connection supervisor"));
       return;
     }
     const auto& conf = ctx_->sessions();
     if (!conf->slots->try_take()) {
       if (retries_left > 0) {
+        h.adopter = nullptr;
         delayed_send(this, ctx_->options().max_connections_retry_wait, udp_retry_atom::value,
                      std::move(h), retries_left - 1);
         return;
@@ -233,35 +234,6 @@ private:
     auto hdl = spawn_udp_session(this, conf, std::move(h));
     if (auto& peers = conf->peers)
       peers->started(peer, hdl);
-    adoptees_.push_back(std::move(hdl));
-  }
-
-  /// Hands the handler actors spawned since the last call to the
-  /// connection supervisor, in one message. If it is gone (it restarts),
-  /// they get `user_shutdown` from here instead: none runs unsupervised.
-  void adopt_sessions() {
-    if (adoptees_.empty())
-      return;
-    auto kids = std::move(adoptees_);
-    adoptees_.clear();
-    auto sup = ctx_->connection_supervisor();
-    if (!sup) {
-      stop_orphans(kids);
-      return;
-    }
-    auto copy = kids;
-    request(sup, caf::infinite, adopt_children_atom::value, std::move(copy))
-        .then([](caf::ok_atom) {},
-              [kids{std::move(kids)}](caf::error& err) {
-                // shutting_down: the supervisor stops them itself.
-                if (err != errc::shutting_down)
-                  stop_orphans(kids);
-              });
-  }
-
-  static void stop_orphans(const std::vector<caf::actor>& kids) {
-    for (auto& kid : kids)
-      caf::anon_send_exit(kid, caf::exit_reason::user_shutdown);
   }
 
   void give_up(const udp_peer& peer, const caf::error& err) {
@@ -504,14 +476,6 @@ private:
       flush();
       inline_.reset();
     }
-    if (!adoptees_.empty()) {
-      // Ended within a receive event: the supervisor still gets them.
-      if (auto sup = ctx_->connection_supervisor())
-        caf::anon_send(sup, adopt_children_atom::value, std::move(adoptees_));
-      else
-        stop_orphans(adoptees_);
-      adoptees_.clear();
-    }
     if (joined_)
       sock_->io().leave(sock_->registration(), address());
     telemetry::fields meta;
@@ -533,7 +497,6 @@ private:
   const char* inline_reason_ = "local_closed"; // how the current datagram's handling ended
   caf::error inline_error_;
   std::vector<std::pair<udp_peer, std::string>> outbox_;
-  std::vector<caf::actor> adoptees_; // spawned, not yet handed to the supervisor
   telemetry::span span_;
   telemetry::span acceptor_span_;
   uint64_t count_ = 0;  // datagrams received

@@ -119,7 +119,8 @@ public:
     : caf::event_based_actor(cfg), conf_(std::move(conf)), peer_(hand_off.peer),
       sock_(std::move(hand_off.sock), hand_off.peer), first_(std::move(hand_off.first)),
       parent_span_(hand_off.parent_span), started_at_(first_.received_at),
-      timeout_(conf_->read_timeout), holds_slot_(hand_off.holds_slot) {}
+      timeout_(conf_->read_timeout), holds_slot_(hand_off.holds_slot),
+      adopter_(std::move(hand_off.adopter)) {}
 
   ~udp_session() override {
     give_back_slot(); // killed before it ever ran
@@ -176,6 +177,7 @@ public:
     deliver(first);
     if (done_)
       return {};
+    request_adoption();
     return user ? caf::behavior{internal.or_else(user)} : caf::behavior{internal};
   }
 
@@ -383,6 +385,24 @@ private:
     detail::stop_udp_connection_span(span_, sock_.stats(), reason_text(kind), reason);
   }
 
+  /// Outlived its first run: asks the supervisor it was spawned for to
+  /// adopt it (an actor that ends in its first run never bothers it). If
+  /// that supervisor is gone or refuses, this actor ends as in a stop; a
+  /// stopping supervisor stops it itself.
+  void request_adoption() {
+    if (!adopter_)
+      return;
+    auto sup = std::move(adopter_);
+    adopter_ = nullptr;
+    std::vector<caf::actor> me{caf::actor_cast<caf::actor>(this)};
+    request(sup, caf::infinite, adopt_children_atom::value, std::move(me))
+        .then([](caf::ok_atom) {},
+              [this](caf::error& err) {
+                if (err != errc::shutting_down)
+                  finish(end_kind::shutdown);
+              });
+  }
+
   void give_back_slot() noexcept {
     if (std::exchange(holds_slot_, false) && conf_->slots)
       conf_->slots->give_back();
@@ -409,6 +429,7 @@ private:
   int64_t started_at_;
   std::chrono::milliseconds timeout_;
   bool holds_slot_; // one of conf_->slots, given back when this actor ends
+  caf::actor adopter_; // asked to adopt this actor after its first run
   std::unique_ptr<udp_handler> handler_;
   telemetry::span span_;
   uint64_t timer_gen_ = 0;

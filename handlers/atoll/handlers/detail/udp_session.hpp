@@ -123,6 +123,11 @@ struct udp_hand_off {
   /// The spawner took one of `udp_session_config::slots` for this actor,
   /// which gives it back when it ends.
   bool holds_slot = false;
+  /// If set, the supervisor the actor asks to adopt it
+  /// (`adopt_children_atom`) once it outlives its first run; if that
+  /// supervisor is gone, the actor ends as in a stop. Unset: spawned by
+  /// its supervisor.
+  caf::actor adopter;
 };
 
 /// Per-peer routing: which handler actor serves which peer, and the
