@@ -23,6 +23,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include "atoll/all.hpp"
+#include "atoll/handlers/detail/udp_session.hpp"
 #include "support/test_support.hpp"
 
 using namespace atl;
@@ -965,6 +966,64 @@ BOOST_FIXTURE_TEST_CASE(a_burst_of_datagrams_never_runs_more_actors_than_the_lim
   // The stop reaches every held actor through its supervisor.
   BOOST_REQUIRE(srv->stop(10s) == caf::none);
   BOOST_CHECK_EQUAL(log->count("shutdown"), 3u);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_handler_actor_whose_supervisor_is_gone_ends_as_in_a_stop,
+                        system_fixture) {
+  // A handler actor that outlives its first run asks the supervisor it was
+  // spawned for to adopt it; here that supervisor has already ended.
+  auto log = std::make_shared<event_log>();
+  auto sock = datagram_socket::open(bind_address::loopback(), 0, udp_options{});
+  BOOST_REQUIRE(sock);
+  udp_client client;
+  endpoint client_ep;
+  client_ep.address = "127.0.0.1";
+  client_ep.port = client.port();
+  auto peer = udp_peer::from(client_ep);
+  BOOST_REQUIRE(peer);
+  auto conf = std::make_shared<detail::udp_session_config>();
+  conf->factory = [log] { return std::make_unique<holding_handler>(log); };
+  conf->handler_name = "holding_handler";
+  conf->events = std::make_shared<telemetry::bus>();
+  conf->span_prefix = std::make_shared<const telemetry::event_name>(
+      telemetry::event_name{"atoll", "udp", "connection"});
+  conf->slots = std::make_shared<detail::udp_session_slots>(std::nullopt);
+  auto gone = sys.spawn([]() -> caf::behavior { return {[](int) {}}; });
+  {
+    caf::scoped_actor self{sys};
+    self->monitor(gone);
+    caf::anon_send_exit(gone, caf::exit_reason::kill);
+    self->receive([](caf::down_msg&) {});
+  }
+  detail::udp_hand_off h;
+  h.sock = std::move(*sock);
+  h.peer = *peer;
+  h.first.data = "q";
+  h.first.received_at = telemetry::monotonic_time();
+  BOOST_REQUIRE(conf->slots->try_take());
+  h.holds_slot = true;
+  h.adopter = gone;
+  auto spawned = std::make_shared<caf::actor>();
+  caf::actor handler;
+  {
+    caf::scoped_actor self{sys};
+    auto parent = sys.spawn([conf, h, spawned](caf::event_based_actor* p) {
+      *spawned = spawn_udp_session(p, conf, h);
+    });
+    self->monitor(parent);
+    self->receive([](caf::down_msg&) {}); // the parent ends after its spawn
+    handler = *spawned;
+  }
+  BOOST_REQUIRE(handler);
+  BOOST_CHECK_EQUAL(client.recv().value_or("-"), "held:q");
+  caf::scoped_actor self{sys};
+  self->monitor(handler);
+  caf::error reason;
+  self->receive([&](caf::down_msg& dm) { reason = dm.reason; },
+                caf::after(5s) >> [] { BOOST_FAIL("the orphaned handler actor still runs"); });
+  BOOST_CHECK(reason == caf::exit_reason::user_shutdown);
+  BOOST_CHECK((log->entries() == std::vector<std::string>{"shutdown"}));
+  BOOST_CHECK_EQUAL(conf->slots->in_use(), 0u);
 }
 
 BOOST_FIXTURE_TEST_CASE(every_bad_option_is_named, system_fixture) {
