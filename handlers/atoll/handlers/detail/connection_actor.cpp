@@ -68,10 +68,23 @@ public:
     // (skipped, in order) until the connection is open: none runs before
     // `handle_connection` or during a transport switch's handshake.
     in_make_behavior_ = true; // no become: the behavior is returned
+    in_io_ = true;            // registered once, below
     start_connection();       // a clear connection opens right here
+    if (phase_ == phase::open && reading_) {
+      // A speculative first read: a client usually sends its request with
+      // the connection, so its bytes are there by now. Reading them here
+      // saves the readiness event, its delivery and a second run of this
+      // actor; if nothing is there, it costs one read that would block.
+      read_loop();
+    }
+    in_io_ = false;
     if (user_ && (phase_ == phase::handshaking || phase_ == phase::proxy))
       gate_user_messages();
     in_make_behavior_ = false;
+    if (phase_ != phase::finished) {
+      report_traffic();
+      arm();
+    }
     return gated_ ? caf::behavior{internal_handlers()} : full_behavior();
   }
 
