@@ -212,6 +212,9 @@ void fuzz_make_endpoint(FuzzedDataProvider& input) {
   if (family == AF_INET) {
     auto& in = reinterpret_cast<const sockaddr_in&>(*storage);
     FUZZ_CHECK(ep->family == atl::endpoint::family_type::ipv4);
+    char canonical[INET_ADDRSTRLEN] = {};
+    FUZZ_CHECK(inet_ntop(AF_INET, &in.sin_addr, canonical, sizeof(canonical)));
+    FUZZ_CHECK(ep->address == canonical);
     FUZZ_CHECK(text == ep->address + ":" + port);
     FUZZ_CHECK(ep->port == ntohs(in.sin_port));
     auto& back = reinterpret_cast<const sockaddr_in&>(r.addr);

@@ -3,6 +3,7 @@
 // robustness, listener and acceptor telemetry.
 #include <boost/test/unit_test.hpp>
 
+#include <array>
 #include <cstring>
 #include <deque>
 #include <future>
@@ -11,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include <arpa/inet.h>
 #include <sys/un.h>
 
 #include "atoll/supervisors/detail/server_options_access.hpp" // accept fault injection
@@ -180,6 +182,31 @@ BOOST_AUTO_TEST_CASE(bind_addresses_parse_only_what_resolves) {
               == errc::invalid_address);
   BOOST_CHECK(bind_address::ip(std::string("::1\0", 4)).resolve(0, ss, len)
               == errc::invalid_address);
+}
+
+// make_endpoint writes IPv4 addresses itself (inet_ntop is slow): every
+// octet value in every position, as inet_ntop writes it.
+BOOST_AUTO_TEST_CASE(ipv4_endpoints_read_as_inet_ntop_writes_them) {
+  sockaddr_storage ss{};
+  auto& in = reinterpret_cast<sockaddr_in&>(ss);
+  in.sin_family = AF_INET;
+  in.sin_port = htons(4000);
+  auto* octets = reinterpret_cast<unsigned char*>(&in.sin_addr.s_addr);
+  size_t checked = 0;
+  for (unsigned position = 0; position < 4; ++position)
+    for (unsigned value = 0; value < 256; ++value) {
+      for (unsigned i = 0; i < 4; ++i) // the others: 0, 9, 10, 255 in turn
+        octets[i] = i == position ? static_cast<unsigned char>(value)
+                                  : std::array<unsigned char, 4>{0, 9, 10, 255}[(i + value) % 4];
+      char want[INET_ADDRSTRLEN] = {};
+      BOOST_REQUIRE(inet_ntop(AF_INET, &in.sin_addr, want, sizeof(want)));
+      auto ep = make_endpoint(ss, sizeof(sockaddr_in));
+      BOOST_REQUIRE(ep);
+      BOOST_REQUIRE_EQUAL(ep->address, std::string{want});
+      BOOST_REQUIRE_EQUAL(ep->port, 4000u);
+      ++checked;
+    }
+  BOOST_CHECK_EQUAL(checked, 1024u);
 }
 
 // Found by test/fuzz/fuzz_endpoint: a Unix socket path without a NUL was read
