@@ -647,9 +647,11 @@ private:
 
   /// Answers `rp` with an error and returns true if the supervisor is stopping
   /// or draining (`shutting_down`) or if the operation is `unsupported` by this
-  /// kind of supervisor (`unsupported_operation`, saying `why`).
-  template <class Promise>
-  bool refuse(Promise& rp, bool unsupported, const std::string& why) {
+  /// kind of supervisor (`unsupported_operation`, saying `why`). `why` is
+  /// passed as given (a literal stays a pointer): no string is built on the
+  /// path that succeeds, which a start_child per connection takes.
+  template <class Promise, class Why>
+  bool refuse(Promise& rp, bool unsupported, const Why& why) {
     if (refuse_when_stopping(rp))
       return true;
     if (unsupported) {
