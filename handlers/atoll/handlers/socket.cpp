@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atoll/handlers/detail/connection_actor.hpp"
 #include "atoll/handlers/detail/socket_access.hpp"
 #include "atoll/runtime/error.hpp"
 
@@ -40,11 +41,13 @@ std::optional<clock_type::time_point> deadline_after(std::chrono::milliseconds t
 } // namespace
 
 socket::socket(detail::socket_key, std::unique_ptr<transport> stream, endpoint peer,
-               const tcp_options* opts, std::chrono::milliseconds read_timeout,
-               detail::socket_host* host, const std::atomic<int64_t>* give_up_at,
-               const detail::data_events* data)
-  : stream_(std::move(stream)), peer_(std::move(peer)), opts_(opts), read_timeout_(read_timeout),
-    host_(host), give_up_at_(give_up_at), data_(data) {}
+               const connection_config& conf, std::chrono::milliseconds read_timeout,
+               detail::socket_host* host)
+  : stream_(std::move(stream)), peer_(std::move(peer)), conf_(&conf), read_timeout_(read_timeout),
+    host_(host) {}
+
+socket::socket(detail::socket_key) noexcept
+  : conf_(nullptr), read_timeout_(std::chrono::milliseconds{0}), host_(nullptr) {}
 
 bool socket::wait_ready(io_status status, const std::optional<clock_type::time_point>& deadline,
                         caf::error& why) {
@@ -54,8 +57,8 @@ bool socket::wait_ready(io_status status, const std::optional<clock_type::time_p
   // Wait in slices so that a stopping server can end the wait.
   constexpr int slice_ms = 50;
   for (;;) {
-    if (give_up_at_ != nullptr) {
-      auto limit = give_up_at_->load(std::memory_order_relaxed);
+    if (const auto* give_up_at = conf_->give_up_at.get()) {
+      auto limit = give_up_at->load(std::memory_order_relaxed);
       if (limit != 0 && telemetry::monotonic_time() >= limit) {
         why = caf::make_error(errc::closed, "the server is stopping");
         return false;
@@ -126,11 +129,12 @@ caf::error socket::send_iov(const iovec* iov, size_t count, size_t total) {
     return err;
   };
   auto emit_sent = [&] {
-    if (!span_.enabled() || (data_ != nullptr && !span_.enabled(data_->send)))
+    const auto* events = conf_->data_events.get(); // null: whenever the bus is enabled
+    if (!span_.enabled() || (events != nullptr && !span_.enabled(events->send)))
       return;
     auto data = joined();
-    if (data_ != nullptr)
-      span_.emit(data_->send, {{"data", std::move(data)}});
+    if (events != nullptr)
+      span_.emit(events->send, {{"data", std::move(data)}});
     else
       span_.emit("send", {{"data", std::move(data)}});
   };
@@ -138,11 +142,11 @@ caf::error socket::send_iov(const iovec* iov, size_t count, size_t total) {
     return fail(closed_error());
   if (total == 0)
     return caf::none;
-  if (!out_.empty() && opts_->max_queued_output != 0
-      && out_.buffered_bytes() + total > opts_->max_queued_output) {
+  if (!out_.empty() && conf_->transport.max_queued_output != 0
+      && out_.buffered_bytes() + total > conf_->transport.max_queued_output) {
     return fail(caf::make_error(errc::output_limit,
                                 "queued output would exceed transport.max_queued_output ("
-                                  + std::to_string(opts_->max_queued_output) + " bytes)"));
+                                  + std::to_string(conf_->transport.max_queued_output) + " bytes)"));
   }
   size_t written = 0;
   bool started = out_.empty();
@@ -180,7 +184,7 @@ caf::error socket::send_iov(const iovec* iov, size_t count, size_t total) {
 caf::error socket::flush_blocking() {
   if (out_.empty() || closed())
     return caf::none;
-  auto deadline = deadline_after(opts_->send_timeout);
+  auto deadline = deadline_after(conf_->transport.send_timeout);
   for (;;) {
     auto res = out_.flush(*stream_, stats_);
     switch (res.status) {
@@ -230,9 +234,10 @@ caf::expected<std::string> socket::recv(size_t length,
       if (length == 0 || result.size() == length) {
         if (span_.enabled())
           host_->wrote(); // a traffic report may be due
-        if (data_ != nullptr && span_.enabled(data_->recv))
-          span_.emit(data_->recv, {{"data", result}});
-        else if (data_ == nullptr && span_.enabled())
+        const auto* events = conf_->data_events.get();
+        if (events != nullptr && span_.enabled(events->recv))
+          span_.emit(events->recv, {{"data", result}});
+        else if (events == nullptr && span_.enabled())
           span_.emit("recv", {{"data", result}});
         return result;
       }

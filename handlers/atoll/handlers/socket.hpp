@@ -24,6 +24,8 @@
 
 namespace atl {
 
+struct connection_config;
+
 namespace detail {
 
 class socket_host;
@@ -52,11 +54,16 @@ class socket_key {
 class socket {
 public:
   /// Creates the socket of a connection (made by Atoll's connection actors
-  /// only: the key is internal); `opts` must outlive the socket.
+  /// only: the key is internal). `conf`, the server's connection settings
+  /// (socket options, data events, when a stopping server gives up), must
+  /// outlive the socket.
   socket(detail::socket_key, std::unique_ptr<transport> stream, endpoint peer,
-         const tcp_options* opts, std::chrono::milliseconds read_timeout, detail::socket_host* host,
-         const std::atomic<int64_t>* give_up_at = nullptr,
-         const detail::data_events* data = nullptr);
+         const connection_config& conf, std::chrono::milliseconds read_timeout,
+         detail::socket_host* host);
+
+  /// Creates a socket without a connection (closed), which Atoll's connection
+  /// actors keep inline until their connection is set up.
+  explicit socket(detail::socket_key) noexcept;
 
   socket(const socket&) = delete;
   socket& operator=(const socket&) = delete;
@@ -272,11 +279,9 @@ private:
   telemetry::span span_;
   endpoint peer_;
   std::unique_ptr<std::pair<proxy_header, endpoint>> proxy_; // the header, the real peer
-  const tcp_options* opts_;
+  const connection_config* conf_; // one pointer: the socket's size counts per connection
   std::chrono::milliseconds read_timeout_;
   detail::socket_host* host_;
-  const std::atomic<int64_t>* give_up_at_;
-  const detail::data_events* data_; // null: data events whenever the bus is enabled
   bool closed_by_handler_ = false;
 };
 

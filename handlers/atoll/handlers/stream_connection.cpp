@@ -87,9 +87,8 @@ public:
       fail_setup(why ? why : caf::make_error(errc::closed, "the client is gone"));
       return;
     }
-    sock_.emplace(access::key(), std::move(taken->stream), std::move(taken->peer),
-                  &conf_->transport, conf_->read_timeout, this, conf_->give_up_at.get(),
-                  conf_->data_events.get());
+    sock_.emplace(access::key(), std::move(taken->stream), std::move(taken->peer), *conf_,
+                  conf_->read_timeout, this);
     if (conf_->proxy) {
       if (auto err = detail::begin_proxy(*conf_, *sock_, proxy_reader_, deadlines_)) {
         refuse("proxy_error", std::move(err));

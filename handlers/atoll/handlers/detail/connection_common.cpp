@@ -220,11 +220,11 @@ void note_received(socket& sock, const connection_config& conf, std::string_view
                    bool async, int64_t& first_byte_at) {
   auto& stats = access::stats(sock);
   stats.count_recv(data.size());
-  if (stats.recv_cnt == 1)
-    first_byte_at = telemetry::monotonic_time();
   auto& span = access::span(sock);
   if (!span.enabled())
-    return; // nobody subscribed: one relaxed load
+    return; // nobody subscribed: one relaxed load (and no clock read)
+  if (stats.recv_cnt == 1)
+    first_byte_at = telemetry::monotonic_time();
   if (conf.data_events) {
     const auto& event = async ? conf.data_events->async_recv : conf.data_events->recv;
     if (span.enabled(event))

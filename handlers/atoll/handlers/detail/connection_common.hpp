@@ -141,10 +141,16 @@ public:
   /// connection) to when one has, unless it is set. Returns true if it set
   /// `due` (the caller updates its timer).
   bool after_io(socket& sock, const connection_config& conf, int64_t& due) {
-    // Inline: with nobody subscribed, one relaxed load per call.
-    if (due != 0 || !conf.events || !conf.events->enabled())
+    if (!may_report(conf, due))
       return false;
     return after_io_subscribed(sock, conf, due);
+  }
+
+  /// False when `after_io` would do nothing: no subscriber or `due` set.
+  /// Inline: with nobody subscribed, one relaxed load per call (callers
+  /// that keep their reports out of line check this first).
+  static bool may_report(const connection_config& conf, int64_t due) {
+    return due == 0 && conf.events && conf.events->enabled();
   }
 
   /// The connection's timer fired at `now`: reports if `due` passed, and

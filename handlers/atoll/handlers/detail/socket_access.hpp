@@ -63,6 +63,18 @@ public:
     return {};
   }
 
+  /// Gives a socket made without a connection (`socket(socket_key)`) its
+  /// connection: as if constructed with these arguments.
+  static void open(socket& sock, std::unique_ptr<transport> stream, endpoint peer,
+                   const connection_config& conf, std::chrono::milliseconds read_timeout,
+                   socket_host* host) noexcept {
+    sock.stream_ = std::move(stream);
+    sock.peer_ = std::move(peer);
+    sock.conf_ = &conf;
+    sock.read_timeout_ = read_timeout;
+    sock.host_ = host;
+  }
+
   /// The connection's span (the actor starts and stops it).
   static telemetry::span& span(socket& sock) noexcept {
     return sock.span();
