@@ -24,7 +24,7 @@ packages=(
   curl prometheus                                # the metrics endpoint's test (curl, promtool)
   clang libclang-rt-14-dev                       # libFuzzer targets (test/fuzz/run_fuzz.sh)
   libldns-dev                                    # the dns_server example's zone answers
-  libjemalloc-dev                                # the UDP example programs' malloc
+  libjemalloc-dev                                # the plain TCP and UDP example programs' malloc
   bind9-dnsutils dnsperf netcat-openbsd          # dig/dnsperf/nc against the UDP examples
   haproxy                                        # PROXY protocol end to end (send-proxy)
   doxygen                                        # the API reference (--target docs)
