@@ -104,7 +104,8 @@ std::string to_prometheus_text(const metrics_snapshot& snap);
 /// `in_listener` server reports one `handled` event per receive batch to it
 /// instead of a span per datagram. The
 /// time to first byte comes from the stop event's `time_to_first_byte`
-/// (bytes delivered to `handle_data`).
+/// (bytes delivered to `handle_data`; measured for connections whose first
+/// bytes arrived while the server's events had a subscriber).
 class server_metrics {
 public:
   /// Attaches to the events of `events` under the prefix `atoll`.

@@ -120,10 +120,12 @@ step_result proxy_step(std::unique_ptr<proxy_header_reader>& reader, socket& soc
 step_result handshake_step(const connection_config& conf, socket& sock,
                            connection_deadlines& deadlines, uint32_t& interest);
 
-/// Counts `data` as read from the client of `sock` (`first_byte_at` set
-/// at the first bytes) and emits it with the `recv` event (`async` false:
-/// read by a call of the owner) or `async_recv` (read for an event), if
-/// anyone listens.
+/// Counts `data` as read from the client of `sock` and emits it with the
+/// `recv` event (`async` false: read by a call of the owner) or `async_recv`
+/// (read for an event), if anyone listens. Sets `first_byte_at` at the first
+/// bytes only if the connection's events have a subscriber then: no clock
+/// read otherwise (a subscriber that attaches later sees no
+/// `time_to_first_byte` for connections already past their first bytes).
 void note_received(socket& sock, const connection_config& conf, std::string_view data,
                    bool async, int64_t& first_byte_at);
 
