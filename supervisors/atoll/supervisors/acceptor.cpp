@@ -203,7 +203,6 @@ child_spec acceptor_spec(std::shared_ptr<server_context> ctx, uint32_t id,
   child_spec spec;
   spec.id = "acceptor";
   spec.restart = restart_type::transient;
-  spec.shutdown = shutdown_policy::timeout(default_worker_shutdown);
   spec.start = [ctx, id, group](start_context& sc) -> caf::expected<caf::actor> {
     auto listener = ctx->listener();
     if (!listener)

@@ -59,7 +59,6 @@ child_spec listener_spec(std::shared_ptr<server_context> ctx) {
   child_spec spec;
   spec.id = "listener";
   spec.restart = restart_type::transient;
-  spec.shutdown = shutdown_policy::timeout(default_worker_shutdown);
   spec.start = [ctx](start_context& sc) -> caf::expected<caf::actor> {
     const auto& opts = ctx->options();
     std::vector<std::shared_ptr<listen_endpoint>> sockets;

@@ -38,7 +38,9 @@ void listen_endpoint::stop_listening() {
 
 server_context::server_context(server_options opts, std::shared_ptr<reactor> io,
                                std::shared_ptr<telemetry::bus> events)
-  : opts_(std::move(opts)), io_(std::move(io)), events_(std::move(events)) {
+  : server_context_base(std::move(io), std::move(events), {"atoll", "listener"},
+                        {"atoll", "acceptor"}),
+    opts_(std::move(opts)) {
   static std::once_flag levels_registered;
   std::call_once(levels_registered, [] { register_log_levels(server_log_levels()); });
   auto conf = std::make_shared<connection_config>();
@@ -60,10 +62,6 @@ server_context::server_context(server_options opts, std::shared_ptr<reactor> io,
     conf->sources = std::make_shared<detail::source_limiter>(*opts_.max_connections_per_source);
   conf->watchers = std::make_shared<detail::connection_watchers>();
   conn_ = std::move(conf);
-  listener_prefix_ = std::make_shared<const telemetry::event_name>(
-    telemetry::event_name{"atoll", "listener"});
-  acceptor_prefix_ = std::make_shared<const telemetry::event_name>(
-    telemetry::event_name{"atoll", "acceptor"});
 }
 
 void server_context::publish_listener(listener_state state) {
@@ -112,16 +110,6 @@ std::vector<caf::actor> server_context::connection_supervisors() {
                                         [&](const caf::actor_addr& a) { return !alive(a); }),
                          connection_sups_.end());
   return result;
-}
-
-void server_context::set_server(const caf::actor& sup) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  server_ = sup;
-}
-
-caf::actor server_context::server() const {
-  std::lock_guard<std::mutex> guard{mtx_};
-  return server_;
 }
 
 } // namespace atl::detail

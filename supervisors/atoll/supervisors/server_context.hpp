@@ -14,6 +14,7 @@
 #include "atoll/handlers/detail/connection_actor.hpp"
 #include "atoll/runtime/reactor.hpp"
 #include "atoll/runtime/telemetry.hpp"
+#include "atoll/supervisors/detail/server_context_base.hpp"
 #include "atoll/supervisors/server_options.hpp"
 #include "atoll/transports/listen_socket.hpp"
 
@@ -83,7 +84,7 @@ struct listener_state {
 };
 
 /// Shared by the actors of one server. Thread-safe.
-class server_context {
+class server_context : public server_context_base {
 public:
   /// Builds the context of a validated configuration.
   explicit server_context(server_options opts, std::shared_ptr<reactor> io,
@@ -99,29 +100,9 @@ public:
     return conn_;
   }
 
-  /// The reactor.
-  const std::shared_ptr<reactor>& io() const noexcept {
-    return io_;
-  }
-
   /// The actors subscribed to connection starts and stops.
   detail::connection_watchers& watchers() const noexcept {
     return *conn_->watchers;
-  }
-
-  /// The telemetry bus.
-  const std::shared_ptr<telemetry::bus>& events() const noexcept {
-    return events_;
-  }
-
-  /// Span prefixes {"atoll", "listener"} and {"atoll", "acceptor"}.
-  const std::shared_ptr<const telemetry::event_name>& listener_prefix() const noexcept {
-    return listener_prefix_;
-  }
-
-  /// See above.
-  const std::shared_ptr<const telemetry::event_name>& acceptor_prefix() const noexcept {
-    return acceptor_prefix_;
   }
 
   // -- listener -------------------------------------------------------------------
@@ -146,30 +127,12 @@ public:
   /// The connection supervisors that still exist.
   std::vector<caf::actor> connection_supervisors();
 
-  // -- server ------------------------------------------------------------------------
-
-  /// True once the server began to stop (set by its supervisor's on_stop).
-  std::atomic<bool> stopping{false};
-
-  /// Records the server supervisor. The context holds it strongly: a running
-  /// server does not need a handle to stay alive (CAF would otherwise end an
-  /// unreferenced supervisor as unreachable).
-  void set_server(const caf::actor& sup);
-
-  /// The server supervisor, if started.
-  caf::actor server() const;
-
 private:
   server_options opts_;
-  std::shared_ptr<reactor> io_;
-  std::shared_ptr<telemetry::bus> events_;
   std::shared_ptr<const connection_config> conn_;
-  std::shared_ptr<const telemetry::event_name> listener_prefix_;
-  std::shared_ptr<const telemetry::event_name> acceptor_prefix_;
   mutable std::mutex mtx_;
   std::optional<listener_state> listener_;
   std::vector<caf::actor_addr> connection_sups_;
-  caf::actor server_;
 };
 
 } // namespace atl::detail

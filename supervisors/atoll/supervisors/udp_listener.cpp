@@ -511,7 +511,6 @@ child_spec udp_listener_spec(std::shared_ptr<udp_server_context> ctx, uint32_t i
   spec.id = "listener_" + std::to_string(index);
   // Transient: a listener whose socket closed (suspend, stop) ends normally.
   spec.restart = restart_type::transient;
-  spec.shutdown = shutdown_policy::timeout(default_worker_shutdown);
   spec.start = [ctx, index](start_context& sc) -> caf::expected<caf::actor> {
     auto sockets = ctx->sockets();
     if (sockets.empty())

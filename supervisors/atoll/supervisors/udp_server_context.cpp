@@ -55,7 +55,9 @@ const log_level_table& udp_log_levels() {
 
 udp_server_context::udp_server_context(udp_server_options opts, std::shared_ptr<reactor> io,
                                        std::shared_ptr<telemetry::bus> events)
-  : opts_(std::move(opts)), io_(std::move(io)), events_(std::move(events)) {
+  : server_context_base(std::move(io), std::move(events), {"atoll", "udp", "listener"},
+                        {"atoll", "udp", "acceptor"}),
+    opts_(std::move(opts)) {
   static std::once_flag levels_registered;
   std::call_once(levels_registered, [] { register_log_levels(udp_log_levels()); });
   if (opts_.broadcast)
@@ -80,10 +82,6 @@ udp_server_context::udp_server_context(udp_server_options opts, std::shared_ptr<
     conf->peers = std::make_shared<udp_peer_table>();
   conf->slots = std::make_shared<udp_session_slots>(opts_.num_connections);
   sessions_ = std::move(conf);
-  listener_prefix_ = std::make_shared<const telemetry::event_name>(
-      telemetry::event_name{"atoll", "udp", "listener"});
-  acceptor_prefix_ = std::make_shared<const telemetry::event_name>(
-      telemetry::event_name{"atoll", "udp", "acceptor"});
   receiving_ = std::make_unique<telemetry::interest>(
       events_.get(), telemetry::join(*listener_prefix_, "receiving"));
   waiting_ = std::make_unique<telemetry::interest>(events_.get(),
@@ -129,16 +127,6 @@ void udp_server_context::set_connection_supervisor(const caf::actor& sup) {
 caf::actor udp_server_context::connection_supervisor() const {
   std::lock_guard<std::mutex> guard{mtx_};
   return caf::actor_cast<caf::actor>(conn_sup_);
-}
-
-void udp_server_context::set_server(const caf::actor& sup) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  server_ = sup;
-}
-
-caf::actor udp_server_context::server() const {
-  std::lock_guard<std::mutex> guard{mtx_};
-  return server_;
 }
 
 } // namespace atl::detail

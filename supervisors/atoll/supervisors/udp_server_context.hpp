@@ -16,6 +16,7 @@
 #include "atoll/runtime/logger.hpp"
 #include "atoll/runtime/reactor.hpp"
 #include "atoll/runtime/telemetry.hpp"
+#include "atoll/supervisors/detail/server_context_base.hpp"
 #include "atoll/supervisors/rate_limiter.hpp"
 #include "atoll/supervisors/udp_server_options.hpp"
 #include "atoll/transports/datagram_socket.hpp"
@@ -86,7 +87,7 @@ struct udp_drop_counters {
 };
 
 /// Shared by the actors of one UDP server. Thread-safe.
-class udp_server_context {
+class udp_server_context : public server_context_base {
 public:
   /// Builds the context of a validated configuration.
   udp_server_context(udp_server_options opts, std::shared_ptr<reactor> io,
@@ -100,26 +101,6 @@ public:
   /// The configuration every handler actor gets.
   const std::shared_ptr<const udp_session_config>& sessions() const noexcept {
     return sessions_;
-  }
-
-  /// The reactor.
-  const std::shared_ptr<reactor>& io() const noexcept {
-    return io_;
-  }
-
-  /// The telemetry bus.
-  const std::shared_ptr<telemetry::bus>& events() const noexcept {
-    return events_;
-  }
-
-  /// The listener span's prefix {"atoll", "udp", "listener"}.
-  const std::shared_ptr<const telemetry::event_name>& listener_prefix() const noexcept {
-    return listener_prefix_;
-  }
-
-  /// The acceptor span's prefix {"atoll", "udp", "acceptor"}.
-  const std::shared_ptr<const telemetry::event_name>& acceptor_prefix() const noexcept {
-    return acceptor_prefix_;
   }
 
   /// The listener's frequent events, built only for their subscribers.
@@ -172,24 +153,9 @@ public:
   /// The connection supervisor, if it runs.
   caf::actor connection_supervisor() const;
 
-  // -- server ------------------------------------------------------------------------
-
-  /// True once the server began to stop.
-  std::atomic<bool> stopping{false};
-
-  /// Records the server supervisor (held strongly, see `server_context`).
-  void set_server(const caf::actor& sup);
-
-  /// The server supervisor, if started.
-  caf::actor server() const;
-
 private:
   udp_server_options opts_;
-  std::shared_ptr<reactor> io_;
-  std::shared_ptr<telemetry::bus> events_;
   std::shared_ptr<const udp_session_config> sessions_;
-  std::shared_ptr<const telemetry::event_name> listener_prefix_;
-  std::shared_ptr<const telemetry::event_name> acceptor_prefix_;
   std::unique_ptr<telemetry::interest> receiving_;
   std::unique_ptr<telemetry::interest> waiting_;
   std::unique_ptr<telemetry::interest> handled_;
@@ -198,7 +164,6 @@ private:
   mutable std::mutex mtx_;
   std::vector<std::shared_ptr<udp_endpoint>> sockets_;
   caf::actor_addr conn_sup_;
-  caf::actor server_;
 };
 
 /// The UDP events and their log levels (registered once by the first
