@@ -40,12 +40,6 @@ std::optional<clock_type::time_point> deadline_after(std::chrono::milliseconds t
 
 } // namespace
 
-socket::socket(detail::socket_key, std::unique_ptr<transport> stream, endpoint peer,
-               const connection_config& conf, std::chrono::milliseconds read_timeout,
-               detail::socket_host* host)
-  : stream_(std::move(stream)), peer_(std::move(peer)), conf_(&conf), read_timeout_(read_timeout),
-    host_(host) {}
-
 socket::socket(detail::socket_key) noexcept
   : conf_(nullptr), read_timeout_(std::chrono::milliseconds{0}), host_(nullptr) {}
 

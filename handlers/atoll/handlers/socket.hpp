@@ -53,16 +53,9 @@ class socket_key {
 /// detached when handlers use it heavily).
 class socket {
 public:
-  /// Creates the socket of a connection (made by Atoll's connection actors
-  /// only: the key is internal). `conf`, the server's connection settings
-  /// (socket options, data events, when a stopping server gives up), must
-  /// outlive the socket.
-  socket(detail::socket_key, std::unique_ptr<transport> stream, endpoint peer,
-         const connection_config& conf, std::chrono::milliseconds read_timeout,
-         detail::socket_host* host);
-
-  /// Creates a socket without a connection (closed), which Atoll's connection
-  /// actors keep inline until their connection is set up.
+  /// Creates a socket without a connection (closed). Made by Atoll's
+  /// connection actors only (the key is internal), which keep it inline and
+  /// give it its connection once it is set up.
   explicit socket(detail::socket_key) noexcept;
 
   socket(const socket&) = delete;

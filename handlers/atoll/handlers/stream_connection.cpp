@@ -87,8 +87,9 @@ public:
       fail_setup(why ? why : caf::make_error(errc::closed, "the client is gone"));
       return;
     }
-    sock_.emplace(access::key(), std::move(taken->stream), std::move(taken->peer), *conf_,
-                  conf_->read_timeout, this);
+    sock_.emplace(access::key());
+    access::open(*sock_, std::move(taken->stream), std::move(taken->peer), *conf_,
+                 conf_->read_timeout, this);
     if (conf_->proxy) {
       if (auto err = detail::begin_proxy(*conf_, *sock_, proxy_reader_, deadlines_)) {
         refuse("proxy_error", std::move(err));
@@ -441,20 +442,14 @@ private:
       notify(stream_data_atom::value, std::string{buf, res.bytes});
       return;
     }
-    switch (res.status) {
-      case io_status::done:
-      case io_status::want_read:
-      case io_status::want_write:
-        return;
-      case io_status::closed:
-        active_ = false;
-        end("peer_closed", {});
-        notify(stream_closed_atom::value);
-        return;
-      case io_status::failed:
-        active_ = false;
-        fail("error", res.error);
-        return;
+    // No bytes: stay active and wait unless the stream ended.
+    if (res.status == io_status::closed) {
+      active_ = false;
+      end("peer_closed", {});
+      notify(stream_closed_atom::value);
+    } else if (res.status == io_status::failed) {
+      active_ = false;
+      fail("error", res.error);
     }
   }
 

@@ -481,18 +481,12 @@ private:
           return; // most likely drained: the re-armed event tells otherwise
         continue;
       }
-      switch (res.status) {
-        case io_status::done:
-        case io_status::want_read:
-        case io_status::want_write:
-          return;
-        case io_status::closed:
-          finish(end_kind::peer_closed);
-          return;
-        case io_status::failed:
-          finish(end_kind::error, res.error);
-          return;
-      }
+      // No bytes: wait for the next event unless the stream ended.
+      if (res.status == io_status::closed)
+        finish(end_kind::peer_closed);
+      else if (res.status == io_status::failed)
+        finish(end_kind::error, res.error);
+      return;
     }
     // Input buffered inside the transport does not make the fd readable.
     if (phase_ == phase::open && reading_ && access::stream(sock_).has_buffered_input())

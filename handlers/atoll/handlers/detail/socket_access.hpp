@@ -64,7 +64,9 @@ public:
   }
 
   /// Gives a socket made without a connection (`socket(socket_key)`) its
-  /// connection: as if constructed with these arguments.
+  /// connection. `conf`, the server's connection settings (socket options,
+  /// data events, when a stopping server gives up), must outlive the socket;
+  /// `host` is the connection actor driving it.
   static void open(socket& sock, std::unique_ptr<transport> stream, endpoint peer,
                    const connection_config& conf, std::chrono::milliseconds read_timeout,
                    socket_host* host) noexcept {
