@@ -36,3 +36,8 @@ if(NOT ATOLL_TELEMETRY)
 endif()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/atoll.pc.in ${PROJECT_BINARY_DIR}/atoll.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/atoll.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# The UBSan suppression a program using Atoll needs under -fsanitize=undefined
+# (a defect inside CAF 0.17.6's headers, see the file): share/atoll/sanitizers/.
+install(FILES ${PROJECT_SOURCE_DIR}/test/sanitizers/ubsan.supp
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/atoll/sanitizers)
