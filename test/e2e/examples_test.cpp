@@ -122,7 +122,7 @@ std::vector<std::string> numbered_lines(size_t n, size_t size) {
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(examples)
+BOOST_FIXTURE_TEST_SUITE(examples, fd_leak_check)
 
 BOOST_AUTO_TEST_CASE(echo_echoes_and_stops_gracefully_on_sigint) {
   running_example ex{"echo"};
@@ -886,7 +886,7 @@ uint16_t local_port_of(const test_client& c) {
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(examples_proxy)
+BOOST_FIXTURE_TEST_SUITE(examples_proxy, fd_leak_check)
 
 BOOST_AUTO_TEST_CASE(echo_behind_haproxy_sees_the_original_clients) {
   if (::access("/usr/sbin/haproxy", X_OK) != 0) {
@@ -990,7 +990,7 @@ std::optional<std::string> udp_ask(const endpoint& to, const std::string& reques
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(examples_udp)
+BOOST_FIXTURE_TEST_SUITE(examples_udp, fd_leak_check)
 
 BOOST_AUTO_TEST_CASE(udp_echo_echoes_datagrams_and_stops_on_sigterm) {
   running_example ex{"udp_echo", {"--max-packet-size=2000"}};
@@ -1285,7 +1285,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(examples_inspector)
+BOOST_FIXTURE_TEST_SUITE(examples_inspector, fd_leak_check)
 
 BOOST_AUTO_TEST_CASE(the_observer_sees_messages_and_controls_a_server_from_another_process) {
   running_example ex{"messenger", {"--inspector-port=0", "--inspector-control"}};

@@ -60,7 +60,7 @@ std::string listed(caf::actor_system& sys, const inspector_actor& insp) {
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(inspector)
+BOOST_FIXTURE_TEST_SUITE(inspector, atl::test::fd_leak_check)
 
 BOOST_AUTO_TEST_CASE(secure_links_admit_only_nodes_with_a_trusted_certificate) {
   fd_leak_check fds;

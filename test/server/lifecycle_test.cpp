@@ -138,7 +138,7 @@ server_options echo_options() {
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(system_lifecycle)
+BOOST_FIXTURE_TEST_SUITE(system_lifecycle, atl::test::fd_leak_check)
 
 BOOST_AUTO_TEST_CASE(twenty_systems_one_after_another_each_serving_under_load) {
   auto fds_before = open_fds();

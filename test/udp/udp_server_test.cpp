@@ -300,7 +300,7 @@ public:
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(udp_server_suite)
+BOOST_FIXTURE_TEST_SUITE(udp_server_suite, atl::test::fd_leak_check)
 
 BOOST_FIXTURE_TEST_CASE(echoes_every_size_from_many_source_ports, udp_fixture) {
   auto opts = loopback_options();
