@@ -20,6 +20,7 @@
 # committed corpus unless --merge. Exits non-zero if a target finds anything
 # (crash, sanitizer report, broken invariant, leak, timeout); the input is
 # saved under DIR/artifacts/ and the command to reproduce it is printed.
+# A run a signal cut short (no finding) is labelled INTERRUPTED: exit 2.
 # Prints, per target: executions, seconds, exec/s, coverage (cov: edges,
 # ft: features), corpus size and peak memory.
 set -euo pipefail
@@ -39,7 +40,7 @@ while (($#)); do
     --build-dir) build=$2; shift ;;
     --merge) merge=1 ;;
     --) shift; extra=("$@"); break ;;
-    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "run_fuzz.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -81,7 +82,11 @@ mkdir -p "$build/artifacts" "$build/logs"
 if [[ -n $runs ]]; then limit=(-runs="$runs"); what="$runs executions"
 else limit=(-max_total_time="$seconds"); what="$seconds s"; fi
 failed=()
+interrupted=()
 summary=()
+# libFuzzer's exit status when a signal (SIGINT, SIGTERM) ends a run early:
+# no finding, just a run cut short.
+interrupted_exit=72
 for t in "${targets[@]}"; do
   corpus=test/fuzz/corpus/$t
   found=$build/found/$t
@@ -91,6 +96,7 @@ for t in "${targets[@]}"; do
   status=0
   "$build/$t" "$found" "$corpus" "${limit[@]}" -max_len="$(max_len "$t")" -timeout=10 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" \
+    -interrupted_exitcode=$interrupted_exit \
     "${extra[@]}" > "$log" 2>&1 || status=$?
   done_line=$(grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE|INITED)' "$log" | tail -1 || true)
   execs=$(stat_of "$log" number_of_executed_units)
@@ -100,7 +106,13 @@ for t in "${targets[@]}"; do
   cov=$(sed -nE 's/.* cov: ([0-9]+) .*/\1/p' <<< "$done_line")
   ft=$(sed -nE 's/.* ft: ([0-9]+) .*/\1/p' <<< "$done_line")
   corp=$(sed -nE 's/.* corp: ([0-9]+\/[0-9]+[a-zA-Z]*) .*/\1/p' <<< "$done_line")
-  if ((status != 0)); then
+  verdict=""
+  if ((status == interrupted_exit)) && ! grep -q 'Test unit written' "$log"; then
+    verdict=INTERRUPTED
+    interrupted+=("$t")
+    echo "!! $t was interrupted (a signal, exit $status) before its limit: no finding"
+  elif ((status != 0)); then
+    verdict=FAILED
     failed+=("$t")
     echo "!! $t FAILED (exit $status):"
     grep -E 'invariant violated|ERROR:|SUMMARY:|runtime error|Test unit written|interrupted' \
@@ -112,7 +124,7 @@ for t in "${targets[@]}"; do
   line=$(printf '%-18s %12s execs %6s s %8s exec/s  cov: %-5s ft: %-6s corpus: %-12s rss: %s MB' \
     "$t" "${execs:-?}" "${secs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "${rss:-?}")
   echo "$line"
-  if ((status != 0)); then summary+=("$line  FAILED"); else summary+=("$line"); fi
+  summary+=("$line${verdict:+  $verdict}")
   if ((merge && status == 0)); then
     before=$(count_files "$corpus")
     "$build/$t" -merge=1 -max_len="$(max_len "$t")" "$corpus" "$found" > "$build/logs/$t.merge.log" 2>&1
@@ -125,5 +137,9 @@ printf '%s\n' "${summary[@]}"
 if ((${#failed[@]})); then
   echo "!! findings in: ${failed[*]}"
   exit 1
+fi
+if ((${#interrupted[@]})); then
+  echo "!! interrupted before the limit (no findings): ${interrupted[*]}"
+  exit 2
 fi
 echo "== no findings"
