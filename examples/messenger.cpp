@@ -12,6 +12,13 @@
 //
 // Lines may be up to 64 KiB long (newline included). --read-timeout closes
 // clients silent that long (default 0: never, as chat clients idle).
+//
+// Flow control: a client's lines are read, handed to the room in one
+// message per read, and the client's connection reads nothing more
+// (`verdict::hold`) until every other connection has queued them for its
+// client. A fast talker thus waits in TCP's flow control instead of filling
+// the actors' mailboxes; a client that reads too slowly for the room is
+// disconnected when its queued output reaches the transport's limit.
 #include <set>
 
 #include "example_common.hpp"
@@ -38,10 +45,27 @@ caf::behavior room(caf::event_based_actor* self) {
       self->monitor(conn);
       return caf::ok_atom::value;
     },
-    [members](say_atom, const caf::actor& from, const std::string& line) {
+    // Answers once every other member has queued `lines` (or is gone): the
+    // speaker reads its client again only then.
+    [self, members](say_atom, const caf::actor& from,
+                    const std::string& lines) -> caf::result<caf::ok_atom> {
+      auto left = std::make_shared<size_t>(0);
       for (auto& m : *members)
         if (m != from)
-          caf::anon_send(m, deliver_atom::value, line);
+          ++*left;
+      if (*left == 0)
+        return caf::ok_atom::value;
+      auto rp = self->make_response_promise<caf::ok_atom>();
+      auto one_done = [rp, left]() mutable {
+        if (--*left == 0)
+          rp.deliver(caf::ok_atom::value);
+      };
+      for (auto& m : *members)
+        if (m != from)
+          self->request(m, caf::infinite, deliver_atom::value, lines)
+            .then([one_done](caf::ok_atom) mutable { one_done(); },
+                  [one_done](caf::error&) mutable { one_done(); }); // it ended
+      return rp;
     },
   };
 }
@@ -73,18 +97,26 @@ public:
     buffer_.append(data);
     // Every complete line first (a burst holds many), then the limit on the
     // incomplete rest.
+    std::string lines;
     size_t start = 0;
     for (auto nl = buffer_.find('\n'); nl != std::string::npos; nl = buffer_.find('\n', start)) {
       if (nl + 1 - start > max_line)
         return line_too_long(sock);
-      self()->send(room_, say_atom::value, caf::actor_cast<caf::actor>(self()),
-                   name_ + ": " + buffer_.substr(start, nl + 1 - start));
+      lines.append(name_).append(": ").append(buffer_, start, nl + 1 - start);
       start = nl + 1;
     }
     buffer_.erase(0, start);
     if (buffer_.size() >= max_line) // its newline would exceed the limit
       return line_too_long(sock);
-    return atl::verdict::proceed();
+    if (lines.empty())
+      return atl::verdict::proceed();
+    // Read on once the room has handed the lines on (see the top).
+    self()
+      ->request(room_, caf::infinite, say_atom::value, caf::actor_cast<caf::actor>(self()),
+                std::move(lines))
+      .then([this](caf::ok_atom) { apply(atl::verdict::proceed()); },
+            [this](caf::error& err) { apply(atl::verdict::error(std::move(err))); });
+    return atl::verdict::hold();
   }
 
   void handle_timeout(socket& sock) override {
@@ -93,12 +125,13 @@ public:
 
   caf::message_handler message_handlers(socket& sock) override {
     return {
-      [this, &sock](deliver_atom, const std::string& line) {
-        // A client that reads nothing while others talk is disconnected once
-        // its queued output reaches the transport's limit, rather than
-        // buffered without bound.
-        if (auto err = sock.send(line); err == atl::errc::output_limit)
+      [this, &sock](deliver_atom, const std::string& lines) {
+        // A client that reads nothing (or too slowly) while others talk is
+        // disconnected once its queued output reaches the transport's limit,
+        // rather than buffered without bound.
+        if (auto err = sock.send(lines); err == atl::errc::output_limit)
           apply(atl::verdict::error(std::move(err)));
+        return caf::ok_atom::value; // queued (or this connection ends)
       },
       [this, &sock](atl::text_message_atom, const std::string& text) -> std::string {
         // From another process (`atoll-observer HOST PORT send ID TEXT`):

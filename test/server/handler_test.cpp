@@ -317,6 +317,50 @@ BOOST_AUTO_TEST_CASE(apply_lets_a_message_handler_end_the_connection) {
   BOOST_REQUIRE(script->log->wait_for("close"));
 }
 
+BOOST_AUTO_TEST_CASE(a_hold_verdict_reads_nothing_and_times_nothing_out_until_proceed) {
+  auto script = std::make_shared<probe_script>();
+  // Holds after the first data; echoes later data.
+  script->on_data = [](std::string_view data, atl::socket& sock) {
+    return data == "first" ? verdict::hold() : echo(data, sock);
+  };
+  script->messages = [](atl::handler& h, atl::socket&) -> caf::message_handler {
+    auto* probe = static_cast<probe_handler*>(&h);
+    return {[probe](ping_atom) { probe->apply_now(verdict::proceed()); }};
+  };
+  auto opts = probe_options(script);
+  opts.read_timeout = 200ms;
+  auto& srv = start(opts);
+  auto client = connect(srv);
+  client.send("first");
+  BOOST_REQUIRE(script->log->wait_for("data:first"));
+  client.send("second");
+  // Three read timeouts long: the held connection neither reads "second"
+  // nor times out, and stays open.
+  BOOST_CHECK(client.silent_for(600ms));
+  BOOST_CHECK_EQUAL(script->log->count("data:second"), 0u);
+  BOOST_CHECK_EQUAL(script->log->count("timeout"), 0u);
+  // Proceed from a message: the waiting bytes are read and echoed, then the
+  // read timeout applies again.
+  caf::anon_send(only_connection(srv), ping_atom::value);
+  BOOST_CHECK_EQUAL(client.recv_exact(6), "second");
+  BOOST_CHECK(client.closed_within(3000ms));
+  BOOST_CHECK(script->log->wait_for("timeout"));
+  BOOST_CHECK_EQUAL(script->log->count("data:second"), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_held_connection_gets_handle_shutdown_at_a_stop) {
+  auto script = std::make_shared<probe_script>();
+  script->on_data = [](std::string_view, atl::socket&) { return verdict::hold(); };
+  script->on_shutdown = [](atl::socket& sock) { sock.send("bye"); };
+  auto& srv = start(probe_options(script));
+  auto client = connect(srv);
+  client.send("hold me");
+  BOOST_REQUIRE(script->log->wait_for("data:hold me"));
+  BOOST_REQUIRE(!srv.stop());
+  BOOST_CHECK_EQUAL(client.recv_until_closed(), "bye");
+  BOOST_CHECK_EQUAL(script->log->count("shutdown"), 1u);
+}
+
 BOOST_AUTO_TEST_CASE(an_exception_ends_only_its_own_connection_and_is_logged) {
   log_capture logs;
   auto script = std::make_shared<probe_script>();

@@ -65,9 +65,10 @@ public:
   virtual caf::message_handler message_handlers(socket& sock);
 
 protected:
-  /// Applies a verdict now, from a message handler: close or end the
-  /// connection, or re-arm the timeout. Does nothing before the handler's
-  /// actor runs it.
+  /// Applies a verdict now, from a message handler (or a response handler
+  /// of the handler's actor): close or end the connection, re-arm the
+  /// timeout, hold the input (`verdict::hold`) or read again after a hold
+  /// (`verdict::proceed`). Does nothing before the handler's actor runs it.
   void apply(verdict v);
 
   /// The actor running the handler (e.g. to send messages, spawn, monitor);

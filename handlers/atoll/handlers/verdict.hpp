@@ -50,6 +50,9 @@ public:
     error,
     /// Upgrade the transport, then proceed (`{:switch_transport, ...}`).
     switch_transport,
+    /// Keep the connection but read nothing until the handler applies
+    /// another verdict (flow control; see `verdict::hold`).
+    hold,
   };
 
   /// How the read timeout changes when proceeding.
@@ -102,6 +105,20 @@ public:
     verdict v{kind::error};
     v.error_ = std::move(reason);
     return v;
+  }
+
+  /// Keep the connection but read nothing more from the client until the
+  /// handler applies another verdict with `handler::apply` (from one of its
+  /// message handlers): flow control, e.g. while another actor works through
+  /// what was read, so that a fast client cannot queue unbounded work in
+  /// other actors' mailboxes. While held there is no read timeout (the client
+  /// is not being asked for anything); output, the send timeout, mailbox
+  /// messages and a stop (which then reads nothing more) go on as usual.
+  /// Client bytes wait in the kernel's socket buffer, and TCP's flow control
+  /// slows the client. TCP connections only: a UDP handler that returns it
+  /// ends with `errc::unsupported_operation`.
+  static verdict hold() {
+    return verdict{kind::hold};
   }
 
   /// Upgrade the transport in place, then proceed as `then` says (its kind

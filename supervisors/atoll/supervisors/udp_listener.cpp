@@ -429,6 +429,11 @@ private:
   }
 
   void inline_verdict(const verdict& v) {
+    if (v.which() == verdict::kind::hold) {
+      inline_verdict(verdict::error(caf::make_error(errc::unsupported_operation,
+                                                    "UDP handlers cannot hold their input")));
+      return;
+    }
     if (v.which() != verdict::kind::error)
       return; // proceed and close: nothing to end here
     inline_reason_ = "error";

@@ -582,7 +582,20 @@ private:
       case verdict::kind::switch_transport:
         switch_transport(std::move(v));
         return;
+      case verdict::kind::hold:
+        hold_input();
+        return;
     }
+  }
+
+  /// Reads nothing until another verdict: no read interest, no read
+  /// deadline.
+  void hold_input() {
+    reading_ = false;
+    deadlines_.read = 0;
+    update_timer();
+    if (!in_io_)
+      arm();
   }
 
   void proceed(const verdict& v) {
@@ -605,8 +618,13 @@ private:
         apply(std::move(*next));
       return;
     }
-    if (!in_io_)
+    if (!in_io_) {
       arm();
+      // Input the transport buffered while reading was held (TLS records
+      // read ahead) does not make the fd readable.
+      if (access::stream(sock_).has_buffered_input())
+        send(this, socket_ready_atom::value, reg_.fd, io_events::readable, reg_.token);
+    }
   }
 
   void switch_transport(verdict v) {

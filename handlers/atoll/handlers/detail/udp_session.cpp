@@ -291,6 +291,10 @@ private:
         finish(end_kind::error,
                caf::make_error(errc::unsupported_upgrade, "UDP handlers cannot switch transport"));
         return;
+      case verdict::kind::hold:
+        finish(end_kind::error, caf::make_error(errc::unsupported_operation,
+                                                "UDP handlers cannot hold their input"));
+        return;
     }
   }
 
