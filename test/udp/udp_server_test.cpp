@@ -115,6 +115,8 @@ public:
       return verdict::close();
     if (data == "throw")
       throw std::runtime_error("boom");
+    if (data == "hold")
+      return verdict::hold(); // TCP only: ends a UDP handler
     return verdict::proceed();
   }
 
@@ -133,7 +135,9 @@ public:
   }
 
   void handle_error(const caf::error& reason, socket&) override {
-    log_->add(tag(reason == errc::handler_exception ? "error:exception" : "error"));
+    log_->add(tag(reason == errc::handler_exception        ? "error:exception"
+                  : reason == errc::unsupported_operation ? "error:unsupported"
+                                                          : "error"));
   }
 
   /// "seen": how many datagrams this object handled; "raise": throws.
@@ -711,6 +715,24 @@ BOOST_FIXTURE_TEST_CASE(close_verdict_and_exceptions_end_one_actor_only, udp_fix
   BOOST_CHECK_EQUAL(bystander.recv().value_or("-"), "2:still");
   auto n = names(*log);
   BOOST_CHECK_EQUAL(std::count(n.begin(), n.end(), "close"), 1);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_hold_verdict_ends_a_udp_handler_as_unsupported, udp_fixture) {
+  auto log = std::make_shared<event_log>();
+  auto opts = loopback_options();
+  opts.set_handler<recording_handler>(log);
+  opts.lifetime = udp_lifetime::per_peer;
+  start(opts);
+  udp_client c;
+  c.send(where, "hold");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "1:hold");
+  BOOST_REQUIRE(wait_until([&] {
+    auto n = names(*log);
+    return std::count(n.begin(), n.end(), "error:unsupported") == 1;
+  }));
+  // That peer's next datagram gets a fresh handler actor.
+  c.send(where, "again");
+  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "1:again");
 }
 
 BOOST_FIXTURE_TEST_CASE(suspend_stops_receiving_and_frees_the_port, udp_fixture) {
