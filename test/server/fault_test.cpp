@@ -48,12 +48,18 @@ public:
 
   std::atomic<size_t> served{0};
   std::atomic<size_t> failed{0};
+  std::atomic<size_t> refused{0}; // connect() failed (of `failed`)
 
 private:
   void run(const endpoint& ep) {
     while (!stopping_) {
       test_client c;
-      if (!c.try_connect(ep) || !c.try_send("hello\n")) {
+      if (!c.try_connect(ep)) {
+        ++refused;
+        ++failed;
+        continue;
+      }
+      if (!c.try_send("hello\n")) {
         ++failed;
         continue;
       }
@@ -151,6 +157,49 @@ BOOST_AUTO_TEST_CASE(killing_a_random_acceptor_every_10_ms_loses_no_connection) 
   BOOST_CHECK_GT(connects.served.load(), 0u);
   BOOST_CHECK_EQUAL(connects.failed.load(), 0u);
   check_intact(load);
+}
+
+BOOST_AUTO_TEST_CASE(killing_the_acceptor_pool_under_load_keeps_the_port_accepting) {
+  auto& srv = start(probe_options(crashable_echo()));
+  auto ep = address_of(srv);
+  auto listener = child_of(sys, srv.handle(), "listener");
+  BOOST_REQUIRE(listener);
+  pingpong_load load{ep, 20};
+  BOOST_REQUIRE(load.wait_answered(10));
+  connect_loop connects{ep};
+  BOOST_REQUIRE(wait_until([&] { return connects.served.load() >= 10; }));
+  auto pool = child_of(sys, srv.handle(), "acceptor_pool");
+  BOOST_REQUIRE(pool);
+  caf::anon_send_exit(pool, caf::exit_reason::kill);
+  // The server restarts the pool (a new actor) with running acceptors...
+  BOOST_REQUIRE(wait_until([&] {
+    auto now = child_of(sys, srv.handle(), "acceptor_pool");
+    auto group = now && now != pool ? child_of(sys, now, "acceptor-1") : caf::actor{};
+    return group && child_of(sys, group, "acceptor");
+  }));
+  // ... and the port, which never closed, serves new clients again.
+  auto served_at_restart = connects.served.load();
+  BOOST_CHECK(wait_until([&] { return connects.served.load() >= served_at_restart + 10; }));
+  connects.stop();
+  load.stop();
+  size_t ended = 0;
+  for (auto& r : load.results())
+    ended += r.closed || r.reset ? 1 : 0;
+  BOOST_TEST_MESSAGE(connects.served.load()
+                     << " new connections served around the pool's restart, "
+                     << connects.failed.load() << " cut (accepted by the old pool), "
+                     << connects.refused.load() << " refused; " << ended
+                     << " of 20 ping-pong connections ended with the old pool");
+  BOOST_CHECK(child_of(sys, srv.handle(), "listener") == listener);
+  BOOST_CHECK_EQUAL(address_of(srv).port, ep.port);
+  BOOST_CHECK_EQUAL(connects.refused.load(), 0u);
+  // The established connections were the old pool's (Thousand Island's
+  // tree: connection supervisors live under the acceptor supervisors): they
+  // ended with it, none with a wrong answer.
+  for (auto& r : load.results()) {
+    BOOST_CHECK(!r.connect_failed);
+    BOOST_CHECK(!r.bad_answer);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(an_acceptor_group_gives_up_at_its_31st_acceptor_restart_in_5_s_not_before) {
