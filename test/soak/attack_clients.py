@@ -682,6 +682,17 @@ async def churn(args):
     t_start = now()
     started = [0]
 
+    async def expect_echo(sock, msg):
+        """Reads until `msg` came back whole (5 s per read); raises if not."""
+        got = b""
+        while len(got) < len(msg):
+            chunk = await asyncio.wait_for(loop.sock_recv(sock, 64), 5)
+            if not chunk:
+                break
+            got += chunk
+        if got != msg:
+            raise ValueError("echo mismatch")
+
     async def once(kind):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
@@ -700,25 +711,11 @@ async def churn(args):
                 reset_on_close(sock)
             elif kind == "echo_close":
                 await loop.sock_sendall(sock, msg)
-                got = b""
-                while len(got) < len(msg):
-                    chunk = await asyncio.wait_for(loop.sock_recv(sock, 64), 5)
-                    if not chunk:
-                        break
-                    got += chunk
-                if got != msg:
-                    raise ValueError("echo mismatch")
+                await expect_echo(sock, msg)
             else:  # half_close: the echo, then (noted, not required) the server's FIN
                 await loop.sock_sendall(sock, msg)
                 sock.shutdown(socket.SHUT_WR)
-                got = b""
-                while len(got) < len(msg):
-                    chunk = await asyncio.wait_for(loop.sock_recv(sock, 64), 5)
-                    if not chunk:
-                        break
-                    got += chunk
-                if got != msg:
-                    raise ValueError("echo mismatch")
+                await expect_echo(sock, msg)
                 try:
                     if await asyncio.wait_for(loop.sock_recv(sock, 64), 5):
                         bump(st["anomaly_kinds"], "half_close:data after the echo")
