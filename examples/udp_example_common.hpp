@@ -20,6 +20,7 @@ public:
   bool rate_limit_enabled = false;
   int64_t rate_limit_max_packets = 1000;
   int64_t rate_limit_window_ms = 1000;
+  int64_t rate_limit_max_sources = int64_t{1} << 20;
   bool reuseport = false;
   int recbuf = 0;
   int sndbuf = 0;
@@ -47,6 +48,9 @@ public:
              "datagrams per window and source IP, 1..10000000 (default 1000)")
         .add(rate_limit_window_ms, "rate-limit-window-ms",
              "the rate limit's window in ms, 1..86400000 (default 1000)")
+        .add(rate_limit_max_sources, "rate-limit-max-sources",
+             "source IPs the rate limiter tracks at once, 1..16777216 (default 1048576); a "
+             "datagram from a new source that finds no room is dropped")
         .add(reuseport, "reuseport", "one SO_REUSEPORT socket per listener")
         .add(recbuf, "recbuf", "SO_RCVBUF in bytes (0: the kernel's default, capped by rmem_max)")
         .add(sndbuf, "sndbuf", "SO_SNDBUF in bytes (0: the kernel's default, capped by wmem_max)")
@@ -100,6 +104,9 @@ public:
     if (rate_limit_window_ms < 1 || rate_limit_window_ms > 86400000)
       return bad("--rate-limit-window-ms must be within 1..86400000");
     opts.rate_limit_window = std::chrono::milliseconds{rate_limit_window_ms};
+    if (rate_limit_max_sources < 1 || rate_limit_max_sources > (int64_t{1} << 24))
+      return bad("--rate-limit-max-sources must be within 1..16777216");
+    opts.rate_limit_max_sources = static_cast<uint32_t>(rate_limit_max_sources);
     opts.transport.reuseport = reuseport;
     if (recbuf < 0 || sndbuf < 0)
       return bad("--recbuf and --sndbuf must not be negative (0: the kernel's default)");
@@ -178,6 +185,10 @@ inline int run_udp_server(caf::actor_system& sys, const udp_server_config& cfg,
   say("datagrams: " + std::to_string(s.received) + " received, " + std::to_string(s.too_large)
       + " too large, " + std::to_string(s.rate_limited) + " rate-limited, "
       + std::to_string(s.spawn_failed) + " without a handler\n");
+  if (s.rate_limit)
+    say("rate limiter: " + std::to_string(s.rate_limit->sources) + " sources tracked, "
+        + std::to_string(s.rate_limit->table_full) + " datagrams from new sources refused (table full), "
+        + std::to_string(s.rate_limit->expired) + " full buckets forgotten\n");
   return watch.stop() ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 

@@ -988,6 +988,37 @@ std::optional<std::string> udp_ask(const endpoint& to, const std::string& reques
   return *answer;
 }
 
+/// Like `udp_ask`, from a socket bound to `source` (an IPv4 address; any in
+/// 127.0.0.0/8 works on loopback). Empty optional after `timeout`.
+std::optional<std::string> udp_ask_from(const std::string& source, const endpoint& to,
+                                        const std::string& request,
+                                        std::chrono::milliseconds timeout) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(fd >= 0);
+  std::optional<std::string> answer;
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  sockaddr_in dest{};
+  dest.sin_family = AF_INET;
+  dest.sin_port = htons(to.port);
+  if (::inet_pton(AF_INET, source.c_str(), &from.sin_addr) == 1
+      && ::inet_pton(AF_INET, to.address.c_str(), &dest.sin_addr) == 1
+      && ::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof(from)) == 0
+      && ::sendto(fd, request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&dest),
+                  sizeof(dest))
+           == static_cast<ssize_t>(request.size())) {
+    pollfd pfd{fd, POLLIN, 0};
+    if (::poll(&pfd, 1, static_cast<int>(timeout.count())) == 1) {
+      char buf[2048];
+      auto n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n >= 0)
+        answer = std::string(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return answer;
+}
+
 } // namespace
 
 BOOST_FIXTURE_TEST_SUITE(examples_udp, fd_leak_check)
@@ -1018,6 +1049,28 @@ BOOST_AUTO_TEST_CASE(udp_echo_rate_limits_a_source_and_logs_it) {
   auto err = ex.proc.stderr_text();
   BOOST_CHECK_MESSAGE(err.find("atoll.udp.listener.rate_limit_exceeded") != std::string::npos, err);
   BOOST_CHECK_MESSAGE(err.find("2 rate-limited") != std::string::npos, err);
+}
+
+BOOST_AUTO_TEST_CASE(udp_echo_rate_limit_max_sources_bounds_the_table_and_fails_closed) {
+  // One slot in the limiter's table; a 60 s window keeps the first source's
+  // bucket from refilling, so it cannot be forgotten to make room.
+  running_example ex{"udp_echo",
+                     {"--rate-limit-enabled", "--rate-limit-max-sources=1",
+                      "--rate-limit-max-packets=3", "--rate-limit-window-ms=60000"}};
+  BOOST_CHECK_EQUAL(udp_ask_from("127.0.0.1", ex.address, "first", 3000ms).value_or("-"),
+                    "first");
+  BOOST_CHECK(!udp_ask_from("127.0.0.2", ex.address, "second", 300ms)); // no room: dropped
+  BOOST_CHECK(!udp_ask_from("127.0.0.3", ex.address, "third", 300ms));
+  BOOST_CHECK_EQUAL(udp_ask_from("127.0.0.1", ex.address, "again", 3000ms).value_or("-"),
+                    "again"); // the tracked source keeps its bucket
+  ex.stop(SIGTERM);
+  auto err = ex.proc.stderr_text();
+  BOOST_CHECK_MESSAGE(err.find("4 received, 0 too large, 2 rate-limited") != std::string::npos,
+                      err);
+  BOOST_CHECK_MESSAGE(err.find("rate limiter: 1 sources tracked, 2 datagrams from new sources "
+                               "refused (table full), 0 full buckets forgotten")
+                        != std::string::npos,
+                      err);
 }
 
 BOOST_AUTO_TEST_CASE(udp_echo_in_listener_serves_metrics_per_datagram) {
@@ -1054,7 +1107,8 @@ BOOST_AUTO_TEST_CASE(udp_echo_help_and_bad_options) {
   for (auto option :
        {"--port", "--host", "--num-listeners=", "--num-connections=", "--read-timeout=",
         "--shutdown-timeout=", "--max-packet-size=", "--rate-limit-enabled",
-        "--rate-limit-max-packets=", "--rate-limit-window-ms=", "--reuseport", "--broadcast",
+        "--rate-limit-max-packets=", "--rate-limit-window-ms=", "--rate-limit-max-sources=",
+        "--reuseport", "--broadcast",
         "--lifetime=", "--detached", "--print-tree", "--log-level=", "--telemetry-json"})
     BOOST_CHECK_MESSAGE(text.find(option) != std::string::npos, option << " missing:\n" << text);
   auto udp_echo = example_path("udp_echo");
@@ -1063,6 +1117,9 @@ BOOST_AUTO_TEST_CASE(udp_echo_help_and_bad_options) {
   expect_refused({udp_echo, "--port=0", "--max-packet-size=65536"}, "--max-packet-size");
   expect_refused({udp_echo, "--port=0", "--rate-limit-max-packets=0"}, "--rate-limit-max-packets");
   expect_refused({udp_echo, "--port=0", "--rate-limit-window-ms=0"}, "--rate-limit-window-ms");
+  expect_refused({udp_echo, "--port=0", "--rate-limit-max-sources=0"}, "--rate-limit-max-sources");
+  expect_refused({udp_echo, "--port=0", "--rate-limit-max-sources=16777217"},
+                 "--rate-limit-max-sources");
   expect_refused({udp_echo, "--port=0", "--num-listeners=0"}, "--num-listeners");
   expect_refused({udp_echo, "--port=0", "--num-listeners=10001"}, "num_listeners");
   expect_refused({udp_echo, "--port=0", "--lifetime=forever"}, "--lifetime");

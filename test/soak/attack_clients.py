@@ -777,6 +777,32 @@ def udp_socket_drops(port):
     return None
 
 
+def paced(rate, duration, between_batches):
+    """Yields 0, 1, 2, ...: `rate` indexes a second for `duration` seconds,
+    in batches (at most 5,000) with a call of `between_batches` after each."""
+    t0 = now()
+    end = t0 + duration
+    i = 0
+    while True:
+        t = now()
+        if t >= end:
+            return
+        due = min(int((t - t0) * rate) - i, 5000)
+        for _ in range(due):
+            yield i
+            i += 1
+        between_batches()
+
+
+def send_counted(st, send):
+    """Calls `send`, counting it in st["sent"] or st["send_failed"]."""
+    try:
+        send()
+        st["sent"] += 1
+    except OSError:
+        st["send_failed"] += 1
+
+
 def udp_flood(args, sources, ports_per_source, rate, sizes, boundary_every=0):
     """Sends `rate` datagrams/s round robin from `ports_per_source` sockets
     on each address of `sources`; sizes uniform in `sizes` (lo, hi), and every
@@ -813,35 +839,59 @@ def udp_flood(args, sources, ports_per_source, rate, sizes, boundary_every=0):
                 if boundary_every and len(data) == args.max_packet_size:
                     st["boundary_answered"] += 1
 
-    t0 = now()
-    end = t0 + args.duration
-    i = 0
-    while True:
-        t = now()
-        if t >= end:
-            break
-        due = min(int((t - t0) * rate) - i, 5000)
-        for _ in range(due):
-            sock = socks[i % len(socks)]
-            i += 1
-            if boundary_every and i % boundary_every == 0:
-                size = args.max_packet_size
-                st["boundary_sent"] += 1
-            else:
-                size = random.randint(*sizes)
-            try:
-                sock.sendto(memoryview(blob)[:size], dest)
-                st["sent"] += 1
-            except OSError:
-                st["send_failed"] += 1
+    def between_batches():
         collect(0)
         time.sleep(0.005)
+
+    for i in paced(rate, args.duration, between_batches):
+        sock = socks[i % len(socks)]
+        if boundary_every and (i + 1) % boundary_every == 0:
+            size = args.max_packet_size
+            st["boundary_sent"] += 1
+        else:
+            size = random.randint(*sizes)
+        send_counted(st, lambda: sock.sendto(memoryview(blob)[:size], dest))
     drops = udp_socket_drops(args.port)
     settle_end = now() + 2  # late answers
     while now() < settle_end:
         collect(0.1)
     for sock in socks:
         sock.close()
+    st["kernel_drops_at_server_socket"] = None if drops is None else drops[1]
+    return st
+
+
+def spoofed_source(i):
+    """The i-th spoofed source address: 127.1.0.0 upwards (127.0.0.x, where
+    the server and the good client are, is left alone)."""
+    i %= 126 * 65536
+    return socket.inet_aton(f"127.{1 + i // 65536}.{(i // 256) % 256}.{i % 256}")
+
+
+def udp_spoof_raw(args):
+    """Sends `args.rate` datagrams/s of 64 bytes, each from the next of
+    `args.sources` distinct source addresses (cycled), through a raw socket
+    that writes its own IPv4 header (loopback only; answers go to the
+    spoofed addresses, where nothing listens). None without CAP_NET_RAW."""
+    try:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        raw.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+    except PermissionError:
+        return None
+    payload = os.urandom(64)
+    dst = socket.inet_aton(HOST)
+    st = {"sent": 0, "send_failed": 0, "answered": 0, "sockets": 1,
+          "spoofed": min(args.sources, 126 * 65536)}
+    for i in paced(args.rate, args.duration, lambda: time.sleep(0.005)):
+        src = spoofed_source(i % args.sources)
+        sport = 1024 + (i * 7919) % 60000
+        udp = struct.pack("!HHHH", sport, args.port, 8 + len(payload), 0) + payload
+        # Linux fills in the total length, the id and the checksum.
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 0, 0, 0, 64, socket.IPPROTO_UDP, 0, src, dst)
+        send_counted(st, lambda: raw.sendto(ip + udp, (HOST, 0)))
+    raw.close()
+    st["spoofed"] = min(st["sent"], st["spoofed"])
+    drops = udp_socket_drops(args.port)
     st["kernel_drops_at_server_socket"] = None if drops is None else drops[1]
     return st
 
@@ -854,9 +904,16 @@ def attack_udp(args, kind):
         st = udp_flood(args, [HOST], 1, args.rate, (64, 64))
         clients = f"1 source, {args.rate:,}/s x 64 B"
     elif kind == "udp-spoof":
-        sources = [f"127.0.0.{n}" for n in range(2, 2 + args.sources)]
-        st = udp_flood(args, sources, args.ports_per_source, args.rate, (64, 64))
-        clients = (f"{args.sources} addrs x {args.ports_per_source} ports, {args.rate:,}/s")
+        st = udp_spoof_raw(args)
+        if st is not None:
+            clients = (f"{args.sources:,} spoofed addrs (raw socket), {args.rate:,}/s, "
+                       f"limiter table {args.table:,}")
+        else:  # no CAP_NET_RAW: real sockets on at most 250 addresses
+            n = min(args.sources, 250)
+            sources = [f"127.0.0.{i}" for i in range(2, 2 + n)]
+            st = udp_flood(args, sources, args.ports_per_source, args.rate, (64, 64))
+            clients = (f"{n} addrs x {args.ports_per_source} ports (no raw socket), "
+                       f"{args.rate:,}/s, limiter table {args.table:,}")
     else:
         sizes = (args.max_packet_size + 1, 65507)
         st = udp_flood(args, [HOST], 1, args.rate, sizes, boundary_every=50)
@@ -864,12 +921,20 @@ def attack_udp(args, kind):
     good_res = good.finish()
     res = settle_and_scrape(args, gauge="atoll_udp_handlers_active")
     dropped = st["sent"] - st["answered"]
-    line = (f"sent {st['sent']:,} from {st['sockets']} sockets (send failures "
-            f"{st['send_failed']}), answered {st['answered']:,}, unanswered {dropped:,}; "
-            f"kernel drops at the server socket: {st['kernel_drops_at_server_socket']}")
+    if st.get("spoofed"):
+        line = (f"sent {st['sent']:,} from {st['spoofed']:,} distinct spoofed sources "
+                f"127.1.0.0.. (send failures {st['send_failed']}; answers go to the spoofed "
+                f"addresses); kernel drops at the server socket: "
+                f"{st['kernel_drops_at_server_socket']}")
+    else:
+        line = (f"sent {st['sent']:,} from {st['sockets']} sockets (send failures "
+                f"{st['send_failed']}), answered {st['answered']:,}, unanswered {dropped:,}; "
+                f"kernel drops at the server socket: {st['kernel_drops_at_server_socket']}")
     details = [line]
     res.update({"clients": clients, "good": good_res, "details": details, "fail": [],
                 "udp": st})
+    if kind == "udp-spoof":
+        res["limiter_table"] = args.table
     if kind == "udp-oversize":
         details.append(f"datagrams of exactly --max-packet-size ({args.max_packet_size} B): "
                        f"{st['boundary_sent']} sent, {st['boundary_answered']} answered")
@@ -1058,9 +1123,20 @@ def record(args):
                 "exit": args.exit_code, "server": args.server})
     try:
         with open(args.server_stderr) as f:
-            stats = [line.strip() for line in f if line.startswith("datagrams:")]
+            lines = f.readlines()
+        stats = [line.strip() for line in lines if line.startswith("datagrams:")]
         if stats:
             res["details"].append("server: " + stats[-1])
+        limiter = [line.strip() for line in lines if line.startswith("rate limiter:")]
+        if limiter:
+            res["details"].append("server: " + limiter[-1])
+            tracked = int(re.match(r"rate limiter: (\d+) sources tracked", limiter[-1]).group(1))
+            table_size = res.get("limiter_table")
+            if table_size and tracked > table_size:
+                res["fail"].append(f"the rate limiter tracks {tracked} sources, above its "
+                                   f"table of {table_size}")
+        elif res.get("limiter_table"):
+            res["fail"].append("the server printed no rate limiter figures at its exit")
     except OSError:
         pass
     timeline = memory_timeline(args.mem_log, float(args.t_start), float(args.t_end))
@@ -1146,7 +1222,8 @@ def main():
     attack("tls-garbage", connections=500, rate=300.0, handshake_timeout=5.0)
     attack("churn", concurrency=16, rate=1000.0)
     attack("udp-flood", rate=10000, max_packet_size=8192)
-    attack("udp-spoof", rate=10000, sources=250, ports_per_source=4, max_packet_size=8192)
+    attack("udp-spoof", rate=10000, sources=100000, ports_per_source=4, table=1 << 20,
+           max_packet_size=8192)
     attack("udp-oversize", rate=800, max_packet_size=8192)
     attack("drain", pid=0, clients=200, shutdown_timeout=2000)
     p = sub.add_parser("record")

@@ -25,8 +25,11 @@
 #   churn         echo: short connections (echo + close, send + RST, connect +
 #                 RST, half-close, 256 KiB + RST), 1,000/s
 #   udp-flood     udp_echo --rate-limit-enabled: one source, 10,000 datagrams/s
-#   udp-spoof     udp_echo --rate-limit-enabled: 250 addresses 127.0.0.2.. x 4
-#                 ports, 10,000 datagrams/s in all
+#   udp-spoof     udp_echo --rate-limit-enabled --rate-limit-max-sources=4096:
+#                 10,000 datagrams/s, each from the next of 100,000 spoofed
+#                 source addresses 127.1.0.0.. (a raw socket; without
+#                 CAP_NET_RAW, real sockets on 250 addresses x 4 ports); the
+#                 limiter must never track more than its table
 #   udp-oversize  udp_echo: datagrams above --max-packet-size (8192), 800/s
 #   drain         echo --shutdown-timeout=2000: 200 ping-pong clients, SIGTERM;
 #                 every request sent before the signal must be answered
@@ -292,8 +295,8 @@ for name in $selected; do
     churn) run_attack churn echo "" --concurrency 16 --rate 1000 ;;
     udp-flood) run_attack udp-flood udp_echo "--rate-limit-enabled" --rate 10000 ;;
     udp-spoof)
-      run_attack udp-spoof udp_echo "--rate-limit-enabled" --rate 10000 --sources 250 \
-        --ports-per-source 4
+      run_attack udp-spoof udp_echo "--rate-limit-enabled --rate-limit-max-sources=4096" \
+        --rate 10000 --sources 100000 --ports-per-source 4 --table 4096
       ;;
     udp-oversize) run_attack udp-oversize udp_echo "--rate-limit-enabled" --rate 800 ;;
     drain) run_drain ;;
