@@ -116,6 +116,18 @@ public:
                   io_events::readable, reg_.token);
       return;
     }
+    if (!first_read_tried_) {
+      // A speculative first read, as the built-in connection actor does: a
+      // client usually sends its request with the connection, so its bytes
+      // are there by now; reading them here saves the readiness event and
+      // its message. Only the first time: later, a read that would block is
+      // the likely outcome.
+      first_read_tried_ = true;
+      in_io_ = true;
+      read_once();
+      in_io_ = false;
+      report_traffic();
+    }
     arm();
   }
 
@@ -637,6 +649,7 @@ private:
   bool active_ = false;
   bool eof_ = false;
   bool in_io_ = false;
+  bool first_read_tried_ = false; // the speculative first read of `activate`
   bool stopping_ = false; // the server's stop arrived
   std::function<void()> on_stop_;
 };
