@@ -161,6 +161,25 @@ BOOST_AUTO_TEST_CASE(a_custom_actor_gets_bytes_and_mailbox_messages_with_the_sam
   BOOST_CHECK_EQUAL(rec.count("atoll.connection.stop"), 1u);
 }
 
+BOOST_AUTO_TEST_CASE(bytes_sent_with_the_connection_and_a_close_right_after_arrive_in_order) {
+  // What the first activate() reads at once (if it is there by then).
+  auto& srv = start(process_options());
+  auto client = connect(srv);
+  client.send("first");
+  client.shutdown_write();
+  BOOST_CHECK_EQUAL(client.recv_until_closed(), "first");
+  BOOST_REQUIRE(script->log->wait_for("closed"));
+  auto entries = script->log->entries();
+  BOOST_REQUIRE_EQUAL(entries.size(), 4u);
+  BOOST_CHECK_EQUAL(entries[2], "data:first");
+  BOOST_CHECK_EQUAL(entries[3], "closed");
+  // A client that closes without a byte: the actor sees the close.
+  auto quiet = connect(srv);
+  quiet.close();
+  BOOST_REQUIRE(script->log->wait_for("closed", 2));
+  BOOST_REQUIRE(wait_until([&] { return srv.connections() && srv.connections()->empty(); }));
+}
+
 BOOST_AUTO_TEST_CASE(close_writes_queued_output_first) {
   auto& srv = start(process_options());
   telemetry_recorder rec{bus};
