@@ -10,7 +10,7 @@
 
 using namespace atl;
 
-BOOST_AUTO_TEST_SUITE(error)
+BOOST_FIXTURE_TEST_SUITE(error, atl::test::fd_leak_check)
 
 BOOST_AUTO_TEST_CASE(codes_compare_and_render) {
   auto err = caf::make_error(errc::address_in_use, "bind 127.0.0.1:80");

@@ -21,6 +21,7 @@
 #include "atoll/runtime/error.hpp"
 #include "atoll/transports/proxy_protocol.hpp"
 #include "atoll/transports/tcp_options.hpp"
+#include "support/fd_leak_check.hpp"
 
 using namespace atl;
 using namespace std::string_literals;
@@ -274,7 +275,7 @@ const std::string payload = "\x16\x03\x01 client hello, then PROXY TCP4 1.2.3.4\
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(proxy_protocol)
+BOOST_FIXTURE_TEST_SUITE(proxy_protocol, atl::test::fd_leak_check)
 
 // -- version 1 ----------------------------------------------------------------
 

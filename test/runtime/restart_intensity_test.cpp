@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "atoll/runtime/detail/restart_intensity.hpp"
+#include "support/fd_leak_check.hpp"
 
 using namespace std::chrono_literals;
 
@@ -29,7 +30,7 @@ uint32_t note(intensity& ri, time_point now, uint32_t n) {
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(restart_intensity)
+BOOST_FIXTURE_TEST_SUITE(restart_intensity, atl::test::fd_leak_check)
 
 BOOST_AUTO_TEST_CASE(max_restarts_within_the_period_pass_and_the_next_is_refused) {
   for (uint32_t n : {1u, 3u, 10u}) {

@@ -7,8 +7,9 @@
 #include <spdlog/sinks/ostream_sink.h>
 
 #include "atoll/runtime/spdlog_sink.hpp"
+#include "support/fd_leak_check.hpp"
 
-BOOST_AUTO_TEST_SUITE(spdlog_sink)
+BOOST_FIXTURE_TEST_SUITE(spdlog_sink, atl::test::fd_leak_check)
 
 BOOST_AUTO_TEST_CASE(records_reach_spdlog_with_their_level_time_and_text) {
   using atl::log_level;

@@ -16,6 +16,7 @@
 #include "atoll/runtime/span.hpp"
 #include "atoll/runtime/telemetry.hpp"
 #include "support/allocation_count.hpp"
+#include "support/fd_leak_check.hpp"
 
 using namespace atl::telemetry;
 
@@ -40,7 +41,7 @@ const auto conn_prefix = std::make_shared<const event_name>(event_name{"atoll", 
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(telemetry)
+BOOST_FIXTURE_TEST_SUITE(telemetry, atl::test::fd_leak_check)
 
 BOOST_AUTO_TEST_CASE(nobody_listening_means_disabled) {
   bus b;
@@ -259,7 +260,7 @@ void register_test_levels() {
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(telemetry)
+BOOST_FIXTURE_TEST_SUITE(telemetry, atl::test::fd_leak_check)
 
 BOOST_AUTO_TEST_CASE(an_interest_follows_the_subscriptions_of_its_event_name) {
   bus b;

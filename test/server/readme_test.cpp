@@ -25,7 +25,7 @@ std::string read_file(const std::string& path) {
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(readme_tutorial)
+BOOST_FIXTURE_TEST_SUITE(readme_tutorial, atl::test::fd_leak_check)
 
 BOOST_AUTO_TEST_CASE(the_readme_shows_the_tested_handler) {
   std::string root = ATOLL_SOURCE_DIR;

@@ -76,7 +76,7 @@ std::string describe_event(const connection_event& ev) {
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(server_protocol)
+BOOST_FIXTURE_TEST_SUITE(server_protocol, atl::test::fd_leak_check)
 
 BOOST_FIXTURE_TEST_CASE(an_actor_on_a_one_thread_scheduler_runs_a_server_without_blocking,
                         one_thread_fixture) {

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "dns_zone.hpp"
+#include "support/fd_leak_check.hpp"
 
 #ifndef ATOLL_EXAMPLES_DIR
 #error "ATOLL_EXAMPLES_DIR must name the examples source directory"
@@ -322,7 +323,7 @@ using strings = std::vector<std::string>;
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(dns_zone)
+BOOST_FIXTURE_TEST_SUITE(dns_zone, atl::test::fd_leak_check)
 
 // -- loading -------------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "atoll/supervisors/rate_limiter.hpp"
+#include "support/fd_leak_check.hpp"
 
 using atl::rate_limit_config;
 using atl::rate_limit_key;
@@ -88,7 +89,7 @@ sockaddr_storage v6_addr(const char* text, uint16_t port, uint32_t scope = 0) {
 
 } // namespace
 
-BOOST_AUTO_TEST_SUITE(rate_limiter)
+BOOST_FIXTURE_TEST_SUITE(rate_limiter, atl::test::fd_leak_check)
 
 BOOST_AUTO_TEST_CASE(exactly_n_pass_then_drop) {
   for (uint32_t n : {1u, 2u, 5u, 1000u}) {
