@@ -106,13 +106,15 @@ namespace {
 /// `rearm`), and an fd that is reported again meanwhile to a worker with
 /// nothing else to do is taken out of epoll (`in_epoll` false) until then.
 /// So the owner sees one-shot interest, at no epoll_ctl per event. Shared
-/// registrations are one-shot in epoll itself.
+/// registrations (a listen socket and its acceptors) work the same way,
+/// with `shared_owners::outstanding` in place of `pending`: one owner at a
+/// time has the fd's event.
 struct slot {
   spin_lock lock;
   uint32_t token = 0;    // 0: not registered
   uint32_t poller = 0;   // the worker whose epoll instance has the fd
-  uint32_t interest = 0; // in epoll (plain registrations)
-  bool in_epoll = false; // plain registrations
+  uint32_t interest = 0; // in epoll
+  bool in_epoll = false;
   bool pending = false;  // plain: an event was delivered, not yet acknowledged
   io_sink* sink = nullptr; // plain: takes events by post_io (else messages)
   caf::strong_actor_ptr owner;
@@ -342,8 +344,15 @@ struct io_core {
       return s->owner;
     }
     auto& sh = *s->shared;
-    if (sh.owners.empty()) {
-      sh.waiting = true;
+    if (sh.outstanding != 0 || sh.owners.empty()) {
+      // An owner is still busy with the last event, or nobody owns the fd
+      // (it is handed on when one joins): as for a plain registration.
+      if (sh.owners.empty())
+        sh.waiting = true;
+      if (park && s->in_epoll) {
+        epoll_ctl(workers[s->poller]->epfd, EPOLL_CTL_DEL, fd, nullptr);
+        s->in_epoll = false;
+      }
       return nullptr;
     }
     auto& owner = sh.owners[sh.next++ % sh.owners.size()];
@@ -351,19 +360,10 @@ struct io_core {
     return owner;
   }
 
-  /// Re-arms a shared registration's one-shot interest (slot lock held).
-  int arm(const slot& s, int fd, uint32_t interest) {
-    epoll_event ev{};
-    ev.events = interest | EPOLLONESHOT | EPOLLRDHUP;
-    ev.data.u64 = pack(fd, s.token);
-    return epoll_ctl(workers[s.poller]->epfd, EPOLL_CTL_MOD, fd, &ev);
-  }
-
-  /// Acknowledges the last event of a plain registration and sets its
-  /// interest (slot lock held). Calls epoll_ctl only if epoll's view
-  /// changes.
-  int acknowledge(slot& s, int fd, uint32_t interest) {
-    s.pending = false;
+  /// Puts a registration into epoll with `interest` (level-triggered), or
+  /// takes it out for none (slot lock held). Calls epoll_ctl only if
+  /// epoll's view changes.
+  int set_interest(slot& s, int fd, uint32_t interest) {
     auto epfd = workers[s.poller]->epfd;
     if (interest == 0) {
       // Nothing wanted: out of epoll, where errors and hang-ups would still
@@ -383,6 +383,14 @@ struct io_core {
     s.in_epoll = true;
     s.interest = interest;
     return 0;
+  }
+
+  /// Acknowledges the last event of a plain registration and sets its
+  /// interest (slot lock held). Calls epoll_ctl only if epoll's view
+  /// changes.
+  int acknowledge(slot& s, int fd, uint32_t interest) {
+    s.pending = false;
+    return set_interest(s, fd, interest);
   }
 
   /// Wakes `w` if it sleeps (and nobody woke it yet).
@@ -919,7 +927,7 @@ reactor::add_impl(int fd, caf::strong_actor_ptr owner, io_sink* sink,
     return caf::make_error(errc::registration_failed, "fd already registered",
                            std::to_string(fd));
   epoll_event ev{};
-  ev.events = interest | EPOLLRDHUP | (shared ? EPOLLONESHOT : 0u);
+  ev.events = interest | EPOLLRDHUP;
   ev.data.u64 = detail::pack(fd, token);
   if (interest != 0 && epoll_ctl(core.workers[poller]->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
     return system_error(errc::registration_failed, "epoll_ctl(ADD)", errno);
@@ -948,8 +956,8 @@ caf::error reactor::join(const fd_registration& reg, caf::strong_actor_ptr owner
   sh.owners.push_back(std::move(owner));
   if (sh.waiting) {
     sh.waiting = false;
-    if (core_->arm(*s, reg.fd, sh.interest) != 0)
-      return system_error(errc::registration_failed, "epoll_ctl(MOD)", errno);
+    if (core_->set_interest(*s, reg.fd, sh.interest) != 0)
+      return system_error(errc::registration_failed, "epoll_ctl", errno);
   }
   return caf::none;
 }
@@ -976,7 +984,7 @@ void reactor::leave(const fd_registration& reg, const caf::actor_addr& owner) {
     if (sh.owners.empty())
       sh.waiting = true;
     else
-      core_->arm(*s, reg.fd, sh.interest);
+      core_->set_interest(*s, reg.fd, sh.interest);
   }
 }
 
@@ -994,8 +1002,8 @@ caf::error reactor::rearm(const fd_registration& reg, uint32_t interest) {
   if (auto& sh = s->shared) {
     sh->outstanding = 0;
     sh->interest = interest;
-    if (core_->arm(*s, reg.fd, interest) != 0)
-      return system_error(errc::registration_failed, "epoll_ctl(MOD)", errno);
+    if (core_->set_interest(*s, reg.fd, interest) != 0)
+      return system_error(errc::registration_failed, "epoll_ctl", errno);
     return caf::none;
   }
   if (core_->acknowledge(*s, reg.fd, interest) != 0)
