@@ -2,6 +2,10 @@
 // timeout rule, continue steps, mailbox messages, exceptions.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+#include <thread>
+
+#include "atoll/handlers/detail/connection_common.hpp"
 #include "support/server_support.hpp"
 
 using namespace atl;
@@ -50,6 +54,64 @@ BOOST_AUTO_TEST_CASE(callbacks_run_in_order_and_peer_close_calls_handle_close) {
   client.close();
   BOOST_REQUIRE(script->log->wait_for("close"));
   BOOST_CHECK((script->log->entries() == std::vector<std::string>{"connection", "data:hi", "close"}));
+}
+
+BOOST_AUTO_TEST_CASE(late_and_early_first_bytes_both_arrive_whatever_the_first_read_policy) {
+  // Clients that send only after the connection is set up make the
+  // speculative first read stop paying (the workers then skip it); clients
+  // that send with the connection make it pay again. Either way, every
+  // connection's first bytes reach handle_data once, in order.
+  auto script = std::make_shared<probe_script>();
+  script->on_data = echo;
+  auto& srv = start(probe_options(script));
+  size_t opened = 0;
+  for (int i = 0; i < 40; ++i) {
+    auto client = connect(srv);
+    BOOST_REQUIRE(script->log->wait_for("connection", ++opened));
+    auto text = "late" + std::to_string(i);
+    client.send(text);
+    BOOST_REQUIRE_EQUAL(client.recv_exact(text.size()), text);
+  }
+  for (int i = 0; i < 40; ++i) {
+    auto client = connect(srv);
+    auto text = "early" + std::to_string(i);
+    client.send(text);
+    BOOST_REQUIRE_EQUAL(client.recv_exact(text.size()), text);
+    ++opened;
+  }
+  BOOST_REQUIRE(script->log->wait_for("close", opened));
+  BOOST_CHECK_EQUAL(script->log->count("connection"), opened);
+  BOOST_CHECK_EQUAL(script->log->count("data:late7"), 1u);
+  BOOST_CHECK_EQUAL(script->log->count("data:early7"), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(the_first_read_is_skipped_only_while_it_does_not_pay) {
+  // The policy itself, on a thread of its own (its outcomes are per thread).
+  std::vector<bool> decisions;
+  std::thread([&] {
+    for (int i = 0; i < 16; ++i) { // learning: always tried
+      decisions.push_back(detail::first_read_worth_trying());
+      detail::first_read_tried(false);
+    }
+    for (int i = 0; i < 32; ++i) // nothing found: one probe in 16
+      decisions.push_back(detail::first_read_worth_trying());
+    // The next probe finds bytes: learning again, every one tried.
+    while (!detail::first_read_worth_trying())
+      continue;
+    detail::first_read_tried(true);
+    for (int i = 0; i < 16; ++i) {
+      decisions.push_back(detail::first_read_worth_trying());
+      detail::first_read_tried(i % 2 == 0); // one in two finds bytes
+    }
+    decisions.push_back(detail::first_read_worth_trying());
+  }).join();
+  BOOST_REQUIRE_EQUAL(decisions.size(), 16u + 32u + 17u);
+  auto tried = [&](size_t from, size_t to) {
+    return std::count(decisions.begin() + from, decisions.begin() + to, true);
+  };
+  BOOST_CHECK_EQUAL(tried(0, 16), 16);
+  BOOST_CHECK_EQUAL(tried(16, 48), 2);
+  BOOST_CHECK_EQUAL(tried(48, 65), 17); // one in two pays: always tried
 }
 
 BOOST_AUTO_TEST_CASE(a_close_verdict_closes_after_the_reply_and_calls_handle_close) {

@@ -117,16 +117,22 @@ public:
       return;
     }
     if (!first_read_tried_) {
-      // A speculative first read, as the built-in connection actor does: a
-      // client usually sends its request with the connection, so its bytes
-      // are there by now; reading them here saves the readiness event and
-      // its message. Only the first time: later, a read that would block is
-      // the likely outcome.
+      // A speculative first read, as the built-in connection actor does
+      // (and only while it recently paid on this thread): when clients send
+      // their request with the connection, its bytes are there by now;
+      // reading them here saves the readiness event and its message. Only
+      // the first time: later, a read that would block is the likely
+      // outcome.
       first_read_tried_ = true;
-      in_io_ = true;
-      read_once();
-      in_io_ = false;
-      report_traffic();
+      if (detail::first_read_worth_trying()) {
+        auto received = access::stats(*sock_).recv_cnt;
+        in_io_ = true;
+        read_once();
+        in_io_ = false;
+        detail::first_read_tried(phase_ != phase::open || eof_
+                                 || access::stats(*sock_).recv_cnt != received);
+        report_traffic();
+      }
     }
     arm();
   }

@@ -70,12 +70,16 @@ public:
     in_make_behavior_ = true; // no become: the behavior is returned
     in_io_ = true;            // registered once, below
     start_connection();       // a clear connection opens right here
-    if (phase_ == phase::open && reading_) {
-      // A speculative first read: a client usually sends its request with
-      // the connection, so its bytes are there by now. Reading them here
-      // saves the readiness event, its delivery and a second run of this
-      // actor; if nothing is there, it costs one read that would block.
+    if (phase_ == phase::open && reading_ && detail::first_read_worth_trying()) {
+      // A speculative first read: when clients send their request with the
+      // connection, its bytes are there by now. Reading them here saves the
+      // readiness event, its delivery and a second run of this actor; if
+      // nothing is there, it costs one read that would block (so it is
+      // tried only while it recently paid: `first_read_worth_trying`).
+      auto received = access::stats(sock_).recv_cnt;
       read_loop();
+      detail::first_read_tried(phase_ != phase::open
+                               || access::stats(sock_).recv_cnt != received);
     }
     in_io_ = false;
     if (user_ && (phase_ == phase::handshaking || phase_ == phase::proxy))

@@ -376,4 +376,47 @@ std::string exception_text(std::exception_ptr ep) {
   return "unknown exception";
 }
 
+namespace {
+
+/// Outcomes of the speculative first reads on this thread; halved at
+/// `decay_at` tries so that recent connections count most.
+struct first_read_outcomes {
+  uint32_t tries = 0;
+  uint32_t found = 0;
+  uint32_t skipped = 0;
+};
+
+thread_local first_read_outcomes first_reads;
+
+constexpr uint32_t first_read_learning = 16;
+constexpr uint32_t first_read_decay_at = 64;
+constexpr uint32_t first_read_probe_every = 16;
+
+} // namespace
+
+bool first_read_worth_trying() noexcept {
+  auto& st = first_reads;
+  if (st.tries < first_read_learning || st.found * 4 >= st.tries)
+    return true;
+  if (++st.skipped < first_read_probe_every)
+    return false;
+  st.skipped = 0;
+  return true;
+}
+
+void first_read_tried(bool found) noexcept {
+  auto& st = first_reads;
+  if (found && st.tries >= first_read_learning && st.found * 4 < st.tries) {
+    st = {}; // a probe paid: the clients may have changed, learn again
+    return;
+  }
+  ++st.tries;
+  if (found)
+    ++st.found;
+  if (st.tries >= first_read_decay_at) {
+    st.tries /= 2;
+    st.found /= 2;
+  }
+}
+
 } // namespace atl::detail

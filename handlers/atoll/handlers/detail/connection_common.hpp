@@ -129,6 +129,22 @@ step_result handshake_step(const connection_config& conf, socket& sock,
 void note_received(socket& sock, const connection_config& conf, std::string_view data,
                    bool async, int64_t& first_byte_at);
 
+/// Whether a new connection should read before its first readiness event
+/// (a speculative first read). It pays when clients send with the connection
+/// (the bytes are there when the actor first runs): it saves the event, its
+/// delivery and a second actor run; otherwise it costs a `recv` that would
+/// block. Decided from the recent outcomes on the calling thread (a worker):
+/// always while it has seen fewer than 16, then while at least one in four
+/// found something, else on one new connection in 16 (a probe: one that
+/// finds something starts the learning again).
+/// Runs on the connection's actor; thread-local, no synchronization.
+[[nodiscard]] bool first_read_worth_trying() noexcept;
+
+/// Records the outcome of a speculative first read on the calling thread:
+/// `found` if it got bytes or the end of the stream (anything but "would
+/// block").
+void first_read_tried(bool found) noexcept;
+
 /// A connection's periodic traffic report: the `progress` event of its
 /// span, with its totals so far (`recv_oct`, `recv_cnt`, `send_oct`,
 /// `send_cnt`), so subscribers that count (metrics) see a long connection's
