@@ -468,6 +468,59 @@ BOOST_AUTO_TEST_CASE(the_io_scheduler_has_one_poller_per_worker) {
   BOOST_CHECK((*r)->running());
 }
 
+BOOST_AUTO_TEST_CASE(registrations_stay_balanced_over_the_pollers_whoever_makes_them) {
+  auto r = atl::reactor::of(sys);
+  BOOST_REQUIRE(r);
+  auto io = *r;
+  std::vector<std::unique_ptr<socket_pair>> pairs;
+  std::vector<fd_registration> regs;
+  caf::scoped_actor self{sys};
+  auto spread = [&] {
+    auto loads = io->registrations_per_poller();
+    BOOST_REQUIRE_EQUAL(loads.size(), 2u);
+    return std::make_pair(loads[0] + loads[1],
+                          std::max(loads[0], loads[1]) - std::min(loads[0], loads[1]));
+  };
+  // From a thread that is no worker: the least loaded poller each time.
+  for (int i = 0; i < 100; ++i) {
+    pairs.push_back(std::make_unique<socket_pair>());
+    auto reg = io->add(pairs.back()->reader(), owner_of(self), io_events::readable);
+    BOOST_REQUIRE(reg);
+    regs.push_back(*reg);
+  }
+  BOOST_CHECK(spread() == std::make_pair(size_t{100}, size_t{0}));
+  // From one worker, 200 in one actor run: its own poller first, but never
+  // more than 16 ahead of the other.
+  auto made = std::make_shared<std::vector<std::pair<int, fd_registration>>>();
+  auto maker = sys.spawn([io, made, owner{owner_of(self)}](caf::event_based_actor* me) {
+    for (int i = 0; i < 200; ++i) {
+      int fds[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0)
+        break;
+      ::close(fds[1]);
+      auto reg = io->add(fds[0], owner, io_events::readable);
+      if (!reg) {
+        ::close(fds[0]);
+        break;
+      }
+      made->emplace_back(fds[0], *reg);
+    }
+    me->quit();
+  });
+  self->wait_for(maker);
+  BOOST_REQUIRE_EQUAL(made->size(), 200u);
+  auto [total, gap] = spread();
+  BOOST_CHECK_EQUAL(total, 300u);
+  BOOST_CHECK_LE(gap, 17u);
+  for (auto& [fd, reg] : *made) {
+    io->remove(reg);
+    ::close(fd);
+  }
+  for (auto& reg : regs)
+    io->remove(reg);
+  BOOST_CHECK(spread() == std::make_pair(size_t{0}, size_t{0}));
+}
+
 BOOST_AUTO_TEST_CASE(two_systems_at_once_each_have_their_own_reactor) {
   caf::actor_system_config other_cfg;
   auto other = system_fixture::make_system(other_cfg);
@@ -641,8 +694,10 @@ BOOST_AUTO_TEST_CASE(a_worker_stuck_in_one_job_does_not_stall_the_sockets) {
   auto r = atl::reactor::of(sys);
   BOOST_REQUIRE(r);
   auto log = std::make_shared<event_log>();
-  // Two owners: registrations alternate over the two workers' pollers, so
-  // one of them is on the poller of the worker that gets stuck below.
+  // Two owners, each registered on the poller of the worker it first ran on
+  // (or the other's, for balance): one or both may be on the poller of the
+  // worker that gets stuck below, which the other must then serve, although
+  // it went to sleep while nobody was busy.
   socket_pair a;
   socket_pair b;
   auto owner_a = sys.spawn(logging_owner, *r, a.reader(), "a", log);

@@ -49,6 +49,9 @@ namespace {
 
 constexpr uint64_t wake_key = ~uint64_t{0};
 constexpr int max_events = 128;
+/// How many more registrations than the least loaded worker a worker may
+/// have and still take a new one that its own thread makes.
+constexpr int64_t poller_balance_slack = 16;
 /// Jobs a busy worker runs between two looks at its epoll instance.
 constexpr size_t poll_interval = 32;
 /// How often a worker out of work yields and polls again before it sleeps
@@ -58,6 +61,10 @@ constexpr int spin_rounds = 4;
 /// How often a sleeping worker looks for a worker stuck in one job (whose
 /// queue and sockets it then serves), while some worker is busy.
 constexpr int64_t stuck_check_ns = 10'000'000;
+/// The same while no other worker was busy when this one went to sleep
+/// (one that gets stuck later is noticed within about this plus
+/// `stuck_check_ns`).
+constexpr int64_t idle_stuck_check_ns = 100'000'000;
 constexpr size_t chunk_bits = 10;
 constexpr size_t chunk_size = size_t{1} << chunk_bits;
 /// Upper bound of the fd table (fds at or above it cannot be registered).
@@ -239,6 +246,7 @@ struct alignas(64) worker_state {
   std::atomic<bool> sleeping{false}; // waiting in epoll_wait, queue empty
   std::atomic<bool> busy{false};     // running a job
   std::atomic<uint64_t> runs{0};     // jobs started (progress)
+  std::atomic<int64_t> registrations{0}; // fds in this worker's epoll instance
   int epfd = -1;
   int wakefd = -1;
   timer_heap timers;
@@ -247,6 +255,7 @@ struct alignas(64) worker_state {
   size_t since_poll = 0;
   size_t stop_budget = static_cast<size_t>(-1); // jobs left to run once stopping
   int64_t last_stuck_check = 0;
+  bool slept_in_vain = false; // the last sleep timed out with nothing to do
   std::vector<uint64_t> seen_runs; // per worker, at the last stuck check
 };
 
@@ -310,6 +319,28 @@ struct io_core {
       }
     }
     return &chunk->slots[ufd & (chunk_size - 1)];
+  }
+
+  /// The worker whose epoll instance takes a new registration made by
+  /// worker `caller` (`npos`: another thread): the caller itself, where the
+  /// owner runs now (so its events find the owner's state in that core's
+  /// cache), unless it has `poller_balance_slack` more registrations than the
+  /// least loaded worker, which then takes it (as any other thread's).
+  uint32_t pick_poller(size_t caller) const {
+    size_t least = 0;
+    auto least_n = INT64_MAX;
+    for (size_t k = 0; k < workers.size(); ++k) {
+      auto n = workers[k]->registrations.load(std::memory_order_relaxed);
+      if (n < least_n) {
+        least = k;
+        least_n = n;
+      }
+    }
+    if (caller < workers.size()
+        && workers[caller]->registrations.load(std::memory_order_relaxed)
+             <= least_n + poller_balance_slack)
+      return static_cast<uint32_t>(caller);
+    return static_cast<uint32_t>(least);
   }
 
   uint32_t make_token() {
@@ -587,9 +618,14 @@ struct io_core {
     }
     sleepers.fetch_add(1, std::memory_order_relaxed);
     auto timeout = next_timeout(me);
-    auto checking = workers.size() > 1 && others_busy(self);
+    // With other workers, never sleep unbounded: one may get stuck in a job
+    // while this one sleeps, with sockets in its epoll instance that only
+    // this one can then serve. Checked often while another is busy, seldom
+    // while all were idle.
+    auto checking = workers.size() > 1;
     if (checking) {
-      constexpr int check_ms = static_cast<int>(stuck_check_ns / 1'000'000);
+      auto check_ms = static_cast<int>(
+        (others_busy(self) ? stuck_check_ns : idle_stuck_check_ns) / 1'000'000);
       timeout = timeout < 0 ? check_ms : std::min(timeout, check_ms);
     }
     epoll_event events[max_events];
@@ -601,9 +637,10 @@ struct io_core {
     sleepers.fetch_sub(1, std::memory_order_relaxed);
     // Nothing queued here: an fd whose owner is still busy elsewhere is
     // parked, or the next epoll_wait would return it again at once.
-    deliver(me, events, std::max(n, 0), unit, true, true);
+    auto delivered = deliver(me, events, std::max(n, 0), unit, true, true);
     if (checking)
       check_stuck(self, unit);
+    me.slept_in_vain = n == 0 && delivered == 0;
   }
 
   /// Drops every registration and timer (the workers have ended).
@@ -620,6 +657,7 @@ struct io_core {
         if (s.token == 0)
           continue;
         s.token = 0;
+        workers[s.poller]->registrations.fetch_sub(1, std::memory_order_relaxed);
         s.sink = nullptr;
         owners.push_back(std::move(s.owner));
         shared.push_back(std::move(s.shared));
@@ -771,6 +809,7 @@ caf::resumable* io_core::next_job(size_t index, caf::execution_unit* unit) {
       job = steal(index);
     }
     if (job != nullptr) {
+      me.slept_in_vain = false;
       me.busy.store(true, std::memory_order_relaxed);
       me.runs.fetch_add(1, std::memory_order_relaxed);
       return job;
@@ -780,8 +819,10 @@ caf::resumable* io_core::next_job(size_t index, caf::execution_unit* unit) {
     // sleeping (the BEAM's short busy wait). A client that was about to
     // answer usually has by then, and the sleep and wake-up it saves cost
     // more; an idle worker still sleeps after a few microseconds.
+    // (Not after a sleep that ended with nothing to do: the periodic check
+    // for stuck workers need not spin.)
     bool found = false;
-    for (int i = 0; i < spin_rounds && !found; ++i) {
+    for (int i = 0; i < spin_rounds && !found && !me.slept_in_vain; ++i) {
       sched_yield();
       found = poll_now(me, unit, true) > 0 || me.queued.load(std::memory_order_relaxed) > 0;
     }
@@ -920,8 +961,7 @@ reactor::add_impl(int fd, caf::strong_actor_ptr owner, io_sink* sink,
   if (s == nullptr)
     return caf::make_error(errc::registration_failed, "invalid fd", std::to_string(fd));
   auto token = core.make_token();
-  auto poller = static_cast<uint32_t>(core.next_poller.fetch_add(1, std::memory_order_relaxed)
-                                      % core.workers.size());
+  auto poller = core.pick_poller(detail::this_core == &core ? detail::this_worker : detail::npos);
   std::lock_guard<spin_lock> guard{s->lock};
   if (s->token != 0)
     return caf::make_error(errc::registration_failed, "fd already registered",
@@ -937,6 +977,7 @@ reactor::add_impl(int fd, caf::strong_actor_ptr owner, io_sink* sink,
   s->sink = sink;
   s->token = token;
   s->poller = poller;
+  core.workers[poller]->registrations.fetch_add(1, std::memory_order_relaxed);
   s->owner = std::move(owner);
   s->shared = std::move(shared);
   core.count.fetch_add(1, std::memory_order_relaxed);
@@ -1032,6 +1073,7 @@ void reactor::remove(const fd_registration& reg, bool closing_next) {
     s->in_epoll = false;
     s->token = 0;
     s->sink = nullptr;
+    core_->workers[s->poller]->registrations.fetch_sub(1, std::memory_order_relaxed);
     owner = std::move(s->owner);
     shared = std::move(s->shared);
   }
@@ -1083,6 +1125,15 @@ size_t reactor::size() const noexcept {
 
 size_t reactor::num_pollers() const noexcept {
   return core_->workers.size();
+}
+
+std::vector<size_t> reactor::registrations_per_poller() const {
+  std::vector<size_t> result;
+  result.reserve(core_->workers.size());
+  for (auto& w : core_->workers)
+    result.push_back(static_cast<size_t>(
+      std::max<int64_t>(w->registrations.load(std::memory_order_relaxed), 0)));
+  return result;
 }
 
 // -- io_scheduler ---------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include <caf/actor_addr.hpp>
 #include <caf/actor_control_block.hpp>
@@ -199,6 +200,12 @@ public:
 
   /// Number of pollers (= scheduler workers).
   size_t num_pollers() const noexcept;
+
+  /// Registered fds per poller, by poller index. A registration goes to the
+  /// poller of the worker that makes it (where its owner runs), unless that
+  /// poller has 16 more than the least loaded one, which then takes it (as
+  /// it takes those made by other threads). Any thread.
+  std::vector<size_t> registrations_per_poller() const;
 
   /// True until the scheduler stopped the reactor.
   bool running() const noexcept;
