@@ -621,6 +621,38 @@ BOOST_AUTO_TEST_CASE(a_held_connection_is_served_once_a_slot_frees_up) {
   BOOST_CHECK_EQUAL(second.recv_exact(7), "waiting");
 }
 
+BOOST_AUTO_TEST_CASE(connections_are_counted_from_their_first_reply_and_free_their_slots) {
+  // The acceptor spawns connection actors itself and hands each accept
+  // batch to the connection supervisor: a connection that has answered is
+  // already listed, and every ended one gives its slot back.
+  constexpr size_t limit = 20;
+  auto opts = probe_options(echo_script());
+  opts.num_acceptors = 1;
+  opts.num_connections = uint32_t{limit};
+  opts.max_connections_retry_count = 100;
+  opts.max_connections_retry_wait = 20ms;
+  auto& srv = start(opts);
+  for (int round = 0; round < 3; ++round) {
+    std::vector<test_client> clients;
+    for (size_t i = 0; i < limit; ++i)
+      clients.push_back(connect(srv)); // all queued before the first is served
+    for (auto& client : clients)
+      expect_echo(client, "r" + std::to_string(round));
+    BOOST_CHECK_EQUAL(srv.info()->active_connections, limit);
+    auto conns = srv.connections();
+    BOOST_REQUIRE(conns);
+    BOOST_CHECK_EQUAL(conns->size(), limit);
+    auto extra = connect(srv); // over the limit: held
+    extra.send("held");
+    BOOST_CHECK(extra.silent_for(100ms));
+    clients.front().close();
+    BOOST_CHECK_EQUAL(extra.recv_exact(4), "held"); // served in the freed slot
+    extra.close();
+    clients.clear();
+    BOOST_REQUIRE(wait_until([&] { return srv.info()->active_connections == 0; }));
+  }
+}
+
 // -- acceptor robustness --------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(acceptors_survive_per_connection_accept_errors) {

@@ -1009,7 +1009,7 @@ BOOST_FIXTURE_TEST_CASE(a_handler_actor_whose_supervisor_is_gone_ends_as_in_a_st
   conf->events = std::make_shared<telemetry::bus>();
   conf->span_prefix = std::make_shared<const telemetry::event_name>(
       telemetry::event_name{"atoll", "udp", "connection"});
-  conf->slots = std::make_shared<detail::udp_session_slots>(std::nullopt);
+  conf->slots = std::make_shared<detail::session_slots>(std::nullopt);
   auto gone = sys.spawn([]() -> caf::behavior { return {[](int) {}}; });
   {
     caf::scoped_actor self{sys};

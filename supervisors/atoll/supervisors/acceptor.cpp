@@ -1,8 +1,11 @@
 #include "atoll/supervisors/acceptor.hpp"
 
+#include <vector>
+
 #include <caf/event_based_actor.hpp>
 #include <caf/system_messages.hpp>
 
+#include "atoll/handlers/detail/connection_actor.hpp"
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/error.hpp"
 #include "atoll/supervisors/detail/server_options_access.hpp"
@@ -24,13 +27,18 @@ class acceptor_actor final : public caf::event_based_actor {
 public:
   acceptor_actor(caf::actor_config& cfg, std::shared_ptr<server_context> ctx,
                  std::shared_ptr<listen_endpoint> sock, caf::actor listener,
-                 uint64_t listener_span, caf::actor conn_sup)
+                 uint64_t listener_span, caf::actor conn_sup,
+                 std::shared_ptr<session_slots> slots)
     : caf::event_based_actor(cfg),
       ctx_(std::move(ctx)),
       sock_(std::move(sock)),
       listener_(std::move(listener)),
       listener_span_(listener_span),
-      conn_sup_(std::move(conn_sup)) {
+      conn_sup_(std::move(conn_sup)),
+      slots_(std::move(slots)) {
+    const auto& opts = ctx_->options();
+    spawn_how_.hidden = opts.hidden_connections;
+    spawn_how_.lazy = true;
   }
 
   const char* name() const override {
@@ -60,6 +68,7 @@ public:
       },
       [this](retry_atom, accepted_connection& conn, uint32_t retries_left) {
         start_connection(std::move(conn), retries_left);
+        hand_over_spawned();
       },
       [this](resume_atom) { rearm(); },
     };
@@ -67,6 +76,13 @@ public:
 
 private:
   void accept_batch_now() {
+    accept_some();
+    hand_over_spawned();
+  }
+
+  /// Accepts up to `accept_batch` connections, then re-arms the listen
+  /// socket (or pauses it, or ends this actor).
+  void accept_some() {
     for (int i = 0; i < accept_batch; ++i) {
       if (sock_->closed()) {
         end_normally();
@@ -133,24 +149,73 @@ private:
     }
   }
 
-  /// Asks the connection supervisor for a connection actor; at the limit,
-  /// retries later (this acceptor keeps accepting meanwhile) and finally
-  /// closes the client.
+  /// Starts a connection actor for `conn`: built-in handlers here, counted
+  /// in the group's slots and handed to the connection supervisor after
+  /// the accept batch (`hand_over_spawned`); a custom connection process
+  /// or a detached connection by the connection supervisor
+  /// (`start_child`). At the
+  /// `num_connections` limit, retries later (this acceptor keeps accepting
+  /// meanwhile) and finally closes the client.
   void start_connection(accepted_connection conn, uint32_t retries_left) {
+    if (ctx_->options().connection_process || ctx_->options().detached_connections) {
+      request_connection(std::move(conn), retries_left);
+      return;
+    }
+    if (!slots_->try_take()) {
+      spawn_failed(std::move(conn), retries_left, caf::make_error(errc::max_children));
+      return;
+    }
+    auto hdl = spawn_connection(this, ctx_->connections(), std::move(conn), spawn_how_);
+    // Runs at once if the actor already ended.
+    hdl->attach_functor([slots{slots_}] { slots->give_back(); });
+    spawned_.push_back(std::move(hdl));
+  }
+
+  /// Hands the connection actors spawned since the last call to the
+  /// connection supervisor in one `adopt_children` (one message per accept
+  /// batch instead of a `start_child` round trip per connection), then
+  /// lets them run: the adoption is in the supervisor's mailbox before
+  /// any of them can answer a client, so whoever asks the supervisor
+  /// about the server after that sees them. A stopping supervisor stops
+  /// them itself; if it is gone, they are told to stop (nobody would
+  /// drain them).
+  void hand_over_spawned() {
+    if (spawned_.empty())
+      return;
+    auto kids = std::move(spawned_);
+    spawned_ = {};
+    auto adoption = request(conn_sup_, caf::infinite, adopt_children_atom::value, kids);
+    for (auto& kid : kids)
+      launch_connection(kid, context());
+    adoption.then([](caf::ok_atom) {},
+                  [this, kids{std::move(kids)}](caf::error& err) {
+                    if (err == errc::shutting_down)
+                      return;
+                    for (auto& kid : kids)
+                      send_exit(kid, caf::exit_reason::user_shutdown);
+                  });
+  }
+
+  /// A custom connection process: the connection supervisor spawns it.
+  void request_connection(accepted_connection conn, uint32_t retries_left) {
     request(conn_sup_, caf::infinite, start_child_atom::value, caf::make_message(conn))
       .then([](const caf::actor&) {},
             [this, conn, retries_left](caf::error& err) mutable {
-              if (err == errc::max_children && retries_left > 0) {
-                delayed_send(this, ctx_->options().max_connections_retry_wait,
-                             retry_atom::value, std::move(conn), retries_left - 1);
-                return;
-              }
-              conn.fd->reset(); // close the client (no-op if a connection took it)
-              if (err == errc::max_children)
-                emit("spawn_error");
-              else
-                emit("spawn_error", err);
+              spawn_failed(std::move(conn), retries_left, std::move(err));
             });
+  }
+
+  void spawn_failed(accepted_connection conn, uint32_t retries_left, caf::error err) {
+    if (err == errc::max_children && retries_left > 0) {
+      delayed_send(this, ctx_->options().max_connections_retry_wait, retry_atom::value,
+                   std::move(conn), retries_left - 1);
+      return;
+    }
+    conn.fd->reset(); // close the client (no-op if a connection took it)
+    if (err == errc::max_children)
+      emit("spawn_error");
+    else
+      emit("spawn_error", err);
   }
 
   void emit(const char* event, const caf::error& err = {}) {
@@ -191,6 +256,9 @@ private:
   caf::actor listener_;
   uint64_t listener_span_;
   caf::actor conn_sup_;
+  std::shared_ptr<session_slots> slots_;
+  connection_spawn_options spawn_how_;
+  std::vector<caf::actor> spawned_; // not yet handed to conn_sup_
   telemetry::span span_;
   uint64_t count_ = 0;
   bool joined_ = false;
@@ -213,7 +281,7 @@ child_spec acceptor_spec(std::shared_ptr<server_context> ctx, uint32_t id,
     auto& sockets = listener->sockets;
     auto sock = sockets[(id - 1) % sockets.size()];
     return sc.self()->spawn<acceptor_actor>(ctx, sock, listener->actor, listener->span_context,
-                                            conn_sup);
+                                            conn_sup, group->slots());
   };
   return spec;
 }

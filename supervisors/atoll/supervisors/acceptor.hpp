@@ -5,9 +5,11 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include <caf/actor.hpp>
 
+#include "atoll/handlers/detail/session_slots.hpp"
 #include "atoll/runtime/supervisor.hpp"
 #include "atoll/supervisors/server_context.hpp"
 
@@ -17,6 +19,20 @@ namespace atl::detail {
 /// acceptor supervisor. Thread-safe.
 class acceptor_group {
 public:
+  /// A group of at most `num_connections` connections at once (empty:
+  /// unlimited).
+  explicit acceptor_group(std::optional<uint32_t> num_connections)
+    : slots_(std::make_shared<session_slots>(num_connections)) {
+  }
+
+  /// The group's connections running at once: the acceptor takes a slot
+  /// before it spawns a built-in connection actor, the actor gives it back
+  /// when it ends (custom connection processes are counted by the
+  /// connection supervisor's `max_children` instead).
+  const std::shared_ptr<session_slots>& slots() const noexcept {
+    return slots_;
+  }
+
   /// Records the (re)started connection supervisor.
   void set_connection_supervisor(caf::actor sup) {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -30,6 +46,7 @@ public:
   }
 
 private:
+  std::shared_ptr<session_slots> slots_;
   mutable std::mutex mtx_;
   caf::actor conn_sup_;
 };

@@ -6,7 +6,7 @@
 namespace atl::detail {
 
 child_spec acceptor_supervisor_spec(std::shared_ptr<server_context> ctx, uint32_t id) {
-  auto group = std::make_shared<acceptor_group>();
+  auto group = std::make_shared<acceptor_group>(ctx->options().num_connections);
   supervisor_flags flags;
   flags.strategy = strategy::rest_for_one;
   // An acceptor's crash costs its group's connections nothing (it is the

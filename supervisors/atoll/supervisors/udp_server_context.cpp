@@ -80,7 +80,7 @@ udp_server_context::udp_server_context(udp_server_options opts, std::shared_ptr<
   conf->detached = opts_.detached_connections;
   if (opts_.lifetime == udp_lifetime::per_peer)
     conf->peers = std::make_shared<udp_peer_table>();
-  conf->slots = std::make_shared<udp_session_slots>(opts_.num_connections);
+  conf->slots = std::make_shared<session_slots>(opts_.num_connections);
   sessions_ = std::move(conf);
   receiving_ = std::make_unique<telemetry::interest>(
       events_.get(), telemetry::join(*listener_prefix_, "receiving"));

@@ -997,6 +997,13 @@ static_assert(sizeof(caf::actor_storage<connection_actor>) <= 1536,
 caf::actor spawn_connection(caf::event_based_actor* parent,
                             std::shared_ptr<const connection_config> config,
                             accepted_connection hand_off, connection_spawn_options how) {
+  if (how.lazy) {
+    CAF_ASSERT(!how.detached);
+    if (how.hidden)
+      return parent->spawn<connection_actor, caf::lazy_init + caf::hidden>(std::move(config),
+                                                                           std::move(hand_off));
+    return parent->spawn<connection_actor, caf::lazy_init>(std::move(config), std::move(hand_off));
+  }
   if (how.detached && how.hidden)
     return parent->spawn<connection_actor, caf::detached + caf::hidden>(std::move(config),
                                                                          std::move(hand_off));
@@ -1005,6 +1012,13 @@ caf::actor spawn_connection(caf::event_based_actor* parent,
   if (how.hidden)
     return parent->spawn<connection_actor, caf::hidden>(std::move(config), std::move(hand_off));
   return parent->spawn<connection_actor>(std::move(config), std::move(hand_off));
+}
+
+void launch_connection(const caf::actor& connection, caf::execution_unit* unit) {
+  // A lazily spawned actor waits with its mailbox blocked: the same wake-up
+  // as a socket event's, with no event.
+  auto* ptr = caf::actor_cast<caf::abstract_actor*>(connection);
+  static_cast<connection_actor*>(ptr)->post_io(0, unit);
 }
 
 } // namespace atl

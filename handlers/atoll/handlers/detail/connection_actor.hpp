@@ -93,6 +93,9 @@ struct connection_spawn_options {
   /// The actor does not count for `actor_system::await_all_actors_done`:
   /// `caf::hidden`.
   bool hidden = false;
+  /// The actor does not run until `launch_connection` (or a message) wakes
+  /// it: `caf::lazy_init`. Not with `detached`.
+  bool lazy = false;
 };
 
 /// Spawns a connection actor from inside `parent` (normally the connection
@@ -100,6 +103,11 @@ struct connection_spawn_options {
 caf::actor spawn_connection(caf::event_based_actor* parent,
                             std::shared_ptr<const connection_config> config,
                             accepted_connection hand_off, connection_spawn_options how);
+
+/// Lets a connection actor spawned with `connection_spawn_options::lazy`
+/// run, on `unit` (the caller's execution unit; null: the scheduler's
+/// choice). Does nothing if a message woke it already. Thread-safe.
+void launch_connection(const caf::actor& connection, caf::execution_unit* unit);
 
 } // namespace atl
 

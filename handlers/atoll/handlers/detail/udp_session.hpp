@@ -16,6 +16,7 @@
 #include <caf/fwd.hpp>
 
 #include "atoll/handlers/detail/handler_host.hpp"
+#include "atoll/handlers/detail/session_slots.hpp"
 #include "atoll/handlers/detail/sharded_map.hpp"
 #include "atoll/handlers/udp_handler.hpp"
 #include "atoll/runtime/span.hpp"
@@ -31,39 +32,6 @@ using udp_datagram_atom = caf::atom_constant<caf::atom("udpdgram")>;
 namespace detail {
 
 class udp_peer_table;
-
-/// The handler actors of one UDP server running at once, against its
-/// `num_connections`: a listener takes a slot before it spawns an actor,
-/// and the actor gives it back when it ends. Thread-safe.
-class udp_session_slots {
-public:
-  /// At most `limit` slots at once (empty: unlimited, only counted).
-  explicit udp_session_slots(std::optional<uint32_t> limit) noexcept : limit_(limit) {}
-
-  /// Takes a slot. False at the limit (nothing taken).
-  bool try_take() noexcept {
-    auto before = used_.fetch_add(1, std::memory_order_relaxed);
-    if (limit_ && before >= *limit_) {
-      used_.fetch_sub(1, std::memory_order_relaxed);
-      return false;
-    }
-    return true;
-  }
-
-  /// Gives back a slot taken by `try_take`.
-  void give_back() noexcept {
-    used_.fetch_sub(1, std::memory_order_relaxed);
-  }
-
-  /// Slots taken now.
-  uint64_t in_use() const noexcept {
-    return used_.load(std::memory_order_relaxed);
-  }
-
-private:
-  std::optional<uint32_t> limit_;
-  std::atomic<uint64_t> used_{0};
-};
 
 /// Settings shared by all handler actors of one UDP server.
 struct udp_session_config {
@@ -94,7 +62,7 @@ struct udp_session_config {
   /// The per-peer routing table (per_peer only).
   std::shared_ptr<udp_peer_table> peers;
   /// The actors running at once, against `num_connections`. Required.
-  std::shared_ptr<udp_session_slots> slots;
+  std::shared_ptr<session_slots> slots;
 };
 
 /// One datagram travelling to a handler actor.
