@@ -153,9 +153,8 @@ private:
   /// in the group's slots and handed to the connection supervisor after
   /// the accept batch (`hand_over_spawned`); a custom connection process
   /// or a detached connection by the connection supervisor
-  /// (`start_child`). At the
-  /// `num_connections` limit, retries later (this acceptor keeps accepting
-  /// meanwhile) and finally closes the client.
+  /// (`start_child`). At the `num_connections` limit, retries later (this
+  /// acceptor keeps accepting meanwhile) and finally closes the client.
   void start_connection(accepted_connection conn, uint32_t retries_left) {
     if (ctx_->options().connection_process || ctx_->options().detached_connections) {
       request_connection(std::move(conn), retries_left);
@@ -196,7 +195,8 @@ private:
                   });
   }
 
-  /// A custom connection process: the connection supervisor spawns it.
+  /// A custom connection process or a detached connection: the connection
+  /// supervisor spawns it (and keeps `num_connections` as `max_children`).
   void request_connection(accepted_connection conn, uint32_t retries_left) {
     request(conn_sup_, caf::infinite, start_child_atom::value, caf::make_message(conn))
       .then([](const caf::actor&) {},
@@ -205,6 +205,9 @@ private:
             });
   }
 
+  /// No connection actor for `conn` (yet): at the limit, retries later
+  /// while retries are left; otherwise closes the client and emits
+  /// `spawn_error`.
   void spawn_failed(accepted_connection conn, uint32_t retries_left, caf::error err) {
     if (err == errc::max_children && retries_left > 0) {
       delayed_send(this, ctx_->options().max_connections_retry_wait, retry_atom::value,
