@@ -633,6 +633,59 @@ BOOST_AUTO_TEST_CASE(adoption_is_refused_by_other_supervisors_and_after_a_drain)
   BOOST_CHECK(!stop_supervisor(sys, *sup));
 }
 
+BOOST_AUTO_TEST_CASE(an_adoption_batch_stops_the_actors_no_supervisor_takes) {
+  auto log = std::make_shared<event_log>();
+  auto template_of_temporaries = [&] {
+    return start_supervisor(sys, flags_of(strategy::simple_one_for_one),
+                            {worker(log, "conn", restart_type::temporary)});
+  };
+  // Taken: a child like any adopted actor. A plain send gets no reply: the
+  // answer to a later request is the only message that comes back.
+  auto sup = template_of_temporaries();
+  BOOST_REQUIRE(sup);
+  auto kept = sys.spawn(test_worker, worker_config{log, "kept"});
+  caf::scoped_actor self{sys};
+  self->send(*sup, adopt_children_atom::value, adoption_batch{{kept}});
+  std::optional<child_counts> counts;
+  self->request(*sup, 5s, count_children_atom::value)
+    .receive([&](child_counts& c) { counts = c; }, [](caf::error&) {});
+  BOOST_REQUIRE(counts);
+  BOOST_CHECK_EQUAL(counts->active, 1u);
+  BOOST_CHECK(self->mailbox().empty());
+  // As a request it answers like the vector form.
+  auto asked = sys.spawn(test_worker, worker_config{log, "asked"});
+  bool ok = false;
+  self->request(*sup, 5s, adopt_children_atom::value, adoption_batch{{asked}})
+    .receive([&](caf::ok_atom) { ok = true; }, [](caf::error&) {});
+  BOOST_CHECK(ok);
+  BOOST_CHECK_EQUAL(count_children(sys, *sup)->active, 2u);
+  // The batch stops an actor that `to` does not take.
+  auto stopped_by_batch = [&](const caf::actor& to, const char* name) {
+    auto stray = sys.spawn(test_worker, worker_config{log, name});
+    exit_watch watch{sys, stray};
+    caf::anon_send(to, adopt_children_atom::value, adoption_batch{{stray}});
+    auto reason = watch.wait();
+    return reason && *reason == caf::exit_reason::user_shutdown;
+  };
+  // Refused by a supervisor of another kind (the vector form leaves them
+  // alone).
+  auto fixed = start_supervisor(sys, flags_of(strategy::one_for_one), {worker(log, "w")});
+  BOOST_REQUIRE(fixed);
+  BOOST_CHECK(stopped_by_batch(*fixed, "refused"));
+  // Sent to a supervisor that is gone: the message bounces and is
+  // destroyed, as the rest of a mailbox is when its actor dies.
+  auto gone = template_of_temporaries();
+  BOOST_REQUIRE(gone);
+  BOOST_REQUIRE(!stop_supervisor(sys, *gone));
+  BOOST_CHECK(stopped_by_batch(*gone, "late"));
+  // The taken ones are still there, and stop with their supervisor.
+  BOOST_CHECK_EQUAL(count_children(sys, *sup)->active, 2u);
+  BOOST_CHECK(!stop_supervisor(sys, *sup));
+  BOOST_CHECK(log->wait_for("stop:kept:user_shutdown"));
+  BOOST_CHECK(log->wait_for("stop:asked:user_shutdown"));
+  BOOST_CHECK(!stop_supervisor(sys, *fixed));
+}
+
 BOOST_AUTO_TEST_CASE(on_stop_runs_when_stopping_but_not_on_restarts) {
   auto log = std::make_shared<event_log>();
   auto flags = flags_of(strategy::rest_for_one);

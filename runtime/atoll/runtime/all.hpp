@@ -1,6 +1,7 @@
 // Umbrella header of atl::runtime.
 #pragma once
 
+#include "atoll/runtime/adoption_batch.hpp"
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/durations.hpp"
 #include "atoll/runtime/error.hpp"

@@ -17,6 +17,8 @@ using start_child_atom = caf::atom_constant<caf::atom("startchld")>;
 /// `simple_one_for_one` supervisor whose template is a temporary worker:
 /// takes actors its caller spawned itself as temporary children (see
 /// `supervisor_flags::max_children`). Replies `ok_atom` or an error.
+/// `(adopt_children_atom, adoption_batch)` does the same, and the batch
+/// stops the actors that no supervisor takes (see `atl::adoption_batch`).
 using adopt_children_atom = caf::atom_constant<caf::atom("adoptchld")>;
 /// `terminate_child` request: replies `caf::unit` or an error.
 using terminate_child_atom = caf::atom_constant<caf::atom("termchld")>;

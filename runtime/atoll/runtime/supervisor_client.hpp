@@ -67,7 +67,8 @@ start_child(caf::actor_system& sys, const caf::actor& sup, caf::message args,
 /// `max_children` is not checked: an adopter keeps its own limit. The
 /// asynchronous form is the request `(adopt_children_atom,
 /// std::vector<caf::actor>)`, one message for many actors (the UDP
-/// listeners' way). Errors: `unsupported_operation` (another kind of
+/// listeners' way), or `(adopt_children_atom, adoption_batch)`, which
+/// stops the actors if no supervisor takes them (the acceptors' way). Errors: `unsupported_operation` (another kind of
 /// supervisor; the actors are left alone), `shutting_down` (draining or
 /// stopping; the supervisor stops them). Blocks the calling thread.
 [[nodiscard]] caf::error adopt_children(caf::actor_system& sys, const caf::actor& sup,

@@ -6,6 +6,7 @@
 #include <caf/system_messages.hpp>
 
 #include "atoll/handlers/detail/connection_actor.hpp"
+#include "atoll/runtime/adoption_batch.hpp"
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/error.hpp"
 #include "atoll/supervisors/detail/server_options_access.hpp"
@@ -175,24 +176,19 @@ private:
   /// batch instead of a `start_child` round trip per connection), then
   /// lets them run: the adoption is in the supervisor's mailbox before
   /// any of them can answer a client, so whoever asks the supervisor
-  /// about the server after that sees them. A stopping supervisor stops
-  /// them itself; if it is gone, they are told to stop (nobody would
-  /// drain them).
+  /// about the server after that sees them. No reply is awaited: a
+  /// stopping supervisor stops them itself, and if none takes them (it
+  /// is gone, or dies with the batch in its mailbox, even after this
+  /// acceptor ended) the batch tells them to stop (nobody would drain
+  /// them).
   void hand_over_spawned() {
     if (spawned_.empty())
       return;
     auto kids = std::move(spawned_);
     spawned_ = {};
-    auto adoption = request(conn_sup_, caf::infinite, adopt_children_atom::value, kids);
+    send(conn_sup_, adopt_children_atom::value, adoption_batch{kids});
     for (auto& kid : kids)
       launch_connection(kid, context());
-    adoption.then([](caf::ok_atom) {},
-                  [this, kids{std::move(kids)}](caf::error& err) {
-                    if (err == errc::shutting_down)
-                      return;
-                    for (auto& kid : kids)
-                      send_exit(kid, caf::exit_reason::user_shutdown);
-                  });
   }
 
   /// A custom connection process or a detached connection: the connection

@@ -21,6 +21,7 @@
 #include <caf/send.hpp>
 #include <caf/system_messages.hpp>
 
+#include "atoll/runtime/adoption_batch.hpp"
 #include "atoll/runtime/atoms.hpp"
 #include "atoll/runtime/detail/child_table.hpp"
 #include "atoll/runtime/detail/restart_intensity.hpp"
@@ -109,7 +110,22 @@ public:
         return rp;
       },
       [this](adopt_children_atom, std::vector<caf::actor>& kids) -> caf::result<caf::ok_atom> {
-        return adopt(kids);
+        if (auto err = adopt_actors(std::move(kids)))
+          return err;
+        return caf::ok_atom::value;
+      },
+      [this](adopt_children_atom, adoption_batch& batch) {
+        // Refused: the batch stops them as it goes.
+        auto err = can_adopt() ? adopt_actors(batch.take()) : refuse_adoption();
+        // A plain send gets no reply (not even an error, which would be an
+        // ordinary message to an adopter that does not wait for one).
+        auto rp = make_response_promise();
+        if (!rp.pending() || rp.async())
+          return;
+        if (err)
+          rp.deliver(std::move(err));
+        else
+          rp.deliver(caf::ok_atom::value);
       },
       [this](terminate_child_atom, std::string& id) -> caf::result<caf::ok_atom> {
         return reply_when_idle<caf::ok_atom>(&supervisor_actor::terminate_by_id, id);
@@ -685,6 +701,18 @@ private:
     return res;
   }
 
+  /// A `simple_one_for_one` supervisor of temporary workers.
+  bool can_adopt() const {
+    auto tmpl = dynamic() ? children_.template_spec() : nullptr;
+    return tmpl && tmpl->restart == restart_type::temporary && tmpl->type == child_type::worker;
+  }
+
+  static caf::error refuse_adoption() {
+    return caf::make_error(errc::unsupported_operation,
+                           "adopt_children needs a simple_one_for_one supervisor of "
+                           "temporary workers");
+  }
+
   /// Takes running actors as temporary children (monitored and listed as if
   /// started from the template; one already dead goes at once). Runs even
   /// while busy: no start function runs and no record changes but the
@@ -693,12 +721,10 @@ private:
   /// one sends them `user_shutdown`; both answer `shutting_down`. A
   /// supervisor of another kind answers `unsupported_operation` and leaves
   /// them alone.
-  caf::result<caf::ok_atom> adopt(std::vector<caf::actor>& kids) {
-    auto tmpl = dynamic() ? children_.template_spec() : nullptr;
-    if (!tmpl || tmpl->restart != restart_type::temporary || tmpl->type != child_type::worker)
-      return caf::make_error(errc::unsupported_operation,
-                             "adopt_children needs a simple_one_for_one supervisor of "
-                             "temporary workers");
+  caf::error adopt_actors(std::vector<caf::actor> kids) {
+    if (!can_adopt())
+      return refuse_adoption();
+    auto tmpl = children_.template_spec();
     if (phase_ != phase::running || draining_) {
       for (auto& kid : kids) {
         if (!kid)
@@ -719,7 +745,7 @@ private:
       monitor<caf::message_priority::high>(kid);
       children_.add_temporary(std::move(kid));
     }
-    return caf::ok_atom::value;
+    return {};
   }
 
   void add_static_child(child_spec spec, caf::typed_response_promise<caf::actor> rp) {
