@@ -657,10 +657,13 @@ BOOST_AUTO_TEST_CASE(messenger_closes_idle_clients_after_its_read_timeout) {
   running_example ex{"messenger", {"--read-timeout=300"}};
   auto started = std::chrono::steady_clock::now();
   auto idle = ex.connect();
-  recv_lines(idle, 1); // the welcome
-  auto rest = idle.recv_until_closed(5000ms);
+  auto all = idle.recv_until_closed(5000ms);
   auto elapsed = std::chrono::steady_clock::now() - started;
-  BOOST_CHECK_MESSAGE(rest == "silent for too long, bye\n", rest);
+  // The welcome follows the room's answer to the join, which a loaded
+  // machine (a sanitizer run) can delay past the timeout: then it never
+  // comes, and the goodbye is all there is.
+  static const std::regex expected{"(welcome, [^\n]+\n)?silent for too long, bye\n"};
+  BOOST_CHECK_MESSAGE(std::regex_match(all, expected), all);
   BOOST_CHECK(elapsed >= 300ms);
   ex.stop();
 }
