@@ -126,6 +126,12 @@ public:
     give_back_slot(); // killed before it ever ran
   }
 
+  /// However the actor ends (CAF calls this before its monitors hear of
+  /// it; no allocation, unlike an attached functor).
+  void on_exit() override {
+    cleanup(fail_state());
+  }
+
   const char* name() const override {
     return "atoll.udp_handler";
   }
@@ -141,10 +147,9 @@ public:
   }
 
   caf::behavior make_behavior() override {
-    set_exit_handler([this](caf::exit_msg& msg) { on_exit(msg); });
-    set_exception_handler([this](std::exception_ptr& ep) { return on_uncaught(ep); });
-    set_default_handler(caf::drop);
-    attach_functor([this](const caf::error& reason) { cleanup(reason); });
+    // Everything up to the first datagram's verdict runs under `guarded`;
+    // the actor's own handlers are set only if it lives on (most
+    // per-datagram actors end right here).
     span_ = detail::start_udp_connection_span(*conf_, peer_, parent_span_, first_.received_at);
     detail::udp_socket_access::wire(sock_, &span_, conf_->send_event.get());
     detail::udp_socket_access::set_batched(sock_, true);
@@ -164,6 +169,14 @@ public:
       return {};
     if (span_.enabled())
       span_.emit("ready", {{"monotonic_time", telemetry::monotonic_time()}});
+    auto first = std::move(first_);
+    deliver(first);
+    if (done_)
+      return {}; // most per-datagram actors: no behavior built
+    set_exit_handler([this](caf::exit_msg& msg) { on_exit_message(msg); });
+    set_exception_handler([this](std::exception_ptr& ep) { return on_uncaught(ep); });
+    set_default_handler(caf::drop);
+    request_adoption();
     caf::message_handler internal{
         [this](udp_datagram_atom, detail::udp_payload& p) { deliver(p); },
         [this](udp_timeout_atom, uint64_t gen) {
@@ -173,11 +186,6 @@ public:
         [this](connection_info_atom) { return record(); },
         [this](udp_report_atom) { on_report_timer(); },
     };
-    auto first = std::move(first_);
-    deliver(first);
-    if (done_)
-      return {};
-    request_adoption();
     return user ? caf::behavior{internal.or_else(user)} : caf::behavior{internal};
   }
 
@@ -324,7 +332,7 @@ private:
     delayed_send(this, wait, udp_timeout_atom::value, timer_gen_);
   }
 
-  void on_exit(caf::exit_msg& msg) {
+  void on_exit_message(caf::exit_msg& msg) {
     if (!msg.reason || msg.reason == caf::exit_reason::normal)
       return;
     if (msg.reason == caf::exit_reason::user_shutdown)
