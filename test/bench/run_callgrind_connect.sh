@@ -57,9 +57,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 case "$workload" in
-  connect) : "${connections:=8}" "${size:=64}" "${loadgen:=build/test/bench/atoll_loadgen}"; unit=connection ;;
-  pingpong) : "${connections:=50}" "${size:=64}" "${loadgen:=build/test/bench/atoll_loadgen}"; unit="echo" ;;
-  udp) : "${connections:=50}" "${size:=512}" "${loadgen:=build/test/bench/atoll_udp_loadgen}"; unit="echo" ;;
+  connect) : "${connections:=8}" "${size:=64}" "${loadgen:=build/test/bench/atoll_loadgen}"; unit=connection units=connections ;;
+  pingpong) : "${connections:=50}" "${size:=64}" "${loadgen:=build/test/bench/atoll_loadgen}"; unit="echo" units="echoes" ;;
+  udp) : "${connections:=50}" "${size:=512}" "${loadgen:=build/test/bench/atoll_udp_loadgen}"; unit="echo" units="echoes" ;;
   *) echo "run_callgrind_connect.sh: --workload must be connect, pingpong or udp" >&2; exit 2 ;;
 esac
 if [[ ${#servers[@]} -eq 0 ]]; then
@@ -115,7 +115,7 @@ for ((r = 1; r <= rounds; ++r)); do
     read -r n1 i1 <<<"$(run "$cmd" "$short")"
     read -r n2 i2 <<<"$(run "$cmd" "$long")"
     per=$(python3 -c "print(round(($i2 - $i1) / ($n2 - $n1)))")
-    echo "round $r: $cmd: $n1 / $n2 ${unit}s, $per instructions per $unit" >&2
+    echo "round $r: $cmd: $n1 / $n2 $units, $per instructions per $unit" >&2
     results[$cmd]="${results[$cmd]:-} $per"
   done
 done

@@ -955,6 +955,65 @@ private:
   std::shared_ptr<event_log> log_;
 };
 
+BOOST_FIXTURE_TEST_CASE(a_killed_connection_supervisor_restarts_with_the_listeners_behind_it,
+                        udp_fixture) {
+  // rest_for_one: the connection supervisor and what follows it (the
+  // listener pool, the shutdown listener) start again; the handler actors of
+  // the killed one end, and new ones join the new supervisor.
+  auto log = std::make_shared<event_log>();
+  auto opts = loopback_options();
+  opts.set_handler<holding_handler>(log);
+  start(opts);
+  udp_client first;
+  first.send(where, "a");
+  BOOST_REQUIRE_EQUAL(first.recv().value_or("-"), "held:a");
+  std::vector<connection_record> records;
+  BOOST_REQUIRE(wait_until([&] {
+    auto c = srv->connections();
+    if (c)
+      records = *c;
+    return records.size() == 1;
+  }));
+  auto held = records[0].handle;
+  auto ids = [&] {
+    std::map<std::string, caf::actor_id> m;
+    if (auto t = srv->tree())
+      for (auto& c : t->children)
+        m[c.role] = c.running ? c.id : 0;
+    return m;
+  };
+  auto before = ids();
+  BOOST_REQUIRE_NE(before["connection_sup"], 0u);
+  caf::scoped_actor self{sys};
+  self->monitor(held);
+  auto children = which_children(sys, srv->handle());
+  BOOST_REQUIRE(children);
+  for (auto& c : *children)
+    if (c.id == "connection_sup")
+      caf::anon_send_exit(c.handle, caf::exit_reason::kill);
+  bool ended = false;
+  self->receive([&](caf::down_msg&) { ended = true; },
+                caf::after(5s) >> [] { BOOST_ERROR("the killed supervisor's handler still runs"); });
+  BOOST_CHECK(ended);
+  BOOST_REQUIRE(wait_until([&] {
+    auto now = ids();
+    return now["connection_sup"] != 0 && now["connection_sup"] != before["connection_sup"]
+           && now["listener_pool"] != 0 && now["listener_pool"] != before["listener_pool"]
+           && now["shutdown_listener"] != 0
+           && now["shutdown_listener"] != before["shutdown_listener"]
+           && static_cast<bool>(srv->listener_info());
+  }));
+  where = *srv->listener_info();
+  udp_client second;
+  second.send(where, "b");
+  BOOST_CHECK_EQUAL(second.recv().value_or("-"), "held:b");
+  BOOST_CHECK(wait_until([&] {
+    auto c = srv->connections();
+    return c && c->size() == 1 && (*c)[0].peer.port == second.port();
+  }));
+  BOOST_CHECK(srv->status() == server_status::running);
+}
+
 BOOST_FIXTURE_TEST_CASE(a_burst_of_datagrams_never_runs_more_actors_than_the_limit,
                         system_fixture) {
   auto log = std::make_shared<event_log>();
