@@ -272,6 +272,62 @@ private:
   std::shared_ptr<event_log> log_;
 };
 
+/// Sends itself a message from `handle_connection` and one from
+/// `handle_data` (both before its actor runs), waits for them, and answers
+/// with what arrived, in order.
+class self_messaging_handler : public udp_handler {
+public:
+  verdict handle_connection(socket&) override {
+    self()->send(self(), std::string{"early"});
+    return verdict::proceed();
+  }
+
+  verdict handle_data(std::string_view data, socket&) override {
+    self()->send(self(), "data:" + std::string{data});
+    return verdict::proceed(2s);
+  }
+
+  caf::message_handler message_handlers(socket& sock) override {
+    return {
+        [this, &sock](std::string& s) {
+          seen_ += (seen_.empty() ? "" : ",") + s;
+          if (s.rfind("data:", 0) == 0) {
+            static_cast<void>(sock.send(seen_));
+            apply(verdict::close());
+          }
+        },
+    };
+  }
+
+private:
+  std::string seen_;
+};
+
+/// Echoes with a count of its callbacks; never asks for its actor.
+class actorless_handler : public udp_handler {
+public:
+  explicit actorless_handler(std::shared_ptr<event_log> log) : log_(std::move(log)) {}
+
+  verdict handle_connection(socket&) override {
+    ++calls_;
+    return verdict::proceed();
+  }
+
+  verdict handle_data(std::string_view data, socket& sock) override {
+    ++calls_;
+    static_cast<void>(sock.send(std::to_string(calls_) + ":" + std::string{data}));
+    return verdict::proceed();
+  }
+
+  void handle_close(socket&) override {
+    log_->add("close:" + std::to_string(++calls_));
+  }
+
+private:
+  std::shared_ptr<event_log> log_;
+  int calls_ = 0;
+};
+
 /// Answers "<data>-1", "<data>-2", "<data>-3", then tries a reply too large
 /// for UDP (65,508 bytes: not batched, so its error comes back at once) and
 /// says whether it failed: "<data>-big:error" or "<data>-big:sent".
@@ -1150,6 +1206,50 @@ BOOST_FIXTURE_TEST_CASE(per_datagram_actor_waits_for_mailbox_messages_on_request
   BOOST_CHECK(!c.recv(300ms)); // the 100 ms wait ended first: no late answer
   BOOST_REQUIRE(log->wait_for("timeout"));
   BOOST_CHECK((log->entries() == std::vector<std::string>{"close", "timeout"}));
+}
+
+BOOST_FIXTURE_TEST_CASE(a_per_datagram_handler_that_never_asks_for_its_actor_gets_none,
+                        udp_fixture) {
+  auto log = std::make_shared<event_log>();
+  auto opts = loopback_options();
+  opts.set_handler<actorless_handler>(log);
+  event_recorder rec{opts.telemetry, {"atoll", "udp", "connection"}};
+  start(opts);
+  auto before = sys.latest_actor_id();
+  udp_client c;
+  for (int i = 0; i < 20; ++i) {
+    c.send(where, "d" + std::to_string(i));
+    BOOST_CHECK_EQUAL(c.recv().value_or("-"), "2:d" + std::to_string(i)); // a fresh object each
+  }
+  BOOST_REQUIRE(log->wait_for_size(20));
+  BOOST_CHECK_EQUAL(log->count("close:3"), 20u);
+  // Ran in the listeners: not one actor was made for the 20 datagrams.
+  BOOST_CHECK_EQUAL(sys.latest_actor_id(), before);
+  // Each still has its connection span, with the seed's fields.
+  BOOST_REQUIRE(wait_until([&] { return rec.named("atoll.udp.connection.stop").size() == 20; }));
+  auto starts = rec.named("atoll.udp.connection.start");
+  BOOST_REQUIRE_EQUAL(starts.size(), 20u);
+  BOOST_CHECK_EQUAL(starts[0].metadata.get_or<std::string>("remote_address", ""), "127.0.0.1");
+  BOOST_CHECK_EQUAL(starts[0].metadata.get_or<uint64_t>("remote_port", 0), c.port());
+  auto stop = rec.named("atoll.udp.connection.stop")[0];
+  BOOST_CHECK_EQUAL(stop.metadata.get_or<std::string>("reason", ""), "local_closed");
+  BOOST_CHECK_EQUAL(stop.measurements.get_or<uint64_t>("recv_cnt", 0), 1u);
+  BOOST_CHECK_EQUAL(stop.measurements.get_or<uint64_t>("send_cnt", 0), 1u);
+  BOOST_CHECK(wait_until([&] { return srv->connections()->empty(); }));
+}
+
+BOOST_FIXTURE_TEST_CASE(messages_a_handler_sends_itself_before_its_actor_runs_reach_it,
+                        udp_fixture) {
+  auto opts = loopback_options();
+  opts.set_handler<self_messaging_handler>();
+  start(opts);
+  udp_client c;
+  for (int i = 0; i < 5; ++i) {
+    auto q = "q" + std::to_string(i);
+    c.send(where, q);
+    BOOST_CHECK_EQUAL(c.recv().value_or("-"), "early,data:" + q);
+  }
+  BOOST_CHECK(wait_until([&] { return srv->connections()->empty(); }));
 }
 
 BOOST_FIXTURE_TEST_CASE(multicast_group_members_receive, udp_fixture) {

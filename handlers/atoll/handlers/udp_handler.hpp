@@ -35,11 +35,19 @@ struct udp_socket_access;
 
 /// How long a UDP handler actor lives (`udp_server_options::lifetime`).
 enum class udp_lifetime : uint8_t {
-  /// One handler actor per datagram (Abyss's model): `handle_data` runs once;
-  /// the actor then ends with `handle_close`, unless the verdict asks it to
-  /// wait (`verdict::proceed(timeout)`: it stays for its mailbox messages,
-  /// e.g. an upstream's answer, until the timeout (`handle_timeout`) or a
-  /// `close` applied from a message handler).
+  /// One handler per datagram (Abyss's model): a fresh handler object,
+  /// `handle_data` runs once; the handler then ends with `handle_close`,
+  /// unless the verdict asks it to wait (`verdict::proceed(timeout)`: it
+  /// stays for its mailbox messages, e.g. an upstream's answer, until the
+  /// timeout (`handle_timeout`) or a `close` applied from a message
+  /// handler). Its first callbacks (`handle_connection`, `handle_data`)
+  /// run in the listener that received the datagram; the handler gets an
+  /// actor of its own only when it needs one: when it calls `self()` (the
+  /// actor is made at once; what it is sent waits in its mailbox until the
+  /// callback returns), or when it waits. So a handler that answers and
+  /// ends costs no actor; one that blocks holds up its listener (use
+  /// `detached_connections`, which gives every handler an actor with a
+  /// thread of its own).
   per_datagram,
   /// One handler actor per peer (source address and port): every datagram of
   /// the peer goes to the same actor, in order; it ends after the read
@@ -65,8 +73,10 @@ enum class udp_lifetime : uint8_t {
 std::string to_string(udp_lifetime x);
 
 /// What a UDP handler uses to send: replies to its peer, datagrams to any
-/// address, the addresses and counters. Valid while the handler lives;
-/// used only inside its handler actor.
+/// address, the addresses and counters. Valid while the handler lives (at
+/// the same address, also when a per-datagram handler moves from its
+/// listener to an actor of its own); used only from the handler's
+/// callbacks and message handlers.
 class udp_socket {
 public:
   /// Used by the handler actor.
@@ -78,8 +88,9 @@ public:
   /// failed send emits the connection span's `send_error` event (`data`,
   /// `error`).
   ///
-  /// Replies are batched: a handler actor running on an `io_scheduler`
-  /// worker queues the reply, and the replies of every handler that ran on
+  /// Replies are batched: a handler running on an `io_scheduler` worker
+  /// (in its actor, or a per-datagram handler's first run in its listener)
+  /// queues the reply, and the replies of every handler that ran on
   /// that worker go out together (one `sendmmsg` per socket) when the
   /// worker's run of jobs ends, at the latest after 32 actor runs. A queued
   /// reply reports only `errc::closed`; one that then cannot go (a full send
@@ -154,13 +165,14 @@ private:
 extern template class basic_handler<udp_socket>;
 
 /// A UDP handler. Derive from it and override what you need; keep state in
-/// members. One handler object lives per handler actor (per datagram or per
-/// peer, see `udp_lifetime`), created by the server's factory; every
-/// callback runs inside that actor, never concurrently.
+/// members. One handler object lives per datagram or per peer (see
+/// `udp_lifetime`), created by the server's factory; its callbacks run in
+/// its handler actor (a per-datagram handler's first ones in the listener,
+/// until it needs an actor), never concurrently.
 ///
-/// Dispatch: `handle_connection` when the actor starts; `handle_data` for
+/// Dispatch: `handle_connection` when the handler starts; `handle_data` for
 /// its datagram(s); then exactly one of `handle_close` (close verdict, or
-/// the end of a per-datagram actor), `handle_timeout` (silence for the
+/// the end of a per-datagram handler), `handle_timeout` (silence for the
 /// timeout), `handle_shutdown` (the server stops; a goodbye may be sent)
 /// or `handle_error` (error verdict, exception). An exception thrown by a
 /// callback or a message handler ends this actor only: it is logged and

@@ -184,12 +184,12 @@ private:
     udp_hand_off h;
     h.sock = sock_->socket();
     h.peer = meta.peer;
-    h.first.data.assign(data.data(), data.size());
     h.first.received_at = now;
     h.first.destination = meta.destination;
     h.first.interface_index = meta.interface_index;
     h.parent_span = acceptor_span_.context();
     if (auto& peers = ctx_->sessions()->peers) {
+      h.first.data.assign(data.data(), data.size());
       switch (peers->route(h.peer, h.first)) {
         case udp_peer_table::outcome::delivered:
         case udp_peer_table::outcome::held: return;
@@ -199,16 +199,24 @@ private:
           return;
         case udp_peer_table::outcome::start: break;
       }
+      start_session(std::move(h), opts.max_connections_retry_count);
+      return;
     }
-    start_session(std::move(h), opts.max_connections_retry_count);
+    // Not copied yet: a per-datagram handler that runs here reads it in
+    // place.
+    start_session(std::move(h), opts.max_connections_retry_count, data);
   }
 
-  /// Spawns a handler actor for `h`. One that outlives its first run asks
-  /// the connection supervisor to adopt it (`adopt_children`); one that
-  /// ends in it (most per-datagram actors) never costs the supervisor a
+  /// Starts a handler for `h`: a per-datagram one (not detached) runs its
+  /// first datagram right here and gets an actor only if it needs one
+  /// (`run_udp_session`); others get a handler actor. An actor that
+  /// outlives its first run asks the connection supervisor to adopt it
+  /// (`adopt_children`); one that ends in it never costs the supervisor a
   /// message. At the `num_connections` limit, retries later (holding the
-  /// datagram) and finally drops it.
-  void start_session(udp_hand_off h, uint32_t retries_left) {
+  /// datagram) and finally drops it. `data`: the first datagram's bytes
+  /// when they are not in `h.first.data` yet.
+  void start_session(udp_hand_off h, uint32_t retries_left,
+                     std::optional<std::string_view> data = std::nullopt) {
     if (ctx_->stopping.load()) {
       give_up(h.peer, caf::make_error(errc::shutting_down, "the server is stopping"));
       return;
@@ -222,6 +230,8 @@ private:
     if (!conf->slots->try_take()) {
       if (retries_left > 0) {
         h.adopter = nullptr;
+        if (data)
+          h.first.data.assign(data->data(), data->size());
         delayed_send(this, ctx_->options().max_connections_retry_wait, udp_retry_atom::value,
                      std::move(h), retries_left - 1);
         return;
@@ -230,6 +240,12 @@ private:
       return;
     }
     h.holds_slot = true;
+    if (conf->lifetime == udp_lifetime::per_datagram && !conf->detached) {
+      run_udp_session(this, conf, h, data ? *data : std::string_view{h.first.data});
+      return;
+    }
+    if (data)
+      h.first.data.assign(data->data(), data->size());
     auto peer = h.peer;
     auto hdl = spawn_udp_session(this, conf, std::move(h));
     if (auto& peers = conf->peers)

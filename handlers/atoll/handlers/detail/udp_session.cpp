@@ -6,6 +6,7 @@
 #include <caf/actor_cast.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/make_actor.hpp>
 #include <caf/system_messages.hpp>
 
 #include "atoll/handlers/connection_record.hpp"
@@ -112,28 +113,48 @@ std::string exception_text(const std::exception_ptr& ep) {
   }
 }
 
-class udp_session final : public caf::event_based_actor, public detail::handler_host {
+/// Where a session core runs: its handler actor, or (per datagram) the
+/// listener that received the datagram, until the handler needs an actor.
+class session_owner {
 public:
-  udp_session(caf::actor_config& cfg, std::shared_ptr<const detail::udp_session_config> conf,
-              detail::udp_hand_off hand_off)
-    : caf::event_based_actor(cfg), conf_(std::move(conf)), peer_(hand_off.peer),
-      sock_(std::move(hand_off.sock), hand_off.peer), first_(std::move(hand_off.first)),
-      parent_span_(hand_off.parent_span), started_at_(first_.received_at),
-      timeout_(conf_->read_timeout), holds_slot_(hand_off.holds_slot),
+  virtual ~session_owner() = default;
+
+  /// The handler's actor (`self()`); an inline run creates it here.
+  virtual caf::event_based_actor* actor() noexcept = 0;
+
+  /// Ends the handler's actor with `reason` (none: normally).
+  virtual void end(caf::error reason) = 0;
+
+  /// Whether the handler's actor runs the core now (timers and adoption
+  /// wait for it otherwise).
+  virtual bool in_actor() const noexcept = 0;
+};
+
+/// One handler's session: its handler object, socket, span and verdicts.
+/// Heap-allocated, so that the socket a handler captured by reference stays
+/// where it is when an inline first run hands the session to an actor.
+class udp_session_core final : public detail::handler_host {
+public:
+  udp_session_core(std::shared_ptr<const detail::udp_session_config> conf,
+                   detail::udp_hand_off& hand_off)
+    : conf_(std::move(conf)), peer_(hand_off.peer), sock_(std::move(hand_off.sock), peer_),
+      parent_span_(hand_off.parent_span), started_at_(hand_off.first.received_at),
+      timeout_(conf_->read_timeout), holds_slot_(std::exchange(hand_off.holds_slot, false)),
       adopter_(std::move(hand_off.adopter)) {}
 
-  ~udp_session() override {
-    give_back_slot(); // killed before it ever ran
+  udp_session_core(const udp_session_core&) = delete;
+  udp_session_core& operator=(const udp_session_core&) = delete;
+
+  ~udp_session_core() override {
+    give_back_slot(); // never ran, or ended: the slot goes back
   }
 
-  /// However the actor ends (CAF calls this before its monitors hear of
-  /// it; no allocation, unlike an attached functor).
-  void on_exit() override {
-    cleanup(fail_state());
+  void set_owner(session_owner* owner) noexcept {
+    owner_ = owner;
   }
 
-  const char* name() const override {
-    return "atoll.udp_handler";
+  bool done() const noexcept {
+    return done_;
   }
 
   // -- handler_host --------------------------------------------------------------
@@ -143,18 +164,19 @@ public:
   }
 
   caf::event_based_actor* actor() noexcept override {
-    return this;
+    return owner_->actor();
   }
 
-  caf::behavior make_behavior() override {
-    // Everything up to the first datagram's verdict runs under `guarded`;
-    // the actor's own handlers are set only if it lives on (most
-    // per-datagram actors end right here).
-    span_ = detail::start_udp_connection_span(*conf_, peer_, parent_span_, first_.received_at);
+  // -- the first datagram ----------------------------------------------------------
+
+  /// Creates the handler, runs `handle_connection`, collects its message
+  /// handlers and delivers the first datagram (everything under `guarded`).
+  void first_run(std::string_view data, const std::optional<std::string>& destination,
+                 int interface_index) {
+    span_ = detail::start_udp_connection_span(*conf_, peer_, parent_span_, started_at_);
     detail::udp_socket_access::wire(sock_, &span_, conf_->send_event.get());
     detail::udp_socket_access::set_batched(sock_, true);
-    caf::message_handler user;
-    if (!guarded([this, &user] {
+    if (!guarded([this] {
           handler_ = conf_->factory();
           detail::handler_binding::bind(*handler_, this);
           auto v = handler_->handle_connection(sock_);
@@ -162,35 +184,103 @@ public:
             apply(std::move(v));
             return;
           }
-          user = handler_->message_handlers(sock_);
-        }))
-      return {};
-    if (done_)
-      return {};
+          user_ = handler_->message_handlers(sock_);
+        })
+        || done_)
+      return;
     if (span_.enabled())
       span_.emit("ready", {{"monotonic_time", telemetry::monotonic_time()}});
-    auto first = std::move(first_);
-    deliver(first);
-    if (done_)
-      return {}; // most per-datagram actors: no behavior built
-    set_exit_handler([this](caf::exit_msg& msg) { on_exit_message(msg); });
-    set_exception_handler([this](std::exception_ptr& ep) { return on_uncaught(ep); });
-    set_default_handler(caf::drop);
-    request_adoption();
-    caf::message_handler internal{
-        [this](udp_datagram_atom, detail::udp_payload& p) { deliver(p); },
-        [this](udp_timeout_atom, uint64_t gen) {
-          if (gen == timer_gen_ && !done_)
-            finish(end_kind::timeout);
-        },
-        [this](connection_info_atom) { return record(); },
-        [this](udp_report_atom) { on_report_timer(); },
-    };
-    return user ? caf::behavior{internal.or_else(user)} : caf::behavior{internal};
+    deliver(data, destination, interface_index);
+  }
+
+  /// The handler's own message handlers (once, for the actor's behavior).
+  caf::message_handler take_user_handlers() {
+    return std::move(user_);
+  }
+
+  /// The supervisor to ask for adoption (once).
+  caf::actor take_adopter() {
+    return std::exchange(adopter_, caf::actor{});
+  }
+
+  /// Arms the read timeout a verdict asked for before the actor ran.
+  void arm_pending() {
+    if (auto wait = std::exchange(pending_wait_, std::nullopt))
+      arm(*wait);
+  }
+
+  // -- messages --------------------------------------------------------------------
+
+  void deliver(const detail::udp_payload& p) {
+    deliver(p.data, p.destination, p.interface_index);
+  }
+
+  void on_timeout(uint64_t gen) {
+    if (gen == timer_gen_ && !done_)
+      finish(end_kind::timeout);
+  }
+
+  void on_report_timer() {
+    report_timer_ = false;
+    if (!done_ && conf_->progress_event && span_.enabled(*conf_->progress_event)
+        && traffic_changed())
+      report(telemetry::monotonic_time());
+  }
+
+  /// What `connection_info_atom` answers.
+  connection_record record() {
+    connection_record r;
+    r.handle = caf::actor_cast<caf::actor>(owner_->actor());
+    if (auto ep = peer_.to_endpoint())
+      r.peer = std::move(*ep);
+    r.local = sock_.sockname();
+    r.transport = "udp";
+    r.handler = conf_->handler_name;
+    r.state = done_ ? connection_state::closed : connection_state::open;
+    auto s = sock_.stats();
+    r.recv_oct = s.recv_oct;
+    r.recv_cnt = s.recv_cnt;
+    r.send_oct = s.send_oct;
+    r.send_cnt = s.send_cnt;
+    r.age = std::chrono::nanoseconds{telemetry::monotonic_time() - started_at_};
+    return r;
+  }
+
+  void on_exit_message(caf::exit_msg& msg) {
+    if (!msg.reason || msg.reason == caf::exit_reason::normal)
+      return;
+    if (msg.reason == caf::exit_reason::user_shutdown)
+      finish(end_kind::shutdown);
+    else
+      finish(end_kind::error, msg.reason);
+  }
+
+  caf::error on_uncaught(std::exception_ptr& ep) {
+    auto what = exception_text(ep);
+    on_callback_exception(what);
+    return caf::make_error(errc::handler_exception, what);
+  }
+
+  /// The supervisor is gone or refused the actor: it ends as in a stop.
+  void adoption_refused() {
+    finish(end_kind::shutdown);
+  }
+
+  /// The actor ends (however): the slot goes back; if it ended without
+  /// `finish` (killed), the peer entry and span end too.
+  void cleanup(const caf::error& reason, const caf::actor_addr& self) {
+    give_back_slot();
+    if (!done_) {
+      done_ = true;
+      if (conf_->peers)
+        conf_->peers->ended(peer_, self);
+      stop_span(end_kind::error, reason ? reason : caf::make_error(errc::closed, "killed"));
+    }
+    handler_.reset();
   }
 
 private:
-  /// Runs a callback; an exception ends the actor through `handle_error`.
+  /// Runs a callback; an exception ends the handler through `handle_error`.
   template <class F> bool guarded(F&& f) {
     try {
       f();
@@ -203,15 +293,16 @@ private:
     return false;
   }
 
-  void deliver(detail::udp_payload& p) {
+  void deliver(std::string_view data, const std::optional<std::string>& destination,
+               int interface_index) {
     if (done_)
       return;
-    detail::udp_socket_access::received(sock_, p.data.size());
-    detail::udp_socket_access::set_destination(sock_, p.destination, p.interface_index);
+    detail::udp_socket_access::received(sock_, data.size());
+    detail::udp_socket_access::set_destination(sock_, destination, interface_index);
     if (conf_->recv_event && span_.enabled(*conf_->recv_event))
-      span_.emit(*conf_->recv_event, telemetry::fields{{"data", p.data}});
-    guarded([this, &p] {
-      auto v = handler_->handle_data(p.data, sock_);
+      span_.emit(*conf_->recv_event, telemetry::fields{{"data", std::string{data}}});
+    guarded([this, data] {
+      auto v = handler_->handle_data(data, sock_);
       apply(std::move(v), true);
     });
     report_traffic();
@@ -235,14 +326,8 @@ private:
       return;
     }
     report_timer_ = true;
-    delayed_send(this, std::chrono::nanoseconds{due - now}, udp_report_atom::value);
-  }
-
-  void on_report_timer() {
-    report_timer_ = false;
-    if (!done_ && conf_->progress_event && span_.enabled(*conf_->progress_event)
-        && traffic_changed())
-      report(telemetry::monotonic_time());
+    auto* self = owner_->actor();
+    self->delayed_send(self, std::chrono::nanoseconds{due - now}, udp_report_atom::value);
   }
 
   bool traffic_changed() const {
@@ -261,7 +346,7 @@ private:
   }
 
   /// Applies a verdict. `after_data`: returned by `handle_data`, where a
-  /// plain `proceed` ends a per-datagram actor.
+  /// plain `proceed` ends a per-datagram handler.
   void apply(verdict v, bool after_data = false) {
     if (done_)
       return;
@@ -306,45 +391,17 @@ private:
     }
   }
 
-  /// What `connection_info_atom` answers.
-  connection_record record() {
-    connection_record r;
-    r.handle = caf::actor_cast<caf::actor>(this);
-    if (auto ep = peer_.to_endpoint())
-      r.peer = std::move(*ep);
-    r.local = sock_.sockname();
-    r.transport = "udp";
-    r.handler = conf_->handler_name;
-    r.state = done_ ? connection_state::closed : connection_state::open;
-    auto s = sock_.stats();
-    r.recv_oct = s.recv_oct;
-    r.recv_cnt = s.recv_cnt;
-    r.send_oct = s.send_oct;
-    r.send_cnt = s.send_cnt;
-    r.age = std::chrono::nanoseconds{telemetry::monotonic_time() - started_at_};
-    return r;
-  }
-
   void arm(std::chrono::milliseconds wait) {
     ++timer_gen_;
+    pending_wait_.reset();
     if (wait == infinite)
       return;
-    delayed_send(this, wait, udp_timeout_atom::value, timer_gen_);
-  }
-
-  void on_exit_message(caf::exit_msg& msg) {
-    if (!msg.reason || msg.reason == caf::exit_reason::normal)
+    if (!owner_->in_actor()) {
+      pending_wait_ = wait; // armed when the actor runs
       return;
-    if (msg.reason == caf::exit_reason::user_shutdown)
-      finish(end_kind::shutdown);
-    else
-      finish(end_kind::error, msg.reason);
-  }
-
-  caf::error on_uncaught(std::exception_ptr& ep) {
-    auto what = exception_text(ep);
-    on_callback_exception(what);
-    return caf::make_error(errc::handler_exception, what);
+    }
+    auto* self = owner_->actor();
+    self->delayed_send(self, wait, udp_timeout_atom::value, timer_gen_);
   }
 
   void on_callback_exception(const std::string& what) {
@@ -356,14 +413,15 @@ private:
     finish(end_kind::exception, caf::make_error(errc::handler_exception, what));
   }
 
-  /// Runs the one final callback and ends the actor.
+  /// Runs the one final callback and ends the handler.
   void finish(end_kind kind, caf::error reason = {}) {
     if (done_)
       return;
     done_ = true;
     ++timer_gen_;
+    pending_wait_.reset();
     if (conf_->peers)
-      conf_->peers->ended(peer_, address());
+      conf_->peers->ended(peer_, owner_->actor()->address());
     if (handler_) {
       try {
         switch (kind) {
@@ -384,10 +442,10 @@ private:
     }
     stop_span(kind, reason);
     switch (kind) {
-      case end_kind::shutdown: quit(caf::exit_reason::user_shutdown); break;
+      case end_kind::shutdown: owner_->end(caf::exit_reason::user_shutdown); break;
       case end_kind::error:
-      case end_kind::exception: quit(reason); break;
-      default: quit(); break;
+      case end_kind::exception: owner_->end(std::move(reason)); break;
+      default: owner_->end(caf::error{}); break;
     }
   }
 
@@ -397,58 +455,177 @@ private:
     detail::stop_udp_connection_span(span_, sock_.stats(), reason_text(kind), reason);
   }
 
-  /// Outlived its first run: asks the supervisor it was spawned for to
-  /// adopt it (an actor that ends in its first run never bothers it). If
-  /// that supervisor is gone or refuses, this actor ends as in a stop; a
-  /// stopping supervisor stops it itself.
-  void request_adoption() {
-    if (!adopter_)
-      return;
-    auto sup = std::move(adopter_);
-    adopter_ = nullptr;
-    std::vector<caf::actor> me{caf::actor_cast<caf::actor>(this)};
-    request(sup, caf::infinite, adopt_children_atom::value, std::move(me))
-        .then([](caf::ok_atom) {},
-              [this](caf::error& err) {
-                if (err != errc::shutting_down)
-                  finish(end_kind::shutdown);
-              });
-  }
-
   void give_back_slot() noexcept {
     if (std::exchange(holds_slot_, false) && conf_->slots)
       conf_->slots->give_back();
   }
 
-  void cleanup(const caf::error& reason) {
-    give_back_slot();
-    // Killed (or ended without `finish`): the peer entry and span still end.
-    if (!done_) {
-      done_ = true;
-      if (conf_->peers)
-        conf_->peers->ended(peer_, address());
-      stop_span(end_kind::error, reason ? reason : caf::make_error(errc::closed, "killed"));
-    }
-    handler_.reset();
-  }
-
   std::shared_ptr<const detail::udp_session_config> conf_;
+  session_owner* owner_ = nullptr;
   udp_peer peer_;
   udp_socket sock_;
-  detail::udp_payload first_;
   uint64_t parent_span_;
   /// When the first datagram arrived (monotonic ns): the record's age.
   int64_t started_at_;
   std::chrono::milliseconds timeout_;
-  bool holds_slot_; // one of conf_->slots, given back when this actor ends
-  caf::actor adopter_; // asked to adopt this actor after its first run
+  bool holds_slot_; // one of conf_->slots, given back when the session ends
+  caf::actor adopter_; // asked to adopt the actor after its first run
   std::unique_ptr<udp_handler> handler_;
+  caf::message_handler user_; // the handler's own, until the actor takes them
   telemetry::span span_;
+  std::optional<std::chrono::milliseconds> pending_wait_; // a timeout before the actor ran
   uint64_t timer_gen_ = 0;
   int64_t reported_at_ = 0;   // the last traffic report (0: none yet)
   uint64_t reported_ops_ = 0; // recv_cnt + send_cnt at that report
   bool report_timer_ = false; // a report timer is pending
   bool done_ = false;
+};
+
+/// A UDP handler actor: runs a session core's callbacks for its mailbox.
+class udp_session final : public caf::event_based_actor, public session_owner {
+public:
+  /// Runs the whole session, from the first datagram.
+  udp_session(caf::actor_config& cfg, std::shared_ptr<const detail::udp_session_config> conf,
+              detail::udp_hand_off hand_off)
+    : caf::event_based_actor(cfg), core_(std::make_unique<udp_session_core>(conf, hand_off)),
+      first_(std::move(hand_off.first)) {
+    core_->set_owner(this);
+  }
+
+  /// Takes over a session whose first datagram ran inline (`adopt`).
+  explicit udp_session(caf::actor_config& cfg) : caf::event_based_actor(cfg) {}
+
+  /// Before the launch of an actor made by the inline run: the session it
+  /// continues, and how it ended if it did (its `end` before the actor ran).
+  void adopt(std::unique_ptr<udp_session_core> core, std::optional<caf::error> ended) {
+    core_ = std::move(core);
+    core_->set_owner(this);
+    ended_ = std::move(ended);
+  }
+
+  /// However the actor ends (CAF calls this before its monitors hear of
+  /// it; no allocation, unlike an attached functor).
+  void on_exit() override {
+    if (core_)
+      core_->cleanup(fail_state(), address());
+  }
+
+  const char* name() const override {
+    return "atoll.udp_handler";
+  }
+
+  // -- session_owner ---------------------------------------------------------------
+
+  caf::event_based_actor* actor() noexcept override {
+    return this;
+  }
+
+  void end(caf::error reason) override {
+    quit(std::move(reason));
+  }
+
+  bool in_actor() const noexcept override {
+    return true;
+  }
+
+  caf::behavior make_behavior() override {
+    // The actor's own handlers are set only if it lives on (most
+    // per-datagram actors end in their first run).
+    if (!core_)
+      return {};
+    if (ended_) {
+      quit(std::move(*ended_));
+      return {};
+    }
+    if (first_) {
+      auto first = std::move(*first_);
+      first_.reset();
+      core_->first_run(first.data, first.destination, first.interface_index);
+    }
+    if (core_->done())
+      return {};
+    set_exit_handler([this](caf::exit_msg& msg) { core_->on_exit_message(msg); });
+    set_exception_handler([this](std::exception_ptr& ep) { return core_->on_uncaught(ep); });
+    set_default_handler(caf::drop);
+    request_adoption();
+    core_->arm_pending();
+    caf::message_handler internal{
+        [this](udp_datagram_atom, detail::udp_payload& p) { core_->deliver(p); },
+        [this](udp_timeout_atom, uint64_t gen) { core_->on_timeout(gen); },
+        [this](connection_info_atom) { return core_->record(); },
+        [this](udp_report_atom) { core_->on_report_timer(); },
+    };
+    auto user = core_->take_user_handlers();
+    return user ? caf::behavior{internal.or_else(user)} : caf::behavior{internal};
+  }
+
+private:
+  /// Outlived its first run: asks the supervisor it was spawned for to
+  /// adopt it (an actor that ends in its first run never bothers it). If
+  /// that supervisor is gone or refuses, this actor ends as in a stop; a
+  /// stopping supervisor stops it itself.
+  void request_adoption() {
+    auto sup = core_->take_adopter();
+    if (!sup)
+      return;
+    std::vector<caf::actor> me{caf::actor_cast<caf::actor>(this)};
+    request(sup, caf::infinite, adopt_children_atom::value, std::move(me))
+        .then([](caf::ok_atom) {},
+              [this](caf::error& err) {
+                if (err != errc::shutting_down)
+                  core_->adoption_refused();
+              });
+  }
+
+  std::unique_ptr<udp_session_core> core_;
+  std::optional<detail::udp_payload> first_; // until the first run
+  std::optional<caf::error> ended_;         // the inline run ended it
+};
+
+/// Runs a per-datagram handler's first datagram inside the listener that
+/// received it. The handler gets an actor only if it needs one: when it
+/// calls `self()`, or when it outlives the datagram; the actor is made
+/// (not yet running) on the spot and launched when the run returns.
+class inline_owner final : public session_owner {
+public:
+  inline_owner(caf::event_based_actor* parent) : parent_(parent) {}
+
+  caf::event_based_actor* actor() noexcept override {
+    if (!session_) {
+      caf::actor_config cfg{parent_->context(), parent_};
+      auto& sys = parent_->home_system();
+      handle_ = caf::make_actor<udp_session, caf::actor>(sys.next_actor_id(), sys.node(), &sys,
+                                                        cfg);
+      session_ = static_cast<udp_session*>(caf::actor_cast<caf::abstract_actor*>(handle_));
+    }
+    return session_;
+  }
+
+  void end(caf::error reason) override {
+    ended_ = std::move(reason);
+  }
+
+  bool in_actor() const noexcept override {
+    return false;
+  }
+
+  /// After the run: hands `core` to the actor (made now if the session
+  /// lives on) and launches it; a session that ended without one is gone.
+  caf::actor finish(std::unique_ptr<udp_session_core> core) {
+    if (!session_ && core->done())
+      return {};
+    actor();
+    session_->adopt(std::move(core), std::move(ended_));
+    session_->launch(parent_->context(), false, false);
+    session_ = nullptr;
+    return std::move(handle_);
+  }
+
+private:
+  caf::event_based_actor* parent_;
+  caf::actor handle_;
+  udp_session* session_ = nullptr;
+  std::optional<caf::error> ended_;
 };
 
 } // namespace
@@ -493,6 +670,16 @@ caf::actor spawn_udp_session(caf::event_based_actor* parent,
   if (config->detached)
     return parent->spawn<udp_session, caf::detached>(std::move(config), std::move(hand_off));
   return parent->spawn<udp_session>(std::move(config), std::move(hand_off));
+}
+
+void run_udp_session(caf::event_based_actor* parent,
+                     std::shared_ptr<const detail::udp_session_config> config,
+                     detail::udp_hand_off& hand_off, std::string_view first) {
+  auto core = std::make_unique<udp_session_core>(std::move(config), hand_off);
+  inline_owner owner{parent};
+  core->set_owner(&owner);
+  core->first_run(first, hand_off.first.destination, hand_off.first.interface_index);
+  static_cast<void>(owner.finish(std::move(core)));
 }
 
 } // namespace atl

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -199,6 +200,16 @@ void stop_udp_connection_span(telemetry::span& span, const datagram_stats& stats
 caf::actor spawn_udp_session(caf::event_based_actor* parent,
                              std::shared_ptr<const detail::udp_session_config> config,
                              detail::udp_hand_off hand_off);
+
+/// Runs a per-datagram handler's first datagram (`first`, the bytes of
+/// `hand_off.first`) right here, on `parent`'s thread (a listener), and
+/// gives the handler an actor only if it needs one: when it calls `self()`
+/// or outlives the datagram (then the actor continues the session, as one
+/// from `spawn_udp_session` would). Takes `hand_off`'s socket, slot and
+/// adopter. Not for detached handlers.
+void run_udp_session(caf::event_based_actor* parent,
+                     std::shared_ptr<const detail::udp_session_config> config,
+                     detail::udp_hand_off& hand_off, std::string_view first);
 
 } // namespace atl
 
