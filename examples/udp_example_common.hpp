@@ -56,8 +56,9 @@ public:
         .add(sndbuf, "sndbuf", "SO_SNDBUF in bytes (0: the kernel's default, capped by wmem_max)")
         .add(broadcast, "broadcast", "allow sending to broadcast addresses (SO_BROADCAST)")
         .add(lifetime, "lifetime",
-             "per-datagram (one handler actor per datagram, the default), per-peer (one per "
-             "source address and port) or in-listener (one handler object per listener)")
+             "per-datagram (one handler per datagram, the default; it runs in the listener "
+             "unless it needs an actor), per-peer (one handler actor per source address and "
+             "port) or in-listener (one handler object per listener)")
         .add(detached, "detached", "run each handler actor on its own thread")
         .add(print_tree, "print-tree", "print the supervision tree to stderr once listening");
     add_observability_options();

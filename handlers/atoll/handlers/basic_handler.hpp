@@ -42,7 +42,7 @@ public:
   virtual verdict handle_data(std::string_view data, socket& sock);
 
   /// The normal end. TCP and TLS: after a close verdict or a close by the
-  /// peer. UDP: after a close verdict, or when a per-datagram actor is done
+  /// peer. UDP: after a close verdict, or when a per-datagram handler is done
   /// with its datagram; an `in_listener` handler object gets it when its
   /// listener ends (a peer cannot close a UDP "connection"). Last callback.
   virtual void handle_close(socket& sock);

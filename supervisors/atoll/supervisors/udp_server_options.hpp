@@ -27,7 +27,9 @@ struct udp_server_options {
   udp_handler_factory handler;
   /// The handler's name in telemetry and logs.
   std::string handler_name = "handler";
-  /// One handler actor per datagram (Abyss's model) or per peer.
+  /// One handler per datagram (Abyss's model; an actor only when the
+  /// handler needs one), one handler actor per peer, or one handler object
+  /// per listener (see `udp_lifetime`).
   udp_lifetime lifetime = udp_lifetime::per_datagram;
   /// UDP port; 0 picks a free port (see `udp_server::listener_info`).
   uint32_t port = 4000;
