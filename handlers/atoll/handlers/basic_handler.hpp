@@ -22,8 +22,8 @@ struct handler_binding;
 /// (`atl::socket` for TCP and TLS connections, `atl::udp_socket` for UDP).
 /// Derive from `atl::handler` or `atl::udp_handler`, not from this: each
 /// of them says when its callbacks run and what their verdicts do. Every
-/// callback runs inside the actor that owns the handler, never
-/// concurrently.
+/// callback runs inside the actor that owns the handler (a per-datagram UDP
+/// handler's first ones: inside its listener), never concurrently.
 template <class Socket>
 class basic_handler {
 public:

@@ -145,6 +145,12 @@ private:
       for (size_t i = 0; i < *n; ++i)
         dispatch(batch.meta(i), batch.data(i), now);
       flush();
+      // Per-datagram handlers that ran here queued their replies: they
+      // leave per receive batch (at most 32 handlers' worth), as those of
+      // handler actors leave after at most 32 actor runs.
+      if (!inline_sock_ && ran_handlers_)
+        static_cast<void>(sock_->socket()->try_flush_queued());
+      ran_handlers_ = false;
       if (inline_mode_ == inline_watch::summary)
         emit_handled(before);
       if (*n < batch.capacity())
@@ -241,6 +247,7 @@ private:
     }
     h.holds_slot = true;
     if (conf->lifetime == udp_lifetime::per_datagram && !conf->detached) {
+      ran_handlers_ = true;
       run_udp_session(this, conf, h, data ? *data : std::string_view{h.first.data});
       return;
     }
@@ -523,6 +530,7 @@ private:
   uint64_t count_ = 0;  // datagrams received
   uint64_t handed_ = 0; // datagrams handed to handlers (not dropped on arrival)
   bool joined_ = false;
+  bool ran_handlers_ = false; // per-datagram handlers ran in this receive batch
 };
 
 } // namespace

@@ -409,7 +409,7 @@ private:
     if (auto ep = peer_.to_endpoint())
       peer = to_string(*ep);
     log(log_level::error, "atoll: UDP handler " + conf_->handler_name + " raised an exception (" +
-                              what + "); ending its actor for " + peer);
+                              what + "); ending its handler for " + peer);
     finish(end_kind::exception, caf::make_error(errc::handler_exception, what));
   }
 
@@ -675,8 +675,8 @@ caf::actor spawn_udp_session(caf::event_based_actor* parent,
 void run_udp_session(caf::event_based_actor* parent,
                      std::shared_ptr<const detail::udp_session_config> config,
                      detail::udp_hand_off& hand_off, std::string_view first) {
+  inline_owner owner{parent}; // outlives the core, also when unwinding
   auto core = std::make_unique<udp_session_core>(std::move(config), hand_off);
-  inline_owner owner{parent};
   core->set_owner(&owner);
   core->first_run(first, hand_off.first.destination, hand_off.first.interface_index);
   static_cast<void>(owner.finish(std::move(core)));

@@ -62,7 +62,8 @@ struct udp_session_config {
   bool detached = false;
   /// The per-peer routing table (per_peer only).
   std::shared_ptr<udp_peer_table> peers;
-  /// The actors running at once, against `num_connections`. Required.
+  /// The handlers running at once (in actors or, per datagram, in their
+  /// listeners), against `num_connections`. Required.
   std::shared_ptr<session_slots> slots;
 };
 
