@@ -92,9 +92,8 @@ public:
   /// (in its actor, or a per-datagram handler's first run in its listener)
   /// queues the reply, and the replies of every handler that ran on
   /// that worker go out together (one `sendmmsg` per socket) when the
-  /// worker's run of jobs ends, at the latest after 32 actor runs (for
-  /// handlers run in a listener: after its receive batch of at most 32
-  /// datagrams). A queued
+  /// worker's run of jobs ends, at the latest after 32 actor runs (or 32
+  /// per-datagram handlers run in one listener). A queued
   /// reply reports only `errc::closed`; one that then cannot go (a full send
   /// buffer) is dropped, as UDP drops it. Replies larger than 65,507 bytes,
   /// and those of a detached handler actor, go out at once with every error

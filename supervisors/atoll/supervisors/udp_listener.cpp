@@ -21,6 +21,10 @@ using udp_retry_atom = caf::atom_constant<caf::atom("udpretry")>;
 constexpr size_t batch_size = 32;
 constexpr int batches_per_event = 4;
 
+/// Per-datagram handlers run in a listener between its flushes of their
+/// queued replies (at most).
+constexpr uint32_t flush_every = 32;
+
 /// Receive buffers, one set per scheduler thread: a listener copies what it
 /// keeps before it returns, so listeners on one thread can share them (100
 /// listeners do not need 100 sets).
@@ -145,12 +149,6 @@ private:
       for (size_t i = 0; i < *n; ++i)
         dispatch(batch.meta(i), batch.data(i), now);
       flush();
-      // Per-datagram handlers that ran here queued their replies: they
-      // leave per receive batch (at most 32 handlers' worth), as those of
-      // handler actors leave after at most 32 actor runs.
-      if (!inline_sock_ && ran_handlers_)
-        static_cast<void>(sock_->socket()->try_flush_queued());
-      ran_handlers_ = false;
       if (inline_mode_ == inline_watch::summary)
         emit_handled(before);
       if (*n < batch.capacity())
@@ -247,8 +245,14 @@ private:
     }
     h.holds_slot = true;
     if (conf->lifetime == udp_lifetime::per_datagram && !conf->detached) {
-      ran_handlers_ = true;
       run_udp_session(this, conf, h, data ? *data : std::string_view{h.first.data});
+      // Their replies are queued and leave when this worker's run of jobs
+      // ends, and at the latest after every 32 handlers run here, as those
+      // of handler actors leave after at most 32 actor runs.
+      if (++unflushed_ >= flush_every) {
+        unflushed_ = 0;
+        static_cast<void>(sock_->socket()->try_flush_queued());
+      }
       return;
     }
     if (data)
@@ -530,7 +534,7 @@ private:
   uint64_t count_ = 0;  // datagrams received
   uint64_t handed_ = 0; // datagrams handed to handlers (not dropped on arrival)
   bool joined_ = false;
-  bool ran_handlers_ = false; // per-datagram handlers ran in this receive batch
+  uint32_t unflushed_ = 0; // per-datagram handlers run here since this listener last flushed
 };
 
 } // namespace
