@@ -6,6 +6,7 @@
 #include <optional>
 
 #include <caf/event_based_actor.hpp>
+#include <caf/make_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/system_messages.hpp>
 
@@ -997,21 +998,34 @@ static_assert(sizeof(caf::actor_storage<connection_actor>) <= 1536,
 caf::actor spawn_connection(caf::event_based_actor* parent,
                             std::shared_ptr<const connection_config> config,
                             accepted_connection hand_off, connection_spawn_options how) {
-  if (how.lazy) {
-    CAF_ASSERT(!how.detached);
+  if (how.detached) {
+    CAF_ASSERT(!how.lazy);
     if (how.hidden)
-      return parent->spawn<connection_actor, caf::lazy_init + caf::hidden>(std::move(config),
+      return parent->spawn<connection_actor, caf::detached + caf::hidden>(std::move(config),
                                                                            std::move(hand_off));
-    return parent->spawn<connection_actor, caf::lazy_init>(std::move(config), std::move(hand_off));
-  }
-  if (how.detached && how.hidden)
-    return parent->spawn<connection_actor, caf::detached + caf::hidden>(std::move(config),
-                                                                         std::move(hand_off));
-  if (how.detached)
     return parent->spawn<connection_actor, caf::detached>(std::move(config), std::move(hand_off));
+  }
+  // What `spawn` does for a scheduled actor, without installing CAF's logger
+  // in the calling thread first (`spawn_impl`'s CAF_SET_LOGGER_SYS): with
+  // that logger present, `launch` records the new actor's id around itself
+  // in a locked hash map (twice), for log lines that Debian's CAF never
+  // writes, and the worker then drops the logger again: about 330
+  // instructions of every connection's 13,500.
+  caf::actor_config cfg{parent->context(), parent};
   if (how.hidden)
-    return parent->spawn<connection_actor, caf::hidden>(std::move(config), std::move(hand_off));
-  return parent->spawn<connection_actor>(std::move(config), std::move(hand_off));
+    cfg.flags |= caf::abstract_actor::is_hidden_flag;
+  auto& sys = parent->home_system();
+  if (cfg.host == nullptr)
+    cfg.host = sys.dummy_execution_unit();
+  auto res = caf::make_actor<connection_actor, caf::actor>(sys.next_actor_id(), sys.node(), &sys,
+                                                           cfg, std::move(config),
+                                                           std::move(hand_off));
+  auto* ptr = static_cast<connection_actor*>(caf::actor_cast<caf::abstract_actor*>(res));
+#ifdef CAF_ENABLE_ACTOR_PROFILER
+  sys.profiler_add_actor(*ptr, cfg.parent);
+#endif
+  ptr->launch(cfg.host, how.lazy, how.hidden);
+  return res;
 }
 
 void launch_connection(const caf::actor& connection, caf::execution_unit* unit) {
