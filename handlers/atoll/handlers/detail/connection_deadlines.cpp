@@ -2,6 +2,8 @@
 
 #include <caf/actor_cast.hpp>
 
+#include <algorithm>
+#include <cstdint>
 #include <initializer_list>
 
 #include "atoll/handlers/detail/connection_common.hpp"
@@ -12,13 +14,15 @@ namespace atl::detail {
 
 namespace {
 
-/// The earliest of `deadlines` that are set (0: none).
+/// The earliest of `deadlines` that are set (0: none). Deadlines are
+/// monotonic times, positive: as unsigned, `t - 1` maps an unset 0 to the
+/// largest value, so a plain minimum (no branches) skips it, and the `+ 1`
+/// maps "none set" back to 0. (Runs at every event of every connection.)
 int64_t earliest(std::initializer_list<int64_t> deadlines) noexcept {
-  int64_t next = 0;
+  uint64_t next = UINT64_MAX;
   for (auto t : deadlines)
-    if (t != 0 && (next == 0 || t < next))
-      next = t;
-  return next;
+    next = std::min(next, static_cast<uint64_t>(t) - 1);
+  return static_cast<int64_t>(next + 1);
 }
 
 } // namespace
