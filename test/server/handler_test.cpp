@@ -363,6 +363,106 @@ BOOST_AUTO_TEST_CASE(message_handlers_answer_requests_and_use_the_socket) {
   BOOST_REQUIRE(script->log->wait_for("data:still here"));
 }
 
+BOOST_AUTO_TEST_CASE(socket_events_and_mailbox_messages_arriving_together_are_all_handled) {
+  // A connection actor handles socket events without CAF's mailbox when no
+  // message waits, and blocks its mailbox itself: a message or an event
+  // that arrives meanwhile must still wake it. Eight clients, each on its
+  // own thread, send "d\n" tokens in bursts (each token its own segment,
+  // so events arrive while the actor runs) and read the echoes, while
+  // another thread sends each connection "m\n" tokens through its mailbox;
+  // every token must come back, once.
+  constexpr size_t num_clients = 8;
+  constexpr int rounds = 400;
+  constexpr int burst = 4;
+  constexpr int pushes = 1000;
+  auto script = std::make_shared<probe_script>();
+  script->on_data = echo;
+  script->messages = [](atl::handler&, atl::socket& sock) -> caf::message_handler {
+    return {[&sock](push_atom, const std::string& msg) { sock.send(msg); }};
+  };
+  auto& srv = start(probe_options(script));
+  std::vector<test_client> clients;
+  for (size_t i = 0; i < num_clients; ++i)
+    clients.push_back(connect(srv));
+  std::vector<caf::actor> conns;
+  BOOST_REQUIRE(wait_until([&] {
+    auto all = srv.connections();
+    if (!all || all->size() != num_clients)
+      return false;
+    conns.clear();
+    for (auto& rec : *all)
+      conns.push_back(rec.handle);
+    return true;
+  }));
+  std::vector<int> echoed(num_clients, 0);
+  std::vector<int> pushed(num_clients, 0);
+  std::vector<int> stalled(num_clients, 0);
+  std::vector<std::string> unexpected(num_clients);
+  std::vector<std::string> partial(num_clients);
+  // Reads what client `k` gets within 5 s and counts its tokens (the
+  // threads only count: Boost.Test's checks are not thread-safe).
+  auto take_tokens = [&](size_t k) {
+    auto chunk = clients[k].recv_some(5s);
+    if (!chunk || chunk->empty()) {
+      stalled[k] = 1;
+      return;
+    }
+    auto& buf = partial[k];
+    buf += *chunk;
+    size_t i = 0;
+    for (; i + 2 <= buf.size(); i += 2) {
+      auto token = buf.substr(i, 2);
+      if (token == "d\n")
+        ++echoed[k];
+      else if (token == "m\n")
+        ++pushed[k];
+      else
+        unexpected[k] += token;
+    }
+    buf.erase(0, i);
+  };
+  auto read_until = [&](size_t k, int echoes, int pushes_seen) {
+    while ((echoed[k] < echoes || pushed[k] < pushes_seen) && !stalled[k]
+           && unexpected[k].empty())
+      take_tokens(k);
+  };
+  std::thread pusher{[&] {
+    for (int i = 0; i < pushes; ++i) {
+      for (auto& conn : conns)
+        caf::anon_send(conn, push_atom::value, std::string{"m\n"});
+      std::this_thread::yield(); // spread over the ping-pong
+    }
+  }};
+  std::vector<std::thread> players;
+  for (size_t k = 0; k < num_clients; ++k)
+    players.emplace_back([&, k] {
+      for (int r = 0; r < rounds; ++r) {
+        for (int b = 0; b < burst; ++b)
+          clients[k].send("d\n");
+        read_until(k, (r + 1) * burst, 0);
+      }
+    });
+  for (auto& player : players)
+    player.join();
+  pusher.join();
+  for (size_t k = 0; k < num_clients; ++k) {
+    read_until(k, rounds * burst, pushes);
+    BOOST_CHECK_EQUAL(stalled[k], 0);
+    BOOST_CHECK_EQUAL(unexpected[k], "");
+    BOOST_CHECK_EQUAL(echoed[k], rounds * burst);
+    BOOST_CHECK_EQUAL(pushed[k], pushes);
+  }
+  // Nothing more: no token came twice.
+  for (auto& client : clients)
+    client.send("d\n");
+  for (size_t k = 0; k < num_clients; ++k) {
+    read_until(k, rounds * burst + 1, pushes);
+    BOOST_CHECK_EQUAL(echoed[k], rounds * burst + 1);
+    BOOST_CHECK_EQUAL(pushed[k], pushes);
+    BOOST_CHECK_EQUAL(partial[k], "");
+  }
+}
+
 BOOST_AUTO_TEST_CASE(apply_lets_a_message_handler_end_the_connection) {
   auto script = std::make_shared<probe_script>();
   script->messages = [](atl::handler& h, atl::socket& sock) -> caf::message_handler {

@@ -553,7 +553,7 @@ private:
       interest |= io_events::writable;
     // Events come as messages: `self` may be any actor, detached too.
     if (auto err =
-            detail::arm_fd(*conf_, *sock_, reg_, caf::actor_cast<caf::strong_actor_ptr>(self_),
+            detail::arm_fd(*conf_, *sock_, reg_, self_,
                            nullptr, interest, armed_interest_))
       ending_broken(err);
   }

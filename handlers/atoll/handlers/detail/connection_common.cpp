@@ -334,12 +334,13 @@ void log_refused(const connection_config& conf, socket& sock, const caf::error& 
 }
 
 caf::error arm_fd(const connection_config& conf, socket& sock, fd_registration& reg,
-                  caf::strong_actor_ptr owner, io_sink* sink, uint32_t interest,
+                  caf::abstract_actor* owner, io_sink* sink, uint32_t interest,
                   uint32_t& armed) {
   if (interest == 0 || interest == armed)
     return {};
   if (!reg) {
-    auto added = conf.io->add(access::stream(sock).fd(), std::move(owner), sink, interest);
+    auto added = conf.io->add(access::stream(sock).fd(),
+                              caf::actor_cast<caf::strong_actor_ptr>(owner), sink, interest);
     if (!added)
       return std::move(added.error());
     reg = *added;

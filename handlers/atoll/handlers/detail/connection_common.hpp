@@ -204,9 +204,10 @@ void log_refused(const connection_config& conf, socket& sock, const caf::error& 
 
 /// Registers the fd of `sock` for `owner` (events by message, or through
 /// `sink`) or re-arms it with `interest`; skips the call when `interest`
-/// is 0 or already armed (`armed`).
+/// is 0 or already armed (`armed`). A strong reference to `owner` is taken
+/// only when registering (not at every re-arm: two atomic operations).
 caf::error arm_fd(const connection_config& conf, socket& sock, fd_registration& reg,
-                  caf::strong_actor_ptr owner, io_sink* sink, uint32_t interest,
+                  caf::abstract_actor* owner, io_sink* sink, uint32_t interest,
                   uint32_t& armed);
 
 /// Sends our FIN after a stop and sets the limits of the drop-input phase

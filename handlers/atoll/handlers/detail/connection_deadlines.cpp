@@ -33,6 +33,11 @@ int64_t connection_deadlines::from_now(std::chrono::milliseconds t) noexcept {
 
 int64_t connection_deadlines::next(deadline_phase phase,
                                    std::chrono::milliseconds send_timeout) const noexcept {
+  // The common case at every event of an open connection: only the read
+  // deadline counts (no set-up, no queued output, no half-close, no
+  // traffic reports).
+  if (!phase.setting_up && !phase.sending && !phase.half_closed && report == 0)
+    return phase.reading ? read : 0;
   auto send_due = phase.sending && send_timeout != infinite ? send_progress + to_ns(send_timeout)
                                                             : 0;
   return earliest({phase.setting_up ? setup : 0, phase.reading ? read : 0, send_due,
