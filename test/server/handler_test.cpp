@@ -463,6 +463,9 @@ BOOST_AUTO_TEST_CASE(socket_events_and_mailbox_messages_arriving_together_are_al
     BOOST_CHECK_EQUAL(pushed[k], pushes);
     BOOST_CHECK_EQUAL(partial[k], "");
   }
+  // And nothing after it: the counts stop here.
+  for (auto& client : clients)
+    BOOST_CHECK(!client.recv_some(50ms));
 }
 
 BOOST_AUTO_TEST_CASE(apply_lets_a_message_handler_end_the_connection) {

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include <caf/event_based_actor.hpp>
+#include <caf/logger.hpp>
 #include <caf/make_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/system_messages.hpp>
@@ -1029,6 +1030,11 @@ caf::actor spawn_connection(caf::event_based_actor* parent,
   auto& sys = parent->home_system();
   if (cfg.host == nullptr)
     cfg.host = sys.dummy_execution_unit();
+#if CAF_LOG_LEVEL >= CAF_LOG_LEVEL_DEBUG
+  // A CAF built with logging logs each spawn through the thread's logger,
+  // which must then be there (`make_actor` does not check).
+  CAF_SET_LOGGER_SYS(&sys);
+#endif
   auto res = caf::make_actor<connection_actor, caf::actor>(sys.next_actor_id(), sys.node(), &sys,
                                                            cfg, std::move(config),
                                                            std::move(hand_off));

@@ -6,6 +6,7 @@
 #include <caf/actor_cast.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/logger.hpp>
 #include <caf/make_actor.hpp>
 #include <caf/system_messages.hpp>
 
@@ -594,6 +595,11 @@ public:
     if (!session_) {
       caf::actor_config cfg{parent_->context(), parent_};
       auto& sys = parent_->home_system();
+#if CAF_LOG_LEVEL >= CAF_LOG_LEVEL_DEBUG
+      // A CAF built with logging logs each spawn through the thread's
+      // logger, which must then be there (`make_actor` does not check).
+      CAF_SET_LOGGER_SYS(&sys);
+#endif
       handle_ = caf::make_actor<udp_session, caf::actor>(sys.next_actor_id(), sys.node(), &sys,
                                                         cfg);
       session_ = static_cast<udp_session*>(caf::actor_cast<caf::abstract_actor*>(handle_));
