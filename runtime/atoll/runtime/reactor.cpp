@@ -136,7 +136,7 @@ struct slot_chunk {
 /// One worker's timers: a binary min-heap by due time, each timer knowing
 /// its index. `earliest` lets the worker skip the lock while nothing is due.
 struct timer_heap {
-  std::mutex mtx;
+  spin_lock mtx; // held for one heap operation
   std::vector<reactor_timer*> items;
   std::atomic<int64_t> earliest{INT64_MAX};
 };
@@ -586,7 +586,7 @@ struct io_core {
     do {
       n = 0;
       {
-        std::lock_guard<std::mutex> guard{th.mtx};
+        std::lock_guard<spin_lock> guard{th.mtx};
         while (n < due.size() && !th.items.empty() && th.items.front()->due() <= now)
           due[n++] = timer_heap_access::pop(th);
       }
@@ -712,7 +712,7 @@ struct io_core {
     count.store(0);
     std::vector<caf::weak_actor_ptr> timer_owners;
     for (auto& w : workers) {
-      std::lock_guard<std::mutex> guard{w->timers.mtx};
+      std::lock_guard<spin_lock> guard{w->timers.mtx};
       timer_heap_access::clear(w->timers, timer_owners);
     }
     // Released here, outside every lock: an owner's cleanup may call back.
@@ -1146,7 +1146,7 @@ void reactor::schedule(reactor_timer& timer, caf::strong_actor_ptr owner, int64_
   auto& w = *core.workers[index];
   bool earliest = false;
   {
-    std::lock_guard<std::mutex> guard{w.timers.mtx};
+    std::lock_guard<spin_lock> guard{w.timers.mtx};
     detail::timer_heap_access::setup(timer, caf::actor_cast<caf::weak_actor_ptr>(owner), due,
                                      tag);
     detail::timer_heap_access::insert(w.timers, &timer);
@@ -1162,7 +1162,7 @@ void reactor::cancel(reactor_timer& timer) {
   if (h == nullptr)
     return;
   caf::weak_actor_ptr released; // dropped outside the lock
-  std::lock_guard<std::mutex> guard{h->mtx};
+  std::lock_guard<spin_lock> guard{h->mtx};
   if (timer.index_ != reactor_timer::npos && timer.heap_.load() == h) {
     detail::timer_heap_access::erase(*h, &timer);
     released = std::move(timer.owner_);

@@ -184,11 +184,10 @@ private:
   void hand_over_spawned() {
     if (spawned_.empty())
       return;
-    auto kids = std::move(spawned_);
-    spawned_ = {};
-    send(conn_sup_, adopt_children_atom::value, adoption_batch{kids});
-    for (auto& kid : kids)
+    send(conn_sup_, adopt_children_atom::value, adoption_batch{spawned_});
+    for (auto& kid : spawned_)
       launch_connection(kid, context());
+    spawned_.clear(); // keeps its capacity for the next batch
   }
 
   /// A custom connection process or a detached connection: the connection

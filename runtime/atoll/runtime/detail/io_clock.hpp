@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <mutex>
 #include <unordered_set>
 
@@ -36,6 +37,7 @@ private:
   struct alignas(64) shard {
     std::mutex mtx;
     std::unordered_set<caf::actor_id> ids;
+    std::atomic<size_t> count{0}; // ids.size(), readable without the lock
   };
 
   shard& shard_of(caf::actor_id id) noexcept {
