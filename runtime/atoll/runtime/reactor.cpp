@@ -30,6 +30,7 @@
 #include <caf/resumable.hpp>
 
 #include "atoll/runtime/atoms.hpp"
+#include "atoll/runtime/detail/direct_syscall.hpp"
 #include "atoll/runtime/error.hpp"
 #include "atoll/runtime/io_scheduler.hpp"
 #include "atoll/runtime/telemetry.hpp"
@@ -74,8 +75,10 @@ uint64_t pack(int fd, uint32_t token) {
   return (static_cast<uint64_t>(token) << 32) | static_cast<uint32_t>(fd);
 }
 
-/// A lock for one fd's slot: held for a few instructions (and one
-/// epoll_ctl), contended only by the poller looking up that very fd.
+/// A lock held for a few instructions: one fd's slot (and at most one
+/// epoll_ctl), contended only by the poller looking up that very fd; a
+/// worker's run queue; a worker's timer heap (one heap operation, or up to
+/// 32 pops of due timers, never an actor's code).
 class spin_lock {
 public:
   void lock() noexcept {
@@ -136,7 +139,7 @@ struct slot_chunk {
 /// One worker's timers: a binary min-heap by due time, each timer knowing
 /// its index. `earliest` lets the worker skip the lock while nothing is due.
 struct timer_heap {
-  spin_lock mtx; // held for one heap operation
+  spin_lock mtx; // held for heap operations only
   std::vector<reactor_timer*> items;
   std::atomic<int64_t> earliest{INT64_MAX};
 };
@@ -346,23 +349,31 @@ struct io_core {
   /// Hands every job still queued to `f`.
   void drain_queues(void (*f)(caf::resumable*));
 
-  /// The slot of `fd`; with `create`, allocates its chunk. Null if `fd` is
-  /// out of range (or its chunk does not exist and `create` is false).
-  slot* slot_for(int fd, bool create) {
+  /// The slot of `fd`, or null if `fd` is out of range or its chunk does
+  /// not exist. Inlined: every event and every re-arm looks a slot up.
+  __attribute__((always_inline)) slot* find_slot(int fd) noexcept {
     auto ufd = static_cast<size_t>(fd);
     auto index = ufd >> chunk_bits;
     if (fd < 0 || index >= num_chunks)
       return nullptr;
     auto* chunk = chunks[index].load(std::memory_order_acquire);
+    return chunk != nullptr ? &chunk->slots[ufd & (chunk_size - 1)] : nullptr;
+  }
+
+  /// The slot of `fd`, allocating its chunk if needed. Null if `fd` is out
+  /// of range.
+  slot* make_slot(int fd) {
+    if (auto* s = find_slot(fd))
+      return s;
+    auto ufd = static_cast<size_t>(fd);
+    auto index = ufd >> chunk_bits;
+    if (fd < 0 || index >= num_chunks)
+      return nullptr;
+    std::lock_guard<std::mutex> guard{chunk_mtx};
+    auto* chunk = chunks[index].load(std::memory_order_acquire);
     if (chunk == nullptr) {
-      if (!create)
-        return nullptr;
-      std::lock_guard<std::mutex> guard{chunk_mtx};
-      chunk = chunks[index].load(std::memory_order_acquire);
-      if (chunk == nullptr) {
-        chunk = new slot_chunk;
-        chunks[index].store(chunk, std::memory_order_release);
-      }
+      chunk = new slot_chunk;
+      chunks[index].store(chunk, std::memory_order_release);
     }
     return &chunk->slots[ufd & (chunk_size - 1)];
   }
@@ -402,7 +413,7 @@ struct io_core {
   /// owner is busy leaves epoll until the owner acknowledges (the caller
   /// would otherwise see it again at once, in a loop).
   caf::strong_actor_ptr owner_of(int fd, uint32_t token, bool park, io_sink** sink) {
-    auto* s = slot_for(fd, false);
+    auto* s = find_slot(fd);
     if (s == nullptr)
       return nullptr;
     std::lock_guard<spin_lock> guard{s->lock};
@@ -618,7 +629,7 @@ struct io_core {
   /// Polls `w`'s epoll instance without waiting.
   size_t poll_now(worker_state& w, caf::execution_unit* unit, bool own) {
     epoll_event events[max_events];
-    auto n = epoll_wait(w.epfd, events, max_events, 0);
+    auto n = sys_epoll_wait(w.epfd, events, max_events, 0);
     return deliver(w, events, std::max(n, 0), unit, own, false);
   }
 
@@ -675,7 +686,7 @@ struct io_core {
       timeout = timeout < 0 ? check_ms : std::min(timeout, check_ms);
     }
     epoll_event events[max_events];
-    auto n = epoll_wait(me.epfd, events, max_events, timeout);
+    auto n = sys_epoll_wait(me.epfd, events, max_events, timeout);
     {
       std::lock_guard<spin_lock> guard{me.queue_lock};
       me.sleeping.store(false, std::memory_order_relaxed);
@@ -1007,7 +1018,7 @@ reactor::add_impl(int fd, caf::strong_actor_ptr owner, io_sink* sink,
   auto& core = *core_;
   if (!core.running.load())
     return caf::make_error(errc::reactor_unavailable, "reactor stopped");
-  auto* s = core.slot_for(fd, true);
+  auto* s = core.make_slot(fd);
   if (s == nullptr)
     return caf::make_error(errc::registration_failed, "invalid fd", std::to_string(fd));
   auto token = core.make_token();
@@ -1037,7 +1048,7 @@ reactor::add_impl(int fd, caf::strong_actor_ptr owner, io_sink* sink,
 caf::error reactor::join(const fd_registration& reg, caf::strong_actor_ptr owner) {
   if (!reg || !owner)
     return caf::make_error(errc::registration_failed, "invalid registration or owner");
-  auto* s = core_->slot_for(reg.fd, false);
+  auto* s = core_->find_slot(reg.fd);
   if (s == nullptr)
     return caf::make_error(errc::registration_failed, "stale registration");
   std::lock_guard<spin_lock> guard{s->lock};
@@ -1055,7 +1066,7 @@ caf::error reactor::join(const fd_registration& reg, caf::strong_actor_ptr owner
 
 void reactor::leave(const fd_registration& reg, const caf::actor_addr& owner) {
   caf::strong_actor_ptr released; // dropped outside the lock
-  auto* s = core_->slot_for(reg.fd, false);
+  auto* s = core_->find_slot(reg.fd);
   if (!reg || s == nullptr)
     return;
   std::lock_guard<spin_lock> guard{s->lock};
@@ -1082,7 +1093,7 @@ void reactor::leave(const fd_registration& reg, const caf::actor_addr& owner) {
 caf::error reactor::rearm(const fd_registration& reg, uint32_t interest) {
   if (!reg)
     return caf::make_error(errc::registration_failed, "invalid registration");
-  auto* s = core_->slot_for(reg.fd, false);
+  auto* s = core_->find_slot(reg.fd);
   if (s == nullptr)
     return caf::make_error(errc::registration_failed, "stale registration");
   // Under the fd's lock: re-arming a stale registration would arm the fd of
@@ -1105,7 +1116,7 @@ caf::error reactor::rearm(const fd_registration& reg, uint32_t interest) {
 void reactor::remove(const fd_registration& reg, bool closing_next) {
   if (!reg)
     return;
-  auto* s = core_->slot_for(reg.fd, false);
+  auto* s = core_->find_slot(reg.fd);
   if (s == nullptr)
     return;
   caf::strong_actor_ptr owner; // dropped outside the lock

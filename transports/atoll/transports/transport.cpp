@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "atoll/runtime/detail/direct_syscall.hpp"
 #include "atoll/runtime/error.hpp"
 
 namespace atl {
@@ -75,7 +76,7 @@ io_result tcp_transport::handshake() {
 
 io_result tcp_transport::read(char* buf, size_t len) {
   for (;;) {
-    auto n = ::recv(fd_, buf, len, 0);
+    auto n = detail::sys_recv(fd_, buf, len, 0);
     if (n > 0)
       return {static_cast<size_t>(n), io_status::done, {}};
     if (n == 0)
@@ -88,7 +89,7 @@ io_result tcp_transport::read(char* buf, size_t len) {
 io_result tcp_transport::write(const iovec* iov, size_t count) {
   if (count == 1) {
     for (;;) {
-      auto n = ::send(fd_, iov->iov_base, iov->iov_len, MSG_NOSIGNAL);
+      auto n = detail::sys_send(fd_, iov->iov_base, iov->iov_len, MSG_NOSIGNAL);
       if (n >= 0)
         return {static_cast<size_t>(n), io_status::done, {}};
       if (errno != EINTR)
@@ -99,7 +100,7 @@ io_result tcp_transport::write(const iovec* iov, size_t count) {
   msg.msg_iov = const_cast<iovec*>(iov);
   msg.msg_iovlen = count;
   for (;;) {
-    auto n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    auto n = detail::sys_sendmsg(fd_, &msg, MSG_NOSIGNAL);
     if (n >= 0)
       return {static_cast<size_t>(n), io_status::done, {}};
     if (errno != EINTR)

@@ -946,7 +946,8 @@ private:
   /// CAF's clean-up of an actor that ended (by `quit`, an uncaught
   /// exception, or the system's shutdown before or between its runs):
   /// releases the connection first, then lets CAF notify monitors and
-  /// links, which therefore see the socket closed. (An override instead of
+  /// links, which therefore see the socket closed: on every path the stop
+  /// event precedes the down and exit messages. (An override instead of
   /// an attached function: one allocation and a locked attach less per
   /// connection.) Runs in this actor's context, or where CAF disposes of
   /// an actor that is not running.
