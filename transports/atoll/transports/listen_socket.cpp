@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "atoll/runtime/detail/direct_syscall.hpp"
 #include "atoll/runtime/error.hpp"
 
 namespace atl {
@@ -124,7 +125,7 @@ accept_result accept_connection(int listen_fd, const accept_function& fn) {
     socklen_t len = sizeof(addr);
     auto flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
     auto fd = fn ? fn(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len, flags)
-                 : ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len, flags);
+                 : detail::sys_accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len, flags);
     if (fd >= 0)
       return {accept_outcome::accepted, fd, 0, addr, len};
     auto err = errno;

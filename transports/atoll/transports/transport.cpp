@@ -129,7 +129,7 @@ caf::error tcp_transport::shutdown(shutdown_way way) {
 
 void tcp_transport::close() noexcept {
   if (fd_ >= 0) {
-    ::close(fd_);
+    detail::sys_close(fd_);
     fd_ = -1;
   }
 }

@@ -12,10 +12,12 @@
 
 namespace atl::detail {
 
-// recv, send, sendmsg and epoll_wait are cancellation points: in a process
+// recv, send, sendmsg, accept4, close and epoll_wait are cancellation
+// points: in a process
 // with more than one thread, glibc switches the calling thread to
 // asynchronous cancellation and back around each of them (two atomic
-// compare-exchanges, about 35 instructions per call, on every echo). Atoll
+// compare-exchanges, about 35 instructions per call: on every echo and
+// every connection). Atoll
 // never cancels a thread, so these wrappers make the system call directly;
 // results and errno are the same. Sanitizer builds keep glibc's functions:
 // their interceptors check the buffers, and ThreadSanitizer orders threads
@@ -55,6 +57,24 @@ inline ssize_t sys_sendmsg(int fd, const msghdr* msg, int flags) noexcept {
   return ::syscall(SYS_sendmsg, fd, msg, flags);
 #else
   return ::sendmsg(fd, msg, flags);
+#endif
+}
+
+/// `::accept4(fd, addr, len, flags)`. Any thread.
+inline int sys_accept4(int fd, sockaddr* addr, socklen_t* len, int flags) noexcept {
+#if ATL_DIRECT_SYSCALLS
+  return static_cast<int>(::syscall(SYS_accept4, fd, addr, len, flags));
+#else
+  return ::accept4(fd, addr, len, flags);
+#endif
+}
+
+/// `::close(fd)`. Any thread.
+inline int sys_close(int fd) noexcept {
+#if ATL_DIRECT_SYSCALLS
+  return static_cast<int>(::syscall(SYS_close, fd));
+#else
+  return ::close(fd);
 #endif
 }
 
