@@ -299,6 +299,8 @@ struct cpu_sample {
   clock_type::time_point when;
   /// utime + stime of the --server-pid process (all its threads).
   double server = 0;
+  /// Its utime alone: user-space CPU time (the rest is the kernel's).
+  double server_user = 0;
   /// user + system time of this process (all its threads).
   double loadgen = 0;
   /// Busy time of all CPUs from /proc/stat: user, nice, system, irq, softirq.
@@ -312,6 +314,7 @@ struct cpu_sample {
 struct cpu_usage {
   double window = 0;
   double server = 0;
+  double server_user = 0; // of `server`, in user space
   double loadgen = 0;
   double other = 0;
   double steal = 0;
@@ -337,6 +340,7 @@ std::optional<cpu_sample> sample_cpu(int server_pid) {
                   &stime) != 2)
     return std::nullopt;
   result.server = static_cast<double>(utime + stime) * tick;
+  result.server_user = static_cast<double>(utime) * tick;
   rusage self{};
   if (getrusage(RUSAGE_SELF, &self) != 0)
     return std::nullopt;
@@ -411,6 +415,7 @@ public:
     cpu_usage u;
     u.window = to_seconds(cpu_end_->when - cpu_start_->when);
     u.server = cpu_end_->server - cpu_start_->server;
+    u.server_user = cpu_end_->server_user - cpu_start_->server_user;
     u.loadgen = cpu_end_->loadgen - cpu_start_->loadgen;
     u.other = std::max(0.0, cpu_end_->busy - cpu_start_->busy - u.server - u.loadgen);
     u.steal = cpu_end_->steal - cpu_start_->steal;
@@ -1090,10 +1095,10 @@ void print_report(const options& opts, const report& r, const std::optional<cpu_
             ? std::string{}
             : fmt::format(" ({:.1f} us/{})", cpu->server * 1e6 / double(r.requests),
                           opts.mode == mode_type::handshake ? "connection" : "request");
-    fmt::print("cpu ({}, {:.2f} s): server {:.2f} s{}, loadgen {:.2f} s, other processes "
-               "{:.2f} s ({:.2f} cores), steal {:.2f} s\n",
+    fmt::print("cpu ({}, {:.2f} s): server {:.2f} s{} of which user space {:.2f} s, loadgen "
+               "{:.2f} s, other processes {:.2f} s ({:.2f} cores), steal {:.2f} s\n",
                opts.mode == mode_type::idle ? "whole run" : "measured interval", cpu->window,
-               cpu->server, per_request, cpu->loadgen, cpu->other,
+               cpu->server, per_request, cpu->server_user, cpu->loadgen, cpu->other,
                cpu->window > 0 ? cpu->other / cpu->window : 0.0, cpu->steal);
   }
   if (opts.json) {
@@ -1123,6 +1128,7 @@ void print_report(const options& opts, const report& r, const std::optional<cpu_
     if (cpu) {
       j["window_s"] = round_to(cpu->window, 4);
       j["server_cpu_s"] = round_to(cpu->server, 3);
+      j["server_user_cpu_s"] = round_to(cpu->server_user, 3);
       j["loadgen_cpu_s"] = round_to(cpu->loadgen, 4);
       j["other_cpu_s"] = round_to(cpu->other, 3);
       j["steal_cpu_s"] = round_to(cpu->steal, 3);

@@ -746,6 +746,13 @@ def rate(key):
     return lambda r: r["result"][key] if r["result"]["requests"] > 0 else None
 
 
+def user_cpu_per_op(r):
+    res = r["result"]
+    if "server_user_cpu_s" not in res or res["requests"] == 0:
+        return None
+    return res["server_user_cpu_s"] / res["requests"] * 1e6
+
+
 def cpu_per_op(r):
     res = r["result"]
     if "server_cpu_s" not in res or res["requests"] == 0:
@@ -809,6 +816,10 @@ lines = [
      ("baseline", "atoll", "asio"), None),
     ("server CPU per 64 B echo, 50 connections", "µs", "pp50", cpu_per_op, "{:,.2f}",
      ("baseline", "atoll", "asio"), None),
+    ("of it in user space, per connection (connect row)", "µs", "connect", user_cpu_per_op,
+     "{:,.2f}", ("baseline", "atoll", "asio"), None),
+    ("of it in user space, per 64 B echo (50 connections)", "µs", "pp50", user_cpu_per_op,
+     "{:,.2f}", ("baseline", "atoll", "asio"), None),
     ("TLS 1.3 handshakes/s (connect + 64 B echo + close, 50 at a time)", "handshakes/s",
      "tls_hs", rate("handshakes_per_s"), "{:,.0f}", ("baseline_tls", "atoll_tls", None), None),
     ("server CPU per TLS handshake", "µs", "tls_hs", cpu_per_op, "{:,.0f}",
