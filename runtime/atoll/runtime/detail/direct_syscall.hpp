@@ -2,6 +2,7 @@
 // bookkeeping (internal).
 #pragma once
 
+#include <csignal>
 #include <cstddef>
 
 #include <sys/epoll.h>
@@ -13,20 +14,24 @@
 namespace atl::detail {
 
 // recv, send, sendmsg, accept4, close and epoll_wait are cancellation
-// points: in a process
-// with more than one thread, glibc switches the calling thread to
-// asynchronous cancellation and back around each of them (two atomic
-// compare-exchanges, about 35 instructions per call: on every echo and
-// every connection). Atoll
-// never cancels a thread, so these wrappers make the system call directly;
-// results and errno are the same. Sanitizer builds keep glibc's functions:
-// their interceptors check the buffers, and ThreadSanitizer orders threads
-// by socket calls.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#  define ATL_DIRECT_SYSCALLS 0
-#elif defined(__has_feature)
-#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+// points: in a process with more than one thread, glibc switches the calling
+// thread to asynchronous cancellation and back around each of them (two
+// atomic compare-exchanges, about 35 instructions per call: on every echo
+// and every connection). Atoll never cancels a thread, so these wrappers make
+// the system call directly; results and errno are the same. Sanitizer builds
+// keep glibc's functions: their interceptors check the buffers, and
+// ThreadSanitizer orders threads by socket calls. Building with
+// -DATL_DIRECT_SYSCALLS=0 keeps them too (for a library that interposes them
+// with LD_PRELOAD, such as a kernel-bypass stack or a fault injector).
+#ifndef ATL_DIRECT_SYSCALLS
+#  if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) \
+    || defined(__SANITIZE_HWADDRESS__)
 #    define ATL_DIRECT_SYSCALLS 0
+#  elif defined(__has_feature)
+#    if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) \
+      || __has_feature(memory_sanitizer) || __has_feature(hwaddress_sanitizer)
+#      define ATL_DIRECT_SYSCALLS 0
+#    endif
 #  endif
 #endif
 #ifndef ATL_DIRECT_SYSCALLS
@@ -80,10 +85,13 @@ inline int sys_close(int fd) noexcept {
 
 /// `::epoll_wait(epfd, events, max, timeout_ms)`. Any thread.
 inline int sys_epoll_wait(int epfd, epoll_event* events, int max, int timeout_ms) noexcept {
-#if ATL_DIRECT_SYSCALLS
-  // epoll_pwait with no signal mask is epoll_wait (which x86-64 also has,
-  // but newer architectures only provide epoll_pwait).
-  return static_cast<int>(::syscall(SYS_epoll_pwait, epfd, events, max, timeout_ms, nullptr, 0));
+#if ATL_DIRECT_SYSCALLS && defined(SYS_epoll_wait)
+  return static_cast<int>(::syscall(SYS_epoll_wait, epfd, events, max, timeout_ms));
+#elif ATL_DIRECT_SYSCALLS
+  // Newer architectures (aarch64) only have epoll_pwait: with no signal
+  // mask it is epoll_wait (the mask size as glibc passes it).
+  return static_cast<int>(::syscall(SYS_epoll_pwait, epfd, events, max, timeout_ms, nullptr,
+                                    static_cast<size_t>(_NSIG / 8)));
 #else
   return ::epoll_wait(epfd, events, max, timeout_ms);
 #endif
