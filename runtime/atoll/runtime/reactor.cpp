@@ -52,7 +52,12 @@ constexpr int max_events = 128;
 /// How many more registrations than the least loaded worker a worker may
 /// have and still take a new one that its own thread makes.
 constexpr int64_t poller_balance_slack = 16;
-/// Jobs a busy worker runs between two looks at its epoll instance.
+/// Jobs a busy worker runs at least between two looks at its epoll
+/// instance. It runs at least all the jobs queued at the last look, too:
+/// epoll is level-triggered, so a look while a socket's owner still waits in
+/// the queue reports that socket again, for nothing (64-byte ping-pong, 500
+/// connections, 2 workers: with a look every 32 jobs, 70% of the events
+/// epoll returned were such repeats).
 constexpr size_t poll_interval = 32;
 /// How often a worker out of work yields and polls again before it sleeps
 /// (measured on 2 cores, 64-byte ping-pong, 50 connections, 2 workers: 0
@@ -302,6 +307,7 @@ struct alignas(64) worker_state {
   std::unique_ptr<caf::execution_unit> unit; // the worker as CAF sees it
   // -- the worker's own thread only --------------------------------------------
   size_t since_poll = 0;
+  size_t poll_after = poll_interval; // jobs to run before the next look
   size_t stop_budget = static_cast<size_t>(-1); // jobs left to run once stopping
   int64_t last_stuck_check = 0;
   bool slept_in_vain = false; // the last sleep timed out with nothing to do
@@ -661,6 +667,12 @@ struct io_core {
     }
   }
 
+  /// After a worker looked at its own epoll instance: the next look comes
+  /// once the jobs now queued have run (and after `poll_interval` at least).
+  static void looked(worker_state& me) {
+    me.poll_after = std::max(poll_interval, me.queued.load(std::memory_order_relaxed));
+  }
+
   /// Waits in `epoll_wait` until an event, a timer, or a wake-up.
   void sleep(size_t self, caf::execution_unit* unit) {
     auto& me = *workers[self];
@@ -695,6 +707,7 @@ struct io_core {
     // Nothing queued here: an fd whose owner is still busy elsewhere is
     // parked, or the next epoll_wait would return it again at once.
     auto delivered = deliver(me, events, std::max(n, 0), unit, true, true);
+    looked(me);
     if (checking)
       check_stuck(self, unit);
     me.slept_in_vain = n == 0 && delivered == 0;
@@ -851,10 +864,11 @@ caf::resumable* io_core::next_job(size_t index, caf::execution_unit* unit) {
       return pop(me);
     }
     // A busy worker still looks at its sockets every so many jobs.
-    if (++me.since_poll >= poll_interval) {
+    if (++me.since_poll >= me.poll_after) {
       me.since_poll = 0;
       run_deferred();
       poll_now(me, unit, true);
+      looked(me);
       if (workers.size() > 1)
         check_stuck(index, unit);
     }
@@ -883,6 +897,7 @@ caf::resumable* io_core::next_job(size_t index, caf::execution_unit* unit) {
       sched_yield();
       found = poll_now(me, unit, true) > 0 || me.queued.load(std::memory_order_relaxed) > 0;
     }
+    looked(me);
     if (!found)
       sleep(index, unit);
   }
