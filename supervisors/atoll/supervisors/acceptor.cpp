@@ -37,6 +37,11 @@ public:
       listener_span_(listener_span),
       conn_sup_(std::move(conn_sup)),
       slots_(std::move(slots)) {
+    // The server's connection configuration with this acceptor's slots:
+    // each connection actor gives its slot back itself when it ends.
+    auto conf = std::make_shared<connection_config>(*ctx_->connections());
+    conf->slots = slots_;
+    conn_conf_ = std::move(conf);
     const auto& opts = ctx_->options();
     spawn_how_.hidden = opts.hidden_connections;
     spawn_how_.lazy = true;
@@ -165,10 +170,8 @@ private:
       spawn_failed(std::move(conn), retries_left, caf::make_error(errc::max_children));
       return;
     }
-    auto hdl = spawn_connection(this, ctx_->connections(), std::move(conn), spawn_how_);
-    // Runs at once if the actor already ended.
-    hdl->attach_functor([slots{slots_}] { slots->give_back(); });
-    spawned_.push_back(std::move(hdl));
+    // The actor gives the slot back when it ends (`connection_config::slots`).
+    spawned_.push_back(spawn_connection(this, conn_conf_, std::move(conn), spawn_how_));
   }
 
   /// Hands the connection actors spawned since the last call to the
@@ -255,6 +258,7 @@ private:
   uint64_t listener_span_;
   caf::actor conn_sup_;
   std::shared_ptr<session_slots> slots_;
+  std::shared_ptr<const connection_config> conn_conf_; // with slots_
   connection_spawn_options spawn_how_;
   std::vector<caf::actor> spawned_; // not yet handed to conn_sup_
   telemetry::span span_;

@@ -949,11 +949,14 @@ private:
   /// links, which therefore see the socket closed: on every path the stop
   /// event precedes the down and exit messages. (An override instead of
   /// an attached function: one allocation and a locked attach less per
-  /// connection.) Runs in this actor's context, or where CAF disposes of
-  /// an actor that is not running.
+  /// connection.) The acceptor's slot goes back here too. Runs in this
+  /// actor's context, or where CAF disposes of an actor that is not running.
   bool cleanup(caf::error&& reason, caf::execution_unit* host) override {
-    if (!getf(is_cleaned_up_flag))
+    if (!getf(is_cleaned_up_flag)) {
       release_connection(reason);
+      if (conf_->slots)
+        conf_->slots->give_back();
+    }
     return caf::event_based_actor::cleanup(std::move(reason), host);
   }
 

@@ -17,6 +17,7 @@
 
 #include "atoll/handlers/detail/connection_watchers.hpp"
 #include "atoll/handlers/detail/handler_host.hpp"
+#include "atoll/handlers/detail/session_slots.hpp"
 #include "atoll/handlers/detail/socket_access.hpp"
 #include "atoll/handlers/handler.hpp"
 #include "atoll/handlers/detail/source_limiter.hpp"
@@ -66,6 +67,10 @@ struct connection_config {
   std::shared_ptr<std::atomic<int64_t>> give_up_at = std::make_shared<std::atomic<int64_t>>(0);
   /// The actors subscribed to connection starts and stops (null: none ever).
   std::shared_ptr<detail::connection_watchers> watchers;
+  /// The slots of the acceptor that spawns with this configuration (null:
+  /// none): it took one for each connection actor, which gives it back when
+  /// it ends (in its clean-up, before its monitors hear of it).
+  std::shared_ptr<detail::session_slots> slots;
 };
 
 /// The hand-off from an acceptor to a new connection actor (Thousand
