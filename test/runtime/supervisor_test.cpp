@@ -854,6 +854,43 @@ BOOST_AUTO_TEST_CASE(killing_the_supervisor_takes_its_children_down) {
   BOOST_CHECK(log->wait_for("stop:a:kill"));
 }
 
+BOOST_AUTO_TEST_CASE(killing_the_supervisor_takes_its_temporary_children_down_and_no_others) {
+  // Temporaries are not monitored while they run (they leave the child table
+  // by themselves): the supervisor's clean-up still reaches every running
+  // one, started or adopted, and none that ended before.
+  auto log = std::make_shared<event_log>();
+  auto sup = start_supervisor(sys, flags_of(strategy::simple_one_for_one),
+                              {worker(log, "conn", restart_type::temporary)});
+  BOOST_REQUIRE(sup);
+  auto started = start_child(sys, *sup, caf::make_message(1));
+  BOOST_REQUIRE(started);
+  auto adopted = sys.spawn(test_worker, worker_config{log, "adopted"});
+  auto gone = sys.spawn(test_worker, worker_config{log, "gone"});
+  BOOST_REQUIRE(!adopt_children(sys, *sup, {adopted, gone}));
+  {
+    exit_watch watch{sys, gone};
+    caf::anon_send(gone, quit_atom::value);
+    BOOST_REQUIRE(watch.wait());
+  }
+  BOOST_REQUIRE(wait_until([&] { return count_children(sys, *sup)->active == 2; }));
+  exit_watch started_watch{sys, *started};
+  exit_watch adopted_watch{sys, adopted};
+  caf::anon_send_exit(*sup, caf::exit_reason::kill);
+  auto started_reason = started_watch.wait();
+  auto adopted_reason = adopted_watch.wait();
+  BOOST_REQUIRE(started_reason && adopted_reason);
+  BOOST_CHECK(*started_reason == caf::exit_reason::kill);
+  BOOST_CHECK(*adopted_reason == caf::exit_reason::kill);
+  // (Each logs its kill in its clean-up, after its monitors hear of it.)
+  BOOST_REQUIRE(log->wait_for("stop:conn:kill"));
+  BOOST_REQUIRE(log->wait_for("stop:adopted:kill"));
+  BOOST_CHECK((starts_and_stops(log->entries())
+               == std::vector<std::string>{"start:conn", "stop:gone", "stop:conn", "stop:adopted"}
+               || starts_and_stops(log->entries())
+                    == std::vector<std::string>{"start:conn", "stop:gone", "stop:adopted",
+                                                "stop:conn"}));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // -- the same supervisor on CAF's test coordinator ------------------------------

@@ -116,41 +116,31 @@ std::optional<uint64_t> child_table::seq_of(caf::actor_id id) const {
 }
 
 void child_table::add_temporary(caf::actor handle) {
-  auto id = handle.id();
-  temps_.emplace(id, std::move(handle));
+  temps_->adopt(std::move(handle));
 }
 
 bool child_table::remove_temporary(caf::actor_id id) {
-  return temps_.erase(id) > 0;
+  return temps_->remove(id);
 }
 
 caf::actor child_table::take_temporary(caf::actor_id id) {
-  auto i = temps_.find(id);
-  if (i == temps_.end())
-    return nullptr;
-  auto handle = std::move(i->second);
-  temps_.erase(i);
-  return handle;
+  return temps_->take(id);
 }
 
 std::vector<caf::actor> child_table::take_temporaries() {
-  std::vector<caf::actor> out;
-  out.reserve(temps_.size());
-  for (auto& kv : temps_)
-    out.push_back(std::move(kv.second));
-  temps_.clear();
-  return out;
+  return temps_->take_all();
 }
 
 bool child_table::has_actor(caf::actor_id id) const {
-  return by_actor_.count(id) > 0 || temps_.count(id) > 0;
+  return by_actor_.count(id) > 0 || temps_->contains(id);
 }
 
 std::vector<child_info> child_table::which() const {
+  auto temps = temps_->snapshot();
   std::vector<child_info> out;
-  out.reserve(records_.size() + temps_.size());
-  for (auto& kv : temps_)
-    out.push_back(make_child_info(*template_, kv.second, 0));
+  out.reserve(records_.size() + temps.size());
+  for (auto& handle : temps)
+    out.push_back(make_child_info(*template_, handle, 0));
   for (auto& kv : records_)
     out.push_back(make_child_info(*kv.second.spec, kv.second.handle, kv.second.restarts));
   return out;
@@ -158,10 +148,8 @@ std::vector<child_info> child_table::which() const {
 
 child_counts child_table::counts() const {
   child_counts c;
-  if (!temps_.empty()) {
-    auto n = static_cast<uint32_t>(temps_.size());
+  if (auto n = static_cast<uint32_t>(temps_->size()); n > 0)
     add_counts(c, *template_, n, n);
-  }
   for (auto& kv : records_)
     add_counts(c, *kv.second.spec, 1, kv.second.handle ? 1 : 0);
   return c;
@@ -170,7 +158,7 @@ child_counts child_table::counts() const {
 void child_table::clear() {
   records_.clear();
   by_actor_.clear();
-  temps_.clear();
+  temps_->take_all();
   template_.reset();
 }
 

@@ -15,6 +15,7 @@
 #include <caf/actor.hpp>
 #include <caf/message.hpp>
 
+#include "atoll/runtime/detail/temporary_registry.hpp"
 #include "atoll/runtime/supervisor.hpp"
 #include "atoll/runtime/types.hpp"
 
@@ -46,7 +47,9 @@ tree_node make_tree_node(const child_spec& spec, const caf::actor& handle, uint3
 /// that grows with each insertion, so iterating them follows start order.
 /// Temporary workers of a dynamic supervisor (e.g. connections) are never
 /// restarted and have no record: only their handles are kept (a few words
-/// each). Not thread-safe: the supervisor actor owns it.
+/// each), in a `temporary_registry` that each of them leaves by itself when
+/// it ends. Not thread-safe but for that registry: the supervisor actor
+/// owns it.
 class child_table {
 public:
   /// Records by sequence number.
@@ -55,8 +58,6 @@ public:
   using iterator = record_map::iterator;
   /// Iterates the records in reverse start order.
   using reverse_iterator = record_map::reverse_iterator;
-  /// Handles of the temporary children by actor id.
-  using temporary_map = std::unordered_map<caf::actor_id, caf::actor>;
 
   // -- the template of a dynamic supervisor -------------------------------------
 
@@ -125,7 +126,8 @@ public:
 
   // -- temporary children -------------------------------------------------------
 
-  /// Adds a running temporary child.
+  /// Adds a running temporary child, which leaves the table by itself when
+  /// it ends (at once if it has ended already).
   void add_temporary(caf::actor handle);
 
   /// Removes the temporary child `id`; false if there is none.
@@ -137,9 +139,9 @@ public:
   /// Removes and returns all temporary children.
   std::vector<caf::actor> take_temporaries();
 
-  /// The temporary children.
-  const temporary_map& temporaries() const noexcept {
-    return temps_;
+  /// The temporary children now.
+  std::vector<caf::actor> temporaries() const {
+    return temps_->snapshot();
   }
 
   // -- all children -------------------------------------------------------------
@@ -148,8 +150,8 @@ public:
   bool has_actor(caf::actor_id id) const;
 
   /// The number of children: records and temporary ones.
-  size_t num_children() const noexcept {
-    return records_.size() + temps_.size();
+  size_t num_children() const {
+    return records_.size() + temps_->size();
   }
 
   /// All children as `which_children` reports them: temporary ones first, then
@@ -166,7 +168,7 @@ private:
   std::shared_ptr<const child_spec> template_; // simple_one_for_one
   record_map records_;                          // in start order
   std::unordered_map<caf::actor_id, uint64_t> by_actor_;
-  temporary_map temps_;
+  std::shared_ptr<temporary_registry> temps_ = std::make_shared<temporary_registry>();
   uint64_t next_seq_ = 1;
 };
 

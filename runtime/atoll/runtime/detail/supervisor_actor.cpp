@@ -411,8 +411,12 @@ private:
     for (auto& kv : children_)
       if (kv.second.handle)
         victims.emplace_back(kv.first, std::exchange(kv.second.handle, nullptr));
-    for (auto& handle : children_.take_temporaries())
+    for (auto& handle : children_.take_temporaries()) {
+      // Temporaries are not monitored while they run (they leave the table
+      // by themselves): their exit is awaited from now on.
+      monitor<caf::message_priority::high>(handle);
       victims.emplace_back(0, std::move(handle)); // seq 0: no record
+    }
     if (victims.empty()) {
       (*shared_done)();
       return;
@@ -565,8 +569,8 @@ private:
     for (auto& kv : children_)
       if (kv.second.handle)
         exit_anonymously(kv.second.handle, signal);
-    for (auto& kv : children_.temporaries())
-      exit_anonymously(kv.second, signal);
+    for (auto& handle : children_.temporaries())
+      exit_anonymously(handle, signal);
     for (auto& kv : terminating_)
       exit_anonymously(kv.second.handle, caf::exit_reason::kill);
     // Drop the specs and the hook now, not when the actor object goes: their
@@ -696,8 +700,7 @@ private:
                             "start function returned an invalid handle");
     if (!res)
       return res;
-    monitor<caf::message_priority::high>(*res);
-    children_.add_temporary(*res);
+    children_.add_temporary(*res); // not monitored: see child_table
     return res;
   }
 
@@ -713,8 +716,9 @@ private:
                            "temporary workers");
   }
 
-  /// Takes running actors as temporary children (monitored and listed as if
-  /// started from the template; one already dead goes at once). Runs even
+  /// Takes running actors as temporary children (listed as if started from
+  /// the template, each leaving the list by itself when it ends; one already
+  /// dead goes at once). Runs even
   /// while busy: no start function runs and no record changes but the
   /// temporaries'. `max_children` is the adopter's to keep. A draining
   /// supervisor stops them with the template's shutdown policy, a stopping
@@ -739,12 +743,8 @@ private:
       }
       return caf::make_error(errc::shutting_down);
     }
-    for (auto& kid : kids) {
-      if (!kid)
-        continue;
-      monitor<caf::message_priority::high>(kid);
-      children_.add_temporary(std::move(kid));
-    }
+    for (auto& kid : kids)
+      children_.add_temporary(std::move(kid)); // not monitored: see child_table
     return {};
   }
 
@@ -837,6 +837,7 @@ private:
       return;
     if (child) {
       if (auto handle = children_.take_temporary(child.id())) {
+        monitor<caf::message_priority::high>(handle); // its exit is awaited now
         busy_ = true;
         auto& policy = children_.template_spec()->shutdown;
         terminate_child_actor(handle, policy, [this, rp]() mutable {
@@ -928,11 +929,11 @@ private:
     st->root.recent_restarts = intensity_.recent_restarts(clock().now());
     std::vector<std::pair<size_t, caf::actor>> subtrees;
     std::vector<std::tuple<size_t, caf::actor, const describe_function*>> described;
-    for (auto& kv : children_.temporaries()) {
+    for (auto& handle : children_.temporaries()) {
       auto& tmpl = *children_.template_spec();
       if (tmpl.describe)
-        described.emplace_back(st->root.children.size(), kv.second, &tmpl.describe);
-      st->root.children.push_back(make_tree_node(tmpl, kv.second, 0));
+        described.emplace_back(st->root.children.size(), handle, &tmpl.describe);
+      st->root.children.push_back(make_tree_node(tmpl, handle, 0));
     }
     for (auto& kv : children_) {
       auto node = make_tree_node(*kv.second.spec, kv.second.handle, kv.second.restarts);
