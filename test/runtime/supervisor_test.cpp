@@ -605,6 +605,23 @@ BOOST_AUTO_TEST_CASE(adopted_actors_are_listed_counted_and_stopped_as_temporary_
                == std::vector<std::string>{"stop:dead", "stop:a", "stop:b", "stop:c"}));
 }
 
+BOOST_AUTO_TEST_CASE(an_actor_adopted_twice_is_one_child) {
+  auto log = std::make_shared<event_log>();
+  auto sup = start_supervisor(sys, flags_of(strategy::simple_one_for_one),
+                              {worker(log, "conn", restart_type::temporary)});
+  BOOST_REQUIRE(sup);
+  auto a = sys.spawn(test_worker, worker_config{log, "a"});
+  BOOST_REQUIRE(!adopt_children(sys, *sup, {a, a}));
+  BOOST_REQUIRE(!adopt_children(sys, *sup, {a}));
+  BOOST_CHECK_EQUAL(count_children(sys, *sup)->active, 1u);
+  BOOST_CHECK_EQUAL(which_children(sys, *sup)->size(), 1u);
+  caf::anon_send(a, quit_atom::value);
+  BOOST_REQUIRE(wait_until([&] { return count_children(sys, *sup)->active == 0; }));
+  BOOST_CHECK(!stop_supervisor(sys, *sup));
+  BOOST_CHECK_EQUAL(log->count("stop:a:normal"), 1u);
+  BOOST_CHECK_EQUAL(log->count("stop:a:user_shutdown"), 0u); // not stopped again
+}
+
 BOOST_AUTO_TEST_CASE(adoption_is_refused_by_other_supervisors_and_after_a_drain) {
   auto log = std::make_shared<event_log>();
   // A static supervisor leaves the actor alone.

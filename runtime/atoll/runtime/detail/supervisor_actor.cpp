@@ -502,6 +502,8 @@ private:
     }
     if (ignored_exits_.erase(id) > 0)
       return;
+    // (Temporaries are monitored only while being stopped, in `terminating_`
+    // above; this catches one that is not, defensively.)
     if (children_.remove_temporary(id))
       return; // a temporary child: nothing to restart
     if (id != 0 && id == awaiting_ack_) {

@@ -34,13 +34,17 @@ void temporary_registry::adopt(caf::actor handle) {
   if (!handle)
     return;
   auto id = handle.id();
-  auto* child = caf::actor_cast<caf::abstract_actor*>(handle);
+  // Made first: a failed allocation must not leave a child listed without
+  // the hook that unlists it.
+  auto hook = std::make_unique<temporary_exit_hook>(shared_from_this(), id);
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    temps_.emplace(id, std::move(handle));
+    if (!temps_.try_emplace(id, handle).second)
+      return; // listed already (adopted twice): its hook is attached
   }
   // Listed first: a child that has already ended runs the hook right here.
-  child->attach(std::make_unique<temporary_exit_hook>(shared_from_this(), id));
+  // (`handle` keeps the actor alive meanwhile: its hook may unlist it at once.)
+  caf::actor_cast<caf::abstract_actor*>(handle)->attach(std::move(hook));
 }
 
 bool temporary_registry::remove(caf::actor_id id) {
