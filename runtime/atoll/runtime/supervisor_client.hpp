@@ -61,9 +61,10 @@ start_child(caf::actor_system& sys, const caf::actor& sup, caf::message args,
             std::chrono::milliseconds timeout = default_call_timeout);
 
 /// Hands running actors that the caller spawned itself to a
-/// `simple_one_for_one` supervisor of temporary workers, which monitors,
-/// lists, counts and stops them as children started from its template (no
-/// start function runs; one already dead goes at once). The supervisor's
+/// `simple_one_for_one` supervisor of temporary workers, which lists,
+/// counts and stops them as children started from its template (no start
+/// function runs; each leaves the list by itself when it ends, one already
+/// dead at once). The supervisor's
 /// `max_children` is not checked: an adopter keeps its own limit. The
 /// asynchronous form is the request `(adopt_children_atom,
 /// std::vector<caf::actor>)`, one message for many actors (the UDP

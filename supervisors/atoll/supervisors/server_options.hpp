@@ -121,8 +121,8 @@ struct server_options {
   bool detached_connections = false;
   /// Spawn connection actors hidden (CAF's `hidden` spawn option: they do
   /// not count for `actor_system::await_all_actors_done`). CAF's other spawn
-  /// options do not apply: the connection supervisor links and monitors its
-  /// children, and a connection must start at once (no `lazy_init`).
+  /// options do not apply: Atoll spawns and launches connection actors
+  /// itself (no links, no `lazy_init`).
   bool hidden_connections = false;
   /// The server supervisor's restart intensity and registered name.
   server_supervisor_options supervisor;
