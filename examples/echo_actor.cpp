@@ -16,7 +16,9 @@ namespace {
 struct echo_actor_config : example::server_config {
   std::string greeting;
 
-  echo_actor_config() {
+  // The connection is the example's own actor (a connection_process):
+  // --connection-actor does not apply.
+  echo_actor_config() : example::server_config(60000, false) {
     opt_group{custom_options_, "global"}.add(greeting, "greeting",
                                              "a line sent to each client when it connects "
                                              "(default: none)");

@@ -190,10 +190,14 @@ public:
   std::string proxy_trusted = "127.0.0.0/8,::1";
   int proxy_timeout = 5000;
   int max_connections_per_source = 0;
+  std::string connection_actor = "auto";
 
   /// `default_read_timeout`: the `--read-timeout` (ms, 0: none) when the
-  /// command line has none.
-  explicit server_config(int default_read_timeout = 60000) : read_timeout(default_read_timeout) {
+  /// command line has none. `lightweight_capable`: the example's handler
+  /// never calls `self()`, so it offers `--connection-actor` (without it,
+  /// every connection gets an `event_based_actor`).
+  explicit server_config(int default_read_timeout = 60000, bool lightweight_capable = true)
+    : read_timeout(default_read_timeout), lightweight_capable_(lightweight_capable) {
     atl::register_types(*this);
     auto limit = [](uint32_t n) { return std::to_string(n); };
     opt_group{custom_options_, "global"}
@@ -220,7 +224,31 @@ public:
            "how long a connection may take to send its PROXY header, in ms (default: 5000)")
       .add(max_connections_per_source, "max-connections-per-source",
            "connections at once from one client address (0: unlimited, the default)");
+    if (lightweight_capable_)
+      opt_group{custom_options_, "global"}.add(
+        connection_actor, "connection-actor",
+        "each connection's actor: light (a lightweight actor: fewer instructions and bytes "
+        "per connection), event-based (CAF's event_based_actor), or auto (light unless "
+        "--detached; the default)");
     add_observability_options();
+  }
+
+  /// Whether connections get lightweight actors (`--connection-actor`).
+  caf::expected<bool> lightweight() const {
+    if (connection_actor == "auto")
+      return lightweight_capable_ && !detached;
+    if (connection_actor == "event-based")
+      return false;
+    if (connection_actor == "light") {
+      if (detached)
+        return caf::make_error(atl::errc::invalid_option,
+                               "--connection-actor=light excludes --detached (a detached "
+                               "connection needs an event-based actor)");
+      return true;
+    }
+    return caf::make_error(atl::errc::invalid_option,
+                           "--connection-actor must be auto, light or event-based, got \""
+                             + connection_actor + "\"");
   }
 
   /// The PROXY protocol settings, or nullopt when `--proxy-protocol=off`.
@@ -291,6 +319,10 @@ public:
         atl::shutdown_policy::timeout(std::chrono::milliseconds{shutdown_timeout});
     opts.transport.reuseport = reuseport;
     opts.detached_connections = detached;
+    auto light = lightweight();
+    if (!light)
+      return light.error();
+    opts.lightweight_connections = *light;
     auto proxy = proxy_options();
     if (!proxy)
       return proxy.error();
@@ -309,8 +341,13 @@ protected:
       return problem;
     if (auto po = proxy_options(); !po)
       return atl::describe(po.error());
+    if (auto light = lightweight(); !light)
+      return atl::describe(light.error());
     return std::nullopt;
   }
+
+private:
+  bool lightweight_capable_;
 };
 
 /// The options of the TLS examples on top of the common ones.

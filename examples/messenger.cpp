@@ -161,7 +161,7 @@ private:
 /// The messenger's options: the common ones, with no read timeout by default.
 class messenger_config : public example::server_config {
 public:
-  messenger_config() : example::server_config(0) {
+  messenger_config() : example::server_config(0, false) { // the handler uses self()
   }
 };
 

@@ -960,6 +960,33 @@ BOOST_AUTO_TEST_CASE(echo_limits_connections_per_source) {
   ex.stop();
 }
 
+BOOST_AUTO_TEST_CASE(echo_serves_with_each_connection_actor_and_refuses_bad_ones) {
+  for (auto value : {"auto", "light", "event-based"}) {
+    BOOST_TEST_CONTEXT("--connection-actor=" << value) {
+      running_example ex{"echo", {std::string{"--connection-actor="} + value}};
+      auto a = ex.connect();
+      auto b = ex.connect();
+      a.send("one");
+      b.send("two");
+      BOOST_CHECK_EQUAL(a.recv_exact(3), "one");
+      BOOST_CHECK_EQUAL(b.recv_exact(3), "two");
+      ex.stop();
+    }
+  }
+  running_example detached{"echo", {"--detached"}}; // auto: event-based then
+  auto c = detached.connect();
+  c.send("three");
+  BOOST_CHECK_EQUAL(c.recv_exact(5), "three");
+  detached.stop();
+  auto echo = example_path("echo");
+  expect_refused({echo, "--port=0", "--connection-actor=heavy"}, "--connection-actor");
+  expect_refused({echo, "--port=0", "--connection-actor=light", "--detached"},
+                 "--connection-actor");
+  BOOST_CHECK(examples::help_text("echo").find("--connection-actor") != std::string::npos);
+  // Its handler uses self(): the messenger does not offer the choice.
+  BOOST_CHECK(examples::help_text("messenger").find("--connection-actor") == std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(echo_refuses_bad_proxy_and_source_limit_options) {
   auto echo = example_path("echo");
   expect_refused({echo, "--port=0", "--proxy-protocol=v3"}, "--proxy-protocol");

@@ -357,6 +357,20 @@ BOOST_AUTO_TEST_CASE(options_are_validated) {
   opts.hidden_connections = true;
   BOOST_CHECK(validate(opts) == errc::invalid_option);
   opts = process_options();
+  opts.lightweight_connections = true;
+  BOOST_CHECK(validate(opts) == errc::invalid_option);
+  BOOST_CHECK_NE(describe(validate(opts)).find("lightweight_connections"), std::string::npos);
+  // A detached connection needs an event_based_actor.
+  opts = process_options();
+  opts.connection_process = nullptr;
+  opts.handler = make_handler_factory<probe_handler>(echo_script());
+  BOOST_CHECK(!validate(opts));
+  opts.lightweight_connections = true;
+  BOOST_CHECK(!validate(opts));
+  opts.detached_connections = true;
+  BOOST_CHECK(validate(opts) == errc::invalid_option);
+  BOOST_CHECK_NE(describe(validate(opts)).find("lightweight_connections"), std::string::npos);
+  opts = process_options();
   opts.connection_process = nullptr;
   BOOST_CHECK(validate(opts) == errc::missing_option);
   BOOST_CHECK(!validate(process_options()));

@@ -363,6 +363,76 @@ BOOST_AUTO_TEST_CASE(message_handlers_answer_requests_and_use_the_socket) {
   BOOST_REQUIRE(script->log->wait_for("data:still here"));
 }
 
+// Run by both connection actors (the suite's `.light` run): what a requester
+// gets is CAF's answer in every case.
+BOOST_AUTO_TEST_CASE(requests_get_what_caf_answers_up_to_and_after_the_end) {
+  auto script = std::make_shared<probe_script>();
+  script->messages = [](atl::handler&, atl::socket&) -> caf::message_handler {
+    return {[](boom_atom) -> std::string { throw std::logic_error("request boom"); }};
+  };
+  auto& srv = start(probe_options(script));
+  auto client = connect(srv);
+  auto conn = only_connection(srv);
+  caf::scoped_actor self{sys};
+  self->monitor(conn);
+  caf::error err;
+  auto keep_error = [&](caf::error& e) { err = std::move(e); };
+  self->request(conn, 5s, 3.14).receive([](double) {}, keep_error);
+  BOOST_CHECK(err == caf::sec::unexpected_message);
+  std::string name;
+  self->request(conn, 5s, caf::sys_atom::value, caf::get_atom::value, std::string{"info"})
+    .receive([&](caf::ok_atom, const std::string&, const caf::strong_actor_ptr&,
+                 const std::string& n) { name = n; },
+             [&](caf::error& e) { BOOST_FAIL(describe(e)); });
+  BOOST_CHECK_EQUAL(name, "atoll.connection");
+  // An exception in the request's handler: the request gets the reason the
+  // connection ends with, and so does its monitor.
+  err = caf::error{};
+  self->request(conn, 5s, boom_atom::value).receive([](const std::string&) {}, keep_error);
+  BOOST_CHECK(err == errc::handler_exception);
+  BOOST_CHECK(client.closed_within(5000ms));
+  caf::error down_reason;
+  self->receive([&](caf::down_msg& dm) { down_reason = dm.reason; },
+                caf::after(std::chrono::seconds{5}) >> [] { BOOST_FAIL("no down message"); });
+  BOOST_CHECK(down_reason == errc::handler_exception);
+  err = caf::error{};
+  self->request(conn, 5s, ping_atom::value).receive([](const std::string&) {}, keep_error);
+  BOOST_CHECK(err == caf::sec::request_receiver_down);
+  BOOST_REQUIRE(script->log->wait_for("error:atoll error handler_exception: request boom"));
+}
+
+BOOST_AUTO_TEST_CASE(self_is_unavailable_on_a_lightweight_connection_and_ends_only_it) {
+  log_capture logs;
+  auto script = std::make_shared<probe_script>();
+  // Each connection's handler, set before its first callback (the
+  // callbacks of one connection run in its actor, one at a time).
+  auto probe = std::make_shared<std::atomic<atl::handler*>>(nullptr);
+  script->messages = [probe](atl::handler& h, atl::socket&) {
+    probe->store(&h);
+    return caf::message_handler{};
+  };
+  script->on_data = [probe](std::string_view data, atl::socket& sock) {
+    if (data == "self?")
+      static_cast<void>(static_cast<probe_handler*>(probe->load())->actor());
+    return echo(data, sock);
+  };
+  auto opts = probe_options(script);
+  opts.lightweight_connections = true;
+  auto& srv = start(opts);
+  auto neighbour = connect(srv);
+  neighbour.send("n");
+  BOOST_REQUIRE_EQUAL(neighbour.recv_exact(1), "n");
+  auto asker = connect(srv);
+  asker.send("self?");
+  BOOST_CHECK(asker.closed_within(5000ms));
+  BOOST_REQUIRE(script->log->wait_for(
+    "error:atoll error handler_exception: self() is not available to the handlers of "
+    "lightweight connections (server_options::lightweight_connections)"));
+  BOOST_CHECK(logs.contains("self() is not available"));
+  neighbour.send("m");
+  BOOST_CHECK_EQUAL(neighbour.recv_exact(1), "m");
+}
+
 BOOST_AUTO_TEST_CASE(socket_events_and_mailbox_messages_arriving_together_are_all_handled) {
   // A connection actor handles socket events without CAF's mailbox when no
   // message waits, and blocks its mailbox itself: a message or an event

@@ -133,7 +133,7 @@ server_options echo_options() {
   opts.address = bind_address::loopback();
   opts.num_acceptors = 4;
   opts.shutdown_timeout = shutdown_policy::timeout(2000ms);
-  return opts;
+  return apply_connection_actor_mode(opts);
 }
 
 } // namespace

@@ -45,7 +45,7 @@ server_options echo_options() {
   opts.telemetry = std::make_shared<telemetry::bus>();
   if (tls_mode())
     opts.tls = test_tls_options();
-  return opts;
+  return apply_connection_actor_mode(opts);
 }
 
 /// Sends a line and expects it back.

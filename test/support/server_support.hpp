@@ -31,17 +31,40 @@
 
 namespace atl::test {
 
+/// Whether the test program's command line (after `--`) has `arg`.
+inline bool has_test_argument(const std::string& arg) {
+  auto& suite = boost::unit_test::framework::master_test_suite();
+  for (int i = 1; i < suite.argc; ++i)
+    if (suite.argv[i] == arg)
+      return true;
+  return false;
+}
+
 /// True when the tests run over TLS (`-- --transport=tls` on the command
 /// line): the same test bodies then serve TLS and connect with TLS clients.
 inline bool tls_mode() {
-  static const bool tls = [] {
-    auto& suite = boost::unit_test::framework::master_test_suite();
-    for (int i = 1; i < suite.argc; ++i)
-      if (std::string{suite.argv[i]} == "--transport=tls")
-        return true;
-    return false;
-  }();
+  static const bool tls = has_test_argument("--transport=tls");
   return tls;
+}
+
+/// True when connections run in lightweight actors (`-- --connection-actor=light`
+/// on the command line): `server_fixture::start` then sets
+/// `server_options::lightweight_connections` wherever it applies, and the
+/// same test bodies run against the light shell.
+inline bool light_mode() {
+  static const bool light = has_test_argument("--connection-actor=light");
+  return light;
+}
+
+/// In `light_mode`, gives `opts` lightweight connection actors wherever
+/// they apply (a handler, not detached, no connection process).
+/// A test that made such options detached afterwards gets event-based
+/// connection actors again (`server_fixture::start` calls this once more).
+inline server_options& apply_connection_actor_mode(server_options& opts) {
+  if (light_mode())
+    opts.lightweight_connections =
+      opts.handler && !opts.connection_process && !opts.detached_connections;
+  return opts;
 }
 
 /// The directory with the test certificates (made by the build).
@@ -558,7 +581,8 @@ public:
     apply(std::move(v));
   }
 
-  caf::event_based_actor* actor() const noexcept {
+  /// The connection actor (throws on a lightweight connection).
+  caf::event_based_actor* actor() const {
     return self();
   }
 
@@ -691,11 +715,12 @@ struct server_fixture : system_fixture {
     opts.telemetry = bus;
     if (tls_mode())
       opts.tls = test_tls_options();
-    return opts;
+    return apply_connection_actor_mode(opts);
   }
 
   /// Starts a server (fails the test if it cannot start).
   server& start(server_options opts) {
+    apply_connection_actor_mode(opts);
     auto srv = start_server(sys, std::move(opts));
     BOOST_REQUIRE_MESSAGE(srv, "start_server: " << (srv ? "" : describe(srv.error())));
     servers.push_back(*srv);

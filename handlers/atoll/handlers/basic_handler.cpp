@@ -43,7 +43,7 @@ void basic_handler<Socket>::apply(verdict v) {
 }
 
 template <class Socket>
-caf::event_based_actor* basic_handler<Socket>::self() const noexcept {
+caf::event_based_actor* basic_handler<Socket>::self() const {
   return host_ != nullptr ? host_->actor() : nullptr;
 }
 

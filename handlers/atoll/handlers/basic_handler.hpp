@@ -72,8 +72,11 @@ protected:
   void apply(verdict v);
 
   /// The actor running the handler (e.g. to send messages, spawn, monitor);
-  /// null before it runs the handler.
-  caf::event_based_actor* self() const noexcept;
+  /// null before it runs the handler. Throws `std::logic_error` on a
+  /// lightweight connection (`server_options::lightweight_connections`),
+  /// which has no `event_based_actor`: thrown from a callback, it ends the
+  /// connection as any exception does (`handle_error`).
+  caf::event_based_actor* self() const;
 
 private:
   friend struct detail::handler_binding;

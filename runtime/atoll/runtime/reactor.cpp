@@ -1,6 +1,7 @@
 // The reactor and the I/O scheduler's policy: per worker a run queue, an
 // epoll instance and a timer heap. See reactor.hpp and io_scheduler.hpp.
 #include "atoll/runtime/reactor.hpp"
+#include "atoll/runtime/detail/light_actor.hpp"
 
 #include <algorithm>
 #include <array>
@@ -1255,7 +1256,9 @@ void io_scheduler::stop() {
   stop_actors();
   clock_.cancel_dispatch_loop();
   clock_thread_.join();
-  core.drain_queues(&super::cleanup_and_release);
+  // Light actors are not CAF scheduled actors: CAF's clean-up would only
+  // release them (and they would end later, as unreachable).
+  core.drain_queues(&detail::light_actor::cleanup_and_release);
   core.shut_down();
 }
 

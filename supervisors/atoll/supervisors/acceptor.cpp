@@ -45,6 +45,7 @@ public:
     const auto& opts = ctx_->options();
     spawn_how_.hidden = opts.hidden_connections;
     spawn_how_.lazy = true;
+    spawn_how_.light = opts.lightweight_connections;
   }
 
   const char* name() const override {
@@ -189,7 +190,7 @@ private:
       return;
     send(conn_sup_, adopt_children_atom::value, adoption_batch{spawned_});
     for (auto& kid : spawned_)
-      launch_connection(kid, context());
+      launch_connection(kid, context(), spawn_how_.light);
     spawned_.clear(); // keeps its capacity for the next batch
   }
 

@@ -31,6 +31,12 @@ caf::error validate(const server_options& opts) {
   if (opts.connection_process && opts.hidden_connections)
     return invalid("hidden_connections",
                    "does not apply to a connection_process (it spawns with its own options)");
+  if (opts.connection_process && opts.lightweight_connections)
+    return invalid("lightweight_connections",
+                   "does not apply to a connection_process (it spawns with its own options)");
+  if (opts.detached_connections && opts.lightweight_connections)
+    return invalid("lightweight_connections",
+                   "a detached connection needs an event_based_actor: set one of them");
   if (opts.address.which() == bind_address::kind::local && opts.port != 0)
     return invalid("port", "must be 0 with a Unix socket address");
   if (auto err = detail::check_port_and_address(opts.port, opts.address))

@@ -124,6 +124,15 @@ struct server_options {
   /// options do not apply: Atoll spawns and launches connection actors
   /// itself (no links, no `lazy_init`).
   bool hidden_connections = false;
+  /// Run each connection in a lightweight actor instead of CAF's
+  /// `event_based_actor`: about 3,000 fewer instructions per connection's
+  /// life and 768 fewer bytes per connection. It handles socket events,
+  /// the handler's `message_handlers` (with replies to requests), `apply`,
+  /// exits, links, monitors and `kill` as the default does, but has no
+  /// `self()`: the handler's `self()` throws `std::logic_error` (which ends
+  /// the connection with `handle_error`). For handlers that never call
+  /// `self()`. Not with `detached_connections` or `connection_process`.
+  bool lightweight_connections = false;
   /// The server supervisor's restart intensity and registered name.
   server_supervisor_options supervisor;
   /// The server's name: the root of its tree snapshots.

@@ -4,6 +4,8 @@
 #include "atoll/handlers/detail/socket_access.hpp"
 
 #include <optional>
+#include <stdexcept>
+#include <type_traits>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/logger.hpp>
@@ -12,6 +14,7 @@
 #include <caf/system_messages.hpp>
 
 #include "atoll/runtime/atoms.hpp"
+#include "atoll/runtime/detail/light_actor.hpp"
 #include "atoll/runtime/error.hpp"
 #include "atoll/runtime/logger.hpp"
 #include "atoll/runtime/span.hpp"
@@ -32,16 +35,29 @@ constexpr int max_reads_at_drain = 64;
 
 } // namespace
 
+/// What the light shell's `on_message` did with a message.
+using light_handled = detail::light_actor::handled;
+
 /// See connection_actor.hpp. The class is in namespace atl (not anonymous) as
-/// the handler's friend.
-class connection_actor final : public caf::event_based_actor,
-                               public detail::socket_host,
-                               public detail::handler_host,
-                               public io_sink {
+/// the handler's friend. `Base` is the shell: CAF's `event_based_actor` (the
+/// handler may use `self()`; detached connections), or `detail::light_actor`
+/// (`connection_spawn_options::light`: a quarter of the actor's cost, no
+/// `self()`). The state machine is the same for both; the few places where
+/// they differ test `is_light`.
+template <class Base>
+class basic_connection_actor final : public Base,
+                                     public detail::socket_host,
+                                     public detail::handler_host,
+                                     public io_sink {
 public:
-  connection_actor(caf::actor_config& cfg, std::shared_ptr<const connection_config> conf,
-                   accepted_connection hand_off)
-    : caf::event_based_actor(cfg),
+  /// The light shell runs this actor.
+  static constexpr bool is_light = std::is_base_of_v<detail::light_actor, Base>;
+
+  using resume_result = caf::resumable::resume_result;
+
+  basic_connection_actor(caf::actor_config& cfg, std::shared_ptr<const connection_config> conf,
+                         accepted_connection hand_off)
+    : Base(cfg),
       conf_(std::move(conf)),
       hand_off_(std::make_unique<accepted_connection>(std::move(hand_off))) {
   }
@@ -50,20 +66,78 @@ public:
     return "atoll.connection";
   }
 
-  caf::behavior make_behavior() override {
-    set_exit_handler([this](caf::exit_msg& msg) { on_exit(msg); });
-    set_exception_handler([this](std::exception_ptr& ep) { return on_uncaught(ep); });
-    set_default_handler(caf::drop);
-    if (!set_up())
+  /// The event_based_actor shell's first run.
+  caf::behavior make_behavior() {
+    this->set_exit_handler([this](caf::exit_msg& msg) { on_exit(msg); });
+    this->set_exception_handler([this](std::exception_ptr& ep) { return on_uncaught(ep); });
+    this->set_default_handler(caf::drop);
+    if (!start())
       return {};
+    return gated_ ? caf::behavior{internal_handlers()} : full_behavior();
+  }
+
+  // -- the light shell's hooks ------------------------------------------------------
+
+  /// The light shell's first run.
+  void on_start() {
+    start();
+  }
+
+  /// A mailbox message in the light shell: the internal ones by their types,
+  /// then the handler's (skipped while they are gated), then CAF's `drop`.
+  light_handled on_message(caf::mailbox_element& x) {
+    auto& content = x.content();
+    if (content.match_elements<socket_ready_atom, int, uint32_t, uint32_t>()) {
+      on_socket_ready(content.get_as<uint32_t>(2), content.get_as<uint32_t>(3));
+      return light_handled::consumed;
+    }
+    if (content.match_elements<reactor_timer_atom, uint64_t>()) {
+      on_timer();
+      return light_handled::consumed;
+    }
+    if (content.match_elements<connection_info_atom>()) {
+      if (!has_sock_)
+        this->reply(caf::make_error(errc::closed, "the connection ended"));
+      else
+        this->reply(caf::make_message(record()));
+      return light_handled::consumed;
+    }
+    if (gated_)
+      return light_handled::skipped;
+    if (user_) {
+      auto res = this->invoke(user_, x);
+      if (res == caf::match_case::skip)
+        return light_handled::skipped;
+      if (res == caf::match_case::match)
+        return light_handled::consumed;
+    }
+    this->drop(x);
+    return light_handled::consumed;
+  }
+
+  /// The light shell's exit messages (other than `kill`).
+  void on_exit_message(caf::exit_msg& msg) {
+    on_exit(msg);
+  }
+
+  /// The light shell's uncaught exceptions.
+  caf::error on_exception(std::exception_ptr& ep) {
+    return on_uncaught(ep);
+  }
+
+  /// Sets the connection up and opens it (both shells' first run); false if
+  /// it could not start (having quit).
+  bool start() {
+    if (!set_up())
+      return false;
     try {
       user_ = handler_->message_handlers(sock_);
     } catch (const std::exception& ex) {
       log_exception(ex.what());
       access::close_now(sock_);
       phase_ = phase::finished;
-      quit(caf::make_error(errc::handler_exception, ex.what()));
-      return {};
+      this->quit(caf::make_error(errc::handler_exception, ex.what()));
+      return false;
     }
     // Internal messages first, then the handler's own. The handler's wait
     // (skipped, in order) until the connection is open: none runs before
@@ -90,7 +164,7 @@ public:
       report_traffic();
       arm();
     }
-    return gated_ ? caf::behavior{internal_handlers()} : full_behavior();
+    return true;
   }
 
   // -- socket events without messages (io_sink) ---------------------------------
@@ -99,12 +173,12 @@ public:
   /// its turn (as a message would) on the poller's execution unit.
   void post_io(uint32_t events, caf::execution_unit* unit) noexcept override {
     posted_.fetch_or(events);
-    if (mailbox().try_unblock()) {
-      intrusive_ptr_add_ref(ctrl());
+    if (unblock_mailbox()) {
+      intrusive_ptr_add_ref(this->ctrl());
       if (unit != nullptr)
         unit->exec_later(this);
       else
-        home_system().scheduler().enqueue(this);
+        this->home_system().scheduler().enqueue(this);
     }
   }
 
@@ -114,15 +188,15 @@ public:
   /// blocked.
   resume_result resume(caf::execution_unit* unit, size_t max_throughput) override {
     for (;;) {
-      if (posted_.load() != 0 && getf(is_initialized_flag)) {
+      if (posted_.load() != 0 && this->getf(caf::abstract_actor::is_initialized_flag)) {
         auto events = posted_.exchange(0); // dropped once shutting down
-        if (!getf(is_shutting_down_flag | is_cleaned_up_flag)) {
-          context(unit);
+        if (!shutting_down()) {
+          this->context(unit);
           run_posted(events);
           // As CAF's resume does after each message: an actor that quit is
           // cleaned up (monitors, links, attached functions) here.
-          if (finalize())
-            return resumable::done;
+          if (this->finalize())
+            return caf::resumable::done;
           // No message waits (none in the inbox, none fetched and left
           // over): CAF's resume would find nothing to do and block the
           // mailbox, after about 400 instructions of bookkeeping (a fifth
@@ -130,18 +204,43 @@ public:
           // the same check for events posted meanwhile. (Messages it skipped
           // earlier stay cached either way: CAF looks at them again only
           // after it handles a message.)
-          if (mailbox().try_block()) {
-            if (posted_.load() == 0 || !mailbox().try_unblock())
-              return resumable::awaiting_message;
+          if (block_mailbox()) {
+            if (posted_.load() == 0 || !unblock_mailbox())
+              return caf::resumable::awaiting_message;
             continue; // events came meanwhile, and this run unblocked it
           }
         }
       }
-      auto result = caf::event_based_actor::resume(unit, max_throughput);
-      if (result != resumable::awaiting_message || posted_.load() == 0
-          || !mailbox().try_unblock())
+      auto result = Base::resume(unit, max_throughput);
+      if (result != caf::resumable::awaiting_message || posted_.load() == 0
+          || !unblock_mailbox())
         return result;
     }
+  }
+
+  /// Blocks the mailbox if no message waits (see `resume`).
+  bool block_mailbox() noexcept {
+    if constexpr (is_light)
+      return this->try_block_mailbox();
+    else
+      return this->mailbox().try_block();
+  }
+
+  /// Unblocks a blocked mailbox; true if this call did (see `post_io`).
+  bool unblock_mailbox() noexcept {
+    if constexpr (is_light)
+      return this->try_unblock_mailbox();
+    else
+      return this->mailbox().try_unblock();
+  }
+
+  /// The actor quit or is being cleaned up: posted events are dropped.
+  bool shutting_down() const noexcept {
+    if constexpr (is_light)
+      return this->quitting() || this->getf(caf::abstract_actor::is_cleaned_up_flag);
+    else
+      return this->getf(caf::abstract_actor::is_shutting_down_flag
+                        | caf::abstract_actor::is_cleaned_up_flag);
   }
 
   // -- socket_host / handler_host -----------------------------------------------
@@ -175,8 +274,12 @@ public:
     apply(std::move(v));
   }
 
-  caf::event_based_actor* actor() noexcept override {
-    return this;
+  caf::event_based_actor* actor() override {
+    if constexpr (is_light)
+      throw std::logic_error("self() is not available to the handlers of lightweight "
+                             "connections (server_options::lightweight_connections)");
+    else
+      return this;
   }
 
 private:
@@ -247,9 +350,11 @@ private:
     if (!user_ || gated_)
       return;
     gated_ = true;
-    set_default_handler(caf::skip);
-    if (!in_make_behavior_)
-      become(caf::behavior{internal_handlers()});
+    if constexpr (!is_light) {
+      this->set_default_handler(caf::skip);
+      if (!in_make_behavior_)
+        this->become(caf::behavior{internal_handlers()});
+    }
   }
 
   /// Lets the handler's messages (waiting ones first) run again.
@@ -257,11 +362,24 @@ private:
     if (!gated_)
       return;
     gated_ = false;
-    set_default_handler(caf::drop);
-    become(full_behavior());
-    // Skipped messages return to the queue when a message is consumed; an
-    // opening by a posted socket event consumed none.
-    mailbox().flush_cache();
+    if constexpr (is_light) {
+      this->requeue_skipped();
+    } else {
+      this->set_default_handler(caf::drop);
+      this->become(full_behavior());
+      // Skipped messages return to the queue when a message is consumed; an
+      // opening by a posted socket event consumed none.
+      this->mailbox().flush_cache();
+    }
+  }
+
+  /// Makes the actor read again soon (input buffered in the transport does
+  /// not make the fd readable): a socket event through the mailbox.
+  void wake_for_read() {
+    this->enqueue(caf::make_mailbox_element(this->ctrl(), caf::make_message_id(), {},
+                                            socket_ready_atom::value, reg_.fd,
+                                            io_events::readable, reg_.token),
+                  this->context());
   }
 
   // -- start-up -------------------------------------------------------------------
@@ -273,7 +391,7 @@ private:
     auto taken = detail::take_connection(*conf_, *hand_off_, why);
     if (!taken) {
       phase_ = phase::finished;
-      quit(std::move(why));
+      this->quit(std::move(why));
       return false;
     }
     auto stream = std::move(taken->stream);
@@ -287,7 +405,7 @@ private:
     if (!handler_) {
       stream->close();
       phase_ = phase::finished;
-      quit(caf::make_error(errc::start_failed, "handler factory failed"));
+      this->quit(caf::make_error(errc::start_failed, "handler factory failed"));
       return false;
     }
     detail::handler_binding::bind(*handler_, this);
@@ -324,7 +442,7 @@ private:
   /// This actor's handle; invalid once nothing references it any more (the
   /// cleanup of an unreachable actor must not revive it).
   caf::actor self_handle() const {
-    return caf::actor_cast<caf::actor>(address());
+    return caf::actor_cast<caf::actor>(this->address());
   }
 
   /// The phase as the connection's record shows it.
@@ -398,9 +516,9 @@ private:
     end_reason_ = reason;
     close_now(kind, reason);
     if (kind == end_kind::shutdown)
-      quit(caf::exit_reason::user_shutdown);
+      this->quit(caf::exit_reason::user_shutdown);
     else
-      quit(std::move(reason));
+      this->quit(std::move(reason));
   }
 
   void drive_handshake() {
@@ -443,7 +561,7 @@ private:
       on_socket_ready(events, reg_.token);
     } catch (...) {
       auto ep = std::current_exception();
-      quit(on_uncaught(ep));
+      this->quit(on_uncaught(ep));
     }
   }
 
@@ -507,7 +625,7 @@ private:
     }
     // Input buffered inside the transport does not make the fd readable.
     if (phase_ == phase::open && reading_ && access::stream(sock_).has_buffered_input())
-      send(this, socket_ready_atom::value, reg_.fd, io_events::readable, reg_.token);
+      wake_for_read();
   }
 
   void flush_output() {
@@ -553,7 +671,7 @@ private:
     if (!access::pending(sock_).empty())
       interest |= io_events::writable;
     // Detached actors run on their own thread: messages wake it.
-    auto* sink = getf(is_detached_flag) ? nullptr : static_cast<io_sink*>(this);
+    auto* sink = this->getf(caf::abstract_actor::is_detached_flag) ? nullptr : static_cast<io_sink*>(this);
     if (auto err =
             detail::arm_fd(*conf_, sock_, reg_, this, sink,
                            interest, armed_interest_))
@@ -640,7 +758,7 @@ private:
       // Input the transport buffered while reading was held (TLS records
       // read ahead) does not make the fd readable.
       if (access::stream(sock_).has_buffered_input())
-        send(this, socket_ready_atom::value, reg_.fd, io_events::readable, reg_.token);
+        wake_for_read();
     }
   }
 
@@ -739,7 +857,7 @@ private:
     if (!msg.reason || msg.reason == caf::exit_reason::normal)
       return; // normal exits of linked actors do not concern us
     if (phase_ == phase::starting) {
-      quit(msg.reason);
+      this->quit(msg.reason);
       return;
     }
     if (phase_ == phase::proxy) {
@@ -785,7 +903,7 @@ private:
       return; // thrown by a final callback: nothing more to end
     dispatch(end_kind::exception, reason);
     close_now(end_kind::exception, reason);
-    quit(reason);
+    this->quit(reason);
   }
 
   void log_exception(const std::string& what) {
@@ -892,20 +1010,20 @@ private:
     close_now(end_kind_, end_reason_);
     switch (end_kind_) {
       case end_kind::shutdown:
-        quit(caf::exit_reason::user_shutdown);
+        this->quit(caf::exit_reason::user_shutdown);
         break;
       case end_kind::peer_closed:
-        quit(caf::make_error(errc::peer_closed)); // the common end: no context text
+        this->quit(caf::make_error(errc::peer_closed)); // the common end: no context text
         break;
       case end_kind::timeout:
-        quit(caf::make_error(errc::timeout, opened_ ? "read timeout" : "handshake timeout"));
+        this->quit(caf::make_error(errc::timeout, opened_ ? "read timeout" : "handshake timeout"));
         break;
       case end_kind::local_closed:
       case end_kind::handler_closed:
-        quit(); // a close the server side chose: the normal end
+        this->quit(); // a close the server side chose: the normal end
         break;
       default:
-        quit(end_reason_ ? end_reason_ : caf::make_error(errc::closed, "connection ended"));
+        this->quit(end_reason_ ? end_reason_ : caf::make_error(errc::closed, "connection ended"));
     }
   }
 
@@ -952,12 +1070,12 @@ private:
   /// connection.) The acceptor's slot goes back here too. Runs in this
   /// actor's context, or where CAF disposes of an actor that is not running.
   bool cleanup(caf::error&& reason, caf::execution_unit* host) override {
-    if (!getf(is_cleaned_up_flag)) {
+    if (!this->getf(caf::abstract_actor::is_cleaned_up_flag)) {
       release_connection(reason);
       if (conf_->slots)
         conf_->slots->give_back();
     }
-    return caf::event_based_actor::cleanup(std::move(reason), host);
+    return Base::cleanup(std::move(reason), host);
   }
 
   void release_connection(const caf::error& reason) {
@@ -1015,31 +1133,33 @@ private:
   bool has_sock_ = false; // sock_ has its connection (set_up succeeded)
 };
 
+using connection_actor = basic_connection_actor<caf::event_based_actor>;
+using light_connection_actor = basic_connection_actor<detail::light_actor>;
+
 // Every connection costs one of these (plus CAF's 64-byte control block in
 // the same allocation): 1,536 bytes in all is a size class of jemalloc (the
-// next is 1,792) and 64 bytes less of glibc's. Checked where it was measured
-// (CAF 0.17.6, x86-64 with libstdc++).
+// next is 1,792) and 64 bytes less of glibc's; a light one fits in 768 bytes
+// (jemalloc's class after 640). Checked where it was measured (CAF 0.17.6,
+// x86-64 with libstdc++).
 #if CAF_VERSION == 1706 && defined(__x86_64__) && defined(__GLIBCXX__)
 static_assert(sizeof(caf::actor_storage<connection_actor>) <= 1536,
               "connection_actor grew past its allocator size class; see the comment");
+static_assert(sizeof(caf::actor_storage<light_connection_actor>) <= 768,
+              "light_connection_actor grew past its allocator size class; see the comment");
 #endif
 
-caf::actor spawn_connection(caf::event_based_actor* parent,
-                            std::shared_ptr<const connection_config> config,
-                            accepted_connection hand_off, connection_spawn_options how) {
-  if (how.detached) {
-    CAF_ASSERT(!how.lazy);
-    if (how.hidden)
-      return parent->spawn<connection_actor, caf::detached + caf::hidden>(std::move(config),
-                                                                           std::move(hand_off));
-    return parent->spawn<connection_actor, caf::detached>(std::move(config), std::move(hand_off));
-  }
-  // What `spawn` does for a scheduled actor, without installing CAF's logger
-  // in the calling thread first (`spawn_impl`'s CAF_SET_LOGGER_SYS): with
-  // that logger present, `launch` records the new actor's id around itself
-  // in a locked hash map (twice), for log lines that Debian's CAF never
-  // writes, and the worker then drops the logger again: about 330
-  // instructions of every connection's 13,500.
+namespace {
+
+/// What `spawn` does for a scheduled actor, without installing CAF's logger
+/// in the calling thread first (`spawn_impl`'s CAF_SET_LOGGER_SYS): with
+/// that logger present, `launch` records the new actor's id around itself
+/// in a locked hash map (twice), for log lines that Debian's CAF never
+/// writes, and the worker then drops the logger again: about 330
+/// instructions of every connection's 13,500.
+template <class Actor>
+caf::actor make_connection(caf::event_based_actor* parent,
+                           std::shared_ptr<const connection_config> config,
+                           accepted_connection hand_off, connection_spawn_options how) {
   caf::actor_config cfg{parent->context(), parent};
   if (how.hidden)
     cfg.flags |= caf::abstract_actor::is_hidden_flag;
@@ -1051,10 +1171,9 @@ caf::actor spawn_connection(caf::event_based_actor* parent,
   // which must then be there (`make_actor` does not check).
   CAF_SET_LOGGER_SYS(&sys);
 #endif
-  auto res = caf::make_actor<connection_actor, caf::actor>(sys.next_actor_id(), sys.node(), &sys,
-                                                           cfg, std::move(config),
-                                                           std::move(hand_off));
-  auto* ptr = static_cast<connection_actor*>(caf::actor_cast<caf::abstract_actor*>(res));
+  auto res = caf::make_actor<Actor, caf::actor>(sys.next_actor_id(), sys.node(), &sys, cfg,
+                                                std::move(config), std::move(hand_off));
+  auto* ptr = static_cast<Actor*>(caf::actor_cast<caf::abstract_actor*>(res));
 #ifdef CAF_ENABLE_ACTOR_PROFILER
   sys.profiler_add_actor(*ptr, cfg.parent);
 #endif
@@ -1062,11 +1181,32 @@ caf::actor spawn_connection(caf::event_based_actor* parent,
   return res;
 }
 
-void launch_connection(const caf::actor& connection, caf::execution_unit* unit) {
+} // namespace
+
+caf::actor spawn_connection(caf::event_based_actor* parent,
+                            std::shared_ptr<const connection_config> config,
+                            accepted_connection hand_off, connection_spawn_options how) {
+  if (how.detached) {
+    CAF_ASSERT(!how.lazy && !how.light);
+    if (how.hidden)
+      return parent->spawn<connection_actor, caf::detached + caf::hidden>(std::move(config),
+                                                                           std::move(hand_off));
+    return parent->spawn<connection_actor, caf::detached>(std::move(config), std::move(hand_off));
+  }
+  if (how.light)
+    return make_connection<light_connection_actor>(parent, std::move(config),
+                                                   std::move(hand_off), how);
+  return make_connection<connection_actor>(parent, std::move(config), std::move(hand_off), how);
+}
+
+void launch_connection(const caf::actor& connection, caf::execution_unit* unit, bool light) {
   // A lazily spawned actor waits with its mailbox blocked: the same wake-up
   // as a socket event's, with no event.
   auto* ptr = caf::actor_cast<caf::abstract_actor*>(connection);
-  static_cast<connection_actor*>(ptr)->post_io(0, unit);
+  if (light)
+    static_cast<light_connection_actor*>(ptr)->post_io(0, unit);
+  else
+    static_cast<connection_actor*>(ptr)->post_io(0, unit);
 }
 
 } // namespace atl

@@ -101,6 +101,9 @@ struct connection_spawn_options {
   /// The actor does not run until `launch_connection` (or a message) wakes
   /// it: `caf::lazy_init`. Not with `detached`.
   bool lazy = false;
+  /// The actor is a `detail::light_actor`, not an `event_based_actor`: the
+  /// handler's `self()` throws. Not with `detached`.
+  bool light = false;
 };
 
 /// Spawns a connection actor from inside `parent` (normally the connection
@@ -111,8 +114,9 @@ caf::actor spawn_connection(caf::event_based_actor* parent,
 
 /// Lets a connection actor spawned with `connection_spawn_options::lazy`
 /// run, on `unit` (the caller's execution unit; null: the scheduler's
-/// choice). Does nothing if a message woke it already. Thread-safe.
-void launch_connection(const caf::actor& connection, caf::execution_unit* unit);
+/// choice); `light` as it was spawned. Does nothing if a message woke it
+/// already. Thread-safe.
+void launch_connection(const caf::actor& connection, caf::execution_unit* unit, bool light);
 
 } // namespace atl
 

@@ -17,8 +17,9 @@ public:
   /// Applies a verdict from outside a network callback.
   virtual void apply_verdict(verdict v) = 0;
 
-  /// The actor.
-  virtual caf::event_based_actor* actor() noexcept = 0;
+  /// The actor. Throws `std::logic_error` if the host is not an
+  /// `event_based_actor` (a lightweight connection).
+  virtual caf::event_based_actor* actor() = 0;
 };
 
 /// Binds a handler to the actor that runs it (before its first callback).
