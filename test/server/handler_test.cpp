@@ -401,6 +401,36 @@ BOOST_AUTO_TEST_CASE(requests_get_what_caf_answers_up_to_and_after_the_end) {
   BOOST_REQUIRE(script->log->wait_for("error:atoll error handler_exception: request boom"));
 }
 
+// Run by both connection actors: a message the handler skips waits, in
+// order, and is tried again after each message it handles.
+BOOST_AUTO_TEST_CASE(a_message_the_handler_skips_is_tried_again_after_the_next_one) {
+  auto script = std::make_shared<probe_script>();
+  script->messages = [](atl::handler&, atl::socket& sock) -> caf::message_handler {
+    // State of this connection's handlers (they run in its actor only).
+    auto ready = std::make_shared<bool>(false);
+    return {
+      [ready, &sock](push_atom, const std::string& text) -> caf::result<void> {
+        if (!*ready)
+          return caf::skip;
+        sock.send(text);
+        return caf::unit;
+      },
+      [ready](ping_atom) { *ready = true; },
+    };
+  };
+  auto& srv = start(probe_options(script));
+  auto client = connect(srv);
+  auto conn = only_connection(srv);
+  caf::anon_send(conn, push_atom::value, std::string{"one "});
+  caf::anon_send(conn, push_atom::value, std::string{"two "});
+  client.send("x"); // a socket event in between: skipped ones still wait
+  BOOST_REQUIRE(script->log->wait_for("data:x"));
+  BOOST_CHECK(client.silent_for(200ms));
+  caf::anon_send(conn, ping_atom::value);
+  caf::anon_send(conn, push_atom::value, std::string{"three"});
+  BOOST_CHECK_EQUAL(client.recv_exact(13), "one two three");
+}
+
 BOOST_AUTO_TEST_CASE(self_is_unavailable_on_a_lightweight_connection_and_ends_only_it) {
   log_capture logs;
   auto script = std::make_shared<probe_script>();

@@ -350,7 +350,9 @@ private:
     if (!user_ || gated_)
       return;
     gated_ = true;
-    if constexpr (!is_light) {
+    if constexpr (is_light) {
+      this->hold_skipped(true);
+    } else {
       this->set_default_handler(caf::skip);
       if (!in_make_behavior_)
         this->become(caf::behavior{internal_handlers()});
@@ -363,6 +365,7 @@ private:
       return;
     gated_ = false;
     if constexpr (is_light) {
+      this->hold_skipped(false);
       this->requeue_skipped();
     } else {
       this->set_default_handler(caf::drop);

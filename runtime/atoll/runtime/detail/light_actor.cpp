@@ -9,7 +9,7 @@
 #include <caf/detail/sync_request_bouncer.hpp>
 #include <caf/execution_unit.hpp>
 #include <caf/exit_reason.hpp>
-#include <caf/scheduler/abstract_coordinator.hpp>
+#include <caf/scheduled_actor.hpp>
 #include <caf/sec.hpp>
 #include <caf/system_messages.hpp>
 
@@ -65,8 +65,10 @@ void light_actor::enqueue(caf::mailbox_element_ptr what, caf::execution_unit* ho
         home_system().scheduler().enqueue(this);
       break;
     case caf::intrusive::inbox_result::queue_closed:
+      // (Not the fail state: the owner may be writing it. The bouncer
+      // answers request_receiver_down whatever the reason.)
       if (mid.is_request()) {
-        caf::detail::sync_request_bouncer bounce{fail_state()};
+        caf::detail::sync_request_bouncer bounce{caf::error{}};
         bounce(sender, mid);
       }
       break;
@@ -157,6 +159,10 @@ caf::resumable::resume_result light_actor::resume(caf::execution_unit* unit,
     if (consume(*x)) {
       caf::mailbox_element_ptr finished{x};
       ++consumed;
+      // As CAF does: what was skipped is tried again after each message
+      // handled (unless the derived class holds it back).
+      if (!hold_skipped_)
+        requeue_skipped();
     } else if (skipped_tail_ == nullptr) {
       skipped_head_ = skipped_tail_ = x;
     } else {
@@ -200,20 +206,28 @@ void light_actor::requeue_skipped() noexcept {
 }
 
 void light_actor::cleanup_and_release(caf::resumable* job) {
-  auto* self = dynamic_cast<light_actor*>(job);
-  if (self == nullptr) {
-    caf::scheduler::abstract_coordinator::cleanup_and_release(job);
-    return;
+  // CAF's own cleanup_and_release would neither clean up nor release the
+  // light actors that a scheduled actor's clean-up wakes: all of them go
+  // through here.
+  caf::local_actor* actor = nullptr;
+  if (auto* light = dynamic_cast<light_actor*>(job)) {
+    actor = light;
+  } else if (job->subtype() == caf::resumable::scheduled_actor
+             || job->subtype() == caf::resumable::io_actor) {
+    actor = static_cast<caf::scheduled_actor*>(job);
   }
-  collecting_unit unit{self->home_system()};
-  self->cleanup(caf::exit_reason::user_shutdown, &unit);
-  // Actors that the clean-up woke hold a reference from the scheduler.
-  while (!unit.jobs.empty()) {
-    auto* next = unit.jobs.back();
-    unit.jobs.pop_back();
-    cleanup_and_release(next);
+  if (actor != nullptr) {
+    collecting_unit unit{actor->home_system()};
+    actor->context(&unit);
+    actor->cleanup(caf::exit_reason::user_shutdown, &unit);
+    // Actors that the clean-up woke hold a reference from the scheduler.
+    while (!unit.jobs.empty()) {
+      auto* next = unit.jobs.back();
+      unit.jobs.pop_back();
+      cleanup_and_release(next);
+    }
   }
-  intrusive_ptr_release(self->ctrl());
+  job->intrusive_ptr_release_impl();
 }
 
 void light_actor::on_exit_message(caf::exit_msg& msg) {
@@ -256,7 +270,10 @@ bool light_actor::consume(caf::mailbox_element& x) {
   auto result = handled::consumed;
   try {
     auto& content = x.content();
-    if (content.match_elements<caf::exit_msg>()) {
+    if (x.mid.is_response()) {
+      // This actor awaits no response (it cannot request): dropped, as CAF
+      // drops responses nobody waits for.
+    } else if (content.match_elements<caf::exit_msg>()) {
       auto& msg = content.get_mutable_as<caf::exit_msg>(0);
       unlink_from(msg.source);
       if (msg.reason == caf::exit_reason::kill)
@@ -281,7 +298,8 @@ bool light_actor::consume(caf::mailbox_element& x) {
   } catch (...) {
     auto ep = std::current_exception();
     auto err = on_exception(ep);
-    reply(err);
+    if (x.mid.is_request()) // CAF 0.17.6 answers requests only
+      reply(err);
     quit(std::move(err));
   }
   current_mailbox_element(nullptr);

@@ -105,8 +105,15 @@ public:
   }
 
   /// Puts the messages `on_message` skipped back ahead of the others, in
-  /// their order.
+  /// their order. Runs after each message handled, unless `hold_skipped`.
   void requeue_skipped() noexcept;
+
+  /// While `hold` is true, skipped messages stay aside until
+  /// `requeue_skipped` (a derived class that skips whole classes of
+  /// messages for a while saves trying them again after every message).
+  void hold_skipped(bool hold) noexcept {
+    hold_skipped_ = hold;
+  }
 
   /// The clean-up of a job that a stopping scheduler still had queued:
   /// a light actor is cleaned up with `exit_reason::user_shutdown` (as CAF
@@ -166,6 +173,7 @@ private:
   caf::mailbox_element* skipped_tail_ = nullptr;
   caf::error reason_; // set by quit
   bool quitting_ = false;
+  bool hold_skipped_ = false;
 };
 
 } // namespace atl::detail
