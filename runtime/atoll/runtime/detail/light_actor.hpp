@@ -20,8 +20,9 @@ namespace atl::detail {
 
 /// An untyped local actor that handles its mailbox itself: no behavior
 /// stack, no DRR mailbox with four queues, no streams, no awaited responses,
-/// no receive timeouts. It costs about a quarter of an `event_based_actor`
-/// (bytes and instructions per life cycle), and does what CAF's scheduled
+/// no receive timeouts. A life cycle (made, one message, ended, destroyed)
+/// costs 37-39% of an `event_based_actor`'s instructions and 24% of its
+/// bytes (a prototype, on CAF's and on Atoll's scheduler). It does what CAF's scheduled
 /// actors do with the messages they all understand: an exit message unlinks
 /// its source and ends the actor unless its reason is `normal` (`kill`
 /// always), an `error` message ends it, `(sys, get, "info")` is answered,
