@@ -225,6 +225,14 @@ inline std::optional<std::string> check_fd_budget(const caf::settings& content) 
 /// `parse_command_line`). Derive from it and add options as usual.
 class strict_config : public caf::actor_system_config {
 public:
+  /// Declares the settings of Atoll's scheduler that CAF does not know.
+  strict_config() {
+    opt_group{custom_options_, "scheduler"}.add<int64_t>(
+      "release-memory-after",
+      "give free heap memory back to the OS once the workers rested this many ms after work "
+      "(default: 100; 0: never)");
+  }
+
   /// Parses the command line: integer values must be decimal (see
   /// `canonical_integer`), no argument may be left over, CAF's scheduler
   /// settings must be usable (`scheduler.max-threads` within
@@ -254,6 +262,7 @@ public:
                 << " (default: one per core;\n"
                    "                               2 file descriptors each)\n"
                    "  --scheduler.max-throughput : messages per actor run, at least 1\n"
+                   "  --scheduler.release-memory-after : ms, 0..3600000 (0: never)\n"
                 << std::flush;
       exit_code = EXIT_SUCCESS;
       return false;
@@ -267,6 +276,9 @@ public:
     if (!problem)
       problem = check_setting_range(content, "scheduler.max-throughput", 1,
                                     std::numeric_limits<int64_t>::max(), "at least 1");
+    if (!problem)
+      problem = check_setting_range(content, "scheduler.release-memory-after", 0, 3'600'000,
+                                    "within 0..3600000 (ms)");
     if (!problem)
       problem = check_options();
     if (!problem)

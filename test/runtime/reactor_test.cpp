@@ -728,4 +728,60 @@ BOOST_AUTO_TEST_CASE(a_worker_stuck_in_one_job_does_not_stall_the_sockets) {
   BOOST_CHECK(wait_until([&] { return (*r)->size() == 0; }));
 }
 
+namespace {
+
+/// Starts `n` actors that end after their first run: `n` jobs for the
+/// workers.
+void run_short_jobs(caf::actor_system& system, int n) {
+  for (int i = 0; i < n; ++i)
+    system.spawn([](caf::event_based_actor*) {});
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(free_memory_goes_back_to_the_os_after_work_and_a_rest) {
+  // The fixture's system keeps the default rest of 100 ms.
+  auto r = atl::reactor::of(sys);
+  BOOST_REQUIRE(r);
+  run_short_jobs(sys, 1000);
+  BOOST_REQUIRE(wait_until([&] { return (*r)->memory_releases() >= 1; }));
+  // Once per rest after work: resting on, without work, releases nothing
+  // more (1.2 s: longer than the rest plus the least interval of 1 s;
+  // counted from after a first such wait, in case a slow start of the
+  // jobs let a rest in between them).
+  std::this_thread::sleep_for(1200ms);
+  auto after_work = (*r)->memory_releases();
+  std::this_thread::sleep_for(1200ms);
+  BOOST_CHECK_EQUAL((*r)->memory_releases(), after_work);
+  // New work and a rest: released again.
+  run_short_jobs(sys, 1000);
+  BOOST_CHECK(wait_until([&] { return (*r)->memory_releases() > after_work; }));
+}
+
+BOOST_AUTO_TEST_CASE(the_rest_before_releasing_memory_is_a_setting) {
+  // (register_runtime_types declares the setting; make_system would call
+  // it a second time.)
+  auto make = [](caf::actor_system_config& own_cfg, caf::timespan rest) {
+    atl::register_runtime_types(own_cfg);
+    own_cfg.set("scheduler.max-threads", 2);
+    own_cfg.set("scheduler.release-memory-after", rest);
+    return std::make_unique<caf::actor_system>(own_cfg);
+  };
+  caf::actor_system_config quick_cfg;
+  auto quick = make(quick_cfg, 20ms);
+  auto rq = atl::reactor::of(*quick);
+  // 0: never.
+  caf::actor_system_config never_cfg;
+  auto never = make(never_cfg, caf::timespan{0});
+  auto rn = atl::reactor::of(*never);
+  BOOST_REQUIRE(rq && rn);
+  run_short_jobs(*quick, 1000);
+  run_short_jobs(*never, 1000);
+  BOOST_CHECK(wait_until([&] { return (*rq)->memory_releases() >= 1; }));
+  // The quick system rested 20 ms and released; the other one has rested
+  // at least as long, and longer than the default's 100 ms, too.
+  std::this_thread::sleep_for(300ms);
+  BOOST_CHECK_EQUAL((*rn)->memory_releases(), 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -4,6 +4,9 @@
 #include <cstring>
 
 #include <caf/actor_system_config.hpp>
+#include <caf/config_option_adder.hpp>
+#include <caf/config_option_set.hpp>
+#include <caf/timespan.hpp>
 #include <caf/deep_to_string.hpp>
 #include <caf/message.hpp>
 
@@ -113,7 +116,31 @@ caf::error make_system_error(const char* what, int errno_value) {
   }
 }
 
+namespace {
+
+/// Reaches `actor_system_config::custom_options_` (protected; CAF 0.17 has
+/// no public way to declare an option on a config it did not make).
+struct option_access : caf::actor_system_config {
+  static caf::config_option_set& options(caf::actor_system_config& cfg) {
+    return cfg.*(&option_access::custom_options_);
+  }
+};
+
+/// Declares the io_scheduler's own settings (so that `cfg.set`, config
+/// files and the command line take them), unless the program already did.
+void declare_scheduler_options(caf::actor_system_config& cfg) {
+  auto& opts = option_access::options(cfg);
+  if (opts.qualified_name_lookup("scheduler.release-memory-after") == nullptr)
+    caf::config_option_adder{opts, "scheduler"}.add<caf::timespan>(
+      "release-memory-after",
+      "give free heap memory back to the OS once the workers rested this long after work "
+      "(default: 100ms; 0s: never)");
+}
+
+} // namespace
+
 void register_runtime_types(caf::actor_system_config& cfg) {
+  declare_scheduler_options(cfg);
   cfg.add_error_category(caf::atom("atoll"),
                          [](uint8_t code, caf::atom_value, const caf::message& ctx) {
                            return render_atoll(code, ctx);

@@ -3,6 +3,7 @@
 // it (the BEAM's design), inside the actor system's own lifecycle.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <thread>
 
@@ -12,6 +13,7 @@
 #include <caf/detail/type_list.hpp>
 #include <caf/resumable.hpp>
 #include <caf/scheduler/abstract_coordinator.hpp>
+#include <caf/timespan.hpp>
 
 #include "atoll/runtime/detail/io_clock.hpp"
 #include "atoll/runtime/reactor.hpp"
@@ -38,8 +40,18 @@ namespace atl {
 /// (which do it for you) or
 /// `cfg.load<atl::io_scheduler>()`, before constructing the system.
 /// Settings: `scheduler.max-threads` (default: one worker per core; 0 also
-/// means one per core) and `scheduler.max-throughput` (messages an actor
-/// handles per run; default 100, so that sockets are polled often).
+/// means one per core), `scheduler.max-throughput` (messages an actor
+/// handles per run; default 100, so that sockets are polled often) and
+/// `scheduler.release-memory-after` (a `caf::timespan`, default 100 ms; 0:
+/// never): once the workers have run a few hundred jobs and then all rested
+/// this long, one of them gives the heap's free pages back to the operating
+/// system (glibc's `malloc_trim(0)`, at most once a second; a no-op with
+/// another C library). Memory freed by a burst of work (TLS handshake
+/// buffers, closed connections) then leaves the process's resident set
+/// instead of waiting for the next burst. It never runs while a worker is
+/// busy. Set it in code, e.g. `cfg.set("scheduler.release-memory-after",
+/// caf::timespan{0})` (an integer counts as milliseconds; a negative value
+/// as 0).
 class io_scheduler final : public caf::scheduler::abstract_coordinator {
 public:
   /// CAF's coordinator interface this scheduler implements.
@@ -91,6 +103,7 @@ public:
   }
 
 private:
+  caf::timespan release_after_ = std::chrono::milliseconds{100};
   detail::io_clock clock_;
   std::thread clock_thread_;
   std::shared_ptr<reactor> io_;

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/epoll.h>
@@ -71,6 +72,11 @@ constexpr int64_t stuck_check_ns = 10'000'000;
 /// (one that gets stuck later is noticed within about this plus
 /// `stuck_check_ns`).
 constexpr int64_t idle_stuck_check_ns = 100'000'000;
+/// Jobs the workers must have run since the last release of free heap
+/// memory before the next one (a timer now and then is not worth one).
+constexpr uint64_t release_min_runs = 256;
+/// Least time between two releases of free heap memory.
+constexpr int64_t release_min_interval_ns = 1'000'000'000;
 constexpr size_t chunk_bits = 10;
 constexpr size_t chunk_size = size_t{1} << chunk_bits;
 /// Upper bound of the fd table (fds at or above it cannot be registered).
@@ -335,6 +341,44 @@ struct io_core {
   std::atomic<bool> running{true};
   std::atomic<bool> stopping{false};
   std::vector<std::thread> threads;
+
+  // -- free memory at rest (see io_scheduler: scheduler.release-memory-after)
+  int64_t release_after_ns = 0;              // 0: never
+  std::atomic<int64_t> last_release{INT64_MIN}; // monotonic ns
+  std::atomic<uint64_t> runs_at_release{0};  // total_runs() then
+  std::atomic<uint64_t> releases{0};
+
+  /// Jobs all workers have started so far.
+  uint64_t total_runs() const noexcept {
+    uint64_t sum = 0;
+    for (auto& w : workers)
+      sum += w->runs.load(std::memory_order_relaxed);
+    return sum;
+  }
+
+  /// True if enough work ran since the last release to look for a rest.
+  bool release_due() const noexcept {
+    return release_after_ns > 0
+           && total_runs() - runs_at_release.load(std::memory_order_relaxed) >= release_min_runs;
+  }
+
+  /// Gives the heap's free pages back to the operating system (glibc's
+  /// `malloc_trim`), unless another worker did so within the last
+  /// `release_min_interval_ns`. Called by a worker that rested
+  /// `release_after_ns` while no other was busy.
+  void release_memory() noexcept {
+    auto now = telemetry::monotonic_time();
+    auto last = last_release.load(std::memory_order_relaxed);
+    if (last != INT64_MIN && now - last < release_min_interval_ns)
+      return;
+    if (!last_release.compare_exchange_strong(last, now, std::memory_order_relaxed))
+      return;
+    runs_at_release.store(total_runs(), std::memory_order_relaxed);
+#if defined(__GLIBC__)
+    ::malloc_trim(0);
+#endif
+    releases.fetch_add(1, std::memory_order_relaxed);
+  }
 
   // -- scheduling (see io_scheduler) ---------------------------------------
 
@@ -698,6 +742,15 @@ struct io_core {
         (others_busy(self) ? stuck_check_ns : idle_stuck_check_ns) / 1'000'000);
       timeout = timeout < 0 ? check_ms : std::min(timeout, check_ms);
     }
+    // After enough work, a rest of `release_after_ns` gives free heap memory
+    // back (a handshake's buffers, closed connections): wake up for it.
+    int64_t rest_from = 0;
+    if (release_due()) {
+      auto rest_ms = static_cast<int>(std::min<int64_t>((release_after_ns + 999'999) / 1'000'000,
+                                                        60'000));
+      timeout = timeout < 0 ? rest_ms : std::min(timeout, rest_ms);
+      rest_from = telemetry::monotonic_time();
+    }
     epoll_event events[max_events];
     auto n = sys_epoll_wait(me.epfd, events, max_events, timeout);
     {
@@ -712,6 +765,9 @@ struct io_core {
     if (checking)
       check_stuck(self, unit);
     me.slept_in_vain = n == 0 && delivered == 0;
+    if (rest_from != 0 && me.slept_in_vain && me.queued.load(std::memory_order_relaxed) == 0
+        && telemetry::monotonic_time() - rest_from >= release_after_ns && !others_busy(self))
+      release_memory();
   }
 
   /// Drops every registration and timer (the workers have ended).
@@ -1200,6 +1256,10 @@ size_t reactor::size() const noexcept {
   return core_->count.load(std::memory_order_relaxed);
 }
 
+uint64_t reactor::memory_releases() const noexcept {
+  return core_->releases.load(std::memory_order_relaxed);
+}
+
 size_t reactor::num_pollers() const noexcept {
   return core_->workers.size();
 }
@@ -1231,6 +1291,10 @@ void io_scheduler::init(caf::actor_system_config& cfg) {
     num_workers_ = std::max<size_t>(std::thread::hardware_concurrency(), 1);
   if (!caf::get_if<size_t>(&cfg, "scheduler.max-throughput"))
     max_throughput_ = 100;
+  if (auto rest = caf::get_if<caf::timespan>(&cfg, "scheduler.release-memory-after"))
+    release_after_ = std::max(*rest, caf::timespan{0});
+  else if (auto ms = caf::get_if<int64_t>(&cfg, "scheduler.release-memory-after"))
+    release_after_ = std::max(caf::timespan{std::chrono::milliseconds{*ms}}, caf::timespan{0});
 }
 
 void io_scheduler::start() {
@@ -1239,6 +1303,7 @@ void io_scheduler::start() {
   // process-wide.
   std::signal(SIGPIPE, SIG_IGN);
   auto core = std::make_shared<io_core>(num_workers());
+  core->release_after_ns = release_after_.count();
   core->start_workers(system(), max_throughput());
   io_.reset(new reactor(std::move(core)));
   clock_thread_ = std::thread{[this] {

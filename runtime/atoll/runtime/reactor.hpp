@@ -201,6 +201,11 @@ public:
   /// Number of pollers (= scheduler workers).
   size_t num_pollers() const noexcept;
 
+  /// How often the workers have given free heap memory back to the
+  /// operating system after a rest (see `io_scheduler`,
+  /// `scheduler.release-memory-after`). Any thread.
+  uint64_t memory_releases() const noexcept;
+
   /// Registered fds per poller, by poller index. A registration goes to the
   /// poller of the worker that makes it (where its owner runs), unless that
   /// poller has 16 more than the least loaded one, which then takes it (as
