@@ -404,7 +404,8 @@ BOOST_AUTO_TEST_CASE(help_prints_the_options_and_exits_zero) {
   for (auto option :
        {"--port", "--host", "--num-acceptors=", "--num-listen-sockets=", "--num-connections=",
         "--read-timeout=", "--shutdown-timeout=", "--reuseport", "--detached", "--print-tree",
-        "--log=", "--scheduler.max-threads", "--scheduler.max-throughput"})
+        "--log=", "--scheduler.max-threads", "--scheduler.max-throughput",
+        "--scheduler.release-memory-after"})
     BOOST_CHECK_MESSAGE(text.find(option) != std::string::npos, option << " missing:\n" << text);
   // The limits.
   for (auto limit : {"0..65535", "1..10000", "1..1024", "1..512", "(0: none; default: 60000)"})
@@ -473,6 +474,10 @@ BOOST_AUTO_TEST_CASE(examples_reject_values_beyond_the_limits) {
   expect_refused({echo, "--port=0", "--scheduler.max-threads=513"}, "--scheduler.max-threads");
   expect_refused({echo, "--port=0", "--scheduler.max-threads=100000"}, "--scheduler.max-threads");
   expect_refused({echo, "--port=0", "--scheduler.max-throughput=0"}, "--scheduler.max-throughput");
+  // Atoll's scheduler option: milliseconds, 0..3600000.
+  for (std::string value : {"-1", "3600001", "100ms", "0x10", ""})
+    expect_refused({echo, "--port=0", "--scheduler.release-memory-after=" + value},
+                   "--scheduler.release-memory-after");
   // Threads that cannot start (2 file descriptors each) end it cleanly too.
   expect_refused(
       {"/usr/bin/prlimit", "--nofile=64", echo, "--port=0", "--scheduler.max-threads=64"},
