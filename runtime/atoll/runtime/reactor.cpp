@@ -365,7 +365,7 @@ struct io_core {
   /// Gives the heap's free pages back to the operating system (glibc's
   /// `malloc_trim`), unless another worker did so within the last
   /// `release_min_interval_ns`. Called by a worker that rested
-  /// `release_after_ns` while no other was busy.
+  /// `release_after_ns` while no worker started a job or was in one.
   void release_memory() noexcept {
     auto now = telemetry::monotonic_time();
     auto last = last_release.load(std::memory_order_relaxed);
@@ -745,11 +745,13 @@ struct io_core {
     // After enough work, a rest of `release_after_ns` gives free heap memory
     // back (a handshake's buffers, closed connections): wake up for it.
     int64_t rest_from = 0;
+    uint64_t runs_before = 0;
     if (release_due()) {
       auto rest_ms = static_cast<int>(std::min<int64_t>((release_after_ns + 999'999) / 1'000'000,
                                                         60'000));
       timeout = timeout < 0 ? rest_ms : std::min(timeout, rest_ms);
       rest_from = telemetry::monotonic_time();
+      runs_before = total_runs();
     }
     epoll_event events[max_events];
     auto n = sys_epoll_wait(me.epfd, events, max_events, timeout);
@@ -765,8 +767,11 @@ struct io_core {
     if (checking)
       check_stuck(self, unit);
     me.slept_in_vain = n == 0 && delivered == 0;
+    // Only if every worker rested: none started a job meanwhile, and none
+    // is still in one.
     if (rest_from != 0 && me.slept_in_vain && me.queued.load(std::memory_order_relaxed) == 0
-        && telemetry::monotonic_time() - rest_from >= release_after_ns && !others_busy(self))
+        && telemetry::monotonic_time() - rest_from >= release_after_ns
+        && total_runs() == runs_before && !others_busy(self))
       release_memory();
   }
 
