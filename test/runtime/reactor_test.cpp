@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <future>
+#include <optional>
 #include <set>
 
 #include <sys/socket.h>
@@ -730,11 +731,50 @@ BOOST_AUTO_TEST_CASE(a_worker_stuck_in_one_job_does_not_stall_the_sockets) {
 
 namespace {
 
-/// Starts `n` actors that end after their first run: `n` jobs for the
-/// workers.
+/// Gives the workers `n` jobs at once: one actor starts `n` actors that end
+/// after their first run (from inside one run, so the burst has no gap in
+/// which the workers could rest).
 void run_short_jobs(caf::actor_system& system, int n) {
-  for (int i = 0; i < n; ++i)
-    system.spawn([](caf::event_based_actor*) {});
+  system.spawn([n](caf::event_based_actor* self) {
+    for (int i = 0; i < n; ++i)
+      self->spawn([](caf::event_based_actor*) {});
+  });
+}
+
+/// Declares `scheduler.release-memory-after` as an integer (milliseconds),
+/// as the examples' command line does, before Atoll's own declaration.
+struct ms_option_config : caf::actor_system_config {
+  ms_option_config() {
+    opt_group{custom_options_, "scheduler"}.add<int64_t>("release-memory-after", "in ms");
+  }
+};
+
+/// A system with 2 workers for `own_cfg`, which gets `rest` as the rest
+/// before a release (`register_runtime_types` declares the setting first
+/// unless the config did; make_system would call it a second time).
+template <class Rest>
+std::unique_ptr<caf::actor_system> make_resting_system(caf::actor_system_config& own_cfg,
+                                                       Rest rest) {
+  atl::register_runtime_types(own_cfg);
+  own_cfg.set("scheduler.max-threads", 2);
+  own_cfg.set("scheduler.release-memory-after", rest);
+  return std::make_unique<caf::actor_system>(own_cfg);
+}
+
+/// Waits (at most 10 s) until the release count of `r` stayed the same for
+/// 1.3 s (longer than a rest of 100 ms plus the least interval of 1 s);
+/// returns that count, or nothing if it kept changing.
+std::optional<uint64_t> settled_releases(const atl::reactor& r) {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  auto last = r.memory_releases();
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1300ms);
+    auto now = r.memory_releases();
+    if (now == last)
+      return now;
+    last = now;
+  }
+  return std::nullopt;
 }
 
 } // namespace
@@ -746,42 +786,42 @@ BOOST_AUTO_TEST_CASE(free_memory_goes_back_to_the_os_after_work_and_a_rest) {
   run_short_jobs(sys, 1000);
   BOOST_REQUIRE(wait_until([&] { return (*r)->memory_releases() >= 1; }));
   // Once per rest after work: resting on, without work, releases nothing
-  // more (1.2 s: longer than the rest plus the least interval of 1 s;
-  // counted from after a first such wait, in case a slow start of the
-  // jobs let a rest in between them).
-  std::this_thread::sleep_for(1200ms);
-  auto after_work = (*r)->memory_releases();
-  std::this_thread::sleep_for(1200ms);
-  BOOST_CHECK_EQUAL((*r)->memory_releases(), after_work);
+  // more.
+  auto settled = settled_releases(**r);
+  BOOST_REQUIRE_MESSAGE(settled, "the releases went on without work");
   // New work and a rest: released again.
   run_short_jobs(sys, 1000);
-  BOOST_CHECK(wait_until([&] { return (*r)->memory_releases() > after_work; }));
+  BOOST_CHECK(wait_until([&] { return (*r)->memory_releases() > *settled; }));
 }
 
 BOOST_AUTO_TEST_CASE(the_rest_before_releasing_memory_is_a_setting) {
-  // (register_runtime_types declares the setting; make_system would call
-  // it a second time.)
-  auto make = [](caf::actor_system_config& own_cfg, caf::timespan rest) {
-    atl::register_runtime_types(own_cfg);
-    own_cfg.set("scheduler.max-threads", 2);
-    own_cfg.set("scheduler.release-memory-after", rest);
-    return std::make_unique<caf::actor_system>(own_cfg);
-  };
-  caf::actor_system_config quick_cfg;
-  auto quick = make(quick_cfg, 20ms);
-  auto rq = atl::reactor::of(*quick);
-  // 0: never.
+  // Longer than a worker's sleep between two looks for a stuck worker
+  // (100 ms while all are idle): the rest spans several sleeps.
+  caf::actor_system_config slow_cfg;
+  auto slow = make_resting_system(slow_cfg, caf::timespan{400ms});
+  // Milliseconds, where the program declared the setting as an integer.
+  ms_option_config quick_cfg;
+  auto quick = make_resting_system(quick_cfg, int64_t{30});
+  // 0: never (both ways).
   caf::actor_system_config never_cfg;
-  auto never = make(never_cfg, caf::timespan{0});
+  auto never = make_resting_system(never_cfg, caf::timespan{0});
+  ms_option_config never_ms_cfg;
+  auto never_ms = make_resting_system(never_ms_cfg, int64_t{0});
+  auto rs = atl::reactor::of(*slow);
+  auto rq = atl::reactor::of(*quick);
   auto rn = atl::reactor::of(*never);
-  BOOST_REQUIRE(rq && rn);
-  run_short_jobs(*quick, 1000);
-  run_short_jobs(*never, 1000);
+  auto rnm = atl::reactor::of(*never_ms);
+  BOOST_REQUIRE(rs && rq && rn && rnm);
+  for (auto* system : {slow.get(), quick.get(), never.get(), never_ms.get()})
+    run_short_jobs(*system, 1000);
+  // Not before 400 ms of rest (the default would have released at 100 ms).
+  std::this_thread::sleep_for(200ms);
+  BOOST_CHECK_EQUAL((*rs)->memory_releases(), 0u);
+  BOOST_CHECK(wait_until([&] { return (*rs)->memory_releases() >= 1; }));
   BOOST_CHECK(wait_until([&] { return (*rq)->memory_releases() >= 1; }));
-  // The quick system rested 20 ms and released; the other one has rested
-  // at least as long, and longer than the default's 100 ms, too.
-  std::this_thread::sleep_for(300ms);
+  // The other two have rested at least as long, longer than 400 ms.
   BOOST_CHECK_EQUAL((*rn)->memory_releases(), 0u);
+  BOOST_CHECK_EQUAL((*rnm)->memory_releases(), 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -43,15 +43,16 @@ namespace atl {
 /// means one per core), `scheduler.max-throughput` (messages an actor
 /// handles per run; default 100, so that sockets are polled often) and
 /// `scheduler.release-memory-after` (a `caf::timespan`, default 100 ms; 0:
-/// never): once the workers have run a few hundred jobs and then all rested
-/// this long, one of them gives the heap's free pages back to the operating
-/// system (glibc's `malloc_trim(0)`, at most once a second; a no-op with
-/// another C library). Memory freed by a burst of work (TLS handshake
-/// buffers, closed connections) then leaves the process's resident set
-/// instead of waiting for the next burst. It never runs while a worker is
-/// busy. Set it in code, e.g. `cfg.set("scheduler.release-memory-after",
-/// caf::timespan{0})` (an integer counts as milliseconds; a negative value
-/// as 0).
+/// never; at most 1 h): once the workers have run at least 256 jobs since
+/// the last release and then no worker has started a job for this long,
+/// one of them gives the heap's free pages back to the operating system
+/// (glibc's `malloc_trim(0)`, at most once a second; with another malloc it
+/// finds glibc's heaps almost empty). Memory freed by a burst of work (TLS
+/// handshake buffers, closed connections) then leaves the process's
+/// resident set instead of waiting for the next burst. `register_types`
+/// (and `register_runtime_types`) declare the setting; set it after them,
+/// e.g. `cfg.set("scheduler.release-memory-after", caf::timespan{0})`. (A
+/// program that declares it itself as an integer gives milliseconds.)
 class io_scheduler final : public caf::scheduler::abstract_coordinator {
 public:
   /// CAF's coordinator interface this scheduler implements.

@@ -73,7 +73,8 @@ constexpr int64_t stuck_check_ns = 10'000'000;
 /// `stuck_check_ns`).
 constexpr int64_t idle_stuck_check_ns = 100'000'000;
 /// Jobs the workers must have run since the last release of free heap
-/// memory before the next one (a timer now and then is not worth one).
+/// memory before the next one (counted without a time limit: timers that
+/// fire now and then add up to one after 256 of them).
 constexpr uint64_t release_min_runs = 256;
 /// Least time between two releases of free heap memory.
 constexpr int64_t release_min_interval_ns = 1'000'000'000;
@@ -318,6 +319,8 @@ struct alignas(64) worker_state {
   size_t stop_budget = static_cast<size_t>(-1); // jobs left to run once stopping
   int64_t last_stuck_check = 0;
   bool slept_in_vain = false; // the last sleep timed out with nothing to do
+  int64_t rest_since = 0;     // when the workers' job count last changed (0: unknown)
+  uint64_t rest_runs = 0;     // that job count
   std::vector<uint64_t> seen_runs; // per worker, at the last stuck check
 };
 
@@ -743,15 +746,24 @@ struct io_core {
       timeout = timeout < 0 ? check_ms : std::min(timeout, check_ms);
     }
     // After enough work, a rest of `release_after_ns` gives free heap memory
-    // back (a handshake's buffers, closed connections): wake up for it.
-    int64_t rest_from = 0;
-    uint64_t runs_before = 0;
-    if (release_due()) {
-      auto rest_ms = static_cast<int>(std::min<int64_t>((release_after_ns + 999'999) / 1'000'000,
-                                                        60'000));
+    // back (a handshake's buffers, closed connections): wake up for it. The
+    // rest counts from the last change of the workers' job count, across
+    // sleeps (each of which may end early for a stuck check or a timer).
+    auto due = release_due();
+    if (due) {
+      auto now = telemetry::monotonic_time();
+      auto runs = total_runs();
+      if (me.rest_since == 0 || runs != me.rest_runs) {
+        me.rest_since = now;
+        me.rest_runs = runs;
+      }
+      auto left = me.rest_since + release_after_ns - now;
+      auto last = last_release.load(std::memory_order_relaxed);
+      if (last != INT64_MIN)
+        left = std::max(left, last + release_min_interval_ns - now);
+      left = std::clamp<int64_t>(left, 1'000'000, 60'000'000'000);
+      auto rest_ms = static_cast<int>((left + 999'999) / 1'000'000);
       timeout = timeout < 0 ? rest_ms : std::min(timeout, rest_ms);
-      rest_from = telemetry::monotonic_time();
-      runs_before = total_runs();
     }
     epoll_event events[max_events];
     auto n = sys_epoll_wait(me.epfd, events, max_events, timeout);
@@ -767,11 +779,12 @@ struct io_core {
     if (checking)
       check_stuck(self, unit);
     me.slept_in_vain = n == 0 && delivered == 0;
-    // Only if every worker rested: none started a job meanwhile, and none
-    // is still in one.
-    if (rest_from != 0 && me.slept_in_vain && me.queued.load(std::memory_order_relaxed) == 0
-        && telemetry::monotonic_time() - rest_from >= release_after_ns
-        && total_runs() == runs_before && !others_busy(self))
+    // Only if every worker rested: none started a job during the rest, and
+    // none is still in one.
+    if (due && me.slept_in_vain && me.queued.load(std::memory_order_relaxed) == 0
+        && total_runs() == me.rest_runs
+        && telemetry::monotonic_time() - me.rest_since >= release_after_ns
+        && !others_busy(self))
       release_memory();
   }
 
@@ -1296,10 +1309,12 @@ void io_scheduler::init(caf::actor_system_config& cfg) {
     num_workers_ = std::max<size_t>(std::thread::hardware_concurrency(), 1);
   if (!caf::get_if<size_t>(&cfg, "scheduler.max-throughput"))
     max_throughput_ = 100;
+  // At most an hour (also keeps the arithmetic on it far from overflow).
+  constexpr int64_t max_ms = 3'600'000;
   if (auto rest = caf::get_if<caf::timespan>(&cfg, "scheduler.release-memory-after"))
-    release_after_ = std::max(*rest, caf::timespan{0});
+    release_after_ = std::clamp(*rest, caf::timespan{0}, caf::timespan{std::chrono::hours{1}});
   else if (auto ms = caf::get_if<int64_t>(&cfg, "scheduler.release-memory-after"))
-    release_after_ = std::max(caf::timespan{std::chrono::milliseconds{*ms}}, caf::timespan{0});
+    release_after_ = std::chrono::milliseconds{std::clamp<int64_t>(*ms, 0, max_ms)};
 }
 
 void io_scheduler::start() {
