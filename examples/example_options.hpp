@@ -231,6 +231,10 @@ public:
       "release-memory-after",
       "give free heap memory back to the OS once the workers rested this many ms after work "
       "(default: 100; 0: never)");
+    opt_group{custom_options_, "scheduler"}.add<int64_t>(
+      "spinning-workers",
+      "workers that may busy-wait at once when out of work, before they sleep "
+      "(default: all; 0: none)");
   }
 
   /// Parses the command line: integer values must be decimal (see
@@ -263,6 +267,8 @@ public:
                    "                               2 file descriptors each)\n"
                    "  --scheduler.max-throughput : messages per actor run, at least 1\n"
                    "  --scheduler.release-memory-after : ms, 0..3600000 (0: never)\n"
+                   "  --scheduler.spinning-workers : 0.."
+                << max_scheduler_threads << " (default: all workers)\n"
                 << std::flush;
       exit_code = EXIT_SUCCESS;
       return false;
@@ -279,6 +285,10 @@ public:
     if (!problem)
       problem = check_setting_range(content, "scheduler.release-memory-after", 0, 3'600'000,
                                     "within 0..3600000 (ms)");
+    if (!problem)
+      problem = check_setting_range(content, "scheduler.spinning-workers", 0,
+                                    max_scheduler_threads,
+                                    "within 0.." + std::to_string(max_scheduler_threads));
     if (!problem)
       problem = check_options();
     if (!problem)

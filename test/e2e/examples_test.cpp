@@ -405,7 +405,7 @@ BOOST_AUTO_TEST_CASE(help_prints_the_options_and_exits_zero) {
        {"--port", "--host", "--num-acceptors=", "--num-listen-sockets=", "--num-connections=",
         "--read-timeout=", "--shutdown-timeout=", "--reuseport", "--detached", "--print-tree",
         "--log=", "--scheduler.max-threads", "--scheduler.max-throughput",
-        "--scheduler.release-memory-after"})
+        "--scheduler.release-memory-after", "--scheduler.spinning-workers"})
     BOOST_CHECK_MESSAGE(text.find(option) != std::string::npos, option << " missing:\n" << text);
   // The limits.
   for (auto limit : {"0..65535", "1..10000", "1..1024", "1..512", "(0: none; default: 60000)"})
@@ -478,6 +478,10 @@ BOOST_AUTO_TEST_CASE(examples_reject_values_beyond_the_limits) {
   for (std::string value : {"-1", "3600001", "100ms", "0x10", ""})
     expect_refused({echo, "--port=0", "--scheduler.release-memory-after=" + value},
                    "--scheduler.release-memory-after");
+  // How many workers may busy-wait at once: 0..512.
+  for (std::string value : {"-1", "513", "1.5", "0x2", ""})
+    expect_refused({echo, "--port=0", "--scheduler.spinning-workers=" + value},
+                   "--scheduler.spinning-workers");
   // Threads that cannot start (2 file descriptors each) end it cleanly too.
   expect_refused(
       {"/usr/bin/prlimit", "--nofile=64", echo, "--port=0", "--scheduler.max-threads=64"},
@@ -963,6 +967,25 @@ BOOST_AUTO_TEST_CASE(echo_limits_connections_per_source) {
   a.send("still");
   BOOST_CHECK_EQUAL(a.recv_exact(5), "still");
   ex.stop();
+}
+
+BOOST_AUTO_TEST_CASE(echo_serves_with_any_number_of_busy_waiting_workers) {
+  for (auto value : {"0", "1", "512"}) {
+    BOOST_TEST_CONTEXT("--scheduler.spinning-workers=" << value) {
+      running_example ex{"echo", {"--scheduler.max-threads=2",
+                                  std::string{"--scheduler.spinning-workers="} + value}};
+      auto a = ex.connect();
+      auto b = ex.connect();
+      for (int i = 0; i < 20; ++i) {
+        a.send("one");
+        b.send("two");
+        BOOST_CHECK_EQUAL(a.recv_exact(3), "one");
+        BOOST_CHECK_EQUAL(b.recv_exact(3), "two");
+      }
+      ex.stop(SIGINT);
+      BOOST_CHECK(a.closed_within(2000ms));
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(echo_serves_with_each_connection_actor_and_refuses_bad_ones) {

@@ -749,16 +749,23 @@ struct ms_option_config : caf::actor_system_config {
   }
 };
 
-/// A system with 2 workers for `own_cfg`, which gets `rest` as the rest
-/// before a release (`register_runtime_types` declares the setting first
+/// A system with 2 workers for `own_cfg`, with `setting` set to `value`
+/// (`register_runtime_types` declares Atoll's scheduler settings first
 /// unless the config did; make_system would call it a second time).
+template <class Value>
+std::unique_ptr<caf::actor_system> make_two_worker_system(caf::actor_system_config& own_cfg,
+                                                          const char* setting, Value value) {
+  atl::register_runtime_types(own_cfg);
+  own_cfg.set("scheduler.max-threads", 2);
+  own_cfg.set(setting, value);
+  return std::make_unique<caf::actor_system>(own_cfg);
+}
+
+/// A system with 2 workers that rest `rest` before a release.
 template <class Rest>
 std::unique_ptr<caf::actor_system> make_resting_system(caf::actor_system_config& own_cfg,
                                                        Rest rest) {
-  atl::register_runtime_types(own_cfg);
-  own_cfg.set("scheduler.max-threads", 2);
-  own_cfg.set("scheduler.release-memory-after", rest);
-  return std::make_unique<caf::actor_system>(own_cfg);
+  return make_two_worker_system(own_cfg, "scheduler.release-memory-after", rest);
 }
 
 /// Waits (at most 10 s) until the release count of `r` stayed the same for
@@ -777,7 +784,34 @@ std::optional<uint64_t> settled_releases(const atl::reactor& r) {
   return std::nullopt;
 }
 
+/// A system with 2 workers of which at most `n` may busy-wait at once.
+std::unique_ptr<caf::actor_system> make_spinning_system(caf::actor_system_config& own_cfg,
+                                                        int64_t n) {
+  return make_two_worker_system(own_cfg, "scheduler.spinning-workers", n);
+}
+
 } // namespace
+
+BOOST_AUTO_TEST_CASE(how_many_workers_busy_wait_is_a_setting) {
+  caf::actor_system_config none_cfg;
+  auto none = make_spinning_system(none_cfg, 0);
+  caf::actor_system_config one_cfg;
+  auto one = make_spinning_system(one_cfg, 1);
+  auto r_all = atl::reactor::of(sys); // the default: every worker may
+  auto r_one = atl::reactor::of(*one);
+  auto r_none = atl::reactor::of(*none);
+  BOOST_REQUIRE(r_all && r_one && r_none);
+  auto all_before = (*r_all)->spin_waits();
+  auto one_before = (*r_one)->spin_waits();
+  for (auto* system : {&sys, one.get(), none.get()})
+    run_short_jobs(*system, 200);
+  // Workers that ran out of work busy-waited before sleeping...
+  BOOST_CHECK(wait_until([&] { return (*r_all)->spin_waits() > all_before; }));
+  BOOST_CHECK(wait_until([&] { return (*r_one)->spin_waits() > one_before; }));
+  // ... except where none may: they went to sleep at once, ever since the
+  // start.
+  BOOST_CHECK(!wait_until([&] { return (*r_none)->spin_waits() > 0; }, quiet_window));
+}
 
 BOOST_AUTO_TEST_CASE(free_memory_goes_back_to_the_os_after_work_and_a_rest) {
   // The fixture's system keeps the default rest of 100 ms.

@@ -135,6 +135,11 @@ void declare_scheduler_options(caf::actor_system_config& cfg) {
       "release-memory-after",
       "give free heap memory back to the OS once the workers rested this long after work "
       "(default: 100ms; 0s: never)");
+  if (opts.qualified_name_lookup("scheduler.spinning-workers") == nullptr)
+    caf::config_option_adder{opts, "scheduler"}.add<int64_t>(
+      "spinning-workers",
+      "workers that may busy-wait at once when out of work, before they sleep "
+      "(default: all; 0: none)");
 }
 
 } // namespace

@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstring>
 #include <ctime>
@@ -63,7 +64,8 @@ constexpr int64_t poller_balance_slack = 16;
 constexpr size_t poll_interval = 32;
 /// How often a worker out of work yields and polls again before it sleeps
 /// (measured on 2 cores, 64-byte ping-pong, 50 connections, 2 workers: 0
-/// rounds 52k req/s, 1: 77k, 2: 79k, 4: 84k, 8: 84k).
+/// rounds 52k req/s, 1: 77k, 2: 79k, 4: 84k, 8: 84k). How many workers may
+/// do so at once is a setting (`scheduler.spinning-workers`).
 constexpr int spin_rounds = 4;
 /// How often a sleeping worker looks for a worker stuck in one job (whose
 /// queue and sockets it then serves), while some worker is busy.
@@ -341,6 +343,10 @@ struct io_core {
   std::atomic<size_t> next_worker{0};
   std::atomic<size_t> count{0};
   std::atomic<int> sleepers{0};
+  // -- busy waiting (see io_scheduler: scheduler.spinning-workers)
+  int max_spinning = INT_MAX;          // workers that may spin at once
+  std::atomic<int> spinning{0};        // workers spinning now
+  std::atomic<uint64_t> spin_waits{0}; // spins started
   std::atomic<bool> running{true};
   std::atomic<bool> stopping{false};
   std::vector<std::thread> threads;
@@ -967,10 +973,20 @@ caf::resumable* io_core::next_job(size_t index, caf::execution_unit* unit) {
     // more; an idle worker still sleeps after a few microseconds.
     // (Not after a sleep that ended with nothing to do: the periodic check
     // for stuck workers need not spin.)
+    // At most `max_spinning` workers spin at once: the others sleep at once
+    // (fewer context switches and polls for nothing: less CPU per
+    // connection, at the price of the sleepers' wake-up latency).
     bool found = false;
-    for (int i = 0; i < spin_rounds && !found && !me.slept_in_vain; ++i) {
-      sched_yield();
-      found = poll_now(me, unit, true) > 0 || me.queued.load(std::memory_order_relaxed) > 0;
+    if (!me.slept_in_vain && spin_rounds > 0) {
+      if (spinning.fetch_add(1, std::memory_order_relaxed) < max_spinning) {
+        spin_waits.fetch_add(1, std::memory_order_relaxed);
+        for (int i = 0; i < spin_rounds && !found; ++i) {
+          sched_yield();
+          found = poll_now(me, unit, true) > 0
+                  || me.queued.load(std::memory_order_relaxed) > 0;
+        }
+      }
+      spinning.fetch_sub(1, std::memory_order_relaxed);
     }
     looked(me);
     if (!found)
@@ -1278,6 +1294,10 @@ uint64_t reactor::memory_releases() const noexcept {
   return core_->releases.load(std::memory_order_relaxed);
 }
 
+uint64_t reactor::spin_waits() const noexcept {
+  return core_->spin_waits.load(std::memory_order_relaxed);
+}
+
 size_t reactor::num_pollers() const noexcept {
   return core_->workers.size();
 }
@@ -1315,6 +1335,11 @@ void io_scheduler::init(caf::actor_system_config& cfg) {
     release_after_ = std::clamp(*rest, caf::timespan{0}, caf::timespan{std::chrono::hours{1}});
   else if (auto ms = caf::get_if<int64_t>(&cfg, "scheduler.release-memory-after"))
     release_after_ = std::chrono::milliseconds{std::clamp<int64_t>(*ms, 0, max_ms)};
+  // Negative or unset: every worker may spin (the default).
+  if (auto n = caf::get_if<int64_t>(&cfg, "scheduler.spinning-workers"); n && *n >= 0)
+    spinning_workers_ = static_cast<int>(std::min<int64_t>(*n, INT_MAX));
+  else if (auto u = caf::get_if<size_t>(&cfg, "scheduler.spinning-workers"))
+    spinning_workers_ = static_cast<int>(std::min<size_t>(*u, INT_MAX));
 }
 
 void io_scheduler::start() {
@@ -1324,6 +1349,7 @@ void io_scheduler::start() {
   std::signal(SIGPIPE, SIG_IGN);
   auto core = std::make_shared<io_core>(num_workers());
   core->release_after_ns = release_after_.count();
+  core->max_spinning = spinning_workers_;
   core->start_workers(system(), max_throughput());
   io_.reset(new reactor(std::move(core)));
   clock_thread_ = std::thread{[this] {

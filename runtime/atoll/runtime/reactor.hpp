@@ -206,6 +206,12 @@ public:
   /// `scheduler.release-memory-after`). Any thread.
   uint64_t memory_releases() const noexcept;
 
+  /// How often a worker that ran out of work has busy-waited (yielded and
+  /// polled its sockets a few times) before sleeping; at most
+  /// `scheduler.spinning-workers` do so at once (see `io_scheduler`). Any
+  /// thread.
+  uint64_t spin_waits() const noexcept;
+
   /// Registered fds per poller, by poller index. A registration goes to the
   /// poller of the worker that makes it (where its owner runs), unless that
   /// poller has 16 more than the least loaded one, which then takes it (as
