@@ -60,9 +60,8 @@ namespace atl {
 /// the BEAM's schedulers). A busy wait catches a client's next request
 /// without a sleep and a wake-up; fewer spinning workers save the context
 /// switches and polls of waits that find nothing, while the others sleep
-/// until the kernel wakes them. (Measured on 2 cores, 2 workers, the
-/// connection churn of the benchmark, 5 rounds: 1 spinning worker used 9%
-/// less CPU per connection than 2, at 7% fewer connections per second.)
+/// until the kernel wakes them. (On 2 cores beside the load generator the
+/// saving was not dependable: see docs/architecture.md, "Busy waiting".)
 /// Declared like the setting above.
 class io_scheduler final : public caf::scheduler::abstract_coordinator {
 public:
