@@ -222,6 +222,52 @@ BOOST_AUTO_TEST_CASE(unix_endpoints_end_with_sun_path) {
   }
 }
 
+// A connection keeps its peer in binary form and makes the text when asked:
+// the same text as make_endpoint, for IPv4, IPv6 and Unix peers.
+BOOST_AUTO_TEST_CASE(peer_addresses_give_the_endpoints_accept_reported) {
+  sockaddr_storage ss{};
+  auto& in = reinterpret_cast<sockaddr_in&>(ss);
+  in.sin_family = AF_INET;
+  in.sin_port = htons(4000);
+  BOOST_REQUIRE(inet_pton(AF_INET, "10.9.8.7", &in.sin_addr) == 1);
+  auto v4 = peer_address::from(ss, sizeof(sockaddr_in));
+  BOOST_REQUIRE(v4);
+  auto ep = v4->to_endpoint();
+  BOOST_CHECK(ep.family == endpoint::family_type::ipv4);
+  BOOST_CHECK_EQUAL(ep.address, "10.9.8.7");
+  BOOST_CHECK_EQUAL(ep.port, 4000u);
+  ss = {};
+  auto& in6 = reinterpret_cast<sockaddr_in6&>(ss);
+  in6.sin6_family = AF_INET6;
+  in6.sin6_port = htons(443);
+  BOOST_REQUIRE(inet_pton(AF_INET6, "2001:db8::1", &in6.sin6_addr) == 1);
+  auto v6 = peer_address::from(ss, sizeof(sockaddr_in6));
+  BOOST_REQUIRE(v6);
+  BOOST_CHECK_EQUAL(to_string(v6->to_endpoint()), "[2001:db8::1]:443");
+  // Moved, it keeps the address.
+  auto moved = std::move(*v6);
+  BOOST_CHECK_EQUAL(to_string(moved.to_endpoint()), "[2001:db8::1]:443");
+  ss = {};
+  auto& un = reinterpret_cast<sockaddr_un&>(ss);
+  un.sun_family = AF_UNIX;
+  std::strcpy(un.sun_path, "/run/peer.sock");
+  auto local = peer_address::from(ss, sizeof(sockaddr_un));
+  BOOST_REQUIRE(local);
+  BOOST_CHECK(local->to_endpoint().family == endpoint::family_type::local);
+  BOOST_CHECK_EQUAL(local->to_endpoint().address, "/run/peer.sock");
+  // A text address (a PROXY header's source) as it is; an unknown family is
+  // refused, as make_endpoint refuses it.
+  BOOST_CHECK_EQUAL(to_string(peer_address{endpoint{endpoint::family_type::ipv4, "1.2.3.4", 5}}
+                                .to_endpoint()),
+                    "1.2.3.4:5");
+  ss = {};
+  ss.ss_family = AF_APPLETALK;
+  auto bad = peer_address::from(ss, sizeof(ss));
+  BOOST_REQUIRE(!bad);
+  BOOST_CHECK(bad.error() == errc::invalid_address);
+  BOOST_CHECK_EQUAL(peer_address{}.to_endpoint().address, "");
+}
+
 BOOST_AUTO_TEST_CASE(a_port_in_use_fails_the_start_and_leaves_nothing) {
   auto& first = start(probe_options(echo_script()));
   auto port = address_of(first).port;

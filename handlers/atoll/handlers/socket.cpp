@@ -331,7 +331,7 @@ void socket::close_now() noexcept {
 caf::expected<endpoint> socket::peername() const {
   if (closed())
     return closed_error();
-  return peer_;
+  return peer_.to_endpoint();
 }
 
 caf::expected<proxy_header> socket::proxy_info() const {
@@ -343,13 +343,13 @@ caf::expected<proxy_header> socket::proxy_info() const {
 caf::expected<endpoint> socket::via() const {
   if (closed())
     return closed_error();
-  return proxy_ ? proxy_->second : peer_;
+  return proxy_ ? proxy_->second : peer_.to_endpoint();
 }
 
 void socket::set_proxy(proxy_header header) {
-  auto real = peer_;
+  auto real = peer_.to_endpoint();
   if (header.proxied && header.source)
-    peer_ = *header.source;
+    peer_ = peer_address{*header.source};
   proxy_ = std::make_unique<std::pair<proxy_header, endpoint>>(std::move(header), std::move(real));
 }
 

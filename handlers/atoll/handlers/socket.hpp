@@ -270,7 +270,7 @@ private:
   output_queue out_;
   socket_stats stats_;
   telemetry::span span_;
-  endpoint peer_;
+  peer_address peer_; // as accept(2) gave it; text on demand
   std::unique_ptr<std::pair<proxy_header, endpoint>> proxy_; // the header, the real peer
   const connection_config* conf_; // one pointer: the socket's size counts per connection
   std::chrono::milliseconds read_timeout_;

@@ -52,6 +52,38 @@ std::string ipv4_text(const in_addr& addr) {
 
 } // namespace
 
+peer_address::peer_address(endpoint ep) : text_(std::make_unique<endpoint>(std::move(ep))) {
+}
+
+caf::expected<peer_address> peer_address::from(const sockaddr_storage& addr, socklen_t len) {
+  peer_address out;
+  if (addr.ss_family == AF_INET && len >= static_cast<socklen_t>(sizeof(sockaddr_in))) {
+    std::memcpy(&out.raw_.v4, &addr, sizeof(sockaddr_in));
+    out.raw_len_ = sizeof(sockaddr_in);
+    return out;
+  }
+  if (addr.ss_family == AF_INET6 && len >= static_cast<socklen_t>(sizeof(sockaddr_in6))) {
+    std::memcpy(&out.raw_.v6, &addr, sizeof(sockaddr_in6));
+    out.raw_len_ = sizeof(sockaddr_in6);
+    return out;
+  }
+  auto ep = make_endpoint(addr, len);
+  if (!ep)
+    return std::move(ep.error());
+  return peer_address{std::move(*ep)};
+}
+
+endpoint peer_address::to_endpoint() const {
+  if (text_)
+    return *text_;
+  if (raw_len_ == 0)
+    return {};
+  sockaddr_storage ss{};
+  std::memcpy(&ss, &raw_, raw_len_);
+  auto ep = make_endpoint(ss, raw_len_);
+  return ep ? std::move(*ep) : endpoint{}; // IPv4 and IPv6 always convert
+}
+
 caf::expected<endpoint> make_endpoint(const sockaddr_storage& addr, socklen_t len) {
   endpoint ep;
   char buf[INET6_ADDRSTRLEN] = {};

@@ -3,7 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+
+#include <netinet/in.h>
 
 #include <sys/socket.h>
 
@@ -46,6 +49,43 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 /// sun_path, whichever comes first). Errors: `errc::invalid_address` for
 /// unsupported families.
 [[nodiscard]] caf::expected<endpoint> make_endpoint(const sockaddr_storage& addr, socklen_t len);
+
+/// A connection's peer as the kernel reported it, kept in binary form for
+/// IPv4 and IPv6 (no text is made until someone asks: a connection nobody
+/// asks about never formats its address) and as an `endpoint` otherwise (a
+/// Unix socket's path, an address known only as text). Move-only; the size
+/// of an `endpoint`. Not thread-safe: its owner (a socket) uses it.
+class peer_address {
+public:
+  /// No address (`to_endpoint` gives an empty IPv4 endpoint).
+  peer_address() = default;
+
+  /// An address known as text (a PROXY header's source, a getpeername
+  /// result).
+  explicit peer_address(endpoint ep);
+
+  peer_address(peer_address&&) noexcept = default;
+  peer_address& operator=(peer_address&&) noexcept = default;
+
+  /// Keeps what accept(2) reported: IPv4 and IPv6 addresses as they are,
+  /// any other family converted now (see `make_endpoint`). Errors:
+  /// `errc::invalid_address` for unsupported families or a length too short
+  /// for the family.
+  [[nodiscard]] static caf::expected<peer_address> from(const sockaddr_storage& addr,
+                                                        socklen_t len);
+
+  /// The address as text and port (made at each call for a binary address).
+  endpoint to_endpoint() const;
+
+private:
+  union raw_address {
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+  };
+  raw_address raw_{};
+  socklen_t raw_len_ = 0;         // 0: no binary address
+  std::unique_ptr<endpoint> text_; // set for a non-binary address
+};
 
 /// The local address of an fd (getsockname). Errors: `errc::system_error`.
 [[nodiscard]] caf::expected<endpoint> local_endpoint(int fd);

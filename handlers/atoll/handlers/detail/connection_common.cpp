@@ -14,6 +14,18 @@ namespace atl::detail {
 
 using access = socket_access;
 
+namespace {
+
+/// The peer of `fd` by getpeername (when accept did not report it).
+caf::expected<peer_address> asked_peer(int fd) {
+  auto ep = remote_endpoint(fd);
+  if (!ep)
+    return std::move(ep.error());
+  return peer_address{std::move(*ep)};
+}
+
+} // namespace
+
 std::optional<taken_connection> take_connection(const connection_config& conf,
                                                 accepted_connection& hand_off, caf::error& why) {
   int fd = hand_off.fd ? hand_off.fd->release() : -1;
@@ -21,8 +33,8 @@ std::optional<taken_connection> take_connection(const connection_config& conf,
   if (fd < 0)
     return std::nullopt;
   // A client that is already gone gets no callback and no span.
-  auto peer = hand_off.peer_len > 0 ? make_endpoint(hand_off.peer, hand_off.peer_len)
-                                    : remote_endpoint(fd);
+  auto peer = hand_off.peer_len > 0 ? peer_address::from(hand_off.peer, hand_off.peer_len)
+                                    : asked_peer(fd);
   if (!peer) {
     ::close(fd);
     return std::nullopt;
@@ -36,7 +48,7 @@ std::optional<taken_connection> take_connection(const connection_config& conf,
     stream = std::unique_ptr<transport>{new tcp_transport(fd)};
   if (!stream) {
     log(log_level::error, "atoll: cannot set up the transport of a connection from "
-                            + to_string(*peer) + ": " + describe(stream.error()));
+                            + to_string(peer->to_endpoint()) + ": " + describe(stream.error()));
     why = stream.error();
     return std::nullopt;
   }

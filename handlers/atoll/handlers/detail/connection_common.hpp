@@ -43,7 +43,7 @@ constexpr size_t read_buffer_size = 65536;
 /// An accepted socket taken over: its transport and its client.
 struct taken_connection {
   std::unique_ptr<transport> stream;
-  endpoint peer;
+  peer_address peer;
 };
 
 /// Takes the fd of `hand_off`, finds the client's address, applies the

@@ -67,7 +67,7 @@ public:
   /// connection. `conf`, the server's connection settings (socket options,
   /// data events, when a stopping server gives up), must outlive the socket;
   /// `host` is the connection actor driving it.
-  static void open(socket& sock, std::unique_ptr<transport> stream, endpoint peer,
+  static void open(socket& sock, std::unique_ptr<transport> stream, peer_address peer,
                    const connection_config& conf, std::chrono::milliseconds read_timeout,
                    socket_host* host) noexcept {
     sock.stream_ = std::move(stream);
