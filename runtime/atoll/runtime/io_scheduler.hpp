@@ -54,7 +54,8 @@ namespace atl {
 /// (and `register_runtime_types`) declare the setting; set it after them,
 /// e.g. `cfg.set("scheduler.release-memory-after", caf::timespan{0})`. (A
 /// program that declares it itself as an integer gives milliseconds.)
-/// `scheduler.spinning-workers` (an integer; default: all workers; 0: none):
+/// `scheduler.spinning-workers` (an integer; default, or negative: all
+/// workers; 0: none):
 /// how many workers may busy-wait at once when they run out of work (yield
 /// the core and poll their sockets up to 4 times before they sleep, like
 /// the BEAM's schedulers). A busy wait catches a client's next request

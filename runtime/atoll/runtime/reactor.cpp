@@ -311,6 +311,7 @@ struct alignas(64) worker_state {
   std::atomic<bool> busy{false};     // running a job
   std::atomic<uint64_t> runs{0};     // jobs started (progress)
   std::atomic<int64_t> registrations{0}; // fds in this worker's epoll instance
+  std::atomic<uint64_t> spin_waits{0};   // busy waits started (written by its thread)
   int epfd = -1;
   int wakefd = -1;
   timer_heap timers;
@@ -344,9 +345,21 @@ struct io_core {
   std::atomic<size_t> count{0};
   std::atomic<int> sleepers{0};
   // -- busy waiting (see io_scheduler: scheduler.spinning-workers)
-  int max_spinning = INT_MAX;          // workers that may spin at once
-  std::atomic<int> spinning{0};        // workers spinning now
-  std::atomic<uint64_t> spin_waits{0}; // spins started
+  int max_spinning = INT_MAX; // workers that may spin at once
+  bool spin_capped = false;   // max_spinning < workers.size()
+  std::atomic<int> spinning{0}; // workers spinning now (counted if capped)
+
+  /// True if the calling worker may busy-wait now (then, if capped, it
+  /// counts as spinning until it gives its turn back).
+  bool take_spin_turn() noexcept {
+    if (!spin_capped)
+      return true;
+    auto now = spinning.load(std::memory_order_relaxed);
+    while (now < max_spinning)
+      if (spinning.compare_exchange_weak(now, now + 1, std::memory_order_relaxed))
+        return true;
+    return false;
+  }
   std::atomic<bool> running{true};
   std::atomic<bool> stopping{false};
   std::vector<std::thread> threads;
@@ -974,19 +987,19 @@ caf::resumable* io_core::next_job(size_t index, caf::execution_unit* unit) {
     // (Not after a sleep that ended with nothing to do: the periodic check
     // for stuck workers need not spin.)
     // At most `max_spinning` workers spin at once: the others sleep at once
-    // (fewer context switches and polls for nothing: less CPU per
-    // connection, at the price of the sleepers' wake-up latency).
+    // (fewer context switches and polls for nothing, at the price of the
+    // sleepers' wake-up latency). Without a cap (the default), no shared
+    // counter is touched.
     bool found = false;
-    if (!me.slept_in_vain && spin_rounds > 0) {
-      if (spinning.fetch_add(1, std::memory_order_relaxed) < max_spinning) {
-        spin_waits.fetch_add(1, std::memory_order_relaxed);
-        for (int i = 0; i < spin_rounds && !found; ++i) {
-          sched_yield();
-          found = poll_now(me, unit, true) > 0
-                  || me.queued.load(std::memory_order_relaxed) > 0;
-        }
+    if (!me.slept_in_vain && spin_rounds > 0 && take_spin_turn()) {
+      me.spin_waits.store(me.spin_waits.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+      for (int i = 0; i < spin_rounds && !found; ++i) {
+        sched_yield();
+        found = poll_now(me, unit, true) > 0 || me.queued.load(std::memory_order_relaxed) > 0;
       }
-      spinning.fetch_sub(1, std::memory_order_relaxed);
+      if (spin_capped)
+        spinning.fetch_sub(1, std::memory_order_relaxed);
     }
     looked(me);
     if (!found)
@@ -1295,7 +1308,10 @@ uint64_t reactor::memory_releases() const noexcept {
 }
 
 uint64_t reactor::spin_waits() const noexcept {
-  return core_->spin_waits.load(std::memory_order_relaxed);
+  uint64_t sum = 0;
+  for (auto& w : core_->workers)
+    sum += w->spin_waits.load(std::memory_order_relaxed);
+  return sum;
 }
 
 size_t reactor::num_pollers() const noexcept {
@@ -1335,11 +1351,9 @@ void io_scheduler::init(caf::actor_system_config& cfg) {
     release_after_ = std::clamp(*rest, caf::timespan{0}, caf::timespan{std::chrono::hours{1}});
   else if (auto ms = caf::get_if<int64_t>(&cfg, "scheduler.release-memory-after"))
     release_after_ = std::chrono::milliseconds{std::clamp<int64_t>(*ms, 0, max_ms)};
-  // Negative or unset: every worker may spin (the default).
+  // Unset, negative or not an integer: every worker may spin (the default).
   if (auto n = caf::get_if<int64_t>(&cfg, "scheduler.spinning-workers"); n && *n >= 0)
     spinning_workers_ = static_cast<int>(std::min<int64_t>(*n, INT_MAX));
-  else if (auto u = caf::get_if<size_t>(&cfg, "scheduler.spinning-workers"))
-    spinning_workers_ = static_cast<int>(std::min<size_t>(*u, INT_MAX));
 }
 
 void io_scheduler::start() {
@@ -1350,6 +1364,7 @@ void io_scheduler::start() {
   auto core = std::make_shared<io_core>(num_workers());
   core->release_after_ns = release_after_.count();
   core->max_spinning = spinning_workers_;
+  core->spin_capped = static_cast<size_t>(spinning_workers_) < core->workers.size();
   core->start_workers(system(), max_throughput());
   io_.reset(new reactor(std::move(core)));
   clock_thread_ = std::thread{[this] {

@@ -73,6 +73,8 @@ caf::expected<peer_address> peer_address::from(const sockaddr_storage& addr, soc
   return peer_address{std::move(*ep)};
 }
 
+static_assert(sizeof(peer_address) <= sizeof(endpoint));
+
 endpoint peer_address::to_endpoint() const {
   if (text_)
     return *text_;

@@ -53,8 +53,8 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 /// A connection's peer as the kernel reported it, kept in binary form for
 /// IPv4 and IPv6 (no text is made until someone asks: a connection nobody
 /// asks about never formats its address) and as an `endpoint` otherwise (a
-/// Unix socket's path, an address known only as text). Move-only; the size
-/// of an `endpoint`. Not thread-safe: its owner (a socket) uses it.
+/// Unix socket's path, an address known only as text). Move-only; no larger
+/// than an `endpoint`. Not thread-safe: its owner (a socket) uses it.
 class peer_address {
 public:
   /// No address (`to_endpoint` gives an empty IPv4 endpoint).
@@ -64,13 +64,17 @@ public:
   /// result).
   explicit peer_address(endpoint ep);
 
-  peer_address(peer_address&&) noexcept = default;
-  peer_address& operator=(peer_address&&) noexcept = default;
+  /// Takes `other`'s address (`other` keeps a copy of a binary one or is
+  /// left empty).
+  peer_address(peer_address&& other) noexcept = default;
+
+  /// Takes `other`'s address (as the move constructor).
+  peer_address& operator=(peer_address&& other) noexcept = default;
 
   /// Keeps what accept(2) reported: IPv4 and IPv6 addresses as they are,
-  /// any other family converted now (see `make_endpoint`). Errors:
-  /// `errc::invalid_address` for unsupported families or a length too short
-  /// for the family.
+  /// anything else (another family, an IPv4 or IPv6 length shorter than its
+  /// `sockaddr_in`/`sockaddr_in6`) converted now by `make_endpoint`.
+  /// Errors: `errc::invalid_address` for unsupported families.
   [[nodiscard]] static caf::expected<peer_address> from(const sockaddr_storage& addr,
                                                         socklen_t len);
 
