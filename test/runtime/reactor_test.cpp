@@ -790,6 +790,19 @@ std::unique_ptr<caf::actor_system> make_spinning_system(caf::actor_system_config
   return make_two_worker_system(own_cfg, "scheduler.spinning-workers", n);
 }
 
+/// Runs up to `bursts` bursts of short jobs on `system`, one at a time,
+/// each followed by up to 250 ms for the workers to finish it and go idle;
+/// true as soon as `r` counts more busy waits than `before`.
+bool busy_waited_after_bursts(caf::actor_system& system, const atl::reactor& r,
+                              uint64_t before, int bursts) {
+  for (int i = 0; i < bursts; ++i) {
+    run_short_jobs(system, 200);
+    if (wait_until([&] { return r.spin_waits() > before; }, 250ms))
+      return true;
+  }
+  return false;
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_CASE(how_many_workers_busy_wait_is_a_setting) {
@@ -803,14 +816,15 @@ BOOST_AUTO_TEST_CASE(how_many_workers_busy_wait_is_a_setting) {
   BOOST_REQUIRE(r_all && r_one && r_none);
   auto all_before = (*r_all)->spin_waits();
   auto one_before = (*r_one)->spin_waits();
-  for (auto* system : {&sys, one.get(), none.get()})
-    run_short_jobs(*system, 200);
-  // Workers that ran out of work busy-waited before sleeping...
-  BOOST_CHECK(wait_until([&] { return (*r_all)->spin_waits() > all_before; }));
-  BOOST_CHECK(wait_until([&] { return (*r_one)->spin_waits() > one_before; }));
-  // ... except where none may: they went to sleep at once, ever since the
+  // Workers that ran out of work busy-waited before sleeping... (A burst
+  // at a time, each given time to end: with a cap of 1, a worker already in
+  // a busy wait when the work came may hold the only turn while the one
+  // that ran the work goes to sleep, so one burst need not show a wait.)
+  BOOST_CHECK(busy_waited_after_bursts(sys, **r_all, all_before, 20));
+  BOOST_CHECK(busy_waited_after_bursts(*one, **r_one, one_before, 20));
+  // ... except where none may: they go to sleep at once, ever since the
   // start.
-  BOOST_CHECK(!wait_until([&] { return (*r_none)->spin_waits() > 0; }, quiet_window));
+  BOOST_CHECK(!busy_waited_after_bursts(*none, **r_none, 0, 2));
 }
 
 BOOST_AUTO_TEST_CASE(free_memory_goes_back_to_the_os_after_work_and_a_rest) {
