@@ -504,12 +504,17 @@ BOOST_AUTO_TEST_CASE(new_connects_are_refused_at_once_while_stopping) {
 BOOST_AUTO_TEST_CASE(a_stop_answers_input_that_arrived_before_it_then_closes_with_a_fin) {
   // Regression: a stop closed connections with unread input, which makes the
   // kernel reset them: requests already sent were never answered. Here the
-  // handler holds its (detached) connection on "A", so that "B" sits unread
-  // in the socket when the stop reaches the connection.
+  // handler holds its (detached) connection on "A" until the stop is on its
+  // way, so that "B", sent before the stop, sits unread in the socket when
+  // the stop reaches the connection. (B goes out before the stop starts: sent
+  // after it, it could arrive after the connection took the stop up, which a
+  // slow machine showed once in a sanitizer run.)
+  std::promise<void> release;
+  auto released = release.get_future().share();
   auto script = std::make_shared<probe_script>();
-  script->on_data = [](std::string_view data, atl::socket& sock) {
+  script->on_data = [released](std::string_view data, atl::socket& sock) {
     if (data == "A")
-      std::this_thread::sleep_for(300ms);
+      released.wait_for(5000ms);
     sock.send(data);
     return verdict::proceed();
   };
@@ -520,9 +525,11 @@ BOOST_AUTO_TEST_CASE(a_stop_answers_input_that_arrived_before_it_then_closes_wit
   auto client = connect(srv);
   client.send("A");
   BOOST_REQUIRE(script->log->wait_for("data:A"));
+  client.send("B");
   auto stopping = std::async(std::launch::async, [&] { return srv.stop(); });
-  // The listener closes first: once connects are refused, the stop is on
-  // its way to the connections.
+  // The listener closes first, and the connections' stop follows in the same
+  // turn of the shutdown listener: once connects are refused, the stop is on
+  // its way to the connection, and its handler may go on.
   auto deadline = std::chrono::steady_clock::now() + 3000ms;
   for (;;) {
     test_client probe;
@@ -531,7 +538,7 @@ BOOST_AUTO_TEST_CASE(a_stop_answers_input_that_arrived_before_it_then_closes_wit
     BOOST_REQUIRE(std::chrono::steady_clock::now() < deadline);
     std::this_thread::sleep_for(2ms);
   }
-  client.send("B");
+  release.set_value();
   BOOST_CHECK_EQUAL(client.recv_until_closed(), "AB");
   BOOST_CHECK(!client.was_reset());
   if (!tls_mode()) {
