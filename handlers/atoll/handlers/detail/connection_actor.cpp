@@ -1036,6 +1036,7 @@ private:
     deadlines_.report = 0; // no more reports: the stop carries the rest
     deadlines_.cancel_timer();
     release_registration();
+    release_source();
     std::string error;
     switch (kind) {
       case end_kind::timeout:
@@ -1063,6 +1064,15 @@ private:
     detail::release_fd(*conf_, reg_, armed_interest_);
   }
 
+  /// Gives the per-source slot back (once): before the stop event, so that
+  /// whoever sees it can connect again from the same source at once.
+  void release_source() {
+    if (rare_ && rare_->source_key) {
+      conf_->sources->release(*rare_->source_key);
+      rare_->source_key.reset();
+    }
+  }
+
   /// Runs for every exit, kill included: nothing leaks, one stop event.
   /// CAF's clean-up of an actor that ended (by `quit`, an uncaught
   /// exception, or the system's shutdown before or between its runs):
@@ -1083,8 +1093,7 @@ private:
 
   void release_connection(const caf::error& reason) {
     hand_off_.reset();
-    if (rare_ && rare_->source_key)
-      conf_->sources->release(*rare_->source_key);
+    release_source();
     deadlines_.cancel_timer();
     if (!has_sock_)
       return;
