@@ -206,6 +206,12 @@ BOOST_AUTO_TEST_CASE(echo_managed_runs_its_server_from_an_actor) {
     c.send("x");
     BOOST_CHECK_EQUAL(c.recv_exact(1), "x");
   } // closed by the client
+  // Its end seen before the stop (else the stop could end it first).
+  BOOST_CHECK_MESSAGE(wait_until([&] {
+                        return ex.proc.stderr_text().find(" closed: peer_closed\n")
+                               != std::string::npos;
+                      }),
+                      "stderr: " << ex.proc.stderr_text());
   // At the stop each connection actor sends the goodbye line, then drains.
   ex.stop(SIGTERM);
   BOOST_CHECK_EQUAL(a.recv_until_closed(), "see you\n");
@@ -1099,8 +1105,8 @@ BOOST_AUTO_TEST_CASE(udp_echo_rate_limits_a_source_and_logs_it) {
                      {"--rate-limit-enabled", "--rate-limit-max-packets=3",
                       "--rate-limit-window-ms=60000", "--log-level=debug"}};
   size_t answered = 0;
-  for (int i = 0; i < 5; ++i)
-    if (udp_ask(ex.address, "x" + std::to_string(i), 300ms))
+  for (int i = 0; i < 5; ++i) // the first three answered, however slow the server
+    if (udp_ask(ex.address, "x" + std::to_string(i), i < 3 ? 3000ms : 300ms))
       ++answered;
   BOOST_CHECK_EQUAL(answered, 3u);
   ex.stop();

@@ -843,10 +843,6 @@ BOOST_AUTO_TEST_CASE(free_memory_goes_back_to_the_os_after_work_and_a_rest) {
 }
 
 BOOST_AUTO_TEST_CASE(the_rest_before_releasing_memory_is_a_setting) {
-  // Longer than a worker's sleep between two looks for a stuck worker
-  // (100 ms while all are idle): the rest spans several sleeps.
-  caf::actor_system_config slow_cfg;
-  auto slow = make_resting_system(slow_cfg, caf::timespan{400ms});
   // Milliseconds, where the program declared the setting as an integer.
   ms_option_config quick_cfg;
   auto quick = make_resting_system(quick_cfg, int64_t{30});
@@ -855,17 +851,23 @@ BOOST_AUTO_TEST_CASE(the_rest_before_releasing_memory_is_a_setting) {
   auto never = make_resting_system(never_cfg, caf::timespan{0});
   ms_option_config never_ms_cfg;
   auto never_ms = make_resting_system(never_ms_cfg, int64_t{0});
+  // Longer than a worker's sleep between two looks for a stuck worker
+  // (100 ms while all are idle): the rest spans several sleeps. Made last
+  // and given work first: its rest since its start is too short to count.
+  caf::actor_system_config slow_cfg;
+  auto slow = make_resting_system(slow_cfg, caf::timespan{400ms});
   auto rs = atl::reactor::of(*slow);
   auto rq = atl::reactor::of(*quick);
   auto rn = atl::reactor::of(*never);
   auto rnm = atl::reactor::of(*never_ms);
   BOOST_REQUIRE(rs && rq && rn && rnm);
+  auto jobs_sent = std::chrono::steady_clock::now();
   for (auto* system : {slow.get(), quick.get(), never.get(), never_ms.get()})
     run_short_jobs(*system, 1000);
-  // Not before 400 ms of rest (the default would have released at 100 ms).
-  std::this_thread::sleep_for(200ms);
-  BOOST_CHECK_EQUAL((*rs)->memory_releases(), 0u);
+  // Not before 400 ms of rest (the default would have released at 100 ms):
+  // the rest begins after the jobs, which run after `jobs_sent`.
   BOOST_CHECK(wait_until([&] { return (*rs)->memory_releases() >= 1; }));
+  BOOST_CHECK(std::chrono::steady_clock::now() - jobs_sent >= 400ms);
   BOOST_CHECK(wait_until([&] { return (*rq)->memory_releases() >= 1; }));
   // The other two have rested at least as long, longer than 400 ms.
   BOOST_CHECK_EQUAL((*rn)->memory_releases(), 0u);

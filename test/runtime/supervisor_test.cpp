@@ -541,9 +541,10 @@ BOOST_AUTO_TEST_CASE(simple_one_for_one_stops_children_concurrently) {
   BOOST_REQUIRE(!stop_supervisor(sys, *sup));
   auto elapsed = std::chrono::steady_clock::now() - started;
   // Five children ignoring shutdown, each killed after 400 ms: concurrently
-  // that is about 400 ms, one after another it would be 2 s.
+  // that is about 400 ms, one after another it would be 2 s (the bound
+  // leaves a slow sanitizer run room above the 400 ms).
   BOOST_CHECK(elapsed >= 400ms);
-  BOOST_CHECK(elapsed < 1500ms);
+  BOOST_CHECK(elapsed < 1900ms);
   BOOST_CHECK(log->wait_for("stop:slow:kill", 5));
 }
 

@@ -692,7 +692,9 @@ BOOST_FIXTURE_TEST_CASE(per_peer_actor_serves_one_peer_until_silence, udp_fixtur
   auto opts = loopback_options();
   opts.set_handler<recording_handler>(log);
   opts.lifetime = udp_lifetime::per_peer;
-  opts.read_timeout = 300ms;
+  // Long enough for every exchange below under a sanitizer on a loaded
+  // machine: a peer's actor must not time out before the silence.
+  opts.read_timeout = 2000ms;
   start(opts);
   udp_client c;
   udp_client other;
@@ -731,8 +733,8 @@ BOOST_FIXTURE_TEST_CASE(per_peer_actor_serves_one_peer_until_silence, udp_fixtur
   BOOST_CHECK_EQUAL(ro->recv_cnt, 1u);
   BOOST_CHECK_EQUAL(ro->send_oct, 3u);
   // Silence: each actor times out (its handler still sends), then ends.
-  BOOST_CHECK_EQUAL(c.recv().value_or("-"), "timeout");
-  BOOST_CHECK_EQUAL(other.recv().value_or("-"), "timeout");
+  BOOST_CHECK_EQUAL(c.recv(6000ms).value_or("-"), "timeout");
+  BOOST_CHECK_EQUAL(other.recv(6000ms).value_or("-"), "timeout");
   BOOST_CHECK(wait_until([&] { return srv->connections()->empty(); }));
   BOOST_CHECK_EQUAL(srv->stats().peers, 0u);
   // All of c's callbacks ran in one actor, in order.
