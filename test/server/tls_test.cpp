@@ -3,6 +3,8 @@
 // STARTTLS upgrades. (The socket and handler suites also run over TLS.)
 #include <boost/test/unit_test.hpp>
 
+#include <future>
+
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -310,6 +312,40 @@ BOOST_AUTO_TEST_CASE(a_silent_client_hits_the_handshake_timeout) {
   // Other connections are unaffected.
   test_client fine;
   BOOST_CHECK(fine.try_connect_tls(address_of(srv), {}));
+}
+
+BOOST_AUTO_TEST_CASE(a_stop_during_the_handshake_lets_it_finish_then_says_goodbye) {
+  // A client still in its TLS handshake when the server stops: the
+  // handshake goes on, then handle_connection, then handle_shutdown, whose
+  // goodbye the client reads over TLS (as in Thousand Island, where the
+  // handshake runs before the stop is taken up). Before, the connection
+  // got handle_shutdown without handle_connection and the client's
+  // handshake failed.
+  auto script = std::make_shared<probe_script>();
+  script->on_shutdown = [](atl::socket& sock) { sock.send("bye"); };
+  auto opts = probe_options(script);
+  opts.tls = test_tls_options();
+  opts.shutdown_timeout = shutdown_policy::timeout(10000ms);
+  auto& srv = start(opts);
+  test_client client;
+  BOOST_REQUIRE(client.try_connect(address_of(srv))); // TCP only, no ClientHello yet
+  auto conn = only_connection(srv);
+  auto stopping = std::async(std::launch::async, [&] { return srv.stop(); });
+  // Its record says "draining" once the stop has reached it.
+  BOOST_REQUIRE(wait_until([&] {
+    caf::scoped_actor self{sys};
+    bool draining = false;
+    self->request(conn, 5s, connection_info_atom::value)
+      .receive([&](connection_record& r) { draining = r.state == connection_state::draining; },
+               [](caf::error&) {});
+    return draining;
+  }));
+  BOOST_CHECK_EQUAL(script->log->count("shutdown"), 0u);
+  BOOST_REQUIRE_MESSAGE(client.start_tls({}), client.tls_error());
+  BOOST_CHECK_EQUAL(client.recv_until_closed(), "bye");
+  BOOST_CHECK(!client.was_reset());
+  BOOST_CHECK(!stopping.get());
+  BOOST_CHECK((script->log->entries() == std::vector<std::string>{"connection", "shutdown"}));
 }
 
 BOOST_AUTO_TEST_CASE(a_plaintext_client_on_the_tls_port_is_an_error) {

@@ -31,7 +31,8 @@ enum class connection_state : uint8_t {
   handshaking,
   /// Open: the handler runs.
   open,
-  /// Ending: writing its last output, or a server stop's drain.
+  /// Ending: writing its last output, or a server stop's drain (a TLS
+  /// handshake in progress when the stop came goes on first).
   draining,
   /// Ended (the state in a stop event).
   closed,

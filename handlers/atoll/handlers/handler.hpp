@@ -33,7 +33,11 @@ extern template class basic_handler<atl::socket>;
 /// `handle_timeout` (read timeout, socket still open), `handle_shutdown`
 /// (server stop, socket still open: a goodbye may be sent), `handle_error`
 /// (error verdict, exception, failed handshake or upgrade, socket error).
-/// `handle_connection` runs after the TLS handshake, if any.
+/// `handle_connection` runs after the TLS handshake, if any. A stop that
+/// comes during the handshake waits for it (within the handshake timeout
+/// and the server's shutdown timeout): `handle_connection`, then
+/// `handle_shutdown`; a handshake that fails ends in `handle_error` as
+/// without a stop. `handle_shutdown` never runs without `handle_connection`.
 /// `handle_shutdown` runs after `handle_data` got what the client had sent
 /// before the stop (so that it can be answered); what it sends is written,
 /// then the connection sends a FIN and drops further input until the client

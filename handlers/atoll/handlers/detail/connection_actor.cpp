@@ -452,7 +452,9 @@ private:
   connection_state state() const noexcept {
     switch (phase_) {
       case phase::starting:
-      case phase::handshaking: return connection_state::handshaking;
+      case phase::handshaking:
+        return rare_ && rare_->stop_pending ? connection_state::draining
+                                            : connection_state::handshaking;
       case phase::proxy: return connection_state::proxy;
       case phase::open: return connection_state::open;
       case phase::lingering:
@@ -549,10 +551,22 @@ private:
       auto then = std::move(*rare_->upgrade_then);
       rare_->upgrade_then.reset();
       apply(std::move(then));
+      stop_if_pending();
       return;
     }
     if (auto v = guarded([&] { return handler_->handle_connection(sock_); }))
       apply(std::move(*v));
+    stop_if_pending();
+  }
+
+  /// Takes up a stop that came during the handshake, now that the
+  /// connection is open (see `on_exit`).
+  void stop_if_pending() {
+    if (rare_ && rare_->stop_pending) {
+      rare_->stop_pending = false;
+      if (phase_ == phase::open)
+        drain();
+    }
   }
 
   // -- socket events ----------------------------------------------------------------
@@ -868,10 +882,19 @@ private:
              msg.reason);
       return;
     }
-    if (msg.reason == caf::exit_reason::user_shutdown)
+    if (msg.reason == caf::exit_reason::user_shutdown) {
+      if (phase_ == phase::handshaking) {
+        // As in Thousand Island, whose handshake runs before the stop is
+        // taken up: the handshake goes on (within its timeout and the
+        // drain's), then `handle_connection`, then the stop. A failed
+        // handshake ends with `handle_error`, as without a stop.
+        rare().stop_pending = true;
+        return;
+      }
       drain();
-    else
+    } else {
       finish(end_kind::error, msg.reason);
+    }
   }
 
   /// A stop (graceful shutdown): what the client sent before it is read
@@ -1112,6 +1135,7 @@ private:
     std::unique_ptr<verdict> upgrade_then;             // after a transport upgrade
     detail::traffic_reports reports;                   // with telemetry subscribers
     int64_t first_byte_at = 0; // when handle_data got the first bytes (monotonic ns)
+    bool stop_pending = false; // a stop came during a handshake (see on_exit)
   };
 
   rare_state& rare() {
