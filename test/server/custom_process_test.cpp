@@ -4,6 +4,8 @@
 // with queued output and the server's drain, as for built-in handlers.
 #include <boost/test/unit_test.hpp>
 
+#include <future>
+
 #include <algorithm>
 #include <atomic>
 #include <thread>
@@ -211,6 +213,30 @@ BOOST_AUTO_TEST_CASE(a_stop_lets_the_actor_answer_what_it_had_not_read_then_drai
   BOOST_REQUIRE(rec.wait_for("atoll.connection.stop"));
   BOOST_CHECK_EQUAL(stop_reason(rec), "shutdown");
   BOOST_CHECK_EQUAL(script->log->count("shutdown"), 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_stop_during_the_tls_handshake_lets_it_finish_then_the_actor_answers) {
+  // As with the built-in connection actor: the handshake goes on, the actor
+  // gets the open, then its on_stop (whose goodbye goes out over TLS).
+  auto opts = process_options();
+  opts.tls = test_tls_options();
+  opts.shutdown_timeout = shutdown_policy::timeout(10000ms);
+  auto& srv = start(opts);
+  test_client client;
+  BOOST_REQUIRE(client.try_connect(address_of(srv))); // TCP only, no ClientHello yet
+  auto conn = only_connection(srv);
+  auto stopping = std::async(std::launch::async, [&] { return srv.stop(); });
+  BOOST_REQUIRE(wait_for_connection_state(sys, conn, connection_state::draining));
+  BOOST_CHECK_EQUAL(script->log->count("shutdown"), 0u);
+  BOOST_REQUIRE_MESSAGE(client.start_tls({}), client.tls_error());
+  BOOST_CHECK_EQUAL(client.recv_until_closed(), "bye\n");
+  BOOST_CHECK(!client.was_reset());
+  BOOST_CHECK(!stopping.get());
+  auto entries = script->log->entries();
+  BOOST_REQUIRE_EQUAL(entries.size(), 3u);
+  BOOST_CHECK_EQUAL(entries[0].rfind("open:", 0), 0u);
+  BOOST_CHECK_EQUAL(entries[1], "secure:yes");
+  BOOST_CHECK_EQUAL(entries[2], "shutdown");
 }
 
 BOOST_AUTO_TEST_CASE(without_on_stop_a_stop_drains_the_connection) {

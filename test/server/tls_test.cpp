@@ -332,20 +332,37 @@ BOOST_AUTO_TEST_CASE(a_stop_during_the_handshake_lets_it_finish_then_says_goodby
   auto conn = only_connection(srv);
   auto stopping = std::async(std::launch::async, [&] { return srv.stop(); });
   // Its record says "draining" once the stop has reached it.
-  BOOST_REQUIRE(wait_until([&] {
-    caf::scoped_actor self{sys};
-    bool draining = false;
-    self->request(conn, 5s, connection_info_atom::value)
-      .receive([&](connection_record& r) { draining = r.state == connection_state::draining; },
-               [](caf::error&) {});
-    return draining;
-  }));
+  BOOST_REQUIRE(wait_for_connection_state(sys, conn, connection_state::draining));
   BOOST_CHECK_EQUAL(script->log->count("shutdown"), 0u);
   BOOST_REQUIRE_MESSAGE(client.start_tls({}), client.tls_error());
   BOOST_CHECK_EQUAL(client.recv_until_closed(), "bye");
   BOOST_CHECK(!client.was_reset());
   BOOST_CHECK(!stopping.get());
   BOOST_CHECK((script->log->entries() == std::vector<std::string>{"connection", "shutdown"}));
+}
+
+BOOST_AUTO_TEST_CASE(a_stop_does_not_wait_for_a_handshake_that_nothing_bounds) {
+  // No handshake timeout and no drain deadline: a client that never sends
+  // its ClientHello would hold the stop for ever, so its connection ends at
+  // once, without a callback (its handler never saw it open).
+  auto script = std::make_shared<probe_script>();
+  auto opts = probe_options(script);
+  opts.tls = test_tls_options();
+  opts.handshake_timeout = infinite;
+  opts.shutdown_timeout = shutdown_policy::infinity();
+  auto& srv = start(opts);
+  telemetry_recorder rec{bus};
+  test_client silent;
+  BOOST_REQUIRE(silent.try_connect(address_of(srv))); // TCP only, no ClientHello
+  only_connection(srv);
+  auto stopping = std::async(std::launch::async, [&] { return srv.stop(); });
+  BOOST_REQUIRE(stopping.wait_for(5s) == std::future_status::ready);
+  BOOST_CHECK(!stopping.get());
+  BOOST_CHECK(silent.closed_within(3000ms));
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.stop"));
+  BOOST_CHECK_EQUAL(rec.named("atoll.connection.stop")[0].metadata.get_or<std::string>("reason", ""),
+                    "shutdown");
+  BOOST_CHECK(script->log->entries().empty());
 }
 
 BOOST_AUTO_TEST_CASE(a_plaintext_client_on_the_tls_port_is_an_error) {
@@ -519,6 +536,29 @@ BOOST_AUTO_TEST_CASE(starttls_with_a_timeout_a_persistent_timeout_or_a_continue_
     BOOST_CHECK_EQUAL(client.recv_exact(9), "upgraded\n");
     BOOST_CHECK(script->log->wait_for("continue:(7)"));
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_stop_during_an_upgrade_handshake_lets_it_finish_then_says_goodbye) {
+  // As with the first handshake: a stop that reaches a STARTTLS upgrade's
+  // handshake waits for it, then handle_shutdown's goodbye goes out over TLS.
+  auto script = starttls_script(test_tls_context());
+  script->on_shutdown = [](atl::socket& sock) { sock.send("bye"); };
+  auto opts = probe_options(script);
+  opts.tls.reset(); // the server is clear; the handler upgrades
+  opts.shutdown_timeout = shutdown_policy::timeout(10000ms);
+  auto& srv = start(opts);
+  test_client client;
+  BOOST_REQUIRE(client.try_connect(address_of(srv)));
+  client.send("STARTTLS\n");
+  BOOST_REQUIRE_EQUAL(client.recv_exact(3), "OK\n"); // the server waits for the ClientHello
+  auto conn = only_connection(srv);
+  auto stopping = std::async(std::launch::async, [&] { return srv.stop(); });
+  BOOST_REQUIRE(wait_for_connection_state(sys, conn, connection_state::draining));
+  BOOST_REQUIRE_MESSAGE(client.start_tls({}), client.tls_error());
+  BOOST_CHECK_EQUAL(client.recv_until_closed(), "bye");
+  BOOST_CHECK(!stopping.get());
+  BOOST_CHECK((script->log->entries()
+               == std::vector<std::string>{"connection", "data:STARTTLS\n", "shutdown"}));
 }
 
 BOOST_AUTO_TEST_CASE(mailbox_messages_wait_until_the_connection_is_open) {

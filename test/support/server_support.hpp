@@ -503,6 +503,19 @@ inline caf::actor only_connection(server& srv) {
   return result;
 }
 
+/// Waits (at most 5 s) until the connection actor `conn` reports `state` in
+/// its record (`connection_info_atom`).
+inline bool wait_for_connection_state(caf::actor_system& sys, const caf::actor& conn,
+                                      connection_state state) {
+  return wait_until([&] {
+    caf::scoped_actor self{sys};
+    bool reached = false;
+    self->request(conn, std::chrono::seconds{5}, connection_info_atom::value)
+      .receive([&](connection_record& r) { reached = r.state == state; }, [](caf::error&) {});
+    return reached;
+  });
+}
+
 /// A data script that sends the data back (an echo server).
 inline verdict echo(std::string_view data, socket& sock) {
   sock.send(data);

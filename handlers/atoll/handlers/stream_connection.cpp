@@ -233,6 +233,12 @@ public:
       notify(stream_stop_atom::value);
       return true;
     }
+    if (phase_ == phase::handshaking && detail::bound_handshake_by_drain(*conf_, deadlines_)) {
+      // As the built-in connection actor: the handshake goes on (within
+      // the drain's deadline), then the open, then the stop.
+      update_timer();
+      return true;
+    }
     if (phase_ == phase::finished)
       self_->quit(caf::exit_reason::user_shutdown);
     else
@@ -278,8 +284,9 @@ public:
   /// The phase as the connection's record shows it.
   connection_state state() const noexcept {
     switch (phase_) {
-      case phase::idle:
-      case phase::handshaking: return connection_state::handshaking;
+      case phase::idle: return connection_state::handshaking;
+      case phase::handshaking:
+        return stopping_ ? connection_state::draining : connection_state::handshaking;
       case phase::proxy: return connection_state::proxy;
       case phase::open: return connection_state::open;
       case phase::closing:
@@ -380,6 +387,12 @@ private:
       deadlines_.setup = 0;
       handshake_interest_ = 0;
       notify(stream_open_atom::value);
+      if (stopping_) {
+        // The stop came during the handshake: taken up after the open.
+        active_ = false;
+        deadlines_.read = 0;
+        notify(stream_stop_atom::value);
+      }
     } else if (step.kind == detail::step_result::failed) {
       fail("handshake_error", std::move(step.error));
     } else {
@@ -590,10 +603,14 @@ private:
         finish_drain();
         return;
       case detail::expired_deadline::setup:
-        if (phase_ == phase::proxy)
+        if (phase_ == phase::proxy) {
           refuse("proxy_error", detail::proxy_timeout_error(*conf_));
-        else
+        } else if (stopping_ && detail::drain_deadline_passed(*conf_)) {
+          end("shutdown", {}); // the stop could not wait for the handshake
+          self_->quit(caf::exit_reason::user_shutdown);
+        } else {
           fail("handshake_timeout", caf::make_error(errc::timeout, "handshake timeout"));
+        }
         return;
       case detail::expired_deadline::read:
         fail("timeout", caf::make_error(errc::timeout, "read timeout"));

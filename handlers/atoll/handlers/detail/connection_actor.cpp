@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/logger.hpp>
@@ -534,6 +535,8 @@ private:
     } else if (step.kind == detail::step_result::failed) {
       finish(end_kind::error, std::move(step.error));
     } else {
+      if (rare_ && rare_->stop_pending)
+        detail::bound_handshake_by_drain(*conf_, deadlines_); // an upgrade's, after the stop came
       update_timer();
       if (!in_io_)
         arm();
@@ -562,11 +565,35 @@ private:
   /// Takes up a stop that came during the handshake, now that the
   /// connection is open (see `on_exit`).
   void stop_if_pending() {
-    if (rare_ && rare_->stop_pending) {
-      rare_->stop_pending = false;
-      if (phase_ == phase::open)
-        drain();
+    if (!rare_ || !rare_->stop_pending || phase_ == phase::handshaking)
+      return; // none, or another handshake (an upgrade) first: its end takes it up
+    rare_->stop_pending = false;
+    if (phase_ == phase::open)
+      drain();
+  }
+
+  /// A stop that comes during a handshake waits for it, within the drain's
+  /// deadline; with neither that nor a handshake timeout, it ends the
+  /// connection at once (see `end_stopped_handshake`).
+  void defer_stop() {
+    rare().stop_pending = true;
+    if (!detail::bound_handshake_by_drain(*conf_, deadlines_)) {
+      end_stopped_handshake();
+      return;
     }
+    update_timer();
+  }
+
+  /// A handshake the stop could not wait for: a connection the handler never
+  /// saw ends without a callback (reason `shutdown`); in an upgrade's
+  /// handshake, `handle_error`.
+  void end_stopped_handshake() {
+    rare_->stop_pending = false;
+    if (opened_)
+      finish(end_kind::error,
+             caf::make_error(errc::closed, "the server stopped during an upgrade's handshake"));
+    else
+      refuse(end_kind::shutdown, caf::exit_reason::user_shutdown);
   }
 
   // -- socket events ----------------------------------------------------------------
@@ -845,6 +872,8 @@ private:
       case detail::expired_deadline::setup:
         if (phase_ == phase::proxy)
           refuse(end_kind::proxy_error, detail::proxy_timeout_error(*conf_));
+        else if (rare_ && rare_->stop_pending && detail::drain_deadline_passed(*conf_))
+          end_stopped_handshake();
         else
           finish(end_kind::error, caf::make_error(errc::timeout, "handshake timeout"));
         return;
@@ -888,7 +917,7 @@ private:
         // taken up: the handshake goes on (within its timeout and the
         // drain's), then `handle_connection`, then the stop. A failed
         // handshake ends with `handle_error`, as without a stop.
-        rare().stop_pending = true;
+        defer_stop();
         return;
       }
       drain();
@@ -902,9 +931,17 @@ private:
   /// `handle_shutdown`, the queued output, and a FIN (see `complete_close`).
   void drain() {
     if (phase_ == phase::open && reading_) {
-      in_io_ = true;
+      auto was_in_io = std::exchange(in_io_, true);
       read_loop(true);
-      in_io_ = false;
+      in_io_ = was_in_io;
+      if (phase_ == phase::handshaking) {
+        // A switch_transport verdict for what was read: the upgrade's
+        // handshake first, then the stop.
+        defer_stop();
+        if (!in_io_ && phase_ == phase::handshaking)
+          arm();
+        return;
+      }
     }
     finish(end_kind::shutdown);
     if (!in_io_)

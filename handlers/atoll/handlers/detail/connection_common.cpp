@@ -363,6 +363,18 @@ caf::error arm_fd(const connection_config& conf, socket& sock, fd_registration& 
   return {};
 }
 
+bool bound_handshake_by_drain(const connection_config& conf, connection_deadlines& deadlines) {
+  auto give_up = conf.give_up_at ? conf.give_up_at->load() : 0;
+  if (give_up != 0 && (deadlines.setup == 0 || give_up < deadlines.setup))
+    deadlines.setup = give_up;
+  return deadlines.setup != 0;
+}
+
+bool drain_deadline_passed(const connection_config& conf) {
+  auto give_up = conf.give_up_at ? conf.give_up_at->load() : 0;
+  return give_up != 0 && telemetry::monotonic_time() >= give_up;
+}
+
 bool begin_half_close(const connection_config& conf, socket& sock, int64_t& until,
                       int64_t& quiet_until) {
   if (sock.closed() || !access::pending(sock).empty())

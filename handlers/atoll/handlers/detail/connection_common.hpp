@@ -210,6 +210,16 @@ caf::error arm_fd(const connection_config& conf, socket& sock, fd_registration& 
                   caf::abstract_actor* owner, io_sink* sink, uint32_t interest,
                   uint32_t& armed);
 
+/// For a handshake that a stop waits for: moves `deadlines.setup` to the
+/// drain's deadline (`conf.give_up_at`) if that is earlier. False if the
+/// handshake then has no deadline at all (no handshake timeout, no drain
+/// deadline): the stop cannot wait for it.
+bool bound_handshake_by_drain(const connection_config& conf, connection_deadlines& deadlines);
+
+/// Whether the drain's deadline (`conf.give_up_at`) has passed; false
+/// without one.
+bool drain_deadline_passed(const connection_config& conf);
+
 /// Sends our FIN after a stop and sets the limits of the drop-input phase
 /// (`until`: at most; `quiet_until`: unless bytes come). False if the
 /// socket cannot be half-closed (close it at once then).
