@@ -395,6 +395,7 @@ private:
       }
     } else if (step.kind == detail::step_result::failed) {
       fail("handshake_error", std::move(step.error));
+      stop_after_failed_handshake();
     } else {
       update_timer();
       if (!in_io_)
@@ -424,6 +425,15 @@ private:
   void fail(const char* reason, caf::error err) {
     end(reason, std::string{reason} == "timeout" ? "timeout" : describe(err));
     notify(stream_error_atom::value, std::move(err));
+  }
+
+  /// A stop that waited for a handshake which then failed: taken up after
+  /// the error (it ends the actor, as it would have at once without the
+  /// handshake), so that a process that does not close on the error cannot
+  /// hold the server's stop.
+  void stop_after_failed_handshake() {
+    if (stopping_)
+      notify(stream_stop_atom::value);
   }
 
   /// Sends `xs` to `self` (after what is already in its mailbox).
@@ -610,6 +620,7 @@ private:
           self_->quit(caf::exit_reason::user_shutdown);
         } else {
           fail("handshake_timeout", caf::make_error(errc::timeout, "handshake timeout"));
+          stop_after_failed_handshake();
         }
         return;
       case detail::expired_deadline::read:

@@ -535,8 +535,11 @@ private:
     } else if (step.kind == detail::step_result::failed) {
       finish(end_kind::error, std::move(step.error));
     } else {
-      if (rare_ && rare_->stop_pending)
-        detail::bound_handshake_by_drain(*conf_, deadlines_); // an upgrade's, after the stop came
+      // An upgrade's handshake after the stop came: bounded by the drain too.
+      if (rare_ && rare_->stop_pending && !detail::bound_handshake_by_drain(*conf_, deadlines_)) {
+        end_stopped_handshake();
+        return;
+      }
       update_timer();
       if (!in_io_)
         arm();
