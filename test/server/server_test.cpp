@@ -667,7 +667,9 @@ BOOST_AUTO_TEST_CASE(at_the_limit_a_connection_is_held_retried_then_closed_with_
   auto first = connect(srv);
   expect_echo(first, "1");
   auto started = std::chrono::steady_clock::now();
-  auto second = connect(srv); // accepted by the kernel, held by the acceptor
+  // Accepted by the kernel, held by the acceptor (over TLS too: no
+  // handshake before a connection actor takes it).
+  auto second = connect_tcp(srv);
   second.send("2");
   BOOST_CHECK(second.closed_within(3000ms)); // closed after 2 retries
   auto elapsed = std::chrono::steady_clock::now() - started;
@@ -687,10 +689,18 @@ BOOST_AUTO_TEST_CASE(a_held_connection_is_served_once_a_slot_frees_up) {
   auto& srv = start(opts);
   auto first = connect(srv);
   expect_echo(first, "1");
-  auto second = connect(srv);
-  second.send("waiting");
-  BOOST_CHECK(second.silent_for(200ms)); // held: its bytes sit unread
+  auto second = connect_tcp(srv);
+  auto connected = finish_connect_async(second); // over TLS: the handshake waits too
+  if (!tls_mode()) {
+    second.send("waiting");
+    BOOST_CHECK(second.silent_for(200ms)); // held: its bytes sit unread
+  } else {
+    BOOST_CHECK(connected.wait_for(200ms) == std::future_status::timeout);
+  }
   first.close();
+  BOOST_REQUIRE(connected.get());
+  if (tls_mode())
+    second.send("waiting");
   BOOST_CHECK_EQUAL(second.recv_exact(7), "waiting");
 }
 
@@ -715,10 +725,18 @@ BOOST_AUTO_TEST_CASE(connections_are_counted_from_their_first_reply_and_free_the
     auto conns = srv.connections();
     BOOST_REQUIRE(conns);
     BOOST_CHECK_EQUAL(conns->size(), limit);
-    auto extra = connect(srv); // over the limit: held
-    extra.send("held");
-    BOOST_CHECK(extra.silent_for(100ms));
+    auto extra = connect_tcp(srv); // over the limit: held
+    auto connected = finish_connect_async(extra); // over TLS: the handshake waits too
+    if (!tls_mode()) {
+      extra.send("held");
+      BOOST_CHECK(extra.silent_for(100ms));
+    } else {
+      BOOST_CHECK(connected.wait_for(100ms) == std::future_status::timeout);
+    }
     clients.front().close();
+    BOOST_REQUIRE(connected.get());
+    if (tls_mode())
+      extra.send("held");
     BOOST_CHECK_EQUAL(extra.recv_exact(4), "held"); // served in the freed slot
     extra.close();
     clients.clear();
@@ -786,7 +804,7 @@ BOOST_AUTO_TEST_CASE(a_failing_handler_factory_closes_the_client_and_harms_nothi
     return std::make_unique<probe_handler>(script);
   };
   auto& srv = start(opts);
-  auto victim = connect(srv);
+  auto victim = connect_tcp(srv); // over TLS: closed before its handshake
   BOOST_CHECK(victim.closed_within(3000ms));
   auto fine = connect(srv);
   expect_echo(fine, "second works");
@@ -891,7 +909,8 @@ BOOST_AUTO_TEST_CASE(listener_and_acceptor_spans_carry_their_fields) {
   auto& lmeta = lstart[0].metadata;
   BOOST_CHECK_EQUAL(lmeta.get_or<std::string>("local_address", ""), "127.0.0.1");
   BOOST_CHECK_EQUAL(lmeta.get_or<uint64_t>("local_port", 0), ep.port);
-  BOOST_CHECK_EQUAL(lmeta.get_or<std::string>("transport_module", ""), "tcp");
+  BOOST_CHECK_EQUAL(lmeta.get_or<std::string>("transport_module", ""),
+                    tls_mode() ? "tls" : "tcp");
   BOOST_CHECK(lmeta.get_or<std::string>("transport_options", "").find("backlog=1024")
               != std::string::npos);
   auto listener_ctx = lmeta.get_or<uint64_t>("telemetry_span_context", 0);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <deque>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -748,6 +749,27 @@ struct server_fixture : system_fixture {
 
   test_client connect(const server& srv) {
     return test_client::connect(address_of(srv));
+  }
+
+  /// Connects over TCP only, in either mode: a client that the server may
+  /// hold (at its connection limit) or close before any TLS handshake.
+  test_client connect_tcp(const server& srv) {
+    test_client c;
+    BOOST_REQUIRE_MESSAGE(c.try_connect(address_of(srv)),
+                          "cannot connect to " << to_string(address_of(srv)));
+    return c;
+  }
+
+  /// The rest of `connect` after `connect_tcp`, started now on another
+  /// thread: the TLS handshake in TLS mode (true at once in TCP mode). The
+  /// client must not be used until the future is ready.
+  static std::future<bool> finish_connect_async(test_client& c) {
+    if (!tls_mode()) {
+      std::promise<bool> done;
+      done.set_value(true);
+      return done.get_future();
+    }
+    return std::async(std::launch::async, [&c] { return c.start_tls({}); });
   }
 };
 
