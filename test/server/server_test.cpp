@@ -34,23 +34,6 @@ void expect_echo(test_client& client, const std::string& text) {
   BOOST_CHECK_EQUAL(client.recv_exact(text.size()), text);
 }
 
-/// Finds a node by role path in a snapshot ("acceptor_pool/acceptor-1/acceptor").
-const tree_node* find_node(const tree_node& root, const std::string& path) {
-  const tree_node* node = &root;
-  std::stringstream parts{path};
-  std::string part;
-  while (std::getline(parts, part, '/')) {
-    const tree_node* next = nullptr;
-    for (auto& child : node->children)
-      if (child.role == part)
-        next = &child;
-    if (next == nullptr)
-      return nullptr;
-    node = next;
-  }
-  return node;
-}
-
 /// Listening sockets on `port` (from /proc/net/tcp and tcp6).
 size_t listen_sockets_on(uint16_t port) {
   size_t n = 0;

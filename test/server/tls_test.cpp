@@ -333,6 +333,7 @@ BOOST_AUTO_TEST_CASE(a_stop_during_the_handshake_lets_it_finish_then_says_goodby
   auto stopping = std::async(std::launch::async, [&] { return srv.stop(); });
   // Its record says "draining" once the stop has reached it.
   BOOST_REQUIRE(wait_for_connection_state(sys, conn, connection_state::draining));
+  check_shown_while_draining(srv, conn);
   BOOST_CHECK_EQUAL(script->log->count("shutdown"), 0u);
   BOOST_REQUIRE_MESSAGE(client.start_tls({}), client.tls_error());
   BOOST_CHECK_EQUAL(client.recv_until_closed(), "bye");

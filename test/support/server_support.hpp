@@ -8,6 +8,7 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -502,6 +503,43 @@ inline caf::actor only_connection(server& srv) {
     return true;
   }));
   return result;
+}
+
+/// Finds a node by role path in a snapshot ("acceptor_pool/acceptor-1/acceptor").
+inline const tree_node* find_node(const tree_node& root, const std::string& path) {
+  const tree_node* node = &root;
+  std::stringstream parts{path};
+  std::string part;
+  while (std::getline(parts, part, '/')) {
+    const tree_node* next = nullptr;
+    for (auto& child : node->children)
+      if (child.role == part)
+        next = &child;
+    if (next == nullptr)
+      return nullptr;
+    node = next;
+  }
+  return node;
+}
+
+/// Checks that `srv`, while it stops, still shows its one connection `conn`
+/// (which drains): in `connections()` as draining, in `info()`'s count and in
+/// the tree under the first acceptor's connection supervisor.
+inline void check_shown_while_draining(server& srv, const caf::actor& conn) {
+  auto listed = srv.connections();
+  BOOST_REQUIRE(listed);
+  BOOST_REQUIRE_EQUAL(listed->size(), 1u);
+  BOOST_CHECK(listed->front().handle == conn);
+  BOOST_CHECK(listed->front().state == connection_state::draining);
+  auto info = srv.info();
+  BOOST_REQUIRE(info);
+  BOOST_CHECK_EQUAL(info->active_connections, 1u);
+  auto tree = srv.tree();
+  BOOST_REQUIRE(tree);
+  auto* sup = find_node(*tree, "acceptor_pool/acceptor-1/connection_sup");
+  BOOST_REQUIRE(sup != nullptr);
+  BOOST_REQUIRE_EQUAL(sup->children.size(), 1u);
+  BOOST_CHECK_EQUAL(sup->children.front().id, conn.id());
 }
 
 /// Waits (at most 5 s) until the connection actor `conn` reports `state` in

@@ -32,13 +32,16 @@ namespace atl {
 inline constexpr std::chrono::milliseconds default_call_timeout{5000};
 
 /// Lists the children of `sup` (OTP's which_children): temporary dynamic
-/// children first, then the others in start order. Errors: the request's.
-/// Blocks the calling thread.
+/// children first, then the others in start order. Temporary children that
+/// the supervisor is stopping (a server's draining connections) are listed
+/// until they exit, after the others. Errors: the request's. Blocks the
+/// calling thread.
 [[nodiscard]] caf::expected<std::vector<child_info>>
 which_children(caf::actor_system& sys, const caf::actor& sup,
                std::chrono::milliseconds timeout = default_call_timeout);
 
-/// Counts the children of `sup` (OTP's count_children). Errors: the
+/// Counts the children of `sup` (OTP's count_children), temporary children
+/// being stopped among the active ones until they exit. Errors: the
 /// request's. Blocks the calling thread.
 [[nodiscard]] caf::expected<child_counts>
 count_children(caf::actor_system& sys, const caf::actor& sup,

@@ -50,7 +50,8 @@ public:
   [[nodiscard]] caf::expected<endpoint> listener_info() const;
 
   /// The connections alive now, as records (a snapshot: connections come
-  /// and go). `connections_atom` of `atl::server_actor`.
+  /// and go), including those draining during a stop (state `draining`).
+  /// `connections_atom` of `atl::server_actor`.
   [[nodiscard]] caf::expected<std::vector<connection_record>> connections() const;
 
   /// Running, suspended or stopped. Reads the state the server's actors

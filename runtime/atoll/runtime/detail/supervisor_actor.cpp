@@ -58,6 +58,10 @@ struct termination {
   caf::actor handle;
   uint64_t timer_token = 0;
   std::function<void()> done;
+  /// A temporary child (a connection): it left the table when its stop
+  /// began, but it runs until it exits (a connection drains), so
+  /// `which_children`, `count_children` and the tree still show it.
+  bool temporary = false;
 };
 
 /// The generic supervisor (see supervisor.hpp): its children in a
@@ -93,8 +97,8 @@ public:
     attach_functor([this](const caf::error& reason) { on_cleanup_children(reason); });
     begin_initial_start();
     caf::message_handler protocol{
-      [this](which_children_atom) { return children_.which(); },
-      [this](count_children_atom) { return children_.counts(); },
+      [this](which_children_atom) { return which_children(); },
+      [this](count_children_atom) { return count_children(); },
       [this](start_child_atom, child_spec& spec) -> caf::result<caf::actor> {
         return reply_when_idle<caf::actor>(&supervisor_actor::add_static_child, spec);
       },
@@ -424,11 +428,14 @@ private:
     *pending = victims.size();
     for (auto& [seq, handle] : victims) {
       auto& policy = children_.template_spec()->shutdown;
+      auto id = handle.id();
       terminate_child_actor(handle, policy, [this, seq{seq}, pending, shared_done] {
         children_.erase(seq);
         if (--*pending == 0)
           (*shared_done)();
       });
+      if (auto i = terminating_.find(id); seq == 0 && i != terminating_.end())
+        i->second.temporary = true;
     }
   }
 
@@ -906,6 +913,40 @@ private:
     }
   }
 
+  // -- what runs ----------------------------------------------------------------
+
+  /// Temporary children being stopped (still running until they exit).
+  std::vector<caf::actor> stopping_temporaries() const {
+    std::vector<caf::actor> out;
+    for (auto& kv : terminating_)
+      if (kv.second.temporary)
+        out.push_back(kv.second.handle);
+    return out;
+  }
+
+  std::vector<child_info> which_children() const {
+    auto out = children_.which();
+    if (terminating_.empty())
+      return out;
+    for (auto& handle : stopping_temporaries())
+      out.push_back(make_child_info(*children_.template_spec(), handle, 0));
+    return out;
+  }
+
+  child_counts count_children() const {
+    auto c = children_.counts();
+    if (terminating_.empty())
+      return c;
+    auto n = static_cast<uint32_t>(stopping_temporaries().size());
+    c.specs += n;
+    c.active += n;
+    if (n > 0 && children_.template_spec()->type == child_type::supervisor)
+      c.supervisors += n;
+    else
+      c.workers += n;
+    return c;
+  }
+
   // -- tree snapshots ----------------------------------------------------------
 
   caf::result<tree_node> snapshot() {
@@ -931,7 +972,11 @@ private:
     st->root.recent_restarts = intensity_.recent_restarts(clock().now());
     std::vector<std::pair<size_t, caf::actor>> subtrees;
     std::vector<std::tuple<size_t, caf::actor, const describe_function*>> described;
-    for (auto& handle : children_.temporaries()) {
+    auto temporaries = children_.temporaries();
+    if (!terminating_.empty())
+      for (auto& handle : stopping_temporaries())
+        temporaries.push_back(handle);
+    for (auto& handle : temporaries) {
       auto& tmpl = *children_.template_spec();
       if (tmpl.describe)
         described.emplace_back(st->root.children.size(), handle, &tmpl.describe);
