@@ -83,27 +83,6 @@ struct page_fixture : server_fixture {
   }
 };
 
-/// The node at `path` ("a/b/c", by role) below `root`, or nullptr.
-const tree_node* node_at(const tree_node& root, const std::string& path) {
-  const tree_node* n = &root;
-  size_t start = 0;
-  while (start <= path.size()) {
-    auto slash = path.find('/', start);
-    auto part = path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
-    const tree_node* next = nullptr;
-    for (auto& c : n->children)
-      if (c.role == part)
-        next = &c;
-    if (next == nullptr)
-      return nullptr;
-    n = next;
-    if (slash == std::string::npos)
-      break;
-    start = slash + 1;
-  }
-  return n;
-}
-
 /// The handle of the child `id` of `sup`.
 caf::actor child(caf::actor_system& sys, const caf::actor& sup, const std::string& id) {
   auto children = which_children(sys, sup);
@@ -197,7 +176,7 @@ BOOST_AUTO_TEST_CASE(chromium_shows_the_tree_a_new_connection_and_a_restart) {
   caf::anon_send_exit(child(sys, group, "acceptor"), caf::exit_reason::kill);
   BOOST_REQUIRE(wait_until([&] {
     auto t = srv.tree();
-    auto a = t ? node_at(*t, "acceptor_pool/acceptor-1/acceptor") : nullptr;
+    auto a = t ? find_node(*t, "acceptor_pool/acceptor-1/acceptor") : nullptr;
     return a && a->running && a->restart_count == 1;
   }));
   auto after = rendered_page();
