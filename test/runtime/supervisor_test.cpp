@@ -1,5 +1,6 @@
 // Tests of the generic supervisor: strategies, restart types, intensity,
 // ordered start and shutdown, shutdown policies and the operations.
+#include <future>
 #include <optional>
 #include <set>
 #include <boost/test/unit_test.hpp>
@@ -648,6 +649,55 @@ BOOST_AUTO_TEST_CASE(adoption_is_refused_by_other_supervisors_and_after_a_drain)
   BOOST_REQUIRE(reason);
   BOOST_CHECK(*reason == caf::exit_reason::kill);
   BOOST_CHECK_EQUAL(log->count("ignored:late"), 1u);
+  BOOST_CHECK(!stop_supervisor(sys, *sup));
+}
+
+BOOST_AUTO_TEST_CASE(temporary_children_being_stopped_are_shown_until_they_exit) {
+  // A drain stops two temporary children that take their time (they ignore
+  // the shutdown; the policy would kill them after 30 s): until each exits,
+  // it is still listed, counted and in the tree. An actor adopted during
+  // the drain is stopped too, and the drain waits for it as well.
+  auto log = std::make_shared<event_log>();
+  auto sup = start_supervisor(sys, flags_of(strategy::simple_one_for_one),
+                              {worker(log, "conn", restart_type::temporary,
+                                      shutdown_policy::timeout(30000ms), true)});
+  BOOST_REQUIRE(sup);
+  std::vector<caf::actor> kids;
+  for (int i = 0; i < 2; ++i) {
+    auto kid = start_child(sys, *sup, caf::make_message(i));
+    BOOST_REQUIRE(kid);
+    kids.push_back(*kid);
+  }
+  auto draining = std::async(std::launch::async, [&] { return drain(sys, *sup, 20000ms); });
+  BOOST_REQUIRE(log->wait_for("ignored:conn", 2));
+  auto shown = [&](size_t n) {
+    auto listed = which_children(sys, *sup);
+    auto counts = count_children(sys, *sup);
+    auto tree = snapshot_tree(sys, *sup);
+    return listed && counts && tree && listed->size() == n && counts->active == n
+           && counts->specs == n && counts->workers == n && tree->children.size() == n;
+  };
+  BOOST_CHECK(shown(2));
+  auto listed = which_children(sys, *sup);
+  BOOST_REQUIRE(listed);
+  std::set<caf::actor_id> ids;
+  for (auto& c : *listed)
+    ids.insert(c.handle.id());
+  BOOST_CHECK((ids == std::set<caf::actor_id>{kids[0].id(), kids[1].id()}));
+  // Adopted while draining: refused, stopped, and awaited by the drain.
+  auto late = sys.spawn(test_worker, worker_config{log, "late", true});
+  BOOST_CHECK(adopt_children(sys, *sup, {late}) == errc::shutting_down);
+  BOOST_REQUIRE(log->wait_for("ignored:late"));
+  BOOST_CHECK(shown(3));
+  caf::anon_send(kids[0], quit_atom::value);
+  BOOST_REQUIRE(wait_until([&] { return shown(2); }));
+  caf::anon_send(kids[1], quit_atom::value);
+  BOOST_REQUIRE(wait_until([&] { return shown(1); }));
+  BOOST_CHECK(draining.wait_for(300ms) == std::future_status::timeout); // "late" still runs
+  caf::anon_send(late, quit_atom::value);
+  BOOST_CHECK(!draining.get());
+  BOOST_CHECK(shown(0));
+  BOOST_CHECK_EQUAL(log->count("stop:late:normal"), 1u);
   BOOST_CHECK(!stop_supervisor(sys, *sup));
 }
 

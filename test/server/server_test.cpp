@@ -667,7 +667,7 @@ BOOST_AUTO_TEST_CASE(a_held_connection_is_served_once_a_slot_frees_up) {
   auto opts = probe_options(script);
   opts.num_acceptors = 1;
   opts.num_connections = 1;
-  opts.max_connections_retry_count = 20;
+  opts.max_connections_retry_count = 100;
   opts.max_connections_retry_wait = 50ms;
   auto& srv = start(opts);
   auto first = connect(srv);
@@ -680,8 +680,9 @@ BOOST_AUTO_TEST_CASE(a_held_connection_is_served_once_a_slot_frees_up) {
   } else {
     BOOST_CHECK(connected.wait_for(200ms) == std::future_status::timeout);
   }
+  BOOST_CHECK_EQUAL(srv.info()->active_connections, 1u); // the first only
   first.close();
-  BOOST_REQUIRE(connected.get());
+  BOOST_REQUIRE_MESSAGE(connected.get(), second.tls_error());
   if (tls_mode())
     second.send("waiting");
   BOOST_CHECK_EQUAL(second.recv_exact(7), "waiting");
@@ -695,7 +696,7 @@ BOOST_AUTO_TEST_CASE(connections_are_counted_from_their_first_reply_and_free_the
   auto opts = probe_options(echo_script());
   opts.num_acceptors = 1;
   opts.num_connections = uint32_t{limit};
-  opts.max_connections_retry_count = 100;
+  opts.max_connections_retry_count = 250;
   opts.max_connections_retry_wait = 20ms;
   auto& srv = start(opts);
   for (int round = 0; round < 3; ++round) {
@@ -716,8 +717,9 @@ BOOST_AUTO_TEST_CASE(connections_are_counted_from_their_first_reply_and_free_the
     } else {
       BOOST_CHECK(connected.wait_for(100ms) == std::future_status::timeout);
     }
+    BOOST_CHECK_EQUAL(srv.info()->active_connections, limit); // not the extra one
     clients.front().close();
-    BOOST_REQUIRE(connected.get());
+    BOOST_REQUIRE_MESSAGE(connected.get(), extra.tls_error());
     if (tls_mode())
       extra.send("held");
     BOOST_CHECK_EQUAL(extra.recv_exact(4), "held"); // served in the freed slot

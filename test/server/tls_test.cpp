@@ -326,6 +326,7 @@ BOOST_AUTO_TEST_CASE(a_stop_during_the_handshake_lets_it_finish_then_says_goodby
   auto opts = probe_options(script);
   opts.tls = test_tls_options();
   opts.shutdown_timeout = shutdown_policy::timeout(10000ms);
+  opts.handshake_timeout = 30000ms; // room for the checks before the handshake
   auto& srv = start(opts);
   test_client client;
   BOOST_REQUIRE(client.try_connect(address_of(srv))); // TCP only, no ClientHello yet

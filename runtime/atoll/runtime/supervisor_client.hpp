@@ -74,7 +74,8 @@ start_child(caf::actor_system& sys, const caf::actor& sup, caf::message args,
 /// listeners' way), or `(adopt_children_atom, adoption_batch)`, which
 /// stops the actors if no supervisor takes them (the acceptors' way). Errors: `unsupported_operation` (another kind of
 /// supervisor; the actors are left alone), `shutting_down` (draining or
-/// stopping; the supervisor stops them). Blocks the calling thread.
+/// stopping; the supervisor stops them with the template's shutdown policy,
+/// and its drain or stop waits for them). Blocks the calling thread.
 [[nodiscard]] caf::error adopt_children(caf::actor_system& sys, const caf::actor& sup,
                                         std::vector<caf::actor> children,
                                         std::chrono::milliseconds timeout = default_call_timeout);
@@ -110,7 +111,9 @@ restart_child(caf::actor_system& sys, const caf::actor& sup, const std::string& 
 /// Stops all children of `sup` (a dynamic supervisor stops them concurrently)
 /// with their shutdown policies, and from then on refuses `start_child` with
 /// `errc::shutting_down`; the supervisor itself keeps running. Returns once
-/// the children are gone (or `timeout` passed). Errors: the request's, or
+/// the children are gone, including actors handed to it meanwhile
+/// (`adopt_children`), or `timeout` passed. Until each has exited, the
+/// children being stopped are still listed, counted and in the tree. Errors: the request's, or
 /// `shutting_down` if the supervisor is stopping. Blocks the calling thread.
 [[nodiscard]] caf::error drain(caf::actor_system& sys, const caf::actor& sup,
                                std::chrono::milliseconds timeout = std::chrono::milliseconds{

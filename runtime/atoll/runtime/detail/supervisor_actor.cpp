@@ -345,8 +345,10 @@ private:
   // -- stopping children -------------------------------------------------------
 
   /// Stops `handle` with `policy`; calls `on_done` once it has exited.
+  /// `temporary`: a temporary child, still shown (which_children, counts,
+  /// tree) until it exits.
   void terminate_child_actor(const caf::actor& handle, const shutdown_policy& policy,
-                             std::function<void()> on_done) {
+                             std::function<void()> on_done, bool temporary = false) {
     auto id = handle.id();
     children_.unbind(id);
     if (take_deferred_exit(id)) {
@@ -356,6 +358,7 @@ private:
     termination t;
     t.handle = handle;
     t.done = std::move(on_done);
+    t.temporary = temporary;
     switch (policy.which()) {
       case shutdown_policy::kind::brutal_kill:
         send_exit(handle, caf::exit_reason::kill);
@@ -428,14 +431,14 @@ private:
     *pending = victims.size();
     for (auto& [seq, handle] : victims) {
       auto& policy = children_.template_spec()->shutdown;
-      auto id = handle.id();
-      terminate_child_actor(handle, policy, [this, seq{seq}, pending, shared_done] {
-        children_.erase(seq);
-        if (--*pending == 0)
-          (*shared_done)();
-      });
-      if (auto i = terminating_.find(id); seq == 0 && i != terminating_.end())
-        i->second.temporary = true;
+      terminate_child_actor(
+        handle, policy,
+        [this, seq{seq}, pending, shared_done] {
+          children_.erase(seq);
+          if (--*pending == 0)
+            (*shared_done)();
+        },
+        seq == 0);
     }
   }
 
@@ -457,7 +460,8 @@ private:
       set_idle();
     };
     if (dynamic())
-      terminate_all_concurrently(std::move(finish));
+      terminate_all_concurrently(
+        [this, finish{std::move(finish)}]() mutable { when_stopped_all(std::move(finish)); });
     else
       terminate_sequence(children_.running_in_reverse(), std::move(finish));
   }
@@ -476,9 +480,21 @@ private:
     exit_reason_ = std::move(reason);
     busy_ = true;
     if (dynamic())
-      terminate_all_concurrently([this] { finish_shutdown(); });
+      terminate_all_concurrently([this] { when_stopped_all([this] { finish_shutdown(); }); });
     else
       terminate_sequence(children_.running_in_reverse(), [this] { finish_shutdown(); });
+  }
+
+  /// Runs `f` once no child is being stopped: a dynamic supervisor's drain
+  /// and stop also wait for the children adopted while they ran (an accept
+  /// batch that arrives during a drain), each within the template's
+  /// shutdown policy.
+  void when_stopped_all(std::function<void()> f) {
+    if (terminating_.empty()) {
+      f();
+      return;
+    }
+    stopped_all_waiters_.push_back(std::move(f));
   }
 
   void finish_shutdown() {
@@ -505,6 +521,12 @@ private:
       auto on_done = std::move(i->second.done);
       terminating_.erase(i);
       on_done();
+      if (terminating_.empty() && !stopped_all_waiters_.empty()) {
+        auto waiters = std::move(stopped_all_waiters_);
+        stopped_all_waiters_.clear();
+        for (auto& f : waiters)
+          f();
+      }
       return;
     }
     if (ignored_exits_.erase(id) > 0)
@@ -730,8 +752,8 @@ private:
   /// dead goes at once). Runs even
   /// while busy: no start function runs and no record changes but the
   /// temporaries'. `max_children` is the adopter's to keep. A draining
-  /// supervisor stops them with the template's shutdown policy, a stopping
-  /// one sends them `user_shutdown`; both answer `shutting_down`. A
+  /// or stopping supervisor stops them with the template's shutdown policy
+  /// (its drain or stop waits for them too) and answers `shutting_down`. A
   /// supervisor of another kind answers `unsupported_operation` and leaves
   /// them alone.
   caf::error adopt_actors(std::vector<caf::actor> kids) {
@@ -742,13 +764,9 @@ private:
       for (auto& kid : kids) {
         if (!kid)
           continue;
-        if (phase_ == phase::stopping) {
-          // Our own exit follows; it does not wait for these.
-          send_exit(kid, caf::exit_reason::user_shutdown);
-          continue;
-        }
+        // Stopped like the others (our drain or stop waits for them too).
         monitor<caf::message_priority::high>(kid);
-        terminate_child_actor(kid, tmpl->shutdown, [] {});
+        terminate_child_actor(kid, tmpl->shutdown, [] {}, true);
       }
       return caf::make_error(errc::shutting_down);
     }
@@ -849,10 +867,13 @@ private:
         monitor<caf::message_priority::high>(handle); // its exit is awaited now
         busy_ = true;
         auto& policy = children_.template_spec()->shutdown;
-        terminate_child_actor(handle, policy, [this, rp]() mutable {
-          rp.deliver(caf::ok_atom::value);
-          set_idle();
-        });
+        terminate_child_actor(
+          handle, policy,
+          [this, rp]() mutable {
+            rp.deliver(caf::ok_atom::value);
+            set_idle();
+          },
+          true);
         return;
       }
     }
@@ -972,16 +993,17 @@ private:
     st->root.recent_restarts = intensity_.recent_restarts(clock().now());
     std::vector<std::pair<size_t, caf::actor>> subtrees;
     std::vector<std::tuple<size_t, caf::actor, const describe_function*>> described;
-    auto temporaries = children_.temporaries();
-    if (!terminating_.empty())
-      for (auto& handle : stopping_temporaries())
-        temporaries.push_back(handle);
-    for (auto& handle : temporaries) {
+    for (auto& handle : children_.temporaries()) {
       auto& tmpl = *children_.template_spec();
       if (tmpl.describe)
         described.emplace_back(st->root.children.size(), handle, &tmpl.describe);
       st->root.children.push_back(make_tree_node(tmpl, handle, 0));
     }
+    // Temporaries being stopped: shown, but not asked for details (one that
+    // does not answer while it drains must not hold up the snapshot).
+    if (!terminating_.empty())
+      for (auto& handle : stopping_temporaries())
+        st->root.children.push_back(make_tree_node(*children_.template_spec(), handle, 0));
     for (auto& kv : children_) {
       auto node = make_tree_node(*kv.second.spec, kv.second.handle, kv.second.restarts);
       if (node.running && node.type == child_type::supervisor)
@@ -1026,6 +1048,8 @@ private:
   supervisor_flags flags_;
   child_table children_;
   std::unordered_map<caf::actor_id, termination> terminating_;
+  /// Waiting until `terminating_` is empty (`when_stopped_all`).
+  std::vector<std::function<void()>> stopped_all_waiters_;
   std::unordered_set<caf::actor_id> ignored_exits_;
   std::deque<deferred_event> queue_;
   restart_intensity intensity_; // after flags_, which it is built from
