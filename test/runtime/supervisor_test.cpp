@@ -669,6 +669,15 @@ BOOST_AUTO_TEST_CASE(temporary_children_being_stopped_are_shown_until_they_exit)
     kids.push_back(*kid);
   }
   auto draining = std::async(std::launch::async, [&] { return drain(sys, *sup, 20000ms); });
+  // If a check below ends the test early: let the children go (before the
+  // future's destructor waits for the drain).
+  struct quit_on_exit {
+    std::vector<caf::actor> actors;
+    ~quit_on_exit() {
+      for (auto& a : actors)
+        caf::anon_send(a, quit_atom::value);
+    }
+  } release{kids};
   BOOST_REQUIRE(log->wait_for("ignored:conn", 2));
   auto shown = [&](size_t n) {
     auto listed = which_children(sys, *sup);
@@ -686,6 +695,7 @@ BOOST_AUTO_TEST_CASE(temporary_children_being_stopped_are_shown_until_they_exit)
   BOOST_CHECK((ids == std::set<caf::actor_id>{kids[0].id(), kids[1].id()}));
   // Adopted while draining: refused, stopped, and awaited by the drain.
   auto late = sys.spawn(test_worker, worker_config{log, "late", true});
+  release.actors.push_back(late);
   BOOST_CHECK(adopt_children(sys, *sup, {late}) == errc::shutting_down);
   BOOST_REQUIRE(log->wait_for("ignored:late"));
   BOOST_CHECK(shown(3));

@@ -608,6 +608,10 @@ private:
     // closures may hold references back to this supervisor.
     children_.clear();
     terminating_.clear();
+    // Waiters may hold response promises, which hold a strong reference to
+    // this actor (killed during a drain: it would never be freed).
+    stopped_all_waiters_.clear();
+    queue_.clear();
     flags_.on_stop = nullptr;
     flags_.extension = nullptr;
   }
