@@ -93,13 +93,29 @@ inline std::string cli_name(const caf::config_option& opt) {
   return name;
 }
 
+/// Takes flag `opt` off `cleared` (a later "--name" wins over "=false").
+inline void forget(std::vector<std::string>* cleared, const caf::config_option& opt) {
+  if (cleared == nullptr)
+    return;
+  auto full = opt.full_name();
+  cleared->erase(std::remove(cleared->begin(), cleared->end(),
+                             std::string{full.data(), full.size()}),
+                 cleared->end());
+}
+
 /// Checks every integer option value in `argv` the way CAF's parser finds
 /// them ("--name=value", "--name VALUE", "-kVALUE", "-k VALUE"; nothing after "--") and
 /// returns the arguments with those values in canonical decimal form, or
 /// nullopt after setting `why` to a message naming the option. Also refuses
-/// a short option without its value at the end, which CAF ignores.
+/// a short option without its value at the end, which CAF ignores. A flag
+/// (a boolean option) may be written "--name=true" (the same as "--name")
+/// or "--name=false": CAF takes neither, so the first becomes "--name" and
+/// the second is left out and its full name added to `cleared` (which the
+/// caller sets to false after CAF parsed the rest); any other value, or
+/// "=false" without `cleared`, is refused.
 inline std::optional<std::vector<std::string>>
-strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std::string& why) {
+strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std::string& why,
+                 std::vector<std::string>* cleared = nullptr) {
   std::vector<std::string> result;
   auto check = [&](const caf::config_option& opt, std::string_view value) {
     std::string problem;
@@ -119,12 +135,28 @@ strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std:
       auto eq = arg.find('=');
       if (eq != std::string::npos) {
         auto name = arg.substr(2, eq - 2);
-        if (auto opt = opts.cli_long_name_lookup(name); opt && !opt->is_flag()) {
+        if (auto opt = opts.cli_long_name_lookup(name); opt && opt->is_flag()) {
+          auto value = std::string_view{arg}.substr(eq + 1);
+          if (value == "false" && cleared != nullptr) {
+            auto full = opt->full_name();
+            cleared->emplace_back(full.data(), full.size());
+            continue;
+          }
+          if (value != "true") {
+            why = cli_name(*opt) + ": expected true or false, got \"" + std::string{value} + "\"";
+            return std::nullopt;
+          }
+          arg = "--" + name;
+          forget(cleared, *opt);
+        } else if (opt && !opt->is_flag()) {
           auto value = check(*opt, std::string_view{arg}.substr(eq + 1));
           if (!value)
             return std::nullopt;
           arg = "--" + name + "=" + *value;
         }
+      } else if (auto flag = opts.cli_long_name_lookup(std::string_view{arg}.substr(2));
+                 flag && flag->is_flag()) { // "--name": a later one wins
+        forget(cleared, *flag);
       } else if (auto opt = opts.cli_long_name_lookup(std::string_view{arg}.substr(2));
                  opt && !opt->is_flag()) { // "--name VALUE"
         if (i + 1 == argc) {
@@ -235,6 +267,10 @@ public:
       "spinning-workers",
       "workers that may busy-wait at once when out of work, before they sleep "
       "(default: all; 0: none)");
+    opt_group{custom_options_, "scheduler"}.add<bool>(
+      "compaction",
+      "run a light load on fewer workers, adding workers as the load grows "
+      "(default: true)");
   }
 
   /// Parses the command line: integer values must be decimal (see
@@ -247,7 +283,8 @@ public:
   bool parse_command_line(int argc, char** argv, int& exit_code) {
     exit_code = EXIT_FAILURE;
     std::string why;
-    auto args = strict_arguments(custom_options_, argc, argv, why);
+    std::vector<std::string> cleared;
+    auto args = strict_arguments(custom_options_, argc, argv, why, &cleared);
     if (!args) {
       std::cerr << "invalid options: " << why << '\n';
       return false;
@@ -256,6 +293,8 @@ public:
       std::cerr << "invalid options: " << caf::to_string(err) << '\n';
       return false;
     }
+    for (auto& name : cleared)
+      set(name, false);
     if (cli_helptext_printed) {
       if (caf::get_or(content, "help", false) || caf::get_or(content, "long-help", false))
         std::cout << "limits (checked at start):\n"
@@ -269,6 +308,7 @@ public:
                    "  --scheduler.release-memory-after : ms, 0..3600000 (0: never)\n"
                    "  --scheduler.spinning-workers : 0.."
                 << max_scheduler_threads << " (default: all workers)\n"
+                   "  --scheduler.compaction     : true or false (default: true)\n"
                 << std::flush;
       exit_code = EXIT_SUCCESS;
       return false;

@@ -411,7 +411,8 @@ BOOST_AUTO_TEST_CASE(help_prints_the_options_and_exits_zero) {
        {"--port", "--host", "--num-acceptors=", "--num-listen-sockets=", "--num-connections=",
         "--read-timeout=", "--shutdown-timeout=", "--reuseport", "--detached", "--print-tree",
         "--log=", "--scheduler.max-threads", "--scheduler.max-throughput",
-        "--scheduler.release-memory-after", "--scheduler.spinning-workers"})
+        "--scheduler.release-memory-after", "--scheduler.spinning-workers",
+        "--scheduler.compaction"})
     BOOST_CHECK_MESSAGE(text.find(option) != std::string::npos, option << " missing:\n" << text);
   // The limits.
   for (auto limit : {"0..65535", "1..10000", "1..1024", "1..512", "(0: none; default: 60000)"})
@@ -488,6 +489,10 @@ BOOST_AUTO_TEST_CASE(examples_reject_values_beyond_the_limits) {
   for (std::string value : {"-1", "513", "1.5", "0x2", ""})
     expect_refused({echo, "--port=0", "--scheduler.spinning-workers=" + value},
                    "--scheduler.spinning-workers");
+  // Load compaction: true or false.
+  for (std::string value : {"maybe", "1", "False", ""})
+    expect_refused({echo, "--port=0", "--scheduler.compaction=" + value},
+                   "--scheduler.compaction");
   // Threads that cannot start (2 file descriptors each) end it cleanly too.
   expect_refused(
       {"/usr/bin/prlimit", "--nofile=64", echo, "--port=0", "--scheduler.max-threads=64"},
@@ -975,23 +980,44 @@ BOOST_AUTO_TEST_CASE(echo_limits_connections_per_source) {
   ex.stop();
 }
 
-BOOST_AUTO_TEST_CASE(echo_serves_with_any_number_of_busy_waiting_workers) {
-  for (auto value : {"0", "1", "512"}) {
-    BOOST_TEST_CONTEXT("--scheduler.spinning-workers=" << value) {
-      running_example ex{"echo", {"--scheduler.max-threads=2",
-                                  std::string{"--scheduler.spinning-workers="} + value}};
-      auto a = ex.connect();
-      auto b = ex.connect();
-      for (int i = 0; i < 20; ++i) {
-        a.send("one");
-        b.send("two");
-        BOOST_CHECK_EQUAL(a.recv_exact(3), "one");
-        BOOST_CHECK_EQUAL(b.recv_exact(3), "two");
-      }
-      ex.stop(SIGINT);
-      BOOST_CHECK(a.closed_within(2000ms));
-    }
+namespace {
+
+/// Runs echo with 2 workers and `args`: two clients get 20 echoes each, and
+/// a SIGINT ends it.
+void check_echo_with_two_workers(const std::vector<std::string>& args) {
+  std::vector<std::string> all{"--scheduler.max-threads=2"};
+  all.insert(all.end(), args.begin(), args.end());
+  running_example ex{"echo", all};
+  auto a = ex.connect();
+  auto b = ex.connect();
+  for (int i = 0; i < 20; ++i) {
+    a.send("one");
+    b.send("two");
+    BOOST_CHECK_EQUAL(a.recv_exact(3), "one");
+    BOOST_CHECK_EQUAL(b.recv_exact(3), "two");
   }
+  ex.stop(SIGINT);
+  BOOST_CHECK(a.closed_within(2000ms));
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(echo_serves_with_any_number_of_busy_waiting_workers) {
+  for (auto value : {"0", "1", "512"})
+    BOOST_TEST_CONTEXT("--scheduler.spinning-workers=" << value) {
+      check_echo_with_two_workers({std::string{"--scheduler.spinning-workers="} + value});
+    }
+}
+
+BOOST_AUTO_TEST_CASE(echo_serves_with_load_compaction_on_and_off) {
+  for (auto args : std::vector<std::vector<std::string>>{
+         {"--scheduler.compaction=false"},
+         {"--scheduler.compaction=true"},
+         {"--scheduler.compaction"},
+         {"--scheduler.compaction=false", "--scheduler.compaction"}})
+    BOOST_TEST_CONTEXT(args.front() << " (" << args.size() << " options)") {
+      check_echo_with_two_workers(args);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(echo_serves_with_each_connection_actor_and_refuses_bad_ones) {

@@ -827,6 +827,193 @@ BOOST_AUTO_TEST_CASE(how_many_workers_busy_wait_is_a_setting) {
   BOOST_CHECK(!busy_waited_after_bursts(*none, **r_none, 0, 2));
 }
 
+namespace {
+
+/// An actor that keeps one worker busy: each message is 20 ms of work and
+/// sends the next, until `stop` is set.
+caf::behavior busy_loop(caf::event_based_actor* self, std::shared_ptr<std::atomic<bool>> stop) {
+  self->send(self, 0);
+  return {[self, stop](int) {
+    auto until = std::chrono::steady_clock::now() + 20ms;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    if (stop->load())
+      self->quit();
+    else
+      self->send(self, 0);
+  }};
+}
+
+/// Starts `busy_loop`; stops it when destroyed.
+struct busy_worker {
+  std::shared_ptr<std::atomic<bool>> stop = std::make_shared<std::atomic<bool>>(false);
+  caf::actor actor;
+
+  explicit busy_worker(caf::actor_system& system) : actor(system.spawn(busy_loop, stop)) {
+  }
+
+  ~busy_worker() {
+    stop->store(true);
+  }
+};
+
+/// An owner registered from the test thread (so the least loaded active
+/// worker's poller takes it): it reads, logs "ready" and re-arms.
+struct outside_owner {
+  caf::actor_system& system;
+  socket_pair pair;
+  std::shared_ptr<fd_registration> reg = std::make_shared<fd_registration>();
+  caf::actor actor;
+
+  outside_owner(caf::actor_system& sys, std::shared_ptr<atl::reactor> r,
+                std::shared_ptr<event_log> log)
+    : system(sys) {
+    actor = system.spawn([r, reg{reg}, fd{pair.reader()}, log](caf::event_based_actor* self) {
+      self->attach_functor([r, reg] { r->remove(*reg); });
+      return caf::behavior{[r, reg, fd, log](socket_ready_atom, int, uint32_t, uint32_t) {
+        char buf[64];
+        while (::read(fd, buf, sizeof(buf)) > 0) {
+        }
+        log->add("ready");
+        static_cast<void>(r->rearm(*reg, io_events::readable));
+      }};
+    });
+    auto added = r->add(pair.reader(), caf::actor_cast<caf::strong_actor_ptr>(actor),
+                        io_events::readable);
+    BOOST_REQUIRE(added);
+    *reg = *added;
+  }
+
+  /// Ends the owner (which removes the registration) before the fds close.
+  ~outside_owner() {
+    caf::scoped_actor self{system};
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    self->wait_for(actor);
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_light_load_runs_on_one_worker_and_a_heavy_one_on_both) {
+  // The fixture's system: 2 workers, compaction on (the default).
+  auto r = atl::reactor::of(sys);
+  BOOST_REQUIRE(r);
+  auto io = *r;
+  // Idle: one worker is enough.
+  BOOST_REQUIRE(wait_until([&] { return io->active_workers() == 1; }));
+  auto activations = io->worker_activations();
+  auto deactivations = io->worker_deactivations();
+  BOOST_CHECK_GE(deactivations, 1u);
+  {
+    // A worker busy all the time: the other one joins, and stays while the
+    // load lasts.
+    busy_worker busy{sys};
+    BOOST_CHECK(wait_until([&] { return io->active_workers() == 2; }));
+    BOOST_CHECK_GT(io->worker_activations(), activations);
+    std::this_thread::sleep_for(300ms);
+    BOOST_CHECK_EQUAL(io->active_workers(), 2u);
+  }
+  // The load is gone: back to one.
+  BOOST_CHECK(wait_until([&] { return io->active_workers() == 1; }));
+  BOOST_CHECK_GT(io->worker_deactivations(), deactivations);
+}
+
+BOOST_AUTO_TEST_CASE(load_compaction_is_a_setting) {
+  caf::actor_system_config off_cfg;
+  auto off = make_two_worker_system(off_cfg, "scheduler.compaction", false);
+  auto r_on = atl::reactor::of(sys);
+  auto r_off = atl::reactor::of(*off);
+  BOOST_REQUIRE(r_on && r_off);
+  // Both idle since their start; the default one has parked a worker by now,
+  // the other one never does.
+  BOOST_REQUIRE(wait_until([&] { return (*r_on)->active_workers() == 1; }));
+  std::this_thread::sleep_for(600ms); // > 5 windows with every worker asleep
+  BOOST_CHECK_EQUAL((*r_off)->active_workers(), 2u);
+  BOOST_CHECK_EQUAL((*r_off)->worker_deactivations(), 0u);
+  // It still serves sockets on both workers' pollers.
+  auto log = std::make_shared<event_log>();
+  std::vector<std::unique_ptr<outside_owner>> owners;
+  for (int i = 0; i < 4; ++i)
+    owners.push_back(std::make_unique<outside_owner>(*off, *r_off, log));
+  BOOST_CHECK((*r_off)->registrations_per_poller() == std::vector<size_t>({2, 2}));
+  for (auto& o : owners)
+    o->pair.poke();
+  BOOST_CHECK(log->wait_for("ready", 4));
+  owners.clear();
+  BOOST_CHECK(wait_until([&] { return (*r_off)->size() == 0; }));
+}
+
+BOOST_AUTO_TEST_CASE(registrations_follow_their_owners_to_the_active_workers) {
+  auto r = atl::reactor::of(sys);
+  BOOST_REQUIRE(r);
+  auto io = *r;
+  auto log = std::make_shared<event_log>();
+  std::vector<std::unique_ptr<outside_owner>> owners;
+  {
+    // Both workers active: registrations from outside alternate.
+    busy_worker busy{sys};
+    BOOST_REQUIRE(wait_until([&] { return io->active_workers() == 2; }));
+    for (int i = 0; i < 20; ++i)
+      owners.push_back(std::make_unique<outside_owner>(sys, io, log));
+    BOOST_CHECK(io->registrations_per_poller() == std::vector<size_t>({10, 10}));
+  }
+  BOOST_REQUIRE(wait_until([&] { return io->active_workers() == 1; }));
+  // Nothing moved yet; an event each, and each owner re-arms on the active
+  // worker, whose poller then has them all.
+  BOOST_CHECK(io->registrations_per_poller() == std::vector<size_t>({10, 10}));
+  for (auto& o : owners)
+    o->pair.poke();
+  BOOST_CHECK(log->wait_for("ready", 20));
+  BOOST_CHECK(wait_until(
+    [&] { return io->registrations_per_poller() == std::vector<size_t>({20, 0}); }));
+  // And they keep getting their events, once each.
+  for (auto& o : owners)
+    o->pair.poke();
+  BOOST_CHECK(log->wait_for("ready", 40));
+  std::this_thread::sleep_for(quiet_window);
+  BOOST_CHECK_EQUAL(log->count("ready"), 40u);
+  owners.clear();
+  BOOST_CHECK(wait_until([&] { return io->size() == 0; }));
+}
+
+BOOST_AUTO_TEST_CASE(a_parked_worker_serves_the_sockets_of_a_stuck_one) {
+  auto r = atl::reactor::of(sys);
+  BOOST_REQUIRE(r);
+  auto io = *r;
+  BOOST_REQUIRE(wait_until([&] { return io->active_workers() == 1; }));
+  auto activations = io->worker_activations();
+  // Everything new goes to the active worker: the owners, their
+  // registrations and the blocker.
+  auto log = std::make_shared<event_log>();
+  socket_pair a;
+  socket_pair b;
+  auto owner_a = sys.spawn(logging_owner, io, a.reader(), "a", log);
+  auto owner_b = sys.spawn(logging_owner, io, b.reader(), "b", log);
+  BOOST_REQUIRE(wait_until([&] { return io->size() == 2; }));
+  BOOST_CHECK(io->registrations_per_poller() == std::vector<size_t>({2, 0}));
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  auto blocked = std::make_shared<std::promise<void>>();
+  auto b1 = sys.spawn([released, blocked](caf::event_based_actor*) -> caf::behavior {
+    return {[released, blocked](int) {
+      blocked->set_value();
+      released.wait_for(10s);
+    }};
+  });
+  caf::anon_send(b1, 1);
+  BOOST_REQUIRE(blocked->get_future().wait_for(5s) == std::future_status::ready);
+  a.poke();
+  b.poke();
+  auto served = log->wait_for("a:ready") && log->wait_for("b:ready");
+  auto joined = io->worker_activations() > activations;
+  release.set_value();
+  BOOST_CHECK_MESSAGE(served, "a socket event waited for the blocked worker");
+  BOOST_CHECK_MESSAGE(joined, "the parked worker did not take work");
+  for (auto& x : {b1, owner_a, owner_b})
+    caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
+  BOOST_CHECK(wait_until([&] { return io->size() == 0; }));
+}
+
 BOOST_AUTO_TEST_CASE(free_memory_goes_back_to_the_os_after_work_and_a_rest) {
   // The fixture's system keeps the default rest of 100 ms.
   auto r = atl::reactor::of(sys);

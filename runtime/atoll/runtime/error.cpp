@@ -140,6 +140,11 @@ void declare_scheduler_options(caf::actor_system_config& cfg) {
       "spinning-workers",
       "workers that may busy-wait at once when out of work, before they sleep "
       "(default: all; 0: none)");
+  if (opts.qualified_name_lookup("scheduler.compaction") == nullptr)
+    caf::config_option_adder{opts, "scheduler"}.add<bool>(
+      "compaction",
+      "run a light load on fewer workers, adding workers as the load grows "
+      "(default: true)");
 }
 
 } // namespace

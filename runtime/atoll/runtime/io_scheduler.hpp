@@ -64,6 +64,23 @@ namespace atl {
 /// until the kernel wakes them. (On 2 cores beside the load generator the
 /// saving was not dependable: see docs/architecture.md, "Busy waiting".)
 /// Declared like the setting above.
+/// `scheduler.compaction` (a bool, default true; with one worker it does
+/// nothing): load compaction, as the BEAM's schedulers do it. Every 20 ms
+/// one worker measures how much of the last window the active workers spent
+/// running jobs (not waiting for work). Nearly always busy (90%): one more
+/// worker becomes active. Five windows in a row in which one worker fewer
+/// could have done the work at 80% of its time: the last active worker is
+/// parked. A parked worker steals nothing, does not busy-wait and gets no
+/// new registrations, actors or timers; it still runs the jobs it has and
+/// polls its sockets, but hands the owners it finds ready to an active
+/// worker, where they re-arm: a registration moves to the poller of the
+/// active worker that re-arms it (and, while several are active, to a less
+/// loaded one when its poller has 16 more registrations). A parked worker
+/// that finds another stuck in a job becomes active at once. So a light
+/// load runs on few threads (fewer context switches and wake-ups), and more
+/// join as it grows. `reactor::active_workers()` shows how many are active.
+/// Declared like the settings above (the examples take
+/// `--scheduler.compaction=false`).
 class io_scheduler final : public caf::scheduler::abstract_coordinator {
 public:
   /// CAF's coordinator interface this scheduler implements.
@@ -117,6 +134,7 @@ public:
 private:
   caf::timespan release_after_ = std::chrono::milliseconds{100};
   int spinning_workers_ = INT_MAX;
+  bool compaction_ = true;
   detail::io_clock clock_;
   std::thread clock_thread_;
   std::shared_ptr<reactor> io_;

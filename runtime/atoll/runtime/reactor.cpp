@@ -80,6 +80,16 @@ constexpr int64_t idle_stuck_check_ns = 100'000'000;
 constexpr uint64_t release_min_runs = 256;
 /// Least time between two releases of free heap memory.
 constexpr int64_t release_min_interval_ns = 1'000'000'000;
+/// Load compaction (see io_scheduler: scheduler.compaction): the window over
+/// which the workers' busy time is measured.
+constexpr int64_t balance_window_ns = 20'000'000;
+/// One more worker joins once the active ones were busy (running jobs, not
+/// waiting for work) this fraction of a window, on average.
+constexpr int64_t activate_percent = 90;
+/// The last active worker leaves once the others could have done the work
+/// of the last `calm_windows` windows at this fraction of their time.
+constexpr int64_t deactivate_percent = 80;
+constexpr int calm_windows = 5;
 constexpr size_t chunk_bits = 10;
 constexpr size_t chunk_size = size_t{1} << chunk_bits;
 /// Upper bound of the fd table (fds at or above it cannot be registered).
@@ -312,6 +322,9 @@ struct alignas(64) worker_state {
   std::atomic<uint64_t> runs{0};     // jobs started (progress)
   std::atomic<int64_t> registrations{0}; // fds in this worker's epoll instance
   std::atomic<uint64_t> spin_waits{0};   // busy waits started (written by its thread)
+  std::atomic<int64_t> idle_total{0};    // ns spent out of work (written by its thread)
+  std::atomic<int64_t> idle_since{0};    // when it ran out of work (0: it has work)
+  size_t index = 0;
   int epfd = -1;
   int wakefd = -1;
   timer_heap timers;
@@ -325,6 +338,8 @@ struct alignas(64) worker_state {
   int64_t rest_since = 0;     // when the workers' job count last changed (0: unknown)
   uint64_t rest_runs = 0;     // that job count
   std::vector<uint64_t> seen_runs; // per worker, at the last stuck check
+  // -- the balancer only (see io_core::balance) --------------------------------
+  int64_t idle_seen = 0; // idle time at the last balance
 };
 
 /// The I/O scheduler's state: its workers and the fd table.
@@ -348,6 +363,31 @@ struct io_core {
   int max_spinning = INT_MAX; // workers that may spin at once
   bool spin_capped = false;   // max_spinning < workers.size()
   std::atomic<int> spinning{0}; // workers spinning now (counted if capped)
+
+  // -- load compaction (see io_scheduler: scheduler.compaction)
+  bool compaction = false;
+  /// Workers [0, active) take new work; the others are parked: they run
+  /// what they already have and hand everything new to an active worker.
+  std::atomic<size_t> active{1};
+  std::atomic<int64_t> next_balance{0};
+  std::atomic<bool> balancing{false}; // a worker is in `balance`
+  int64_t last_balance = 0;           // (balancer only)
+  int calm = 0;                       // windows in a row with spare capacity (balancer only)
+  std::atomic<uint64_t> activations{0};
+  std::atomic<uint64_t> deactivations{0};
+
+  bool parked(size_t index) const noexcept {
+    return index >= active.load(std::memory_order_relaxed);
+  }
+
+  size_t num_active() const noexcept {
+    return std::min(active.load(std::memory_order_relaxed), workers.size());
+  }
+
+  /// An active worker to hand work to (round-robin).
+  size_t pick_active() noexcept {
+    return next_worker.fetch_add(1, std::memory_order_relaxed) % num_active();
+  }
 
   /// True if the calling worker may busy-wait now (then, if capped, it
   /// counts as spinning until it gives its turn back).
@@ -459,14 +499,15 @@ struct io_core {
   uint32_t pick_poller(size_t caller) const {
     size_t least = 0;
     auto least_n = INT64_MAX;
-    for (size_t k = 0; k < workers.size(); ++k) {
+    auto act = num_active();
+    for (size_t k = 0; k < act; ++k) {
       auto n = workers[k]->registrations.load(std::memory_order_relaxed);
       if (n < least_n) {
         least = k;
         least_n = n;
       }
     }
-    if (caller < workers.size()
+    if (caller < act
         && workers[caller]->registrations.load(std::memory_order_relaxed)
              <= least_n + poller_balance_slack)
       return static_cast<uint32_t>(caller);
@@ -546,6 +587,36 @@ struct io_core {
     return 0;
   }
 
+  /// With load compaction, moves a registration to the epoll instance of
+  /// worker `k` that re-arms it (where its owner runs now), if `k` is active
+  /// and the registration's worker is parked, or (plain registrations) has
+  /// `poller_balance_slack` more registrations than `k` (slot lock held).
+  /// So registrations follow their owners to the active workers, and spread
+  /// again when more become active. Left in place if epoll refuses.
+  void follow_owner(slot& s, int fd, size_t k) {
+    if (!compaction || k == s.poller || k >= workers.size() || parked(k))
+      return;
+    auto& from = *workers[s.poller];
+    auto& to = *workers[k];
+    auto move = parked(s.poller)
+                || (!s.shared
+                    && from.registrations.load(std::memory_order_relaxed)
+                         > to.registrations.load(std::memory_order_relaxed) + poller_balance_slack);
+    if (!move)
+      return;
+    if (s.in_epoll) {
+      epoll_event ev{};
+      ev.events = s.interest | EPOLLRDHUP;
+      ev.data.u64 = pack(fd, s.token);
+      if (epoll_ctl(to.epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+        return;
+      epoll_ctl(from.epfd, EPOLL_CTL_DEL, fd, nullptr);
+    }
+    from.registrations.fetch_sub(1, std::memory_order_relaxed);
+    to.registrations.fetch_add(1, std::memory_order_relaxed);
+    s.poller = static_cast<uint32_t>(k);
+  }
+
   /// Acknowledges the last event of a plain registration and sets its
   /// interest (slot lock held). Calls epoll_ctl only if epoll's view
   /// changes.
@@ -572,7 +643,7 @@ struct io_core {
 
   /// Wakes one sleeping worker other than `self` (to share surplus work).
   void wake_one_other(size_t self) {
-    auto n = workers.size();
+    auto n = num_active();
     auto start = next_worker.fetch_add(1, std::memory_order_relaxed);
     for (size_t i = 0; i < n; ++i) {
       auto k = (start + i) % n;
@@ -703,7 +774,106 @@ struct io_core {
   size_t poll_now(worker_state& w, caf::execution_unit* unit, bool own) {
     epoll_event events[max_events];
     auto n = sys_epoll_wait(w.epfd, events, max_events, 0);
-    return deliver(w, events, std::max(n, 0), unit, own, false);
+    if (n <= 0)
+      return deliver(w, events, 0, unit, own, false);
+    size_t target = w.index;
+    auto* to = own ? delivery_unit(w.index, unit, target) : unit;
+    auto delivered = deliver(w, events, n, to, own, false);
+    if (target != w.index)
+      wake(*workers[target]);
+    return delivered;
+  }
+
+  /// The execution unit whose queue takes the owners that worker `self`
+  /// finds ready (`own_unit`, its own), and that worker's index in
+  /// `target`: a parked worker hands them to an active one (which the
+  /// caller wakes), so that they re-arm there and their registrations move
+  /// (see `reactor::rearm`).
+  caf::execution_unit* delivery_unit(size_t self, caf::execution_unit* own_unit, size_t& target) {
+    target = self;
+    if (!compaction || !parked(self))
+      return own_unit;
+    target = pick_active();
+    return workers[target]->unit.get();
+  }
+
+  /// Load compaction, run by one worker at a time, at most once per
+  /// `balance_window_ns`: from the workers' idle time in the last window,
+  /// lets one more worker take work if the active ones were nearly always
+  /// busy, or parks the last active one if the others had room for its work
+  /// for `calm_windows` windows in a row (the BEAM's scheduler compaction:
+  /// a light load runs on few threads, with fewer context switches, wake-ups
+  /// and cache misses, and more cores join as the load grows).
+  void balance(int64_t now) {
+    if (now < next_balance.load(std::memory_order_relaxed)
+        || balancing.exchange(true, std::memory_order_acquire))
+      return;
+    if (now < next_balance.load(std::memory_order_relaxed)) {
+      balancing.store(false, std::memory_order_release);
+      return;
+    }
+    next_balance.store(now + balance_window_ns, std::memory_order_relaxed);
+    auto window = now - last_balance;
+    auto first = last_balance == 0;
+    last_balance = now;
+    auto act = num_active();
+    int64_t busy = 0;
+    for (size_t k = 0; k < workers.size(); ++k) {
+      auto& w = *workers[k];
+      auto since = w.idle_since.load(std::memory_order_acquire);
+      auto idle = w.idle_total.load(std::memory_order_acquire)
+                  + (since != 0 && since < now ? now - since : 0);
+      auto spent = idle - w.idle_seen;
+      w.idle_seen = idle;
+      if (k < act)
+        busy += std::clamp<int64_t>(window - spent, 0, window);
+    }
+    if (!first && window > 0) {
+      if (act < workers.size() && busy * 100 >= window * static_cast<int64_t>(act) * activate_percent) {
+        calm = 0;
+        active.store(act + 1, std::memory_order_relaxed);
+        activations.fetch_add(1, std::memory_order_relaxed);
+        wake(*workers[act]);
+      } else if (act > 1
+                 && busy * 100
+                      <= window * static_cast<int64_t>(act - 1) * deactivate_percent) {
+        if (++calm >= calm_windows) {
+          calm = 0;
+          active.store(act - 1, std::memory_order_relaxed);
+          deactivations.fetch_add(1, std::memory_order_relaxed);
+        }
+      } else {
+        calm = 0;
+      }
+    }
+    balancing.store(false, std::memory_order_release);
+  }
+
+  /// Makes worker `self` (and every worker before it) active.
+  void unpark(size_t self) noexcept {
+    auto act = active.load(std::memory_order_relaxed);
+    while (act <= self)
+      if (active.compare_exchange_weak(act, self + 1, std::memory_order_relaxed)) {
+        activations.fetch_add(1, std::memory_order_relaxed);
+        break;
+      }
+  }
+
+  /// Worker `w` ran out of work at `now` (for the balancer).
+  static void begin_idle(worker_state& w, int64_t now) {
+    if (w.idle_since.load(std::memory_order_relaxed) == 0)
+      w.idle_since.store(now, std::memory_order_release);
+  }
+
+  /// Worker `w` has work again.
+  static void end_idle(worker_state& w) {
+    auto since = w.idle_since.load(std::memory_order_relaxed);
+    if (since == 0)
+      return;
+    auto now = telemetry::monotonic_time();
+    w.idle_total.store(w.idle_total.load(std::memory_order_relaxed) + std::max<int64_t>(now - since, 0),
+                       std::memory_order_release);
+    w.idle_since.store(0, std::memory_order_release);
   }
 
   bool others_busy(size_t self) const {
@@ -729,8 +899,13 @@ struct io_core {
       auto runs = other.runs.load(std::memory_order_relaxed);
       auto stuck = other.busy.load(std::memory_order_relaxed) && runs == me.seen_runs[k];
       me.seen_runs[k] = runs;
-      if (stuck)
+      if (stuck) {
+        // A parked worker that finds one stuck takes work again (else what
+        // it finds would be handed to an active worker, maybe this one).
+        if (compaction)
+          unpark(self);
         poll_now(other, unit, false);
+      }
     }
   }
 
@@ -793,7 +968,11 @@ struct io_core {
     sleepers.fetch_sub(1, std::memory_order_relaxed);
     // Nothing queued here: an fd whose owner is still busy elsewhere is
     // parked, or the next epoll_wait would return it again at once.
-    auto delivered = deliver(me, events, std::max(n, 0), unit, true, true);
+    size_t target = self;
+    auto* to = n > 0 ? delivery_unit(self, unit, target) : unit;
+    auto delivered = deliver(me, events, std::max(n, 0), to, true, true);
+    if (target != self)
+      wake(*workers[target]);
     looked(me);
     if (checking)
       check_stuck(self, unit);
@@ -850,6 +1029,7 @@ io_core::io_core(size_t num_workers) {
   for (size_t i = 0; i < num_workers; ++i) {
     auto w = std::make_unique<worker_state>();
     w->seen_runs.resize(num_workers);
+    w->index = i;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (w->epfd < 0)
       throw std::runtime_error(std::string{"atoll: io_scheduler: epoll_create1: "}
@@ -916,6 +1096,13 @@ public:
   }
 
   void exec_later(caf::resumable* job) override {
+    if (core_.compaction && core_.parked(index_)) {
+      // Parked: new work goes to an active worker.
+      auto target = core_.pick_active();
+      core_.push(target, job, true);
+      io_core::wake(*core_.workers[target]);
+      return;
+    }
     core_.push(index_, job, true);
   }
 
@@ -925,12 +1112,13 @@ private:
 };
 
 void io_core::enqueue(caf::resumable* job) {
-  if (this_core == this) {
+  if (this_core == this && !(compaction && parked(this_worker))) {
     push(this_worker, job, true);
     return;
   }
-  // From outside: a sleeping worker if there is one, else round-robin.
-  auto n = workers.size();
+  // From outside: a sleeping (active) worker if there is one, else
+  // round-robin.
+  auto n = num_active();
   auto start = next_worker.fetch_add(1, std::memory_order_relaxed);
   auto target = start % n;
   for (size_t i = 0; i < n; ++i) {
@@ -965,15 +1153,21 @@ caf::resumable* io_core::next_job(size_t index, caf::execution_unit* unit) {
       looked(me);
       if (workers.size() > 1)
         check_stuck(index, unit);
+      if (compaction)
+        balance(telemetry::monotonic_time());
     }
     auto* job = pop(me);
     if (job == nullptr) {
       // The run of jobs ends here: what they deferred goes out before
-      // this worker looks elsewhere or sleeps.
+      // this worker looks elsewhere or sleeps. (A parked worker takes no
+      // work from others.)
       run_deferred();
-      job = steal(index);
+      if (!compaction || !parked(index))
+        job = steal(index);
     }
     if (job != nullptr) {
+      if (compaction)
+        end_idle(me);
       me.slept_in_vain = false;
       me.busy.store(true, std::memory_order_relaxed);
       me.runs.fetch_add(1, std::memory_order_relaxed);
@@ -991,7 +1185,14 @@ caf::resumable* io_core::next_job(size_t index, caf::execution_unit* unit) {
     // sleepers' wake-up latency). Without a cap (the default), no shared
     // counter is touched.
     bool found = false;
-    if (!me.slept_in_vain && spin_rounds > 0 && take_spin_turn()) {
+    auto may_spin = true;
+    if (compaction) {
+      auto now = telemetry::monotonic_time();
+      begin_idle(me, now);
+      balance(now);
+      may_spin = !parked(index);
+    }
+    if (may_spin && !me.slept_in_vain && spin_rounds > 0 && take_spin_turn()) {
       me.spin_waits.store(me.spin_waits.load(std::memory_order_relaxed) + 1,
                           std::memory_order_relaxed);
       for (int i = 0; i < spin_rounds && !found; ++i) {
@@ -1220,6 +1421,8 @@ caf::error reactor::rearm(const fd_registration& reg, uint32_t interest) {
   std::lock_guard<spin_lock> guard{s->lock};
   if (s->token != reg.token)
     return caf::make_error(errc::registration_failed, "stale registration");
+  if (detail::this_core == core_.get())
+    core_->follow_owner(*s, reg.fd, detail::this_worker);
   if (auto& sh = s->shared) {
     sh->outstanding = 0;
     sh->interest = interest;
@@ -1270,9 +1473,9 @@ void reactor::schedule(reactor_timer& timer, caf::strong_actor_ptr owner, int64_
   auto& core = *core_;
   if (!core.running.load())
     return;
-  auto index = detail::this_core == &core
+  auto index = detail::this_core == &core && !(core.compaction && core.parked(detail::this_worker))
                  ? detail::this_worker
-                 : core.next_poller.fetch_add(1, std::memory_order_relaxed) % core.workers.size();
+                 : core.next_poller.fetch_add(1, std::memory_order_relaxed) % core.num_active();
   auto& w = *core.workers[index];
   bool earliest = false;
   {
@@ -1312,6 +1515,18 @@ uint64_t reactor::spin_waits() const noexcept {
   for (auto& w : core_->workers)
     sum += w->spin_waits.load(std::memory_order_relaxed);
   return sum;
+}
+
+size_t reactor::active_workers() const noexcept {
+  return core_->num_active();
+}
+
+uint64_t reactor::worker_activations() const noexcept {
+  return core_->activations.load(std::memory_order_relaxed);
+}
+
+uint64_t reactor::worker_deactivations() const noexcept {
+  return core_->deactivations.load(std::memory_order_relaxed);
 }
 
 size_t reactor::num_pollers() const noexcept {
@@ -1354,6 +1569,8 @@ void io_scheduler::init(caf::actor_system_config& cfg) {
   // Unset, negative or not an integer: every worker may spin (the default).
   if (auto n = caf::get_if<int64_t>(&cfg, "scheduler.spinning-workers"); n && *n >= 0)
     spinning_workers_ = static_cast<int>(std::min<int64_t>(*n, INT_MAX));
+  if (auto on = caf::get_if<bool>(&cfg, "scheduler.compaction"))
+    compaction_ = *on;
 }
 
 void io_scheduler::start() {
@@ -1365,6 +1582,8 @@ void io_scheduler::start() {
   core->release_after_ns = release_after_.count();
   core->max_spinning = spinning_workers_;
   core->spin_capped = static_cast<size_t>(spinning_workers_) < core->workers.size();
+  core->compaction = compaction_ && core->workers.size() > 1;
+  core->active.store(core->workers.size());
   core->start_workers(system(), max_throughput());
   io_.reset(new reactor(std::move(core)));
   clock_thread_ = std::thread{[this] {

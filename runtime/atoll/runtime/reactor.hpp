@@ -212,6 +212,18 @@ public:
   /// thread.
   uint64_t spin_waits() const noexcept;
 
+  /// Workers that take new work now: all of them, or with load compaction
+  /// (`scheduler.compaction`, see `io_scheduler`) as many as the load needs,
+  /// at least one. Any thread.
+  size_t active_workers() const noexcept;
+
+  /// How often load compaction let one more worker take work, and how often
+  /// it parked one (see `io_scheduler`). Any thread.
+  uint64_t worker_activations() const noexcept;
+
+  /// See `worker_activations`.
+  uint64_t worker_deactivations() const noexcept;
+
   /// Registered fds per poller, by poller index. A registration goes to the
   /// poller of the worker that makes it (where its owner runs), unless that
   /// poller has 16 more than the least loaded one, which then takes it (as
