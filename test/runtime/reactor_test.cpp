@@ -470,12 +470,18 @@ BOOST_AUTO_TEST_CASE(the_io_scheduler_has_one_poller_per_worker) {
 }
 
 BOOST_AUTO_TEST_CASE(registrations_stay_balanced_over_the_pollers_whoever_makes_them) {
-  auto r = atl::reactor::of(sys);
+  // Without load compaction: a parked worker's poller would take none.
+  caf::actor_system_config own_cfg;
+  atl::register_runtime_types(own_cfg);
+  own_cfg.set("scheduler.max-threads", 2);
+  own_cfg.set("scheduler.compaction", false);
+  caf::actor_system own{own_cfg};
+  auto r = atl::reactor::of(own);
   BOOST_REQUIRE(r);
   auto io = *r;
   std::vector<std::unique_ptr<socket_pair>> pairs;
   std::vector<fd_registration> regs;
-  caf::scoped_actor self{sys};
+  caf::scoped_actor self{own};
   auto spread = [&] {
     auto loads = io->registrations_per_poller();
     BOOST_REQUIRE_EQUAL(loads.size(), 2u);
@@ -493,7 +499,7 @@ BOOST_AUTO_TEST_CASE(registrations_stay_balanced_over_the_pollers_whoever_makes_
   // From one worker, 200 in one actor run: its own poller first, but never
   // more than 16 ahead of the other.
   auto made = std::make_shared<std::vector<std::pair<int, fd_registration>>>();
-  auto maker = sys.spawn([io, made, owner{owner_of(self)}](caf::event_based_actor* me) {
+  auto maker = own.spawn([io, made, owner{owner_of(self)}](caf::event_based_actor* me) {
     for (int i = 0; i < 200; ++i) {
       int fds[2];
       if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0)
@@ -1012,6 +1018,37 @@ BOOST_AUTO_TEST_CASE(a_parked_worker_serves_the_sockets_of_a_stuck_one) {
   for (auto& x : {b1, owner_a, owner_b})
     caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
   BOOST_CHECK(wait_until([&] { return io->size() == 0; }));
+}
+
+BOOST_AUTO_TEST_CASE(work_queued_behind_a_long_job_is_taken_by_a_parked_worker) {
+  auto r = atl::reactor::of(sys);
+  BOOST_REQUIRE(r);
+  auto io = *r;
+  BOOST_REQUIRE(wait_until([&] { return io->active_workers() == 1; }));
+  // Both go to the active worker: an actor that answers, then one that
+  // holds the worker until the test got the answer (or 10 s).
+  auto answering = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
+    return {[](int x) { return x + 1; }};
+  });
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  auto blocked = std::make_shared<std::promise<void>>();
+  auto holder = sys.spawn([released, blocked](caf::event_based_actor*) -> caf::behavior {
+    return {[released, blocked](int) {
+      blocked->set_value();
+      released.wait_for(10s);
+    }};
+  });
+  caf::anon_send(holder, 1);
+  BOOST_REQUIRE(blocked->get_future().wait_for(5s) == std::future_status::ready);
+  // The request waits in the held worker's queue: the parked one takes it.
+  caf::scoped_actor self{sys};
+  std::optional<int> answer;
+  self->request(answering, 5s, 41).receive([&](int x) { answer = x; }, [](caf::error&) {});
+  release.set_value();
+  BOOST_CHECK(answer == 42);
+  for (auto& x : {holder, answering})
+    caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(free_memory_goes_back_to_the_os_after_work_and_a_rest) {

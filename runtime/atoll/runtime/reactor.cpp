@@ -324,6 +324,7 @@ struct alignas(64) worker_state {
   std::atomic<uint64_t> spin_waits{0};   // busy waits started (written by its thread)
   std::atomic<int64_t> idle_total{0};    // ns spent out of work (written by its thread)
   std::atomic<int64_t> idle_since{0};    // when it ran out of work (0: it has work)
+  std::atomic<bool> long_sleep{false};   // sleeping without a stuck check soon
   size_t index = 0;
   int epfd = -1;
   int wakefd = -1;
@@ -373,6 +374,7 @@ struct io_core {
   std::atomic<bool> balancing{false}; // a worker is in `balance`
   int64_t last_balance = 0;           // (balancer only)
   int calm = 0;                       // windows in a row with spare capacity (balancer only)
+  size_t seen_active = 0;             // `active` after the last balance (balancer only)
   std::atomic<uint64_t> activations{0};
   std::atomic<uint64_t> deactivations{0};
 
@@ -652,6 +654,21 @@ struct io_core {
         return;
       }
     }
+    nudge_parked(self);
+  }
+
+  /// Wakes a parked worker in a long sleep (if any but `self`): it then
+  /// looks for a worker stuck in a job every `stuck_check_ns` while others
+  /// are busy, and becomes active when it finds one. Called when work
+  /// waits for a busy worker and no active one sleeps.
+  void nudge_parked(size_t self) {
+    if (!compaction)
+      return;
+    for (auto k = num_active(); k < workers.size(); ++k)
+      if (k != self && workers[k]->long_sleep.load(std::memory_order_relaxed)) {
+        wake(*workers[k]);
+        return;
+      }
   }
 
   void push(size_t index, caf::resumable* job, bool may_share) {
@@ -817,35 +834,44 @@ struct io_core {
     auto first = last_balance == 0;
     last_balance = now;
     auto act = num_active();
+    if (act != seen_active)
+      calm = 0; // changed by `unpark` meanwhile: start counting again
     int64_t busy = 0;
     for (size_t k = 0; k < workers.size(); ++k) {
       auto& w = *workers[k];
-      auto since = w.idle_since.load(std::memory_order_acquire);
-      auto idle = w.idle_total.load(std::memory_order_acquire)
-                  + (since != 0 && since < now ? now - since : 0);
+      // The total before the start of the current rest (`end_idle` clears
+      // the start, then adds to the total): a total that already has the
+      // rest comes with a cleared start, so a rest is never counted twice
+      // (at worst one that just ended counts in the next window).
+      auto total = w.idle_total.load();
+      auto since = w.idle_since.load();
+      auto idle = total + (since != 0 && since < now ? now - since : 0);
       auto spent = idle - w.idle_seen;
       w.idle_seen = idle;
       if (k < act)
         busy += std::clamp<int64_t>(window - spent, 0, window);
     }
     if (!first && window > 0) {
+      // (A change fails if `unpark` changed `active` meanwhile.)
       if (act < workers.size() && busy * 100 >= window * static_cast<int64_t>(act) * activate_percent) {
         calm = 0;
-        active.store(act + 1, std::memory_order_relaxed);
-        activations.fetch_add(1, std::memory_order_relaxed);
-        wake(*workers[act]);
+        if (active.compare_exchange_strong(act, act + 1, std::memory_order_relaxed)) {
+          activations.fetch_add(1, std::memory_order_relaxed);
+          wake(*workers[act]);
+        }
       } else if (act > 1
                  && busy * 100
                       <= window * static_cast<int64_t>(act - 1) * deactivate_percent) {
         if (++calm >= calm_windows) {
           calm = 0;
-          active.store(act - 1, std::memory_order_relaxed);
-          deactivations.fetch_add(1, std::memory_order_relaxed);
+          if (active.compare_exchange_strong(act, act - 1, std::memory_order_relaxed))
+            deactivations.fetch_add(1, std::memory_order_relaxed);
         }
       } else {
         calm = 0;
       }
     }
+    seen_active = num_active();
     balancing.store(false, std::memory_order_release);
   }
 
@@ -862,7 +888,7 @@ struct io_core {
   /// Worker `w` ran out of work at `now` (for the balancer).
   static void begin_idle(worker_state& w, int64_t now) {
     if (w.idle_since.load(std::memory_order_relaxed) == 0)
-      w.idle_since.store(now, std::memory_order_release);
+      w.idle_since.store(now);
   }
 
   /// Worker `w` has work again.
@@ -871,9 +897,17 @@ struct io_core {
     if (since == 0)
       return;
     auto now = telemetry::monotonic_time();
-    w.idle_total.store(w.idle_total.load(std::memory_order_relaxed) + std::max<int64_t>(now - since, 0),
-                       std::memory_order_release);
-    w.idle_since.store(0, std::memory_order_release);
+    // The start is cleared before the total grows (see `balance`).
+    w.idle_since.store(0);
+    w.idle_total.store(w.idle_total.load(std::memory_order_relaxed)
+                       + std::max<int64_t>(now - since, 0));
+  }
+
+  bool others_queued(size_t self) const {
+    for (size_t k = 0; k < workers.size(); ++k)
+      if (k != self && workers[k]->queued.load(std::memory_order_relaxed) > 0)
+        return true;
+    return false;
   }
 
   bool others_busy(size_t self) const {
@@ -935,9 +969,12 @@ struct io_core {
     // while all were idle.
     auto checking = workers.size() > 1;
     if (checking) {
-      auto check_ms = static_cast<int>(
-        (others_busy(self) ? stuck_check_ns : idle_stuck_check_ns) / 1'000'000);
+      // (A parked worker also while an active one has work queued: that one
+      // may start a long job next, and nobody would take its queue.)
+      auto soon = others_busy(self) || (compaction && parked(self) && others_queued(self));
+      auto check_ms = static_cast<int>((soon ? stuck_check_ns : idle_stuck_check_ns) / 1'000'000);
       timeout = timeout < 0 ? check_ms : std::min(timeout, check_ms);
+      me.long_sleep.store(!soon && compaction && parked(self), std::memory_order_relaxed);
     }
     // After enough work, a rest of `release_after_ns` gives free heap memory
     // back (a handshake's buffers, closed connections): wake up for it. The
@@ -961,6 +998,7 @@ struct io_core {
     }
     epoll_event events[max_events];
     auto n = sys_epoll_wait(me.epfd, events, max_events, timeout);
+    me.long_sleep.store(false, std::memory_order_relaxed);
     {
       std::lock_guard<spin_lock> guard{me.queue_lock};
       me.sleeping.store(false, std::memory_order_relaxed);
@@ -1130,6 +1168,9 @@ void io_core::enqueue(caf::resumable* job) {
   }
   push(target, job, false);
   wake(*workers[target]);
+  // (Busy: maybe in a long job, with this one queued behind it.)
+  if (!workers[target]->sleeping.load(std::memory_order_relaxed))
+    nudge_parked(target);
 }
 
 caf::resumable* io_core::next_job(size_t index, caf::execution_unit* unit) {
