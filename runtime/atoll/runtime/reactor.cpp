@@ -84,8 +84,11 @@ constexpr int64_t release_min_interval_ns = 1'000'000'000;
 /// which the workers' busy time is measured.
 constexpr int64_t balance_window_ns = 20'000'000;
 /// One more worker joins once the active ones were busy (running jobs, not
-/// waiting for work) this fraction of a window, on average.
+/// waiting for work) this fraction of `hot_windows` windows in a row, on
+/// average (one window's bursts are not enough: connection churn at 0.8 of
+/// a worker brought a second one in and out 3-5 times in 5 s with one).
 constexpr int64_t activate_percent = 90;
+constexpr int hot_windows = 3;
 /// The last active worker leaves once the others could have done the work
 /// of the last `calm_windows` windows at this fraction of their time.
 constexpr int64_t deactivate_percent = 80;
@@ -374,6 +377,7 @@ struct io_core {
   std::atomic<bool> balancing{false}; // a worker is in `balance`
   int64_t last_balance = 0;           // (balancer only)
   int calm = 0;                       // windows in a row with spare capacity (balancer only)
+  int hot = 0;                        // windows in a row at full load (balancer only)
   size_t seen_active = 0;             // `active` after the last balance (balancer only)
   std::atomic<uint64_t> activations{0};
   std::atomic<uint64_t> deactivations{0};
@@ -664,6 +668,9 @@ struct io_core {
   void nudge_parked(size_t self) {
     if (!compaction)
       return;
+    // (Pairs with the sleeper's announcement: either it sees what this
+    // caller changed, or this caller sees its flag.)
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     for (auto k = num_active(); k < workers.size(); ++k)
       if (k != self && workers[k]->long_sleep.load(std::memory_order_relaxed)) {
         wake(*workers[k]);
@@ -835,7 +842,7 @@ struct io_core {
     last_balance = now;
     auto act = num_active();
     if (act != seen_active)
-      calm = 0; // changed by `unpark` meanwhile: start counting again
+      calm = hot = 0; // changed by `unpark` meanwhile: start counting again
     int64_t busy = 0;
     for (size_t k = 0; k < workers.size(); ++k) {
       auto& w = *workers[k];
@@ -855,20 +862,28 @@ struct io_core {
       // (A change fails if `unpark` changed `active` meanwhile.)
       if (act < workers.size() && busy * 100 >= window * static_cast<int64_t>(act) * activate_percent) {
         calm = 0;
-        if (active.compare_exchange_strong(act, act + 1, std::memory_order_relaxed)) {
-          activations.fetch_add(1, std::memory_order_relaxed);
-          wake(*workers[act]);
+        if (++hot >= hot_windows) {
+          hot = 0;
+          if (active.compare_exchange_strong(act, act + 1, std::memory_order_relaxed)) {
+            activations.fetch_add(1, std::memory_order_relaxed);
+            wake(*workers[act]);
+          }
         }
       } else if (act > 1
                  && busy * 100
                       <= window * static_cast<int64_t>(act - 1) * deactivate_percent) {
+        hot = 0;
         if (++calm >= calm_windows) {
           calm = 0;
-          if (active.compare_exchange_strong(act, act - 1, std::memory_order_relaxed))
+          if (active.compare_exchange_strong(act, act - 1, std::memory_order_relaxed)) {
             deactivations.fetch_add(1, std::memory_order_relaxed);
+            // It may sleep long as an active worker: it then sleeps anew
+            // as a parked one (and can be nudged).
+            wake(*workers[act - 1]);
+          }
         }
       } else {
-        calm = 0;
+        calm = hot = 0;
       }
     }
     seen_active = num_active();
@@ -903,9 +918,19 @@ struct io_core {
                        + std::max<int64_t>(now - since, 0));
   }
 
+  /// True if an active worker other than `self` is not asleep.
+  bool others_awake(size_t self) const {
+    auto act = num_active();
+    for (size_t k = 0; k < act; ++k)
+      if (k != self && !workers[k]->sleeping.load(std::memory_order_seq_cst))
+        return true;
+    return false;
+  }
+
+  /// True if a worker other than `self` has jobs queued.
   bool others_queued(size_t self) const {
     for (size_t k = 0; k < workers.size(); ++k)
-      if (k != self && workers[k]->queued.load(std::memory_order_relaxed) > 0)
+      if (k != self && workers[k]->queued.load(std::memory_order_seq_cst) > 0)
         return true;
     return false;
   }
@@ -971,10 +996,23 @@ struct io_core {
     if (checking) {
       // (A parked worker also while an active one has work queued: that one
       // may start a long job next, and nobody would take its queue.)
-      auto soon = others_busy(self) || (compaction && parked(self) && others_queued(self));
+      bool soon;
+      if (compaction && parked(self)) {
+        // Parked: checks soon while an active worker is awake (it may get
+        // stuck in a job, with every socket in its epoll instance) or work
+        // is queued. Else a long sleep, announced before the look, so that
+        // whoever makes the look stale afterwards (an active worker that
+        // wakes up, work queued for a busy one) sees it and nudges this one
+        // (`nudge_parked`).
+        me.long_sleep.store(true);
+        soon = others_awake(self) || others_queued(self);
+        if (soon)
+          me.long_sleep.store(false);
+      } else {
+        soon = others_busy(self);
+      }
       auto check_ms = static_cast<int>((soon ? stuck_check_ns : idle_stuck_check_ns) / 1'000'000);
       timeout = timeout < 0 ? check_ms : std::min(timeout, check_ms);
-      me.long_sleep.store(!soon && compaction && parked(self), std::memory_order_relaxed);
     }
     // After enough work, a rest of `release_after_ns` gives free heap memory
     // back (a handshake's buffers, closed connections): wake up for it. The
@@ -1003,6 +1041,10 @@ struct io_core {
       std::lock_guard<spin_lock> guard{me.queue_lock};
       me.sleeping.store(false, std::memory_order_relaxed);
     }
+    // An active worker awake again: a parked one in a long sleep must now
+    // look for it getting stuck.
+    if (compaction && !parked(self))
+      nudge_parked(self);
     sleepers.fetch_sub(1, std::memory_order_relaxed);
     // Nothing queued here: an fd whose owner is still busy elsewhere is
     // parked, or the next epoll_wait would return it again at once.
