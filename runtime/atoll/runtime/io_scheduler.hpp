@@ -65,18 +65,20 @@ namespace atl {
 /// saving was not dependable: see docs/architecture.md, "Busy waiting".)
 /// Declared like the setting above.
 /// `scheduler.compaction` (a bool, default true; with one worker it does
-/// nothing): load compaction, as the BEAM's schedulers do it. Every 20 ms
-/// one worker measures how much of the last window the active workers spent
-/// running jobs (not waiting for work). Nearly always busy (90%): one more
-/// worker becomes active. Five windows in a row in which one worker fewer
-/// could have done the work at 80% of its time: the last active worker is
-/// parked. A parked worker steals nothing, does not busy-wait and gets no
-/// new registrations, actors or timers; it still runs the jobs it has and
-/// polls its sockets, but hands the owners it finds ready to an active
-/// worker, where they re-arm: a registration moves to the poller of the
-/// active worker that re-arms it (and, while several are active, to a less
-/// loaded one when its poller has 16 more registrations). A parked worker
-/// that finds another stuck in a job becomes active at once. So a light
+/// nothing): load compaction, as the BEAM's schedulers do it. At most every
+/// 20 ms one worker measures how much of the last window the active workers
+/// spent running jobs (not waiting for work). Busy 90% of three windows in a
+/// row: one more worker becomes active. Five windows in a row in which one
+/// worker fewer could have done the work at 80% of its time: the last active
+/// worker is parked. A parked worker steals nothing, does not busy-wait and
+/// gets no new registrations, actors or timers; it still runs the jobs it
+/// has and polls its sockets, but hands the owners it finds ready to an
+/// active worker, where they re-arm: a registration moves to the poller of
+/// the active worker that re-arms it (and, while several are active, to the
+/// re-arming worker when its poller has more than 16 registrations more than
+/// that worker's). A parked worker that finds another stuck in a job becomes
+/// active at once (within about 20 ms: it sleeps at most 10 ms while an
+/// active worker is awake, and is nudged out of a longer sleep). So a light
 /// load runs on few threads (fewer context switches and wake-ups), and more
 /// join as it grows. `reactor::active_workers()` shows how many are active.
 /// Declared like the settings above (the examples take

@@ -381,6 +381,7 @@ struct io_core {
   size_t seen_active = 0;             // `active` after the last balance (balancer only)
   std::atomic<uint64_t> activations{0};
   std::atomic<uint64_t> deactivations{0};
+  std::atomic<uint64_t> nudge_sync{0}; // orders long sleeps against nudges
 
   bool parked(size_t index) const noexcept {
     return index >= active.load(std::memory_order_relaxed);
@@ -668,9 +669,12 @@ struct io_core {
   void nudge_parked(size_t self) {
     if (!compaction)
       return;
-    // (Pairs with the sleeper's announcement: either it sees what this
-    // caller changed, or this caller sees its flag.)
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // (Pairs with the sleeper's announcement: of the two read-modify-writes
+    // on `nudge_sync`, the later one sees what came before the earlier one,
+    // so either the sleeper sees what this caller changed, or this caller
+    // sees its flag. A fence would do, but ThreadSanitizer does not model
+    // fences.)
+    nudge_sync.fetch_add(1, std::memory_order_acq_rel);
     for (auto k = num_active(); k < workers.size(); ++k)
       if (k != self && workers[k]->long_sleep.load(std::memory_order_relaxed)) {
         wake(*workers[k]);
@@ -1004,7 +1008,8 @@ struct io_core {
         // whoever makes the look stale afterwards (an active worker that
         // wakes up, work queued for a busy one) sees it and nudges this one
         // (`nudge_parked`).
-        me.long_sleep.store(true);
+        me.long_sleep.store(true, std::memory_order_relaxed);
+        nudge_sync.fetch_add(1, std::memory_order_acq_rel);
         soon = others_awake(self) || others_queued(self);
         if (soon)
           me.long_sleep.store(false);

@@ -227,7 +227,9 @@ public:
   /// Registered fds per poller, by poller index. A registration goes to the
   /// poller of the worker that makes it (where its owner runs), unless that
   /// poller has 16 more than the least loaded one, which then takes it (as
-  /// it takes those made by other threads). Any thread.
+  /// it takes those made by other threads); with load compaction, only
+  /// active workers' pollers take new ones, and registrations move to the
+  /// active worker that re-arms them (see `io_scheduler`). Any thread.
   std::vector<size_t> registrations_per_poller() const;
 
   /// True until the scheduler stopped the reactor.
