@@ -871,6 +871,9 @@ struct io_core {
           if (active.compare_exchange_strong(act, act + 1, std::memory_order_relaxed)) {
             activations.fetch_add(1, std::memory_order_relaxed);
             wake(*workers[act]);
+            // It may have been awake (running what it had), so nobody
+            // nudged the parked ones meanwhile.
+            nudge_parked(act);
           }
         }
       } else if (act > 1
@@ -900,6 +903,7 @@ struct io_core {
     while (act <= self)
       if (active.compare_exchange_weak(act, self + 1, std::memory_order_relaxed)) {
         activations.fetch_add(1, std::memory_order_relaxed);
+        nudge_parked(self); // (see `balance`)
         break;
       }
   }
@@ -1318,7 +1322,16 @@ void io_core::run_worker(caf::actor_system& sys, size_t index, size_t max_throug
 #endif
     switch (job->resume(unit, max_throughput)) {
       case caf::resumable::resume_later:
-        push(index, job, true); // keeps its reference: it runs again
+        // It keeps its reference: it runs again (on an active worker if
+        // this one is parked: an actor whose mailbox never empties must not
+        // stay where the balancer does not count the load).
+        if (compaction && parked(index)) {
+          auto target = pick_active();
+          push(target, job, true);
+          wake(*workers[target]);
+        } else {
+          push(index, job, true);
+        }
         break;
       case caf::resumable::done:
       case caf::resumable::awaiting_message:
