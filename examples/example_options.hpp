@@ -110,13 +110,20 @@ inline void forget(std::vector<std::string>* cleared, const caf::config_option& 
 /// a short option without its value at the end, which CAF ignores. A flag
 /// (a boolean option) may be written "--name=true" (the same as "--name")
 /// or "--name=false": CAF takes neither, so the first becomes "--name" and
-/// the second is left out and its full name added to `cleared` (which the
-/// caller sets to false after CAF parsed the rest); any other value, or
+/// the second is left out (with an earlier "--name") and its full name
+/// added to `cleared` (which the caller sets to false before and after CAF
+/// parsed the rest); any other value, or
 /// "=false" without `cleared`, is refused.
 inline std::optional<std::vector<std::string>>
 strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std::string& why,
                  std::vector<std::string>* cleared = nullptr) {
   std::vector<std::string> result;
+  // flag_at[k]: the flag that result[k] sets ("--name", "-k"), else null.
+  std::vector<const caf::config_option*> flag_at;
+  auto push = [&](std::string arg, const caf::config_option* flag) {
+    result.push_back(std::move(arg));
+    flag_at.push_back(flag);
+  };
   auto check = [&](const caf::config_option& opt, std::string_view value) {
     std::string problem;
     auto type = opt.type_name();
@@ -128,9 +135,11 @@ strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std:
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--") {
-      result.insert(result.end(), argv + i, argv + argc);
+      for (int k = i; k < argc; ++k)
+        push(argv[k], nullptr);
       break;
     }
+    const caf::config_option* flag = nullptr;
     if (arg.compare(0, 2, "--") == 0) {
       auto eq = arg.find('=');
       if (eq != std::string::npos) {
@@ -140,6 +149,13 @@ strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std:
           if (value == "false" && cleared != nullptr) {
             auto full = opt->full_name();
             cleared->emplace_back(full.data(), full.size());
+            // An earlier "--name" (in any spelling) is overruled: CAF must
+            // not see it (it would show in --dump-config).
+            for (size_t k = result.size(); k-- > 0;)
+              if (flag_at[k] == opt) {
+                result.erase(result.begin() + static_cast<std::ptrdiff_t>(k));
+                flag_at.erase(flag_at.begin() + static_cast<std::ptrdiff_t>(k));
+              }
             continue;
           }
           if (value != "true") {
@@ -148,15 +164,17 @@ strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std:
           }
           arg = "--" + name;
           forget(cleared, *opt);
+          flag = opt;
         } else if (opt && !opt->is_flag()) {
           auto value = check(*opt, std::string_view{arg}.substr(eq + 1));
           if (!value)
             return std::nullopt;
           arg = "--" + name + "=" + *value;
         }
-      } else if (auto flag = opts.cli_long_name_lookup(std::string_view{arg}.substr(2));
-                 flag && flag->is_flag()) { // "--name": a later one wins
-        forget(cleared, *flag);
+      } else if (auto bare = opts.cli_long_name_lookup(std::string_view{arg}.substr(2));
+                 bare && bare->is_flag()) { // "--name": a later one wins
+        forget(cleared, *bare);
+        flag = bare;
       } else if (auto opt = opts.cli_long_name_lookup(std::string_view{arg}.substr(2));
                  opt && !opt->is_flag()) { // "--name VALUE"
         if (i + 1 == argc) {
@@ -179,8 +197,8 @@ strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std:
           auto value = check(*opt, argv[i + 1]);
           if (!value)
             return std::nullopt;
-          result.push_back(arg);
-          result.push_back(*value);
+          push(arg, nullptr);
+          push(*value, nullptr);
           ++i;
           continue;
         }
@@ -190,9 +208,12 @@ strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std:
             return std::nullopt;
           arg = arg.substr(0, 2) + *value;
         }
+      } else if (opt && opt->is_flag() && arg.size() == 2) { // "-k": a later one wins
+        forget(cleared, *opt);
+        flag = opt;
       }
     }
-    result.push_back(std::move(arg));
+    push(std::move(arg), flag);
   }
   return result;
 }
@@ -289,6 +310,11 @@ public:
       std::cerr << "invalid options: " << why << '\n';
       return false;
     }
+    // "=false" is set before CAF parses (so that --dump-config, which CAF
+    // prints while parsing, shows it; a config file's value for the flag
+    // would still show there) and again after (over a config file).
+    for (auto& name : cleared)
+      set(name, false);
     if (auto err = parse(std::move(*args))) {
       std::cerr << "invalid options: " << caf::to_string(err) << '\n';
       return false;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -984,8 +985,11 @@ namespace {
 
 /// Runs echo with 2 workers and `args`: two clients get 20 echoes each, and
 /// a SIGINT ends it.
-void check_echo_with_two_workers(const std::vector<std::string>& args) {
+void check_echo_with_two_workers(const std::vector<std::string>& args,
+                                 std::optional<bool> compaction = std::nullopt) {
   std::vector<std::string> all{"--scheduler.max-threads=2"};
+  if (compaction)
+    all.emplace_back("--metrics-port=0");
   all.insert(all.end(), args.begin(), args.end());
   running_example ex{"echo", all};
   auto a = ex.connect();
@@ -995,6 +999,18 @@ void check_echo_with_two_workers(const std::vector<std::string>& args) {
     b.send("two");
     BOOST_CHECK_EQUAL(a.recv_exact(3), "one");
     BOOST_CHECK_EQUAL(b.recv_exact(3), "two");
+  }
+  if (compaction) {
+    // The setting took effect: the scheduler's metrics say so.
+    auto url = "http://" + metrics_endpoint_of(ex);
+    auto want = std::string{"\natoll_scheduler_compaction "} + (*compaction ? "1" : "0") + "\n";
+    std::string body;
+    BOOST_CHECK_MESSAGE(wait_until([&] {
+                          body = curl_get(url);
+                          return body.find("\natoll_scheduler_workers 2\n") != std::string::npos
+                                 && body.find(want) != std::string::npos;
+                        }),
+                        body);
   }
   ex.stop(SIGINT);
   BOOST_CHECK(a.closed_within(2000ms));
@@ -1010,13 +1026,30 @@ BOOST_AUTO_TEST_CASE(echo_serves_with_any_number_of_busy_waiting_workers) {
 }
 
 BOOST_AUTO_TEST_CASE(echo_serves_with_load_compaction_on_and_off) {
-  for (auto args : std::vector<std::vector<std::string>>{
-         {"--scheduler.compaction=false"},
-         {"--scheduler.compaction=true"},
-         {"--scheduler.compaction"},
-         {"--scheduler.compaction=false", "--scheduler.compaction"}})
-    BOOST_TEST_CONTEXT(args.front() << " (" << args.size() << " options)") {
-      check_echo_with_two_workers(args);
+  for (auto& [args, on] : std::vector<std::pair<std::vector<std::string>, bool>>{
+         {{}, true},
+         {{"--scheduler.compaction=false"}, false},
+         {{"--scheduler.compaction=true"}, true},
+         {{"--scheduler.compaction"}, true},
+         {{"--scheduler.compaction=false", "--scheduler.compaction"}, true},
+         {{"--scheduler.compaction", "--scheduler.compaction=false"}, false}})
+    BOOST_TEST_CONTEXT((args.empty() ? "default" : args.front()) << " (" << args.size()
+                                                                 << " options)") {
+      check_echo_with_two_workers(args, on);
+      // --dump-config shows the value that takes effect.
+      std::vector<std::string> dump{example_path("echo")};
+      dump.insert(dump.end(), args.begin(), args.end());
+      dump.emplace_back("--dump-config");
+      child_process proc{dump};
+      BOOST_REQUIRE(proc.started());
+      auto text = proc.stdout_until_eof(30000ms);
+      BOOST_CHECK_EQUAL(proc.wait(30000ms).value_or(-1), 0);
+      if (args.empty())
+        BOOST_CHECK_EQUAL(text.find("compaction = "), std::string::npos);
+      else
+        BOOST_CHECK_MESSAGE(text.find(std::string{"compaction = "} + (on ? "true" : "false"))
+                              != std::string::npos,
+                            text);
     }
 }
 

@@ -630,6 +630,43 @@ struct deferred_probe {
   }
 };
 
+/// An actor that holds the worker it runs on (a job that does not end)
+/// from `hold` until `release` (or 10 s); released when destroyed.
+struct worker_holder {
+  std::promise<void> released_promise;
+  std::shared_future<void> released = released_promise.get_future().share();
+  std::shared_ptr<std::promise<void>> blocked = std::make_shared<std::promise<void>>();
+  caf::actor actor;
+  bool done = false;
+
+  explicit worker_holder(caf::actor_system& system)
+    : actor(system.spawn([r{released}, b{blocked}](caf::event_based_actor*) -> caf::behavior {
+        return {[r, b](int) {
+          b->set_value();
+          r.wait_for(10s);
+        }};
+      })) {
+  }
+
+  /// Starts the job; true once it holds its worker (within 5 s). Once.
+  [[nodiscard]] bool hold() {
+    caf::anon_send(actor, 1);
+    return blocked->get_future().wait_for(5s) == std::future_status::ready;
+  }
+
+  /// Ends the job.
+  void release() {
+    if (!done)
+      released_promise.set_value();
+    done = true;
+  }
+
+  ~worker_holder() {
+    release();
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  }
+};
+
 } // namespace
 
 BOOST_AUTO_TEST_CASE(work_deferred_to_the_end_of_a_run_runs_once_after_it_on_its_thread) {
@@ -712,24 +749,14 @@ BOOST_AUTO_TEST_CASE(a_worker_stuck_in_one_job_does_not_stall_the_sockets) {
   BOOST_REQUIRE(wait_until([&] { return (*r)->size() == 2; }));
   // The blocker holds its worker until the test saw both events (or 10 s):
   // the other worker must serve the stuck one's sockets meanwhile.
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  auto blocked = std::make_shared<std::promise<void>>();
-  auto blocker = [released, blocked](caf::event_based_actor*) -> caf::behavior {
-    return {[released, blocked](int) {
-      blocked->set_value();
-      released.wait_for(10s);
-    }};
-  };
-  auto b1 = sys.spawn(blocker);
-  caf::anon_send(b1, 1);
-  BOOST_REQUIRE(blocked->get_future().wait_for(5s) == std::future_status::ready);
+  worker_holder holder{sys};
+  BOOST_REQUIRE(holder.hold());
   a.poke();
   b.poke();
   auto served = log->wait_for("a:ready") && log->wait_for("b:ready");
-  release.set_value();
+  holder.release();
   BOOST_CHECK_MESSAGE(served, "a socket event waited for a blocked worker");
-  for (auto& x : {b1, owner_a, owner_b})
+  for (auto& x : {owner_a, owner_b})
     caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
   // The owners remove their registrations before the test closes the fds.
   BOOST_CHECK(wait_until([&] { return (*r)->size() == 0; }));
@@ -997,25 +1024,16 @@ BOOST_AUTO_TEST_CASE(a_parked_worker_serves_the_sockets_of_a_stuck_one) {
   auto owner_b = sys.spawn(logging_owner, io, b.reader(), "b", log);
   BOOST_REQUIRE(wait_until([&] { return io->size() == 2; }));
   BOOST_CHECK(io->registrations_per_poller() == std::vector<size_t>({2, 0}));
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  auto blocked = std::make_shared<std::promise<void>>();
-  auto b1 = sys.spawn([released, blocked](caf::event_based_actor*) -> caf::behavior {
-    return {[released, blocked](int) {
-      blocked->set_value();
-      released.wait_for(10s);
-    }};
-  });
-  caf::anon_send(b1, 1);
-  BOOST_REQUIRE(blocked->get_future().wait_for(5s) == std::future_status::ready);
+  worker_holder holder{sys};
+  BOOST_REQUIRE(holder.hold());
   a.poke();
   b.poke();
   auto served = log->wait_for("a:ready") && log->wait_for("b:ready");
   auto joined = io->worker_activations() > activations;
-  release.set_value();
+  holder.release();
   BOOST_CHECK_MESSAGE(served, "a socket event waited for the blocked worker");
   BOOST_CHECK_MESSAGE(joined, "the parked worker did not take work");
-  for (auto& x : {b1, owner_a, owner_b})
+  for (auto& x : {owner_a, owner_b})
     caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
   BOOST_CHECK(wait_until([&] { return io->size() == 0; }));
 }
@@ -1030,25 +1048,15 @@ BOOST_AUTO_TEST_CASE(work_queued_behind_a_long_job_is_taken_by_a_parked_worker) 
   auto answering = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
     return {[](int x) { return x + 1; }};
   });
-  std::promise<void> release;
-  auto released = release.get_future().share();
-  auto blocked = std::make_shared<std::promise<void>>();
-  auto holder = sys.spawn([released, blocked](caf::event_based_actor*) -> caf::behavior {
-    return {[released, blocked](int) {
-      blocked->set_value();
-      released.wait_for(10s);
-    }};
-  });
-  caf::anon_send(holder, 1);
-  BOOST_REQUIRE(blocked->get_future().wait_for(5s) == std::future_status::ready);
+  worker_holder holder{sys};
+  BOOST_REQUIRE(holder.hold());
   // The request waits in the held worker's queue: the parked one takes it.
   caf::scoped_actor self{sys};
   std::optional<int> answer;
   self->request(answering, 5s, 41).receive([&](int x) { answer = x; }, [](caf::error&) {});
-  release.set_value();
+  holder.release();
   BOOST_CHECK(answer == 42);
-  for (auto& x : {holder, answering})
-    caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(answering, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(free_memory_goes_back_to_the_os_after_work_and_a_rest) {

@@ -3,6 +3,7 @@
 // checked with promtool).
 #include <boost/test/unit_test.hpp>
 
+#include "atoll/runtime/reactor.hpp"
 #include "support/process.hpp"
 #include "atoll/handlers/detail/socket_access.hpp" // detail::data_events
 #include "support/server_support.hpp"
@@ -301,6 +302,17 @@ BOOST_AUTO_TEST_CASE(the_prometheus_endpoint_serves_valid_metrics_over_http) {
   BOOST_CHECK(body.find("\natoll_connections_closed_total{reason=\"peer_closed\"} 1\n")
               != std::string::npos);
   BOOST_CHECK(body.find("\natoll_connection_duration_seconds_count 1\n") != std::string::npos);
+  // The system's scheduler follows the server's metrics.
+  auto io = reactor::of(sys);
+  BOOST_REQUIRE(io);
+  BOOST_CHECK(body.find("\natoll_scheduler_workers " + std::to_string((*io)->num_pollers()) + "\n")
+              != std::string::npos);
+  BOOST_CHECK(body.find("\natoll_scheduler_compaction " + std::to_string((*io)->compaction() ? 1 : 0)
+                        + "\n")
+              != std::string::npos);
+  for (size_t i = 0; i < (*io)->num_pollers(); ++i)
+    BOOST_CHECK(body.find("\natoll_scheduler_registrations{poller=\"" + std::to_string(i) + "\"} ")
+                != std::string::npos);
   // promtool accepts it (Debian's prometheus package).
   child_process promtool{{"/usr/bin/promtool", "check", "metrics"}};
   BOOST_REQUIRE_MESSAGE(promtool.started(), "promtool is missing (setup.sh installs it)");
@@ -326,6 +338,52 @@ BOOST_AUTO_TEST_CASE(the_prometheus_endpoint_serves_valid_metrics_over_http) {
   BOOST_REQUIRE(huge.try_connect(ep));
   huge.send("GET /metrics HTTP/1.1\r\nX: " + std::string(9000, 'a'));
   BOOST_CHECK(huge.recv_until_closed().rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(prometheus_text_of_the_scheduler) {
+  scheduler_stats st;
+  st.workers = 4;
+  st.active_workers = 2;
+  st.compaction = true;
+  st.activations = 5;
+  st.deactivations = 3;
+  st.spin_waits = 17;
+  st.memory_releases = 1;
+  st.registrations = 12;
+  st.registrations_per_poller = {7, 5, 0, 0};
+  BOOST_CHECK_EQUAL(
+    to_prometheus_text(st),
+    "# HELP atoll_scheduler_workers Scheduler worker threads, each with its epoll instance.\n"
+    "# TYPE atoll_scheduler_workers gauge\n"
+    "atoll_scheduler_workers 4\n"
+    "# HELP atoll_scheduler_active_workers Workers taking new work now (load compaction parks "
+    "the others).\n"
+    "# TYPE atoll_scheduler_active_workers gauge\n"
+    "atoll_scheduler_active_workers 2\n"
+    "# HELP atoll_scheduler_compaction 1 if load compaction is on, else 0.\n"
+    "# TYPE atoll_scheduler_compaction gauge\n"
+    "atoll_scheduler_compaction 1\n"
+    "# HELP atoll_scheduler_worker_activations_total Workers made active by load compaction.\n"
+    "# TYPE atoll_scheduler_worker_activations_total counter\n"
+    "atoll_scheduler_worker_activations_total 5\n"
+    "# HELP atoll_scheduler_worker_deactivations_total Workers parked by load compaction.\n"
+    "# TYPE atoll_scheduler_worker_deactivations_total counter\n"
+    "atoll_scheduler_worker_deactivations_total 3\n"
+    "# HELP atoll_scheduler_spin_waits_total Busy waits of workers that ran out of work, before "
+    "sleeping.\n"
+    "# TYPE atoll_scheduler_spin_waits_total counter\n"
+    "atoll_scheduler_spin_waits_total 17\n"
+    "# HELP atoll_scheduler_memory_releases_total Free heap memory given back to the operating "
+    "system after a rest.\n"
+    "# TYPE atoll_scheduler_memory_releases_total counter\n"
+    "atoll_scheduler_memory_releases_total 1\n"
+    "# HELP atoll_scheduler_registrations Registered file descriptors, by the worker whose poller "
+    "they are assigned to.\n"
+    "# TYPE atoll_scheduler_registrations gauge\n"
+    "atoll_scheduler_registrations{poller=\"0\"} 7\n"
+    "atoll_scheduler_registrations{poller=\"1\"} 5\n"
+    "atoll_scheduler_registrations{poller=\"2\"} 0\n"
+    "atoll_scheduler_registrations{poller=\"3\"} 0\n");
 }
 
 BOOST_AUTO_TEST_CASE(prometheus_text_has_every_metric_with_help_and_type) {

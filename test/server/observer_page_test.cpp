@@ -11,6 +11,7 @@
 #include <caf/send.hpp>
 #include <nlohmann/json.hpp>
 
+#include "atoll/runtime/reactor.hpp"
 #include "atoll/supervisors/observer_page.hpp"
 #include "support/headless_browser.hpp"
 #include "support/process.hpp"
@@ -103,6 +104,11 @@ BOOST_AUTO_TEST_CASE(the_page_its_snapshot_and_its_event_stream) {
   auto client = connect(srv);
   client.send("x");
   BOOST_CHECK_EQUAL(client.recv_exact(1), "x");
+  // (A connection registers its socket after its first read, which may
+  // have echoed already.)
+  auto io = reactor::of(sys);
+  BOOST_REQUIRE(io);
+  BOOST_REQUIRE(wait_until([&] { return (*io)->size() >= 3; }));
   auto response = http("GET /snapshot HTTP/1.1\r\nHost: t\r\n\r\n");
   BOOST_REQUIRE_EQUAL(response.rfind("HTTP/1.1 200 OK\r\nContent-Type: application/json", 0), 0u);
   auto snap = nlohmann::json::parse(body_of(response));
@@ -113,6 +119,20 @@ BOOST_AUTO_TEST_CASE(the_page_its_snapshot_and_its_event_stream) {
   BOOST_CHECK_EQUAL(shop["connections"], 1);
   BOOST_CHECK_EQUAL(shop["local"], to_string(address_of(srv)));
   BOOST_CHECK_GT(snap["time_ms"].get<int64_t>(), 0);
+  // The scheduler's state, as the reactor reads it: here the shop's
+  // listener and connection and the page's listener and connection (this
+  // request) are registered.
+  auto& sched = snap["scheduler"];
+  BOOST_REQUIRE(sched.is_object());
+  auto workers = sched["workers"].get<size_t>();
+  BOOST_CHECK_EQUAL(workers, (*io)->num_pollers());
+  BOOST_CHECK_EQUAL(sched["compaction"].get<bool>(), (*io)->compaction());
+  BOOST_CHECK_GE(sched["active_workers"].get<size_t>(), 1u);
+  BOOST_CHECK_LE(sched["active_workers"].get<size_t>(), workers);
+  BOOST_CHECK_GE(sched["registrations"].get<size_t>(), 4u);
+  BOOST_CHECK_EQUAL(sched["registrations_per_poller"].get<std::vector<size_t>>().size(), workers);
+  for (auto key : {"activations", "deactivations", "spin_waits", "memory_releases"})
+    BOOST_CHECK_MESSAGE(sched[key].is_number_unsigned(), key);
   // The page carries its first snapshot and nothing from elsewhere.
   auto page_response = http("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
   BOOST_CHECK_EQUAL(page_response.rfind("HTTP/1.1 200 OK\r\nContent-Type: text/html", 0), 0u);
@@ -156,6 +176,14 @@ BOOST_AUTO_TEST_CASE(chromium_shows_the_tree_a_new_connection_and_a_restart) {
   BOOST_CHECK_NE(before.find("<span class=\"sup\">acceptor_pool</span>"), std::string::npos);
   BOOST_CHECK_NE(before.find("no connections</td>"), std::string::npos);
   BOOST_CHECK_EQUAL(before.find("<span class=\"restarted\">"), std::string::npos);
+  // The header shows the scheduler's workers.
+  auto io = reactor::of(sys);
+  BOOST_REQUIRE(io);
+  auto workers = (*io)->num_pollers();
+  BOOST_CHECK_NE(before.find("<span id=\"scheduler\">scheduler: "), std::string::npos);
+  BOOST_CHECK_NE(before.find(" of " + std::to_string(workers)
+                             + (workers == 1 ? " worker" : " workers") + " active"),
+                 std::string::npos);
 
   // A new client is on the page at its next load (the first snapshot is
   // taken when the page is asked for).

@@ -1643,6 +1643,24 @@ std::vector<size_t> reactor::registrations_per_poller() const {
   return result;
 }
 
+bool reactor::compaction() const noexcept {
+  return core_->compaction;
+}
+
+scheduler_stats reactor::stats() const {
+  scheduler_stats result;
+  result.workers = num_pollers();
+  result.active_workers = active_workers();
+  result.compaction = compaction();
+  result.activations = worker_activations();
+  result.deactivations = worker_deactivations();
+  result.spin_waits = spin_waits();
+  result.memory_releases = memory_releases();
+  result.registrations = size();
+  result.registrations_per_poller = registrations_per_poller();
+  return result;
+}
+
 // -- io_scheduler ---------------------------------------------------------------------
 
 io_scheduler::io_scheduler(caf::actor_system& sys) : super(sys) {

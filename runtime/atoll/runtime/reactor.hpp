@@ -108,6 +108,33 @@ private:
   std::atomic<detail::timer_heap*> heap_{nullptr}; // the heap while armed
 };
 
+/// The state of a system's scheduler and its pollers at one moment, for
+/// monitoring (the observer page, the Prometheus endpoint). Each field is
+/// read on its own without a lock, so that fields may be a few microseconds
+/// apart; counters only grow.
+struct scheduler_stats {
+  /// Scheduler worker threads, each with its epoll instance
+  /// (`scheduler.max-threads`; by default one per core).
+  size_t workers = 0;
+  /// Workers that take new work now (see `reactor::active_workers`).
+  size_t active_workers = 0;
+  /// True if load compaction is on (`scheduler.compaction`; never with a
+  /// single worker).
+  bool compaction = false;
+  /// Workers made active by load compaction, since the system started.
+  uint64_t activations = 0;
+  /// Workers parked by load compaction, since the system started.
+  uint64_t deactivations = 0;
+  /// Busy waits of workers that ran out of work (see `reactor::spin_waits`).
+  uint64_t spin_waits = 0;
+  /// Free heap memory given back after a rest (see `reactor::memory_releases`).
+  uint64_t memory_releases = 0;
+  /// Registered fds, in all.
+  size_t registrations = 0;
+  /// Registered fds by poller index (see `reactor::registrations_per_poller`).
+  std::vector<size_t> registrations_per_poller;
+};
+
 /// The I/O side of an actor system that runs `atl::io_scheduler` (loaded by
 /// `atl::register_types`): one epoll instance and one timer heap per
 /// scheduler worker. A worker waits in `epoll_wait` when it has no actor to
@@ -231,6 +258,13 @@ public:
   /// active workers' pollers take new ones, and registrations move to the
   /// active worker that re-arms them (see `io_scheduler`). Any thread.
   std::vector<size_t> registrations_per_poller() const;
+
+  /// True if load compaction is on (`scheduler.compaction`, see
+  /// `io_scheduler`; never with a single worker). Any thread.
+  bool compaction() const noexcept;
+
+  /// All of the above in one value (see `scheduler_stats`). Any thread.
+  [[nodiscard]] scheduler_stats stats() const;
 
   /// True until the scheduler stopped the reactor.
   bool running() const noexcept;

@@ -6,6 +6,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "atoll/handlers/handler.hpp"
+#include "atoll/runtime/reactor.hpp"
 #include "atoll/supervisors/detail/http_request.hpp"
 
 namespace atl {
@@ -26,8 +27,10 @@ public:
       return next;
     if (req->target != "/metrics")
       return answer(sock, "404 Not Found", "the metrics are at /metrics\n");
-    return answer(sock, "200 OK", metrics_->prometheus_text(), {},
-                  "text/plain; version=0.0.4; charset=utf-8");
+    auto text = metrics_->prometheus_text();
+    if (auto io = reactor::of(self()->system()))
+      text += to_prometheus_text((*io)->stats());
+    return answer(sock, "200 OK", text, {}, "text/plain; version=0.0.4; charset=utf-8");
   }
 
 private:

@@ -37,8 +37,10 @@ struct metrics_endpoint_options {
 
 /// Starts an HTTP/1.1 server (an Atoll server with the library's metrics
 /// handler, on its own telemetry bus, so that scrapes are not counted) that
-/// answers `GET /metrics` and `HEAD /metrics` with `metrics->prometheus_text()`
-/// (`Content-Type: text/plain; version=0.0.4`), other paths with 404, other
+/// answers `GET /metrics` and `HEAD /metrics` (`Content-Type: text/plain;
+/// version=0.0.4`) with `metrics->prometheus_text()` and the `atoll_scheduler_*`
+/// metrics of `sys` (`to_prometheus_text(reactor::stats())`; left out while
+/// the system shuts down), other paths with 404, other
 /// methods with 405, and requests that are not HTTP/1.x or whose head
 /// exceeds 8 KiB with 400; every answer closes the connection (read timeout
 /// 10 s, drain at stop 1 s). Blocks until

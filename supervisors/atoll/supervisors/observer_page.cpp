@@ -12,6 +12,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "atoll/runtime/error.hpp"
+#include "atoll/runtime/reactor.hpp"
 #include "atoll/supervisors/detail/http_request.hpp"
 
 namespace atl {
@@ -32,7 +33,8 @@ constexpr std::string_view page_html = R"page(<!doctype html>
 body { font: 14px system-ui, sans-serif; margin: 0; background: #f5f6f8; color: #1d2330; }
 header { background: #17324d; color: #fff; padding: 10px 16px; display: flex; gap: 16px; align-items: baseline; }
 header h1 { font-size: 18px; margin: 0; }
-#status { font-size: 12px; opacity: .85; }
+#status, #scheduler { font-size: 12px; opacity: .85; }
+#scheduler { margin-left: auto; }
 main { padding: 16px; display: grid; gap: 16px; }
 .server { background: #fff; border: 1px solid #d9dde3; border-radius: 6px; padding: 12px 14px; }
 .server h2 { margin: 0 0 8px; font-size: 16px; }
@@ -55,7 +57,7 @@ summary { cursor: pointer; color: #17324d; margin-top: 10px; }
 </style>
 </head>
 <body>
-<header><h1>Atoll observer</h1><span id="status">connecting…</span></header>
+<header><h1>Atoll observer</h1><span id="status">connecting…</span><span id="scheduler"></span></header>
 <main id="servers"></main>
 <script>
 "use strict";
@@ -104,7 +106,16 @@ function treeNode(n, isNew) {
   }
   return li;
 }
+function schedulerLine(s) {
+  if (!s) return "";
+  let line = "scheduler: " + s.active_workers + " of " + s.workers
+    + (s.workers === 1 ? " worker" : " workers") + " active";
+  if (s.compaction)
+    line += " (load compaction: " + s.activations + " activated, " + s.deactivations + " parked)";
+  return line + " · sockets per worker: " + s.registrations_per_poller.join(", ");
+}
 function render(snapshot) {
+  document.getElementById("scheduler").textContent = schedulerLine(snapshot.scheduler);
   const main = document.getElementById("servers");
   main.textContent = "";
   const seconds = previousTime ? (snapshot.time_ms - previousTime) / 1000 : 0;
@@ -181,6 +192,24 @@ events.onerror = () => {
 </body>
 </html>
 )page";
+
+/// The state of `sys`'s scheduler as the page shows it (null without a
+/// reactor, e.g. while the system shuts down).
+nlohmann::json scheduler_json(caf::actor_system& sys) {
+  auto io = reactor::of(sys);
+  if (!io)
+    return nullptr;
+  auto st = (*io)->stats();
+  return {{"workers", st.workers},
+          {"active_workers", st.active_workers},
+          {"compaction", st.compaction},
+          {"activations", st.activations},
+          {"deactivations", st.deactivations},
+          {"spin_waits", st.spin_waits},
+          {"memory_releases", st.memory_releases},
+          {"registrations", st.registrations},
+          {"registrations_per_poller", st.registrations_per_poller}};
+}
 
 /// What one connection of the page's server does: answers `/` and
 /// `/snapshot` once, or streams snapshots on `/events`.
@@ -265,10 +294,11 @@ private:
           };
           auto g = std::make_shared<gathering>();
           g->left = servers.size();
-          auto finish = [g, then] {
+          auto finish = [this, g, then] {
             auto now = std::chrono::system_clock::now().time_since_epoch();
             nlohmann::json out{
               {"time_ms", std::chrono::duration_cast<std::chrono::milliseconds>(now).count()},
+              {"scheduler", scheduler_json(self()->system())},
               {"servers", std::move(g->list)}};
             then(out.dump());
           };
@@ -296,8 +326,11 @@ private:
                     [done](caf::error&) { done(nullptr); });
           }
         },
-        [then](caf::error&) {
-          then(nlohmann::json{{"time_ms", 0}, {"servers", nlohmann::json::array()}}.dump());
+        [this, then](caf::error&) {
+          then(nlohmann::json{{"time_ms", 0},
+                              {"scheduler", scheduler_json(self()->system())},
+                              {"servers", nlohmann::json::array()}}
+                 .dump());
         });
   }
 

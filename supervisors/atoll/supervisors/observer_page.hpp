@@ -33,8 +33,11 @@ struct observer_page_options {
 /// handler, on its own telemetry bus) showing the servers `inspector`
 /// knows: `GET /` the page (HTML with its script and style inline: nothing
 /// is downloaded), `GET /snapshot` one snapshot as JSON (`{"time_ms",
-/// "servers": [{"name", "status", "local", "connections", "tree"}]}`, each
-/// tree as `tree_to_json` writes it), `GET /events` the same snapshots as
+/// "scheduler", "servers": [{"name", "status", "local", "connections",
+/// "tree"}]}`, the scheduler's state as `reactor::stats` reads it, with the
+/// fields of `scheduler_stats` by their names (null while the system shuts
+/// down), each tree as `tree_to_json`
+/// writes it), `GET /events` the same snapshots as
 /// server-sent events, one per `interval`, until the client leaves; other
 /// paths 404, other methods 405, bad requests 400. Errors: those of
 /// `start_server`, `errc::invalid_option` for an invalid inspector or an

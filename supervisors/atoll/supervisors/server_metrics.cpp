@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "atoll/runtime/reactor.hpp"
+
 namespace atl {
 
 namespace {
@@ -121,6 +123,36 @@ std::string to_prometheus_text(const metrics_snapshot& snap) {
             snap.connection_duration);
   histogram(out, "atoll_time_to_first_byte_seconds",
             "Time from accept to the first bytes received.", snap.time_to_first_byte);
+  return out;
+}
+
+std::string to_prometheus_text(const scheduler_stats& stats) {
+  std::string out;
+  auto gauge = [&out](const char* name, const char* help, uint64_t value) {
+    header(out, name, "gauge", help);
+    fmt::format_to(std::back_inserter(out), "{} {}\n", name, value);
+  };
+  gauge("atoll_scheduler_workers", "Scheduler worker threads, each with its epoll instance.",
+        stats.workers);
+  gauge("atoll_scheduler_active_workers",
+        "Workers taking new work now (load compaction parks the others).",
+        stats.active_workers);
+  gauge("atoll_scheduler_compaction", "1 if load compaction is on, else 0.",
+        stats.compaction ? 1 : 0);
+  counter(out, "atoll_scheduler_worker_activations_total",
+          "Workers made active by load compaction.", stats.activations);
+  counter(out, "atoll_scheduler_worker_deactivations_total",
+          "Workers parked by load compaction.", stats.deactivations);
+  counter(out, "atoll_scheduler_spin_waits_total",
+          "Busy waits of workers that ran out of work, before sleeping.", stats.spin_waits);
+  counter(out, "atoll_scheduler_memory_releases_total",
+          "Free heap memory given back to the operating system after a rest.",
+          stats.memory_releases);
+  header(out, "atoll_scheduler_registrations", "gauge",
+         "Registered file descriptors, by the worker whose poller they are assigned to.");
+  for (size_t i = 0; i < stats.registrations_per_poller.size(); ++i)
+    fmt::format_to(std::back_inserter(out), "atoll_scheduler_registrations{{poller=\"{}\"}} {}\n",
+                   i, stats.registrations_per_poller[i]);
   return out;
 }
 

@@ -18,6 +18,8 @@
 
 namespace atl {
 
+struct scheduler_stats;
+
 /// A histogram's state: cumulative counts per upper bound, as Prometheus
 /// shows them.
 struct histogram_snapshot {
@@ -94,6 +96,16 @@ typename Inspector::result_type inspect(Inspector& f, metrics_snapshot& x) {
 /// Renders a snapshot in Prometheus' text exposition format (version
 /// 0.0.4): metrics named `atoll_*`, each with HELP and TYPE lines.
 std::string to_prometheus_text(const metrics_snapshot& snap);
+
+/// Renders the scheduler's state (see `reactor::stats`) in the same format:
+/// `atoll_scheduler_workers`, `atoll_scheduler_active_workers`,
+/// `atoll_scheduler_compaction` (1 or 0) and
+/// `atoll_scheduler_registrations{poller="i"}` (gauges),
+/// `atoll_scheduler_worker_activations_total`,
+/// `atoll_scheduler_worker_deactivations_total`,
+/// `atoll_scheduler_spin_waits_total` and
+/// `atoll_scheduler_memory_releases_total` (counters).
+std::string to_prometheus_text(const scheduler_stats& stats);
 
 /// Aggregates the events of one bus (the servers that emit to it) while
 /// alive. It subscribes to connection start, progress and stop and to the
