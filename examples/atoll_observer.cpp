@@ -45,6 +45,9 @@ commands:
   connections          one line per connection: node, server, ID, peer, local
                        address, state, transport, bytes and packets each way,
                        age, handler
+  scheduler            each node's scheduler: workers, active workers, load
+                       compaction and its activations and parkings, sockets
+                       per worker, busy waits, memory releases
   send ID TEXT         sends TEXT to the connection actor ID (from
                        `connections`) and prints its answer
   suspend              stops accepting (needs --inspector-control on the node)
@@ -99,7 +102,8 @@ std::optional<uint16_t> parse_port(const std::string& text) {
 }
 
 bool is_command(const std::string& x) {
-  for (auto* c : {"servers", "tree", "connections", "send", "suspend", "resume", "stop"})
+  for (auto* c :
+       {"servers", "tree", "connections", "scheduler", "send", "suspend", "resume", "stop"})
     if (x == c)
       return true;
   return false;
@@ -200,7 +204,7 @@ std::optional<arguments> parse(int argc, char** argv, std::string& why, bool& he
     return std::nullopt;
   }
   if (i == positional.size()) {
-    why = "no command given (servers, tree, connections, send, suspend, resume, stop)";
+    why = "no command given (servers, tree, connections, scheduler, send, suspend, resume, stop)";
     return std::nullopt;
   }
   args.command = positional[i++];
@@ -267,6 +271,8 @@ public:
       trees();
     else if (cmd == "connections")
       connections();
+    else if (cmd == "scheduler")
+      schedulers();
     else if (cmd == "send")
       send();
     else
@@ -308,6 +314,24 @@ private:
                   << "  " << (s.info.local ? atl::to_string(*s.info.local) : "-") << "  "
                   << s.info.active_connections << " connections\n";
     }
+  }
+
+  void schedulers() {
+    for (auto& n : nodes_)
+      ask(
+        n, [&](auto& self) { return self->request(n.inspector, args_.timeout, atl::scheduler_atom::value); },
+        [&](atl::scheduler_stats& st) {
+          std::string per_worker;
+          for (auto count : st.registrations_per_poller)
+            per_worker += (per_worker.empty() ? "" : ",") + std::to_string(count);
+          std::cout << n.where.text() << "  workers " << st.workers << "  active "
+                    << st.active_workers << "  compaction " << (st.compaction ? "on" : "off")
+                    << "  activations " << st.activations << "  parkings " << st.deactivations
+                    << "  sockets " << st.registrations << " (" << per_worker << ")"
+                    << "  busy-waits " << st.spin_waits << "  memory-releases "
+                    << st.memory_releases << "\n";
+        },
+        "scheduler");
   }
 
   void trees() {

@@ -1704,4 +1704,30 @@ BOOST_AUTO_TEST_CASE(the_observer_page_of_an_example_serves_its_server) {
   ex.stop(SIGTERM);
 }
 
+BOOST_AUTO_TEST_CASE(the_observer_shows_each_nodes_scheduler) {
+  running_example on{"echo", {"--inspector-port=0", "--scheduler.max-threads=2"}};
+  running_example off{
+    "echo", {"--inspector-port=0", "--scheduler.max-threads=2", "--scheduler.compaction=false"}};
+  auto node_on = "127.0.0.1:" + std::to_string(inspector_port(on));
+  auto node_off = "127.0.0.1:" + std::to_string(inspector_port(off));
+  auto run = run_observer({node_on, node_off, "scheduler"});
+  BOOST_REQUIRE_MESSAGE(run.code == 0, run.err);
+  auto lines = lines_of(run.out);
+  BOOST_REQUIRE_EQUAL(lines.size(), 2u);
+  static const std::regex format{R"((\S+)  workers 2  active ([12])  compaction (on|off)  )"
+                                 R"(activations \d+  parkings \d+  sockets (\d+) \((\d+),(\d+)\)  )"
+                                 R"(busy-waits \d+  memory-releases \d+)"};
+  std::smatch m;
+  BOOST_REQUIRE_MESSAGE(std::regex_match(lines[0], m, format), lines[0]);
+  BOOST_CHECK_EQUAL(m[1], node_on);
+  BOOST_CHECK_EQUAL(m[3], "on");
+  BOOST_CHECK_GE(std::stoul(m[4]), 1u); // the listener at least
+  BOOST_REQUIRE_MESSAGE(std::regex_match(lines[1], m, format), lines[1]);
+  BOOST_CHECK_EQUAL(m[1], node_off);
+  BOOST_CHECK_EQUAL(m[2], "2"); // without compaction every worker is active
+  BOOST_CHECK_EQUAL(m[3], "off");
+  // Other formats are for the tree only.
+  BOOST_CHECK_EQUAL(run_observer({node_on, "scheduler", "--json"}).code, 1);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

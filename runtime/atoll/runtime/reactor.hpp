@@ -14,6 +14,7 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 #include <caf/fwd.hpp>
+#include <caf/meta/type_name.hpp>
 #include <caf/weak_intrusive_ptr.hpp>
 
 namespace atl {
@@ -134,6 +135,15 @@ struct scheduler_stats {
   /// Registered fds by poller index (see `reactor::registrations_per_poller`).
   std::vector<size_t> registrations_per_poller;
 };
+
+/// Serializes a `scheduler_stats` (CAF inspection: the inspector sends it
+/// to other nodes).
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, scheduler_stats& x) {
+  return f(caf::meta::type_name("scheduler_stats"), x.workers, x.active_workers, x.compaction,
+           x.activations, x.deactivations, x.spin_waits, x.memory_releases, x.registrations,
+           x.registrations_per_poller);
+}
 
 /// The I/O side of an actor system that runs `atl::io_scheduler` (loaded by
 /// `atl::register_types`): one epoll instance and one timer heap per

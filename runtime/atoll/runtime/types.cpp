@@ -1,5 +1,7 @@
 #include "atoll/runtime/types.hpp"
 
+#include "atoll/runtime/reactor.hpp"
+
 #include <caf/actor_system_config.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -142,6 +144,7 @@ void detail::add_runtime_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<child_counts>("atl::child_counts");
   cfg.add_message_type<tree_detail>("atl::tree_detail");
   cfg.add_message_type<tree_node>("atl::tree_node");
+  cfg.add_message_type<scheduler_stats>("atl::scheduler_stats");
 }
 
 } // namespace atl

@@ -173,6 +173,12 @@ inspector_actor::behavior_type inspector(inspector_ptr self, bool control,
       return forward_control(self, atom, name);
     },
     [self](control_atom) { return self->state.control; },
+    [self](scheduler_atom) -> caf::result<scheduler_stats> {
+      auto io = reactor::of(self->system());
+      if (!io)
+        return io.error();
+      return (*io)->stats();
+    },
   };
 }
 

@@ -16,6 +16,7 @@
 
 #include "atoll/handlers/connection_record.hpp"
 #include "atoll/runtime/atoms.hpp"
+#include "atoll/runtime/reactor.hpp"
 #include "atoll/runtime/types.hpp"
 #include "atoll/supervisors/server_actor.hpp"
 #include "atoll/supervisors/udp_server.hpp"
@@ -29,6 +30,10 @@ using servers_atom = caf::atom_constant<caf::atom("servers")>;
 /// udp_server_actor)` → `ok`: shows a server under `name` (from the
 /// inspector's own node only).
 using add_server_atom = caf::atom_constant<caf::atom("addserver")>;
+/// `(scheduler_atom)` → `scheduler_stats`: the state of the node's scheduler
+/// (`reactor::stats`).
+using scheduler_atom = caf::atom_constant<caf::atom("scheduler")>;
+
 /// `(control_atom)` → `bool`: whether remote nodes may suspend, resume and
 /// stop the node's servers.
 using control_atom = caf::atom_constant<caf::atom("control")>;
@@ -62,6 +67,8 @@ typename Inspector::result_type inspect(Inspector& f, inspected_server& x) {
 /// records' handles are usable from the remote node: messages to them reach
 /// the connection actors). `suspend_atom`, `resume_atom` and `stop_atom` fail
 /// with `errc::not_permitted` unless the inspector was spawned with control.
+/// `scheduler_atom` is answered by the inspector (`errc::reactor_unavailable`
+/// while its system shuts down).
 using inspector_actor = caf::typed_actor<
   caf::replies_to<servers_atom>::with<std::vector<inspected_server>>,
   caf::replies_to<add_server_atom, std::string, server_actor>::with<caf::ok_atom>,
@@ -71,7 +78,8 @@ using inspector_actor = caf::typed_actor<
   caf::replies_to<suspend_atom, std::string>::with<caf::ok_atom>,
   caf::replies_to<resume_atom, std::string>::with<caf::ok_atom>,
   caf::replies_to<stop_atom, std::string>::with<caf::ok_atom>,
-  caf::replies_to<control_atom>::with<bool>>;
+  caf::replies_to<control_atom>::with<bool>,
+  caf::replies_to<scheduler_atom>::with<scheduler_stats>>;
 
 /// Where and how an inspector is published.
 struct inspector_options {
