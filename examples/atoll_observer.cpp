@@ -219,6 +219,10 @@ std::optional<arguments> parse(int argc, char** argv, std::string& why, bool& he
     why = "--" + args.format + " is for the tree command";
     return std::nullopt;
   }
+  if (!args.server.empty() && args.command == "scheduler") {
+    why = "--server is not for the scheduler command (a node has one scheduler)";
+    return std::nullopt;
+  }
   return args;
 }
 
@@ -319,7 +323,10 @@ private:
   void schedulers() {
     for (auto& n : nodes_)
       ask(
-        n, [&](auto& self) { return self->request(n.inspector, args_.timeout, atl::scheduler_atom::value); },
+        n,
+        [&](auto& self) {
+          return self->request(n.inspector, args_.timeout, atl::scheduler_atom::value);
+        },
         [&](atl::scheduler_stats& st) {
           std::string per_worker;
           for (auto count : st.registrations_per_poller)

@@ -1726,8 +1726,9 @@ BOOST_AUTO_TEST_CASE(the_observer_shows_each_nodes_scheduler) {
   BOOST_CHECK_EQUAL(m[1], node_off);
   BOOST_CHECK_EQUAL(m[2], "2"); // without compaction every worker is active
   BOOST_CHECK_EQUAL(m[3], "off");
-  // Other formats are for the tree only.
+  // Other formats are for the tree only; a node has one scheduler.
   BOOST_CHECK_EQUAL(run_observer({node_on, "scheduler", "--json"}).code, 1);
+  BOOST_CHECK_EQUAL(run_observer({node_on, "scheduler", "--server", "echo"}).code, 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -307,9 +307,8 @@ BOOST_AUTO_TEST_CASE(the_prometheus_endpoint_serves_valid_metrics_over_http) {
   BOOST_REQUIRE(io);
   BOOST_CHECK(body.find("\natoll_scheduler_workers " + std::to_string((*io)->num_pollers()) + "\n")
               != std::string::npos);
-  BOOST_CHECK(body.find("\natoll_scheduler_compaction " + std::to_string((*io)->compaction() ? 1 : 0)
-                        + "\n")
-              != std::string::npos);
+  auto compaction = std::string{(*io)->compaction() ? "1" : "0"};
+  BOOST_CHECK(body.find("\natoll_scheduler_compaction " + compaction + "\n") != std::string::npos);
   for (size_t i = 0; i < (*io)->num_pollers(); ++i)
     BOOST_CHECK(body.find("\natoll_scheduler_registrations{poller=\"" + std::to_string(i) + "\"} ")
                 != std::string::npos);

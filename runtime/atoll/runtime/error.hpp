@@ -143,8 +143,8 @@ std::string error_context(const caf::error& err);
 /// supervisor without servers; servers: `atl::register_types`, which calls
 /// this): loads Atoll's scheduler (`atl::io_scheduler`, whose workers also
 /// poll the sockets), registers the "atoll" error category (renderer) and
-/// the runtime's message types (tree snapshots), so that `sys.render(err)`
-/// prints Atoll errors and snapshots can cross nodes. Call it once per
+/// the runtime's message types (tree snapshots, scheduler stats), so that
+/// `sys.render(err)` prints Atoll errors and snapshots can cross nodes. Call it once per
 /// `actor_system_config`, before constructing the actor system.
 void register_runtime_types(caf::actor_system_config& cfg);
 

@@ -1657,7 +1657,8 @@ scheduler_stats reactor::stats() const {
   result.spin_waits = spin_waits();
   result.memory_releases = memory_releases();
   result.registrations = size();
-  result.registrations_per_poller = registrations_per_poller();
+  for (auto n : registrations_per_poller())
+    result.registrations_per_poller.push_back(n);
   return result;
 }
 

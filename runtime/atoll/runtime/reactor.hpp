@@ -110,15 +110,15 @@ private:
 };
 
 /// The state of a system's scheduler and its pollers at one moment, for
-/// monitoring (the observer page, the Prometheus endpoint). Each field is
-/// read on its own without a lock, so that fields may be a few microseconds
-/// apart; counters only grow.
+/// monitoring (see `reactor::stats`). Each field is read on its own without
+/// a lock, so that fields may be a few microseconds apart; counters only
+/// grow. Fixed-width fields: it crosses nodes.
 struct scheduler_stats {
   /// Scheduler worker threads, each with its epoll instance
   /// (`scheduler.max-threads`; by default one per core).
-  size_t workers = 0;
+  uint64_t workers = 0;
   /// Workers that take new work now (see `reactor::active_workers`).
-  size_t active_workers = 0;
+  uint64_t active_workers = 0;
   /// True if load compaction is on (`scheduler.compaction`; never with a
   /// single worker).
   bool compaction = false;
@@ -131,9 +131,9 @@ struct scheduler_stats {
   /// Free heap memory given back after a rest (see `reactor::memory_releases`).
   uint64_t memory_releases = 0;
   /// Registered fds, in all.
-  size_t registrations = 0;
+  uint64_t registrations = 0;
   /// Registered fds by poller index (see `reactor::registrations_per_poller`).
-  std::vector<size_t> registrations_per_poller;
+  std::vector<uint64_t> registrations_per_poller;
 };
 
 /// Serializes a `scheduler_stats` (CAF inspection: the inspector sends it

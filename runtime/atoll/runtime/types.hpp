@@ -148,8 +148,8 @@ size_t tree_size(const tree_node& root);
 
 namespace detail {
 
-/// Adds the runtime's message types (tree snapshots) to `cfg` (part of
-/// `atl::register_runtime_types`).
+/// Adds the runtime's message types (tree snapshots, scheduler stats) to
+/// `cfg` (part of `atl::register_runtime_types`).
 void add_runtime_message_types(caf::actor_system_config& cfg);
 
 } // namespace detail

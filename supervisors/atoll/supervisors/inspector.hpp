@@ -30,10 +30,10 @@ using servers_atom = caf::atom_constant<caf::atom("servers")>;
 /// udp_server_actor)` → `ok`: shows a server under `name` (from the
 /// inspector's own node only).
 using add_server_atom = caf::atom_constant<caf::atom("addserver")>;
+
 /// `(scheduler_atom)` → `scheduler_stats`: the state of the node's scheduler
 /// (`reactor::stats`).
 using scheduler_atom = caf::atom_constant<caf::atom("scheduler")>;
-
 /// `(control_atom)` → `bool`: whether remote nodes may suspend, resume and
 /// stop the node's servers.
 using control_atom = caf::atom_constant<caf::atom("control")>;
@@ -68,7 +68,7 @@ typename Inspector::result_type inspect(Inspector& f, inspected_server& x) {
 /// the connection actors). `suspend_atom`, `resume_atom` and `stop_atom` fail
 /// with `errc::not_permitted` unless the inspector was spawned with control.
 /// `scheduler_atom` is answered by the inspector (`errc::reactor_unavailable`
-/// while its system shuts down).
+/// while its system shuts down, or on a system without `atl::io_scheduler`).
 using inspector_actor = caf::typed_actor<
   caf::replies_to<servers_atom>::with<std::vector<inspected_server>>,
   caf::replies_to<add_server_atom, std::string, server_actor>::with<caf::ok_atom>,

@@ -12,7 +12,6 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "atoll/runtime/error.hpp"
-#include "atoll/runtime/reactor.hpp"
 #include "atoll/supervisors/detail/http_request.hpp"
 
 namespace atl {
@@ -193,13 +192,8 @@ events.onerror = () => {
 </html>
 )page";
 
-/// The state of `sys`'s scheduler as the page shows it (null without a
-/// reactor, e.g. while the system shuts down).
-nlohmann::json scheduler_json(caf::actor_system& sys) {
-  auto io = reactor::of(sys);
-  if (!io)
-    return nullptr;
-  auto st = (*io)->stats();
+/// A scheduler's state as the page shows it.
+nlohmann::json scheduler_json(const scheduler_stats& st) {
   return {{"workers", st.workers},
           {"active_workers", st.active_workers},
           {"compaction", st.compaction},
@@ -280,25 +274,34 @@ private:
     });
   }
 
-  /// Asks the inspector for its servers and their trees; `then` gets the
-  /// snapshot as JSON (a server that did not answer has no tree).
+  /// Asks the inspector for its node's scheduler, its servers and their
+  /// trees; `then` gets the snapshot as JSON (null for a scheduler that did
+  /// not answer; a server that did not answer has no tree).
   void snapshot(std::function<void(std::string)> then) {
+    self()
+      ->request(inspector_, opts_.timeout, scheduler_atom::value)
+      .then([this, then](scheduler_stats& st) { gather(then, scheduler_json(st)); },
+            [this, then](caf::error&) { gather(then, nullptr); });
+  }
+
+  /// The rest of `snapshot`, with the scheduler's state.
+  void gather(std::function<void(std::string)> then, nlohmann::json scheduler) {
     auto timeout = opts_.timeout;
     self()
       ->request(inspector_, timeout, servers_atom::value)
       .then(
-        [this, then, timeout](std::vector<inspected_server>& servers) {
+        [this, then, timeout, scheduler](std::vector<inspected_server>& servers) {
           struct gathering {
             nlohmann::json list = nlohmann::json::array();
             size_t left = 0;
           };
           auto g = std::make_shared<gathering>();
           g->left = servers.size();
-          auto finish = [this, g, then] {
+          auto finish = [g, then, scheduler] {
             auto now = std::chrono::system_clock::now().time_since_epoch();
             nlohmann::json out{
               {"time_ms", std::chrono::duration_cast<std::chrono::milliseconds>(now).count()},
-              {"scheduler", scheduler_json(self()->system())},
+              {"scheduler", scheduler},
               {"servers", std::move(g->list)}};
             then(out.dump());
           };
@@ -326,9 +329,9 @@ private:
                     [done](caf::error&) { done(nullptr); });
           }
         },
-        [this, then](caf::error&) {
+        [then, scheduler](caf::error&) {
           then(nlohmann::json{{"time_ms", 0},
-                              {"scheduler", scheduler_json(self()->system())},
+                              {"scheduler", scheduler},
                               {"servers", nlohmann::json::array()}}
                  .dump());
         });

@@ -34,9 +34,9 @@ struct observer_page_options {
 /// knows: `GET /` the page (HTML with its script and style inline: nothing
 /// is downloaded), `GET /snapshot` one snapshot as JSON (`{"time_ms",
 /// "scheduler", "servers": [{"name", "status", "local", "connections",
-/// "tree"}]}`, the scheduler's state as `reactor::stats` reads it, with the
-/// fields of `scheduler_stats` by their names (null while the system shuts
-/// down), each tree as `tree_to_json`
+/// "tree"}]}`, the scheduler of the inspector's node as `scheduler_atom`
+/// answers it, with the fields of `scheduler_stats` by their names (null if
+/// it did not answer), each tree as `tree_to_json`
 /// writes it), `GET /events` the same snapshots as
 /// server-sent events, one per `interval`, until the client leaves; other
 /// paths 404, other methods 405, bad requests 400. Errors: those of
