@@ -14,11 +14,13 @@ namespace {
 
 class dhcp_config : public example::udp_server_config {
 public:
-  dhcp_config() {
-    port = 67;
-    num_listeners = 1;
-    lifetime = "in-listener";
-    broadcast = true;
+  dhcp_config() : udp_server_config(defaults()) {}
+
+private:
+  static example::udp_defaults defaults() {
+    auto d = example::udp_defaults::single_listener(67);
+    d.broadcast = true;
+    return d;
   }
 };
 

@@ -22,8 +22,7 @@ public:
   std::string upstream;
   int upstream_timeout = 2000;
 
-  forwarder_config() {
-    num_connections = 256;
+  forwarder_config() : udp_server_config(defaults()) {
     opt_group{custom_options_, "global"}
         .add(upstream, "upstream", "the DNS server to ask, IPv4:PORT or [IPv6]:PORT (required)")
         .add(upstream_timeout, "upstream-timeout",
@@ -55,7 +54,21 @@ public:
   }
 
 protected:
+  /// The relay blocks in `send_recv`: its handlers run as detached actors.
+  static example::udp_defaults defaults() {
+    example::udp_defaults d;
+    d.num_connections = 256;
+    d.detached = true;
+    return d;
+  }
+
   std::optional<std::string> check_options() const override {
+    if (!detached)
+      return std::string{"--detached=false: the relay blocks while it waits for the upstream, "
+                         "so its handlers must run detached"};
+    if (lifetime == "in-listener")
+      return std::string{"--lifetime=in-listener: the relay blocks while it waits for the "
+                         "upstream, so it needs handler actors (per-datagram or per-peer)"};
     if (auto problem = example::udp_server_config::check_options())
       return problem;
     auto ep = upstream_endpoint();
@@ -96,7 +109,6 @@ int main(int argc, char** argv) {
         auto upstream = std::get<atl::endpoint>(cfg.upstream_endpoint());
         opts.set_handler<forwarding_handler>(upstream,
                                              std::chrono::milliseconds{cfg.upstream_timeout});
-        opts.detached_connections = true; // the relay blocks in send_recv
         opts.name = "dns_forwarder";
         return true;
       });

@@ -8,7 +8,7 @@
 // ldns_pkt_query_new, draws no random ID).
 #include "dns_zone.hpp"
 
-#include <ldns/ldns.h>
+#include "ldns_cxx.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -6,7 +6,7 @@
 //   mdns_dump --interface=192.168.1.10    # listen on that interface's group
 //   avahi-browse -a                       # (elsewhere) makes some traffic
 // Shares the port with other mDNS programs (SO_REUSEADDR and SO_REUSEPORT).
-#include <ldns/ldns.h>
+#include "ldns_cxx.hpp"
 
 #include <mutex>
 
@@ -19,10 +19,7 @@ public:
   std::string interface_address;
   std::string group = "224.0.0.251";
 
-  mdns_config() {
-    port = 5353;
-    num_listeners = 1;
-    lifetime = "in-listener";
+  mdns_config() : udp_server_config(example::udp_defaults::single_listener(5353)) {
     opt_group{custom_options_, "global"}
         .add(interface_address, "interface",
              "IPv4 address of the interface to join the group on (default: the kernel's choice)")

@@ -7,13 +7,34 @@
 
 namespace example {
 
+/// The defaults in which the UDP examples differ (`--help` shows each
+/// example's own).
+struct udp_defaults {
+  int port = 4000;
+  int num_listeners = 100;
+  int num_connections = 16384;
+  const char* lifetime = "per-datagram";
+  bool broadcast = false;
+  bool detached = false;
+
+  /// One listener that handles each datagram in place, on `port_number`
+  /// (the packet printers).
+  static udp_defaults single_listener(int port_number) {
+    udp_defaults d;
+    d.port = port_number;
+    d.num_listeners = 1;
+    d.lifetime = "in-listener";
+    return d;
+  }
+};
+
 /// Options every UDP example accepts (`--help` lists them with their limits).
 class udp_server_config : public observable_config {
 public:
-  int port = 4000;
+  int port;
   std::string host = "any";
-  int num_listeners = 100;
-  int num_connections = 16384;
+  int num_listeners;
+  int num_connections;
   int read_timeout = 60000;
   int shutdown_timeout = 15000;
   int max_packet_size = 8192;
@@ -24,20 +45,32 @@ public:
   bool reuseport = false;
   int recbuf = 0;
   int sndbuf = 0;
-  bool broadcast = false;
-  std::string lifetime = "per-datagram";
-  bool detached = false;
+  bool broadcast;
+  std::string lifetime;
+  bool detached;
   bool print_tree = false;
 
-  udp_server_config() {
+  explicit udp_server_config(const udp_defaults& defaults = {})
+    : port(defaults.port),
+      num_listeners(defaults.num_listeners),
+      num_connections(defaults.num_connections),
+      broadcast(defaults.broadcast),
+      lifetime(defaults.lifetime),
+      detached(defaults.detached) {
     atl::register_types(*this);
+    auto dflt = [](auto value) { return " (default: " + std::to_string(value) + ")"; };
+    auto on_by_default = [](bool on) {
+      return std::string{on ? " (on by default here; =false turns it off)" : ""};
+    };
     opt_group{custom_options_, "global"}
-        .add(port, "port,p", "UDP port, 0..65535 (0: pick a free port)")
+        .add(port, "port,p", "UDP port, 0..65535 (0: pick a free port; default: "
+                                 + std::to_string(defaults.port) + ")")
         .add(host, "host", "bind address: any, any6, loopback, loopback6 or an IP")
         .add(num_listeners, "num-listeners",
              "listener actors, 1.." + std::to_string(atl::udp_server_options::max_num_listeners) +
-                 " (with --reuseport each has its own socket)")
-        .add(num_connections, "num-connections", "handler actors alive at once (0: unlimited)")
+                 " (with --reuseport each has its own socket)" + dflt(defaults.num_listeners))
+        .add(num_connections, "num-connections",
+             "handler actors alive at once (0: unlimited)" + dflt(defaults.num_connections))
         .add(read_timeout, "read-timeout",
              "silence before a per-peer handler ends, in ms (0: none; default 60000)")
         .add(shutdown_timeout, "shutdown-timeout", "drain limit at stop in ms (-1: infinity)")
@@ -54,12 +87,15 @@ public:
         .add(reuseport, "reuseport", "one SO_REUSEPORT socket per listener")
         .add(recbuf, "recbuf", "SO_RCVBUF in bytes (0: the kernel's default, capped by rmem_max)")
         .add(sndbuf, "sndbuf", "SO_SNDBUF in bytes (0: the kernel's default, capped by wmem_max)")
-        .add(broadcast, "broadcast", "allow sending to broadcast addresses (SO_BROADCAST)")
+        .add(broadcast, "broadcast",
+             "allow sending to broadcast addresses (SO_BROADCAST)" + on_by_default(defaults.broadcast))
         .add(lifetime, "lifetime",
-             "per-datagram (one handler per datagram, the default; it runs in the listener "
-             "unless it needs an actor), per-peer (one handler actor per source address and "
-             "port) or in-listener (one handler object per listener)")
-        .add(detached, "detached", "run each handler actor on its own thread")
+             "per-datagram (one handler per datagram; it runs in the listener unless it needs "
+             "an actor), per-peer (one handler actor per source address and port) or "
+             "in-listener (one handler object per listener); default: "
+                 + std::string{defaults.lifetime})
+        .add(detached, "detached",
+             "run each handler actor on its own thread" + on_by_default(defaults.detached))
         .add(print_tree, "print-tree", "print the supervision tree to stderr once listening");
     add_observability_options();
   }

@@ -431,6 +431,47 @@ BOOST_AUTO_TEST_CASE(help_prints_the_options_and_exits_zero) {
   BOOST_CHECK(help_text("supervision_demo").find("--crashes=") != std::string::npos);
 }
 
+// The UDP examples' --help: the shared options with their limits, the
+// scheduler's settings, and each example's own defaults (they differ).
+BOOST_AUTO_TEST_CASE(udp_examples_help_shows_their_own_defaults) {
+  auto has = [](const std::string& text, const std::string& what, const std::string& example) {
+    BOOST_CHECK_MESSAGE(text.find(what) != std::string::npos,
+                        example << " --help lacks \"" << what << "\":\n" << text);
+  };
+  struct expected {
+    const char* example;
+    std::vector<std::string> mentions;
+  };
+  for (const auto& [example, mentions] : std::vector<expected>{
+         {"udp_echo", {"(0: pick a free port; default: 4000)", "default: per-datagram",
+                       "(default: 100)", "(default: 16384)"}},
+         {"dns_server", {"--zone=", "--origin=", "default: per-datagram"}},
+         {"dns_forwarder", {"--upstream=", "--upstream-timeout=", "(default: 256)",
+                            "its own thread (on by default here; =false turns it off)"}},
+         {"dhcp_dump", {"(0: pick a free port; default: 67)", "default: in-listener",
+                        "(default: 1)", "(SO_BROADCAST) (on by default here; =false turns it off)"}},
+         {"mdns_dump", {"(0: pick a free port; default: 5353)", "default: in-listener",
+                        "--interface=", "--group="}}}) {
+    auto text = help_text(example);
+    for (const auto& what : mentions)
+      has(text, what, example);
+    for (auto option : {"--num-listeners=", "--rate-limit-max-sources=", "--recbuf=",
+                        "--detached", "--log-level=", "limits (checked at start)",
+                        "--scheduler.max-threads", "--scheduler.spinning-workers",
+                        "--scheduler.compaction"})
+      has(text, option, example);
+    if (std::string{example} != "dns_forwarder" && std::string{example} != "dhcp_dump")
+      BOOST_CHECK_MESSAGE(text.find("on by default here") == std::string::npos, example);
+  }
+  // The forwarder's handler blocks: it refuses what would not run, naming
+  // the option the user gave (not a library option).
+  auto forwarder = example_path("dns_forwarder");
+  expect_refused({forwarder, "--port=0", "--upstream=127.0.0.1:53", "--lifetime=in-listener"},
+                 "--lifetime=in-listener");
+  expect_refused({forwarder, "--port=0", "--upstream=127.0.0.1:53", "--detached=false"},
+                 "--detached=false");
+}
+
 // Issue 11, point 4: every value is checked; a bad one is refused with a
 // message naming the option and exit code 1, never a signal or a hang.
 BOOST_AUTO_TEST_CASE(examples_reject_integers_that_are_not_plain_decimal) {

@@ -68,7 +68,7 @@
 #include <string>
 #include <string_view>
 
-#include <ldns/ldns.h>
+#include "ldns_cxx.hpp"
 
 #include "dns_zone.hpp"
 

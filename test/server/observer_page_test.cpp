@@ -120,8 +120,9 @@ BOOST_AUTO_TEST_CASE(the_page_its_snapshot_and_its_event_stream) {
   BOOST_CHECK_EQUAL(shop["local"], to_string(address_of(srv)));
   BOOST_CHECK_GT(snap["time_ms"].get<int64_t>(), 0);
   // The scheduler's state, as the reactor reads it: here the shop's
-  // listener and connection and the page's listener and connection (this
-  // request) are registered.
+  // listener and connection and the page's listener are registered (the
+  // page's connection, this request, may not be: its first read found the
+  // request, and it registers only when a read finds nothing).
   auto& sched = snap["scheduler"];
   BOOST_REQUIRE(sched.is_object());
   auto workers = sched["workers"].get<size_t>();
@@ -129,7 +130,7 @@ BOOST_AUTO_TEST_CASE(the_page_its_snapshot_and_its_event_stream) {
   BOOST_CHECK_EQUAL(sched["compaction"].get<bool>(), (*io)->compaction());
   BOOST_CHECK_GE(sched["active_workers"].get<size_t>(), 1u);
   BOOST_CHECK_LE(sched["active_workers"].get<size_t>(), workers);
-  BOOST_CHECK_GE(sched["registrations"].get<size_t>(), 4u);
+  BOOST_CHECK_GE(sched["registrations"].get<size_t>(), 3u);
   BOOST_CHECK_EQUAL(sched["registrations_per_poller"].get<std::vector<size_t>>().size(), workers);
   for (auto key : {"activations", "deactivations", "spin_waits", "memory_releases"})
     BOOST_CHECK_MESSAGE(sched[key].is_number_unsigned(), key);

@@ -3,7 +3,7 @@
 // dns_zone::answer, and the replies parsed back with ldns_wire2pkt.
 #include <boost/test/unit_test.hpp>
 
-#include <ldns/ldns.h>
+#include "ldns_cxx.hpp"
 
 #include <algorithm>
 #include <atomic>

@@ -135,8 +135,10 @@ using server_actor = caf::typed_actor<
 /// server runs until stopped (`stop_atom`), also when every handle is
 /// dropped. To run it under your own supervisor instead, add the spec of
 /// `make_server_child` with `start_child_atom`. Errors:
-/// `errc::missing_option` / `errc::invalid_option`, a bad certificate
-/// (`errc::tls_error`), `errc::reactor_unavailable`.
+/// `errc::missing_option` / `errc::invalid_option` (also for a certificate
+/// or key that cannot be read or does not match, naming the option),
+/// `errc::tls_error` (OpenSSL cannot make a context),
+/// `errc::reactor_unavailable`.
 [[nodiscard]] caf::expected<server_actor> spawn_server(caf::actor_system& sys,
                                                        server_options opts);
 

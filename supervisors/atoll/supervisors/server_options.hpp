@@ -51,8 +51,9 @@ struct server_options {
   /// Instead of a handler: spawns the user's own actor for each connection
   /// and hands it the socket (Thousand Island's custom connection process;
   /// see `atl::stream_connection`). `set_connection_process<A>(args...)`
-  /// fills it and `handler_name`. `detached_connections` and
-  /// `hidden_connections` do not apply (the function spawns as it likes).
+  /// fills it and `handler_name`. `detached_connections`,
+  /// `hidden_connections` and `lightweight_connections` are refused with it
+  /// (`errc::invalid_option`: the function spawns as it likes).
   connection_process_factory connection_process;
   /// The handler's (or the connection process's) name in telemetry and logs.
   std::string handler_name = "handler";
