@@ -57,9 +57,7 @@ struct managed_config : example::server_config {
 class echo_handler : public atl::handler {
 public:
   atl::verdict handle_data(std::string_view data, atl::socket& sock) override {
-    if (auto err = sock.send(data))
-      return atl::verdict::error(err);
-    return atl::verdict::proceed();
+    return example::after_send(sock.send(data));
   }
 
   caf::message_handler message_handlers(atl::socket& sock) override {

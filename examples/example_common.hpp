@@ -27,6 +27,18 @@
 
 namespace example {
 
+/// The verdict of a handler after `sock.send(...)` returned `err`: go on;
+/// when the client is gone (it reset or closed: `errc::closed`), close
+/// quietly, as the read side does; any other failure is an error verdict
+/// (logged unless `silent_terminate_on_error`, then `handle_error`).
+inline atl::verdict after_send(const caf::error& err) {
+  if (!err)
+    return atl::verdict::proceed();
+  if (err == atl::errc::closed)
+    return atl::verdict::close();
+  return atl::verdict::error(err);
+}
+
 /// The observability options of every example, TCP and UDP: `--log-level`
 /// (`--log`), `--telemetry-json`, `--metrics-port`, `--metrics-host` and the
 /// inspection options (see example_inspection.hpp).

@@ -218,6 +218,32 @@ strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std:
   return result;
 }
 
+/// A command-line error of CAF's parser in words: "unknown option --x (see
+/// --help)", "--host: a value is missing or empty", "--port: not a valid
+/// value"; other errors as CAF renders them.
+inline std::string describe_cli_error(const caf::error& err) {
+  if (err.category() != caf::atom("parser"))
+    return caf::to_string(err);
+  std::string argument;
+  if (err.context().match_elements<caf::config_value::dictionary>()) {
+    const auto& context = err.context().get_as<caf::config_value::dictionary>(0);
+    if (auto i = context.find("argument"); i != context.end())
+      if (auto text = caf::get_if<std::string>(&i->second))
+        argument = *text;
+  }
+  if (argument.empty())
+    return caf::to_string(err);
+  auto name = argument.substr(0, argument.find('='));
+  switch (static_cast<caf::pec>(err.code())) {
+    case caf::pec::not_an_option:
+      return "unknown option " + name + " (see --help)";
+    case caf::pec::missing_argument:
+      return name + ": a value is missing or empty";
+    default:
+      return name + ": not a valid value (" + caf::to_string(err) + ")";
+  }
+}
+
 /// Checks that the integer setting `name` (e.g. "scheduler.max-threads"),
 /// if set, lies within `min`..`max`; returns a message otherwise.
 inline std::optional<std::string> check_setting_range(const caf::settings& content,
@@ -316,7 +342,7 @@ public:
     for (auto& name : cleared)
       set(name, false);
     if (auto err = parse(std::move(*args))) {
-      std::cerr << "invalid options: " << caf::to_string(err) << '\n';
+      std::cerr << "invalid options: " << describe_cli_error(err) << '\n';
       return false;
     }
     for (auto& name : cleared)

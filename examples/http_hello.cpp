@@ -1,5 +1,6 @@
 // http_hello: a minimal HTTP/1.1 server answering every request with
-// "Hello, World!" (keep-alive and pipelining; usable with wrk).
+// "Hello, World!" (HEAD: the headers only; keep-alive and pipelining;
+// usable with wrk).
 //
 // Usage: http_hello [--port=N] [--host=ADDR] ...
 //   curl http://127.0.0.1:PORT/
@@ -23,6 +24,11 @@ constexpr std::string_view ok_close = "HTTP/1.1 200 OK\r\n"
                                       "\r\n"
                                       "Hello, World!";
 
+/// An answer's head only: what HEAD gets (the same headers, no body).
+constexpr std::string_view head_of(std::string_view answer) {
+  return answer.substr(0, answer.find("\r\n\r\n") + 4);
+}
+
 constexpr std::string_view bad_request = "HTTP/1.1 400 Bad Request\r\n"
                                          "Content-Length: 0\r\n"
                                          "Connection: close\r\n"
@@ -38,11 +44,12 @@ public:
         sock.send(bad_request);
         return false;
       }
+      auto body = head.method != "HEAD";
       if (!head.keep_alive) {
-        sock.send(ok_close);
+        sock.send(body ? ok_close : head_of(ok_close));
         return false;
       }
-      sock.send(ok_keep_alive);
+      sock.send(body ? ok_keep_alive : head_of(ok_keep_alive));
       return true;
     });
     switch (status) {

@@ -12,9 +12,8 @@
 
 namespace example {
 
-/// Largest request head (request line and headers) that may wait for its end:
-/// `request_reader` refuses a stream once more than this many bytes are
-/// buffered after the last complete head.
+/// Largest request head (request line and headers, without the final empty
+/// line): `request_reader` refuses a stream at a longer one.
 inline constexpr size_t max_head = 8192;
 
 /// Returns `s` with ASCII letters in lower case (other bytes unchanged).
@@ -40,15 +39,37 @@ struct request_head {
   std::string_view version;
 };
 
+/// Removes spaces and tabs (HTTP's optional whitespace) around `s`.
+inline std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
+
+/// True if `a` and `b` are equal without regard to ASCII case.
+inline bool equal_nocase(std::string_view a, std::string_view b) {
+  return a.size() == b.size()
+         && std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
+              return std::tolower(x) == std::tolower(y);
+            });
+}
+
 /// Parses a request head (without the final empty line): "METHOD TARGET
-/// HTTP/1.x" and headers. HTTP/1.1 keeps the connection open unless a
-/// "connection: close" header says otherwise, HTTP/1.0 closes it unless a
-/// "connection: keep-alive" header says otherwise. Header names and values are
-/// matched without regard to case, as substrings of the header block.
-/// Requests with a body (a content-length other than "0", or a
-/// transfer-encoding) are refused: this server has no use for one.
+/// HTTP/1.x" (after at most a few empty lines, which RFC 9112 says to
+/// ignore), then one header per line, "name: value". HTTP/1.1 keeps the
+/// connection open unless a `Connection` header lists `close`; HTTP/1.0
+/// closes it unless one lists `keep-alive` (and not `close`). Names and
+/// the connection options are matched without regard to case, each header
+/// on its own (a header's value never counts as another header). Refused
+/// (not valid): a header line without a colon, a name with whitespace, a
+/// folded line (obsolete), a `Content-Length` that is not decimal digits or
+/// not 0 (this server has no use for a body), or a `Transfer-Encoding`.
 inline request_head parse_head(std::string_view head) {
   request_head result;
+  for (int i = 0; i < 4 && head.substr(0, 2) == "\r\n"; ++i)
+    head.remove_prefix(2);
   auto eol = head.find("\r\n");
   auto line = head.substr(0, eol);
   auto sp1 = line.find(' ');
@@ -58,18 +79,37 @@ inline request_head parse_head(std::string_view head) {
   auto version = line.substr(sp2 + 1);
   if (version != "HTTP/1.1" && version != "HTTP/1.0")
     return result;
-  result.keep_alive = version == "HTTP/1.1";
-  auto headers = ascii_lower(eol == std::string_view::npos ? std::string_view{}
-                                                           : head.substr(eol + 2));
-  if (headers.find("content-length:") != std::string::npos
-      && headers.find("content-length: 0") == std::string::npos)
-    return result;
-  if (headers.find("transfer-encoding:") != std::string::npos)
-    return result;
-  if (headers.find("connection: close") != std::string::npos)
-    result.keep_alive = false;
-  if (headers.find("connection: keep-alive") != std::string::npos)
-    result.keep_alive = true;
+  bool close = false;
+  bool keep_alive = false;
+  auto rest = eol == std::string_view::npos ? std::string_view{} : head.substr(eol + 2);
+  while (!rest.empty()) {
+    auto end = rest.find("\r\n");
+    auto header = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 2);
+    auto colon = header.find(':');
+    if (colon == std::string_view::npos || colon == 0)
+      return result;
+    auto name = header.substr(0, colon);
+    if (name.find_first_of(" \t") != std::string_view::npos)
+      return result; // also a folded line, which starts with whitespace
+    auto value = trim_ows(header.substr(colon + 1));
+    if (equal_nocase(name, "content-length")) {
+      if (value.empty() || value.find_first_not_of("0123456789") != std::string_view::npos
+          || value.find_first_not_of('0') != std::string_view::npos)
+        return result;
+    } else if (equal_nocase(name, "transfer-encoding")) {
+      return result;
+    } else if (equal_nocase(name, "connection")) {
+      while (!value.empty()) {
+        auto comma = value.find(',');
+        auto option = trim_ows(value.substr(0, comma));
+        value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
+        close = close || equal_nocase(option, "close");
+        keep_alive = keep_alive || equal_nocase(option, "keep-alive");
+      }
+    }
+  }
+  result.keep_alive = !close && (version == "HTTP/1.1" || keep_alive);
   result.valid = true;
   result.method = line.substr(0, sp1);
   result.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
@@ -96,7 +136,9 @@ public:
   /// Appends `data` and calls `on_head(std::string_view head)` for each
   /// complete head in the buffer, in order; the view (valid during the call
   /// only) excludes the final "\r\n\r\n". `on_head` returns false to stop.
-  /// The size limit is checked once the complete heads are consumed.
+  /// A head longer than `max_head` is refused (`too_large`, before it is
+  /// handed over), also while it still arrives (more than `max_head` + 3
+  /// bytes without a head's end), however the stream is cut into reads.
   template <class OnHead>
   status feed(std::string_view data, OnHead&& on_head) {
     buffer_.append(data);
@@ -104,12 +146,19 @@ public:
     for (auto end = buffer_.find("\r\n\r\n"); end != std::string::npos;
          end = buffer_.find("\r\n\r\n", start)) {
       auto head = std::string_view{buffer_}.substr(start, end - start);
+      if (head.size() > max_head) {
+        buffer_.erase(0, start);
+        return status::too_large;
+      }
       start = end + 4;
       if (!on_head(head))
         return status::stopped;
     }
     buffer_.erase(0, start);
-    if (buffer_.size() > max_head)
+    // Up to 3 bytes of the final "\r\n\r\n" may be there already: more than
+    // max_head + 3 bytes without it can only start a head that is too long,
+    // so the refusal does not depend on how the bytes arrived.
+    if (buffer_.size() > max_head + 3)
       return status::too_large;
     return status::need_more;
   }

@@ -12,9 +12,7 @@ namespace {
 class echo_handler : public atl::handler {
 public:
   atl::verdict handle_data(std::string_view data, socket& sock) override {
-    if (auto err = sock.send(data))
-      return atl::verdict::error(err);
-    return atl::verdict::proceed();
+    return example::after_send(sock.send(data));
   }
 };
 

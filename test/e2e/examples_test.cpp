@@ -290,6 +290,34 @@ BOOST_AUTO_TEST_CASE(http_hello_serves_keep_alive_pipelined_and_close_requests) 
   auto bad = ex.connect();
   bad.send("NONSENSE\r\n\r\n");
   BOOST_CHECK(bad.recv_until_closed().rfind("HTTP/1.1 400 Bad Request", 0) == 0);
+  // HEAD: the same headers without the body, so the next answer on the
+  // connection is framed right (an empty line before a request is ignored).
+  auto head = ex.connect();
+  head.send("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n\r\n" + get);
+  auto head_only = response.substr(0, response.size() - 13);
+  BOOST_CHECK_EQUAL(head.recv_exact(head_only.size() + response.size()), head_only + response);
+  BOOST_CHECK(head.silent_for(100ms));
+  // Each header on its own line: a header's value is not a header, names and
+  // connection options in any case, with or without the optional space.
+  auto close_with = [&](const std::string& request, const std::string& status_line) {
+    auto c2 = ex.connect();
+    c2.send(request);
+    auto got = c2.recv_until_closed();
+    BOOST_CHECK_MESSAGE(got.rfind(status_line, 0) == 0 && got.find(status_line, 1) == std::string::npos,
+                        request << " got: " << got);
+  };
+  const std::string ok = "HTTP/1.1 200 OK\r\n";
+  const std::string refused = "HTTP/1.1 400 Bad Request\r\n";
+  close_with("GET / HTTP/1.1\r\nConnection:close\r\n\r\n", ok);
+  close_with("GET / HTTP/1.1\r\nconnection: Keep-Alive, CLOSE\r\n\r\n", ok);
+  close_with("GET / HTTP/1.1\r\nContent-Length:0\r\nConnection: close\r\n\r\n", ok);
+  close_with("POST / HTTP/1.1\r\nX-A: content-length: 0\r\nContent-Length: 4\r\n\r\n"
+             "GET / HTTP/1.1\r\n\r\n",
+             refused);
+  close_with("GET / HTTP/1.1\r\nContent-Length: 05\r\n\r\nhello", refused);
+  close_with("GET / HTTP/1.1\r\nX-Folded: a\r\n b\r\n\r\n", refused);
+  // A head longer than 8 KiB is refused however it arrives (one write here).
+  close_with("GET / HTTP/1.1\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n", refused);
   ex.stop();
 }
 
@@ -304,8 +332,11 @@ BOOST_AUTO_TEST_CASE(examples_reject_bad_options_with_a_clear_message) {
   auto [code3, err3] = run_failing({echo, "--port=0", "--num-listen-sockets=2"});
   BOOST_CHECK_EQUAL(code3, 1);
   BOOST_CHECK_MESSAGE(err3.find("reuseport") != std::string::npos, err3);
-  auto [code4, err4] = run_failing({echo, "--no-such-option"});
+  auto [code4, err4] = run_failing({echo, "--no-such-option=1"});
   BOOST_CHECK_EQUAL(code4, 1);
+  BOOST_CHECK_MESSAGE(err4.find("unknown option --no-such-option (see --help)") != std::string::npos,
+                      err4);
+  expect_refused({echo, "--port=0", "--host="}, "--host: a value is missing or empty");
   // A port in use.
   running_example first{"echo"};
   auto [code5, err5] =

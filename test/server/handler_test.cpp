@@ -19,27 +19,6 @@ using push_atom = caf::atom_constant<caf::atom("push")>;
 using close_atom = caf::atom_constant<caf::atom("closeconn")>;
 using boom_atom = caf::atom_constant<caf::atom("boom")>;
 
-/// Captures log lines while alive.
-struct log_capture {
-  std::shared_ptr<event_log> lines = std::make_shared<event_log>();
-
-  log_capture() {
-    set_log_sink([l{lines}](const log_record& rec) { l->add(std::string{rec.text}); });
-  }
-
-  ~log_capture() {
-    set_log_sink({});
-  }
-
-  bool contains(const std::string& part) const {
-    for (auto& line : lines->entries())
-      if (line.find(part) != std::string::npos)
-        return true;
-    return false;
-  }
-};
-
-
 } // namespace
 
 BOOST_FIXTURE_TEST_SUITE(handler_lifecycle, server_fixture)

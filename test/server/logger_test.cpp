@@ -14,17 +14,17 @@ using namespace std::chrono_literals;
 namespace {
 
 /// Captures the logger's records (level and text) while alive.
-struct log_capture {
+struct event_log_capture {
   std::shared_ptr<event_log> lines = std::make_shared<event_log>();
 
-  log_capture() {
+  event_log_capture() {
     set_log_sink([l{lines}](const log_record& rec) {
       if (rec.event != nullptr)
         l->add(to_string(rec.level) + " " + std::string{rec.text});
     });
   }
 
-  ~log_capture() {
+  ~event_log_capture() {
     set_log_sink({});
   }
 
@@ -107,7 +107,7 @@ BOOST_AUTO_TEST_CASE(the_server_registers_thousand_islands_level_table) {
 }
 
 BOOST_AUTO_TEST_CASE(every_event_of_a_server_is_logged_at_its_level_and_no_other) {
-  log_capture captured;
+  event_log_capture captured;
   BOOST_REQUIRE(!attach_logger(*bus, log_level::trace));
   auto script = std::make_shared<probe_script>();
   script->on_data = [](std::string_view data, atl::socket& sock) -> verdict {
@@ -160,7 +160,7 @@ BOOST_AUTO_TEST_CASE(every_event_of_a_server_is_logged_at_its_level_and_no_other
 }
 
 BOOST_AUTO_TEST_CASE(levels_attach_and_detach_on_a_running_server) {
-  log_capture captured;
+  event_log_capture captured;
   auto& srv = start(probe_options(echo_script()));
   auto ep = address_of(srv);
   auto talk = [&](const std::string& text) {

@@ -33,6 +33,27 @@
 
 namespace atl::test {
 
+/// Captures the lines of Atoll's process-wide log sink while alive (the
+/// default sink again after).
+struct log_capture {
+  std::shared_ptr<event_log> lines = std::make_shared<event_log>();
+
+  log_capture() {
+    set_log_sink([l{lines}](const log_record& rec) { l->add(std::string{rec.text}); });
+  }
+
+  ~log_capture() {
+    set_log_sink({});
+  }
+
+  bool contains(const std::string& part) const {
+    for (auto& line : lines->entries())
+      if (line.find(part) != std::string::npos)
+        return true;
+    return false;
+  }
+};
+
 /// Whether the test program's command line (after `--`) has `arg`.
 inline bool has_test_argument(const std::string& arg) {
   auto& suite = boost::unit_test::framework::master_test_suite();

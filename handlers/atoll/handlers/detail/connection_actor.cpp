@@ -1005,6 +1005,7 @@ private:
 
   /// Runs the final callback (exceptions in it are logged and ignored).
   void dispatch(end_kind kind, const caf::error& reason) {
+    auto in_handshake = phase_ == phase::handshaking;
     phase_ = phase::lingering; // no further verdicts
     reading_ = false;
     deadlines_.read = 0;
@@ -1023,7 +1024,11 @@ private:
           handler_->handle_shutdown(sock_);
           break;
         case end_kind::error:
-          if (!conf_->silent_terminate_on_error)
+          // A failed handshake (the first or an upgrade's) is the client's
+          // doing and shows in telemetry: like Thousand Island's shutdown
+          // reasons `{handshake, r}` and `{upgrade, r}`, it is not logged
+          // (else any scanner of a TLS port fills the log).
+          if (!conf_->silent_terminate_on_error && !in_handshake)
             log(log_level::error, "atoll: connection of " + conf_->handler_name
                                     + " ends with an error: " + describe(reason));
           handler_->handle_error(reason, sock_);
