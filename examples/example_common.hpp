@@ -24,6 +24,7 @@
 #include "atoll/all.hpp"
 #include "example_inspection.hpp"
 #include "example_options.hpp"
+#include "stop_signals.hpp"
 
 namespace example {
 
@@ -52,16 +53,17 @@ public:
   inspection_options inspection;
 
   /// The metrics endpoint's options, or nullopt when `--metrics-port` is off.
+  /// (`--metrics-host` is checked also then.)
   caf::expected<std::optional<atl::metrics_endpoint_options>> metrics_options() const {
+    auto addr = atl::bind_address::parse(metrics_host);
+    if (!addr)
+      return caf::make_error(atl::errc::invalid_option,
+                             "--metrics-host: " + atl::describe(addr.error()));
     if (metrics_port == -1)
       return std::optional<atl::metrics_endpoint_options>{};
     if (metrics_port < -1 || metrics_port > 65535)
       return caf::make_error(atl::errc::invalid_option,
                              "--metrics-port must be within 0..65535, or -1 (off)");
-    auto addr = atl::bind_address::parse(metrics_host);
-    if (!addr)
-      return caf::make_error(atl::errc::invalid_option,
-                             "--metrics-host: " + atl::describe(addr.error()));
     atl::metrics_endpoint_options mo;
     mo.port = static_cast<uint32_t>(metrics_port);
     mo.address = *addr;
@@ -263,17 +265,10 @@ public:
                              + connection_actor + "\"");
   }
 
-  /// The PROXY protocol settings, or nullopt when `--proxy-protocol=off`.
+  /// The PROXY protocol settings, or nullopt when `--proxy-protocol=off`
+  /// (`--proxy-trusted` and `--proxy-timeout` are checked also then).
   caf::expected<std::optional<atl::proxy_protocol_options>> proxy_options() const {
-    if (proxy_protocol == "off")
-      return std::optional<atl::proxy_protocol_options>{};
     atl::proxy_protocol_options po;
-    auto version = atl::parse_proxy_protocol_version(proxy_protocol);
-    if (!version)
-      return caf::make_error(atl::errc::invalid_option,
-                             "--proxy-protocol must be off, v1, v2 or any, got \""
-                               + proxy_protocol + "\"");
-    po.version = *version;
     std::string_view rest = proxy_trusted;
     while (!rest.empty()) {
       auto comma = rest.find(',');
@@ -291,6 +286,14 @@ public:
     if (proxy_timeout <= 0)
       return caf::make_error(atl::errc::invalid_option, "--proxy-timeout must be positive");
     po.timeout = std::chrono::milliseconds{proxy_timeout};
+    if (proxy_protocol == "off")
+      return std::optional<atl::proxy_protocol_options>{};
+    auto version = atl::parse_proxy_protocol_version(proxy_protocol);
+    if (!version)
+      return caf::make_error(atl::errc::invalid_option,
+                             "--proxy-protocol must be off, v1, v2 or any, got \""
+                               + proxy_protocol + "\"");
+    po.version = *version;
     return std::optional<atl::proxy_protocol_options>{std::move(po)};
   }
 
@@ -376,7 +379,7 @@ public:
     opt_group{custom_options_, "global"}
       .add(certfile, "certfile", "PEM certificate (with chain)")
       .add(keyfile, "keyfile", "PEM private key")
-      .add(cafile, "cafile", "trusted CAs for client certificates")
+      .add(cafile, "cafile", "trusted CAs for client certificates (needs --verify=optional or required)")
       .add(verify, "verify", "client certificates: none, optional or required")
       .add(alpn, "alpn", "ALPN protocols in order of preference, e.g. [\"h2\",\"http/1.1\"]")
       .add(handshake_timeout, "handshake-timeout",
@@ -397,6 +400,10 @@ public:
       tls.verify = atl::tls_verify::required;
     else if (verify != "none")
       return caf::make_error(atl::errc::invalid_option, "--verify must be none, optional or required");
+    if (!cafile.empty() && tls.verify == atl::tls_verify::none)
+      return caf::make_error(atl::errc::invalid_option,
+                             "--cafile needs --verify=optional or --verify=required (with "
+                             "--verify=none no client certificate is asked for)");
     return tls;
   }
 
@@ -432,27 +439,6 @@ inline bool parse(server_config& cfg, int argc, char** argv, int& exit_code) {
   return cfg.parse_command_line(argc, argv, exit_code);
 }
 
-/// Blocks SIGINT and SIGTERM in this thread and every thread started after,
-/// so that `wait_for_stop_signal` can take them synchronously.
-inline void block_stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-}
-
-/// Waits for SIGINT or SIGTERM; returns its number.
-inline int wait_for_stop_signal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  int sig = 0;
-  sigwait(&set, &sig);
-  return sig;
-}
-
 /// Runs until SIGINT/SIGTERM, or until the server `root` ends without one
 /// (stopped through the inspector); then stops the server with `stop`
 /// (unless it ended already) and `seen`. False, after saying why, if the
@@ -475,27 +461,6 @@ bool run_until_stopped(caf::actor_system& sys, const Handle& root, inspector_ser
   return true;
 }
 
-namespace detail {
-
-/// Blocks SIGINT and SIGTERM for the whole process as its first act: it runs
-/// from the executable's `.preinit_array`, before the constructors of the
-/// shared libraries (CAF, OpenSSL, the C++ library) and before main(), so a
-/// stop signal that arrives while the program initializes stays pending for
-/// `wait_for_stop_signal` instead of killing the process. Only the kernel's
-/// exec and the dynamic loader (mapping and relocating the libraries, about
-/// 1 ms) run before it. A raw system call, as nothing is initialized yet
-/// (sanitizer runtimes intercept the libc wrappers).
-inline void block_stop_signals_at_exec(int, char**, char**) {
-  uint64_t mask = (uint64_t{1} << (SIGINT - 1)) | (uint64_t{1} << (SIGTERM - 1));
-  ::syscall(SYS_rt_sigprocmask, SIG_BLOCK, &mask, nullptr, sizeof(mask));
-}
-
-/// The executable's pre-initialization entry (one per program that includes
-/// this header).
-[[gnu::section(".preinit_array"), gnu::used]] static void (*block_stop_signals_entry)(
-  int, char**, char**) = &block_stop_signals_at_exec;
-
-} // namespace detail
 
 /// A started server as `run_server_with` sees it: its typed root, where it
 /// listens, and how to stop it gracefully (blocking).

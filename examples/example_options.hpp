@@ -233,7 +233,9 @@ inline std::string describe_cli_error(const caf::error& err) {
   }
   if (argument.empty())
     return caf::to_string(err);
-  auto name = argument.substr(0, argument.find('='));
+  // "--name=value" or "-kVALUE".
+  auto name = argument.compare(0, 2, "--") == 0 ? argument.substr(0, argument.find('='))
+                                                 : argument.substr(0, 2);
   switch (static_cast<caf::pec>(err.code())) {
     case caf::pec::not_an_option:
       return "unknown option " + name + " (see --help)";

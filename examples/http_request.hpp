@@ -56,22 +56,34 @@ inline bool equal_nocase(std::string_view a, std::string_view b) {
             });
 }
 
+/// True if `c` may be part of a header name (RFC 9110's token characters).
+inline bool is_token_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0
+         || std::string_view{"!#$%&'*+-.^_`|~"}.find(c) != std::string_view::npos;
+}
+
 /// Parses a request head (without the final empty line): "METHOD TARGET
-/// HTTP/1.x" (after at most a few empty lines, which RFC 9112 says to
-/// ignore), then one header per line, "name: value". HTTP/1.1 keeps the
-/// connection open unless a `Connection` header lists `close`; HTTP/1.0
-/// closes it unless one lists `keep-alive` (and not `close`). Names and
-/// the connection options are matched without regard to case, each header
-/// on its own (a header's value never counts as another header). Refused
-/// (not valid): a header line without a colon, a name with whitespace, a
-/// folded line (obsolete), a `Content-Length` that is not decimal digits or
-/// not 0 (this server has no use for a body), or a `Transfer-Encoding`.
+/// HTTP/1.x" (after an empty line, which RFC 9112 says to ignore; the reader
+/// hands over at most one), then one header per line, "name: value".
+/// HTTP/1.1 keeps the connection open unless a `Connection` header lists
+/// `close`; HTTP/1.0 closes it unless one lists `keep-alive` (and not
+/// `close`). Names and the connection options are matched without regard to
+/// case, each header on its own (a header's value never counts as another
+/// header). Refused (not valid): a bare CR or LF or a NUL anywhere (a
+/// proxy that splits lines at a bare LF would see other headers), a header
+/// line without a colon, a name that is not a token (a folded line, which
+/// starts with whitespace, included), a `Content-Length` that is not
+/// decimal digits or not 0 (this server has no use for a body), or a
+/// `Transfer-Encoding`.
 inline request_head parse_head(std::string_view head) {
   request_head result;
   for (int i = 0; i < 4 && head.substr(0, 2) == "\r\n"; ++i)
     head.remove_prefix(2);
   auto eol = head.find("\r\n");
   auto line = head.substr(0, eol);
+  constexpr std::string_view bare_breaks{"\r\n\0", 3};
+  if (line.find_first_of(bare_breaks) != std::string_view::npos)
+    return result;
   auto sp1 = line.find(' ');
   auto sp2 = line.rfind(' ');
   if (sp1 == std::string_view::npos || sp2 == sp1 || sp1 == 0)
@@ -86,11 +98,13 @@ inline request_head parse_head(std::string_view head) {
     auto end = rest.find("\r\n");
     auto header = rest.substr(0, end);
     rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 2);
+    if (header.find_first_of(bare_breaks) != std::string_view::npos)
+      return result;
     auto colon = header.find(':');
     if (colon == std::string_view::npos || colon == 0)
       return result;
     auto name = header.substr(0, colon);
-    if (name.find_first_of(" \t") != std::string_view::npos)
+    if (!std::all_of(name.begin(), name.end(), is_token_char))
       return result; // also a folded line, which starts with whitespace
     auto value = trim_ows(header.substr(colon + 1));
     if (equal_nocase(name, "content-length")) {
@@ -129,7 +143,8 @@ public:
     need_more,
     /// `on_head` returned false: the caller stops reading this stream.
     stopped,
-    /// More than `max_head` bytes wait for the end of a head.
+    /// A complete head longer than `max_head`, or more than `max_head` + 3
+    /// bytes without a head's end (see `feed`).
     too_large,
   };
 

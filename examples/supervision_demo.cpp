@@ -2,6 +2,8 @@
 // shows the restarts, escalates past a restart intensity, and prints the tree.
 //
 // Usage: supervision_demo [--crashes=N (0..100)] [--json]
+// Not a server (no --port or --host): SIGINT or SIGTERM ends the demo early,
+// after stopping the tree (exit 0).
 //
 // The tree:
 //   demo                  rest_for_one
@@ -18,6 +20,7 @@
 
 #include "atoll/runtime/all.hpp"
 #include "example_options.hpp"
+#include "stop_signals.hpp"
 
 namespace {
 
@@ -97,6 +100,18 @@ void print_tree(caf::actor_system& sys, const caf::actor& root, const char* titl
   std::cout << "\n" << title << ":\n" << atl::format_tree(*tree) << std::flush;
 }
 
+/// Ends the demo at a stop signal: stops the tree, exits 0.
+int stop_early(caf::actor_system& sys, const caf::actor& root, int sig) {
+  example::say(std::string{"received "} + (sig == SIGINT ? "SIGINT" : "SIGTERM")
+               + ", stopping\n");
+  if (auto err = atl::stop_supervisor(sys, root)) {
+    example::say(std::string{"stop failed: "} + atl::describe(err) + "\n");
+    return EXIT_FAILURE;
+  }
+  std::cout << "stopped\n";
+  return EXIT_SUCCESS;
+}
+
 int run(caf::actor_system& sys, const demo_config& cfg) {
   atl::supervisor_flags root_flags;
   root_flags.name = "demo";
@@ -125,14 +140,17 @@ int run(caf::actor_system& sys, const demo_config& cfg) {
     caf::anon_send(victim, crash_atom::value);
     auto fresh = await_restart(sys, workers, id, victim.id());
     std::cout << "crashed " << id << " #" << victim.id() << " -> restarted as #"
-              << (fresh ? fresh.id() : 0) << '\n';
-    std::this_thread::sleep_for(600ms); // at most 2 restarts per second
+              << (fresh ? fresh.id() : 0) << std::endl; // flushed: shown as it happens
+    // At most 2 restarts per second.
+    if (auto sig = example::wait_for_stop_signal_for(600ms))
+      return stop_early(sys, *root, sig);
   }
 
   // Three crashes within one second exceed the workers' intensity (2 in 1 s):
   // the workers supervisor gives up, the root restarts it and, rest_for_one,
   // the reporter started after it. First let the earlier restarts age out.
-  std::this_thread::sleep_for(pool_flags.period + 100ms);
+  if (auto sig = example::wait_for_stop_signal_for(pool_flags.period + 100ms))
+    return stop_early(sys, *root, sig);
   auto old_workers = workers.id();
   for (int i = 1; i <= 3; ++i) {
     auto id = "worker-" + std::to_string(i);
@@ -160,6 +178,7 @@ int run(caf::actor_system& sys, const demo_config& cfg) {
 } // namespace
 
 int main(int argc, char** argv) {
+  example::block_stop_signals(); // done at exec already (see stop_signals.hpp)
   demo_config cfg;
   int exit_code = EXIT_SUCCESS;
   if (!cfg.parse_command_line(argc, argv, exit_code))

@@ -316,6 +316,7 @@ BOOST_AUTO_TEST_CASE(http_hello_serves_keep_alive_pipelined_and_close_requests) 
              refused);
   close_with("GET / HTTP/1.1\r\nContent-Length: 05\r\n\r\nhello", refused);
   close_with("GET / HTTP/1.1\r\nX-Folded: a\r\n b\r\n\r\n", refused);
+  close_with("POST / HTTP/1.1\r\nHost: a\nContent-Length: 5\r\n\r\nhello", refused); // bare LF
   // A head longer than 8 KiB is refused however it arrives (one write here).
   close_with("GET / HTTP/1.1\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n", refused);
   ex.stop();
@@ -503,6 +504,27 @@ BOOST_AUTO_TEST_CASE(udp_examples_help_shows_their_own_defaults) {
                  "--detached=false");
 }
 
+// supervision_demo is not a server, but a stop signal ends it the same way:
+// the tree is stopped, exit code 0 (it had died of the signal).
+BOOST_AUTO_TEST_CASE(supervision_demo_stops_cleanly_on_sigint_and_sigterm) {
+  for (int sig : {SIGINT, SIGTERM}) {
+    child_process demo{{example_path("supervision_demo"), "--crashes=100"}};
+    std::optional<std::string> line;
+    while ((line = demo.read_line(10000ms)) && line->rfind("crashed ", 0) != 0) {
+    }
+    BOOST_REQUIRE_MESSAGE(line, "no crash shown");
+    demo.signal(sig);
+    BOOST_CHECK_EQUAL(demo.wait(10000ms).value_or(-1), 0);
+    auto rest = demo.stdout_until_eof();
+    BOOST_CHECK_MESSAGE(rest.find("stopped\n") != std::string::npos, rest);
+    BOOST_CHECK_MESSAGE(rest.find("escalated") == std::string::npos, rest); // ended early
+    BOOST_CHECK_MESSAGE(demo.stderr_text().find(sig == SIGINT ? "received SIGINT, stopping"
+                                                              : "received SIGTERM, stopping")
+                          != std::string::npos,
+                        "signal " << sig);
+  }
+}
+
 // Issue 11, point 4: every value is checked; a bad one is refused with a
 // message naming the option and exit code 1, never a signal or a hang.
 BOOST_AUTO_TEST_CASE(examples_reject_integers_that_are_not_plain_decimal) {
@@ -516,6 +538,16 @@ BOOST_AUTO_TEST_CASE(examples_reject_integers_that_are_not_plain_decimal) {
   expect_refused({echo, "-p"}, "--port");     // no value
   expect_refused({echo, "--port=0", "--scheduler.max-threads=0x2"}, "--scheduler.max-threads");
   expect_refused({echo, "--port=0", "--scheduler.max-threads=-1"}, "--scheduler.max-threads");
+  // Checked also while their feature is off (a typo must not wait until the
+  // feature is turned on).
+  expect_refused({echo, "--port=0", "--proxy-trusted=foo"}, "--proxy-trusted");
+  expect_refused({echo, "--port=0", "--proxy-timeout=-1"}, "--proxy-timeout");
+  expect_refused({echo, "--port=0", "--metrics-host=not-an-address"}, "--metrics-host");
+  // A CA file asks for client certificates only with --verify.
+  auto tls = tls_args();
+  tls.insert(tls.begin(), {example_path("tls_echo"), "--port=0"});
+  tls.push_back("--cafile=" + certs_dir() + "/ca.pem");
+  expect_refused(tls, "--cafile needs --verify=optional or --verify=required");
   auto managed = example_path("echo_managed");
   expect_refused({managed, "--port=0", "--status-every=-5"}, "--status-every");
   expect_refused({managed, "--port=0", "--status-every=3600001"}, "--status-every");

@@ -25,7 +25,8 @@
 //   where the request line starts (after at most 4 empty lines), not empty
 //   and without a space; the request line is "METHOD TARGET VERSION"; the
 //   version is HTTP/1.1 or HTTP/1.0; no header line is named
-//   transfer-encoding, and every content-length is zeros;
+//   transfer-encoding, and every content-length is zeros; without its
+//   CRLFs the head has no CR, LF or NUL;
 // - not valid: the views are empty;
 // - keep_alive: HTTP/1.1 without "close" anywhere in the headers keeps the
 //   connection open, HTTP/1.0 without "keep-alive" there closes it; kept open
@@ -124,6 +125,14 @@ example::request_head check_parse(std::string_view head_text, bool metamorphic) 
       FUZZ_CHECK(!v11 || contains(lowered, "close"));
     auto lines = "\r\n" + lowered;
     FUZZ_CHECK(!contains(lines, "\r\ntransfer-encoding:"));
+    // No bare CR or LF, no NUL: without its CRLFs, the head has none.
+    std::string joined;
+    for (size_t at = 0; at < head.size();) {
+      auto next = head.find("\r\n", at);
+      joined += head.substr(at, next == std::string_view::npos ? next : next - at);
+      at = next == std::string_view::npos ? head.size() : next + 2;
+    }
+    FUZZ_CHECK(joined.find_first_of(std::string_view{"\r\n\0", 3}) == std::string::npos);
     for (auto at = lines.find("\r\ncontent-length:"); at != std::string::npos;
          at = lines.find("\r\ncontent-length:", at + 1)) {
       auto value = std::string_view{lines}.substr(at + 17);

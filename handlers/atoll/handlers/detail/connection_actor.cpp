@@ -533,7 +533,7 @@ private:
     if (step.kind == detail::step_result::done) {
       handshake_done();
     } else if (step.kind == detail::step_result::failed) {
-      finish(end_kind::error, std::move(step.error));
+      fail_handshake(std::move(step.error));
     } else {
       // An upgrade's handshake after the stop came: bounded by the drain too.
       if (rare_ && rare_->stop_pending && !detail::bound_handshake_by_drain(*conf_, deadlines_)) {
@@ -593,8 +593,8 @@ private:
   void end_stopped_handshake() {
     rare_->stop_pending = false;
     if (opened_)
-      finish(end_kind::error,
-             caf::make_error(errc::closed, "the server stopped during an upgrade's handshake"));
+      fail_handshake(
+        caf::make_error(errc::closed, "the server stopped during an upgrade's handshake"));
     else
       refuse(end_kind::shutdown, caf::exit_reason::user_shutdown);
   }
@@ -878,7 +878,7 @@ private:
         else if (rare_ && rare_->stop_pending && detail::drain_deadline_passed(*conf_))
           end_stopped_handshake();
         else
-          finish(end_kind::error, caf::make_error(errc::timeout, "handshake timeout"));
+          fail_handshake(caf::make_error(errc::timeout, "handshake timeout"));
         return;
       case detail::expired_deadline::read:
         finish(end_kind::timeout, caf::make_error(errc::timeout));
@@ -1004,8 +1004,17 @@ private:
   }
 
   /// Runs the final callback (exceptions in it are logged and ignored).
+  /// Ends a connection whose handshake (the first or an upgrade's) the
+  /// client failed or did not finish: `handle_error`, but no log line. Like
+  /// Thousand Island's shutdown reasons `{handshake, r}` and `{upgrade, r}`:
+  /// the client's doing, shown by telemetry (else any scanner of a TLS port
+  /// fills the log). Failures of the server's own side still log.
+  void fail_handshake(caf::error reason) {
+    quiet_end_ = true;
+    finish(end_kind::error, std::move(reason));
+  }
+
   void dispatch(end_kind kind, const caf::error& reason) {
-    auto in_handshake = phase_ == phase::handshaking;
     phase_ = phase::lingering; // no further verdicts
     reading_ = false;
     deadlines_.read = 0;
@@ -1024,11 +1033,7 @@ private:
           handler_->handle_shutdown(sock_);
           break;
         case end_kind::error:
-          // A failed handshake (the first or an upgrade's) is the client's
-          // doing and shows in telemetry: like Thousand Island's shutdown
-          // reasons `{handshake, r}` and `{upgrade, r}`, it is not logged
-          // (else any scanner of a TLS port fills the log).
-          if (!conf_->silent_terminate_on_error && !in_handshake)
+          if (!conf_->silent_terminate_on_error && !quiet_end_) // see fail_handshake
             log(log_level::error, "atoll: connection of " + conf_->handler_name
                                     + " ends with an error: " + describe(reason));
           handler_->handle_error(reason, sock_);
@@ -1212,6 +1217,7 @@ private:
   bool in_make_behavior_ = false;
   bool gated_ = false; // the handler's messages wait (see gate_user_messages)
   bool has_sock_ = false; // sock_ has its connection (set_up succeeded)
+  bool quiet_end_ = false; // ended by fail_handshake: not logged
 };
 
 using connection_actor = basic_connection_actor<caf::event_based_actor>;
