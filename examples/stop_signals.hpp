@@ -3,6 +3,7 @@
 // process), then taken synchronously by the main thread.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -38,23 +39,24 @@ inline int wait_for_stop_signal() {
   return sig;
 }
 
-/// Waits up to `timeout` for SIGINT or SIGTERM (blocked, see above);
-/// returns its number, or 0 when the time passed without one.
+/// Waits up to `timeout` (0: only looks) for SIGINT or SIGTERM (blocked,
+/// see above); returns its number, or 0 when the time passed without one.
 inline int wait_for_stop_signal_for(std::chrono::milliseconds timeout) {
   auto set = stop_signal_set();
   auto until = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
-      until - std::chrono::steady_clock::now());
-    if (left.count() <= 0)
-      return 0;
+    auto left = std::max(std::chrono::nanoseconds{0},
+                         std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           until - std::chrono::steady_clock::now()));
     timespec ts{};
     ts.tv_sec = static_cast<time_t>(left.count() / 1'000'000'000);
     ts.tv_nsec = static_cast<long>(left.count() % 1'000'000'000);
     auto sig = sigtimedwait(&set, nullptr, &ts);
     if (sig > 0)
       return sig;
-    // EAGAIN: the time passed; EINTR: another signal: wait on.
+    if (left.count() == 0)
+      return 0;
+    // EAGAIN: the time passed (looked again above); EINTR: another signal.
   }
 }
 

@@ -160,6 +160,10 @@ int run(caf::actor_system& sys, const demo_config& cfg) {
       await_restart(sys, workers, id, victim.id());
   }
   workers = await_restart(sys, *root, "workers", old_workers);
+  // A stop signal during the escalation ends the demo here (after it, the
+  // demo ends anyway, with the same stop).
+  if (auto sig = example::wait_for_stop_signal_for(0ms))
+    return stop_early(sys, *root, sig);
   std::cout << "3 crashes in 1 s: workers supervisor #" << old_workers
             << " escalated; root restarted it as #" << (workers ? workers.id() : 0) << '\n';
   print_tree(sys, *root, "after the escalation");

@@ -1003,17 +1003,19 @@ private:
     complete_close();
   }
 
-  /// Runs the final callback (exceptions in it are logged and ignored).
   /// Ends a connection whose handshake (the first or an upgrade's) the
-  /// client failed or did not finish: `handle_error`, but no log line. Like
-  /// Thousand Island's shutdown reasons `{handshake, r}` and `{upgrade, r}`:
-  /// the client's doing, shown by telemetry (else any scanner of a TLS port
-  /// fills the log). Failures of the server's own side still log.
+  /// failed (OpenSSL's handshake returned an error, which is almost always
+  /// the client's doing) or did not finish in time: `handle_error`, but no
+  /// log line. Like Thousand Island's shutdown reasons `{handshake, r}` and
+  /// `{upgrade, r}`; telemetry shows it (else any scanner of a TLS port fills
+  /// the log). A failed registration or a linked actor's error during a
+  /// handshake still log.
   void fail_handshake(caf::error reason) {
     quiet_end_ = true;
     finish(end_kind::error, std::move(reason));
   }
 
+  /// Runs the final callback (exceptions in it are logged and ignored).
   void dispatch(end_kind kind, const caf::error& reason) {
     phase_ = phase::lingering; // no further verdicts
     reading_ = false;
