@@ -896,13 +896,18 @@ struct outside_owner {
   caf::actor_system& system;
   socket_pair pair;
   std::shared_ptr<fd_registration> reg = std::make_shared<fd_registration>();
+  std::shared_ptr<std::atomic<bool>> removed = std::make_shared<std::atomic<bool>>(false);
   caf::actor actor;
 
   outside_owner(caf::actor_system& sys, std::shared_ptr<atl::reactor> r,
                 std::shared_ptr<event_log> log)
     : system(sys) {
-    actor = system.spawn([r, reg{reg}, fd{pair.reader()}, log](caf::event_based_actor* self) {
-      self->attach_functor([r, reg] { r->remove(*reg); });
+    actor = system.spawn([r, reg{reg}, removed{removed}, fd{pair.reader()},
+                          log](caf::event_based_actor* self) {
+      self->attach_functor([r, reg, removed] {
+        r->remove(*reg);
+        removed->store(true, std::memory_order_release);
+      });
       return caf::behavior{[r, reg, fd, log](socket_ready_atom, int, uint32_t, uint32_t) {
         char buf[64];
         while (::read(fd, buf, sizeof(buf)) > 0) {
@@ -918,10 +923,14 @@ struct outside_owner {
   }
 
   /// Ends the owner (which removes the registration) before the fds close.
+  /// Waits for the removal itself: CAF may tell `wait_for` that the actor
+  /// ended before the actor's clean-up ran the functor that removes it
+  /// (TSan saw the fd closed while that removal's epoll_ctl ran).
   ~outside_owner() {
     caf::scoped_actor self{system};
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     self->wait_for(actor);
+    BOOST_CHECK(wait_until([&] { return removed->load(std::memory_order_acquire); }));
   }
 };
 

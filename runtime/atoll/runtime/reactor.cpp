@@ -1561,7 +1561,10 @@ void reactor::remove(const fd_registration& reg, bool closing_next) {
     owner = std::move(s->owner);
     shared = std::move(s->shared);
   }
-  core_->count.fetch_sub(1, std::memory_order_relaxed);
+  // Release: whoever reads the smaller size() (acquire) sees the removal
+  // done, so it may close the fd (an epoll_ctl on a closed fd number could
+  // hit the next file that gets it).
+  core_->count.fetch_sub(1, std::memory_order_release);
 }
 
 reactor_timer::~reactor_timer() {
@@ -1604,7 +1607,7 @@ void reactor::cancel(reactor_timer& timer) {
 }
 
 size_t reactor::size() const noexcept {
-  return core_->count.load(std::memory_order_relaxed);
+  return core_->count.load(std::memory_order_acquire);
 }
 
 uint64_t reactor::memory_releases() const noexcept {
