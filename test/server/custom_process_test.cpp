@@ -224,13 +224,15 @@ BOOST_AUTO_TEST_CASE(a_stop_during_the_tls_handshake_lets_it_finish_then_the_act
   opts.handshake_timeout = 30000ms; // room for the checks before the handshake
   auto& srv = start(opts);
   test_client client;
-  BOOST_REQUIRE(client.try_connect(address_of(srv))); // TCP only, no ClientHello yet
+  BOOST_REQUIRE(client.try_connect(address_of(srv)));
+  // The ClientHello is in, the server waits for the client's Finished.
+  BOOST_REQUIRE_MESSAGE(client.begin_tls({}), client.tls_error());
   auto conn = only_connection(srv);
   auto stopping = std::async(std::launch::async, [&] { return srv.stop(); });
   BOOST_REQUIRE(wait_for_connection_state(sys, conn, connection_state::draining));
   check_shown_while_draining(srv, conn);
   BOOST_CHECK_EQUAL(script->log->count("shutdown"), 0u);
-  BOOST_REQUIRE_MESSAGE(client.start_tls({}), client.tls_error());
+  BOOST_REQUIRE_MESSAGE(client.finish_tls(), client.tls_error());
   BOOST_CHECK_EQUAL(client.recv_until_closed(), "bye\n");
   BOOST_CHECK(!client.was_reset());
   BOOST_CHECK(!stopping.get());
@@ -239,6 +241,28 @@ BOOST_AUTO_TEST_CASE(a_stop_during_the_tls_handshake_lets_it_finish_then_the_act
   BOOST_CHECK_EQUAL(entries[0].rfind("open:", 0), 0u);
   BOOST_CHECK_EQUAL(entries[1], "secure:yes");
   BOOST_CHECK_EQUAL(entries[2], "shutdown");
+}
+
+BOOST_AUTO_TEST_CASE(a_stop_does_not_wait_for_a_tls_client_that_sent_nothing) {
+  // As with the built-in connection actor: a client that has not sent a
+  // byte of its handshake is closed at once, without an open, instead of
+  // holding the stop for the handshake timeout.
+  auto opts = process_options();
+  opts.tls = test_tls_options();
+  opts.shutdown_timeout = shutdown_policy::timeout(30000ms);
+  opts.handshake_timeout = 30000ms;
+  auto& srv = start(opts);
+  telemetry_recorder rec{bus};
+  test_client silent;
+  BOOST_REQUIRE(silent.try_connect(address_of(srv))); // TCP only, no ClientHello
+  only_connection(srv);
+  auto stopping = std::async(std::launch::async, [&] { return srv.stop(); });
+  BOOST_CHECK(silent.closed_within(5000ms));
+  BOOST_REQUIRE(stopping.wait_for(5s) == std::future_status::ready);
+  BOOST_CHECK(!stopping.get());
+  BOOST_REQUIRE(rec.wait_for("atoll.connection.stop"));
+  BOOST_CHECK_EQUAL(stop_reason(rec), "shutdown");
+  BOOST_CHECK(script->log->entries().empty());
 }
 
 BOOST_AUTO_TEST_CASE(without_on_stop_a_stop_drains_the_connection) {

@@ -153,9 +153,9 @@ BOOST_AUTO_TEST_CASE(alpn_picks_the_servers_preference) {
   BOOST_REQUIRE(seen.log->wait_for("done"));
   BOOST_CHECK_EQUAL(seen.value("alpn"), "h2");
   BOOST_CHECK_EQUAL(seen.value("info_alpn"), "h2");
-  // No common protocol: the handshake proceeds without one. (A server of its
-  // own: the first connection may still be running its callback, which must
-  // not be replaced under it.)
+  // A client that offers no ALPN: the handshake proceeds without a protocol.
+  // (Servers of their own: the first connection may still be running its
+  // callback, which must not be replaced under it.)
   negotiated other;
   auto other_script = std::make_shared<probe_script>();
   other_script->on_connection = other.recorder();
@@ -163,11 +163,26 @@ BOOST_AUTO_TEST_CASE(alpn_picks_the_servers_preference) {
   other_opts.tls = opts.tls;
   auto& other_srv = start(other_opts);
   test_client plain;
-  tls_client_options none;
-  none.alpn = {"spdy/3"};
-  BOOST_REQUIRE(plain.try_connect_tls(address_of(other_srv), none));
+  BOOST_REQUIRE_MESSAGE(plain.try_connect_tls(address_of(other_srv), tls_client_options{}),
+                        plain.tls_error());
   BOOST_REQUIRE(other.log->wait_for("done"));
   BOOST_CHECK_EQUAL(other.value("alpn"), "atoll error protocol_not_negotiated");
+  // ALPN offered, none in common: a no_application_protocol alert (RFC 7301
+  // §3.2) ends the handshake; handle_error sees the TLS error, and
+  // handle_connection never runs.
+  auto refused_script = std::make_shared<probe_script>();
+  auto refused_opts = probe_options(refused_script);
+  refused_opts.tls = opts.tls;
+  auto& refused_srv = start(refused_opts);
+  test_client mismatched;
+  tls_client_options spdy;
+  spdy.alpn = {"spdy/3"};
+  BOOST_CHECK(!mismatched.try_connect_tls(address_of(refused_srv), spdy));
+  BOOST_CHECK_MESSAGE(mismatched.tls_error().find("no application protocol") != std::string::npos,
+                      mismatched.tls_error());
+  BOOST_REQUIRE(wait_until([&] { return refused_script->log->size() == 1; }));
+  auto entry = refused_script->log->entries().front();
+  BOOST_CHECK_MESSAGE(entry.rfind("error:atoll error tls_error: TLS handshake", 0) == 0, entry);
 }
 
 BOOST_AUTO_TEST_CASE(sni_chooses_between_certificates) {
@@ -329,14 +344,16 @@ BOOST_AUTO_TEST_CASE(a_stop_during_the_handshake_lets_it_finish_then_says_goodby
   opts.handshake_timeout = 30000ms; // room for the checks before the handshake
   auto& srv = start(opts);
   test_client client;
-  BOOST_REQUIRE(client.try_connect(address_of(srv))); // TCP only, no ClientHello yet
+  BOOST_REQUIRE(client.try_connect(address_of(srv)));
+  // The ClientHello is in, the server waits for the client's Finished.
+  BOOST_REQUIRE_MESSAGE(client.begin_tls({}), client.tls_error());
   auto conn = only_connection(srv);
   auto stopping = std::async(std::launch::async, [&] { return srv.stop(); });
   // Its record says "draining" once the stop has reached it.
   BOOST_REQUIRE(wait_for_connection_state(sys, conn, connection_state::draining));
   check_shown_while_draining(srv, conn);
   BOOST_CHECK_EQUAL(script->log->count("shutdown"), 0u);
-  BOOST_REQUIRE_MESSAGE(client.start_tls({}), client.tls_error());
+  BOOST_REQUIRE_MESSAGE(client.finish_tls(), client.tls_error());
   BOOST_CHECK_EQUAL(client.recv_until_closed(), "bye");
   BOOST_CHECK(!client.was_reset());
   BOOST_CHECK(!stopping.get());
@@ -365,6 +382,41 @@ BOOST_AUTO_TEST_CASE(a_stop_does_not_wait_for_a_handshake_that_nothing_bounds) {
   BOOST_CHECK_EQUAL(rec.named("atoll.connection.stop")[0].metadata.get_or<std::string>("reason", ""),
                     "shutdown");
   BOOST_CHECK(script->log->entries().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_stop_does_not_wait_for_a_client_that_sent_nothing) {
+  // A client that connected but has not sent a byte of its ClientHello is
+  // as far along as one not yet accepted: a stop closes it at once, without
+  // a callback, instead of waiting out the handshake timeout. One that has
+  // begun its handshake is waited for and served.
+  auto script = std::make_shared<probe_script>();
+  script->on_shutdown = [](atl::socket& sock) { sock.send("bye"); };
+  auto opts = probe_options(script);
+  opts.tls = test_tls_options();
+  opts.handshake_timeout = 30000ms;
+  opts.shutdown_timeout = shutdown_policy::timeout(30000ms);
+  auto& srv = start(opts);
+  telemetry_recorder rec{bus};
+  test_client silent;
+  BOOST_REQUIRE(silent.try_connect(address_of(srv))); // TCP only, no ClientHello
+  test_client begun;
+  BOOST_REQUIRE(begun.try_connect(address_of(srv)));
+  BOOST_REQUIRE_MESSAGE(begun.begin_tls({}), begun.tls_error());
+  BOOST_REQUIRE(wait_until([&] {
+    auto conns = srv.connections();
+    return conns && conns->size() == 2;
+  }));
+  auto stopping = std::async(std::launch::async, [&] { return srv.stop(); });
+  BOOST_CHECK(silent.closed_within(5000ms)); // not the 30 s of either timeout
+  BOOST_CHECK(stopping.wait_for(0ms) == std::future_status::timeout); // `begun` holds it
+  BOOST_REQUIRE_MESSAGE(begun.finish_tls(), begun.tls_error());
+  BOOST_CHECK_EQUAL(begun.recv_until_closed(), "bye");
+  BOOST_REQUIRE(stopping.wait_for(10s) == std::future_status::ready);
+  BOOST_CHECK(!stopping.get());
+  BOOST_REQUIRE(wait_until([&] { return rec.count("atoll.connection.stop") == 2; }));
+  for (auto& e : rec.named("atoll.connection.stop"))
+    BOOST_CHECK_EQUAL(e.metadata.get_or<std::string>("reason", ""), "shutdown");
+  BOOST_CHECK((script->log->entries() == std::vector<std::string>{"connection", "shutdown"}));
 }
 
 BOOST_AUTO_TEST_CASE(a_plaintext_client_on_the_tls_port_is_an_error) {

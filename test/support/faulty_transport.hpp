@@ -122,6 +122,10 @@ public:
     return inner_->has_buffered_input();
   }
 
+  bool handshake_begun() const noexcept override {
+    return inner_->handshake_begun();
+  }
+
   caf::error shutdown(shutdown_way way) override {
     return inner_->shutdown(way);
   }

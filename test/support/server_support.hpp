@@ -148,6 +148,50 @@ public:
   /// Runs a TLS handshake on the connected socket (e.g. after STARTTLS);
   /// false (see `tls_error`) if it fails.
   bool start_tls(const tls_client_options& opts) {
+    set_up_tls(opts);
+    return finish_tls();
+  }
+
+  /// Begins a TLS handshake on the connected socket: sends the ClientHello
+  /// and waits (up to 5 s) until the server's answer arrives, so the server
+  /// has read it; `finish_tls` completes it. False (see `tls_error`) if
+  /// sending fails or no answer comes.
+  bool begin_tls(const tls_client_options& opts) {
+    set_up_tls(opts);
+    auto flags = ::fcntl(fd_, F_GETFL);
+    ::fcntl(fd_, F_SETFL, flags | O_NONBLOCK);
+    ERR_clear_error();
+    auto ret = SSL_connect(ssl_);
+    auto status = SSL_get_error(ssl_, ret);
+    ::fcntl(fd_, F_SETFL, flags);
+    if (ret == 1 || status != SSL_ERROR_WANT_READ) {
+      tls_error_ = ret == 1 ? "the handshake finished at once" : error_text();
+      return false;
+    }
+    pollfd pfd{fd_, POLLIN, 0};
+    if (::poll(&pfd, 1, 5000) != 1) {
+      tls_error_ = "no answer to the ClientHello within 5 s";
+      return false;
+    }
+    return true;
+  }
+
+  /// Completes a handshake that `begin_tls` began (blocking, up to 5 s per
+  /// read); false (see `tls_error`) if it fails.
+  bool finish_tls() {
+    ERR_clear_error();
+    if (SSL_connect(ssl_) != 1) {
+      tls_error_ = error_text();
+      close();
+      return false;
+    }
+    // TLS 1.3: a rejected client certificate shows after the handshake, when
+    // the server's alert arrives; reading once surfaces it.
+    return true;
+  }
+
+private:
+  void set_up_tls(const tls_client_options& opts) {
     timeval tv{5, 0}; // blocking TLS calls give up after 5 s
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -177,16 +221,9 @@ public:
     SSL_set_fd(ssl_, fd_);
     if (!opts.sni.empty())
       SSL_set_tlsext_host_name(ssl_, opts.sni.c_str());
-    ERR_clear_error();
-    if (SSL_connect(ssl_) != 1) {
-      tls_error_ = error_text();
-      close();
-      return false;
-    }
-    // TLS 1.3: a rejected client certificate shows after the handshake, when
-    // the server's alert arrives; reading once surfaces it.
-    return true;
   }
+
+public:
 
   /// The last TLS error (after a failed handshake or read).
   const std::string& tls_error() const noexcept {

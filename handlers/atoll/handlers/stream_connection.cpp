@@ -233,6 +233,13 @@ public:
       notify(stream_stop_atom::value);
       return true;
     }
+    if (phase_ == phase::handshaking && !access::stream(*sock_).handshake_begun()) {
+      // A client that has not sent a byte of its handshake is not waited
+      // for (as in the built-in connection actor).
+      end("shutdown", {});
+      self_->quit(caf::exit_reason::user_shutdown);
+      return true;
+    }
     if (phase_ == phase::handshaking && detail::bound_handshake_by_drain(*conf_, deadlines_)) {
       // As the built-in connection actor: the handshake goes on (within
       // the drain's deadline), then the open, then the stop.

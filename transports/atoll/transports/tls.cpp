@@ -4,6 +4,7 @@
 #include <cstring>
 #include <mutex>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <poll.h>
 #include <openssl/ssl.h>
@@ -189,7 +190,11 @@ struct tls_context::impl {
         i += 1 + len;
       }
     }
-    return SSL_TLSEXT_ERR_NOACK;
+    // No protocol in common: RFC 7301 §3.2 has the server end the handshake
+    // with a no_application_protocol alert (which OpenSSL sends for this
+    // return), as Erlang's ssl does. A client that offers no ALPN at all
+    // never gets here and proceeds without a protocol.
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
   }
 };
 
@@ -376,6 +381,17 @@ io_result tls_transport::sendfile(int file_fd, uint64_t offset, size_t count) {
 
 bool tls_transport::has_buffered_input() const noexcept {
   return ssl_ != nullptr && SSL_has_pending(as_ssl(ssl_)) == 1;
+}
+
+bool tls_transport::handshake_begun() const noexcept {
+  // The socket BIO counts what OpenSSL read from the fd: any byte at all, a
+  // partial ClientHello included, means the client has begun; so does a
+  // byte that waits in the socket, not read yet (its readiness event may be
+  // queued behind the stop).
+  if (handshake_done_ || ssl_ == nullptr || BIO_number_read(SSL_get_rbio(as_ssl(ssl_))) > 0)
+    return true;
+  char byte = 0;
+  return fd_ >= 0 && ::recv(fd_, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 caf::error tls_transport::shutdown(shutdown_way way) {

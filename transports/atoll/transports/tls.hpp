@@ -59,7 +59,9 @@ struct tls_options {
   /// are cached per name.
   std::function<std::optional<std::vector<tls_certificate>>(const std::string& host)> sni_callback;
   /// Application protocols (ALPN) in the server's order of preference; the
-  /// first one the client also offers is chosen.
+  /// first one the client also offers is chosen. A client that offers ALPN
+  /// but none of these fails its handshake with a `no_application_protocol`
+  /// alert (RFC 7301); one that offers no ALPN proceeds without a protocol.
   std::vector<std::string> alpn;
   /// Client certificate verification.
   tls_verify verify = tls_verify::none;
@@ -139,6 +141,7 @@ public:
   io_result write(const iovec* iov, size_t count) override;
   io_result sendfile(int file_fd, uint64_t offset, size_t count) override;
   bool has_buffered_input() const noexcept override;
+  bool handshake_begun() const noexcept override;
   [[nodiscard]] caf::error shutdown(shutdown_way way) override;
   void close() noexcept override;
   [[nodiscard]] caf::expected<std::string> negotiated_protocol() const override;

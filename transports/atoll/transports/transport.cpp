@@ -27,6 +27,10 @@ bool transport::has_buffered_input() const noexcept {
   return false;
 }
 
+bool transport::handshake_begun() const noexcept {
+  return true;
+}
+
 caf::expected<std::string> transport::negotiated_protocol() const {
   return caf::make_error(errc::protocol_not_negotiated);
 }

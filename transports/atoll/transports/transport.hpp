@@ -141,6 +141,12 @@ public:
   /// not become readable again although data is available).
   virtual bool has_buffered_input() const noexcept;
 
+  /// True once the peer sent a byte of the handshake (TLS), or when the
+  /// transport has no handshake (TCP). A stop ends a connection whose
+  /// handshake has not begun at once instead of waiting for it. A transport
+  /// that wraps another must forward it (the default, true, waits).
+  virtual bool handshake_begun() const noexcept;
+
   /// Shuts the stream down in one or both directions.
   [[nodiscard]] virtual caf::error shutdown(shutdown_way way) = 0;
 

@@ -591,7 +591,8 @@ private:
   /// saw ends without a callback (reason `shutdown`); in an upgrade's
   /// handshake, `handle_error`.
   void end_stopped_handshake() {
-    rare_->stop_pending = false;
+    if (rare_) // none yet for a stop that found the client silent (see on_exit)
+      rare_->stop_pending = false;
     if (opened_)
       fail_handshake(
         caf::make_error(errc::closed, "the server stopped during an upgrade's handshake"));
@@ -919,7 +920,15 @@ private:
         // As in Thousand Island, whose handshake runs before the stop is
         // taken up: the handshake goes on (within its timeout and the
         // drain's), then `handle_connection`, then the stop. A failed
-        // handshake ends with `handle_error`, as without a stop.
+        // handshake ends with `handle_error`, as without a stop. A client
+        // that has not sent a byte of its first handshake is not waited
+        // for: it is as far along as one not yet accepted, and an idle one
+        // would hold the stop for the whole handshake timeout. (An
+        // upgrade's client just asked for it: it is waited for.)
+        if (!opened_ && !access::stream(sock_).handshake_begun()) {
+          end_stopped_handshake();
+          return;
+        }
         defer_stop();
         return;
       }
