@@ -260,6 +260,23 @@ inline std::optional<std::string> check_setting_range(const caf::settings& conte
   return std::nullopt;
 }
 
+/// Refuses CAF's settings of the scheduler that Atoll's scheduler, which
+/// replaces CAF's, does not read (its policy, profiling and work-stealing
+/// settings; CAF still parses them), so that no option silently does
+/// nothing. Returns a message naming the first one set.
+inline std::optional<std::string> check_unused_caf_settings(const caf::settings& content) {
+  auto unused = [](const std::string& name) {
+    return "--" + name + " is not used: Atoll's scheduler replaces CAF's (see --help for its settings)";
+  };
+  for (const char* name : {"scheduler.policy", "scheduler.profiling-output-file",
+                           "scheduler.profiling-resolution", "scheduler.enable-profiling"})
+    if (caf::get_if(&content, caf::string_view{name, std::strlen(name)}) != nullptr)
+      return unused(name);
+  if (auto group = caf::get_if<caf::settings>(&content, "work-stealing"); group && !group->empty())
+    return unused("work-stealing." + group->begin()->first);
+  return std::nullopt;
+}
+
 /// Refuses a scheduler whose workers need more file descriptors than the
 /// process may still open (2 each: an epoll instance and an eventfd, plus
 /// 32 for the rest of the start). Checked before the actor system exists,
@@ -383,6 +400,8 @@ public:
       problem = check_setting_range(content, "scheduler.spinning-workers", 0,
                                     max_scheduler_threads,
                                     "within 0.." + std::to_string(max_scheduler_threads));
+    if (!problem)
+      problem = check_unused_caf_settings(content);
     if (!problem)
       problem = check_options();
     if (!problem)

@@ -58,6 +58,7 @@ public:
       case example::request_reader::status::stopped:
         return atl::verdict::close();
       case example::request_reader::status::too_large:
+      case example::request_reader::status::malformed:
         sock.send(bad_request);
         return atl::verdict::close();
     }

@@ -146,21 +146,51 @@ public:
     /// A complete head longer than `max_head`, or more than `max_head` + 3
     /// bytes without a head's end (see `feed`).
     too_large,
+    /// The next head can never be valid: its first `max_head` + 3 bytes
+    /// (with the byte after them if it ends there) hold a NUL, a bare CR or
+    /// a bare LF (see `feed`).
+    malformed,
   };
+
+  /// Where the first byte that `parse_head` never accepts is in `bytes`: a
+  /// NUL, an LF not right after a CR, or the byte after a CR if it is not
+  /// an LF (a bare CR shows only at the byte after it); npos if none.
+  /// `bytes` starts a head (an LF first is bare).
+  static size_t first_bare_break(std::string_view bytes) noexcept {
+    for (size_t i = 0; i < bytes.size(); ++i) {
+      auto c = bytes[i];
+      auto after_cr = i > 0 && bytes[i - 1] == '\r';
+      if (c == '\0' || (c == '\n' && !after_cr) || (after_cr && c != '\n'))
+        return i;
+    }
+    return std::string_view::npos;
+  }
 
   /// Appends `data` and calls `on_head(std::string_view head)` for each
   /// complete head in the buffer, in order; the view (valid during the call
   /// only) excludes the final "\r\n\r\n". `on_head` returns false to stop.
   /// A head longer than `max_head` is refused (`too_large`, before it is
   /// handed over), also while it still arrives (more than `max_head` + 3
-  /// bytes without a head's end), however the stream is cut into reads.
+  /// bytes without a head's end); a head that `parse_head` would refuse for
+  /// a NUL, a bare CR or a bare LF among its first `max_head` + 3 bytes is
+  /// refused as soon as that byte is in (`malformed`: a client that ends its
+  /// lines with LF alone gets its answer without waiting for a "\r\n\r\n"
+  /// that never comes); the first of the two that the stream shows decides.
+  /// The results do not depend on how the stream is cut into reads.
   template <class OnHead>
   status feed(std::string_view data, OnHead&& on_head) {
     buffer_.append(data);
     size_t start = 0;
+    constexpr auto window = max_head + 3;
     for (auto end = buffer_.find("\r\n\r\n"); end != std::string::npos;
          end = buffer_.find("\r\n\r\n", start)) {
+      // The head with the CR after it: a head that ends in a CR shows its
+      // bare CR there, as it would while the head arrives.
       auto head = std::string_view{buffer_}.substr(start, end - start);
+      if (first_bare_break(std::string_view{buffer_}.substr(start, end + 1 - start)) < window) {
+        buffer_.erase(0, start);
+        return status::malformed;
+      }
       if (head.size() > max_head) {
         buffer_.erase(0, start);
         return status::too_large;
@@ -170,16 +200,18 @@ public:
         return status::stopped;
     }
     buffer_.erase(0, start);
+    if (first_bare_break(std::string_view{buffer_}.substr(0, window)) != std::string_view::npos)
+      return status::malformed;
     // Up to 3 bytes of the final "\r\n\r\n" may be there already: more than
     // max_head + 3 bytes without it can only start a head that is too long,
     // so the refusal does not depend on how the bytes arrived.
-    if (buffer_.size() > max_head + 3)
+    if (buffer_.size() > window)
       return status::too_large;
     return status::need_more;
   }
 
   /// The bytes received after the last complete head (after `feed` returned
-  /// `need_more` or `too_large`).
+  /// `need_more`, `too_large` or `malformed`).
   std::string_view buffered() const noexcept {
     return buffer_;
   }

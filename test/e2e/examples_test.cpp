@@ -317,6 +317,17 @@ BOOST_AUTO_TEST_CASE(http_hello_serves_keep_alive_pipelined_and_close_requests) 
   close_with("GET / HTTP/1.1\r\nContent-Length: 05\r\n\r\nhello", refused);
   close_with("GET / HTTP/1.1\r\nX-Folded: a\r\n b\r\n\r\n", refused);
   close_with("POST / HTTP/1.1\r\nHost: a\nContent-Length: 5\r\n\r\nhello", refused); // bare LF
+  // Lines ended by LF or CR alone never make a "\r\n\r\n": answered at once,
+  // not after the read timeout (the client below waits 2 s at most).
+  auto answered_at_once = [&](const std::string& request) {
+    auto c3 = ex.connect();
+    c3.send(request);
+    auto got = c3.recv_until_closed(2000ms);
+    BOOST_CHECK_MESSAGE(got.rfind(refused, 0) == 0, request << " got: " << got);
+  };
+  answered_at_once("GET / HTTP/1.1\nHost: x\n\n");
+  answered_at_once("GET / HTTP/1.1\rHost: x\r\r");
+  answered_at_once(std::string{"GET / HTTP/1.1\r\nHost: "} + '\0' + "x\r\n");
   // A head longer than 8 KiB is refused however it arrives (one write here).
   close_with("GET / HTTP/1.1\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n", refused);
   ex.stop();
@@ -338,12 +349,23 @@ BOOST_AUTO_TEST_CASE(examples_reject_bad_options_with_a_clear_message) {
   BOOST_CHECK_MESSAGE(err4.find("unknown option --no-such-option (see --help)") != std::string::npos,
                       err4);
   expect_refused({echo, "--port=0", "--host="}, "--host: a value is missing or empty");
+  // CAF's scheduler settings that Atoll's scheduler does not read.
+  expect_refused({echo, "--port=0", "--scheduler.policy=sharing"},
+                 "--scheduler.policy is not used: Atoll's scheduler replaces CAF's");
+  expect_refused({echo, "--port=0", "--work-stealing.moderate-poll-attempts=3"},
+                 "--work-stealing.moderate-poll-attempts is not used");
+  expect_refused({example_path("udp_echo"), "--port=0", "--scheduler.policy=stealing"},
+                 "--scheduler.policy is not used");
   // A port in use.
   running_example first{"echo"};
   auto [code5, err5] =
       run_failing({echo, "--host=loopback", "--port=" + std::to_string(first.address.port)});
   BOOST_CHECK_EQUAL(code5, 1);
   BOOST_CHECK_MESSAGE(err5.find("address_in_use") != std::string::npos, err5);
+  // The address as bound, not as named.
+  BOOST_CHECK_MESSAGE(err5.find("bind 127.0.0.1:" + std::to_string(first.address.port)) !=
+                          std::string::npos,
+                      err5);
   first.stop();
 }
 
@@ -1356,7 +1378,7 @@ BOOST_AUTO_TEST_CASE(udp_echo_help_and_bad_options) {
   // A port in use.
   running_example first{"udp_echo"};
   expect_refused({udp_echo, "--host=loopback", "--port=" + std::to_string(first.address.port)},
-                 "address_in_use");
+                 "bind 127.0.0.1:" + std::to_string(first.address.port) + "/udp");
   first.stop();
 }
 

@@ -15,9 +15,12 @@
 //   by "\r\n\r\n" there, which is the first "\r\n\r\n" after the head's start,
 //   and none is longer than max_head;
 // - after each read the reader holds exactly the bytes after the last head;
-//   need_more means no complete head and at most max_head + 3 bytes,
+//   need_more means no complete head, at most max_head + 3 bytes and no bare
+//   break (a NUL, a CR not followed by LF, an LF not after a CR) among them,
 //   too_large a complete head longer than max_head at the start or more than
-//   max_head + 3 bytes without one;
+//   max_head + 3 bytes without one, and no bare break in the first
+//   max_head + 3 bytes, malformed a bare break there (in a complete head or
+//   at the CR after it); a head handed over has none;
 // - cutting the stream differently changes nothing: the same heads, the same
 //   end.
 // parse_head, for every head handed over and for the whole stream as a head
@@ -34,6 +37,7 @@
 //   (all without regard to case);
 // - the result does not depend on the case of the header block (checked for
 //   heads up to 2 KiB).
+#include <algorithm>
 #include <cctype>
 #include <cstddef>
 #include <cstdint>
@@ -75,6 +79,25 @@ bool within(std::string_view part, std::string_view whole) {
   auto p = reinterpret_cast<uintptr_t>(part.data());
   return p >= b && p + part.size() <= b + whole.size();
 }
+
+/// The oracle's bare break: the index of the first NUL, of the first LF whose
+/// byte before is no CR (the first byte has none), or of the byte after a CR
+/// that is no LF; npos if none. Independent of the reader's own scan.
+size_t bare_break(std::string_view s) {
+  size_t best = std::string_view::npos;
+  auto keep = [&](size_t i) { best = std::min(best, i); };
+  if (auto nul = s.find('\0'); nul != std::string_view::npos)
+    keep(nul);
+  for (auto lf = s.find('\n'); lf != std::string_view::npos; lf = s.find('\n', lf + 1))
+    if (lf == 0 || s[lf - 1] != '\r')
+      keep(lf);
+  for (auto cr = s.find('\r'); cr != std::string_view::npos; cr = s.find('\r', cr + 1))
+    if (cr + 1 < s.size() && s[cr + 1] != '\n')
+      keep(cr + 1);
+  return best;
+}
+
+constexpr size_t window = example::max_head + 3;
 
 bool contains(std::string_view s, std::string_view what) {
   return s.find(what) != std::string_view::npos;
@@ -188,6 +211,7 @@ outcome read_stream(std::string_view stream, bool check_heads, NextSize next_siz
       auto framed = std::string{head} + std::string{crlf2};
       FUZZ_CHECK(framed.find(crlf2) == head.size());
       FUZZ_CHECK(head.size() <= example::max_head);
+      FUZZ_CHECK(bare_break(std::string{head} + '\r') == std::string_view::npos);
       consumed += head.size() + 4;
       out.heads.emplace_back(head);
       auto res = check_heads ? check_parse(head, true) : example::parse_head(head);
@@ -200,14 +224,26 @@ outcome read_stream(std::string_view stream, bool check_heads, NextSize next_siz
         stop = true;
         FUZZ_CHECK(reader.buffered() == stream.substr(consumed, fed - consumed));
         auto end = reader.buffered().find(crlf2);
-        FUZZ_CHECK(end == std::string_view::npos ? reader.buffered().size() > example::max_head + 3
+        FUZZ_CHECK(end == std::string_view::npos ? reader.buffered().size() > window
                                                  : end > example::max_head);
+        auto scanned = end == std::string_view::npos ? window : std::min(window, end + 1);
+        FUZZ_CHECK(bare_break(reader.buffered().substr(0, scanned)) == std::string_view::npos);
+        break;
+      }
+      case status::malformed: {
+        stop = true;
+        FUZZ_CHECK(reader.buffered() == stream.substr(consumed, fed - consumed));
+        auto end = reader.buffered().find(crlf2);
+        auto bare = bare_break(reader.buffered());
+        FUZZ_CHECK(bare < window);
+        FUZZ_CHECK(end == std::string_view::npos || bare <= end);
         break;
       }
       case status::need_more:
         FUZZ_CHECK(reader.buffered() == stream.substr(consumed, fed - consumed));
         FUZZ_CHECK(!contains(reader.buffered(), crlf2));
-        FUZZ_CHECK(reader.buffered().size() <= example::max_head + 3);
+        FUZZ_CHECK(reader.buffered().size() <= window);
+        FUZZ_CHECK(bare_break(reader.buffered()) == std::string_view::npos);
         break;
     }
   }

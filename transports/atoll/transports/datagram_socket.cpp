@@ -317,8 +317,12 @@ datagram_socket::open(const bind_address& addr, uint16_t port, const udp_options
         return fail(std::move(err));
   }
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    auto what = "bind " + to_string(addr) + ":" + std::to_string(port) + "/udp";
-    return fail(make_system_error(what.c_str(), errno));
+    auto bind_errno = errno;
+    auto shown = make_endpoint(ss, len); // as bound, see listen_socket
+    auto what = "bind "
+                + (shown ? to_string(*shown) : to_string(addr) + ":" + std::to_string(port))
+                + "/udp";
+    return fail(make_system_error(what.c_str(), bind_errno));
   }
   for (auto& group : opts.membership) {
     // multicast_if names an IPv4 interface; an IPv6 group carries its own.

@@ -54,8 +54,14 @@ caf::expected<listen_socket> listen_socket::open(const bind_address& addr, uint1
         return err;
   }
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    auto what = "bind " + to_string(addr) + (is_local ? "" : ":" + std::to_string(port));
-    return make_system_error(what.c_str(), errno);
+    auto bind_errno = errno;
+    // The address as bound ("127.0.0.1:4000", "[::]:4000"), not as the user
+    // named it ("loopback"); a path as "unix:PATH".
+    auto what = "bind " + to_string(addr);
+    if (!is_local)
+      if (auto shown = make_endpoint(ss, len))
+        what = "bind " + to_string(*shown);
+    return make_system_error(what.c_str(), bind_errno);
   }
   if (is_local)
     result.unlink_path_ = addr.text();
