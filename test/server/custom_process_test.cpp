@@ -253,13 +253,7 @@ BOOST_AUTO_TEST_CASE(a_stop_does_not_wait_for_a_tls_client_that_sent_nothing) {
   opts.handshake_timeout = 30000ms;
   auto& srv = start(opts);
   telemetry_recorder rec{bus};
-  test_client silent;
-  BOOST_REQUIRE(silent.try_connect(address_of(srv))); // TCP only, no ClientHello
-  only_connection(srv);
-  auto stopping = std::async(std::launch::async, [&] { return srv.stop(); });
-  BOOST_CHECK(silent.closed_within(5000ms));
-  BOOST_REQUIRE(stopping.wait_for(5s) == std::future_status::ready);
-  BOOST_CHECK(!stopping.get());
+  check_stop_closes_a_silent_client(srv);
   BOOST_REQUIRE(rec.wait_for("atoll.connection.stop"));
   BOOST_CHECK_EQUAL(stop_reason(rec), "shutdown");
   BOOST_CHECK(script->log->entries().empty());

@@ -871,6 +871,18 @@ struct server_fixture : system_fixture {
     }
     return std::async(std::launch::async, [&c] { return c.start_tls({}); });
   }
+
+  /// Connects a client that sends nothing (on a TLS port: no ClientHello)
+  /// as the server's only connection, stops the server, and checks that the
+  /// stop closes that client and ends without an error within 5 s.
+  void check_stop_closes_a_silent_client(server& srv) {
+    auto silent = connect_tcp(srv);
+    only_connection(srv);
+    auto stopping = std::async(std::launch::async, [&] { return srv.stop(); });
+    BOOST_CHECK(silent.closed_within(5000ms));
+    BOOST_REQUIRE(stopping.wait_for(5s) == std::future_status::ready);
+    BOOST_CHECK(!stopping.get());
+  }
 };
 
 } // namespace atl::test
