@@ -175,6 +175,26 @@ BOOST_AUTO_TEST_CASE(starts_children_in_order_and_stops_them_in_reverse) {
     BOOST_CHECK_MESSAGE(e.find("user_shutdown") != std::string::npos, e);
 }
 
+BOOST_AUTO_TEST_CASE(thousands_of_children_start_and_stop) {
+  // Regression: each child that started at once started the next one from
+  // its continuation, one stack frame deeper each time; about 10,000 (UDP
+  // listeners, --num-listeners=10000) overflowed a worker's stack.
+  constexpr size_t n = 12'000;
+  auto log = std::make_shared<event_log>();
+  std::vector<child_spec> specs;
+  for (size_t i = 0; i < n; ++i)
+    specs.push_back(worker(log, "w" + std::to_string(i)));
+  auto sup = start_supervisor(sys, flags_of(strategy::one_for_one), std::move(specs));
+  BOOST_REQUIRE(sup);
+  auto counts = count_children(sys, *sup);
+  BOOST_REQUIRE(counts);
+  BOOST_CHECK_EQUAL(counts->active, n);
+  BOOST_CHECK_EQUAL(log->entries().front(), "start:w0");
+  BOOST_CHECK_EQUAL(log->entries().at(n - 1), "start:w" + std::to_string(n - 1));
+  BOOST_REQUIRE(!stop_supervisor(sys, *sup));
+  BOOST_CHECK_EQUAL(log->count("stop:w0:user_shutdown"), 1u);
+}
+
 BOOST_AUTO_TEST_CASE(one_for_one_restarts_only_the_crashed_child) {
   auto log = std::make_shared<event_log>();
   auto sup = start_supervisor(sys, flags_of(strategy::one_for_one),

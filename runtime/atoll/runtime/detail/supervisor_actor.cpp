@@ -305,18 +305,40 @@ private:
   /// reports it with the failing record's seq.
   void start_sequence(std::vector<uint64_t> seqs, size_t pos,
                       std::function<void(caf::error, uint64_t)> k) {
-    if (pos == seqs.size()) {
-      k(caf::none, 0);
-      return;
-    }
-    auto seq = seqs[pos];
-    start_record(seq, [this, seqs{std::move(seqs)}, pos, seq, k](caf::error err) mutable {
-      if (err) {
-        k(std::move(err), seq);
+    start_sequence_from(std::make_shared<const std::vector<uint64_t>>(std::move(seqs)), pos,
+                        std::move(k));
+  }
+
+  /// `start_sequence`'s loop. Records that start at once (workers) are
+  /// started in a loop, not by recursion: thousands of children (e.g. UDP
+  /// listeners) would overflow the stack. A supervisor child's acknowledgement
+  /// comes later, in a message; its continuation resumes the loop.
+  void start_sequence_from(std::shared_ptr<const std::vector<uint64_t>> seqs, size_t pos,
+                           std::function<void(caf::error, uint64_t)> k) {
+    for (; pos < seqs->size(); ++pos) {
+      auto seq = (*seqs)[pos];
+      // Where a continuation that runs during start_record leaves its result.
+      auto now = std::make_shared<std::optional<caf::error>>();
+      auto in_call = std::make_shared<bool>(true);
+      start_record(seq, [this, now, in_call, seqs, pos, seq, k](caf::error err) {
+        if (*in_call) {
+          *now = std::move(err);
+          return;
+        }
+        if (err)
+          k(std::move(err), seq);
+        else
+          start_sequence_from(seqs, pos + 1, k);
+      });
+      *in_call = false;
+      if (!*now)
+        return; // resumed by the continuation
+      if (**now) {
+        k(std::move(**now), seq);
         return;
       }
-      start_sequence(std::move(seqs), pos + 1, std::move(k));
-    });
+    }
+    k(caf::none, 0);
   }
 
   void begin_initial_start() {
