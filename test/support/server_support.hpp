@@ -21,6 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -158,16 +159,19 @@ public:
   /// sending fails or no answer comes.
   bool begin_tls(const tls_client_options& opts) {
     set_up_tls(opts);
-    auto flags = ::fcntl(fd_, F_GETFL);
-    ::fcntl(fd_, F_SETFL, flags | O_NONBLOCK);
+    // OpenSSL reads from an empty memory BIO meanwhile, so the ClientHello
+    // goes out but nothing of the server's answer is read: the handshake
+    // cannot finish here, however fast the server answers.
+    auto* nothing = BIO_new(BIO_s_mem());
+    BIO_set_mem_eof_return(nothing, -1); // empty: "try again", not the end
+    SSL_set0_rbio(ssl_, nothing);
     ERR_clear_error();
     auto ret = SSL_connect(ssl_);
-    auto status = SSL_get_error(ssl_, ret);
-    ::fcntl(fd_, F_SETFL, flags);
-    if (ret == 1 || status != SSL_ERROR_WANT_READ) {
+    if (ret == 1 || SSL_get_error(ssl_, ret) != SSL_ERROR_WANT_READ) {
       tls_error_ = ret == 1 ? "the handshake finished at once" : error_text();
       return false;
     }
+    SSL_set0_rbio(ssl_, BIO_new_socket(fd_, BIO_NOCLOSE));
     pollfd pfd{fd_, POLLIN, 0};
     if (::poll(&pfd, 1, 5000) != 1) {
       tls_error_ = "no answer to the ClientHello within 5 s";
