@@ -86,8 +86,10 @@ public:
     : upstream_(std::move(upstream)), timeout_(timeout) {}
 
   atl::verdict handle_data(std::string_view query, socket& sock) override {
-    if (query.size() < 12)
-      return atl::verdict::proceed(); // not a DNS message: no answer
+    // Not a DNS message, or a response (QR set): nothing to relay, and no
+    // thread held for the upstream's timeout on a message it ignores.
+    if (query.size() < 12 || (static_cast<unsigned char>(query[2]) & 0x80) != 0)
+      return atl::verdict::proceed();
     auto answer = atl::send_recv(upstream_, query, timeout_);
     // The upstream answers the ID it was asked; anything else is dropped.
     if (answer && answer->size() >= 2 && answer->compare(0, 2, query.substr(0, 2)) == 0)

@@ -135,9 +135,10 @@ strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std:
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--") {
-      for (int k = i; k < argc; ++k)
-        push(argv[k], nullptr);
-      break;
+      // CAF would take what follows as left over and report the wrong
+      // argument; the examples take no positional arguments at all.
+      why = "unexpected argument \"--\" (the program takes options only; see --help)";
+      return std::nullopt;
     }
     const caf::config_option* flag = nullptr;
     if (arg.compare(0, 2, "--") == 0) {

@@ -19,17 +19,33 @@ public:
   std::string interface_address;
   std::string group = "224.0.0.251";
 
-  mdns_config() : udp_server_config(example::udp_defaults::single_listener(5353)) {
+  mdns_config() : udp_server_config(defaults()) {
     opt_group{custom_options_, "global"}
         .add(interface_address, "interface",
              "IPv4 address of the interface to join the group on (default: the kernel's choice)")
         .add(group, "group", "the multicast group to join (default 224.0.0.251)");
   }
 
+  /// One listener on 5353, sharing the port with the system's mDNS responder.
+  static example::udp_defaults defaults() {
+    auto d = example::udp_defaults::single_listener(5353);
+    d.reuseport = true;
+    return d;
+  }
+
 protected:
   std::optional<std::string> check_options() const override {
     if (auto problem = example::udp_server_config::check_options())
       return problem;
+    // The kernel hands a multicast datagram to every socket that joined the
+    // group: with a socket per listener, each message would print once per
+    // listener.
+    if (num_listeners != 1)
+      return std::string{"--num-listeners must be 1: each listener's socket would receive "
+                         "(and print) every multicast message"};
+    if (!reuseport)
+      return std::string{"--reuseport=false: mdns_dump shares its port with the system's "
+                         "mDNS responder, which needs SO_REUSEPORT"};
     atl::udp_options probe;
     probe.membership = {group};
     if (!interface_address.empty())
@@ -100,7 +116,6 @@ int main(int argc, char** argv) {
         if (!cfg.interface_address.empty())
           opts.transport.multicast_if = cfg.interface_address;
         opts.transport.reuseaddr = true; // other mDNS responders use the port too
-        opts.transport.reuseport = true;
         opts.name = "mdns_dump";
         return true;
       });

@@ -16,6 +16,7 @@ struct udp_defaults {
   const char* lifetime = "per-datagram";
   bool broadcast = false;
   bool detached = false;
+  bool reuseport = false;
 
   /// One listener that handles each datagram in place, on `port_number`
   /// (the packet printers).
@@ -42,7 +43,7 @@ public:
   int64_t rate_limit_max_packets = 1000;
   int64_t rate_limit_window_ms = 1000;
   int64_t rate_limit_max_sources = int64_t{1} << 20;
-  bool reuseport = false;
+  bool reuseport;
   int recbuf = 0;
   int sndbuf = 0;
   bool broadcast;
@@ -54,6 +55,7 @@ public:
     : port(defaults.port),
       num_listeners(defaults.num_listeners),
       num_connections(defaults.num_connections),
+      reuseport(defaults.reuseport),
       broadcast(defaults.broadcast),
       lifetime(defaults.lifetime),
       detached(defaults.detached) {
@@ -84,7 +86,9 @@ public:
         .add(rate_limit_max_sources, "rate-limit-max-sources",
              "source IPs the rate limiter tracks at once, 1..16777216 (default 1048576); a "
              "datagram from a new source that finds no room is dropped")
-        .add(reuseport, "reuseport", "one SO_REUSEPORT socket per listener")
+        .add(reuseport, "reuseport",
+             std::string{"one SO_REUSEPORT socket per listener (default: "}
+               + (defaults.reuseport ? "true" : "false") + ")")
         .add(recbuf, "recbuf", "SO_RCVBUF in bytes (0: the kernel's default, capped by rmem_max)")
         .add(sndbuf, "sndbuf", "SO_SNDBUF in bytes (0: the kernel's default, capped by wmem_max)")
         .add(broadcast, "broadcast",

@@ -56,8 +56,11 @@ struct running_example {
 
   static std::vector<std::string> make_args(const std::string& name,
                                             std::vector<std::string> extra) {
-    std::vector<std::string> args{example_path(name), "--port=0", "--host=loopback",
-                                  is_udp(name) ? "--num-listeners=4" : "--num-acceptors=4"};
+    // mdns_dump takes one listener only (each socket would get every message).
+    std::string scale = !is_udp(name)         ? "--num-acceptors=4"
+                        : name == "mdns_dump" ? "--num-listeners=1"
+                                              : "--num-listeners=4";
+    std::vector<std::string> args{example_path(name), "--port=0", "--host=loopback", scale};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
@@ -505,7 +508,8 @@ BOOST_AUTO_TEST_CASE(udp_examples_help_shows_their_own_defaults) {
          {"dhcp_dump", {"(0: pick a free port; default: 67)", "default: in-listener",
                         "(default: 1)", "(SO_BROADCAST) (on by default here; =false turns it off)"}},
          {"mdns_dump", {"(0: pick a free port; default: 5353)", "default: in-listener",
-                        "--interface=", "--group="}}}) {
+                        "--interface=", "--group=",
+                        "one SO_REUSEPORT socket per listener (default: true)"}}}) {
     auto text = help_text(example);
     for (const auto& what : mentions)
       has(text, what, example);
@@ -1374,6 +1378,13 @@ BOOST_AUTO_TEST_CASE(udp_echo_help_and_bad_options) {
   expect_refused({udp_echo, "--port=0", "--lifetime=forever"}, "--lifetime");
   expect_refused({udp_echo, "--port=0", "--host=unix:/tmp/x.sock"}, "--host");
   expect_refused({udp_echo, "--port=0", "--num-listeners=0x10"}, "--num-listeners");
+  // Every listener's socket would get (and print) each multicast message.
+  expect_refused({example_path("mdns_dump"), "--port=0", "--num-listeners=3"},
+                 "--num-listeners must be 1");
+  expect_refused({example_path("mdns_dump"), "--port=0", "--reuseport=false"},
+                 "--reuseport=false");
+  // Options only: a "--" is named as what is wrong.
+  expect_refused({udp_echo, "--port=0", "--host=loopback", "--"}, "unexpected argument \"--\"");
   expect_refused({udp_echo, "--port=0", "--log-level=loud"}, "--log-level");
   // A port in use.
   running_example first{"udp_echo"};
@@ -1462,6 +1473,38 @@ BOOST_AUTO_TEST_CASE(dns_forwarder_relays_to_dns_server) {
   expect_refused({fw, "--port=0", "--upstream=127.0.0.1:0"}, "--upstream");
   expect_refused({fw, "--port=0", "--upstream=127.0.0.1:53", "--upstream-timeout=0"},
                  "--upstream-timeout");
+}
+
+BOOST_AUTO_TEST_CASE(dns_forwarder_relays_queries_not_responses) {
+  // A message with QR set is a response: relaying it would hold a handler
+  // thread for the upstream timeout on a message the upstream ignores (a
+  // burst of them locked real clients out).
+  int up = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(up >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  BOOST_REQUIRE(::bind(up, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  BOOST_REQUIRE(::getsockname(up, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  running_example fwd{"dns_forwarder",
+                      {"--upstream=127.0.0.1:" + std::to_string(ntohs(addr.sin_port)),
+                       "--upstream-timeout=300"}};
+  std::string response(12, '\0');
+  response[0] = 1;
+  response[2] = static_cast<char>(0x80); // QR: a response
+  std::string query(12, '\0');
+  query[0] = 2;
+  BOOST_CHECK(!udp_ask(fwd.address, response, 50ms));
+  BOOST_CHECK(!udp_ask(fwd.address, query, 50ms)); // the upstream does not answer
+  pollfd pfd{up, POLLIN, 0};
+  BOOST_REQUIRE(::poll(&pfd, 1, 3000) == 1);
+  char buf[512];
+  auto n = ::recv(up, buf, sizeof(buf), 0);
+  BOOST_CHECK_EQUAL(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), query);
+  BOOST_CHECK_EQUAL(::poll(&pfd, 1, 200), 0); // the response never came
+  ::close(up);
+  fwd.stop();
 }
 
 BOOST_AUTO_TEST_CASE(dhcp_dump_prints_a_discover_and_survives_garbage) {
