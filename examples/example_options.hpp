@@ -104,7 +104,7 @@ inline void forget(std::vector<std::string>* cleared, const caf::config_option& 
 }
 
 /// Checks every integer option value in `argv` the way CAF's parser finds
-/// them ("--name=value", "--name VALUE", "-kVALUE", "-k VALUE"; nothing after "--") and
+/// them ("--name=value", "--name VALUE", "-kVALUE", "-k VALUE"; a bare "--" is refused) and
 /// returns the arguments with those values in canonical decimal form, or
 /// nullopt after setting `why` to a message naming the option. Also refuses
 /// a short option without its value at the end, which CAF ignores. A flag
@@ -137,7 +137,7 @@ strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std:
     if (arg == "--") {
       // CAF would take what follows as left over and report the wrong
       // argument; the examples take no positional arguments at all.
-      why = "unexpected argument \"--\" (the program takes options only; see --help)";
+      why = "-- is not accepted: the program takes options only (see --help)";
       return std::nullopt;
     }
     const caf::config_option* flag = nullptr;

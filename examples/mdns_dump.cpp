@@ -38,14 +38,11 @@ protected:
     if (auto problem = example::udp_server_config::check_options())
       return problem;
     // The kernel hands a multicast datagram to every socket that joined the
-    // group: with a socket per listener, each message would print once per
-    // listener.
-    if (num_listeners != 1)
-      return std::string{"--num-listeners must be 1: each listener's socket would receive "
-                         "(and print) every multicast message"};
-    if (!reuseport)
-      return std::string{"--reuseport=false: mdns_dump shares its port with the system's "
-                         "mDNS responder, which needs SO_REUSEPORT"};
+    // group: with a socket per listener (--reuseport), each message would
+    // print once per listener. Without it the listeners share one socket.
+    if (reuseport && num_listeners != 1)
+      return std::string{"--num-listeners must be 1 with --reuseport: each listener's socket "
+                         "would receive (and print) every multicast message"};
     atl::udp_options probe;
     probe.membership = {group};
     if (!interface_address.empty())

@@ -1380,11 +1380,9 @@ BOOST_AUTO_TEST_CASE(udp_echo_help_and_bad_options) {
   expect_refused({udp_echo, "--port=0", "--num-listeners=0x10"}, "--num-listeners");
   // Every listener's socket would get (and print) each multicast message.
   expect_refused({example_path("mdns_dump"), "--port=0", "--num-listeners=3"},
-                 "--num-listeners must be 1");
-  expect_refused({example_path("mdns_dump"), "--port=0", "--reuseport=false"},
-                 "--reuseport=false");
+                 "--num-listeners must be 1 with --reuseport");
   // Options only: a "--" is named as what is wrong.
-  expect_refused({udp_echo, "--port=0", "--host=loopback", "--"}, "unexpected argument \"--\"");
+  expect_refused({udp_echo, "--port=0", "--host=loopback", "--"}, "-- is not accepted");
   expect_refused({udp_echo, "--port=0", "--log-level=loud"}, "--log-level");
   // A port in use.
   running_example first{"udp_echo"};

@@ -182,8 +182,6 @@ void check_arguments(const std::vector<std::string>& args) {
   std::map<const int_option*, std::string> last;
   for (size_t i = 0; i < out->size(); ++i) {
     const auto& arg = (*out)[i];
-    if (arg == "--")
-      break;
     std::string_view value;
     const int_option* o = nullptr;
     if (arg.size() == 2 && arg[0] == '-' && (arg[1] == 'p' || arg[1] == 'a' || arg[1] == 'H')) {
