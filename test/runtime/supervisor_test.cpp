@@ -195,6 +195,30 @@ BOOST_AUTO_TEST_CASE(thousands_of_children_start_and_stop) {
   BOOST_CHECK_EQUAL(log->count("stop:w0:user_shutdown"), 1u);
 }
 
+BOOST_AUTO_TEST_CASE(one_for_all_restarts_thousands_of_children_in_order) {
+  // The restart stops the others one after another in a loop (it recursed
+  // for each child already gone, and copied what was left of the sequence
+  // for each child), then starts all of them again in order.
+  constexpr size_t n = 5'000;
+  auto log = std::make_shared<event_log>();
+  std::vector<child_spec> specs;
+  for (size_t i = 0; i < n; ++i)
+    specs.push_back(worker(log, "w" + std::to_string(i)));
+  auto sup = start_supervisor(sys, flags_of(strategy::one_for_all), std::move(specs));
+  BOOST_REQUIRE(sup);
+  caf::anon_send(child_of(sys, *sup, "w0"), crash_atom::value);
+  BOOST_REQUIRE(log->wait_for_size(3 * n, 60s));
+  auto after = starts_and_stops(log->since(n));
+  BOOST_REQUIRE_EQUAL(after.size(), 2 * n);
+  BOOST_CHECK_EQUAL(after.front(), "stop:w0");
+  BOOST_CHECK_EQUAL(after.at(1), "stop:w" + std::to_string(n - 1)); // reverse start order
+  BOOST_CHECK_EQUAL(after.at(n - 1), "stop:w1");
+  BOOST_CHECK_EQUAL(after.at(n), "start:w0");
+  BOOST_CHECK_EQUAL(after.back(), "start:w" + std::to_string(n - 1));
+  BOOST_CHECK_EQUAL(restarts_of(sys, *sup, "w" + std::to_string(n - 1)), 1u);
+  BOOST_REQUIRE(!stop_supervisor(sys, *sup));
+}
+
 BOOST_AUTO_TEST_CASE(one_for_one_restarts_only_the_crashed_child) {
   auto log = std::make_shared<event_log>();
   auto sup = start_supervisor(sys, flags_of(strategy::one_for_one),

@@ -36,7 +36,7 @@ server_tree(const std::shared_ptr<detail::udp_server_context>& ctx) {
   supervisor_flags flags;
   flags.strategy = strategy::rest_for_one;
   flags.name = ctx->options().name;
-  flags.on_stop = [ctx] { ctx->stopping = true; };
+  flags.on_stop = [ctx] { ctx->set_stopping(true); };
   flags.extension = [ctx](caf::event_based_actor* self) {
     return detail::udp_server_protocol(self, ctx);
   };
@@ -91,7 +91,7 @@ caf::expected<udp_server_child> make_udp_server_child(caf::actor_system& sys, st
   auto spec = supervisor_child(std::move(id), std::move(flags), std::move(children));
   auto start = std::move(spec.start);
   spec.start = [start{std::move(start)}, ctx{*ctx}](start_context& sc) {
-    ctx->stopping = false; // a restart runs again
+    ctx->set_stopping(false); // a restart runs again
     auto sup = start(sc);
     if (sup)
       ctx->set_server(*sup);

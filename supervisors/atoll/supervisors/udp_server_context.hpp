@@ -103,6 +103,13 @@ public:
     return sessions_;
   }
 
+  /// Sets `stopping`, for the tree and for the handler actors (which may
+  /// outlive the context).
+  void set_stopping(bool value) noexcept {
+    stopping = value;
+    sessions_->stopping->store(value);
+  }
+
   /// The listener's frequent events, built only for their subscribers.
   const telemetry::interest& receiving_event() const noexcept {
     return *receiving_;

@@ -158,6 +158,11 @@ public:
     return done_;
   }
 
+  /// Runs on a thread of its own (its handler may block).
+  bool detached() const noexcept {
+    return conf_->detached;
+  }
+
   // -- handler_host --------------------------------------------------------------
 
   void apply_verdict(verdict v) override {
@@ -212,7 +217,11 @@ public:
 
   // -- messages --------------------------------------------------------------------
 
+  /// A datagram from the mailbox (per peer): dropped once the server
+  /// stops, since the stop waits behind every datagram queued before it.
   void deliver(const detail::udp_payload& p) {
+    if (conf_->stopping->load(std::memory_order_relaxed))
+      return;
     deliver(p.data, p.destination, p.interface_index);
   }
 
@@ -539,6 +548,11 @@ public:
       return {};
     }
     if (first_) {
+      // A detached handler may block in its first datagram for long: it is
+      // adopted first, so that a stop meanwhile waits for it (within the
+      // shutdown timeout) and gives it handle_shutdown.
+      if (core_->detached())
+        request_adoption();
       auto first = std::move(*first_);
       first_.reset();
       core_->first_run(first.data, first.destination, first.interface_index);

@@ -65,6 +65,11 @@ struct udp_session_config {
   /// The handlers running at once (in actors or, per datagram, in their
   /// listeners), against `num_connections`. Required.
   std::shared_ptr<session_slots> slots;
+  /// Set once the server begins to stop: a per-peer actor then drops the
+  /// datagrams still waiting in its mailbox (its stop comes after them,
+  /// and a handler that blocks would hold the stop for each one).
+  /// Required.
+  std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
 };
 
 /// One datagram travelling to a handler actor.

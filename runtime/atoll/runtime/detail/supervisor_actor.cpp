@@ -410,26 +410,40 @@ private:
   /// Stops the running children among `seqs`, one after another, in the order
   /// given. Temporary children's records are dropped.
   void terminate_sequence(std::vector<uint64_t> seqs, std::function<void()> on_done) {
-    if (seqs.empty()) {
-      on_done();
-      return;
+    terminate_sequence_from(std::make_shared<const std::vector<uint64_t>>(std::move(seqs)), 0,
+                            std::make_shared<std::function<void()>>(std::move(on_done)));
+  }
+
+  /// `terminate_sequence`'s loop: children already gone (no handle, or an
+  /// exit already queued) are passed in a loop, not by recursion, so that
+  /// thousands of them cannot overflow the stack; a child that has to be
+  /// waited for resumes the loop from its continuation.
+  void terminate_sequence_from(std::shared_ptr<const std::vector<uint64_t>> seqs, size_t pos,
+                               std::shared_ptr<std::function<void()>> on_done) {
+    for (; pos < seqs->size(); ++pos) {
+      auto seq = (*seqs)[pos];
+      auto i = children_.find(seq);
+      if (i == children_.end() || !i->second.handle)
+        continue;
+      auto handle = std::exchange(i->second.handle, nullptr);
+      auto policy = i->second.spec->shutdown;
+      // Set while terminate_child_actor runs: a continuation that runs in it
+      // only marks the child done, and the loop goes on.
+      auto in_call = std::make_shared<bool>(true);
+      auto done_now = std::make_shared<bool>(false);
+      terminate_child_actor(handle, policy, [this, seq, seqs, pos, on_done, in_call, done_now] {
+        drop_if_temporary(seq);
+        if (*in_call) {
+          *done_now = true;
+          return;
+        }
+        terminate_sequence_from(seqs, pos + 1, on_done);
+      });
+      *in_call = false;
+      if (!*done_now)
+        return; // resumed by the continuation
     }
-    auto seq = seqs.front();
-    seqs.erase(seqs.begin());
-    auto next = [this, seqs{std::move(seqs)}, on_done{std::move(on_done)}]() mutable {
-      terminate_sequence(std::move(seqs), std::move(on_done));
-    };
-    auto i = children_.find(seq);
-    if (i == children_.end() || !i->second.handle) {
-      next();
-      return;
-    }
-    auto handle = std::exchange(i->second.handle, nullptr);
-    auto policy = i->second.spec->shutdown;
-    terminate_child_actor(handle, policy, [this, seq, next{std::move(next)}]() mutable {
-      drop_if_temporary(seq);
-      next();
-    });
+    (*on_done)();
   }
 
   /// Stops all running children at once (dynamic supervisors), then `on_done`.
@@ -679,15 +693,16 @@ private:
     }
     terminate_sequence(std::move(victims), [this, to_start{std::move(to_start)}]() mutable {
       // Records of temporary children stopped above are gone by now.
-      std::vector<uint64_t> alive;
+      // Shared: the continuation is copied once per child started.
+      auto alive = std::make_shared<std::vector<uint64_t>>();
       for (auto s : to_start)
         if (auto i = children_.find(s); i != children_.end()) {
           i->second.restarting = true;
-          alive.push_back(s);
+          alive->push_back(s);
         }
-      start_sequence(alive, 0, [this, alive](caf::error err, uint64_t failed) {
+      start_sequence(*alive, 0, [this, alive](caf::error err, uint64_t failed) {
         // Children after a failed one were not restarted.
-        for (auto s : alive)
+        for (auto s : *alive)
           if (auto i = children_.find(s); i != children_.end())
             i->second.restarting = false;
         if (err) // OTP: retry the failed restart later; it counts as a restart
