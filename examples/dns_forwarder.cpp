@@ -11,7 +11,12 @@
 //   dns_forwarder --upstream=127.0.0.1:5300 --port=5301 --host=loopback
 //   dig @127.0.0.1 -p 5301 www.example.test
 #include <charconv>
+#include <cstring>
 #include <variant>
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 
 #include "udp_example_common.hpp"
 
@@ -32,9 +37,15 @@ public:
   /// The upstream endpoint, or an error message.
   std::variant<atl::endpoint, std::string> upstream_endpoint() const {
     auto colon = upstream.rfind(':');
-    if (upstream.empty() || colon == std::string::npos)
-      return std::string{"--upstream must be ADDRESS:PORT, got \"" + upstream + "\""};
+    auto closing = upstream.rfind(']');
+    if (upstream.empty() || colon == std::string::npos ||
+        (closing != std::string::npos && closing > colon))
+      return std::string{"--upstream must be ADDRESS:PORT (an IPv6 address in brackets: "
+                         "[::1]:53), got \"" + upstream + "\""};
     auto address = upstream.substr(0, colon);
+    if (address.find(':') != std::string::npos && address.front() != '[')
+      return std::string{"--upstream: an IPv6 address goes in brackets, as in [::1]:53, got \"" +
+                         upstream + "\""};
     auto port_text = upstream.substr(colon + 1);
     unsigned number = 0;
     auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), number);
@@ -50,7 +61,96 @@ public:
     ep.port = static_cast<uint16_t>(number);
     if (!atl::udp_peer::from(ep))
       return std::string{"--upstream: not an IP address: \"" + address + "\""};
+    if (!is_unicast(ep))
+      return std::string{"--upstream must be one DNS server's unicast address, got " + address +
+                         " (unspecified, multicast or broadcast)"};
+    if (reaches_itself(ep))
+      return std::string{"--upstream " + upstream + " is this forwarder's own address and port: "
+                         "every query would be relayed to itself"};
     return ep;
+  }
+
+private:
+  /// The address of `ep` in binary (IPv4: 4 bytes, IPv6: 16), or empty.
+  static std::string binary_address(const atl::endpoint& ep) {
+    if (ep.family == atl::endpoint::family_type::ipv6) {
+      in6_addr a{};
+      if (::inet_pton(AF_INET6, ep.address.c_str(), &a) != 1)
+        return {};
+      return std::string(reinterpret_cast<const char*>(&a), sizeof(a));
+    }
+    in_addr a{};
+    if (::inet_pton(AF_INET, ep.address.c_str(), &a) != 1)
+      return {};
+    return std::string(reinterpret_cast<const char*>(&a), sizeof(a));
+  }
+
+  /// Neither unspecified (0.0.0.0/8, ::), multicast (224.0.0.0/4, ff00::/8)
+  /// nor broadcast or reserved (240.0.0.0/4).
+  static bool is_unicast(const atl::endpoint& ep) {
+    auto bin = binary_address(ep);
+    if (bin.size() == 4) {
+      auto first = static_cast<unsigned char>(bin[0]);
+      return first != 0 && first < 224;
+    }
+    if (bin.size() == 16)
+      return static_cast<unsigned char>(bin[0]) != 0xff && bin != std::string(16, '\0');
+    return false;
+  }
+
+  /// Whether a datagram to `ep` reaches one of this host's interfaces
+  /// (127.0.0.0/8, ::1 or an interface's address).
+  static bool is_local(const atl::endpoint& ep) {
+    auto bin = binary_address(ep);
+    if (bin.size() == 4 && static_cast<unsigned char>(bin[0]) == 127)
+      return true;
+    if (bin.size() == 16 && bin == std::string(15, '\0') + '\1')
+      return true;
+    ifaddrs* list = nullptr;
+    if (::getifaddrs(&list) != 0)
+      return false;
+    bool found = false;
+    for (auto* i = list; i != nullptr && !found; i = i->ifa_next) {
+      if (i->ifa_addr == nullptr)
+        continue;
+      if (i->ifa_addr->sa_family == AF_INET && bin.size() == 4)
+        found = std::memcmp(&reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, bin.data(),
+                            4) == 0;
+      else if (i->ifa_addr->sa_family == AF_INET6 && bin.size() == 16)
+        found = std::memcmp(&reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, bin.data(),
+                            16) == 0;
+    }
+    ::freeifaddrs(list);
+    return found;
+  }
+
+  /// Whether `ep` is where this forwarder listens (`--host`, `--port`):
+  /// each query would come back to it as a new one, until every handler
+  /// thread waits for itself.
+  bool reaches_itself(const atl::endpoint& ep) const {
+    if (port <= 0 || ep.port != port)
+      return false;
+    auto where = atl::bind_address::parse(host);
+    if (!where)
+      return false; // the option check names --host
+    bool v6 = ep.family == atl::endpoint::family_type::ipv6;
+    auto bin = binary_address(ep);
+    switch (where->which()) {
+      case atl::bind_address::kind::any: return !v6 && is_local(ep);
+      case atl::bind_address::kind::any6: return is_local(ep); // dual-stack
+      case atl::bind_address::kind::loopback: return !v6 && bin == std::string("\x7f\0\0\1", 4);
+      case atl::bind_address::kind::loopback6: return v6 && bin == std::string(15, '\0') + '\1';
+      case atl::bind_address::kind::ip: {
+        atl::endpoint own;
+        own.address = where->text();
+        own.family = own.address.find(':') != std::string::npos
+                         ? atl::endpoint::family_type::ipv6
+                         : atl::endpoint::family_type::ipv4;
+        return binary_address(own) == bin;
+      }
+      case atl::bind_address::kind::local: return false;
+    }
+    return false;
   }
 
 protected:

@@ -18,6 +18,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <new>
+#include <optional>
 #include <sstream>
 #include <system_error>
 #include <unordered_map>
@@ -56,6 +58,13 @@ struct pkt_free {
 struct c_free {
   void operator()(void* p) const noexcept {
     std::free(p);
+  }
+};
+
+/// Frees an ldns buffer with its data.
+struct buffer_free {
+  void operator()(ldns_buffer* b) const noexcept {
+    ldns_buffer_free(b);
   }
 };
 
@@ -277,6 +286,62 @@ std::string excerpt(const std::string& text) {
   return out;
 }
 
+/// The largest TTL (RFC 2181 section 8: 31 bits).
+constexpr uint64_t max_ttl = 0x7fffffff;
+
+/// If `word` has the form of a TTL (seconds, or numbers with the units s, m, h, d, w, like
+/// 1h30m), its value, saturated above `max_ttl` (ldns would wrap it around 2^32). Otherwise
+/// (a class, a type, a name): nothing.
+std::optional<uint64_t> ttl_value(const std::string& word) {
+  if (word.empty() || !std::isdigit(static_cast<unsigned char>(word[0])))
+    return std::nullopt;
+  uint64_t total = 0;
+  uint64_t number = 0;
+  bool in_number = false;
+  for (char c : word) {
+    if (std::isdigit(static_cast<unsigned char>(c))) {
+      number = std::min<uint64_t>(number * 10 + static_cast<uint64_t>(c - '0'), max_ttl + 1);
+      in_number = true;
+      continue;
+    }
+    uint64_t unit = 0;
+    switch (std::tolower(static_cast<unsigned char>(c))) {
+      case 's': unit = 1; break;
+      case 'm': unit = 60; break;
+      case 'h': unit = 3600; break;
+      case 'd': unit = 86400; break;
+      case 'w': unit = 604800; break;
+      default: return std::nullopt;
+    }
+    if (!in_number)
+      return std::nullopt;
+    total = std::min(total + number * unit, max_ttl + 1);
+    number = 0;
+    in_number = false;
+  }
+  return std::min(total + number, max_ttl + 1);
+}
+
+/// An error for a TTL above `max_ttl` among `words` (a record line: the words before its type,
+/// after the owner if `owner_given`), or nothing.
+std::optional<std::string> ttl_out_of_range(const std::vector<std::string>& words,
+                                            bool owner_given) {
+  // The TTL and the class come in either order before the type; the first other word is
+  // the type.
+  size_t first = owner_given ? 1 : 0;
+  for (size_t i = first; i < words.size() && i < first + 2; ++i) {
+    auto value = ttl_value(words[i]);
+    if (!value) {
+      if (iequals(words[i], "IN") || iequals(words[i], "CH") || iequals(words[i], "HS"))
+        continue;
+      break;
+    }
+    if (*value > max_ttl)
+      return "TTL '" + words[i] + "' is out of range (at most 2147483647 seconds, RFC 2181)";
+  }
+  return std::nullopt;
+}
+
 /// A record read from the file and the line it starts on.
 struct parsed_record {
   rr_ptr rr;
@@ -332,6 +397,10 @@ bool parse_records(const std::vector<logical_line>& lines, const std::string& de
           err = {ll.line, "$TTL takes one time value (like 3600 or 1h30m)"};
           return false;
         }
+        if (auto why = ttl_out_of_range({words[1]}, false)) {
+          err = {ll.line, "$TTL: " + *why};
+          return false;
+        }
         ttl = value;
       } else if (iequals(words[0], "$INCLUDE")) {
         err = {ll.line, "$INCLUDE is not supported"};
@@ -356,6 +425,11 @@ bool parse_records(const std::vector<logical_line>& lines, const std::string& de
         err = {ll.line, "invalid owner name '" + words[0] + "'"};
         return false;
       }
+    }
+    if (auto why = ttl_out_of_range(words_of(ll.text),
+                                    !std::isspace(static_cast<unsigned char>(ll.text[0])))) {
+      err = {ll.line, *why + ", in '" + excerpt(ll.text) + "'"};
+      return false;
     }
     ldns_rr* raw = nullptr;
     ldns_rdf* prev_raw = prev.release();
@@ -835,6 +909,10 @@ std::optional<dns_zone> dns_zone::load(const std::string& path, const std::strin
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec))
       return fail({0, "is a directory, not a zone file"});
+    // A FIFO or a device would block the start (and its signals) or never end (/dev/zero).
+    auto kind = std::filesystem::status(path, ec).type();
+    if (!ec && kind != std::filesystem::file_type::regular)
+      return fail({0, "is not a regular file"});
     std::ifstream in(path, std::ios::binary);
     if (!in) {
       int code = errno;
@@ -867,6 +945,24 @@ std::optional<dns_zone> dns_zone::load(const std::string& path, const std::strin
     std::string apex_name = show_name(ldns_rr_owner(soa->rr.get()));
 
     std::unordered_map<const ldns_rr*, int> line_of;
+    // RFC 2181 5: an RRset has no duplicate records. ldns_rr_compare's equality (owner,
+    // class, type and canonical rdata; not the TTL) as a key, so that a name with thousands of
+    // records loads in linear time.
+    std::unique_ptr<ldns_buffer, buffer_free> wire(ldns_buffer_new(512));
+    if (!wire)
+      return fail({0, "out of memory"});
+    std::unordered_set<std::string> seen;
+    auto identity = [&](const ldns_rr* rr) {
+      ldns_buffer_clear(wire.get());
+      if (ldns_rr2buffer_wire_canonical(wire.get(), rr, LDNS_SECTION_ANSWER) != LDNS_STATUS_OK)
+        throw std::bad_alloc();
+      std::string bytes(reinterpret_cast<const char*>(ldns_buffer_begin(wire.get())),
+                        ldns_buffer_position(wire.get()));
+      size_t ttl_at = ldns_rdf_size(ldns_rr_owner(rr)) + 4; // after owner, type, class
+      if (bytes.size() >= ttl_at + 4)
+        bytes.erase(ttl_at, 4);
+      return bytes;
+    };
     for (auto& r : parsed) {
       const ldns_rr* rr = r.rr.get();
       std::string key = key_of(ldns_rr_owner(rr));
@@ -874,11 +970,8 @@ std::optional<dns_zone> dns_zone::load(const std::string& path, const std::strin
         return fail({r.line, "'" + show_name(ldns_rr_owner(rr)) + "' is outside the zone '" +
                                  apex_name + "'"});
       auto& n = z->names[key];
-      bool duplicate = std::any_of(n.rrs.begin(), n.rrs.end(), [&](const ldns_rr* other) {
-        return ldns_rr_compare(other, rr) == 0;
-      });
-      if (duplicate)
-        continue; // RFC 2181 5: an RRset has no duplicate records
+      if (!seen.insert(identity(rr)).second)
+        continue;
       n.rrs.push_back(rr);
       line_of[rr] = r.line;
       if (rr == soa->rr.get())

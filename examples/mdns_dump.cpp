@@ -92,6 +92,8 @@ public:
         line += " questions: " + q;
       if (auto a = render(ldns_pkt_answer(pkt)); !a.empty())
         line += " answers: " + a;
+      if (auto a = render(ldns_pkt_authority(pkt)); !a.empty())
+        line += " authority: " + a; // a probe's proposed records (RFC 6762 8.2)
       if (auto a = render(ldns_pkt_additional(pkt)); !a.empty())
         line += " additional: " + a;
       ldns_pkt_free(pkt);

@@ -58,7 +58,8 @@ public:
       reuseport(defaults.reuseport),
       broadcast(defaults.broadcast),
       lifetime(defaults.lifetime),
-      detached(defaults.detached) {
+      detached(defaults.detached),
+      defaults_(defaults) {
     atl::register_types(*this);
     auto dflt = [](auto value) { return " (default: " + std::to_string(value) + ")"; };
     auto on_by_default = [](bool on) {
@@ -172,6 +173,13 @@ protected:
   std::optional<std::string> check_options() const override {
     if (auto problem = check_observability())
       return problem;
+    // Options that would do nothing with the lifetime chosen.
+    if (lifetime != "per-peer" && read_timeout != 60000)
+      return "--read-timeout: only per-peer handlers wait for silence (--lifetime=per-peer); "
+             "with --lifetime=" + lifetime + " it would do nothing";
+    if (lifetime == "in-listener" && num_connections != defaults_.num_connections)
+      return std::string{"--num-connections: with --lifetime=in-listener each listener runs one "
+                         "handler object, there are no handler actors to limit"};
     if (auto opts = options(); !opts)
       return atl::describe(opts.error());
     else if (auto err = validate_without_handler(*opts))
@@ -180,6 +188,8 @@ protected:
   }
 
 private:
+  udp_defaults defaults_;
+
   static std::optional<std::string> validate_without_handler(atl::udp_server_options opts) {
     opts.handler = [] { return std::unique_ptr<atl::udp_handler>{}; };
     if (auto err = atl::validate(opts))

@@ -1378,6 +1378,14 @@ BOOST_AUTO_TEST_CASE(udp_echo_help_and_bad_options) {
   expect_refused({udp_echo, "--port=0", "--lifetime=forever"}, "--lifetime");
   expect_refused({udp_echo, "--port=0", "--host=unix:/tmp/x.sock"}, "--host");
   expect_refused({udp_echo, "--port=0", "--num-listeners=0x10"}, "--num-listeners");
+  // Options that would do nothing with the lifetime: refused, naming it.
+  expect_refused({udp_echo, "--port=0", "--read-timeout=500"}, "--lifetime=per-datagram");
+  expect_refused({udp_echo, "--port=0", "--lifetime=in-listener", "--read-timeout=500"},
+                 "--read-timeout: only per-peer");
+  expect_refused({udp_echo, "--port=0", "--lifetime=in-listener", "--num-connections=5"},
+                 "--num-connections: with --lifetime=in-listener");
+  expect_refused({example_path("mdns_dump"), "--port=0", "--num-connections=5"},
+                 "--num-connections");
   // Every listener's socket would get (and print) each multicast message.
   expect_refused({example_path("mdns_dump"), "--port=0", "--num-listeners=3"},
                  "--num-listeners must be 1 with --reuseport");
@@ -1453,6 +1461,23 @@ BOOST_AUTO_TEST_CASE(dns_server_refuses_a_bad_zone_and_missing_options) {
   BOOST_CHECK_MESSAGE(err.find("/nonexistent.zone") != std::string::npos, err);
 }
 
+namespace {
+
+/// A UDP socket bound to a free port of the IPv4 `address`: its fd and port.
+std::pair<int, uint16_t> udp_socket_on(const char* address) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  ::inet_pton(AF_INET, address, &addr.sin_addr);
+  socklen_t len = sizeof(addr);
+  BOOST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  BOOST_REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  return {fd, ntohs(addr.sin_port)};
+}
+
+} // namespace
+
 BOOST_AUTO_TEST_CASE(dns_forwarder_relays_to_dns_server) {
   running_example upstream{"dns_server", {"--zone=" + zone_file()}};
   running_example fwd{"dns_forwarder", {"--upstream=127.0.0.1:"
@@ -1469,6 +1494,30 @@ BOOST_AUTO_TEST_CASE(dns_forwarder_relays_to_dns_server) {
   expect_refused({fw, "--port=0", "--upstream=127.0.0.1"}, "--upstream");
   expect_refused({fw, "--port=0", "--upstream=host:53"}, "--upstream");
   expect_refused({fw, "--port=0", "--upstream=127.0.0.1:0"}, "--upstream");
+  expect_refused({fw, "--port=0", "--upstream=[::1]"}, "in brackets: [::1]:53");
+  expect_refused({fw, "--port=0", "--upstream=::1:53"}, "goes in brackets");
+  for (auto not_unicast : {"224.0.0.251:53", "255.255.255.255:53", "0.0.0.0:53", "[ff02::fb]:53",
+                           "[::]:53"})
+    expect_refused({fw, "--port=0", std::string{"--upstream="} + not_unicast}, "unicast");
+  // The forwarder's own address and port: each query would come back as a
+  // new one. Another loopback address or another port is a real upstream
+  // (127.0.0.53:53 is systemd-resolved's).
+  expect_refused({fw, "--port=5399", "--upstream=127.0.0.1:5399"}, "relayed to itself");
+  expect_refused({fw, "--port=5399", "--host=loopback", "--upstream=127.0.0.1:5399"},
+                 "relayed to itself");
+  expect_refused({fw, "--port=5399", "--host=any6", "--upstream=[::1]:5399"},
+                 "relayed to itself");
+  expect_refused({fw, "--port=5399", "--host=127.0.0.2", "--upstream=127.0.0.2:5399"},
+                 "relayed to itself");
+  // The same port on another address is not itself (a free port of 127.0.0.2).
+  auto [probe, probe_port] = udp_socket_on("127.0.0.2");
+  ::close(probe);
+  auto free_port = std::to_string(probe_port);
+  running_example beside{"dns_forwarder",
+                         {"--port=" + free_port, "--host=127.0.0.2",
+                          "--upstream=127.0.0.1:" + free_port}};
+  BOOST_CHECK_EQUAL(std::to_string(beside.address.port), free_port);
+  beside.stop();
   expect_refused({fw, "--port=0", "--upstream=127.0.0.1:53", "--upstream-timeout=0"},
                  "--upstream-timeout");
 }
@@ -1477,16 +1526,9 @@ BOOST_AUTO_TEST_CASE(dns_forwarder_relays_queries_not_responses) {
   // A message with QR set is a response: relaying it would hold a handler
   // thread for the upstream timeout on a message the upstream ignores (a
   // burst of them locked real clients out).
-  int up = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  BOOST_REQUIRE(up >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  BOOST_REQUIRE(::bind(up, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-  BOOST_REQUIRE(::getsockname(up, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  auto [up, up_port] = udp_socket_on("127.0.0.1");
   running_example fwd{"dns_forwarder",
-                      {"--upstream=127.0.0.1:" + std::to_string(ntohs(addr.sin_port)),
+                      {"--upstream=127.0.0.1:" + std::to_string(up_port),
                        "--upstream-timeout=300"}};
   std::string response(12, '\0');
   response[0] = 1;
@@ -1541,10 +1583,12 @@ BOOST_AUTO_TEST_CASE(dhcp_dump_prints_a_discover_and_survives_garbage) {
 
 BOOST_AUTO_TEST_CASE(mdns_dump_prints_queries_sent_to_its_group) {
   running_example ex{"mdns_dump", {"--host=any", "--interface=127.0.0.1"}};
-  // A query for _http._tcp.local PTR, as a browser sends it.
-  std::string q("\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00", 12);
+  // A query for _http._tcp.local PTR, with a record in its authority section
+  // as a probe has (RFC 6762 8.2): A 192.0.2.9 at the question's name.
+  std::string q("\x00\x00\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00", 12);
   q += std::string("\x05_http\x04_tcp\x05local\x00", 18);
   q += std::string("\x00\x0c\x00\x01", 4);
+  q += std::string("\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x78\x00\x04\xc0\x00\x02\x09", 16);
   int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   BOOST_REQUIRE(fd >= 0);
   in_addr ifaddr{};
@@ -1563,6 +1607,9 @@ BOOST_AUTO_TEST_CASE(mdns_dump_prints_queries_sent_to_its_group) {
   BOOST_CHECK_MESSAGE(line->find("mdns query from ") == 0, *line);
   BOOST_CHECK_MESSAGE(line->find("_http._tcp.local.") != std::string::npos, *line);
   BOOST_CHECK_MESSAGE(line->find("PTR") != std::string::npos, *line);
+  BOOST_CHECK_MESSAGE(line->find(" authority: _http._tcp.local. 120 IN A 192.0.2.9")
+                          != std::string::npos,
+                      *line);
   ex.stop();
   expect_refused({example_path("mdns_dump"), "--port=0", "--group=10.0.0.1"}, "--group");
 }

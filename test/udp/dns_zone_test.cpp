@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dns_zone.hpp"
@@ -811,6 +812,19 @@ BOOST_AUTO_TEST_CASE(missing_file_fails_clearly) {
   auto dir = example::dns_zone::load(ATOLL_EXAMPLES_DIR, "", error);
   BOOST_TEST(!dir);
   BOOST_TEST(contains(error, "directory"));
+  // A device would be read forever (/dev/zero), a FIFO would block the start until a writer
+  // comes: refused before they are opened.
+  auto device = example::dns_zone::load("/dev/zero", "", error);
+  BOOST_TEST(!device);
+  BOOST_TEST(contains(error, "/dev/zero: is not a regular file"), error);
+  auto fifo = (std::filesystem::temp_directory_path() /
+               ("dns_zone_test_fifo_" + std::to_string(::getpid())))
+                  .string();
+  BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto from_fifo = example::dns_zone::load(fifo, "", error);
+  ::unlink(fifo.c_str());
+  BOOST_TEST(!from_fifo);
+  BOOST_TEST(contains(error, "is not a regular file"), error);
 }
 
 BOOST_AUTO_TEST_CASE(structural_errors_are_reported) {
@@ -830,6 +844,12 @@ BOOST_AUTO_TEST_CASE(structural_errors_are_reported) {
   BOOST_TEST(contains(load_error(soa + "www CH A 192.0.2.1\n"), "class IN"));
   BOOST_TEST(contains(load_error(soa + "$INCLUDE other.zone\n"), "$INCLUDE is not supported"));
   BOOST_TEST(contains(load_error(soa + "$TTL soon\n"), ":3: $TTL"));
+  // TTLs above 2^31 - 1 (RFC 2181) are refused, not wrapped around 2^32 (4294967297 was 1).
+  BOOST_TEST(contains(load_error(soa + "$TTL 2147483648\n"), ":3: $TTL: TTL '2147483648' is out"));
+  BOOST_TEST(contains(load_error(soa + "$TTL 10000000w\n"), "out of range"));
+  BOOST_TEST(contains(load_error(soa + "www 4294967297 IN A 192.0.2.1\n"), ":3: TTL '4294967297'"));
+  BOOST_TEST(contains(load_error(soa + "www IN 99999999999999999999 A 192.0.2.1\n"), "out of range"));
+  BOOST_TEST(contains(load_error(soa + " 3551w IN A 192.0.2.1\n"), "out of range"));
   BOOST_TEST(contains(load_error(soa + "$GENERATE 1-2 x A 1.2.3.4\n"), "unknown directive"));
   BOOST_TEST(contains(load_error("@ IN SOA ns hm 1 2 3 4 5\n"), ":1: no origin"));
   BOOST_TEST(contains(load_error(std::string("x\0y", 3), "z.test"), "NUL byte"));
@@ -866,6 +886,35 @@ BOOST_AUTO_TEST_CASE(duplicates_are_served_once_and_ttls_apply) {
   auto s = ask(z, make_query("short.d.test.", LDNS_RR_TYPE_A));
   BOOST_REQUIRE_EQUAL(s.answer().size(), 1u);
   BOOST_TEST(ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(s.pkt.get()), 0)) == 60u);
+}
+
+BOOST_AUTO_TEST_CASE(ttls_up_to_the_largest_load) {
+  auto z = load_text("$ORIGIN t.test.\n$TTL 2147483647\n@ IN SOA ns hm 1 2 3 4 5\n"
+                     "a IN A 192.0.2.1\nb 3550w4d IN A 192.0.2.2\nc 1h30m IN A 192.0.2.3\n"
+                     "4294967297 IN A 192.0.2.4\n");
+  auto ttl_of = [&](const std::string& name) {
+    auto r = ask(z, make_query(name, LDNS_RR_TYPE_A));
+    BOOST_REQUIRE_EQUAL(r.answer().size(), 1u);
+    return ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(r.pkt.get()), 0));
+  };
+  BOOST_TEST(ttl_of("a.t.test.") == 2147483647u);
+  BOOST_TEST(ttl_of("b.t.test.") == 3550u * 604800u + 4u * 86400u);
+  BOOST_TEST(ttl_of("c.t.test.") == 5400u);
+  BOOST_TEST(ttl_of("4294967297.t.test.") == 2147483647u); // an owner, not a TTL
+}
+
+BOOST_AUTO_TEST_CASE(a_name_with_thousands_of_records_loads_without_its_duplicates) {
+  // Duplicates are found by hashing (a pairwise comparison took 2.5 s for 3,000 records at
+  // one name); names in rdata compare without case, as ldns_rr_compare does.
+  std::string text = "$ORIGIN big.test.\n@ IN SOA ns hm 1 2 3 4 5\n"
+                     "@ IN NS ns1.big.test.\n@ IN NS NS1.BIG.TEST.\n@ 60 IN NS ns2\n";
+  for (int i = 0; i < 3000; ++i)
+    text += "many IN A 10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250) + "\n";
+  text += "many IN A 10.0.0.0\nmany IN A 10.0.11.249\n";
+  auto z = load_text(text);
+  BOOST_TEST(z.size() == 1u + 2u + 3000u);
+  auto ns = ask(z, make_query("big.test.", LDNS_RR_TYPE_NS));
+  BOOST_TEST(ns.answer().size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(zone_is_movable) {
