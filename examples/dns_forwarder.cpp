@@ -72,12 +72,17 @@ public:
 
 private:
   /// The address of `ep` in binary (IPv4: 4 bytes, IPv6: 16), or empty.
+  /// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is its IPv4 address: a
+  /// dual-stack socket sends to it over IPv4.
   static std::string binary_address(const atl::endpoint& ep) {
     if (ep.family == atl::endpoint::family_type::ipv6) {
       in6_addr a{};
       if (::inet_pton(AF_INET6, ep.address.c_str(), &a) != 1)
         return {};
-      return std::string(reinterpret_cast<const char*>(&a), sizeof(a));
+      std::string bin(reinterpret_cast<const char*>(&a), sizeof(a));
+      if (IN6_IS_ADDR_V4MAPPED(&a))
+        return bin.substr(12);
+      return bin;
     }
     in_addr a{};
     if (::inet_pton(AF_INET, ep.address.c_str(), &a) != 1)
@@ -133,8 +138,8 @@ private:
     auto where = atl::bind_address::parse(host);
     if (!where)
       return false; // the option check names --host
-    bool v6 = ep.family == atl::endpoint::family_type::ipv6;
     auto bin = binary_address(ep);
+    bool v6 = bin.size() == 16;
     switch (where->which()) {
       case atl::bind_address::kind::any: return !v6 && is_local(ep);
       case atl::bind_address::kind::any6: return is_local(ep); // dual-stack

@@ -15,8 +15,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
+#include <cstring>
 #include <iterator>
 #include <new>
 #include <optional>
@@ -26,6 +25,10 @@
 #include <unordered_set>
 #include <utility>
 #include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace example {
 
@@ -289,9 +292,8 @@ std::string excerpt(const std::string& text) {
 /// The largest TTL (RFC 2181 section 8: 31 bits).
 constexpr uint64_t max_ttl = 0x7fffffff;
 
-/// If `word` has the form of a TTL (seconds, or numbers with the units s, m, h, d, w, like
-/// 1h30m), its value, saturated above `max_ttl` (ldns would wrap it around 2^32). Otherwise
-/// (a class, a type, a name): nothing.
+/// `word` as a TTL (seconds, or numbers with the units s, m, h, d, w, like 1h30m): its value,
+/// saturated above `max_ttl` (ldns would wrap it around 2^32); nothing if it is not wholly one.
 std::optional<uint64_t> ttl_value(const std::string& word) {
   if (word.empty() || !std::isdigit(static_cast<unsigned char>(word[0])))
     return std::nullopt;
@@ -322,24 +324,54 @@ std::optional<uint64_t> ttl_value(const std::string& word) {
   return std::min(total + number, max_ttl + 1);
 }
 
-/// An error for a TTL above `max_ttl` among `words` (a record line: the words before its type,
-/// after the owner if `owner_given`), or nothing.
-std::optional<std::string> ttl_out_of_range(const std::vector<std::string>& words,
-                                            bool owner_given) {
-  // The TTL and the class come in either order before the type; the first other word is
-  // the type.
-  size_t first = owner_given ? 1 : 0;
-  for (size_t i = first; i < words.size() && i < first + 2; ++i) {
-    auto value = ttl_value(words[i]);
-    if (!value) {
-      if (iequals(words[i], "IN") || iequals(words[i], "CH") || iequals(words[i], "HS"))
-        continue;
-      break;
-    }
-    if (*value > max_ttl)
-      return "TTL '" + words[i] + "' is out of range (at most 2147483647 seconds, RFC 2181)";
-  }
+/// What is wrong with the TTL among `words` (a record line), or nothing. ldns reads the word
+/// after the owner (the first word if `owner_given` is false) as the TTL when it starts with a
+/// digit, up to its first character that is no part of a time value, and wraps large values.
+std::optional<std::string> ttl_problem(const std::vector<std::string>& words, bool owner_given) {
+  size_t at = owner_given ? 1 : 0;
+  if (at >= words.size() || !std::isdigit(static_cast<unsigned char>(words[at][0])))
+    return std::nullopt;
+  auto value = ttl_value(words[at]);
+  if (!value)
+    return "TTL '" + words[at] + "' is not a time value (like 3600 or 1h30m)";
+  if (*value > max_ttl)
+    return "TTL '" + words[at] + "' is out of range (at most 2147483647 seconds, RFC 2181)";
   return std::nullopt;
+}
+
+/// Reads the regular file at `path` into `out`; otherwise what is wrong. The type is checked on
+/// the opened file (no race with a rename), opened without blocking: a FIFO would block the start
+/// (and its signals) until a writer came, a device could be read forever (/dev/zero).
+std::optional<std::string> read_regular_file(const std::string& path, std::string& out) {
+  auto system_error = [](int code) { return std::generic_category().message(code); };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0)
+    return "cannot open zone file: " + system_error(errno);
+  struct fd_closer {
+    int fd;
+    ~fd_closer() {
+      ::close(fd);
+    }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    return "cannot read zone file: " + system_error(errno);
+  if (S_ISDIR(st.st_mode))
+    return std::string{"is a directory, not a zone file"};
+  if (!S_ISREG(st.st_mode))
+    return std::string{"is not a regular file"};
+  char buf[65536];
+  for (;;) {
+    auto n = ::read(fd, buf, sizeof(buf));
+    if (n == 0)
+      return std::nullopt;
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return "cannot read zone file: " + system_error(errno);
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
 }
 
 /// A record read from the file and the line it starts on.
@@ -397,7 +429,7 @@ bool parse_records(const std::vector<logical_line>& lines, const std::string& de
           err = {ll.line, "$TTL takes one time value (like 3600 or 1h30m)"};
           return false;
         }
-        if (auto why = ttl_out_of_range({words[1]}, false)) {
+        if (auto why = ttl_problem({words[1]}, false)) {
           err = {ll.line, "$TTL: " + *why};
           return false;
         }
@@ -426,7 +458,7 @@ bool parse_records(const std::vector<logical_line>& lines, const std::string& de
         return false;
       }
     }
-    if (auto why = ttl_out_of_range(words_of(ll.text),
+    if (auto why = ttl_problem(words_of(ll.text),
                                     !std::isspace(static_cast<unsigned char>(ll.text[0])))) {
       err = {ll.line, *why + ", in '" + excerpt(ll.text) + "'"};
       return false;
@@ -906,22 +938,9 @@ std::optional<dns_zone> dns_zone::load(const std::string& path, const std::strin
       error = path + (e.line > 0 ? ":" + std::to_string(e.line) : std::string()) + ": " + e.what;
       return std::nullopt;
     };
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec))
-      return fail({0, "is a directory, not a zone file"});
-    // A FIFO or a device would block the start (and its signals) or never end (/dev/zero).
-    auto kind = std::filesystem::status(path, ec).type();
-    if (!ec && kind != std::filesystem::file_type::regular)
-      return fail({0, "is not a regular file"});
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      int code = errno;
-      return fail({0, "cannot open zone file: " +
-                          (code ? std::generic_category().message(code) : "unknown error")});
-    }
-    std::string content{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    if (in.bad())
-      return fail({0, "cannot read zone file"});
+    std::string content;
+    if (auto why = read_regular_file(path, content))
+      return fail({0, *why});
 
     load_error err;
     std::vector<logical_line> lines;

@@ -36,7 +36,9 @@ public:
   std::string host = "any";
   int num_listeners;
   int num_connections;
-  int read_timeout = 60000;
+  /// `--read-timeout`'s default, in ms.
+  static constexpr int default_read_timeout_ms = 60000;
+  int read_timeout = default_read_timeout_ms;
   int shutdown_timeout = 15000;
   int max_packet_size = 8192;
   bool rate_limit_enabled = false;
@@ -173,17 +175,17 @@ protected:
   std::optional<std::string> check_options() const override {
     if (auto problem = check_observability())
       return problem;
+    if (auto opts = options(); !opts)
+      return atl::describe(opts.error());
+    else if (auto err = validate_without_handler(*opts))
+      return err;
     // Options that would do nothing with the lifetime chosen.
-    if (lifetime != "per-peer" && read_timeout != 60000)
+    if (lifetime != "per-peer" && read_timeout != default_read_timeout_ms)
       return "--read-timeout: only per-peer handlers wait for silence (--lifetime=per-peer); "
              "with --lifetime=" + lifetime + " it would do nothing";
     if (lifetime == "in-listener" && num_connections != defaults_.num_connections)
       return std::string{"--num-connections: with --lifetime=in-listener each listener runs one "
                          "handler object, there are no handler actors to limit"};
-    if (auto opts = options(); !opts)
-      return atl::describe(opts.error());
-    else if (auto err = validate_without_handler(*opts))
-      return err;
     return std::nullopt;
   }
 

@@ -1497,7 +1497,7 @@ BOOST_AUTO_TEST_CASE(dns_forwarder_relays_to_dns_server) {
   expect_refused({fw, "--port=0", "--upstream=[::1]"}, "in brackets: [::1]:53");
   expect_refused({fw, "--port=0", "--upstream=::1:53"}, "goes in brackets");
   for (auto not_unicast : {"224.0.0.251:53", "255.255.255.255:53", "0.0.0.0:53", "[ff02::fb]:53",
-                           "[::]:53"})
+                           "[::]:53", "[::ffff:224.0.0.251]:53"})
     expect_refused({fw, "--port=0", std::string{"--upstream="} + not_unicast}, "unicast");
   // The forwarder's own address and port: each query would come back as a
   // new one. Another loopback address or another port is a real upstream
@@ -1509,6 +1509,10 @@ BOOST_AUTO_TEST_CASE(dns_forwarder_relays_to_dns_server) {
                  "relayed to itself");
   expect_refused({fw, "--port=5399", "--host=127.0.0.2", "--upstream=127.0.0.2:5399"},
                  "relayed to itself");
+  expect_refused({fw, "--port=5399", "--upstream=[::ffff:127.0.0.1]:5399"}, "relayed to itself");
+  // A bad option is named as such, before what other options would do.
+  expect_refused({example_path("udp_echo"), "--port=0", "--read-timeout=-1"},
+                 "--read-timeout must not be negative");
   // The same port on another address is not itself (a free port of 127.0.0.2).
   auto [probe, probe_port] = udp_socket_on("127.0.0.2");
   ::close(probe);

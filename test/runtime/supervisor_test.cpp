@@ -219,6 +219,42 @@ BOOST_AUTO_TEST_CASE(one_for_all_restarts_thousands_of_children_in_order) {
   BOOST_REQUIRE(!stop_supervisor(sys, *sup));
 }
 
+BOOST_AUTO_TEST_CASE(thousands_of_children_crashing_at_once_restart_once) {
+  // Every child of a one_for_all supervisor crashes at once: the first exit
+  // starts the restart; the others come while it runs and are queued, so
+  // stopping each of those children finds its exit already there and goes
+  // on at once. The crashes count as one restart. (Each crash prints a line
+  // of CAF's: a few thousand.)
+  constexpr size_t n = 2'000;
+  auto log = std::make_shared<event_log>();
+  std::vector<child_spec> specs;
+  for (size_t i = 0; i < n; ++i)
+    specs.push_back(worker(log, "w" + std::to_string(i)));
+  auto sup = start_supervisor(sys, flags_of(strategy::one_for_all, 1), std::move(specs));
+  BOOST_REQUIRE(sup);
+  auto before = which_children(sys, *sup);
+  BOOST_REQUIRE(before);
+  BOOST_REQUIRE_EQUAL(before->size(), n);
+  for (auto& child : *before)
+    caf::anon_send(child.handle, crash_atom::value);
+  auto started = [&] {
+    size_t starts = 0;
+    for (auto& e : log->entries())
+      starts += e.rfind("start:", 0) == 0 ? 1 : 0;
+    return starts;
+  };
+  BOOST_REQUIRE(wait_until([&] { return started() >= 2 * n; }, 120s));
+  auto after = which_children(sys, *sup);
+  BOOST_REQUIRE(after);
+  BOOST_REQUIRE_EQUAL(after->size(), n);
+  for (size_t i = 0; i < n; ++i) {
+    BOOST_REQUIRE(after->at(i).handle);
+    BOOST_REQUIRE_NE(after->at(i).handle.id(), before->at(i).handle.id());
+  }
+  BOOST_CHECK_EQUAL(started(), 2 * n); // one restart, within an intensity of 1
+  BOOST_REQUIRE(!stop_supervisor(sys, *sup));
+}
+
 BOOST_AUTO_TEST_CASE(one_for_one_restarts_only_the_crashed_child) {
   auto log = std::make_shared<event_log>();
   auto sup = start_supervisor(sys, flags_of(strategy::one_for_one),

@@ -1720,6 +1720,7 @@ public:
   struct counts {
     std::atomic<int> data{0};
     std::atomic<int> shutdown{0};
+    std::atomic<int> close{0};
   };
 
   blocking_peer_handler(std::shared_ptr<rendezvous> r, std::shared_ptr<counts> n)
@@ -1739,50 +1740,98 @@ public:
     ++n_->shutdown;
   }
 
+  void handle_close(socket&) override {
+    ++n_->close;
+  }
+
 private:
   std::shared_ptr<rendezvous> r_;
   std::shared_ptr<counts> n_;
 };
 
+/// A detached handler blocked in its first datagram (`blocking_peer_handler`)
+/// and a stop of its server that runs on another thread.
+struct busy_handler_fixture : system_fixture {
+  std::shared_ptr<rendezvous> r = std::make_shared<rendezvous>();
+  std::shared_ptr<blocking_peer_handler::counts> n =
+      std::make_shared<blocking_peer_handler::counts>();
+  std::optional<udp_server> srv;
+  endpoint where;
+  udp_client c;
+
+  /// Starts a server with `opts` and this handler; returns once the handler
+  /// blocks in the datagram "first".
+  void start_blocked(udp_server_options opts) {
+    opts.set_handler<blocking_peer_handler>(r, n);
+    opts.detached_connections = true;
+    auto started = start_udp_server(sys, opts);
+    BOOST_REQUIRE_MESSAGE(started, (started ? std::string{} : describe(started.error())));
+    srv = std::move(*started);
+    auto bound = srv->listener_info();
+    BOOST_REQUIRE(bound);
+    where = *bound;
+    c.send(where, "first");
+    std::unique_lock<std::mutex> lock{r->mtx};
+    BOOST_REQUIRE(r->cv.wait_for(lock, 10s, [&] { return r->waiting; }));
+  }
+
+  /// Stops the server on another thread; returns once the stop began.
+  std::future<caf::error> stop_async() {
+    auto stopped = std::async(std::launch::async, [this] { return srv->stop(30s); });
+    BOOST_REQUIRE(wait_until([&] { return srv->status() == server_status::stopped; }));
+    return stopped;
+  }
+
+  /// Lets the handler go on.
+  void release() {
+    {
+      std::lock_guard<std::mutex> lock{r->mtx};
+      r->go = true;
+    }
+    r->cv.notify_all();
+  }
+};
+
 BOOST_FIXTURE_TEST_CASE(a_stop_drops_the_datagrams_queued_for_a_busy_per_peer_handler,
-                        system_fixture) {
+                        busy_handler_fixture) {
   // A per-peer handler that blocks (dns_forwarder's, waiting for its
   // upstream) has datagrams queued behind it when the stop comes: handling
   // them would hold the stop for each one. They are dropped; the handler
   // finishes the datagram it has and gets handle_shutdown.
-  auto r = std::make_shared<rendezvous>();
-  auto n = std::make_shared<blocking_peer_handler::counts>();
   auto opts = loopback_options();
-  opts.set_handler<blocking_peer_handler>(r, n);
   opts.lifetime = udp_lifetime::per_peer;
-  opts.detached_connections = true;
   opts.read_timeout = infinite;
-  auto srv = start_udp_server(sys, opts);
-  BOOST_REQUIRE_MESSAGE(srv, (srv ? std::string{} : describe(srv.error())));
-  auto where = srv->listener_info();
-  BOOST_REQUIRE(where);
-  udp_client c;
-  c.send(*where, "first");
-  {
-    std::unique_lock<std::mutex> lock{r->mtx};
-    BOOST_REQUIRE(r->cv.wait_for(lock, 10s, [&] { return r->waiting; }));
-  }
+  start_blocked(opts);
   constexpr int queued = 10;
   for (int i = 0; i < queued; ++i)
-    c.send(*where, "q" + std::to_string(i));
+    c.send(where, "q" + std::to_string(i));
   // Counted at reception, routed to the busy actor in the same step.
   BOOST_REQUIRE(wait_until([&] { return srv->stats().received == queued + 1; }));
-  auto stopped = std::async(std::launch::async, [&] { return srv->stop(20s); });
-  BOOST_REQUIRE(wait_until([&] { return srv->status() == server_status::stopped; }));
-  {
-    std::lock_guard<std::mutex> lock{r->mtx};
-    r->go = true;
-  }
-  r->cv.notify_all();
-  BOOST_REQUIRE(stopped.wait_for(20s) == std::future_status::ready);
+  auto stopped = stop_async();
+  release();
+  BOOST_REQUIRE(stopped.wait_for(30s) == std::future_status::ready);
   BOOST_CHECK(stopped.get() == caf::none);
   BOOST_CHECK_EQUAL(n->data.load(), 1);
   BOOST_CHECK_EQUAL(n->shutdown.load(), 1);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_stop_waits_for_a_detached_handler_busy_with_its_first_datagram,
+                        busy_handler_fixture) {
+  // A detached per-datagram handler (dns_forwarder's) that blocks in its
+  // first datagram is already its supervisor's child: the stop waits for it
+  // (it used to return at once and leave the handler to the process's
+  // exit), and the handler ends as it would have.
+  auto opts = loopback_options();
+  opts.shutdown_timeout = shutdown_policy::timeout(30s);
+  start_blocked(opts);
+  auto stopped = stop_async();
+  // Bounded by nothing but the handler: not done while it blocks.
+  BOOST_CHECK(stopped.wait_for(300ms) == std::future_status::timeout);
+  release();
+  BOOST_REQUIRE(stopped.wait_for(30s) == std::future_status::ready);
+  BOOST_CHECK(stopped.get() == caf::none);
+  BOOST_CHECK_EQUAL(n->data.load(), 1);
+  BOOST_CHECK_EQUAL(n->close.load() + n->shutdown.load(), 1);
 }
 
 BOOST_AUTO_TEST_CASE(an_actor_on_a_one_thread_scheduler_runs_a_udp_server_without_blocking) {

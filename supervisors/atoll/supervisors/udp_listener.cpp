@@ -216,7 +216,8 @@ private:
   /// (`run_udp_session`); others get a handler actor. An actor that
   /// outlives its first run asks the connection supervisor to adopt it
   /// (`adopt_children`); one that ends in it never costs the supervisor a
-  /// message. At the `num_connections` limit, retries later (holding the
+  /// message, unless it is detached (it asks before its first run, which
+  /// may block). At the `num_connections` limit, retries later (holding the
   /// datagram) and finally drops it. `data`: the first datagram's bytes
   /// when they are not in `h.first.data` yet.
   void start_session(udp_hand_off h, uint32_t retries_left,

@@ -103,11 +103,13 @@ public:
     return sessions_;
   }
 
-  /// Sets `stopping`, for the tree and for the handler actors (which may
-  /// outlive the context).
+  /// Sets `stopping`; a stop that begins also counts in the handler
+  /// actors' configuration (they may outlive the context), before
+  /// `stopping` shows it.
   void set_stopping(bool value) noexcept {
+    if (value)
+      sessions_->stops->fetch_add(1, std::memory_order_acq_rel);
     stopping = value;
-    sessions_->stopping->store(value);
   }
 
   /// The listener's frequent events, built only for their subscribers.

@@ -141,7 +141,8 @@ public:
     : conf_(std::move(conf)), peer_(hand_off.peer), sock_(std::move(hand_off.sock), peer_),
       parent_span_(hand_off.parent_span), started_at_(hand_off.first.received_at),
       timeout_(conf_->read_timeout), holds_slot_(std::exchange(hand_off.holds_slot, false)),
-      adopter_(std::move(hand_off.adopter)) {}
+      adopter_(std::move(hand_off.adopter)),
+      stops_at_start_(conf_->stops->load(std::memory_order_acquire)) {}
 
   udp_session_core(const udp_session_core&) = delete;
   udp_session_core& operator=(const udp_session_core&) = delete;
@@ -220,7 +221,7 @@ public:
   /// A datagram from the mailbox (per peer): dropped once the server
   /// stops, since the stop waits behind every datagram queued before it.
   void deliver(const detail::udp_payload& p) {
-    if (conf_->stopping->load(std::memory_order_relaxed))
+    if (conf_->stops->load(std::memory_order_acquire) != stops_at_start_)
       return;
     deliver(p.data, p.destination, p.interface_index);
   }
@@ -479,7 +480,8 @@ private:
   int64_t started_at_;
   std::chrono::milliseconds timeout_;
   bool holds_slot_; // one of conf_->slots, given back when the session ends
-  caf::actor adopter_; // asked to adopt the actor after its first run
+  caf::actor adopter_; // asked to adopt the actor (detached: before its first run)
+  uint64_t stops_at_start_; // conf_->stops when the session began
   std::unique_ptr<udp_handler> handler_;
   caf::message_handler user_; // the handler's own, until the actor takes them
   telemetry::span span_;
@@ -549,8 +551,10 @@ public:
     }
     if (first_) {
       // A detached handler may block in its first datagram for long: it is
-      // adopted first, so that a stop meanwhile waits for it (within the
-      // shutdown timeout) and gives it handle_shutdown.
+      // adopted first, so that a stop meanwhile waits for it (a kill after
+      // the shutdown timeout cannot interrupt a blocked thread either) and
+      // then ends it as usual: handle_shutdown, or handle_close for a
+      // per-datagram handler whose datagram ended it.
       if (core_->detached())
         request_adoption();
       auto first = std::move(*first_);
@@ -575,8 +579,9 @@ public:
   }
 
 private:
-  /// Outlived its first run: asks the supervisor it was spawned for to
-  /// adopt it (an actor that ends in its first run never bothers it). If
+  /// Outlived its first run (detached: before it): asks the supervisor it
+  /// was spawned for to adopt it (a scheduled actor that ends in its first
+  /// run never bothers it). If
   /// that supervisor is gone or refuses, this actor ends as in a stop; a
   /// stopping supervisor stops it itself.
   void request_adoption() {

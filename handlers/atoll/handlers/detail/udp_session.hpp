@@ -65,11 +65,13 @@ struct udp_session_config {
   /// The handlers running at once (in actors or, per datagram, in their
   /// listeners), against `num_connections`. Required.
   std::shared_ptr<session_slots> slots;
-  /// Set once the server begins to stop: a per-peer actor then drops the
-  /// datagrams still waiting in its mailbox (its stop comes after them,
-  /// and a handler that blocks would hold the stop for each one).
+  /// Counts the server's stops (incremented when one begins). A per-peer
+  /// actor started before the latest stop drops the datagrams still
+  /// waiting in its mailbox (its stop comes after them, and a handler that
+  /// blocks would hold the stop for each one); a count, not a flag, so that
+  /// a restarted server's new actors do not revive an old one's queue.
   /// Required.
-  std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<uint64_t>> stops = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 /// One datagram travelling to a handler actor.
@@ -99,9 +101,9 @@ struct udp_hand_off {
   /// which gives it back when it ends.
   bool holds_slot = false;
   /// If set, the supervisor the actor asks to adopt it
-  /// (`adopt_children_atom`) once it outlives its first run; if that
-  /// supervisor is gone, the actor ends as in a stop. Unset: spawned by
-  /// its supervisor.
+  /// (`adopt_children_atom`) once it outlives its first run (detached:
+  /// before it); if that supervisor is gone, the actor ends as in a stop.
+  /// Unset: spawned by its supervisor.
   caf::actor adopter;
 };
 
