@@ -13,6 +13,7 @@
 #include <iostream>
 #include <limits>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -219,6 +220,16 @@ strict_arguments(const caf::config_option_set& opts, int argc, char** argv, std:
   return result;
 }
 
+/// CAF's help text as the examples print it: to stdout, which CAF's own
+/// descriptions of --help and --long-help call STDERR.
+inline std::string corrected_help(std::string text) {
+  for (std::string_view wrong : {" text to STDERR and exit", " to STDERR and exit"}) {
+    for (auto at = text.find(wrong); at != std::string::npos; at = text.find(wrong, at))
+      text.replace(at, wrong.size(), " and exit");
+  }
+  return text;
+}
+
 /// A command-line error of CAF's parser in words: "unknown option --x (see
 /// --help)", "--host: a value is missing or empty", "--port: not a valid
 /// value"; other errors as CAF renders them.
@@ -361,7 +372,14 @@ public:
     // would still show there) and again after (over a config file).
     for (auto& name : cleared)
       set(name, false);
-    if (auto err = parse(std::move(*args))) {
+    // CAF prints --help to std::cout while it parses, describing its own
+    // flags as printing "to STDERR": caught here and corrected.
+    std::ostringstream caf_help;
+    auto* out = std::cout.rdbuf(caf_help.rdbuf());
+    auto err = parse(std::move(*args));
+    std::cout.rdbuf(out);
+    std::cout << corrected_help(caf_help.str());
+    if (err) {
       std::cerr << "invalid options: " << describe_cli_error(err) << '\n';
       return false;
     }

@@ -475,6 +475,10 @@ BOOST_AUTO_TEST_CASE(help_prints_the_options_and_exits_zero) {
   // The limits.
   for (auto limit : {"0..65535", "1..10000", "1..1024", "1..512", "(0: none; default: 60000)"})
     BOOST_CHECK_MESSAGE(text.find(limit) != std::string::npos, limit << " missing:\n" << text);
+  // The help goes to stdout; CAF's own words said STDERR.
+  BOOST_CHECK_MESSAGE(text.find("STDERR") == std::string::npos, text);
+  BOOST_CHECK_MESSAGE(text.find(": print help and exit") != std::string::npos, text);
+  BOOST_CHECK(help_text("udp_echo").find("STDERR") == std::string::npos);
   BOOST_CHECK(help_text("messenger").find("(0: none; default: 0)") != std::string::npos);
   auto tls = help_text("tls_echo");
   for (auto option :
