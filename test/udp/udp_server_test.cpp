@@ -1815,6 +1815,34 @@ BOOST_FIXTURE_TEST_CASE(a_stop_drops_the_datagrams_queued_for_a_busy_per_peer_ha
   BOOST_CHECK_EQUAL(n->shutdown.load(), 1);
 }
 
+BOOST_FIXTURE_TEST_CASE(a_busy_per_peer_handler_has_at_most_256_datagrams_waiting,
+                        busy_handler_fixture) {
+  // A peer that sends faster than its handler keeps up: beyond 256 waiting
+  // datagrams, the excess is dropped and counted, so one peer cannot grow a
+  // mailbox without bound. Once the handler catches up, more get through.
+  auto opts = loopback_options();
+  opts.lifetime = udp_lifetime::per_peer;
+  opts.read_timeout = infinite;
+  start_blocked(opts);
+  // In bursts of 50 that the listener takes in before the next (the
+  // socket's receive buffer must not drop any).
+  constexpr uint64_t sent = 300;
+  for (uint64_t i = 0; i < sent; ++i) {
+    c.send(where, "q" + std::to_string(i));
+    if ((i + 1) % 50 == 0)
+      BOOST_REQUIRE(wait_until([&] { return srv->stats().received == i + 2; }));
+  }
+  BOOST_CHECK(wait_until([&] {
+    return srv->stats().spawn_failed == sent - detail::udp_peer_table::max_queued;
+  }));
+  release();
+  BOOST_CHECK(wait_until([&] { return n->data.load() == 1 + 256; }));
+  c.send(where, "after");
+  BOOST_CHECK(wait_until([&] { return n->data.load() == 1 + 256 + 1; }));
+  BOOST_CHECK_EQUAL(srv->stats().spawn_failed, sent - detail::udp_peer_table::max_queued);
+  BOOST_REQUIRE(!srv->stop(30s));
+}
+
 BOOST_FIXTURE_TEST_CASE(a_stop_waits_for_a_detached_handler_busy_with_its_first_datagram,
                         busy_handler_fixture) {
   // A detached per-datagram handler (dns_forwarder's) that blocks in its

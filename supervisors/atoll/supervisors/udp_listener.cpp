@@ -194,12 +194,13 @@ private:
     h.parent_span = acceptor_span_.context();
     if (auto& peers = ctx_->sessions()->peers) {
       h.first.data.assign(data.data(), data.size());
-      switch (peers->route(h.peer, h.first)) {
+      switch (peers->route(h.peer, h.first, h.queued)) {
         case udp_peer_table::outcome::delivered:
         case udp_peer_table::outcome::held: return;
         case udp_peer_table::outcome::dropped:
           spawn_failed(h.peer, caf::make_error(errc::max_children,
-                                               "too many datagrams for a starting handler"));
+                                               "too many datagrams waiting for the peer's "
+                                               "handler"));
           return;
         case udp_peer_table::outcome::start: break;
       }

@@ -39,7 +39,8 @@ struct udp_server_stats {
   /// Dropped: over the rate limit.
   uint64_t rate_limited = 0;
   /// Dropped: no handler actor could be started (limit reached after the
-  /// retries, or too many datagrams held for a starting per-peer actor).
+  /// retries), or too many datagrams waiting for a per-peer actor (64 while
+  /// it starts, 256 in its mailbox while it runs).
   uint64_t spawn_failed = 0;
   /// The rate limiter's own figures (when rate limiting is on).
   std::optional<rate_limit_stats> rate_limit;

@@ -24,14 +24,21 @@ namespace detail {
 
 // -- udp_peer_table ---------------------------------------------------------------
 
-udp_peer_table::outcome udp_peer_table::route(const udp_peer& peer, detail::udp_payload& payload) {
+udp_peer_table::outcome udp_peer_table::route(const udp_peer& peer, detail::udp_payload& payload,
+                                               std::shared_ptr<std::atomic<uint32_t>>& queued) {
   return peers_.with_shard(peer, [&](auto& map) {
     auto i = map.find(peer);
     if (i == map.end()) {
-      map.emplace(peer, entry{});
+      entry e;
+      e.queued = std::make_shared<std::atomic<uint32_t>>(0);
+      queued = e.queued;
+      map.emplace(peer, std::move(e));
       return outcome::start;
     }
     if (i->second.actor) {
+      if (i->second.queued->load(std::memory_order_acquire) >= max_queued)
+        return outcome::dropped;
+      i->second.queued->fetch_add(1, std::memory_order_acq_rel);
       caf::anon_send(i->second.actor, udp_datagram_atom::value, std::move(payload));
       return outcome::delivered;
     }
@@ -48,6 +55,8 @@ void udp_peer_table::started(const udp_peer& peer, const caf::actor& actor) {
     if (i == map.end())
       return; // the actor already ended
     // In order, under the lock: no datagram can overtake the held ones.
+    i->second.queued->fetch_add(static_cast<uint32_t>(i->second.pending.size()),
+                                std::memory_order_acq_rel);
     for (auto& p : i->second.pending)
       caf::anon_send(actor, udp_datagram_atom::value, std::move(p));
     i->second.pending.clear();
@@ -142,7 +151,8 @@ public:
       parent_span_(hand_off.parent_span), started_at_(hand_off.first.received_at),
       timeout_(conf_->read_timeout), holds_slot_(std::exchange(hand_off.holds_slot, false)),
       adopter_(std::move(hand_off.adopter)),
-      stops_at_start_(conf_->stops->load(std::memory_order_acquire)) {}
+      stops_at_start_(conf_->stops->load(std::memory_order_acquire)),
+      queued_(std::move(hand_off.queued)) {}
 
   udp_session_core(const udp_session_core&) = delete;
   udp_session_core& operator=(const udp_session_core&) = delete;
@@ -221,6 +231,8 @@ public:
   /// A datagram from the mailbox (per peer): dropped once the server
   /// stops, since the stop waits behind every datagram queued before it.
   void deliver(const detail::udp_payload& p) {
+    if (queued_)
+      queued_->fetch_sub(1, std::memory_order_acq_rel);
     if (conf_->stops->load(std::memory_order_acquire) != stops_at_start_)
       return;
     deliver(p.data, p.destination, p.interface_index);
@@ -482,6 +494,7 @@ private:
   bool holds_slot_; // one of conf_->slots, given back when the session ends
   caf::actor adopter_; // asked to adopt the actor (detached: before its first run)
   uint64_t stops_at_start_; // conf_->stops when the session began
+  std::shared_ptr<std::atomic<uint32_t>> queued_; // per peer: in the mailbox
   std::unique_ptr<udp_handler> handler_;
   caf::message_handler user_; // the handler's own, until the actor takes them
   telemetry::span span_;

@@ -100,6 +100,10 @@ struct udp_hand_off {
   /// The spawner took one of `udp_session_config::slots` for this actor,
   /// which gives it back when it ends.
   bool holds_slot = false;
+  /// Per peer: the number of datagrams sent to the actor and not yet taken
+  /// from its mailbox (`udp_peer_table`'s bound), which the actor counts
+  /// down.
+  std::shared_ptr<std::atomic<uint32_t>> queued;
   /// If set, the supervisor the actor asks to adopt it
   /// (`adopt_children_atom`) once it outlives its first run (detached:
   /// before it); if that supervisor is gone, the actor ends as in a stop.
@@ -114,6 +118,10 @@ class udp_peer_table {
 public:
   /// The most datagrams held for a peer whose actor is starting.
   static constexpr size_t max_pending = 64;
+  /// The most datagrams waiting in a peer's actor's mailbox: a peer that
+  /// sends faster than its handler keeps up loses the excess instead of
+  /// growing the mailbox without bound.
+  static constexpr uint32_t max_queued = 256;
 
   /// What `route` decided.
   enum class outcome : uint8_t {
@@ -123,13 +131,16 @@ public:
     held,
     /// No actor for this peer: the caller starts one and calls `started`.
     start,
-    /// Too many datagrams held for a starting actor: dropped.
+    /// Too many datagrams held for a starting actor, or waiting for a
+    /// running one: dropped.
     dropped,
   };
 
   /// Delivers `payload` to `peer`'s actor, holds it, or asks the caller to
-  /// start one (then `payload` stays with the caller).
-  outcome route(const udp_peer& peer, udp_payload& payload);
+  /// start one (then `payload` stays with the caller, and `queued` is the
+  /// counter the new actor counts down: `udp_hand_off::queued`).
+  outcome route(const udp_peer& peer, udp_payload& payload,
+                std::shared_ptr<std::atomic<uint32_t>>& queued);
 
   /// The actor for `peer` runs: held datagrams go to it.
   void started(const udp_peer& peer, const caf::actor& actor);
@@ -148,6 +159,7 @@ private:
   struct entry {
     caf::actor actor;
     std::vector<udp_payload> pending;
+    std::shared_ptr<std::atomic<uint32_t>> queued; // in the actor's mailbox
   };
   sharded_map<udp_peer, entry, udp_peer_hash> peers_;
 };
